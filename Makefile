@@ -1,0 +1,58 @@
+# bakery: `make demo` bakes and boots the demo image; `make test` runs the whole suite.
+# Both set everything up first (Debian packages, a venv, the package) and work offline
+# apart from Debian's and PyPI's mirrors.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+APT_PACKAGES := packer qemu-system-x86 qemu-utils mmdebstrap e2fsprogs openssh-client git
+STAMP := $(VENV)/.installed
+
+.PHONY: help setup system-packages venv demo test test-fast lint bench clean
+
+help:
+	@echo "make demo   bake the demo image (web) on QEMU, boot it and print its page"
+	@echo "make test   set up and run the whole test suite (unit, integration, e2e)"
+	@echo "make lint   ruff and mypy --strict"
+	@echo "make bench  benchmarks (ratios against raw Packer)"
+
+setup: system-packages $(STAMP)
+
+system-packages:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: setup
+	$(BIN)/bakery validate
+	$(BIN)/bakery build web --target local
+	$(BIN)/bakery images web
+	$(BIN)/bakery boot web --target local --get / --get /healthz
+
+test: setup
+	$(BIN)/pytest
+
+test-fast: setup
+	$(BIN)/pytest -m "not e2e"
+
+lint: setup
+	$(BIN)/ruff check bakery tests bench
+	$(BIN)/mypy
+
+bench: setup
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) .bakery .pytest_cache .mypy_cache .ruff_cache

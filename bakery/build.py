@@ -1,0 +1,232 @@
+"""The bake: resolve -> render -> build -> verify -> record, for one image on one target.
+
+Nothing is registered until every earlier step succeeded; a failure or an interrupt removes the
+work directory (Packer's own cleanup has already removed its VM) and keeps only the log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bakery import __version__, packer, provenance, render, runner, tools
+from bakery.catalog import ImageRecord, newest, next_version
+from bakery.config import EffectiveImage, Project
+from bakery.digest import canonical, inputs_digest, sha256_hex
+from bakery.errors import UsageError
+from bakery.progress import Reporter
+from bakery.providers.base import BakeRequest, Prepared, Provider, get_provider
+from bakery.providers.local_store import exclusive
+from bakery.workspace import Workspace
+
+# Packer variables that are paths on this machine or differ per bake: not part of the bake key.
+LOCAL_ONLY_VARIABLES = frozenset({"base_disk", "kernel", "initrd", "accelerator"})
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    record: ImageRecord
+    inputs_digest: str
+    log_path: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    directory: str
+    image: str
+    target: str
+    version: str
+    builder: str
+    files: list[str]
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def resolved_entry(project: Project, eff: EffectiveImage) -> dict[str, Any]:
+    """The image's images.yaml entry as this bake sees it (overrides applied, target included)."""
+    image = eff.image.model_dump(mode="json", by_alias=True, exclude={"overrides"})
+    image.update(playbooks=list(eff.playbooks), vars=eff.vars, tags=eff.tags, secrets=sorted(eff.image.secrets))
+    return {"image": eff.name, "entry": image,
+            "target": {"name": eff.target, **project.config.targets[eff.target].model_dump(mode="json")}}
+
+
+def secret_values(eff: EffectiveImage) -> dict[str, str]:
+    """Secrets named in images.yaml, read from the environment now; UsageError if one is unset."""
+    missing = [env for env in eff.image.secrets.values() if env not in os.environ]
+    if missing:
+        raise UsageError(
+            f"image '{eff.name}' needs the environment variable(s) {', '.join(sorted(missing))}",
+            hint="secrets are injected at build time and never written to images.yaml or the image",
+        )
+    return {var: os.environ[env] for var, env in eff.image.secrets.items()}
+
+
+class Baker:
+    def __init__(self, project: Project, workspace: Workspace, reporter: Reporter,
+                 provider: Provider | None = None) -> None:
+        self.project = project
+        self.ws = workspace.ensure()
+        self.reporter = reporter
+        self._provider = provider
+
+    def provider(self, kind: str) -> Provider:
+        return self._provider or get_provider(kind, self.ws, self.reporter)
+
+    def bake(self, name: str, target: str) -> BuildResult:
+        """Bake `name` on `target`. Raises BakeryError (BuildError, Interrupted) with nothing recorded."""
+        eff = self.project.effective(name, target)
+        secrets = secret_values(eff)
+        provider = self.provider(eff.kind)
+        invocation = uuid.uuid4().hex[:12]
+        log_path = self.ws.builds / f"{name}-{target}-{invocation}.log"
+        lock = self.ws.locks / f"{target}--{name}.lock"
+
+        def waiting(holder: str) -> None:
+            self.reporter.note(f"another bake of {name} on {target} is running (pid {holder}); waiting for it")
+
+        with exclusive(lock, waiting), runner.signal_guard():
+            return self._bake_locked(eff, provider, secrets, invocation, log_path)
+
+    def _bake_locked(self, eff: EffectiveImage, provider: Provider, secrets: dict[str, str],
+                     invocation: str, log_path: Path) -> BuildResult:
+        started_clock, started = time.monotonic(), now()
+        self.reporter.phase("resolve", f"{eff.name} on {eff.target}")
+        parent = self._parent(eff, provider)
+        existing = [r.version for r in provider.images(eff.target, eff.name)]
+        version = next_version(eff.image.version, existing)
+        workdir = self.ws.builds / f"{eff.name}-{eff.target}-{invocation}"
+        workdir.mkdir(parents=True)
+        try:
+            request = BakeRequest(self.project, eff, version, workdir, parent)
+            versions = tools.versions()
+            prepared = provider.prepare(request)
+            self.reporter.phase("render", f"{eff.name} {version} for Packer {versions['packer']}")
+            rendered = render.render(self.project, eff, version=version, packer_version=versions["packer"],
+                                     out=workdir / "packer", resolved=prepared.variables)
+            digest = self._digest(eff, rendered, prepared, versions)
+            self.reporter.phase("build", f"packer build (log: {log_path})")
+            events = self._packer(rendered.directory, workdir, log_path, secrets)
+            self.reporter.phase("verify", "checking what Packer produced")
+            artifacts = packer.artifact_ids(events)
+            subject_name, subject_sha = provider.subject(request, artifacts)
+            statement = self._statement(request, rendered, prepared, digest, versions, invocation, started,
+                                        subject_name, subject_sha)
+            self.reporter.phase("record", f"{eff.name}@{version} into the {eff.target} catalog")
+            record = provider.publish(request, prepared, statement, digest, artifacts)
+        except BaseException:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
+        shutil.rmtree(workdir, ignore_errors=True)  # holds the build key; the image is recorded
+        return BuildResult(record=record, inputs_digest=digest, log_path=str(log_path),
+                           seconds=round(time.monotonic() - started_clock, 1))
+
+    def render_only(self, name: str, target: str, out: Path, packer_version: str | None) -> RenderResult:
+        """Resolve and render without building: `packer build OUT` then runs the bake by hand."""
+        eff = self.project.effective(name, target)
+        variables: dict[str, Any] = {}
+        version = next_version(eff.image.version, [])
+        if eff.kind == "local":
+            # The base disk, the build key and the boot files must exist for `packer build OUT`.
+            provider = self.provider(eff.kind)
+            version = next_version(eff.image.version, [r.version for r in provider.images(target, name)])
+            out.mkdir(parents=True, exist_ok=True)
+            parent = self._parent(eff, provider)
+            variables = dict(provider.prepare(BakeRequest(self.project, eff, version, out, parent)).variables)
+        # Cloud sources render as declared (an id, or a filter Packer resolves): no cloud call here.
+        with runner.signal_guard():
+            rendered = render.render(self.project, eff, version=version,
+                                     packer_version=packer_version or tools.packer_version(),
+                                     out=out, resolved=variables)
+        return RenderResult(directory=str(rendered.directory), image=name, target=target, version=version,
+                            builder=rendered.builder, files=sorted(rendered.files))
+
+    def _parent(self, eff: EffectiveImage, provider: Provider) -> ImageRecord | None:
+        if eff.image.parent is None:
+            return None
+        parent = newest(provider.images(eff.target, eff.image.parent))
+        if parent is None:
+            raise UsageError(
+                f"image '{eff.name}' starts from '{eff.image.parent}', which has no version on {eff.target} yet",
+                hint=f"bake it first: bakery build {eff.image.parent} --target {eff.target}",
+            )
+        return parent
+
+    def _digest(self, eff: EffectiveImage, rendered: render.Rendered, prepared: Prepared,
+                versions: dict[str, str]) -> str:
+        stable = {k: v for k, v in rendered.stable_variables().items() if k not in LOCAL_ONLY_VARIABLES}
+        return inputs_digest(
+            files=render.input_files(self.project, eff),
+            variables=stable,
+            entry=resolved_entry(self.project, eff),
+            base=prepared.base,
+            parent_digest=prepared.parent.inputs_digest if prepared.parent else None,
+            tools={"packer": versions["packer"], "ansible": versions["ansible"]},
+        )
+
+    def _packer(self, directory: Path, workdir: Path, log_path: Path,
+                secrets: dict[str, str]) -> list[packer.Event]:
+        events: list[packer.Event] = []
+
+        def on_line(line: str) -> None:
+            event = packer.parse_line(line)
+            if event is None:
+                self.reporter.line("packer", line)
+                return
+            events.append(event)
+            text = packer.ui_text(event)
+            if text is not None:
+                for part in text.splitlines() or [""]:
+                    self.reporter.line("packer", part)
+
+        env = {"PKR_VAR_ansible_secret_vars": json.dumps(secrets)} if secrets else {}
+        env["PACKER_NO_COLOR"] = "1"
+        runner.run(packer.build_argv(directory), what="packer build", cwd=workdir, env=env,
+                   log_path=log_path, on_line=on_line, secrets=tuple(secrets.values()))
+        return events
+
+    def _statement(self, request: BakeRequest, rendered: render.Rendered, prepared: Prepared, digest: str,
+                   versions: dict[str, str], invocation: str, started: str, subject_name: str,
+                   subject_sha: str) -> dict[str, Any]:
+        eff = request.eff
+        entry = resolved_entry(self.project, eff)
+        git = tools.git_state(self.project.root)
+        deps = [
+            provenance.Dependency(name="git", uri=git["uri"], digest={"gitCommit": git["commit"]} if git["commit"] else {},
+                                  annotations={"dirty": git["dirty"]}),
+            provenance.Dependency(name=str(prepared.base_dependency["name"]),
+                                  uri=prepared.base_dependency.get("uri"),
+                                  digest=prepared.base_dependency["digest"],
+                                  annotations=prepared.base_dependency.get("annotations")),
+        ]
+        if prepared.parent is not None:
+            deps.append(provenance.Dependency(
+                name=f"parent:{prepared.parent.ref}", digest={"sha256": prepared.parent.subject_sha256 or ""},
+                annotations={"inputsDigest": prepared.parent.inputs_digest, "target": prepared.parent.target}))
+        deps += [provenance.Dependency(name=path, digest={"sha256": sha})
+                 for path, sha in render.input_files(self.project, eff).items()]
+        deps.append(provenance.Dependency(name=f"{self.project.path.name}#images.{eff.name}",
+                                          digest={"sha256": sha256_hex(canonical(entry))},
+                                          annotations={"entry": entry}))
+        return provenance.statement(
+            subject_name=subject_name,
+            subject_sha256=subject_sha,
+            external={"image": eff.name, "target": eff.target, "version": request.version},
+            internal={"inputsDigest": digest, "builder": rendered.builder, "base": prepared.base,
+                      "parent": prepared.parent.ref if prepared.parent else None},
+            dependencies=deps,
+            tool_versions={"bakery": __version__, **versions},
+            invocation_id=invocation,
+            started=started,
+            finished=now(),
+        )
+

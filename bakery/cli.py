@@ -1,0 +1,303 @@
+"""The bakery command line: parse, call a service, render its result as text or JSON.
+
+Progress and errors go to stderr; results go to stdout, so `--json` output pipes cleanly.
+Exit codes: 0 ok, 1 a job failed, 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+
+from bakery import __version__
+from bakery.errors import EXIT_USAGE, BakeryError, BuildError
+
+SCHEMA_VERSION = 1
+F = TypeVar("F", bound=Callable[..., Any])
+
+app = typer.Typer(
+    name="bakery",
+    help="Bake golden VM images from images.yaml with Packer and Ansible, with provenance.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+FileOpt = typer.Option(None, "--file", "-f", help="images.yaml to use (default: ./images.yaml, or $BAKERY_CONFIG).")
+JsonOpt = typer.Option(False, "--json", help="Print the result as JSON on stdout.")
+TargetOpt = typer.Option(..., "--target", "-t", help="Target name from images.yaml.")
+
+
+def err(text: str) -> None:
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+def emit(kind: str, payload: Any, *, as_json: bool, text: Callable[[], str]) -> None:
+    if as_json:
+        body = dataclasses.asdict(payload) if dataclasses.is_dataclass(payload) else payload  # type: ignore[arg-type]
+        sys.stdout.write(json.dumps({"schema_version": SCHEMA_VERSION, "kind": kind, **_plain(body)},
+                                    indent=2, ensure_ascii=False, default=str) + "\n")
+    else:
+        sys.stdout.write(text() + "\n")
+
+
+def _plain(body: Any) -> dict[str, Any]:
+    return body if isinstance(body, dict) else {"result": body}
+
+
+def handled(func: F) -> F:
+    """Turn a BakeryError into its message on stderr and its exit code; nothing else is caught."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except BakeryError as exc:
+            as_json = bool(kwargs.get("as_json"))
+            _report_error(exc, as_json=as_json)
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _report_error(exc: BakeryError, *, as_json: bool) -> None:
+    lines = [f"error: {exc.message}"]
+    if isinstance(exc, BuildError) and exc.tail:
+        lines.append("last lines of output:")
+        lines += [f"  | {line}" for line in exc.tail[-20:]]
+    if isinstance(exc, BuildError) and exc.log_path:
+        lines.append(f"full log: {exc.log_path}")
+    if exc.hint:
+        lines.append(f"hint: {exc.hint}")
+    err("\n".join(lines))
+    if as_json:
+        sys.stdout.write(json.dumps({"schema_version": SCHEMA_VERSION, "kind": "error", "error": exc.message,
+                                     "exit_code": exc.exit_code, "hint": exc.hint,
+                                     "log": getattr(exc, "log_path", None)}, indent=2) + "\n")
+
+
+class TerminalReporter:
+    """Progress on stderr: a line per phase, tool output indented beneath it."""
+
+    def __init__(self, *, verbose: bool = True) -> None:
+        self.verbose = verbose
+
+    def phase(self, name: str, detail: str = "") -> None:
+        err(f"==> {name}: {detail}" if detail else f"==> {name}")
+
+    def line(self, source: str, text: str) -> None:
+        if self.verbose:
+            err(f"    {source:>7} | {text}")
+
+    def note(self, text: str) -> None:
+        err(f"    note: {text}")
+
+
+def _project(file: Path | None) -> Any:
+    from bakery import config
+
+    return config.load(config.find_config(str(file) if file else None))
+
+
+def _workspace(project: Any) -> Any:
+    from bakery.workspace import Workspace
+
+    return Workspace.for_project(project.root)
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print bakery's version and exit."),
+) -> None:
+    if version:
+        sys.stdout.write(f"bakery {__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.command()
+@handled
+def validate(file: Path | None = FileOpt, as_json: bool = JsonOpt) -> None:
+    """Check images.yaml: shape, references, files, ancestry. Exit 0 if valid, 2 if not."""
+    from bakery import config
+    from bakery.errors import ConfigError
+
+    path = config.find_config(str(file) if file else None)
+    try:
+        project = config.load(path)
+    except ConfigError as exc:
+        if as_json:
+            emit("validate", {"file": str(path), "valid": False, "problems": list(exc.problems) or [exc.message]},
+                 as_json=True, text=str)
+            err(exc.message)
+            raise typer.Exit(EXIT_USAGE) from None
+        raise
+    cfg = project.config
+    summary = {"file": str(path), "valid": True, "images": sorted(cfg.images), "targets": sorted(cfg.targets),
+               "groups": sorted(cfg.groups), "channels": sorted(cfg.channels)}
+    emit("validate", summary, as_json=as_json, text=lambda: (
+        f"{path}: valid ({len(cfg.images)} images, {len(cfg.targets)} targets, "
+        f"{len(cfg.groups)} groups, {len(cfg.channels)} channels)"))
+
+
+@app.command()
+@handled
+def schema() -> None:
+    """Print the JSON Schema of images.yaml (for yaml-language-server and other editors)."""
+    from bakery.schema import json_schema
+
+    sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
+
+
+@app.command()
+@handled
+def render(
+    image: str = typer.Argument(..., help="Image name from images.yaml."),
+    target: str = TargetOpt,
+    out: Path | None = typer.Option(None, "--out", "-o", help="Directory to write (default .bakery/render/IMAGE-TARGET)."),
+    packer_version: str | None = typer.Option(None, "--packer-version",
+                                              help="Render for this Packer version instead of the installed one."),
+    file: Path | None = FileOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Write a self-contained Packer build directory; `packer build DIR` runs it without bakery."""
+    from bakery.build import Baker
+    from bakery.providers.local_store import remove_tree
+
+    project = _project(file)
+    ws = _workspace(project)
+    if out is None:
+        out = ws.root / "render" / f"{image}-{target}"
+        remove_tree(out)
+    result = Baker(project, ws, TerminalReporter()).render_only(image, target, out.resolve(), packer_version)
+    emit("render", result, as_json=as_json, text=lambda: (
+        f"rendered {result.image} {result.version} for {result.target} ({result.builder}) into {result.directory}\n"
+        f"run it with: packer build {result.directory}"))
+
+
+@app.command()
+@handled
+def build(
+    image: str = typer.Argument(..., help="Image name from images.yaml."),
+    target: str = TargetOpt,
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Show phases only, not Packer/Ansible output."),
+    file: Path | None = FileOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Bake IMAGE on TARGET: render, packer build with Ansible, record it with its provenance."""
+    from bakery.build import Baker
+
+    project = _project(file)
+    result = Baker(project, _workspace(project), TerminalReporter(verbose=not quiet)).bake(image, target)
+    rec = result.record
+    emit("build", result, as_json=as_json, text=lambda: (
+        f"baked {rec.ref} on {rec.target} in {result.seconds:.0f}s\n"
+        f"  inputs digest: {result.inputs_digest}\n  location: {', '.join(rec.locations)}\n  log: {result.log_path}"))
+
+
+@app.command()
+@handled
+def images(
+    image: str | None = typer.Argument(None, help="Only this image."),
+    target: str | None = typer.Option(None, "--target", "-t", help="Only this target."),
+    file: Path | None = FileOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """List every baked version, newest last, with digest, base, parent and locations."""
+    from bakery.inspect import list_images
+
+    project = _project(file)
+    result = list_images(project, _workspace(project), TerminalReporter(), image=image, target=target)
+    emit("images", {"images": [r.as_dict() for r in result]}, as_json=as_json, text=lambda: _images_table(result))
+
+
+def _images_table(records: list[Any]) -> str:
+    if not records:
+        return "no images baked yet (bakery build IMAGE --target T)"
+    rows = [("IMAGE", "VERSION", "TARGET", "CREATED", "INPUTS DIGEST", "BASE", "PARENT", "LOCATIONS")]
+    rows += [(r.name, r.version, r.target, r.created, r.inputs_digest[7:19], _short(r.base), r.parent or "-",
+              " ".join(r.locations)) for r in records]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)) + "  " + row[-1]
+                     for row in rows)
+
+
+def _short(text: str) -> str:
+    return text[:19] if text.startswith("sha256:") else text
+
+
+@app.command()
+@handled
+def show(
+    ref: str = typer.Argument(..., metavar="IMAGE[@VERSION]", help="Image, optionally at a version."),
+    target: str | None = typer.Option(None, "--target", "-t", help="Target (needed when several hold it)."),
+    file: Path | None = FileOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Show an image version and its provenance (in-toto Statement, SLSA v1)."""
+    from bakery.inspect import show_image
+
+    project = _project(file)
+    record, statement = show_image(project, _workspace(project), TerminalReporter(), ref=ref, target=target)
+    emit("show", {"image": record.as_dict(), "provenance": statement}, as_json=as_json,
+         text=lambda: _show_text(record, statement))
+
+
+def _show_text(record: Any, statement: dict[str, Any]) -> str:
+    pred = statement["predicate"]
+    run = pred["runDetails"]
+    deps = pred["buildDefinition"]["resolvedDependencies"]
+    lines = [
+        f"{record.ref} on {record.target}",
+        f"  created:       {record.created}",
+        f"  subject:       {statement['subject'][0]['name']} sha256:{statement['subject'][0]['digest']['sha256']}",
+        f"  inputs digest: {record.inputs_digest}",
+        f"  base:          {record.base}",
+        f"  parent:        {record.parent or '-'}",
+        f"  locations:     {', '.join(record.locations)}",
+        f"  builder:       {run['builder']['id']} " + " ".join(f"{k}={v}" for k, v in run['builder']['version'].items()),
+        f"  invocation:    {run['metadata']['invocationId']} ({run['metadata']['startedOn']} -> "
+        f"{run['metadata']['finishedOn']})",
+        "  dependencies:",
+    ]
+    for dep in deps:
+        digest = ", ".join(f"{k}:{v}" for k, v in dep.get("digest", {}).items()) or "-"
+        extra = " (dirty tree)" if dep.get("annotations", {}).get("dirty") else ""
+        lines.append(f"    {dep['name']}: {digest}{extra}")
+    return "\n".join(lines)
+
+
+@app.command()
+@handled
+def boot(
+    ref: str = typer.Argument(..., metavar="IMAGE[@VERSION]", help="Local image to boot."),
+    target: str = typer.Option("local", "--target", "-t", help="Local target name."),
+    port: int = typer.Option(80, "--port", help="Guest TCP port to reach over HTTP."),
+    get: list[str] = typer.Option(["/"], "--get", help="Path to GET once the guest answers (repeatable)."),
+    timeout: float = typer.Option(600, "--timeout", help="Seconds to wait for the first answer."),
+    file: Path | None = FileOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Boot a local image once on a throwaway disk, print what it serves, and stop it."""
+    from bakery.boot import boot_and_fetch
+    from bakery.runner import signal_guard
+
+    project = _project(file)
+    with signal_guard():
+        result = boot_and_fetch(project, _workspace(project), TerminalReporter(), ref=ref, target=target,
+                                guest_port=port, paths=get, timeout=timeout)
+    emit("boot", result, as_json=as_json, text=lambda: "\n".join(
+        [f"{result.image}@{result.version} answered after {result.seconds_to_first_answer:.0f}s"]
+        + [f"--- GET /{p.path} -> {p.status}\n{p.body.rstrip()}" for p in result.pages]))
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,320 @@
+"""images.yaml -> a validated Project. Every error names file:line:col and the key path."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from bakery.errors import ConfigError, UsageError
+from bakery.models import BUILDERS, NAME_HINT, TARGET_KINDS, Config, Image
+
+DEFAULT_FILE = "images.yaml"
+KEY_PATTERN_MESSAGES = {"string_pattern_mismatch"}
+
+Loc = tuple[str | int, ...]
+
+
+def key_path(loc: Loc) -> str:
+    """('images', 'web', 'playbooks', 1) -> 'images.web.playbooks[1]'."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+@dataclass(frozen=True)
+class EffectiveImage:
+    """One image as it is baked on one target: overrides applied, parent named."""
+
+    name: str
+    target: str
+    kind: str
+    image: Image
+    playbooks: tuple[str, ...]
+    vars: dict[str, Any]
+    tags: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Project:
+    """A validated images.yaml and the directory it lives in."""
+
+    path: Path
+    config: Config
+    marks: dict[Loc, tuple[int, int]] = field(repr=False, default_factory=dict)
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    def image(self, name: str) -> Image:
+        if name not in self.config.images:
+            raise UsageError(_unknown("image", name, self.config.images), hint="bakery validate lists them")
+        return self.config.images[name]
+
+    def lineage(self, name: str) -> tuple[str, ...]:
+        """The image and its ancestors, the image first."""
+        chain = [name]
+        while (parent := self.config.images[chain[-1]].parent) is not None:
+            chain.append(parent)
+        return tuple(chain)
+
+    def root_source_kinds(self, name: str) -> tuple[str, ...]:
+        source = self.config.images[self.lineage(name)[-1]].source
+        return source.kinds() if source else ()
+
+    def targets_of(self, name: str) -> tuple[str, ...]:
+        """Targets an image bakes on: its explicit list, else every target its root source fits."""
+        image = self.config.images[name]
+        if image.targets is not None:
+            return image.targets
+        kinds = self.root_source_kinds(name)
+        return tuple(t for t, spec in self.config.targets.items() if spec.kind in kinds)
+
+    def effective(self, name: str, target: str) -> EffectiveImage:
+        image = self.image(name)
+        if target not in self.config.targets:
+            raise UsageError(_unknown("target", target, self.config.targets))
+        if target not in self.targets_of(name):
+            raise UsageError(
+                f"image '{name}' does not bake on target '{target}'",
+                hint=f"its targets: {', '.join(self.targets_of(name)) or 'none'} "
+                "(add a matching 'source' or list the target under 'targets')",
+            )
+        override = image.override_for(target)
+        return EffectiveImage(
+            name=name,
+            target=target,
+            kind=self.config.targets[target].kind,
+            image=image,
+            playbooks=override.playbooks if override.playbooks is not None else image.playbooks,
+            vars={**image.vars, **override.vars},
+            tags={**image.tags, **override.tags},
+        )
+
+    def order(self, names: list[str] | None = None) -> tuple[str, ...]:
+        """Images in dependency order (parents first), limited to `names` and their ancestors."""
+        wanted = set(self.config.images) if not names else {a for n in names for a in self.lineage(n)}
+        done: list[str] = []
+        for name in sorted(wanted):
+            for ancestor in reversed(self.lineage(name)):
+                if ancestor not in done:
+                    done.append(ancestor)
+        return tuple(done)
+
+
+def _unknown(what: str, name: str, known: Any) -> str:
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return f"unknown {what} '{name}'{hint}; known: {', '.join(sorted(known)) or 'none'}"
+
+
+def find_config(explicit: str | None) -> Path:
+    path = Path(explicit or os.environ.get("BAKERY_CONFIG") or DEFAULT_FILE)
+    if not path.is_file():
+        raise UsageError(
+            f"{path}: no such file",
+            hint="run bakery in the directory that holds images.yaml, or pass --file PATH",
+        )
+    return path.resolve()
+
+
+def load(path: Path) -> Project:
+    """Read, validate and cross-check images.yaml. Raises ConfigError listing every problem."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    data, marks = _compose(path, text)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}:1:1: expected a mapping with 'images' and 'targets' at the top level")
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise _config_error(path, marks, _pydantic_problems(exc)) from None
+    project = Project(path=path, config=config, marks=marks)
+    problems = _cross_check(project)
+    if problems:
+        raise _config_error(path, marks, problems)
+    return project
+
+
+# --- YAML with positions ------------------------------------------------------------------------
+
+
+class _Constructor(yaml.SafeLoader):
+    pass
+
+
+def _compose(path: Path, text: str) -> tuple[Any, dict[Loc, tuple[int, int]]]:
+    try:
+        node = yaml.compose(text, Loader=_Constructor)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: not valid YAML: {exc.problem or exc.context}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if node is None:
+        raise ConfigError(f"{path}:1:1: the file is empty; it needs 'images' and 'targets'")
+    marks: dict[Loc, tuple[int, int]] = {}
+    constructor = _Constructor("")
+    return _build(path, node, (), marks, constructor), marks
+
+
+def _build(path: Path, node: yaml.Node, loc: Loc, marks: dict[Loc, tuple[int, int]], c: Any) -> Any:
+    marks.setdefault(loc, (node.start_mark.line + 1, node.start_mark.column + 1))
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = c.construct_object(key_node)
+            if not isinstance(key, (str, int)) or isinstance(key, bool):
+                raise ConfigError(f"{path}:{key_node.start_mark.line + 1}: keys must be plain text")
+            key = str(key)
+            if key in out:
+                raise ConfigError(
+                    f"{path}:{key_node.start_mark.line + 1}:{key_node.start_mark.column + 1}: "
+                    f"{key_path((*loc, key))}: key '{key}' appears twice; keep one"
+                )
+            marks[(*loc, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            out[key] = _build(path, value_node, (*loc, key), marks, c)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(path, item, (*loc, i), marks, c) for i, item in enumerate(node.value)]
+    return c.construct_object(node)
+
+
+# --- problems -> one message --------------------------------------------------------------------
+
+
+def _pydantic_problems(exc: ValidationError) -> list[tuple[Loc, str]]:
+    problems: list[tuple[Loc, str]] = []
+    for err in exc.errors(include_url=False):
+        loc: Loc = tuple(err["loc"])
+        # pydantic appends the discriminator tag to union paths ('targets.x.aws.region'): drop it.
+        if len(loc) > 2 and loc[0] == "targets" and loc[2] in TARGET_KINDS:
+            loc = loc[:2] + loc[3:]
+        message = err["msg"]
+        if err["type"] == "unknown_key":
+            loc = (*loc, err["ctx"]["key"])
+        elif err["type"] == "string_pattern_mismatch" and err["loc"][-1] == "[key]":
+            loc = loc[:-1]
+            message = f"name {err['input']!r} is not allowed: use {NAME_HINT}"
+        elif err["type"] == "union_tag_invalid":
+            message = f"'kind' must be one of {', '.join(TARGET_KINDS)}, got {err['ctx']['tag']!r}"
+            loc = (*loc, "kind")
+        elif err["type"] == "union_tag_not_found":
+            message = f"missing 'kind' (one of {', '.join(TARGET_KINDS)})"
+        elif err["type"] == "missing":
+            message = "required key is missing"
+        elif message.startswith("Value error, "):
+            message = message[len("Value error, "):]
+        problems.append((tuple(p for p in loc if p != "[key]"), message))
+    return problems
+
+
+def _config_error(path: Path, marks: dict[Loc, tuple[int, int]], problems: list[tuple[Loc, str]]) -> ConfigError:
+    lines = []
+    for loc, message in problems:
+        probe = loc
+        while probe not in marks and probe:
+            probe = probe[:-1]
+        line, col = marks.get(probe, (1, 1))
+        lines.append((line, col, f"{path}:{line}:{col}: {key_path(loc)}: {message}"))
+    lines.sort()
+    rendered = tuple(text for _, _, text in lines)
+    count = f"{len(rendered)} problem{'s' if len(rendered) != 1 else ''}"
+    return ConfigError(
+        f"{path} is not valid ({count}):\n  " + "\n  ".join(rendered),
+        problems=rendered,
+        hint="fix the keys above; `bakery schema` prints the JSON Schema for your editor",
+    )
+
+
+def _cross_check(project: Project) -> list[tuple[Loc, str]]:
+    """References between sections, ancestry cycles and files on disk."""
+    cfg, root = project.config, project.root
+    problems: list[tuple[Loc, str]] = []
+    for name, image in cfg.images.items():
+        here: Loc = ("images", name)
+        if image.parent is not None and image.parent not in cfg.images:
+            problems.append(((*here, "from"), _unknown("image", image.parent, cfg.images)))
+        for target in image.targets or ():
+            if target not in cfg.targets:
+                problems.append(((*here, "targets"), _unknown("target", target, cfg.targets)))
+        for target in image.overrides:
+            if target not in cfg.targets:
+                problems.append(((*here, "overrides", target), _unknown("target", target, cfg.targets)))
+        books = [((*here, "playbooks", i), p) for i, p in enumerate(image.playbooks)]
+        for target, override in image.overrides.items():
+            books += [((*here, "overrides", target, "playbooks", i), p) for i, p in enumerate(override.playbooks or ())]
+        for loc, book in books:
+            if not (root / book).is_file():
+                problems.append((loc, f"playbook '{book}' not found (looked in {root / book})"))
+            elif Path(book).is_absolute() or ".." in Path(book).parts:
+                problems.append((loc, f"playbook '{book}' must be a path inside {root}"))
+    problems += _cycles(cfg)
+    if not problems:
+        problems += _target_fit(project)
+    for name, group in cfg.groups.items():
+        here = ("groups", name)
+        if group.image not in cfg.images:
+            problems.append(((*here, "image"), _unknown("image", group.image, cfg.images)))
+        if group.target not in cfg.targets:
+            problems.append(((*here, "target"), _unknown("target", group.target, cfg.targets)))
+        elif group.image in cfg.images and not problems and group.target not in project.targets_of(group.image):
+            problems.append(((*here, "target"), f"image '{group.image}' does not bake on target '{group.target}'"))
+        if group.channel is not None and group.channel not in cfg.channels:
+            problems.append(((*here, "channel"), _unknown("channel", group.channel, cfg.channels)))
+    for name, channel in cfg.channels.items():
+        if channel.promote_from is not None and channel.promote_from not in cfg.channels:
+            problems.append((("channels", name, "promote_from"), _unknown("channel", channel.promote_from, cfg.channels)))
+        elif channel.promote_from == name:
+            problems.append((("channels", name, "promote_from"), "a channel cannot promote from itself"))
+    return problems
+
+
+def _cycles(cfg: Config) -> list[tuple[Loc, str]]:
+    problems: list[tuple[Loc, str]] = []
+    for start in cfg.images:
+        seen = [start]
+        current = cfg.images[start].parent
+        while current is not None and current in cfg.images:
+            if current in seen:
+                if current == start:
+                    chain = " -> ".join([*seen, current])
+                    problems.append((("images", start, "from"), f"'from' makes a cycle: {chain}"))
+                break
+            seen.append(current)
+            current = cfg.images[current].parent
+    return problems
+
+
+def _target_fit(project: Project) -> list[tuple[Loc, str]]:
+    problems: list[tuple[Loc, str]] = []
+    templates = template_dirs(project.root)
+    for name in project.config.images:
+        kinds = project.root_source_kinds(name)
+        for target in project.targets_of(name):
+            kind = project.config.targets[target].kind
+            if kind not in kinds:
+                problems.append(
+                    (("images", name, "targets"), f"target '{target}' is {kind}, but the image's source has no '{kind}'")
+                )
+            template = f"{BUILDERS[kind]}.pkr.hcl"
+            if not any((d / template).is_file() for d in templates):
+                problems.append((("targets", target, "kind"), f"no template {template} in {templates[0]}"))
+    return problems
+
+
+def template_dirs(root: Path) -> tuple[Path, ...]:
+    """Project templates/ first, then the copy shipped with bakery."""
+    here = Path(__file__).resolve().parent
+    candidates = (root / "templates", here / "_templates", here.parent / "templates")
+    return tuple(dict.fromkeys(d for d in candidates if d.is_dir())) or (root / "templates",)

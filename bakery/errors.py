@@ -1,0 +1,62 @@
+"""The one error root. Only the CLI turns these into a message and an exit code."""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class BakeryError(Exception):
+    """A failure a user can act on: the message says what, where and how to fix it."""
+
+    exit_code = EXIT_FAILED
+
+    def __init__(self, message: str, *, exit_code: int | None = None, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+
+class ConfigError(BakeryError):
+    """images.yaml (or a file it names) is wrong. Nothing was written."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, message: str, *, problems: tuple[str, ...] = (), hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.problems = problems
+
+
+class UsageError(BakeryError):
+    """The command line asks for something that does not exist or does not fit."""
+
+    exit_code = EXIT_USAGE
+
+
+class BuildError(BakeryError):
+    """A process (packer, ansible, qemu, mmdebstrap) failed or was interrupted."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        returncode: int | None = None,
+        tail: tuple[str, ...] = (),
+        log_path: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.returncode = returncode
+        self.tail = tail
+        self.log_path = log_path
+
+
+class Interrupted(BuildError):
+    """The user (or a supervisor) stopped the job; cleanup has run."""
+
+
+class ProviderError(BakeryError):
+    """A cloud or hypervisor API refused or failed a request."""

@@ -1,0 +1,256 @@
+"""The shape of images.yaml as frozen pydantic models.
+
+Only shape lives here (types, ranges, mutually exclusive keys). Cross-references (an image's
+`from:`, a group's target, files on disk) are checked in config.py, which knows the whole file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+NAME_PATTERN = r"^[a-z][a-z0-9-]{0,39}$"
+NAME_HINT = "lowercase letters, digits and '-', starting with a letter, at most 40 characters"
+TARGET_KINDS = ("local", "aws", "gcp")
+# The Packer builder (and template file) for each kind of target.
+BUILDERS = {"local": "qemu", "aws": "amazon-ebs", "gcp": "googlecompute"}
+
+
+class Model(BaseModel):
+    """Frozen, and refuses unknown keys with a 'did you mean'."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_unknown_keys(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        known = {f.alias or name for name, f in cls.model_fields.items()} | set(cls.model_fields)
+        for key in data:
+            if isinstance(key, str) and key not in known:
+                close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise PydanticCustomError(
+                    "unknown_key",
+                    "unknown key '{key}'{hint}; allowed here: {allowed}",
+                    {"key": key, "hint": hint, "allowed": ", ".join(sorted(known))},
+                )
+        return data
+
+
+def parse_size_mib(value: Any) -> int:
+    """'4G', '512M', '4096' or 4096 (MiB) -> MiB."""
+    if isinstance(value, bool):
+        raise ValueError("expected a size such as 4096 (MiB), '512M' or '4G'")
+    if isinstance(value, int):
+        return value
+    match = re.fullmatch(r"\s*(\d+)\s*([MmGg]i?[Bb]?)?\s*", str(value))
+    if not match:
+        raise ValueError(f"expected a size such as 4096 (MiB), '512M' or '4G', got {value!r}")
+    number, unit = int(match.group(1)), (match.group(2) or "M")[0].upper()
+    return number * 1024 if unit == "G" else number
+
+
+MiB = Annotated[int, Field(ge=1)]
+
+
+# --- sources: where an image starts -----------------------------------------------------------
+
+
+class LocalSource(Model):
+    """A Debian bootstrap recipe: mmdebstrap makes the base disk from it."""
+
+    suite: str = Field("bookworm", pattern=r"^[a-z][a-z0-9-]*$")
+    mirror: str = Field(DEFAULT_MIRROR, pattern=r"^(https?|file)://\S+$")
+    packages: tuple[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9+.:=~-]*$")], ...] = ()
+
+
+class AmiFilter(Model):
+    owners: tuple[str, ...] = Field(min_length=1)
+    name: str = Field(min_length=1)
+    most_recent: bool = True
+
+
+class AwsSource(Model):
+    ami: str | None = Field(None, pattern=r"^ami-[0-9a-f]{8,17}$")
+    filter: AmiFilter | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> AwsSource:
+        if (self.ami is None) == (self.filter is None):
+            raise ValueError("give exactly one of 'ami' (an AMI id) or 'filter' {owners, name, most_recent}")
+        return self
+
+
+class GcpSource(Model):
+    image: str | None = None
+    family: str | None = None
+    project: str | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> GcpSource:
+        if (self.image is None) == (self.family is None):
+            raise ValueError("give exactly one of 'image' or 'family' (with 'project')")
+        if self.family is not None and self.project is None:
+            raise ValueError("'family' needs 'project' (the project that publishes the family)")
+        return self
+
+
+class Sources(Model):
+    local: LocalSource | None = None
+    aws: AwsSource | None = None
+    gcp: GcpSource | None = None
+
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(kind for kind in TARGET_KINDS if getattr(self, kind) is not None)
+
+
+# --- images -----------------------------------------------------------------------------------
+
+
+class TargetOverride(Model):
+    """Per-target changes to an image: vars and tags merge, playbooks replace."""
+
+    playbooks: tuple[str, ...] | None = None
+    vars: dict[str, Any] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class Image(Model):
+    description: str = ""
+    version: str = Field(pattern=r"^(0|[1-9]\d*)\.(0|[1-9]\d*)$")
+    source: Sources | None = None
+    parent: str | None = Field(None, alias="from")
+    playbooks: tuple[str, ...] = ()
+    vars: dict[str, Any] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
+    secrets: dict[str, str] = Field(default_factory=dict)
+    targets: tuple[str, ...] | None = None
+    overrides: dict[str, TargetOverride] = Field(default_factory=dict)
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_is_text(cls, value: Any) -> Any:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            raise PydanticCustomError(
+                "version_not_string",
+                "write the version as a quoted string such as \"1.0\" (YAML reads {value} as a number)",
+                {"value": value},
+            )
+        return value
+
+    @field_validator("secrets")
+    @classmethod
+    def _secret_env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for var, env in value.items():
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", env):
+                raise ValueError(f"secret '{var}' must name an environment variable, got {env!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _source_or_parent(self) -> Image:
+        if self.parent is None and self.source is None:
+            raise ValueError("an image needs a 'source' (where it starts) or 'from' (a parent image)")
+        if self.parent is not None and self.source is not None:
+            raise ValueError("'source' and 'from' exclude each other: a child starts from its parent")
+        return self
+
+    def override_for(self, target: str) -> TargetOverride:
+        return self.overrides.get(target, TargetOverride())
+
+
+# --- targets ----------------------------------------------------------------------------------
+
+
+class LocalTarget(Model):
+    kind: Literal["local"]
+    memory: MiB = 1024
+    cpus: int = Field(1, ge=1, le=64)
+    accelerator: Literal["auto", "kvm", "tcg"] = "auto"
+    disk_size: MiB = 3072
+    ssh_timeout: str = Field("20m", pattern=r"^\d+[smh]$")
+
+    @field_validator("memory", "disk_size", mode="before")
+    @classmethod
+    def _size(cls, value: Any) -> int:
+        return parse_size_mib(value)
+
+
+class AwsTarget(Model):
+    kind: Literal["aws"]
+    region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    instance_type: str = "t3.small"
+    subnet_id: str | None = None
+    vpc_id: str | None = None
+    security_group_ids: tuple[str, ...] = ()
+    iam_instance_profile: str | None = None
+    encrypted: bool = True
+    kms_key_id: str | None = None
+    volume_size: int = Field(8, ge=1, le=16384)
+    ssh_username: str = "admin"
+    copy_to: tuple[Annotated[str, Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")], ...] = ()
+    share_with: tuple[Annotated[str, Field(pattern=r"^\d{12}$")], ...] = ()
+    endpoint: str | None = Field(None, pattern=r"^https?://\S+$")
+
+
+class GcpTarget(Model):
+    kind: Literal["gcp"]
+    project: str = Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+    zone: str = Field(pattern=r"^[a-z]+-[a-z]+\d+-[a-z]$")
+    machine_type: str = "e2-small"
+    network: str | None = None
+    subnetwork: str | None = None
+    service_account_email: str | None = None
+    disk_size: int = Field(10, ge=10, le=65536)
+    ssh_username: str = "packer"
+    endpoint: str | None = Field(None, pattern=r"^https?://\S+$")
+
+
+Target = Annotated[LocalTarget | AwsTarget | GcpTarget, Field(discriminator="kind")]
+
+
+# --- groups and channels (shape only; rotation and promotion come later) -----------------------
+
+
+class Health(Model):
+    path: str = Field("/healthz", pattern=r"^/\S*$")
+    port: int = Field(80, ge=1, le=65535)
+    grace_seconds: int = Field(60, ge=0)
+    timeout_seconds: int = Field(300, ge=1)
+    healthy_threshold: int = Field(2, ge=1)
+
+
+class Strategy(Model):
+    type: Literal["rolling", "canary", "blue-green"] = "rolling"
+    batch_size: int | Annotated[str, Field(pattern=r"^\d{1,3}%$")] = 1
+    canary_size: int = Field(1, ge=1)
+    pause_seconds: int = Field(0, ge=0)
+
+
+class Group(Model):
+    image: str
+    target: str
+    channel: str | None = None
+    name: str | None = None
+    size: int | None = Field(None, ge=0)
+    strategy: Strategy = Field(default_factory=Strategy)
+    health: Health = Field(default_factory=Health)
+    rollback: bool = True
+
+
+class Channel(Model):
+    description: str = ""
+    promote_from: str | None = None
+
+
+class Config(Model):
+    images: dict[Annotated[str, Field(pattern=NAME_PATTERN)], Image]
+    targets: dict[Annotated[str, Field(pattern=NAME_PATTERN)], Target]
+    groups: dict[Annotated[str, Field(pattern=NAME_PATTERN)], Group] = Field(default_factory=dict)
+    channels: dict[Annotated[str, Field(pattern=NAME_PATTERN)], Channel] = Field(default_factory=dict)

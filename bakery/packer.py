@@ -1,0 +1,62 @@
+"""Packer command lines (pure, tested by equality) and parsing of its machine-readable output."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+PACKER = "packer"
+
+
+def version_argv() -> list[str]:
+    return [PACKER, "version"]
+
+
+def validate_argv(directory: Path) -> list[str]:
+    return [PACKER, "validate", str(directory)]
+
+
+def build_argv(directory: Path, *, force: bool = False) -> list[str]:
+    """`packer build` of a rendered directory.
+
+    -on-error=cleanup: a failed bake leaves no VM, disk or cloud resource behind.
+    -machine-readable: bakery parses artifacts from it and shows the ui lines as progress.
+    """
+    argv = [PACKER, "build", "-machine-readable", "-color=false", "-on-error=cleanup"]
+    if force:
+        argv.append("-force")
+    return [*argv, str(directory)]
+
+
+@dataclass(frozen=True)
+class Event:
+    """One line of `packer -machine-readable`: timestamp,target,type,data..."""
+
+    timestamp: str
+    target: str
+    type: str
+    data: tuple[str, ...]
+
+
+def _unescape(field: str) -> str:
+    return field.replace("%!(PACKER_COMMA)", ",").replace("\\n", "\n").replace("\\r", "\r")
+
+
+def parse_line(line: str) -> Event | None:
+    """Parse one machine-readable line; None for anything else (Packer prints a few plain lines)."""
+    parts = line.split(",")
+    if len(parts) < 3 or not parts[0].isdigit():
+        return None
+    return Event(parts[0], parts[1], parts[2], tuple(_unescape(p) for p in parts[3:]))
+
+
+def ui_text(event: Event) -> str | None:
+    """The human line of a `ui` event (say/message/error), else None."""
+    if event.type == "ui" and len(event.data) >= 2:
+        return event.data[1]
+    return None
+
+
+def artifact_ids(events: list[Event]) -> list[str]:
+    """Artifact ids ('us-east-1:ami-0abc,eu-west-1:ami-0def' for AMIs; a path for qemu)."""
+    return [e.data[2] for e in events if e.type == "artifact" and len(e.data) >= 3 and e.data[1] == "id"]

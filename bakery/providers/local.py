@@ -1,0 +1,223 @@
+"""Local target: QEMU images made from bakery base disks, kept in the local catalog."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from bakery import runner
+from bakery.catalog import ImageRecord, newest
+from bakery.errors import BuildError, UsageError
+from bakery.models import LocalSource, LocalTarget
+from bakery.progress import Reporter
+from bakery.providers.base import BakeRequest, ClientFactory, Prepared
+from bakery.providers.local_base import ensure_base, file_sha256
+from bakery.providers.local_store import LocalStore
+from bakery.workspace import Workspace
+
+QEMU = "qemu-system-x86_64"
+KVM_PROBE_SECONDS = 45
+KERNEL_CMDLINE = "root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet"
+
+
+def make(workspace: Workspace, reporter: Reporter, clients: ClientFactory | None = None) -> LocalProvider:
+    return LocalProvider(workspace, reporter)
+
+
+def kvm_probe_argv(kernel: Path, initrd: Path) -> list[str]:
+    """Boot the kernel under KVM into an init that exits at once: a panic proves KVM runs guests."""
+    return [QEMU, "-accel", "kvm", "-m", "256", "-display", "none", "-no-reboot", "-serial", "stdio",
+            "-monitor", "none", "-nodefaults", "-kernel", str(kernel), "-initrd", str(initrd),
+            "-append", "console=ttyS0 panic=-1 rdinit=/bin/false"]
+
+
+def boot_argv(*, disk: Path, kernel: Path, initrd: Path, accelerator: str, memory: int, cpus: int,
+              forwards: dict[int, int], serial_log: Path) -> list[str]:
+    """QEMU command line that boots a local image, with host ports (127.0.0.1 only) forwarded in."""
+    fwd = "".join(f",hostfwd=tcp:127.0.0.1:{host}-:{guest}" for host, guest in sorted(forwards.items()))
+    return [QEMU, "-accel", accelerator, "-m", str(memory), "-smp", str(cpus), "-display", "none",
+            "-monitor", "none", "-serial", f"file:{serial_log}", "-no-reboot",
+            "-drive", f"file={disk},if=virtio,format=qcow2",
+            "-netdev", f"user,id=net0{fwd}", "-device", "virtio-net,netdev=net0",
+            "-kernel", str(kernel), "-initrd", str(initrd), "-append", KERNEL_CMDLINE]
+
+
+class LocalProvider:
+    kind = "local"
+
+    def __init__(self, workspace: Workspace, reporter: Reporter) -> None:
+        self.ws = workspace
+        self.reporter = reporter
+        self.store = LocalStore(workspace.catalog_db, workspace.images)
+
+    # --- before the build ---------------------------------------------------------------------
+
+    def prepare(self, request: BakeRequest) -> Prepared:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        spec = request.project.config.targets[request.eff.target]
+        assert isinstance(spec, LocalTarget)
+        log_path = request.workdir / "bake.log"
+        if request.parent is not None:
+            start = Path(request.parent.locations[0])
+            disk, kernel, initrd = start / "disk.qcow2", start / "vmlinuz", start / "initrd.img"
+            base = f"{request.parent.ref}"
+            dependency = {"name": f"image:{request.parent.ref}", "digest": {"sha256": request.parent.subject_sha256}}
+        else:
+            source = request.project.config.images[request.eff.name].source
+            recipe = source.local if source and source.local else LocalSource()
+            made, reused = ensure_base(recipe, cache=self.ws.base_cache, project_root=request.project.root,
+                                       reporter=self.reporter, log_path=log_path)
+            self.reporter.note(("reused cached" if reused else "made") + f" base disk {made.directory.name}")
+            disk, kernel, initrd = made.disk, made.kernel, made.initrd
+            base = "sha256:" + made.sha256
+            dependency = {"name": f"base-disk:debian-{recipe.suite}", "uri": recipe.mirror,
+                          "digest": {"sha256": made.sha256},
+                          "annotations": {"recipeDigest": made.recipe_digest}}
+        # A key for this bake alone; its public half reaches the VM on the kernel command line.
+        key = Ed25519PrivateKey.generate()
+        private = request.workdir / "build-key"
+        private.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                              serialization.NoEncryption()))
+        private.chmod(0o600)
+        public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        token = base64.b64encode(public + b" bakery-build\n").decode()
+        variables = {
+            "base_disk": str(disk),
+            "kernel": str(kernel),
+            "initrd": str(initrd),
+            "kernel_cmdline": f"{KERNEL_CMDLINE} bakery.ssh_key={token}",
+            "ssh_private_key_file": str(private),
+            "accelerator": self.accelerator(spec.accelerator, kernel, initrd),
+            "output_directory": str(request.workdir / "output"),
+        }
+        return Prepared(variables=variables, base=base, base_dependency=dependency, parent=request.parent)
+
+    def accelerator(self, requested: str, kernel: Path, initrd: Path) -> str:
+        """kvm only where a probe booted a kernel with it; the verdict is cached per host."""
+        if requested != "auto":
+            return requested
+        if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+            return "tcg"
+        cache = self.ws.probes / "accelerator.json"
+        host = f"{os.uname().release}|{shutil.which(QEMU)}"
+        if cache.is_file():
+            seen = json.loads(cache.read_text())
+            if seen.get("host") == host:
+                return str(seen["accelerator"])
+        self.reporter.phase("probe", "checking whether KVM can boot a guest here")
+        result = runner.run(kvm_probe_argv(kernel, initrd), what="kvm probe", timeout=KVM_PROBE_SECONDS,
+                            check=False)
+        booted = "Linux version" in result.output and ("Kernel panic" in result.output or
+                                                        "Attempted to kill init" in result.output)
+        verdict = "kvm" if booted else "tcg"
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps({"host": host, "accelerator": verdict}))
+        self.reporter.note(f"accelerator: {verdict}" + ("" if booted else " (KVM did not boot a guest here)"))
+        return verdict
+
+    # --- after the build ----------------------------------------------------------------------
+
+    def subject(self, request: BakeRequest, artifacts: list[str]) -> tuple[str, str]:
+        disk = request.workdir / "output" / "disk.qcow2"
+        return f"{request.eff.name}-{request.version}.qcow2", file_sha256(disk)
+
+    def publish(self, request: BakeRequest, prepared: Prepared, provenance: dict[str, Any],
+                inputs_digest: str, artifacts: list[str]) -> ImageRecord:
+        out = request.workdir / "output"
+        staged = request.workdir / "image"
+        staged.mkdir()
+        for produced, name in ((out / "disk.qcow2", "disk.qcow2"),
+                               (request.workdir / "output-vmlinuz", "vmlinuz"),
+                               (request.workdir / "output-initrd.img", "initrd.img")):
+            if not produced.is_file():
+                raise BuildError(f"the build did not produce {produced.name}", log_path=str(request.workdir / "bake.log"))
+            os.replace(produced, staged / name)
+        (staged / "provenance.json").write_text(json.dumps(provenance, indent=2, ensure_ascii=False) + "\n",
+                                                encoding="utf-8")
+        subject = provenance["subject"][0]["digest"]["sha256"]
+        record = ImageRecord(
+            name=request.eff.name, version=request.version, target=request.eff.target, kind="local",
+            inputs_digest=inputs_digest, created=provenance["predicate"]["runDetails"]["metadata"]["finishedOn"],
+            base=prepared.base, parent=prepared.parent.ref if prepared.parent else None, subject_sha256=subject,
+        )
+        final = self.store.record(record, staged)
+        return ImageRecord(**{**record.__dict__, "locations": (str(final),)})
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def images(self, target: str, name: str | None = None) -> list[ImageRecord]:
+        return self.store.list(target=target, name=name)
+
+    def provenance(self, record: ImageRecord) -> dict[str, Any]:
+        return dict(self.store.provenance(record))
+
+    def newest(self, target: str, name: str) -> ImageRecord | None:
+        return newest(self.images(target, name))
+
+    def boot_files(self, record: ImageRecord) -> tuple[Path, Path, Path]:
+        directory = Path(record.locations[0])
+        files = (directory / "disk.qcow2", directory / "vmlinuz", directory / "initrd.img")
+        if not all(f.is_file() for f in files):
+            raise UsageError(f"{record.ref}: its directory {directory} is incomplete")
+        return files
+
+
+class Machine:
+    """A VM booted from a local image on a throwaway overlay; the image itself is never written."""
+
+    def __init__(self, workspace: Workspace, record: ImageRecord, *, forwards: dict[int, int],
+                 accelerator: str, memory: int = 1024, cpus: int = 1, ssh_public_key: str | None = None) -> None:
+        self.ws = workspace
+        self.record = record
+        self.forwards = forwards
+        self.accelerator = accelerator
+        self.memory = memory
+        self.cpus = cpus
+        self.ssh_public_key = ssh_public_key
+        self.directory = workspace.root / "instances" / f"{record.name}-{os.urandom(4).hex()}"
+        self._vm: runner.Background | None = None
+
+    @property
+    def serial_log(self) -> Path:
+        return self.directory / "serial.log"
+
+    def start(self) -> Machine:
+        disk, kernel, initrd = LocalProvider(self.ws, _quiet()).boot_files(self.record)
+        self.directory.mkdir(parents=True)
+        overlay = self.directory / "disk.qcow2"
+        runner.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(disk), str(overlay)],
+                   what="qemu-img create")
+        argv = boot_argv(disk=overlay, kernel=kernel, initrd=initrd, accelerator=self.accelerator,
+                         memory=self.memory, cpus=self.cpus, forwards=self.forwards, serial_log=self.serial_log)
+        if self.ssh_public_key:
+            token = base64.b64encode(self.ssh_public_key.strip().encode() + b"\n").decode()
+            argv[-1] = f"{argv[-1]} bakery.ssh_key={token}"
+        self._vm = runner.start(argv, what="qemu", log_path=self.directory / "qemu.log")
+        return self
+
+    def alive(self) -> bool:
+        return self._vm is not None and self._vm.alive()
+
+    def stop(self) -> None:
+        if self._vm is not None:
+            self._vm.stop()
+            self._vm = None
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def __enter__(self) -> Machine:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _quiet() -> Reporter:
+    from bakery.progress import Silent
+
+    return Silent()
