@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import difflib
 import os
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Union, get_args, get_origin
 
 import yaml
 from pydantic import ValidationError
 
 from bakery.errors import ConfigError, UsageError
-from bakery.models import BUILDERS, NAME_HINT, TARGET_KINDS, Config, Image
+from bakery.models import BUILDERS, NAME_HINT, TARGET_KINDS, Config, Image, Model
 
 DEFAULT_FILE = "images.yaml"
 KEY_PATTERN_MESSAGES = {"string_pattern_mismatch"}
@@ -137,7 +138,7 @@ def load(path: Path) -> Project:
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        raise _config_error(path, marks, _pydantic_problems(exc)) from None
+        raise _config_error(path, marks, _pydantic_problems(exc, data)) from None
     project = Project(path=path, config=config, marks=marks)
     problems = _cross_check(project)
     if problems:
@@ -193,7 +194,47 @@ def _build(path: Path, node: yaml.Node, loc: Loc, marks: dict[Loc, tuple[int, in
 # --- problems -> one message --------------------------------------------------------------------
 
 
-def _pydantic_problems(exc: ValidationError) -> list[tuple[Loc, str]]:
+def _allowed_at(data: Any, loc: Loc) -> list[str]:
+    """Keys allowed at `loc`, found by walking the models along the path (for 'did you mean')."""
+    node: Any = Config
+    value: Any = data
+    for part in loc:
+        value = value.get(part) if isinstance(value, dict) else None
+        node = _field_type(node, part, value)
+        if node is None:
+            return []
+    return node.keys() if isinstance(node, type) and issubclass(node, Model) else []
+
+
+def _field_type(node: Any, part: str | int, value: Any) -> Any:
+    if isinstance(node, type) and issubclass(node, Model):
+        field = next((f for n, f in node.model_fields.items() if part in (n, f.alias)), None)
+        return _unwrap(field.annotation, value) if field else None
+    origin = get_origin(node)
+    if origin is dict:
+        return _unwrap(get_args(node)[1], value)
+    if origin is tuple or origin is list:
+        return _unwrap(get_args(node)[0], value)
+    return None
+
+
+def _unwrap(annotation: Any, value: Any) -> Any:
+    """Strip Optional/Annotated; pick a union member by the data's 'kind' where there is one."""
+    while get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    if get_origin(annotation) in (Union, types.UnionType):
+        members = [_unwrap(a, value) for a in get_args(annotation) if a is not type(None)]
+        models = [m for m in members if isinstance(m, type) and issubclass(m, Model)]
+        kind = value.get("kind") if isinstance(value, dict) else None
+        for model in models:
+            kind_field = model.model_fields.get("kind")
+            if kind_field is not None and kind in get_args(kind_field.annotation):
+                return model
+        return models[0] if len(models) == 1 else (members[0] if len(members) == 1 else None)
+    return annotation
+
+
+def _pydantic_problems(exc: ValidationError, data: Any) -> list[tuple[Loc, str]]:
     problems: list[tuple[Loc, str]] = []
     for err in exc.errors(include_url=False):
         loc: Loc = tuple(err["loc"])
@@ -201,8 +242,11 @@ def _pydantic_problems(exc: ValidationError) -> list[tuple[Loc, str]]:
         if len(loc) > 2 and loc[0] == "targets" and loc[2] in TARGET_KINDS:
             loc = loc[:2] + loc[3:]
         message = err["msg"]
-        if err["type"] == "unknown_key":
-            loc = (*loc, err["ctx"]["key"])
+        if err["type"] == "extra_forbidden":
+            allowed = _allowed_at(data, loc[:-1])
+            close = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.6)
+            message = f"unknown key '{loc[-1]}'" + (f" (did you mean '{close[0]}'?)" if close else "") + (
+                f"; allowed here: {', '.join(allowed)}" if allowed else "")
         elif err["type"] == "string_pattern_mismatch" and err["loc"][-1] == "[key]":
             loc = loc[:-1]
             message = f"name {err['input']!r} is not allowed: use {NAME_HINT}"
@@ -211,6 +255,8 @@ def _pydantic_problems(exc: ValidationError) -> list[tuple[Loc, str]]:
             loc = (*loc, "kind")
         elif err["type"] == "union_tag_not_found":
             message = f"missing 'kind' (one of {', '.join(TARGET_KINDS)})"
+        elif err["type"] == "string_pattern_mismatch":
+            message = f"{err['input']!r} does not have the expected form (pattern {err['ctx']['pattern']})"
         elif err["type"] == "missing":
             message = "required key is missing"
         elif message.startswith("Value error, "):
