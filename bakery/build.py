@@ -34,8 +34,9 @@ LOCAL_ONLY_VARIABLES = frozenset({"base_disk", "kernel", "initrd", "accelerator"
 class BuildResult:
     record: ImageRecord
     inputs_digest: str
-    log_path: str
+    log_path: str | None
     seconds: float
+    skipped: bool = False
 
 
 @dataclass(frozen=True)
@@ -75,17 +76,19 @@ class Baker:
     def __init__(self, project: Project, workspace: Workspace, reporter: Reporter,
                  provider: Provider | None = None) -> None:
         self.project = project
-        self.ws = workspace.ensure()
+        self.ws = workspace
         self.reporter = reporter
         self._provider = provider
 
     def provider(self, kind: str) -> Provider:
         return self._provider or get_provider(kind, self.ws, self.reporter)
 
-    def bake(self, name: str, target: str) -> BuildResult:
-        """Bake `name` on `target`. Raises BakeryError (BuildError, Interrupted) with nothing recorded."""
+    def bake(self, name: str, target: str, *, force: bool = False) -> BuildResult:
+        """Bake `name` on `target`, unless an image with the same inputs digest exists (then skip,
+        unless `force`). Raises BakeryError (BuildError, Interrupted) with nothing recorded."""
         eff = self.project.effective(name, target)
         secrets = secret_values(eff)
+        self.ws.ensure()
         provider = self.provider(eff.kind)
         invocation = uuid.uuid4().hex[:12]
         log_path = self.ws.builds / f"{name}-{target}-{invocation}.log"
@@ -95,15 +98,15 @@ class Baker:
             self.reporter.note(f"another bake of {name} on {target} is running (pid {holder}); waiting for it")
 
         with exclusive(lock, waiting), runner.signal_guard():
-            return self._bake_locked(eff, provider, secrets, invocation, log_path)
+            return self._bake_locked(eff, provider, secrets, invocation, log_path, force=force)
 
     def _bake_locked(self, eff: EffectiveImage, provider: Provider, secrets: dict[str, str],
-                     invocation: str, log_path: Path) -> BuildResult:
+                     invocation: str, log_path: Path, *, force: bool) -> BuildResult:
         started_clock, started = time.monotonic(), now()
         self.reporter.phase("resolve", f"{eff.name} on {eff.target}")
         parent = self._parent(eff, provider)
-        existing = [r.version for r in provider.images(eff.target, eff.name)]
-        version = next_version(eff.image.version, existing)
+        existing = provider.images(eff.target, eff.name)
+        version = next_version(eff.image.version, [r.version for r in existing])
         workdir = self.ws.builds / f"{eff.name}-{eff.target}-{invocation}"
         workdir.mkdir(parents=True)
         try:
@@ -114,6 +117,12 @@ class Baker:
             rendered = render.render(self.project, eff, version=version, packer_version=versions["packer"],
                                      out=workdir / "packer", resolved=prepared.variables)
             digest = self._digest(eff, rendered, prepared, versions)
+            same = [r for r in existing if r.inputs_digest == digest]
+            if same and not force:
+                shutil.rmtree(workdir, ignore_errors=True)
+                self.reporter.note(f"{eff.name} on {eff.target} is up to date: {same[-1].ref} has the same "
+                                   "inputs digest (use --force to bake anyway)")
+                return BuildResult(record=same[-1], inputs_digest=digest, log_path=None, seconds=0.0, skipped=True)
             self.reporter.phase("build", f"packer build (log: {log_path})")
             events = self._packer(rendered.directory, workdir, log_path, secrets)
             self.reporter.phase("verify", "checking what Packer produced")
@@ -133,6 +142,7 @@ class Baker:
     def render_only(self, name: str, target: str, out: Path, packer_version: str | None) -> RenderResult:
         """Resolve and render without building: `packer build OUT` then runs the bake by hand."""
         eff = self.project.effective(name, target)
+        self.ws.ensure()
         variables: dict[str, Any] = {}
         version = next_version(eff.image.version, [])
         if eff.kind == "local":

@@ -188,6 +188,7 @@ def render(
 def build(
     image: str = typer.Argument(..., help="Image name from images.yaml."),
     target: str = TargetOpt,
+    force: bool = typer.Option(False, "--force", help="Bake even if an image with the same inputs exists."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Show phases only, not Packer/Ansible output."),
     file: Path | None = FileOpt,
     as_json: bool = JsonOpt,
@@ -196,9 +197,12 @@ def build(
     from bakery.build import Baker
 
     project = _project(file)
-    result = Baker(project, _workspace(project), TerminalReporter(verbose=not quiet)).bake(image, target)
+    baker = Baker(project, _workspace(project), TerminalReporter(verbose=not quiet))
+    result = baker.bake(image, target, force=force)
     rec = result.record
     emit("build", result, as_json=as_json, text=lambda: (
+        f"up to date: {rec.ref} on {rec.target} has the same inputs digest {result.inputs_digest}"
+        if result.skipped else
         f"baked {rec.ref} on {rec.target} in {result.seconds:.0f}s\n"
         f"  inputs digest: {result.inputs_digest}\n  location: {', '.join(rec.locations)}\n  log: {result.log_path}"))
 

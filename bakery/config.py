@@ -176,7 +176,11 @@ def _build(path: Path, node: yaml.Node, loc: Loc, marks: dict[Loc, tuple[int, in
         for key_node, value_node in node.value:
             key = c.construct_object(key_node)
             if not isinstance(key, (str, int)) or isinstance(key, bool):
-                raise ConfigError(f"{path}:{key_node.start_mark.line + 1}: keys must be plain text")
+                raise ConfigError(
+                    f"{path}:{key_node.start_mark.line + 1}:{key_node.start_mark.column + 1}: "
+                    f"{key_path(loc)}: key {key_node.value!r} is read as {type(key).__name__}; "
+                    "keys must be text: quote it"
+                )
             key = str(key)
             if key in out:
                 raise ConfigError(

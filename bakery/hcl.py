@@ -12,12 +12,15 @@ import re
 from typing import Any
 
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
-_NEEDS_ESCAPE = re.compile(r'[\\"\n\r\t\x00-\x1f\x7f]|\$\{|%\{')
+# A quote right before ${ is written \u0022: python-hcl2's writer mangles \" followed by $${.
+_NEEDS_ESCAPE = re.compile(r'"(?=\$\{)|[\\"\n\r\t\x00-\x1f\x7f]|\$\{|%\{')
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
 
 def _escape(match: re.Match[str]) -> str:
     text = match.group(0)
+    if text == '"' and match.string.startswith("${", match.end()):
+        return "\\u0022"
     if text in ("${", "%{"):
         # HCL template sequences are escaped by doubling the sigil: $${ and %%{.
         return text[0] + text
@@ -49,7 +52,7 @@ def dumps_assignments(assignments: dict[str, Any]) -> str:
     import hcl2  # python-hcl2 pulls in lark; import it only when rendering
 
     for name in assignments:
-        if not _IDENTIFIER.match(name):
+        if not _IDENTIFIER.fullmatch(name):
             raise ValueError(f"not an HCL identifier: {name!r}")
     return str(hcl2.dumps({name: value(v) for name, v in assignments.items()}))
 

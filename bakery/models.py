@@ -220,9 +220,21 @@ class Health(Model):
 
 class Strategy(Model):
     type: Literal["rolling", "canary", "blue-green"] = "rolling"
-    batch_size: int | Annotated[str, Field(pattern=r"^\d{1,3}%$")] = 1
+    batch_size: int | str = 1
     canary_size: int = Field(1, ge=1)
     pause_seconds: int = Field(0, ge=0)
+
+
+    @field_validator("batch_size", mode="before")
+    @classmethod
+    def _batch(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+            return value
+        if isinstance(value, str) and re.fullmatch(r"\d{1,3}%", value) and 1 <= int(value[:-1]) <= 100:
+            return value
+        raise PydanticCustomError(
+            "batch_size", "expected a number of instances (1 or more) or a percentage such as \"25%\" (1-100%), "
+            "got {value}", {"value": repr(value)})
 
 
 class Group(Model):

@@ -20,7 +20,7 @@ from bakery.providers.local_store import LocalStore
 from bakery.workspace import Workspace
 
 QEMU = "qemu-system-x86_64"
-KVM_PROBE_SECONDS = 45
+KVM_PROBE_SECONDS = 20
 KERNEL_CMDLINE = "root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet"
 
 

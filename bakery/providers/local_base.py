@@ -67,7 +67,8 @@ def recipe_digest(recipe: LocalSource, overlay: Path) -> str:
         str(p.relative_to(overlay)): hashlib.sha256(p.read_bytes()).hexdigest() + oct(p.stat().st_mode & 0o777)
         for p in sorted(overlay.rglob("*")) if p.is_file()
     }
-    doc = {"schema": RECIPE_SCHEMA, "recipe": recipe.model_dump(mode="json"), "base_packages": BASE_PACKAGES,
+    recipe_doc = {**recipe.model_dump(mode="json"), "packages": sorted(set(recipe.packages))}
+    doc = {"schema": RECIPE_SCHEMA, "recipe": recipe_doc, "base_packages": sorted(BASE_PACKAGES),
            "overlay": files, "fs_mib": BASE_FS_MIB}
     return "sha256:" + sha256_hex(canonical(doc))
 

@@ -1,0 +1,116 @@
+"""Shared fixtures: a small bakery project in tmp_path, and the CLI invoked in-process."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+REPO = Path(__file__).resolve().parents[1]
+
+# A valid images.yaml. Tests that check line numbers derive their files from this text, so the
+# line numbers in the comments are load-bearing: keep them right when editing.
+VALID_YAML = """\
+targets:
+  local:
+    kind: local
+  aws:
+    kind: aws
+    region: eu-west-1
+  gcp:
+    kind: gcp
+    project: bakery-demo
+    zone: europe-west1-b
+images:
+  web:
+    description: the web image
+    version: "1.0"
+    source:
+      local: {}
+      aws:
+        ami: ami-0123456789abcdef0
+      gcp:
+        family: debian-12
+        project: debian-cloud
+    playbooks:
+      - playbooks/base.yml
+      - playbooks/web.yml
+    vars:
+      page_title: Hello
+    tags:
+      team: platform
+groups:
+  web-eu:
+    image: web
+    target: aws
+    channel: stable
+channels:
+  testing: {}
+  stable:
+    promote_from: testing
+"""
+# line 3: `    kind: local`, 14: `    version: "1.0"`, 22: `    playbooks:`,
+# 24: `      - playbooks/web.yml`, 29: `groups:`, 32: `    target: aws`, 33: `    channel: stable`,
+# 36: `  stable:`, 37: `    promote_from: testing`
+
+
+@dataclass
+class ProjectDir:
+    """A project directory (images.yaml, playbooks/, templates/) and the bakery home it uses."""
+
+    root: Path
+    home: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "images.yaml"
+
+    def write(self, text: str) -> Path:
+        self.config.write_text(text, encoding="utf-8")
+        return self.config
+
+    def load(self):  # -> bakery.config.Project
+        from bakery import config
+
+        return config.load(self.config)
+
+    def nothing_written(self) -> bool:
+        """Neither $BAKERY_HOME nor a .bakery beside images.yaml exists."""
+        return not self.home.exists() and not (self.root / ".bakery").exists()
+
+
+@pytest.fixture
+def project_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ProjectDir]:
+    root = tmp_path / "project"
+    root.mkdir()
+    shutil.copytree(REPO / "playbooks", root / "playbooks")
+    shutil.copytree(REPO / "templates", root / "templates")
+    home = tmp_path / ".bakery"
+    monkeypatch.setenv("BAKERY_HOME", str(home))
+    monkeypatch.delenv("BAKERY_CONFIG", raising=False)
+    monkeypatch.chdir(root)
+    project = ProjectDir(root=root, home=home)
+    project.write(VALID_YAML)
+    yield project
+
+
+@pytest.fixture
+def valid_yaml() -> str:
+    return VALID_YAML
+
+
+@pytest.fixture
+def bakery_cli():
+    """Invoke the typer app in-process: bakery_cli('validate', '-f', path) -> click Result."""
+    from bakery.cli import app
+
+    runner = CliRunner()
+
+    def invoke(*args: str) -> Result:
+        return runner.invoke(app, [str(a) for a in args])
+
+    return invoke

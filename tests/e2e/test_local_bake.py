@@ -1,0 +1,169 @@
+"""The real thing on this machine: QEMU bakes with Ansible, booted and checked afterwards.
+
+Tests run in file order and share one project and one BAKERY_HOME (see conftest.py): the
+interrupted bake makes the base disk, the next bakes reuse it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bakery.cli import app
+from tests.e2e.conftest import BIN, HOSTILE, qemu_processes
+
+runner = CliRunner()
+
+
+def bakery(project: Path, env: dict[str, str], *args: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(BIN / "bakery"), *args], cwd=project, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def catalog(project: Path, env: dict[str, str], image: str) -> list[dict[str, object]]:
+    listed = bakery(project, env, "images", image, "--target", "local", "--json")
+    assert listed.returncode == 0, listed.stderr
+    images: list[dict[str, object]] = json.loads(listed.stdout)["images"]
+    return images
+
+
+def tree_digest(directory: Path) -> dict[str, str]:
+    return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def debugfs(disk: Path, tmp: Path, command: str) -> str:
+    """Read the image's filesystem without booting it (qcow2 -> raw -> debugfs)."""
+    raw = tmp / "disk.raw"
+    if not raw.exists():
+        subprocess.run(["qemu-img", "convert", "-O", "raw", str(disk), str(raw)], check=True)
+    return subprocess.run(["debugfs", "-R", command, str(raw)], capture_output=True, text=True, check=True).stdout
+
+
+def test_interrupted_bake_leaves_nothing(e2e_project: Path, bakery_env: dict[str, str]) -> None:
+    child = subprocess.Popen([str(BIN / "bakery"), "build", "web", "--target", "local"], cwd=e2e_project,
+                             env=bakery_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen: list[str] = []
+    deadline = time.monotonic() + 1200
+    assert child.stderr is not None
+    for line in child.stderr:
+        seen.append(line)
+        # Packer has booted the VM and Ansible is at work: the middle of the bake.
+        if "Executing Ansible" in line or "PLAY [" in line:
+            break
+        assert time.monotonic() < deadline, "".join(seen[-30:])
+    else:
+        pytest.fail("bake ended before Ansible started:\n" + "".join(seen[-30:]))
+    assert qemu_processes(str(e2e_project)), "a qemu should be running mid-bake"
+    child.send_signal(signal.SIGINT)
+    rest = child.stderr.read()
+    child.wait(timeout=300)
+    assert child.returncode == 1, rest
+    assert "interrupted" in rest
+    assert "full log:" in rest
+    assert qemu_processes(str(e2e_project)) == []
+    assert catalog(e2e_project, bakery_env, "web") == []
+    builds = e2e_project / ".bakery" / "builds"
+    assert [p.name for p in builds.iterdir() if p.is_dir()] == []  # work dir (and its key) removed
+    assert list((e2e_project / ".bakery" / "images").rglob("disk.qcow2")) == []
+
+
+def test_failed_playbook_reports_its_log_and_records_nothing(e2e_project: Path, bakery_env: dict[str, str]) -> None:
+    result = bakery(e2e_project, bakery_env, "build", "broken", "--target", "local")
+    assert result.returncode == 1
+    assert "error: packer build failed" in result.stderr
+    assert "Fail on purpose" in result.stderr  # the tail of the log names the failing task
+    log = result.stderr.split("full log: ")[1].split()[0]
+    assert "Fail on purpose" in Path(log).read_text()
+    assert "reused cached base disk" in result.stderr  # made by the interrupted bake
+    assert catalog(e2e_project, bakery_env, "broken") == []
+    assert qemu_processes(str(e2e_project)) == []
+
+
+def test_bake_boot_and_inspect(e2e_project: Path, bakery_env: dict[str, str], tmp_path: Path) -> None:
+    result = bakery(e2e_project, bakery_env, "build", "web", "--target", "local", "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    built = json.loads(result.stdout)
+    record = built["record"]
+    assert record["version"] == "1.0.0"
+    assert "==> build" in result.stderr and "PLAY [Web server]" in result.stderr  # live progress
+
+    directory = Path(record["locations"][0])
+    assert sorted(p.name for p in directory.iterdir()) == ["disk.qcow2", "initrd.img", "provenance.json", "vmlinuz"]
+    statement = json.loads((directory / "provenance.json").read_text())
+    disk_sha = hashlib.sha256((directory / "disk.qcow2").read_bytes()).hexdigest()
+    assert statement["_type"] == "https://in-toto.io/Statement/v1"
+    assert statement["subject"][0]["digest"]["sha256"] == disk_sha
+    build_def = statement["predicate"]["buildDefinition"]
+    assert build_def["externalParameters"] == {"image": "web", "target": "local", "version": "1.0.0"}
+    assert build_def["internalParameters"]["inputsDigest"] == built["inputs_digest"]
+    names = {d["name"]: d for d in build_def["resolvedDependencies"]}
+    head = subprocess.run(["git", "-C", str(e2e_project), "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    assert names["git"]["digest"] == {"gitCommit": head}
+    assert names["git"]["annotations"] == {"dirty": False}
+    assert "playbooks/web.yml" in names and "playbooks/roles/nginx_page/templates/index.html.j2" in names
+    assert any(n.startswith("base-disk:debian-bookworm") for n in names)
+    entry = names["images.yaml#images.web"]["annotations"]["entry"]
+    assert entry["entry"]["description"] == HOSTILE  # arrives literally in the provenance
+    versions = statement["predicate"]["runDetails"]["builder"]["version"]
+    assert set(versions) == {"bakery", "packer", "ansible"}
+
+    # `bakery show` reads the same document back.
+    shown = bakery(e2e_project, bakery_env, "show", "web@1.0.0", "--json")
+    assert json.loads(shown.stdout)["provenance"] == statement
+
+    # The image as saved: the playbook's effect, and nothing that makes instances alike.
+    identity = json.loads(debugfs(directory / "disk.qcow2", tmp_path, "cat /etc/bakery/image.json"))
+    assert identity == {"image": "web", "version": "1.0.0", "target": "local", "description": HOSTILE}
+    assert "ssh_host_" not in debugfs(directory / "disk.qcow2", tmp_path, "ls -l /etc/ssh")
+    assert debugfs(directory / "disk.qcow2", tmp_path, "stat /etc/machine-id").find("Size: 0") != -1
+    assert "authorized_keys" not in debugfs(directory / "disk.qcow2", tmp_path, "ls -l /root/.ssh")
+    lists = debugfs(directory / "disk.qcow2", tmp_path, "ls -l /var/lib/apt/lists")
+    assert "_Packages" not in lists and "InRelease" not in lists
+    assert "File not found" in subprocess.run(
+        ["debugfs", "-R", "stat /root/.bash_history", str(tmp_path / "disk.raw")],
+        capture_output=True, text=True).stderr
+
+    # Booted, it serves the page the playbook wrote, with its own name and version.
+    booted = bakery(e2e_project, bakery_env, "boot", "web", "--get", "/", "--get", "/healthz", "--json")
+    assert booted.returncode == 0, booted.stderr[-2000:]
+    pages = {p["path"]: p for p in json.loads(booted.stdout)["pages"]}
+    assert pages[""]["status"] == 200
+    assert '<b id="image">web</b>' in pages[""]["body"] and '<b id="version">1.0.0</b>' in pages[""]["body"]
+    assert pages["healthz"]["body"].strip() == "ok web 1.0.0"
+    assert qemu_processes(str(e2e_project)) == []
+
+
+def test_second_bake_reuses_the_base_and_adds_a_version(e2e_project: Path, bakery_env: dict[str, str],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    first = catalog(e2e_project, bakery_env, "web")
+    assert [r["version"] for r in first] == ["1.0.0"]
+    first_dir = Path(str(first[0]["locations"][0]))  # type: ignore[index]
+    before = tree_digest(first_dir)
+
+    # In-process this time (typer's CliRunner), the same command a user types.
+    monkeypatch.chdir(e2e_project)
+    monkeypatch.delenv("BAKERY_HOME", raising=False)
+    monkeypatch.setenv("PATH", bakery_env["PATH"])
+    result = runner.invoke(app, ["build", "web", "--target", "local", "--force"])
+    assert result.exit_code == 0, result.output[-3000:]
+    assert "reused cached base disk" in result.output
+    assert "baked web@1.0.1 on local" in result.output
+
+    listed = catalog(e2e_project, bakery_env, "web")
+    assert [r["version"] for r in listed] == ["1.0.0", "1.0.1"]
+    provenances = [json.loads((Path(str(r["locations"][0])) / "provenance.json").read_text())  # type: ignore[index]
+                   for r in listed]
+    ids = {p["predicate"]["runDetails"]["metadata"]["invocationId"] for p in provenances}
+    assert len(ids) == 2
+    assert [p["predicate"]["buildDefinition"]["externalParameters"]["version"] for p in provenances] == \
+        ["1.0.0", "1.0.1"]
+    assert tree_digest(first_dir) == before  # the first version's directory never changed

@@ -1,0 +1,160 @@
+"""The command line, in-process through typer's CliRunner (and once through the installed script)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bakery import __version__
+
+COMMANDS = ("validate", "schema", "render", "build", "images", "show", "boot")
+
+
+def test_help_lists_every_command(bakery_cli):
+    result = bakery_cli("--help")
+    assert result.exit_code == 0
+    assert "Usage: bakery" in result.stdout
+    commands = result.stdout.split("Commands:", 1)[1]
+    for command in COMMANDS:
+        assert f"  {command} " in commands, command
+
+
+def test_no_arguments_shows_help(bakery_cli):
+    result = bakery_cli()
+    assert "Usage: bakery" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_version(bakery_cli):
+    result = bakery_cli("--version")
+    assert result.exit_code == 0
+    assert result.stdout == f"bakery {__version__}\n"
+
+
+def test_unknown_command_is_a_usage_error(bakery_cli):
+    result = bakery_cli("bake", "web")
+    assert result.exit_code == 2
+    assert "No such command 'bake'" in result.output
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("render", "wbe", "--target", "aws"), "unknown image 'wbe' (did you mean 'web'?); known: web"),
+    (("render", "web", "--target", "asw"), "unknown target 'asw' (did you mean 'aws'?)"),
+    (("render", "nginx", "--target", "aws"), "unknown image 'nginx'; known: web"),
+    (("images", "wbe"), "unknown image 'wbe' (did you mean 'web'?)"),
+    (("images", "--target", "nowhere"), "unknown target 'nowhere'"),
+    (("show", "web@1.0"), "'web@1.0': a version is MAJOR.MINOR.PATCH, as in web@1.0.2"),
+    (("show", "web"), "no baked image web"),
+])
+def test_usage_errors_exit_2_with_a_message(project_dir, bakery_cli, args, message):
+    result = bakery_cli(*args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert f"error: {message}" in result.stderr
+    assert result.stdout == ""
+
+
+def test_unknown_image_as_json_is_an_error_document(project_dir, bakery_cli):
+    result = bakery_cli("images", "wbe", "--json")
+    assert result.exit_code == 2
+    doc = json.loads(result.stdout)
+    assert doc["kind"] == "error" and doc["exit_code"] == 2
+    assert "did you mean 'web'?" in doc["error"]
+
+
+def test_images_on_an_empty_workspace(project_dir, bakery_cli):
+    result = bakery_cli("images")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "no images baked yet (bakery build IMAGE --target T)\n"
+
+
+def test_images_json_on_an_empty_workspace(project_dir, bakery_cli):
+    result = bakery_cli("images", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"schema_version": 1, "kind": "images", "images": []}
+
+
+def test_images_lists_a_recorded_version(project_dir, bakery_cli, tmp_path):
+    from bakery.catalog import ImageRecord
+    from bakery.providers.local_store import LocalStore
+
+    store = LocalStore(project_dir.home / "catalog.sqlite", project_dir.home / "images")
+    image = tmp_path / "staged"
+    image.mkdir()
+    (image / "disk.qcow2").write_bytes(b"x")
+    store.record(ImageRecord(name="web", version="1.0.0", target="local", kind="local",
+                             inputs_digest="sha256:" + "ab" * 32, created="2024-01-01T00:00:00Z",
+                             base="sha256:" + "cd" * 32, subject_sha256="ef" * 32), image)
+    result = bakery_cli("images", "--json")
+    assert result.exit_code == 0, result.output
+    (listed,) = json.loads(result.stdout)["images"]
+    assert listed["name"] == "web" and listed["version"] == "1.0.0" and listed["target"] == "local"
+    assert listed["locations"] == [str(project_dir.home / "images" / "local" / "web" / "1.0.0")]
+    table = bakery_cli("images").stdout.splitlines()
+    assert table[0].split()[:4] == ["IMAGE", "VERSION", "TARGET", "CREATED"]
+    assert table[1].split()[:5] == ["web", "1.0.0", "local", "2024-01-01T00:00:00Z", "abababababab"]
+
+
+def test_render_writes_a_directory_packer_can_build(project_dir, bakery_cli, tmp_path):
+    out = tmp_path / "rendered"
+    result = bakery_cli("render", "web", "--target", "aws", "--packer-version", "1.11.0", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (f"rendered web 1.0.0 for aws (amazon-ebs) into {out}\n"
+                             f"run it with: packer build {out}\n")
+    assert (out / "amazon-ebs.pkr.hcl").is_file()
+    assert (out / "bakery.auto.pkrvars.hcl").is_file()
+
+
+def test_render_json(project_dir, bakery_cli, tmp_path):
+    out = tmp_path / "rendered"
+    result = bakery_cli("render", "web", "-t", "gcp", "--packer-version", "1.6.6", "-o", out, "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["kind"] == "render" and doc["schema_version"] == 1
+    assert (doc["image"], doc["target"], doc["version"]) == ("web", "gcp", "1.0.0")
+    assert doc["builder"] == "googlecompute"
+    assert doc["directory"] == str(out)
+    assert "googlecompute.pkr.hcl" in doc["files"] and "plugins.pkr.hcl" not in doc["files"]
+
+
+def test_render_refuses_an_existing_build(project_dir, bakery_cli, tmp_path):
+    out = tmp_path / "rendered"
+    out.mkdir()
+    (out / "main.pkr.hcl").write_text("")
+    result = bakery_cli("render", "web", "-t", "aws", "--packer-version", "1.11.0", "-o", out)
+    assert result.exit_code == 2
+    assert "already holds a Packer build" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_invalid_config_stops_every_command(project_dir, bakery_cli, valid_yaml):
+    project_dir.write(valid_yaml.replace("kind: aws", "kind: azure"))
+    for args in (("images",), ("render", "web", "-t", "aws", "--packer-version", "1.11.0"), ("show", "web")):
+        result = bakery_cli(*args)
+        assert result.exit_code == 2, args
+        assert "targets.aws.kind" in result.stderr
+        assert "Traceback" not in result.output
+    assert project_dir.nothing_written()
+
+
+def test_installed_script(project_dir):
+    script = Path(sys.executable).parent / "bakery"
+    done = subprocess.run([str(script), "validate", "--json"], capture_output=True, text=True, timeout=60,
+                          cwd=project_dir.root)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["valid"] is True
+    bad = subprocess.run([str(script), "validate", "-f", "missing.yaml"], capture_output=True, text=True,
+                         timeout=60, cwd=project_dir.root)
+    assert bad.returncode == 2
+    assert "missing.yaml: no such file" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def test_render_of_an_unknown_image_writes_nothing(project_dir, bakery_cli, tmp_path):
+    result = bakery_cli("render", "wbe", "--target", "aws", "--packer-version", "1.11.0")
+    assert result.exit_code == 2
+    assert project_dir.nothing_written(), sorted(str(p) for p in project_dir.home.rglob("*"))
