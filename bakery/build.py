@@ -198,8 +198,13 @@ class Baker:
                 for part in text.splitlines() or [""]:
                     self.reporter.line("packer", part)
 
-        env = {"PKR_VAR_ansible_secret_vars": json.dumps(secrets)} if secrets else {}
+        env: dict[str, str] = {}
+        if secrets:
+            env["PKR_VAR_ansible_secret_vars"] = json.dumps({**secrets, "bakery_secrets_injected": True})
         env["PACKER_NO_COLOR"] = "1"
+        # Packer leaves inventories and logs in TMPDIR when cancelled; keep them in the work dir.
+        env["TMPDIR"] = str(workdir / "tmp")
+        (workdir / "tmp").mkdir(exist_ok=True)
         runner.run(packer.build_argv(directory), what="packer build", cwd=workdir, env=env,
                    log_path=log_path, on_line=on_line, secrets=tuple(secrets.values()))
         return events

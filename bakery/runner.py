@@ -56,6 +56,8 @@ def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     bindir = str(Path(sys.executable).parent)
     env["PATH"] = os.pathsep.join([bindir, env.get("PATH", "/usr/local/bin:/usr/bin:/bin")])
     env.setdefault("LANG", "C.UTF-8")
+    # Packer would otherwise call HashiCorp's update-check service on every run.
+    env["CHECKPOINT_DISABLE"] = "1"
     env.update(extra or {})
     return env
 

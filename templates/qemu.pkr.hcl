@@ -53,7 +53,7 @@ source "qemu" "image" {
   vnc_bind_address = "127.0.0.1"
   host_port_min    = 2222
   host_port_max    = 4444
-  boot_wait        = "0s"
+  boot_wait        = "1s"
   qemuargs = [
     ["-kernel", var.kernel],
     ["-initrd", var.initrd],
@@ -66,7 +66,8 @@ source "qemu" "image" {
   ssh_username         = "root"
   ssh_private_key_file = var.ssh_private_key_file
   ssh_timeout          = var.ssh_timeout
-  shutdown_command     = "systemctl poweroff"
+  # --check-inhibitors=no: minbase has no D-Bus for logind to answer on.
+  shutdown_command     = "systemctl poweroff --check-inhibitors=no"
 
   output_directory = var.output_directory
   vm_name          = "disk.qcow2"
@@ -81,6 +82,7 @@ build {
     use_proxy     = false
     galaxy_file   = var.galaxy_file == "" ? "" : "${path.root}/ansible/${var.galaxy_file}"
     extra_arguments = [
+      "--extra-vars", "ansible_python_interpreter=/usr/bin/python3",
       "--extra-vars", var.ansible_extra_vars,
       "--extra-vars", var.ansible_secret_vars,
     ]

@@ -56,5 +56,5 @@ def bakery_env(e2e_project: Path) -> dict[str, str]:
 
 def qemu_processes(marker: str) -> list[str]:
     """Command lines of running qemu processes that mention `marker` (a path of ours)."""
-    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True, check=True).stdout
     return [line for line in out.splitlines() if "qemu-system" in line and marker in line]

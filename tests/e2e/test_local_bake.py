@@ -50,6 +50,19 @@ def debugfs(disk: Path, tmp: Path, command: str) -> str:
 def test_interrupted_bake_leaves_nothing(e2e_project: Path, bakery_env: dict[str, str]) -> None:
     child = subprocess.Popen([str(BIN / "bakery"), "build", "web", "--target", "local"], cwd=e2e_project,
                              env=bakery_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _interrupt_mid_bake(child, e2e_project)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert qemu_processes(str(e2e_project)) == []
+    assert catalog(e2e_project, bakery_env, "web") == []
+    builds = e2e_project / ".bakery" / "builds"
+    assert [p.name for p in builds.iterdir() if p.is_dir()] == []  # work dir (and its key) removed
+    assert list((e2e_project / ".bakery" / "images").rglob("disk.qcow2")) == []
+
+
+def _interrupt_mid_bake(child: subprocess.Popen[str], project: Path) -> None:
     seen: list[str] = []
     deadline = time.monotonic() + 1200
     assert child.stderr is not None
@@ -61,18 +74,13 @@ def test_interrupted_bake_leaves_nothing(e2e_project: Path, bakery_env: dict[str
         assert time.monotonic() < deadline, "".join(seen[-30:])
     else:
         pytest.fail("bake ended before Ansible started:\n" + "".join(seen[-30:]))
-    assert qemu_processes(str(e2e_project)), "a qemu should be running mid-bake"
-    child.send_signal(signal.SIGINT)
+    assert qemu_processes(str(project)), "a qemu should be running mid-bake"
+    child.send_signal(signal.SIGINT)  # what Ctrl-C in a terminal sends
     rest = child.stderr.read()
     child.wait(timeout=300)
     assert child.returncode == 1, rest
     assert "interrupted" in rest
     assert "full log:" in rest
-    assert qemu_processes(str(e2e_project)) == []
-    assert catalog(e2e_project, bakery_env, "web") == []
-    builds = e2e_project / ".bakery" / "builds"
-    assert [p.name for p in builds.iterdir() if p.is_dir()] == []  # work dir (and its key) removed
-    assert list((e2e_project / ".bakery" / "images").rglob("disk.qcow2")) == []
 
 
 def test_failed_playbook_reports_its_log_and_records_nothing(e2e_project: Path, bakery_env: dict[str, str]) -> None:

@@ -1,0 +1,713 @@
+"""A small fake of the Compute Engine v1 REST API (images + global operations), standard library only.
+
+It serves exactly the paths the ``google-cloud-compute`` REST transport calls (see
+``google/cloud/compute_v1/services/images/transports/rest_base.py`` and the ``global_operations``
+transport)::
+
+    GET    /compute/v1/projects/{project}/global/images                      list
+    POST   /compute/v1/projects/{project}/global/images                      insert
+    GET    /compute/v1/projects/{project}/global/images/{image}              get
+    DELETE /compute/v1/projects/{project}/global/images/{image}              delete
+    GET    /compute/v1/projects/{project}/global/images/family/{family}      getFromFamily
+    POST   /compute/v1/projects/{project}/global/images/{image}/setLabels    setLabels
+    POST   /compute/v1/projects/{project}/global/images/{image}/deprecate    deprecate
+    GET    /compute/v1/projects/{project}/global/operations/{operation}      globalOperations.get
+    POST   /compute/v1/projects/{project}/global/operations/{operation}/wait globalOperations.wait
+
+Every mutating call answers with an Operation whose status is already ``DONE``, so the client's
+``ExtendedOperation`` never polls (which matters: the GlobalOperationsClient the images client builds
+for polling does NOT inherit ``client_options`` and would talk to compute.googleapis.com).
+
+Usage::
+
+    with FakeGce() as gce:
+        gce.add_image("proj", "web-1", family="web", labels={"bakery-image": "web"})
+        client = images_client(gce.endpoint)
+        client.get(project="proj", image="web-1")
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import copy
+import datetime as dt
+import fnmatch
+import hashlib
+import itertools
+import json
+import re
+import secrets
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+if TYPE_CHECKING:
+    from google.cloud import compute_v1
+
+__all__ = ["FakeGce", "GceError", "global_operations_client", "images_client"]
+
+JsonDict = dict[str, Any]
+
+API_ROOT = "https://www.googleapis.com/compute/v1"
+_PREFIX = "/compute/v1/projects/"
+_NAME_RE = re.compile(r"^[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?$")
+_DEPRECATED_STATES = {"DEPRECATED", "OBSOLETE", "DELETED"}
+_DEFAULT_REASONS = {
+    400: "invalid",
+    401: "required",
+    403: "forbidden",
+    404: "notFound",
+    409: "alreadyExists",
+    412: "conditionNotMet",
+    429: "rateLimitExceeded",
+}
+_DEFAULT_MESSAGES = {
+    429: "Rate Limit Exceeded",
+    500: "Internal Error",
+    502: "Bad Gateway",
+    503: "The service is currently unavailable.",
+    504: "Deadline Exceeded",
+}
+
+
+def images_client(endpoint: str) -> compute_v1.ImagesClient:
+    """A real ``ImagesClient`` (REST transport, anonymous credentials) pointed at ``endpoint``.
+
+    ``endpoint`` keeps its ``http://`` scheme: the REST transport only prepends ``https://`` when the
+    host has no scheme.
+    """
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import compute_v1
+
+    return compute_v1.ImagesClient(
+        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+        transport="rest",
+        client_options={"api_endpoint": endpoint},
+    )
+
+
+def global_operations_client(endpoint: str) -> compute_v1.GlobalOperationsClient:
+    """A real ``GlobalOperationsClient`` pointed at ``endpoint`` (the images client's own one is not)."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import compute_v1
+
+    return compute_v1.GlobalOperationsClient(
+        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+        transport="rest",
+        client_options={"api_endpoint": endpoint},
+    )
+
+
+class GceError(Exception):
+    """Raised by handlers; rendered as a Google-style JSON error body."""
+
+    def __init__(self, status: int, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.reason = reason or _DEFAULT_REASONS.get(status, "backendError")
+
+    def body(self) -> JsonDict:
+        return {
+            "error": {
+                "code": self.status,
+                "message": self.message,
+                "errors": [{"message": self.message, "domain": "global", "reason": self.reason}],
+            }
+        }
+
+
+@dataclass
+class _FailRule:
+    status: int
+    remaining: int
+    method: str | None
+    path_contains: str | None
+
+    def matches(self, method: str, target: str) -> bool:
+        if self.remaining <= 0:
+            return False
+        if self.method is not None and self.method.upper() != method:
+            return False
+        return self.path_contains is None or self.path_contains in target
+
+
+# --------------------------------------------------------------------------------------------- filter
+
+
+_TOKEN_RE = re.compile(
+    r"""\s*(?:
+        (?P<lp>\() | (?P<rp>\)) |
+        (?P<op>!=|=|:|>=|<=|>|<|\beq\b|\bne\b) |
+        (?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*') |
+        (?P<word>[^\s()=!:<>"']+)
+    )""",
+    re.VERBOSE,
+)
+
+_Pred = Callable[[JsonDict], bool]
+
+
+def _tokenize(text: str) -> list[tuple[str, str]]:
+    tokens: list[tuple[str, str]] = []
+    pos = 0
+    text = text.strip()
+    while pos < len(text):
+        m = _TOKEN_RE.match(text, pos)
+        if m is None or m.end() == pos:
+            raise GceError(400, f"Invalid list filter expression: {text!r}", "invalid")
+        pos = m.end()
+        kind = m.lastgroup
+        assert kind is not None
+        value = m.group(kind)
+        if kind == "str":
+            value = re.sub(r"\\(.)", r"\1", value[1:-1])
+        tokens.append((kind, value))
+        # trailing whitespace
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+    return tokens
+
+
+def _field(image: JsonDict, path: str) -> Any:
+    cur: Any = image
+    for part in path.split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            return None
+        cur = cur[part]
+    return cur
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _compare(field: str, op: str, literal: str) -> _Pred:
+    def pred(image: JsonDict) -> bool:
+        value = _field(image, field)
+        if op == ":":
+            if literal == "*":
+                return value is not None
+            if value is None:
+                return False
+            if isinstance(value, list):
+                return any(fnmatch.fnmatchcase(_as_text(v), literal) for v in value)
+            return fnmatch.fnmatchcase(_as_text(value), literal)
+        if op in ("eq", "ne"):  # legacy regular-expression syntax: `name eq 'web-.*'`
+            hit = value is not None and re.fullmatch(literal, _as_text(value)) is not None
+            return hit if op == "eq" else not hit
+        if op in ("=", "!="):
+            hit = value is not None and fnmatch.fnmatchcase(_as_text(value), literal)
+            return hit if op == "=" else not hit
+        if value is None:
+            return False
+        left: Any = _as_text(value)
+        right: Any = literal
+        with contextlib.suppress(ValueError):
+            left, right = float(left), float(right)
+        return bool({">": left > right, "<": left < right, ">=": left >= right, "<=": left <= right}[op])
+
+    return pred
+
+
+class _FilterParser:
+    """``expr := and_expr (OR and_expr)*``; ``and_expr := term ([AND] term)*``;
+    ``term := [NOT|-] ( '(' expr ')' | field op literal )``."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.tokens = _tokenize(text)
+        self.pos = 0
+
+    def _peek(self) -> tuple[str, str] | None:
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
+
+    def _take(self) -> tuple[str, str]:
+        tok = self._peek()
+        if tok is None:
+            raise GceError(400, f"Invalid list filter expression: {self.text!r}", "invalid")
+        self.pos += 1
+        return tok
+
+    def parse(self) -> _Pred:
+        pred = self._or()
+        if self._peek() is not None:
+            raise GceError(400, f"Invalid list filter expression: {self.text!r}", "invalid")
+        return pred
+
+    def _or(self) -> _Pred:
+        parts = [self._and()]
+        while self._peek() == ("word", "OR"):
+            self._take()
+            parts.append(self._and())
+        return parts[0] if len(parts) == 1 else (lambda img: any(p(img) for p in parts))
+
+    def _and(self) -> _Pred:
+        parts = [self._term()]
+        while True:
+            tok = self._peek()
+            if tok is None or tok[0] == "rp" or tok == ("word", "OR"):
+                break
+            if tok == ("word", "AND"):
+                self._take()
+            parts.append(self._term())
+        return parts[0] if len(parts) == 1 else (lambda img: all(p(img) for p in parts))
+
+    def _term(self) -> _Pred:
+        kind, value = self._take()
+        if (kind, value) == ("word", "NOT") or (kind == "word" and value == "-"):
+            inner = self._term()
+            return lambda img: not inner(img)
+        if kind == "word" and value.startswith("-") and len(value) > 1:
+            self.pos -= 1
+            self.tokens[self.pos] = ("word", value[1:])
+            inner = self._term()
+            return lambda img: not inner(img)
+        if kind == "lp":
+            inner = self._or()
+            if self._take()[0] != "rp":
+                raise GceError(400, f"Invalid list filter expression: {self.text!r}", "invalid")
+            return inner
+        if kind not in ("word", "str"):
+            raise GceError(400, f"Invalid list filter expression: {self.text!r}", "invalid")
+        op_kind, op = self._take()
+        if op_kind != "op":
+            raise GceError(400, f"Invalid list filter expression: {self.text!r}", "invalid")
+        lit_kind, literal = self._take()
+        if lit_kind not in ("word", "str"):
+            raise GceError(400, f"Invalid list filter expression: {self.text!r}", "invalid")
+        return _compare(value, op, literal)
+
+
+def compile_filter(text: str) -> _Pred:
+    """Compile a Compute list ``filter`` (``labels.k:*``, ``labels.k=v``, ``name=x``, AND/OR/spaces)."""
+    if not text.strip():
+        return lambda img: True
+    return _FilterParser(text).parse()
+
+
+# --------------------------------------------------------------------------------------------- server
+
+
+class FakeGce:
+    """A fake Compute Engine v1 REST endpoint on 127.0.0.1 (images + global operations)."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._host = host
+        self._port = port
+        self._lock = threading.RLock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._ids = itertools.count(1_000_000_000_000_000_001)
+        self._last_ts: dt.datetime | None = None
+        self._fail_rules: list[_FailRule] = []
+        self._label_generation = itertools.count(1)
+        self._request_ids: dict[str, JsonDict] = {}
+        self._connections: set[socket.socket] = set()
+        #: every request seen, as (METHOD, path+query), in arrival order
+        self.requests: list[tuple[str, str]] = []
+        #: stored state: project -> image name -> image JSON (live objects; mutate with care)
+        self.images: dict[str, dict[str, JsonDict]] = {}
+        #: project -> operation name -> operation JSON
+        self.operations: dict[str, dict[str, JsonDict]] = {}
+
+    # ----------------------------------------------------------------------------------- lifecycle
+
+    def start(self) -> FakeGce:
+        if self._server is not None:
+            return self
+        fake = self
+
+        class Handler(_Handler):
+            gce = fake
+
+        self._server = ThreadingHTTPServer((self._host, self._port), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True, name="fake-gce"
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        self._server = self._thread = None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        with self._lock:  # end idle keep-alive connections so their handler threads exit
+            connections, self._connections = set(self._connections), set()
+        for conn in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        if thread is not None:
+            thread.join(timeout=5)
+
+    def __enter__(self) -> FakeGce:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("FakeGce is not started")
+        return int(self._server.server_address[1])
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self._host}:{self.port}"
+
+    # ----------------------------------------------------------------------------------- test API
+
+    def count(self, method: str, path_prefix: str = "") -> int:
+        """How many recorded requests had this method and a path(+query) starting with ``path_prefix``."""
+        method = method.upper()
+        with self._lock:
+            return sum(1 for m, p in self.requests if m == method and p.startswith(path_prefix))
+
+    def reset_requests(self) -> None:
+        with self._lock:
+            self.requests.clear()
+
+    def fail_next(
+        self,
+        status: int,
+        times: int = 1,
+        *,
+        method: str | None = None,
+        path_contains: str | None = None,
+    ) -> None:
+        """Answer the next ``times`` matching requests with ``status`` and a Google-style error body."""
+        with self._lock:
+            self._fail_rules.append(_FailRule(status, times, method, path_contains))
+
+    def add_image(
+        self,
+        project: str,
+        name: str,
+        *,
+        family: str | None = None,
+        labels: dict[str, str] | None = None,
+        description: str = "",
+        status: str = "READY",
+        creation_timestamp: str | dt.datetime | None = None,
+    ) -> JsonDict:
+        """Seed an image directly (no request recorded). Returns a copy of the stored JSON."""
+        body: JsonDict = {"name": name, "description": description, "status": status}
+        if family is not None:
+            body["family"] = family
+        if labels is not None:
+            body["labels"] = dict(labels)
+        if isinstance(creation_timestamp, dt.datetime):
+            creation_timestamp = _rfc3339(creation_timestamp)
+        with self._lock:
+            if name in self.images.get(project, {}):
+                raise ValueError(f"image {project}/{name} already exists")
+            image = self._make_image(project, body, creation_timestamp=creation_timestamp)
+            return copy.deepcopy(image)
+
+    def image(self, project: str, name: str) -> JsonDict:
+        with self._lock:
+            return copy.deepcopy(self.images[project][name])
+
+    # ----------------------------------------------------------------------------------- internals
+
+    def _next_id(self) -> str:
+        return str(next(self._ids))
+
+    def _now(self) -> str:
+        """A strictly increasing RFC 3339 timestamp (millisecond precision, UTC offset like GCP)."""
+        now = dt.datetime.now(dt.UTC)
+        now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+        if self._last_ts is not None and now <= self._last_ts:
+            now = self._last_ts + dt.timedelta(milliseconds=1)
+        self._last_ts = now
+        return _rfc3339(now)
+
+    def _fingerprint(self, labels: dict[str, str], *, initial: bool = False) -> str:
+        """A new opaque fingerprint; it changes on every setLabels, even to the same labels."""
+        if initial and not labels:
+            return "42WmSpB8rSM="  # what GCP reports for a resource that never had labels
+        raw = json.dumps([sorted(labels.items()), next(self._label_generation)]).encode()
+        return base64.b64encode(hashlib.sha256(raw).digest()[:8]).decode()
+
+    def _make_image(self, project: str, body: JsonDict, *, creation_timestamp: str | None = None) -> JsonDict:
+        name = body.get("name")
+        if not isinstance(name, str) or not _NAME_RE.match(name):
+            raise GceError(
+                400,
+                f"Invalid value for field 'resource.name': '{name}'. "
+                "Must be a match of regex '(?:[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?)'",
+                "invalid",
+            )
+        project_images = self.images.setdefault(project, {})
+        if name in project_images:
+            raise GceError(409, f"The resource 'projects/{project}/global/images/{name}' already exists")
+        labels = {str(k): str(v) for k, v in (body.get("labels") or {}).items()}
+        image: JsonDict = {
+            "kind": "compute#image",
+            "id": self._next_id(),
+            "creationTimestamp": creation_timestamp or self._now(),
+            "name": name,
+            "description": body.get("description", ""),
+            "sourceType": body.get("sourceType", "RAW"),
+            "status": body.get("status", "READY"),
+            "archiveSizeBytes": str(body.get("archiveSizeBytes", 1_234_567_890)),
+            "diskSizeGb": str(body.get("diskSizeGb", 10)),
+            "selfLink": f"{API_ROOT}/projects/{project}/global/images/{name}",
+            "labels": labels,
+            "labelFingerprint": self._fingerprint(labels, initial=True),
+            "storageLocations": body.get("storageLocations", ["us"]),
+            "architecture": body.get("architecture", "X86_64"),
+        }
+        if not labels:
+            del image["labels"]
+        for key in (
+            "family",
+            "sourceDisk",
+            "sourceImage",
+            "sourceSnapshot",
+            "rawDisk",
+            "guestOsFeatures",
+            "licenses",
+            "deprecated",
+        ):
+            if body.get(key):
+                image[key] = copy.deepcopy(body[key])
+        if "sourceDisk" in image:
+            image["sourceDiskId"] = self._next_id()
+        project_images[name] = image
+        return image
+
+    def _get_image(self, project: str, name: str) -> JsonDict:
+        image = self.images.get(project, {}).get(name)
+        if image is None:
+            raise GceError(404, f"The resource 'projects/{project}/global/images/{name}' was not found")
+        return image
+
+    def _operation(self, project: str, op_type: str, image: JsonDict) -> JsonDict:
+        now = self._now()
+        name = f"operation-{int(dt.datetime.now(dt.UTC).timestamp() * 1000)}-{secrets.token_hex(6)}"
+        op: JsonDict = {
+            "kind": "compute#operation",
+            "id": self._next_id(),
+            "name": name,
+            "operationType": op_type,
+            "targetLink": image["selfLink"],
+            "targetId": image["id"],
+            "status": "DONE",
+            "user": "fake@example.com",
+            "progress": 100,
+            "insertTime": now,
+            "startTime": now,
+            "endTime": now,
+            "selfLink": f"{API_ROOT}/projects/{project}/global/operations/{name}",
+        }
+        self.operations.setdefault(project, {})[name] = op
+        return op
+
+    def _take_failure(self, method: str, target: str) -> int | None:
+        for rule in self._fail_rules:
+            if rule.matches(method, target):
+                rule.remaining -= 1
+                if rule.remaining <= 0:
+                    self._fail_rules.remove(rule)
+                return rule.status
+        return None
+
+    def handle(self, method: str, target: str, body: bytes) -> tuple[int, JsonDict]:
+        """Route one request; returns (status, JSON body)."""
+        with self._lock:
+            self.requests.append((method, target))
+            failure = self._take_failure(method, target)
+            if failure is not None:
+                msg = _DEFAULT_MESSAGES.get(failure, f"Injected failure {failure}")
+                return failure, GceError(failure, msg).body()
+            try:
+                return 200, self._route(method, target, body)
+            except GceError as e:
+                return e.status, e.body()
+
+    def _route(self, method: str, target: str, raw_body: bytes) -> JsonDict:
+        split = urlsplit(target)
+        query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
+        path = split.path
+        if not path.startswith(_PREFIX):
+            raise GceError(404, f"Not Found: {path}")
+        parts = [unquote(p) for p in path[len(_PREFIX) :].split("/")]
+        if len(parts) < 3 or parts[1] != "global":
+            raise GceError(404, f"Not Found: {path}")
+        project, collection, rest = parts[0], parts[2], parts[3:]
+        body: JsonDict = {}
+        if raw_body:
+            try:
+                body = json.loads(raw_body)
+            except ValueError as e:
+                raise GceError(400, f"Invalid JSON payload received. {e}", "parseError") from e
+
+        if collection == "images":
+            match (method, rest):
+                case ("GET", []):
+                    return self._list(project, query)
+                case ("POST", []):
+                    return self._insert(project, body, query)
+                case ("GET", ["family", family]):
+                    return self._get_from_family(project, family)
+                case ("GET", [name]):
+                    return copy.deepcopy(self._get_image(project, name))
+                case ("DELETE", [name]):
+                    image = self._get_image(project, name)
+                    del self.images[project][name]
+                    return self._operation(project, "delete", image)
+                case ("POST", [name, "setLabels"]):
+                    return self._set_labels(project, name, body)
+                case ("POST", [name, "deprecate"]):
+                    image = self._get_image(project, name)
+                    if body.get("state") in (None, "", "ACTIVE"):
+                        image.pop("deprecated", None)
+                    else:
+                        image["deprecated"] = body
+                    return self._operation(project, "deprecate", image)
+        elif collection == "operations":
+            match (method, rest):
+                case ("GET", [name]) | ("POST", [name, "wait"]):
+                    op = self.operations.get(project, {}).get(name)
+                    if op is None:
+                        raise GceError(
+                            404, f"The resource 'projects/{project}/global/operations/{name}' was not found"
+                        )
+                    return copy.deepcopy(op)
+        raise GceError(404, f"Not Found: {method} {path}")
+
+    def _list(self, project: str, query: dict[str, str]) -> JsonDict:
+        pred = compile_filter(query.get("filter", ""))
+        items = [img for img in self.images.get(project, {}).values() if pred(img)]
+        order_by = query.get("orderBy", "").strip()
+        if order_by in ("", "name"):
+            items.sort(key=lambda img: img["name"])
+        elif order_by == "creationTimestamp desc":
+            items.sort(key=lambda img: _parse_ts(img["creationTimestamp"]), reverse=True)
+        else:
+            raise GceError(400, f"Invalid value for field 'orderBy': '{order_by}'.", "invalid")
+        try:
+            max_results = int(query.get("maxResults", "500"))
+            start = int(query.get("pageToken") or "0")
+        except ValueError as e:
+            raise GceError(400, "Invalid value for field 'maxResults' or 'pageToken'.", "invalid") from e
+        if not 0 <= max_results <= 500 or start < 0:
+            raise GceError(400, f"Invalid value for field 'maxResults': '{max_results}'.", "invalid")
+        max_results = max_results or 500
+        page = items[start : start + max_results]
+        result: JsonDict = {
+            "kind": "compute#imageList",
+            "id": f"projects/{project}/global/images",
+            "selfLink": f"{API_ROOT}/projects/{project}/global/images",
+        }
+        if page:
+            result["items"] = copy.deepcopy(page)
+        if start + max_results < len(items):
+            result["nextPageToken"] = str(start + max_results)
+        return result
+
+    def _insert(self, project: str, body: JsonDict, query: dict[str, str]) -> JsonDict:
+        request_id = query.get("requestId")
+        if request_id and request_id in self._request_ids:
+            return copy.deepcopy(self._request_ids[request_id])
+        body = {k: v for k, v in body.items() if k not in ("id", "creationTimestamp", "selfLink", "status")}
+        image = self._make_image(project, body)
+        op = self._operation(project, "insert", image)
+        if request_id:
+            self._request_ids[request_id] = op
+        return op
+
+    def _get_from_family(self, project: str, family: str) -> JsonDict:
+        candidates = [
+            img
+            for img in self.images.get(project, {}).values()
+            if img.get("family") == family
+            and (img.get("deprecated") or {}).get("state") not in _DEPRECATED_STATES
+        ]
+        if not candidates:
+            raise GceError(
+                404, f"The resource 'projects/{project}/global/images/family/{family}' was not found"
+            )
+        newest = max(candidates, key=lambda img: _parse_ts(img["creationTimestamp"]))
+        return copy.deepcopy(newest)
+
+    def _set_labels(self, project: str, name: str, body: JsonDict) -> JsonDict:
+        image = self._get_image(project, name)
+        if body.get("labelFingerprint") != image["labelFingerprint"]:
+            raise GceError(
+                412,
+                "Labels fingerprint either invalid or resource labels have changed",
+                "conditionNotMet",
+            )
+        labels = {str(k): str(v) for k, v in (body.get("labels") or {}).items()}
+        if labels:
+            image["labels"] = labels
+        else:
+            image.pop("labels", None)
+        image["labelFingerprint"] = self._fingerprint(labels)
+        return self._operation(project, "setLabels", image)
+
+
+def _rfc3339(when: dt.datetime) -> str:
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return when.isoformat(timespec="milliseconds")
+
+
+def _parse_ts(text: str) -> dt.datetime:
+    parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    gce: FakeGce
+    protocol_version = "HTTP/1.1"
+    server_version = "FakeGce/1.0"
+    # one buffered write per response (flushed by handle_one_request) + TCP_NODELAY: avoids the
+    # ~40 ms Nagle/delayed-ACK stall between a separate header write and body write on keep-alive
+    wbufsize = 1 << 16
+    disable_nagle_algorithm = True
+
+    def setup(self) -> None:
+        super().setup()
+        with self.gce._lock:
+            self.gce._connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.gce._lock:
+            self.gce._connections.discard(self.connection)
+        super().finish()
+
+    def _dispatch(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        status, payload = self.gce.handle(self.command, self.path, body)
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_DELETE = do_PATCH = do_PUT = _dispatch
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
