@@ -38,7 +38,7 @@ venv: $(STAMP)
 demo: setup
 	$(BIN)/bakery validate
 	$(BIN)/bakery build web --target local
-	$(BIN)/bakery images web
+	$(BIN)/bakery images web --target local
 	$(BIN)/bakery boot web --target local --get / --get /healthz
 
 test: setup

@@ -16,19 +16,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bakery import __version__, packer, provenance, render, runner, tools
+from bakery import inputs, packer, render, runner, tools
 from bakery.catalog import ImageRecord, newest, next_version
 from bakery.config import EffectiveImage, Project
-from bakery.digest import canonical, inputs_digest, sha256_hex
-from bakery.errors import UsageError
+from bakery.errors import ProviderError, UsageError
 from bakery.progress import Reporter
-from bakery.providers.base import BakeRequest, Prepared, Provider, get_provider
+from bakery.providers.base import BakeRequest, ClientFactory, Provider, get_provider
 from bakery.providers.local_store import exclusive
 from bakery.workspace import Workspace
-
-# Packer variables that are paths on this machine or differ per bake: not part of the bake key.
-LOCAL_ONLY_VARIABLES = frozenset({"base_disk", "kernel", "initrd", "accelerator"})
-
 
 @dataclass(frozen=True)
 class BuildResult:
@@ -53,14 +48,6 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def resolved_entry(project: Project, eff: EffectiveImage) -> dict[str, Any]:
-    """The image's images.yaml entry as this bake sees it (overrides applied, target included)."""
-    image = eff.image.model_dump(mode="json", by_alias=True, exclude={"overrides"})
-    image.update(playbooks=list(eff.playbooks), vars=eff.vars, tags=eff.tags, secrets=sorted(eff.image.secrets))
-    return {"image": eff.name, "entry": image,
-            "target": {"name": eff.target, **project.config.targets[eff.target].model_dump(mode="json")}}
-
-
 def secret_values(eff: EffectiveImage) -> dict[str, str]:
     """Secrets named in images.yaml, read from the environment now; UsageError if one is unset."""
     missing = [env for env in eff.image.secrets.values() if env not in os.environ]
@@ -74,14 +61,16 @@ def secret_values(eff: EffectiveImage) -> dict[str, str]:
 
 class Baker:
     def __init__(self, project: Project, workspace: Workspace, reporter: Reporter,
-                 provider: Provider | None = None) -> None:
+                 provider: Provider | None = None, clients: ClientFactory | None = None) -> None:
         self.project = project
+        self.clients = clients
         self.ws = workspace
         self.reporter = reporter
         self._provider = provider
 
     def provider(self, kind: str) -> Provider:
-        return self._provider or get_provider(kind, self.ws, self.reporter)
+        return self._provider or get_provider(kind, self.ws, self.reporter, self.clients,
+                                              targets=self.project.config.targets)
 
     def bake(self, name: str, target: str, *, force: bool = False) -> BuildResult:
         """Bake `name` on `target`, unless an image with the same inputs digest exists (then skip,
@@ -106,30 +95,37 @@ class Baker:
         self.reporter.phase("resolve", f"{eff.name} on {eff.target}")
         parent = self._parent(eff, provider)
         existing = provider.images(eff.target, eff.name)
-        version = next_version(eff.image.version, [r.version for r in existing])
+        pending = self._recover(eff, provider)
+        version = next_version(eff.image.version, [r.version for r in [*existing, *pending]])
         workdir = self.ws.builds / f"{eff.name}-{eff.target}-{invocation}"
         workdir.mkdir(parents=True)
         try:
             request = BakeRequest(self.project, eff, version, workdir, parent)
             versions = tools.versions()
             prepared = provider.prepare(request)
-            self.reporter.phase("render", f"{eff.name} {version} for Packer {versions['packer']}")
-            rendered = render.render(self.project, eff, version=version, packer_version=versions["packer"],
-                                     out=workdir / "packer", resolved=prepared.variables)
-            digest = self._digest(eff, rendered, prepared, versions)
+            values = render.variables(self.project, eff, version, prepared.variables)
+            digest = inputs.bake_key(self.project, eff, values, prepared, versions)
             same = [r for r in existing if r.inputs_digest == digest]
             if same and not force:
                 shutil.rmtree(workdir, ignore_errors=True)
                 self.reporter.note(f"{eff.name} on {eff.target} is up to date: {same[-1].ref} has the same "
                                    "inputs digest (use --force to bake anyway)")
                 return BuildResult(record=same[-1], inputs_digest=digest, log_path=None, seconds=0.0, skipped=True)
+            skeleton = inputs.statement_skeleton(
+                self.project, eff, version=version, prepared=prepared, digest=digest, tools=versions,
+                git=tools.git_state(self.project.root), invocation=invocation, started=started,
+                builder=render.BUILDERS[eff.kind])
+            extra = provider.before_build(request, skeleton)
+            self.reporter.phase("render", f"{eff.name} {version} for Packer {versions['packer']}")
+            rendered = render.render(self.project, eff, version=version, packer_version=versions["packer"],
+                                     out=workdir / "packer", resolved={**prepared.variables, **extra})
             self.reporter.phase("build", f"packer build (log: {log_path})")
             events = self._packer(rendered.directory, workdir, log_path, secrets)
             self.reporter.phase("verify", "checking what Packer produced")
             artifacts = packer.artifact_ids(events)
-            subject_name, subject_sha = provider.subject(request, artifacts)
-            statement = self._statement(request, rendered, prepared, digest, versions, invocation, started,
-                                        subject_name, subject_sha)
+            subject_name, subject_digest = provider.subject(request, artifacts)
+            statement = inputs.finalize(skeleton, subject_name=subject_name, subject_digest=subject_digest,
+                                        finished=now())
             self.reporter.phase("record", f"{eff.name}@{version} into the {eff.target} catalog")
             record = provider.publish(request, prepared, statement, digest, artifacts)
         except BaseException:
@@ -138,6 +134,25 @@ class Baker:
         shutil.rmtree(workdir, ignore_errors=True)  # holds the build key; the image is recorded
         return BuildResult(record=record, inputs_digest=digest, log_path=str(log_path),
                            seconds=round(time.monotonic() - started_clock, 1))
+
+    def _recover(self, eff: EffectiveImage, provider: Provider) -> list[ImageRecord]:
+        """Versions an earlier bake registered but did not finish recording.
+
+        An old one is cleaned up (its bake died); a recent one may be a bake still running on
+        another machine, so this bake stops and says so rather than making a second image.
+        Returns them all, so their version numbers are not handed out again by this bake.
+        """
+        pending = provider.pending(eff.target, eff.name)
+        for record in pending:
+            if not provider.stale_pending(record):
+                raise ProviderError(
+                    f"another bake of {record.ref} on {eff.target} is under way "
+                    f"(invocation {record.extra.get('invocation', '?')}, started {record.created})",
+                    hint="wait for it to finish; a bake that died is cleaned up by the next one after 2 hours")
+            self.reporter.note(f"cleaning up {record.ref} on {eff.target}, left half-recorded by an earlier bake "
+                               f"({', '.join(record.locations)})")
+            provider.clean_up(record)
+        return pending
 
     def render_only(self, name: str, target: str, out: Path, packer_version: str | None) -> RenderResult:
         """Resolve and render without building: `packer build OUT` then runs the bake by hand."""
@@ -171,18 +186,6 @@ class Baker:
             )
         return parent
 
-    def _digest(self, eff: EffectiveImage, rendered: render.Rendered, prepared: Prepared,
-                versions: dict[str, str]) -> str:
-        stable = {k: v for k, v in rendered.stable_variables().items() if k not in LOCAL_ONLY_VARIABLES}
-        return inputs_digest(
-            files=render.input_files(self.project, eff),
-            variables=stable,
-            entry=resolved_entry(self.project, eff),
-            base=prepared.base,
-            parent_digest=prepared.parent.inputs_digest if prepared.parent else None,
-            tools={"packer": versions["packer"], "ansible": versions["ansible"]},
-        )
-
     def _packer(self, directory: Path, workdir: Path, log_path: Path,
                 secrets: dict[str, str]) -> list[packer.Event]:
         events: list[packer.Event] = []
@@ -208,40 +211,3 @@ class Baker:
         runner.run(packer.build_argv(directory), what="packer build", cwd=workdir, env=env,
                    log_path=log_path, on_line=on_line, secrets=tuple(secrets.values()))
         return events
-
-    def _statement(self, request: BakeRequest, rendered: render.Rendered, prepared: Prepared, digest: str,
-                   versions: dict[str, str], invocation: str, started: str, subject_name: str,
-                   subject_sha: str) -> dict[str, Any]:
-        eff = request.eff
-        entry = resolved_entry(self.project, eff)
-        git = tools.git_state(self.project.root)
-        deps = [
-            provenance.Dependency(name="git", uri=git["uri"], digest={"gitCommit": git["commit"]} if git["commit"] else {},
-                                  annotations={"dirty": git["dirty"]}),
-            provenance.Dependency(name=str(prepared.base_dependency["name"]),
-                                  uri=prepared.base_dependency.get("uri"),
-                                  digest=prepared.base_dependency["digest"],
-                                  annotations=prepared.base_dependency.get("annotations")),
-        ]
-        if prepared.parent is not None:
-            deps.append(provenance.Dependency(
-                name=f"parent:{prepared.parent.ref}", digest={"sha256": prepared.parent.subject_sha256 or ""},
-                annotations={"inputsDigest": prepared.parent.inputs_digest, "target": prepared.parent.target}))
-        deps += [provenance.Dependency(name=path, digest={"sha256": sha})
-                 for path, sha in render.input_files(self.project, eff).items()]
-        deps.append(provenance.Dependency(name=f"{self.project.path.name}#images.{eff.name}",
-                                          digest={"sha256": sha256_hex(canonical(entry))},
-                                          annotations={"entry": entry}))
-        return provenance.statement(
-            subject_name=subject_name,
-            subject_sha256=subject_sha,
-            external={"image": eff.name, "target": eff.target, "version": request.version},
-            internal={"inputsDigest": digest, "builder": rendered.builder, "base": prepared.base,
-                      "parent": prepared.parent.ref if prepared.parent else None},
-            dependencies=deps,
-            tool_versions={"bakery": __version__, **versions},
-            invocation_id=invocation,
-            started=started,
-            finished=now(),
-        )
-

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import typer
 
 from bakery import __version__
-from bakery.errors import EXIT_USAGE, BakeryError, BuildError
+from bakery.errors import EXIT_FAILED, EXIT_USAGE, BakeryError, BuildError
 
 SCHEMA_VERSION = 1
 F = TypeVar("F", bound=Callable[..., Any])
@@ -215,12 +215,19 @@ def images(
     file: Path | None = FileOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """List every baked version, newest last, with digest, base, parent and locations."""
+    """List every baked version, newest last, with digest, base, parent and locations.
+
+    Read from each target's source of truth: AMIs by tag, GCP images by label, the local store."""
     from bakery.inspect import list_images
 
     project = _project(file)
-    result = list_images(project, _workspace(project), TerminalReporter(), image=image, target=target)
-    emit("images", {"images": [r.as_dict() for r in result]}, as_json=as_json, text=lambda: _images_table(result))
+    listing = list_images(project, _workspace(project), TerminalReporter(), image=image, target=target)
+    emit("images", {"images": [r.as_dict() for r in listing.images], "errors": listing.errors}, as_json=as_json,
+         text=lambda: _images_table(listing.images))
+    for name, why in listing.errors.items():
+        err(f"error: target {name} could not be listed: {why}")
+    if listing.errors:
+        raise typer.Exit(EXIT_FAILED)
 
 
 def _images_table(records: list[Any]) -> str:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from bakery import catalog
 from bakery.catalog import ImageRecord, version_key
 from bakery.config import Project
-from bakery.errors import UsageError
+from bakery.errors import BakeryError, UsageError
 from bakery.progress import Reporter
-from bakery.providers.base import available_kinds, get_provider
+from bakery.providers.base import ClientFactory, get_provider
 from bakery.workspace import Workspace
 
 
@@ -21,33 +22,60 @@ def _targets(project: Project, target: str | None) -> list[str]:
     return [target]
 
 
+@dataclass(frozen=True)
+class Listing:
+    images: list[ImageRecord]
+    errors: dict[str, str]  # target -> why it could not be listed
+
+
 def list_images(project: Project, workspace: Workspace, reporter: Reporter, *, image: str | None,
-                target: str | None) -> list[ImageRecord]:
-    """Every recorded version (of `image`, on `target`), ordered by image, target and version."""
+                target: str | None, clients: ClientFactory | None = None) -> Listing:
+    """Every recorded version (of `image`, on `target`), read from each target's source of truth.
+
+    A target that cannot be read (no credentials, endpoint down) is reported, not fatal: the
+    others are still listed.
+    """
     if image is not None:
         project.image(image)
     records: list[ImageRecord] = []
+    errors: dict[str, str] = {}
+    providers: dict[str, Any] = {}
     for name in _targets(project, target):
-        if project.config.targets[name].kind not in available_kinds():
-            continue
-        provider = get_provider(project.config.targets[name].kind, workspace, reporter)
-        records += provider.images(name, image)
-    return sorted(records, key=lambda r: (r.name, r.target, version_key(r.version)))
+        kind = project.config.targets[name].kind
+        if kind not in providers:
+            providers[kind] = get_provider(kind, workspace, reporter, clients, targets=project.config.targets)
+        try:
+            records += providers[kind].images(name, image)
+        except BakeryError as exc:
+            errors[name] = exc.message
+        except Exception as exc:  # an SDK's own error (no credentials, connection refused)
+            if not _is_sdk_error(exc):
+                raise
+            errors[name] = f"{type(exc).__name__}: {exc}"
+    return Listing(sorted(records, key=lambda r: (r.name, r.target, version_key(r.version))), errors)
+
+
+def _is_sdk_error(exc: Exception) -> bool:
+    module = type(exc).__module__
+    return module.startswith(("botocore", "boto3", "google.", "urllib3", "requests"))
 
 
 def show_image(project: Project, workspace: Workspace, reporter: Reporter, *, ref: str,
-               target: str | None) -> tuple[ImageRecord, dict[str, Any]]:
+               target: str | None, clients: ClientFactory | None = None) -> tuple[ImageRecord, dict[str, Any]]:
     name, version = catalog.parse_ref(ref)
     project.image(name)
     found: list[tuple[ImageRecord, Any]] = []
     for tname in _targets(project, target):
-        if project.config.targets[tname].kind not in available_kinds():
-            continue
-        provider = get_provider(project.config.targets[tname].kind, workspace, reporter)
+        provider = get_provider(project.config.targets[tname].kind, workspace, reporter, clients,
+                                targets=project.config.targets)
         try:
             found.append((catalog.select(provider.images(tname, name), name=name, version=version), provider))
         except UsageError:
             continue
+        except Exception as exc:
+            if target is not None or not _is_sdk_error(exc):
+                raise
+            reporter.note(f"{tname}: not searched: {type(exc).__name__}: {exc}")
     if not found:
         what = f"{name}@{version}" if version else name
         raise UsageError(f"no baked image {what}" + (f" on {target}" if target else ""),

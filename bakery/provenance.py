@@ -38,7 +38,7 @@ class Dependency:
 def statement(
     *,
     subject_name: str,
-    subject_sha256: str,
+    subject_digest: Mapping[str, str],
     external: Mapping[str, Any],
     internal: Mapping[str, Any],
     dependencies: list[Dependency],
@@ -50,7 +50,7 @@ def statement(
     """An in-toto Statement whose predicate is SLSA v1 provenance for one baked image."""
     return {
         "_type": STATEMENT_TYPE,
-        "subject": [{"name": subject_name, "digest": {"sha256": subject_sha256}}],
+        "subject": [{"name": subject_name, "digest": dict(subject_digest)}],
         "predicateType": PREDICATE_TYPE,
         "predicate": {
             "buildDefinition": {
@@ -104,3 +104,123 @@ def gcp_labels(tags: Mapping[str, str]) -> dict[str, str]:
                 )
         out[k] = v
     return out
+
+
+# --- stamps: the provenance facts written on cloud images ----------------------------------------
+
+STAMP_FIELDS = ("image", "version", "target", "state", "inputs-digest", "base", "parent", "commit", "dirty",
+                "created", "invocation")
+AWS_PREFIX = "bakery:"
+AWS_MAX_TAGS = 50
+AWS_MAX_VALUE = 256
+AWS_CHUNK = 256
+GCP_PREFIX = "bakery-"
+GCP_MAX_LABELS = 64
+DESCRIPTION_MARKER = "\n\nbakery-provenance:"
+
+
+def pack(document: Mapping[str, Any]) -> str:
+    """gzip + base64 of canonical JSON: a provenance document small enough for tags."""
+    import base64
+    import gzip
+    import json
+
+    raw = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return base64.b64encode(gzip.compress(raw, mtime=0)).decode()
+
+
+def unpack(text: str) -> dict[str, Any]:
+    import base64
+    import gzip
+    import json
+
+    data: dict[str, Any] = json.loads(gzip.decompress(base64.b64decode(text)))
+    return data
+
+
+def aws_tags(stamp: Mapping[str, str], user_tags: Mapping[str, str], document: Mapping[str, Any] | None) -> dict[str, str]:
+    """Tags for an AMI, its snapshots and copies: user tags, the stamp, and the document in chunks.
+
+    Raises ConfigError when AWS's limits (50 tags, 256 characters a value) cannot hold them.
+    """
+    tags = dict(user_tags)
+    tags.update({AWS_PREFIX + k: v for k, v in stamp.items()})
+    if document is not None:
+        packed = pack(document)
+        chunks = [packed[i:i + AWS_CHUNK] for i in range(0, len(packed), AWS_CHUNK)]
+        tags[AWS_PREFIX + "provenance-chunks"] = str(len(chunks))
+        tags.update({f"{AWS_PREFIX}provenance-{i:02d}": c for i, c in enumerate(chunks)})
+    long = [k for k, v in tags.items() if len(v) > AWS_MAX_VALUE]
+    if long:
+        raise ConfigError(f"AWS tag value too long (> {AWS_MAX_VALUE} characters) for: {', '.join(sorted(long))}")
+    if len(tags) > AWS_MAX_TAGS:
+        raise ConfigError(
+            f"{len(tags)} tags exceed AWS's limit of {AWS_MAX_TAGS} ({len(user_tags)} from images.yaml, "
+            f"{len(tags) - len(user_tags)} for provenance); remove some tags from the image"
+        )
+    return tags
+
+
+def aws_stamp(tags: Mapping[str, str]) -> dict[str, str]:
+    return {k[len(AWS_PREFIX):]: v for k, v in tags.items()
+            if k.startswith(AWS_PREFIX) and k[len(AWS_PREFIX):] in STAMP_FIELDS}
+
+
+def aws_document(tags: Mapping[str, str]) -> dict[str, Any] | None:
+    count = tags.get(AWS_PREFIX + "provenance-chunks")
+    if count is None:
+        return None
+    parts = [tags.get(f"{AWS_PREFIX}provenance-{i:02d}") for i in range(int(count))]
+    if any(p is None for p in parts):
+        return None
+    return unpack("".join(p for p in parts if p is not None))
+
+
+def _b32_digest(digest: str) -> str:
+    import base64
+
+    return base64.b32encode(bytes.fromhex(digest.removeprefix("sha256:"))).decode().lower().rstrip("=")
+
+
+def _digest_b32(text: str) -> str:
+    import base64
+
+    return "sha256:" + base64.b32decode(text.upper() + "=" * (-len(text) % 8)).hex()
+
+
+def gcp_stamp_labels(stamp: Mapping[str, str]) -> dict[str, str]:
+    """The stamp as GCP labels; the digest as base32 (52 characters) so it is never truncated."""
+    out = {}
+    for key, value in stamp.items():
+        encoded = _b32_digest(value) if key == "inputs-digest" else value
+        out.update(gcp_labels({GCP_PREFIX + key: encoded}))
+    return out
+
+
+def gcp_stamp(labels: Mapping[str, str]) -> dict[str, str]:
+    out = {}
+    for key, value in labels.items():
+        name = key[len(GCP_PREFIX):]
+        if key.startswith(GCP_PREFIX) and name in STAMP_FIELDS:
+            decoded = decode_label(value)
+            out[name] = _digest_b32(decoded) if name == "inputs-digest" else decoded
+    return out
+
+
+def user_labels(labels: Mapping[str, str]) -> dict[str, str]:
+    return {decode_label(k): decode_label(v) for k, v in labels.items() if not k.startswith(GCP_PREFIX)}
+
+
+def stamp_of(statement: Mapping[str, Any], *, state: str) -> dict[str, str]:
+    """The stamp (the short provenance facts written as tags or labels) of a provenance document."""
+    build = statement["predicate"]["buildDefinition"]
+    run = statement["predicate"]["runDetails"]["metadata"]
+    external, internal = build["externalParameters"], build["internalParameters"]
+    git = next((d for d in build["resolvedDependencies"] if d["name"] == "git"), {})
+    return {
+        "image": external["image"], "version": external["version"], "target": external["target"],
+        "state": state, "inputs-digest": internal["inputsDigest"], "base": internal["base"],
+        "parent": internal["parent"] or "", "commit": git.get("digest", {}).get("gitCommit", ""),
+        "dirty": str(git.get("annotations", {}).get("dirty", True)).lower(),
+        "created": run["finishedOn"] or run["startedOn"], "invocation": run["invocationId"],
+    }

@@ -39,7 +39,8 @@ REQUIRED_PLUGINS = {
 }
 # Packer variables that differ on every bake and so stay out of the bake key.
 PER_BAKE_VARIABLES = frozenset(
-    {"image_version", "gcp_image_name", "ssh_private_key_file", "kernel_cmdline", "output_directory"}
+    {"image_version", "image_description", "gcp_image_name", "ssh_private_key_file", "kernel_cmdline",
+     "output_directory", "build_tags", "gcp_build_labels"}
 )
 
 
@@ -115,12 +116,13 @@ def variables(
 
 
 def _local(spec: LocalTarget, resolved: Mapping[str, Any]) -> dict[str, Any]:
+    # Paths are empty when only the bake key is wanted (plan); a build always has them.
     return {
-        "base_disk": str(resolved["base_disk"]),
-        "kernel": str(resolved["kernel"]),
-        "initrd": str(resolved["initrd"]),
-        "kernel_cmdline": str(resolved["kernel_cmdline"]),
-        "ssh_private_key_file": str(resolved["ssh_private_key_file"]),
+        "base_disk": str(resolved.get("base_disk", "")),
+        "kernel": str(resolved.get("kernel", "")),
+        "initrd": str(resolved.get("initrd", "")),
+        "kernel_cmdline": str(resolved.get("kernel_cmdline", "")),
+        "ssh_private_key_file": str(resolved.get("ssh_private_key_file", "")),
         "accelerator": str(resolved.get("accelerator", "tcg")),
         "memory": spec.memory,
         "cpus": spec.cpus,
@@ -153,6 +155,7 @@ def _aws(eff: EffectiveImage, spec: AwsTarget, resolved: Mapping[str, Any]) -> d
         "ami_users": list(spec.share_with),
         "custom_endpoint_ec2": str(resolved.get("endpoint") or spec.endpoint or ""),
     }
+    out["build_tags"] = dict(resolved.get("build_tags", {}))
     if "communicator" in resolved:
         out["communicator"] = resolved["communicator"]
     return out
@@ -170,7 +173,8 @@ def _gcp(eff: EffectiveImage, spec: GcpTarget, version: str, resolved: Mapping[s
         "machine_type": spec.machine_type,
         "source_image": image,
         "source_image_family": family,
-        "source_image_project_id": [source.project] if source and source.project and not image else [],
+        "source_image_project_id": list(resolved.get("source_image_project_id") or (
+            [source.project] if source and source.project else [])),
         "gcp_image_name": f"{eff.name}-{version.replace('.', '-')}",
         "image_family": eff.name,
         "image_tags": gcp_labels(eff.tags),
@@ -179,6 +183,8 @@ def _gcp(eff: EffectiveImage, spec: GcpTarget, version: str, resolved: Mapping[s
         "service_account_email": spec.service_account_email or "",
         "disk_size": spec.disk_size,
         "ssh_username": spec.ssh_username,
+        "gcp_build_labels": dict(resolved.get("gcp_build_labels", {})),
+        **({"image_description": resolved["image_description"]} if "image_description" in resolved else {}),
     }
 
 

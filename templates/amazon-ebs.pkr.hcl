@@ -64,6 +64,11 @@ variable "custom_endpoint_ec2" {
   default     = ""
   description = "Private or test EC2 endpoint; empty for AWS's own."
 }
+variable "build_tags" {
+  type        = map(string)
+  default     = {}
+  description = "bakery's marks while a bake is under way (state = pending); final provenance tags come after."
+}
 variable "communicator" {
   type        = string
   default     = "ssh"
@@ -120,8 +125,8 @@ source "amazon-ebs" "image" {
   ami_users       = var.ami_users
   encrypt_boot    = var.encrypt_boot
   kms_key_id      = var.kms_key_id
-  tags            = var.image_tags
-  snapshot_tags   = var.image_tags
+  tags            = merge(var.image_tags, var.build_tags)
+  snapshot_tags   = merge(var.image_tags, var.build_tags)
   run_tags        = merge(var.image_tags, { Name = "bakery-build-${var.image_name}" })
 }
 

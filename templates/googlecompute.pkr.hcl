@@ -40,6 +40,11 @@ variable "ssh_username" {
   type    = string
   default = "packer"
 }
+variable "gcp_build_labels" {
+  type        = map(string)
+  default     = {}
+  description = "bakery's labels while a bake is under way (state = pending); final labels come after."
+}
 
 source "googlecompute" "image" {
   project_id              = var.project_id
@@ -57,7 +62,7 @@ source "googlecompute" "image" {
   image_name        = var.gcp_image_name
   image_family      = var.image_family
   image_description = var.image_description
-  image_labels      = var.image_tags
+  image_labels      = merge(var.image_tags, var.gcp_build_labels)
   labels            = { bakery-build = var.image_name }
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -11,6 +12,24 @@ import pytest
 from typer.testing import CliRunner, Result
 
 REPO = Path(__file__).resolve().parents[1]
+
+# No test may reach a real cloud, nor a metadata service: every SDK is pointed at a closed port
+# on loopback unless a test hands in a client of its own (moto server, the fake GCE server).
+_OFFLINE = {
+    "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",
+    "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+    "BAKERY_GCP_ENDPOINT": "http://127.0.0.1:9",
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "NO_GCE_CHECK": "True",
+    "GCE_METADATA_HOST": "127.0.0.1:9",
+    "GCE_METADATA_IP": "127.0.0.1:9",
+    "GOOGLE_APPLICATION_CREDENTIALS": str(REPO / "tests" / "integration" / "data" / "gcp-dummy-credentials.json"),
+    "CHECKPOINT_DISABLE": "1",
+}
+os.environ.update(_OFFLINE)
+for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION", "BAKERY_CONFIG"):
+    os.environ.pop(_name, None)
 
 # A valid images.yaml. Tests that check line numbers derive their files from this text, so the
 # line numbers in the comments are load-bearing: keep them right when editing.

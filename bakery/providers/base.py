@@ -17,7 +17,7 @@ from bakery.workspace import Workspace
 
 # kind -> module that defines `make(workspace, reporter, clients) -> Provider`; imported on first use
 # so `bakery --help` never loads boto3 or google.cloud.
-_REGISTRY = {"local": "bakery.providers.local"}
+_REGISTRY = {"local": "bakery.providers.local", "aws": "bakery.providers.aws", "gcp": "bakery.providers.gcp"}
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,26 @@ class BakeRequest:
 class Provider(Protocol):
     kind: str
 
+    def bind(self, target: str, spec: Any) -> None:
+        """Tell the provider the settings of one of its targets (before images() is asked)."""
+
+    def resolve(self, request: BakeRequest) -> Prepared:
+        """What the bake would start from, looked up without side effects (for plan)."""
+
     def prepare(self, request: BakeRequest) -> Prepared:
-        """Resolve the source (base disk, AMI, image) to something concrete. Raises BakeryError."""
+        """resolve(), plus what a build needs made first (base disk, build key). Raises BakeryError."""
+
+    def pending(self, target: str, name: str) -> list[ImageRecord]:
+        """Versions a bake registered but did not finish recording."""
+
+    def clean_up(self, record: ImageRecord) -> None:
+        """Remove a half-recorded version everywhere it exists."""
+
+    def stale_pending(self, record: ImageRecord) -> bool:
+        """True when a pending version is old enough that its bake cannot still be running."""
+
+    def before_build(self, request: BakeRequest, skeleton: dict[str, Any]) -> dict[str, Any]:
+        """Extra Packer variables that carry provenance into the build (GCP: the description)."""
 
     def publish(self, request: BakeRequest, prepared: Prepared, provenance: dict[str, Any],
                 inputs_digest: str, artifacts: list[str]) -> ImageRecord:
@@ -56,8 +74,8 @@ class Provider(Protocol):
     def provenance(self, record: ImageRecord) -> dict[str, Any]:
         """The provenance document stored with `record`."""
 
-    def subject(self, request: BakeRequest, artifacts: list[str]) -> tuple[str, str]:
-        """(name, sha256) of what was built, for the provenance subject."""
+    def subject(self, request: BakeRequest, artifacts: list[str]) -> tuple[str, dict[str, str]]:
+        """(name, digest set) of what was built, for the provenance subject."""
 
 
 ClientFactory = Callable[..., Any]
@@ -72,10 +90,17 @@ def available_kinds() -> tuple[str, ...]:
     return tuple(sorted(_REGISTRY))
 
 
-def get_provider(kind: str, workspace: Workspace, reporter: Reporter,
-                 clients: ClientFactory | None = None) -> Provider:
-    """The provider for a target kind. UsageError lists the valid kinds."""
+def get_provider(kind: str, workspace: Workspace, reporter: Reporter, clients: ClientFactory | None = None,
+                 targets: Mapping[str, Any] | None = None) -> Provider:
+    """The provider for a target kind, told about its targets. UsageError lists the valid kinds.
+
+    `clients(service, region_or_project, endpoint)` makes API clients; tests hand in one that
+    points at moto or the fake GCE server.
+    """
     if kind not in _REGISTRY:
         raise UsageError(f"no provider for target kind '{kind}'; valid kinds: {', '.join(sorted(_REGISTRY))}")
     provider: Provider = _module(kind).make(workspace, reporter, clients)
+    for name, spec in (targets or {}).items():
+        if spec.kind == kind:
+            provider.bind(name, spec)
     return provider

@@ -15,7 +15,7 @@ from bakery.errors import BuildError, UsageError
 from bakery.models import LocalSource, LocalTarget
 from bakery.progress import Reporter
 from bakery.providers.base import BakeRequest, ClientFactory, Prepared
-from bakery.providers.local_base import ensure_base, file_sha256
+from bakery.providers.local_base import ensure_base, file_sha256, overlay_dir, recipe_digest
 from bakery.providers.local_store import LocalStore
 from bakery.workspace import Workspace
 
@@ -54,7 +54,30 @@ class LocalProvider:
         self.reporter = reporter
         self.store = LocalStore(workspace.catalog_db, workspace.images)
 
+    def bind(self, target: str, spec: Any) -> None:
+        pass  # local targets keep no per-target state
+
     # --- before the build ---------------------------------------------------------------------
+
+    def resolve(self, request: BakeRequest) -> Prepared:
+        """The base this bake would start from: the parent's image, or the cached base disk."""
+        if request.parent is not None:
+            return Prepared(variables={}, base=request.parent.ref, base_dependency={}, parent=request.parent)
+        source = request.project.config.images[request.eff.name].source
+        recipe = source.local if source and source.local else LocalSource()
+        digest = recipe_digest(recipe, overlay_dir(request.project.root))
+        cached = self.ws.base_cache / digest.removeprefix("sha256:")[:32] / "disk.sha256"
+        base = "sha256:" + cached.read_text().strip() if cached.is_file() else f"unbuilt:{digest}"
+        return Prepared(variables={}, base=base, base_dependency={}, parent=None)
+
+    def pending(self, target: str, name: str) -> list[ImageRecord]:
+        return []  # the local store records a version in one transaction: nothing is ever half-recorded
+
+    def clean_up(self, record: ImageRecord) -> None:
+        pass
+
+    def stale_pending(self, record: ImageRecord) -> bool:
+        return True
 
     def prepare(self, request: BakeRequest) -> Prepared:
         from cryptography.hazmat.primitives import serialization
@@ -67,7 +90,7 @@ class LocalProvider:
             start = Path(request.parent.locations[0])
             disk, kernel, initrd = start / "disk.qcow2", start / "vmlinuz", start / "initrd.img"
             base = f"{request.parent.ref}"
-            dependency = {"name": f"image:{request.parent.ref}", "digest": {"sha256": request.parent.subject_sha256}}
+            dependency: dict[str, Any] = {}  # the parent is listed as a dependency of its own
         else:
             source = request.project.config.images[request.eff.name].source
             recipe = source.local if source and source.local else LocalSource()
@@ -123,9 +146,15 @@ class LocalProvider:
 
     # --- after the build ----------------------------------------------------------------------
 
-    def subject(self, request: BakeRequest, artifacts: list[str]) -> tuple[str, str]:
+    def before_build(self, request: BakeRequest, skeleton: dict[str, Any]) -> dict[str, Any]:
+        return {}
+
+    def subject(self, request: BakeRequest, artifacts: list[str]) -> tuple[str, dict[str, str]]:
         disk = request.workdir / "output" / "disk.qcow2"
-        return f"{request.eff.name}-{request.version}.qcow2", file_sha256(disk)
+        if not disk.is_file():
+            raise BuildError("Packer finished without producing output/disk.qcow2",
+                             log_path=str(request.workdir / "bake.log"))
+        return f"{request.eff.name}-{request.version}.qcow2", {"sha256": file_sha256(disk)}
 
     def publish(self, request: BakeRequest, prepared: Prepared, provenance: dict[str, Any],
                 inputs_digest: str, artifacts: list[str]) -> ImageRecord:

@@ -67,15 +67,26 @@ def test_unknown_image_as_json_is_an_error_document(project_dir, bakery_cli):
 
 
 def test_images_on_an_empty_workspace(project_dir, bakery_cli):
-    result = bakery_cli("images")
+    result = bakery_cli("images", "--target", "local")
     assert result.exit_code == 0, result.output
     assert result.stdout == "no images baked yet (bakery build IMAGE --target T)\n"
 
 
 def test_images_json_on_an_empty_workspace(project_dir, bakery_cli):
-    result = bakery_cli("images", "--json")
+    result = bakery_cli("images", "--json", "--target", "local")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == {"schema_version": 1, "kind": "images", "images": []}
+    assert json.loads(result.stdout) == {"schema_version": 1, "kind": "images", "images": [], "errors": {}}
+
+
+def test_images_reports_each_unreachable_target_and_exits_1(project_dir, bakery_cli):
+    # conftest points both clouds at a closed port on loopback
+    result = bakery_cli("images", "--json")
+    assert result.exit_code == 1
+    listing = json.loads(result.stdout)
+    assert listing["images"] == []
+    assert set(listing["errors"]) == {"aws", "gcp"}
+    assert "error: target aws could not be listed" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_images_lists_a_recorded_version(project_dir, bakery_cli, tmp_path):
@@ -89,12 +100,12 @@ def test_images_lists_a_recorded_version(project_dir, bakery_cli, tmp_path):
     store.record(ImageRecord(name="web", version="1.0.0", target="local", kind="local",
                              inputs_digest="sha256:" + "ab" * 32, created="2024-01-01T00:00:00Z",
                              base="sha256:" + "cd" * 32, subject_sha256="ef" * 32), image)
-    result = bakery_cli("images", "--json")
+    result = bakery_cli("images", "--json", "--target", "local")
     assert result.exit_code == 0, result.output
     (listed,) = json.loads(result.stdout)["images"]
     assert listed["name"] == "web" and listed["version"] == "1.0.0" and listed["target"] == "local"
     assert listed["locations"] == [str(project_dir.home / "images" / "local" / "web" / "1.0.0")]
-    table = bakery_cli("images").stdout.splitlines()
+    table = bakery_cli("images", "-t", "local").stdout.splitlines()
     assert table[0].split()[:4] == ["IMAGE", "VERSION", "TARGET", "CREATED"]
     assert table[1].split()[:5] == ["web", "1.0.0", "local", "2024-01-01T00:00:00Z", "abababababab"]
 

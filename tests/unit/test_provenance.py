@@ -15,7 +15,7 @@ from bakery.provenance import Dependency, decode_label, gcp_labels, statement
 def make_statement():
     return statement(
         subject_name="web-1.0.0.qcow2",
-        subject_sha256="ab" * 32,
+        subject_digest={"sha256": "ab" * 32},
         external={"image": "web", "target": "local", "version": "1.0.0"},
         internal={"inputsDigest": "sha256:" + "cd" * 32},
         dependencies=[
