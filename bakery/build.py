@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -205,9 +206,13 @@ class Baker:
         if secrets:
             env["PKR_VAR_ansible_secret_vars"] = json.dumps({**secrets, "bakery_secrets_injected": True})
         env["PACKER_NO_COLOR"] = "1"
-        # Packer leaves inventories and logs in TMPDIR when cancelled; keep them in the work dir.
-        env["TMPDIR"] = str(workdir / "tmp")
-        (workdir / "tmp").mkdir(exist_ok=True)
-        runner.run(packer.build_argv(directory), what="packer build", cwd=workdir, env=env,
-                   log_path=log_path, on_line=on_line, secrets=tuple(secrets.values()))
+        # Packer leaves inventories and logs in TMPDIR when cancelled: give it one of its own, and a
+        # short path, since its plugins listen on unix sockets there (108 characters at most).
+        tmp = tempfile.mkdtemp(prefix="bakery-")
+        env["TMPDIR"] = tmp
+        try:
+            runner.run(packer.build_argv(directory), what="packer build", cwd=workdir, env=env,
+                       log_path=log_path, on_line=on_line, secrets=tuple(secrets.values()))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
         return events

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import typer
 
 from bakery import __version__
-from bakery.errors import EXIT_FAILED, EXIT_USAGE, BakeryError, BuildError
+from bakery.errors import EXIT_FAILED, EXIT_USAGE, BakeryError, BuildError, UsageError
 
 SCHEMA_VERSION = 1
 F = TypeVar("F", bound=Callable[..., Any])
@@ -186,25 +186,85 @@ def render(
 @app.command()
 @handled
 def build(
-    image: str = typer.Argument(..., help="Image name from images.yaml."),
-    target: str = TargetOpt,
+    image: str | None = typer.Argument(None, help="Image name from images.yaml (or --stale)."),
+    target: str | None = typer.Option(None, "--target", "-t", help="Target name from images.yaml."),
+    stale: bool = typer.Option(False, "--stale", help="Bake every image the plan finds stale or new, parents first."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="With --stale: bakes to run at once."),
     force: bool = typer.Option(False, "--force", help="Bake even if an image with the same inputs exists."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Show phases only, not Packer/Ansible output."),
     file: Path | None = FileOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Bake IMAGE on TARGET: render, packer build with Ansible, record it with its provenance."""
+    """Bake IMAGE on TARGET: render, packer build with Ansible, record it with its provenance.
+
+    An image whose inputs digest is already in the catalog is not baked again (--force does)."""
     from bakery.build import Baker
 
     project = _project(file)
-    baker = Baker(project, _workspace(project), TerminalReporter(verbose=not quiet))
-    result = baker.bake(image, target, force=force)
+    reporter = TerminalReporter(verbose=not quiet)
+    if stale:
+        _build_stale(project, reporter, images=[image] if image else None, target=target, jobs=jobs,
+                     as_json=as_json)
+        return
+    if image is None or target is None:
+        raise UsageError("name an image and a target (bakery build IMAGE --target T), or use --stale")
+    result = Baker(project, _workspace(project), reporter).bake(image, target, force=force)
     rec = result.record
     emit("build", result, as_json=as_json, text=lambda: (
         f"up to date: {rec.ref} on {rec.target} has the same inputs digest {result.inputs_digest}"
         if result.skipped else
         f"baked {rec.ref} on {rec.target} in {result.seconds:.0f}s\n"
         f"  inputs digest: {result.inputs_digest}\n  location: {', '.join(rec.locations)}\n  log: {result.log_path}"))
+
+
+def _build_stale(project: Any, reporter: TerminalReporter, *, images: list[str] | None, target: str | None,
+                 jobs: int, as_json: bool) -> None:
+    from bakery.plan import Planner
+    from bakery.rebuild import rebuild
+
+    ws = _workspace(project)
+    plan = Planner(project, ws, reporter).plan(images, target)
+    if not plan.stale:
+        reporter.note("nothing to bake: every image is up to date")
+    result = rebuild(project, ws, reporter, plan, jobs=jobs)
+    emit("build-stale", {"ok": result.ok, "outcomes": [dataclasses.asdict(o) for o in result.outcomes]},
+         as_json=as_json, text=lambda: "\n".join(
+             ["summary:"] + [f"  {o.status:<10} {o.image} on {o.target}: {o.detail}" for o in result.outcomes]))
+    if not result.ok:
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+@handled
+def plan(
+    images_: list[str] | None = typer.Argument(None, metavar="[IMAGE]...", help="Only these images (and children)."),
+    target: str | None = typer.Option(None, "--target", "-t", help="Only this target."),
+    file: Path | None = FileOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Show each image x target as up to date, stale (with the reason) or new, parents first.
+
+    `--json` carries a `matrix` of the stale ones, for a CI system to fan out one job per bake."""
+    from bakery.plan import Planner
+
+    project = _project(file)
+    result = Planner(project, _workspace(project), TerminalReporter()).plan(images_ or None, target)
+    payload = {"items": [{**dataclasses.asdict(i), "key": i.key} for i in result.items],
+               "matrix": [{"image": i.image, "target": i.target, "depends_on": i.depends_on} for i in result.stale],
+               "stale": len(result.stale)}
+    emit("plan", payload, as_json=as_json, text=lambda: _plan_text(result))
+
+
+def _plan_text(result: Any) -> str:
+    if not result.items:
+        return "no image bakes on the chosen target(s)"
+    lines = []
+    for item in result.items:
+        head = f"{item.status:<11} {item.image} on {item.target}" + (f" (now {item.current})" if item.current else "")
+        lines.append(head)
+        lines += [f"              - {reason}" for reason in item.reasons]
+    lines.append(f"{len(result.stale)} to bake" if result.stale else "everything is up to date")
+    return "\n".join(lines)
 
 
 @app.command()

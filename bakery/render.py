@@ -37,9 +37,10 @@ REQUIRED_PLUGINS = {
     "googlecompute": ("github.com/hashicorp/googlecompute", ">= 1.1.4"),
     "ansible": ("github.com/hashicorp/ansible", ">= 1.1.0"),
 }
-# Packer variables that differ on every bake and so stay out of the bake key.
+# Packer variables that differ on every bake and so stay out of the bake key. (ansible_extra_vars
+# carries the version; everything else in it comes from the images.yaml entry, which is in the key.)
 PER_BAKE_VARIABLES = frozenset(
-    {"image_version", "image_description", "gcp_image_name", "ssh_private_key_file", "kernel_cmdline",
+    {"image_version", "ansible_extra_vars", "image_description", "gcp_image_name", "ssh_private_key_file", "kernel_cmdline",
      "output_directory", "build_tags", "gcp_build_labels"}
 )
 

@@ -95,6 +95,8 @@ source "amazon-ebs" "image" {
   security_group_ids   = var.security_group_ids
   iam_instance_profile = var.iam_instance_profile
   custom_endpoint_ec2  = var.custom_endpoint_ec2
+  # A private endpoint has no STS beside it to validate credentials against.
+  skip_credential_validation = var.custom_endpoint_ec2 != ""
 
   communicator = var.communicator
   ssh_username = var.ssh_username

@@ -1,0 +1,212 @@
+"""AWS bakes through a moto server: real `packer build` of the rendered amazon-ebs template, then
+tags on the AMI, its snapshots and the copy in a second region, the catalog, plan and skip, all
+checked through boto3. Packer runs with a test-only `communicator = "none"` (moto's instances
+exist nowhere); provisioning itself is covered by the local e2e bakes."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from bakery.cli import app
+
+REPO = Path(__file__).resolve().parents[2]
+ACCOUNT = "123456789012"  # moto's account
+SOURCE_AMIS = [
+    {"ami_id": "ami-0d1e0000000000001", "name": "debian-12-amd64-20260101-1000", "creation_date": "2026-01-01T10:00:00.000Z"},
+    {"ami_id": "ami-0d1e0000000000002", "name": "debian-12-amd64-20260201-1000", "creation_date": "2026-02-01T10:00:00.000Z"},
+    {"ami_id": "ami-0babe000000000003", "name": "other-base-20260101", "creation_date": "2026-01-01T10:00:00.000Z"},
+]
+runner = CliRunner()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    amis = tmp_path_factory.mktemp("moto") / "amis.json"
+    amis.write_text(json.dumps([{**a, "owner_id": ACCOUNT, "description": a["name"], "public": False,
+                                 "virtualization_type": "hvm", "architecture": "x86_64", "state": "available",
+                                 "platform": None, "image_type": "machine", "hypervisor": "xen",
+                                 "root_device_type": "ebs", "root_device_name": "/dev/xvda", "sriov": "simple"}
+                                for a in SOURCE_AMIS]))
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "tests.fakes.moto_ebs", str(port), str(amis)], cwd=REPO,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)  # noqa: S310 - loopback
+            break
+        except OSError:
+            assert time.monotonic() < deadline, "moto server did not start"
+            time.sleep(0.2)
+    yield endpoint
+    server.terminate()
+    server.wait(timeout=10)
+
+
+@pytest.fixture()
+def moto(moto_endpoint: str) -> str:
+    urllib.request.urlopen(urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST"))  # noqa: S310
+    return moto_endpoint
+
+
+def ec2(endpoint: str, region: str = "eu-west-1") -> Any:
+    return boto3.client("ec2", region_name=region, endpoint_url=endpoint)
+
+
+def strip_provisioners(template: str) -> str:
+    """Test-only: no instance is reachable in moto, so no provisioner can run."""
+    out, i = [], 0
+    for match in re.finditer(r'\n  provisioner "[a-z-]+" \{', template):
+        if match.start() < i:
+            continue
+        out.append(template[i:match.start()])
+        depth, j = 0, match.end() - 1
+        while True:
+            depth += {"{": 1, "}": -1}.get(template[j], 0)
+            j += 1
+            if depth == 0:
+                break
+        i = j
+    out.append(template[i:])
+    return "".join(out).replace('default     = "ssh"', 'default     = "none"')
+
+
+@pytest.fixture()
+def aws_project(tmp_path: Path, moto: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    shutil.copytree(REPO / "playbooks", tmp_path / "playbooks")
+    shutil.copytree(REPO / "templates", tmp_path / "templates")
+    template = tmp_path / "templates" / "amazon-ebs.pkr.hcl"
+    template.write_text(strip_provisioners(template.read_text()))
+    (tmp_path / "playbooks" / "app.yml").write_text("- hosts: all\n  gather_facts: false\n  tasks: []\n")
+    config = {
+        "targets": {"aws": {"kind": "aws", "region": "eu-west-1", "copy_to": ["eu-central-1"], "endpoint": moto,
+                            "encrypted": False}},
+        "images": {
+            "base": {"version": "1.0", "description": "base", "playbooks": ["playbooks/base.yml"],
+                     "tags": {"team": "platform"},
+                     "source": {"aws": {"filter": {"owners": [ACCOUNT], "name": "debian-12-amd64-*"}}}},
+            "web": {"version": "2.1", "from": "base", "playbooks": ["playbooks/web.yml"]},
+            "app": {"version": "0.3", "source": {"aws": {"ami": "ami-0babe000000000003"}},
+                    "playbooks": ["playbooks/app.yml"]},
+        },
+    }
+    (tmp_path / "images.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("BAKERY_HOME", str(tmp_path / ".bakery"))
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    return tmp_path
+
+
+def bakery(*args: str) -> Any:
+    return runner.invoke(app, list(args))
+
+
+def tags_of(client: Any, resource: str) -> dict[str, str]:
+    found = client.describe_tags(Filters=[{"Name": "resource-id", "Values": [resource]}])["Tags"]
+    return {t["Key"]: t["Value"] for t in found}
+
+
+def test_bake_tags_ami_snapshots_and_regional_copy(aws_project: Path, moto: str) -> None:
+    result = bakery("build", "base", "--target", "aws", "--json")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout.split("\n{", 1)[-1] if not result.stdout.startswith("{") else result.stdout)
+    record = record["record"]
+    assert record["version"] == "1.0.0"
+    assert record["base"] == "ami-0d1e0000000000002"  # the filter was resolved to the newest match first
+    locations = dict(loc.split(":") for loc in record["locations"])
+    assert set(locations) == {"eu-west-1", "eu-central-1"}
+    for region, ami in locations.items():
+        client = ec2(moto, region)
+        image = client.describe_images(ImageIds=[ami])["Images"][0]
+        snapshots = [m["Ebs"]["SnapshotId"] for m in image["BlockDeviceMappings"] if "Ebs" in m]
+        assert snapshots
+        for resource in [ami, *snapshots]:
+            tags = tags_of(client, resource)
+            assert tags["bakery:image"] == "base" and tags["bakery:version"] == "1.0.0", (region, resource)
+            assert tags["bakery:state"] == "complete"
+            assert tags["bakery:inputs-digest"] == json.loads(result.stdout)["inputs_digest"]
+            assert tags["team"] == "platform"
+            assert int(tags["bakery:provenance-chunks"]) >= 1
+            assert len(tags) <= 50 and all(len(v) <= 256 for v in tags.values())
+
+    listed = bakery("images", "--target", "aws", "--json")
+    assert listed.exit_code == 0, listed.output
+    (image,) = json.loads(listed.stdout)["images"]
+    assert image["name"] == "base" and sorted(image["locations"]) == sorted(record["locations"])
+
+    shown = bakery("show", "base@1.0.0", "--target", "aws", "--json")
+    assert shown.exit_code == 0, shown.output
+    statement = json.loads(shown.stdout)["provenance"]
+    assert statement["subject"][0]["digest"] == {"awsImageId": locations["eu-west-1"]}
+    deps = {d["name"]: d for d in statement["predicate"]["buildDefinition"]["resolvedDependencies"]}
+    assert deps["ami:debian-12-amd64-20260201-1000"]["digest"] == {"awsImageId": "ami-0d1e0000000000002"}
+
+
+def test_second_bake_is_skipped_and_chain_builds_on_parent(aws_project: Path, moto: str) -> None:
+    assert bakery("build", "base", "-t", "aws").exit_code == 0
+    again = bakery("build", "base", "-t", "aws")
+    assert again.exit_code == 0, again.output
+    assert "up to date: base@1.0.0 on aws has the same inputs digest" in again.output
+
+    child = bakery("build", "web", "-t", "aws", "--json")
+    assert child.exit_code == 0, child.output
+    web = json.loads(child.stdout)["record"]
+    assert web["parent"] == "base@1.0.0" and web["version"] == "2.1.0"
+    base_ami = json.loads(bakery("images", "base", "-t", "aws", "--json").stdout)["images"][0]["locations"]
+    assert web["base"] == dict(loc.split(":") for loc in base_ami)["eu-west-1"]
+
+
+def test_plan_and_stale_builds(aws_project: Path, moto: str) -> None:
+    plan = json.loads(bakery("plan", "-t", "aws", "--json").stdout)
+    assert [(i["image"], i["status"]) for i in plan["items"]] == [("app", "new"), ("base", "new"), ("web", "new")]
+    assert {m["image"] for m in plan["matrix"]} == {"app", "base", "web"}
+
+    first = bakery("build", "--stale", "-t", "aws", "--jobs", "2")
+    assert first.exit_code == 0, first.output
+    assert re.search(r"built\s+base on aws", first.output) and re.search(r"built\s+web on aws", first.output)
+
+    second = bakery("build", "--stale", "-t", "aws")
+    assert second.exit_code == 0, second.output
+    assert "nothing to bake: every image is up to date" in second.output
+    assert "built " not in second.output.replace("up-to-date", "")
+
+    # Editing a playbook: exactly the images that use it, and their children.
+    (aws_project / "playbooks" / "app.yml").write_text("- hosts: all\n  gather_facts: false\n  tasks: [] # v2\n")
+    items = {i["image"]: i for i in json.loads(bakery("plan", "-t", "aws", "--json").stdout)["items"]}
+    assert items["app"]["status"] == "stale" and "playbooks/app.yml changed" in items["app"]["reasons"]
+    assert items["base"]["status"] == "up-to-date" and items["web"]["status"] == "up-to-date"
+
+    # A newer base AMI matching the filter: base and all its descendants.
+    ec2(moto).register_image(Name="debian-12-amd64-20260301-1000", RootDeviceName="/dev/xvda",
+                             BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8}}])
+    text = bakery("plan", "-t", "aws")
+    assert text.exit_code == 0, text.output
+    items = {i["image"]: i for i in json.loads(bakery("plan", "-t", "aws", "--json").stdout)["items"]}
+    assert items["base"]["status"] == "stale"
+    assert items["base"]["reasons"][0].startswith("base ami-0d1e0000000000002 → ami-")
+    assert items["web"]["status"] == "stale" and items["web"]["reasons"] == ["parent base will be baked first"]
+    assert "base ami-0d1e0000000000002 → ami-" in text.stdout
