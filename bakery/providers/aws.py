@@ -159,6 +159,8 @@ class AwsProvider:
                 if tags.get("bakery:state") != "complete" and not include_pending:
                     continue
                 key = (tags.get("bakery:image", ""), tags.get("bakery:version", ""))
+                # A pending AMI has no 'created' stamp yet: its age is the AMI's.
+                tags.setdefault("bakery:created", image.get("CreationDate", ""))
                 by_version[key][region] = (image["ImageId"], tags)
         records = []
         for (_image, _version), regions in by_version.items():
@@ -237,7 +239,8 @@ class AwsProvider:
             inputs_digest=stamp.get("inputs-digest", ""), created=stamp.get("created", ""),
             base=stamp.get("base", ""), parent=stamp.get("parent") or None,
             locations=tuple(f"{region}:{ami}" for region, ami in sorted(amis.items())),
-            subject_sha256=None, extra={"tags": dict(tags), "state": stamp.get("state", "")},
+            subject_sha256=None,
+            extra={"tags": dict(tags), "state": stamp.get("state", ""), "invocation": stamp.get("invocation", "")},
         )
 
 

@@ -10,6 +10,8 @@ knows; `bakery show` puts the two back together.
 from __future__ import annotations
 
 import os
+import random
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -123,26 +125,33 @@ class GcpProvider:
         return self._record(request.eff.target, spec, image)
 
     def set_labels(self, spec: GcpTarget, name: str, labels: dict[str, str]) -> None:
-        """setLabels with the current fingerprint; on a race (412) read again and retry; verify."""
+        """setLabels with the current fingerprint, verified by reading back.
+
+        Not retried blindly: after a throttle, a 5xx or a fingerprint race (412) the labels are read
+        again first, since the failed attempt may have been applied, and only set if still missing.
+        """
         from google.api_core import exceptions
         from google.cloud import compute_v1
 
         api = self.images_api(spec)
-        for _ in range(5):
+        delay = 0.5
+        for _ in range(6):
             image = self._get(api, project=spec.project, image=name, what="image")
-            merged = {**dict(image.labels), **labels}
-            request = compute_v1.GlobalSetLabelsRequest(labels=merged, label_fingerprint=image.label_fingerprint)
-            try:
-                self._call(f"labels of {name}", api.set_labels, project=spec.project, resource=name,
-                           global_set_labels_request_resource=request)
-            except ProviderError as exc:
-                if isinstance(exc.__cause__, exceptions.PreconditionFailed):
-                    continue  # someone else changed the labels: read the new fingerprint and try again
-                raise
-            after = dict(self._get(api, project=spec.project, image=name, what="image").labels)
-            if all(after.get(k) == v for k, v in labels.items()):
+            current = dict(image.labels)
+            if all(current.get(k) == v for k, v in labels.items()):
                 return
-        raise ProviderError(f"labels on image {name} did not stick after 5 attempts")
+            request = compute_v1.GlobalSetLabelsRequest(labels={**current, **labels},
+                                                        label_fingerprint=image.label_fingerprint)
+            try:
+                api.set_labels(project=spec.project, resource=name, global_set_labels_request_resource=request,
+                               retry=None)
+            except (exceptions.PreconditionFailed, exceptions.TooManyRequests, exceptions.ServerError) as exc:
+                self.reporter.note(f"labels of {name}: {exc.code} {type(exc).__name__}; reading them again")
+                time.sleep(delay * (1 + random.random()))
+                delay = min(delay * 2, 10.0)
+            except exceptions.GoogleAPICallError as exc:
+                raise ProviderError(f"GCP: labels of {name}: {exc.message}") from exc
+        raise ProviderError(f"labels on image {name} did not stick after 6 attempts")
 
     # --- reading ------------------------------------------------------------------------------
 

@@ -210,3 +210,115 @@ def test_plan_and_stale_builds(aws_project: Path, moto: str) -> None:
     assert items["base"]["reasons"][0].startswith("base ami-0d1e0000000000002 → ami-")
     assert items["web"]["status"] == "stale" and items["web"]["reasons"] == ["parent base will be baked first"]
     assert "base ami-0d1e0000000000002 → ami-" in text.stdout
+
+
+def test_concurrent_bakes_of_one_image_make_one_version(aws_project: Path, moto: str) -> None:
+    env = {**os.environ, "BAKERY_HOME": str(aws_project / ".bakery")}
+    argv = [str(Path(sys.executable).parent / "bakery"), "build", "app", "-t", "aws"]
+    first = subprocess.Popen(argv, cwd=aws_project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    second = subprocess.Popen(argv, cwd=aws_project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True)
+    outputs = [p.communicate(timeout=300)[0] for p in (first, second)]
+    assert first.returncode == 0 and second.returncode == 0, outputs
+    assert sum("baked app@0.3.0 on aws" in o for o in outputs) == 1
+    assert sum("up to date: app@0.3.0 on aws" in o for o in outputs) == 1
+    assert any("another bake of app on aws is running" in o for o in outputs)
+    amis = ec2(moto).describe_images(Owners=["self"], Filters=[{"Name": "tag:bakery:image", "Values": ["app"]}])
+    assert len(amis["Images"]) == 1
+
+
+def _half_recorded(moto: str, version: str) -> str:
+    """An AMI as a bake leaves it when it dies after Packer registered it, before bakery's tags."""
+    client = ec2(moto)
+    ami = client.register_image(Name=f"app-{version}", RootDeviceName="/dev/xvda",
+                                BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8}}])["ImageId"]
+    client.create_tags(Resources=[ami], Tags=[{"Key": k, "Value": v} for k, v in {
+        "bakery:image": "app", "bakery:version": version, "bakery:target": "aws", "bakery:state": "pending",
+        "bakery:invocation": "deadbeef0000"}.items()])
+    return str(ami)
+
+
+def test_half_recorded_version_is_reported_then_cleaned_up_never_duplicated(
+        aws_project: Path, moto: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    ami = _half_recorded(moto, "0.3.0")
+    fresh = bakery("build", "app", "-t", "aws")
+    assert fresh.exit_code == 1
+    assert "another bake of app@0.3.0 on aws is under way (invocation deadbeef0000" in fresh.output
+
+    from datetime import timedelta
+
+    from bakery.providers import aws as aws_provider
+
+    monkeypatch.setattr(aws_provider, "PENDING_GRACE", timedelta(0))
+    result = bakery("build", "app", "-t", "aws", "--json")
+    assert result.exit_code == 0, result.output
+    assert "cleaning up app@0.3.0 on aws" in result.output
+    assert json.loads(result.stdout[result.stdout.index("{"):])["record"]["version"] == "0.3.1"
+    assert ec2(moto).describe_images(ImageIds=[ami])["Images"] == []
+    listed = json.loads(bakery("images", "app", "-t", "aws", "--json").stdout)["images"]
+    assert [i["version"] for i in listed] == ["0.3.1"]
+
+
+def test_missing_tags_are_repaired_and_faults_retried(aws_project: Path, moto: str) -> None:
+    """A throttle and a 5xx, once each, are retried; tags that did not stick are written again."""
+    from botocore.awsrequest import AWSResponse
+
+    from bakery import config
+    from bakery.build import Baker
+    from bakery.progress import Recording
+    from bakery.providers.aws import default_clients
+    from bakery.workspace import Workspace
+
+    calls: dict[str, int] = {}
+    dropped: list[str] = []
+
+    def client_factory(service: str, region: str, endpoint: str | None) -> Any:
+        client = default_clients(service, region, endpoint)
+
+        def fault(request: Any, event_name: str = "", **_: Any) -> AWSResponse | None:
+            operation_name = event_name.rsplit(".", 1)[-1]
+            calls[operation_name] = calls.get(operation_name, 0) + 1
+            if operation_name == "DescribeImages" and calls[operation_name] == 1:
+                body = (b"<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>slow down</Message>"
+                        b"</Error></Errors><RequestID>x</RequestID></Response>")
+                return AWSResponse(request.url, 503, {}, _Raw(body))
+            if operation_name == "CreateTags" and region == "eu-central-1" and not dropped:
+                dropped.append(region)  # eventual consistency: answered OK, applied nothing
+                return AWSResponse(request.url, 200, {}, _Raw(b"<CreateTagsResponse><return>true</return>"
+                                                              b"</CreateTagsResponse>"))
+            if operation_name == "CreateTags" and calls[operation_name] == 2:
+                return AWSResponse(request.url, 500, {}, _Raw(b"<Response><Errors><Error><Code>InternalError"
+                                                              b"</Code><Message>boom</Message></Error></Errors>"
+                                                              b"</Response>"))
+            return None
+
+        client.meta.events.register("before-send.ec2", fault)
+        return client
+
+    project = config.load(aws_project / "images.yaml")
+    reporter = Recording()
+    result = Baker(project, Workspace.for_project(aws_project), reporter, clients=client_factory).bake("app", "aws")
+    assert dropped == ["eu-central-1"]
+    assert calls["DescribeImages"] >= 2 and calls["CreateTags"] >= 3  # the throttle and the 500 were retried
+    assert any("repairing tags" in n for n in reporter.notes)
+    for location in result.record.locations:
+        region, ami = location.split(":")
+        client = ec2(moto, region)
+        image = client.describe_images(ImageIds=[ami])["Images"][0]
+        for resource in [ami, *(m["Ebs"]["SnapshotId"] for m in image["BlockDeviceMappings"])]:
+            assert tags_of(client, resource)["bakery:state"] == "complete", (region, resource)
+    mine = ec2(moto).describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": ["app-*"]}])["Images"]
+    assert len(mine) == 1  # no duplicate AMI
+
+
+class _Raw:
+    """The raw body object AWSResponse reads from."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._body
+
+    def read(self) -> bytes:
+        return self._body
