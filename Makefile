@@ -53,6 +53,7 @@ lint: setup
 
 bench: setup
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/plan_bench.py
 
 clean:
 	rm -rf $(VENV) .bakery .pytest_cache .mypy_cache .ruff_cache

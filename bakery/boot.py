@@ -46,14 +46,23 @@ def get(url: str, timeout: float = 5.0) -> Page:
     if not url.startswith("http://127.0.0.1:"):
         raise ValueError(f"refusing to fetch {url}: only 127.0.0.1 is reachable from a boot check")
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback only
+        with urllib.request.urlopen(url, timeout=timeout) as response:
             return Page(url.split("/", 3)[-1], response.status, response.read().decode("utf-8", "replace"))
     except urllib.error.HTTPError as exc:
         return Page(url.split("/", 3)[-1], exc.code, exc.read().decode("utf-8", "replace"))
 
 
-def boot_and_fetch(project: Project, workspace: Workspace, reporter: Reporter, *, ref: str, target: str,
-                   guest_port: int, paths: list[str], timeout: float) -> BootResult:
+def boot_and_fetch(
+    project: Project,
+    workspace: Workspace,
+    reporter: Reporter,
+    *,
+    ref: str,
+    target: str,
+    guest_port: int,
+    paths: list[str],
+    timeout: float,
+) -> BootResult:
     """Boot `ref` on a throwaway overlay, GET each path once the guest answers, then stop it."""
     spec = project.config.targets.get(target)
     if not isinstance(spec, LocalTarget):
@@ -61,14 +70,15 @@ def boot_and_fetch(project: Project, workspace: Workspace, reporter: Reporter, *
     name, version = catalog.parse_ref(ref)
     provider = LocalProvider(workspace, reporter)
     record = catalog.select(provider.images(target, name), name=name, version=version)
-    disk, kernel, initrd = provider.boot_files(record)
+    _disk, kernel, initrd = provider.boot_files(record)
     accel = provider.accelerator(spec.accelerator, kernel, initrd)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     reporter.phase("boot", f"{record.ref} with {accel}, port {port} -> {guest_port}")
     started = time.monotonic()
-    with Machine(workspace, record, forwards={port: guest_port}, accelerator=accel,
-                 memory=spec.memory, cpus=spec.cpus) as machine:
+    with Machine(
+        workspace, record, forwards={port: guest_port}, accelerator=accel, memory=spec.memory, cpus=spec.cpus
+    ) as machine:
         first = _wait(machine, f"{base}{paths[0]}", started + timeout)
         waited = round(time.monotonic() - started, 1)
         pages = [first, *(get(f"{base}{p}") for p in paths[1:])]

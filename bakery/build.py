@@ -21,10 +21,12 @@ from bakery import inputs, packer, render, runner, tools
 from bakery.catalog import ImageRecord, newest, next_version
 from bakery.config import EffectiveImage, Project
 from bakery.errors import ProviderError, UsageError
+from bakery.models import BUILDERS
 from bakery.progress import Reporter
 from bakery.providers.base import BakeRequest, ClientFactory, Provider, get_provider
 from bakery.providers.local_store import exclusive
 from bakery.workspace import Workspace
+
 
 @dataclass(frozen=True)
 class BuildResult:
@@ -61,8 +63,14 @@ def secret_values(eff: EffectiveImage) -> dict[str, str]:
 
 
 class Baker:
-    def __init__(self, project: Project, workspace: Workspace, reporter: Reporter,
-                 provider: Provider | None = None, clients: ClientFactory | None = None) -> None:
+    def __init__(
+        self,
+        project: Project,
+        workspace: Workspace,
+        reporter: Reporter,
+        provider: Provider | None = None,
+        clients: ClientFactory | None = None,
+    ) -> None:
         self.project = project
         self.clients = clients
         self.ws = workspace
@@ -70,8 +78,9 @@ class Baker:
         self._provider = provider
 
     def provider(self, kind: str) -> Provider:
-        return self._provider or get_provider(kind, self.ws, self.reporter, self.clients,
-                                              targets=self.project.config.targets)
+        return self._provider or get_provider(
+            kind, self.ws, self.reporter, self.clients, targets=self.project.config.targets
+        )
 
     def bake(self, name: str, target: str, *, force: bool = False) -> BuildResult:
         """Bake `name` on `target`, unless an image with the same inputs digest exists (then skip,
@@ -90,8 +99,16 @@ class Baker:
         with exclusive(lock, waiting), runner.signal_guard():
             return self._bake_locked(eff, provider, secrets, invocation, log_path, force=force)
 
-    def _bake_locked(self, eff: EffectiveImage, provider: Provider, secrets: dict[str, str],
-                     invocation: str, log_path: Path, *, force: bool) -> BuildResult:
+    def _bake_locked(
+        self,
+        eff: EffectiveImage,
+        provider: Provider,
+        secrets: dict[str, str],
+        invocation: str,
+        log_path: Path,
+        *,
+        force: bool,
+    ) -> BuildResult:
         started_clock, started = time.monotonic(), now()
         self.reporter.phase("resolve", f"{eff.name} on {eff.target}")
         parent = self._parent(eff, provider)
@@ -109,32 +126,53 @@ class Baker:
             same = [r for r in existing if r.inputs_digest == digest]
             if same and not force:
                 shutil.rmtree(workdir, ignore_errors=True)
-                self.reporter.note(f"{eff.name} on {eff.target} is up to date: {same[-1].ref} has the same "
-                                   "inputs digest (use --force to bake anyway)")
+                self.reporter.note(
+                    f"{eff.name} on {eff.target} is up to date: {same[-1].ref} has the same "
+                    "inputs digest (use --force to bake anyway)"
+                )
                 return BuildResult(record=same[-1], inputs_digest=digest, log_path=None, seconds=0.0, skipped=True)
             skeleton = inputs.statement_skeleton(
-                self.project, eff, version=version, prepared=prepared, digest=digest, tools=versions,
-                git=tools.git_state(self.project.root), invocation=invocation, started=started,
-                builder=render.BUILDERS[eff.kind])
+                self.project,
+                eff,
+                version=version,
+                prepared=prepared,
+                digest=digest,
+                tools=versions,
+                git=tools.git_state(self.project.root),
+                invocation=invocation,
+                started=started,
+                builder=BUILDERS[eff.kind],
+            )
             extra = provider.before_build(request, skeleton)
             self.reporter.phase("render", f"{eff.name} {version} for Packer {versions['packer']}")
-            rendered = render.render(self.project, eff, version=version, packer_version=versions["packer"],
-                                     out=workdir / "packer", resolved={**prepared.variables, **extra})
+            rendered = render.render(
+                self.project,
+                eff,
+                version=version,
+                packer_version=versions["packer"],
+                out=workdir / "packer",
+                resolved={**prepared.variables, **extra},
+            )
             self.reporter.phase("build", f"packer build (log: {log_path})")
             events = self._packer(rendered.directory, workdir, log_path, secrets)
             self.reporter.phase("verify", "checking what Packer produced")
             artifacts = packer.artifact_ids(events)
             subject_name, subject_digest = provider.subject(request, artifacts)
-            statement = inputs.finalize(skeleton, subject_name=subject_name, subject_digest=subject_digest,
-                                        finished=now())
+            statement = inputs.finalize(
+                skeleton, subject_name=subject_name, subject_digest=subject_digest, finished=now()
+            )
             self.reporter.phase("record", f"{eff.name}@{version} into the {eff.target} catalog")
             record = provider.publish(request, prepared, statement, digest, artifacts)
         except BaseException:
             shutil.rmtree(workdir, ignore_errors=True)
             raise
         shutil.rmtree(workdir, ignore_errors=True)  # holds the build key; the image is recorded
-        return BuildResult(record=record, inputs_digest=digest, log_path=str(log_path),
-                           seconds=round(time.monotonic() - started_clock, 1))
+        return BuildResult(
+            record=record,
+            inputs_digest=digest,
+            log_path=str(log_path),
+            seconds=round(time.monotonic() - started_clock, 1),
+        )
 
     def _recover(self, eff: EffectiveImage, provider: Provider) -> list[ImageRecord]:
         """Versions an earlier bake registered but did not finish recording.
@@ -149,9 +187,12 @@ class Baker:
                 raise ProviderError(
                     f"another bake of {record.ref} on {eff.target} is under way "
                     f"(invocation {record.extra.get('invocation', '?')}, started {record.created})",
-                    hint="wait for it to finish; a bake that died is cleaned up by the next one after 2 hours")
-            self.reporter.note(f"cleaning up {record.ref} on {eff.target}, left half-recorded by an earlier bake "
-                               f"({', '.join(record.locations)})")
+                    hint="wait for it to finish; a bake that died is cleaned up by the next one after 2 hours",
+                )
+            self.reporter.note(
+                f"cleaning up {record.ref} on {eff.target}, left half-recorded by an earlier bake "
+                f"({', '.join(record.locations)})"
+            )
             provider.clean_up(record)
         return pending
 
@@ -170,11 +211,22 @@ class Baker:
             variables = dict(provider.prepare(BakeRequest(self.project, eff, version, out, parent)).variables)
         # Cloud sources render as declared (an id, or a filter Packer resolves): no cloud call here.
         with runner.signal_guard():
-            rendered = render.render(self.project, eff, version=version,
-                                     packer_version=packer_version or tools.packer_version(),
-                                     out=out, resolved=variables)
-        return RenderResult(directory=str(rendered.directory), image=name, target=target, version=version,
-                            builder=rendered.builder, files=sorted(rendered.files))
+            rendered = render.render(
+                self.project,
+                eff,
+                version=version,
+                packer_version=packer_version or tools.packer_version(),
+                out=out,
+                resolved=variables,
+            )
+        return RenderResult(
+            directory=str(rendered.directory),
+            image=name,
+            target=target,
+            version=version,
+            builder=rendered.builder,
+            files=sorted(rendered.files),
+        )
 
     def _parent(self, eff: EffectiveImage, provider: Provider) -> ImageRecord | None:
         if eff.image.parent is None:
@@ -187,8 +239,7 @@ class Baker:
             )
         return parent
 
-    def _packer(self, directory: Path, workdir: Path, log_path: Path,
-                secrets: dict[str, str]) -> list[packer.Event]:
+    def _packer(self, directory: Path, workdir: Path, log_path: Path, secrets: dict[str, str]) -> list[packer.Event]:
         events: list[packer.Event] = []
 
         def on_line(line: str) -> None:
@@ -211,8 +262,15 @@ class Baker:
         tmp = tempfile.mkdtemp(prefix="bakery-")
         env["TMPDIR"] = tmp
         try:
-            runner.run(packer.build_argv(directory), what="packer build", cwd=workdir, env=env,
-                       log_path=log_path, on_line=on_line, secrets=tuple(secrets.values()))
+            runner.run(
+                packer.build_argv(directory),
+                what="packer build",
+                cwd=workdir,
+                env=env,
+                log_path=log_path,
+                on_line=on_line,
+                secrets=tuple(secrets.values()),
+            )
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return events

@@ -42,9 +42,7 @@ def version_key(version: str) -> tuple[int, ...]:
 
 def next_version(declared: str, existing: Iterable[str]) -> str:
     """images.yaml says MAJOR.MINOR; each bake takes the next PATCH after every one seen."""
-    patches = [
-        int(v.rsplit(".", 1)[1]) for v in existing if re.fullmatch(re.escape(declared) + r"\.\d+", v)
-    ]
+    patches = [int(v.rsplit(".", 1)[1]) for v in existing if re.fullmatch(re.escape(declared) + r"\.\d+", v)]
     return f"{declared}.{max(patches) + 1 if patches else 0}"
 
 

@@ -44,8 +44,15 @@ def err(text: str) -> None:
 def emit(kind: str, payload: Any, *, as_json: bool, text: Callable[[], str]) -> None:
     if as_json:
         body = dataclasses.asdict(payload) if dataclasses.is_dataclass(payload) else payload  # type: ignore[arg-type]
-        sys.stdout.write(json.dumps({"schema_version": SCHEMA_VERSION, "kind": kind, **_plain(body)},
-                                    indent=2, ensure_ascii=False, default=str) + "\n")
+        sys.stdout.write(
+            json.dumps(
+                {"schema_version": SCHEMA_VERSION, "kind": kind, **_plain(body)},
+                indent=2,
+                ensure_ascii=False,
+                default=str,
+            )
+            + "\n"
+        )
     else:
         sys.stdout.write(text() + "\n")
 
@@ -80,9 +87,20 @@ def _report_error(exc: BakeryError, *, as_json: bool) -> None:
         lines.append(f"hint: {exc.hint}")
     err("\n".join(lines))
     if as_json:
-        sys.stdout.write(json.dumps({"schema_version": SCHEMA_VERSION, "kind": "error", "error": exc.message,
-                                     "exit_code": exc.exit_code, "hint": exc.hint,
-                                     "log": getattr(exc, "log_path", None)}, indent=2) + "\n")
+        sys.stdout.write(
+            json.dumps(
+                {
+                    "schema_version": SCHEMA_VERSION,
+                    "kind": "error",
+                    "error": exc.message,
+                    "exit_code": exc.exit_code,
+                    "hint": exc.hint,
+                    "log": getattr(exc, "log_path", None),
+                },
+                indent=2,
+            )
+            + "\n"
+        )
 
 
 class TerminalReporter:
@@ -135,17 +153,33 @@ def validate(file: Path | None = FileOpt, as_json: bool = JsonOpt) -> None:
         project = config.load(path)
     except ConfigError as exc:
         if as_json:
-            emit("validate", {"file": str(path), "valid": False, "problems": list(exc.problems) or [exc.message]},
-                 as_json=True, text=str)
+            emit(
+                "validate",
+                {"file": str(path), "valid": False, "problems": list(exc.problems) or [exc.message]},
+                as_json=True,
+                text=str,
+            )
             err(exc.message)
             raise typer.Exit(EXIT_USAGE) from None
         raise
     cfg = project.config
-    summary = {"file": str(path), "valid": True, "images": sorted(cfg.images), "targets": sorted(cfg.targets),
-               "groups": sorted(cfg.groups), "channels": sorted(cfg.channels)}
-    emit("validate", summary, as_json=as_json, text=lambda: (
-        f"{path}: valid ({len(cfg.images)} images, {len(cfg.targets)} targets, "
-        f"{len(cfg.groups)} groups, {len(cfg.channels)} channels)"))
+    summary = {
+        "file": str(path),
+        "valid": True,
+        "images": sorted(cfg.images),
+        "targets": sorted(cfg.targets),
+        "groups": sorted(cfg.groups),
+        "channels": sorted(cfg.channels),
+    }
+    emit(
+        "validate",
+        summary,
+        as_json=as_json,
+        text=lambda: (
+            f"{path}: valid ({len(cfg.images)} images, {len(cfg.targets)} targets, "
+            f"{len(cfg.groups)} groups, {len(cfg.channels)} channels)"
+        ),
+    )
 
 
 @app.command()
@@ -162,9 +196,12 @@ def schema() -> None:
 def render(
     image: str = typer.Argument(..., help="Image name from images.yaml."),
     target: str = TargetOpt,
-    out: Path | None = typer.Option(None, "--out", "-o", help="Directory to write (default .bakery/render/IMAGE-TARGET)."),
-    packer_version: str | None = typer.Option(None, "--packer-version",
-                                              help="Render for this Packer version instead of the installed one."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Directory to write (default .bakery/render/IMAGE-TARGET)."
+    ),
+    packer_version: str | None = typer.Option(
+        None, "--packer-version", help="Render for this Packer version instead of the installed one."
+    ),
     file: Path | None = FileOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -178,9 +215,15 @@ def render(
         out = ws.root / "render" / f"{image}-{target}"
         remove_tree(out)
     result = Baker(project, ws, TerminalReporter()).render_only(image, target, out.resolve(), packer_version)
-    emit("render", result, as_json=as_json, text=lambda: (
-        f"rendered {result.image} {result.version} for {result.target} ({result.builder}) into {result.directory}\n"
-        f"run it with: packer build {result.directory}"))
+    emit(
+        "render",
+        result,
+        as_json=as_json,
+        text=lambda: (
+            f"rendered {result.image} {result.version} for {result.target} ({result.builder}) into {result.directory}\n"
+            f"run it with: packer build {result.directory}"
+        ),
+    )
 
 
 @app.command()
@@ -203,22 +246,28 @@ def build(
     project = _project(file)
     reporter = TerminalReporter(verbose=not quiet)
     if stale:
-        _build_stale(project, reporter, images=[image] if image else None, target=target, jobs=jobs,
-                     as_json=as_json)
+        _build_stale(project, reporter, images=[image] if image else None, target=target, jobs=jobs, as_json=as_json)
         return
     if image is None or target is None:
         raise UsageError("name an image and a target (bakery build IMAGE --target T), or use --stale")
     result = Baker(project, _workspace(project), reporter).bake(image, target, force=force)
     rec = result.record
-    emit("build", result, as_json=as_json, text=lambda: (
-        f"up to date: {rec.ref} on {rec.target} has the same inputs digest {result.inputs_digest}"
-        if result.skipped else
-        f"baked {rec.ref} on {rec.target} in {result.seconds:.0f}s\n"
-        f"  inputs digest: {result.inputs_digest}\n  location: {', '.join(rec.locations)}\n  log: {result.log_path}"))
+    emit(
+        "build",
+        result,
+        as_json=as_json,
+        text=lambda: (
+            f"up to date: {rec.ref} on {rec.target} has the same inputs digest {result.inputs_digest}"
+            if result.skipped
+            else f"baked {rec.ref} on {rec.target} in {result.seconds:.0f}s\n"
+            f"  inputs digest: {result.inputs_digest}\n  location: {', '.join(rec.locations)}\n  log: {result.log_path}"
+        ),
+    )
 
 
-def _build_stale(project: Any, reporter: TerminalReporter, *, images: list[str] | None, target: str | None,
-                 jobs: int, as_json: bool) -> None:
+def _build_stale(
+    project: Any, reporter: TerminalReporter, *, images: list[str] | None, target: str | None, jobs: int, as_json: bool
+) -> None:
     from bakery.plan import Planner
     from bakery.rebuild import rebuild
 
@@ -227,9 +276,14 @@ def _build_stale(project: Any, reporter: TerminalReporter, *, images: list[str] 
     if not plan.stale:
         reporter.note("nothing to bake: every image is up to date")
     result = rebuild(project, ws, reporter, plan, jobs=jobs)
-    emit("build-stale", {"ok": result.ok, "outcomes": [dataclasses.asdict(o) for o in result.outcomes]},
-         as_json=as_json, text=lambda: "\n".join(
-             ["summary:"] + [f"  {o.status:<10} {o.image} on {o.target}: {o.detail}" for o in result.outcomes]))
+    emit(
+        "build-stale",
+        {"ok": result.ok, "outcomes": [dataclasses.asdict(o) for o in result.outcomes]},
+        as_json=as_json,
+        text=lambda: "\n".join(
+            ["summary:"] + [f"  {o.status:<10} {o.image} on {o.target}: {o.detail}" for o in result.outcomes]
+        ),
+    )
     if not result.ok:
         raise typer.Exit(EXIT_FAILED)
 
@@ -249,9 +303,11 @@ def plan(
 
     project = _project(file)
     result = Planner(project, _workspace(project), TerminalReporter()).plan(images_ or None, target)
-    payload = {"items": [{**dataclasses.asdict(i), "key": i.key} for i in result.items],
-               "matrix": [{"image": i.image, "target": i.target, "depends_on": i.depends_on} for i in result.stale],
-               "stale": len(result.stale)}
+    payload = {
+        "items": [{**dataclasses.asdict(i), "key": i.key} for i in result.items],
+        "matrix": [{"image": i.image, "target": i.target, "depends_on": i.depends_on} for i in result.stale],
+        "stale": len(result.stale),
+    }
     emit("plan", payload, as_json=as_json, text=lambda: _plan_text(result))
 
 
@@ -282,8 +338,12 @@ def images(
 
     project = _project(file)
     listing = list_images(project, _workspace(project), TerminalReporter(), image=image, target=target)
-    emit("images", {"images": [r.as_dict() for r in listing.images], "errors": listing.errors}, as_json=as_json,
-         text=lambda: _images_table(listing.images))
+    emit(
+        "images",
+        {"images": [r.as_dict() for r in listing.images], "errors": listing.errors},
+        as_json=as_json,
+        text=lambda: _images_table(listing.images),
+    )
     for name, why in listing.errors.items():
         err(f"error: target {name} could not be listed: {why}")
     if listing.errors:
@@ -294,11 +354,23 @@ def _images_table(records: list[Any]) -> str:
     if not records:
         return "no images baked yet (bakery build IMAGE --target T)"
     rows = [("IMAGE", "VERSION", "TARGET", "CREATED", "INPUTS DIGEST", "BASE", "PARENT", "LOCATIONS")]
-    rows += [(r.name, r.version, r.target, r.created, r.inputs_digest[7:19], _short(r.base), r.parent or "-",
-              " ".join(r.locations)) for r in records]
+    rows += [
+        (
+            r.name,
+            r.version,
+            r.target,
+            r.created,
+            r.inputs_digest[7:19],
+            _short(r.base),
+            r.parent or "-",
+            " ".join(r.locations),
+        )
+        for r in records
+    ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)) + "  " + row[-1]
-                     for row in rows)
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)) + "  " + row[-1] for row in rows
+    )
 
 
 def _short(text: str) -> str:
@@ -318,8 +390,12 @@ def show(
 
     project = _project(file)
     record, statement = show_image(project, _workspace(project), TerminalReporter(), ref=ref, target=target)
-    emit("show", {"image": record.as_dict(), "provenance": statement}, as_json=as_json,
-         text=lambda: _show_text(record, statement))
+    emit(
+        "show",
+        {"image": record.as_dict(), "provenance": statement},
+        as_json=as_json,
+        text=lambda: _show_text(record, statement),
+    )
 
 
 def _show_text(record: Any, statement: dict[str, Any]) -> str:
@@ -334,7 +410,8 @@ def _show_text(record: Any, statement: dict[str, Any]) -> str:
         f"  base:          {record.base}",
         f"  parent:        {record.parent or '-'}",
         f"  locations:     {', '.join(record.locations)}",
-        f"  builder:       {run['builder']['id']} " + " ".join(f"{k}={v}" for k, v in run['builder']['version'].items()),
+        f"  builder:       {run['builder']['id']} "
+        + " ".join(f"{k}={v}" for k, v in run["builder"]["version"].items()),
         f"  invocation:    {run['metadata']['invocationId']} ({run['metadata']['startedOn']} -> "
         f"{run['metadata']['finishedOn']})",
         "  dependencies:",
@@ -363,11 +440,25 @@ def boot(
 
     project = _project(file)
     with signal_guard():
-        result = boot_and_fetch(project, _workspace(project), TerminalReporter(), ref=ref, target=target,
-                                guest_port=port, paths=get, timeout=timeout)
-    emit("boot", result, as_json=as_json, text=lambda: "\n".join(
-        [f"{result.image}@{result.version} answered after {result.seconds_to_first_answer:.0f}s"]
-        + [f"--- GET /{p.path} -> {p.status}\n{p.body.rstrip()}" for p in result.pages]))
+        result = boot_and_fetch(
+            project,
+            _workspace(project),
+            TerminalReporter(),
+            ref=ref,
+            target=target,
+            guest_port=port,
+            paths=get,
+            timeout=timeout,
+        )
+    emit(
+        "boot",
+        result,
+        as_json=as_json,
+        text=lambda: "\n".join(
+            [f"{result.image}@{result.version} answered after {result.seconds_to_first_answer:.0f}s"]
+            + [f"--- GET /{p.path} -> {p.status}\n{p.body.rstrip()}" for p in result.pages]
+        ),
+    )
 
 
 def main() -> None:

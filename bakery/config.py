@@ -249,8 +249,11 @@ def _pydantic_problems(exc: ValidationError, data: Any) -> list[tuple[Loc, str]]
         if err["type"] == "extra_forbidden":
             allowed = _allowed_at(data, loc[:-1])
             close = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.6)
-            message = f"unknown key '{loc[-1]}'" + (f" (did you mean '{close[0]}'?)" if close else "") + (
-                f"; allowed here: {', '.join(allowed)}" if allowed else "")
+            message = (
+                f"unknown key '{loc[-1]}'"
+                + (f" (did you mean '{close[0]}'?)" if close else "")
+                + (f"; allowed here: {', '.join(allowed)}" if allowed else "")
+            )
         elif err["type"] == "string_pattern_mismatch" and err["loc"][-1] == "[key]":
             loc = loc[:-1]
             message = f"name {err['input']!r} is not allowed: use {NAME_HINT}"
@@ -264,7 +267,7 @@ def _pydantic_problems(exc: ValidationError, data: Any) -> list[tuple[Loc, str]]
         elif err["type"] == "missing":
             message = "required key is missing"
         elif message.startswith("Value error, "):
-            message = message[len("Value error, "):]
+            message = message[len("Value error, ") :]
         problems.append((tuple(p for p in loc if p != "[key]"), message))
     return problems
 
@@ -324,7 +327,9 @@ def _cross_check(project: Project) -> list[tuple[Loc, str]]:
             problems.append(((*here, "channel"), _unknown("channel", group.channel, cfg.channels)))
     for name, channel in cfg.channels.items():
         if channel.promote_from is not None and channel.promote_from not in cfg.channels:
-            problems.append((("channels", name, "promote_from"), _unknown("channel", channel.promote_from, cfg.channels)))
+            problems.append(
+                (("channels", name, "promote_from"), _unknown("channel", channel.promote_from, cfg.channels))
+            )
         elif channel.promote_from == name:
             problems.append((("channels", name, "promote_from"), "a channel cannot promote from itself"))
     return problems
@@ -355,7 +360,10 @@ def _target_fit(project: Project) -> list[tuple[Loc, str]]:
             kind = project.config.targets[target].kind
             if kind not in kinds:
                 problems.append(
-                    (("images", name, "targets"), f"target '{target}' is {kind}, but the image's source has no '{kind}'")
+                    (
+                        ("images", name, "targets"),
+                        f"target '{target}' is {kind}, but the image's source has no '{kind}'",
+                    )
                 )
             template = f"{BUILDERS[kind]}.pkr.hcl"
             if not any((d / template).is_file() for d in templates):

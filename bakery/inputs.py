@@ -27,16 +27,21 @@ def resolved_entry(project: Project, eff: EffectiveImage) -> dict[str, Any]:
 
 
 def stable_variables(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in values.items()
-            if k not in render.PER_BAKE_VARIABLES and k not in LOCAL_ONLY_VARIABLES}
+    return {k: v for k, v in values.items() if k not in render.PER_BAKE_VARIABLES and k not in LOCAL_ONLY_VARIABLES}
 
 
-def bake_key(project: Project, eff: EffectiveImage, values: Mapping[str, Any], prepared: Prepared,
-             tools: Mapping[str, str]) -> str:
+def bake_key(
+    project: Project,
+    eff: EffectiveImage,
+    values: Mapping[str, Any],
+    prepared: Prepared,
+    tools: Mapping[str, str],
+    files: Mapping[str, str] | None = None,
+) -> str:
     """The inputs digest: templates, rendered variables, playbooks and roles, resolved base,
-    parent digest, and the Packer and Ansible versions."""
+    parent digest, and the Packer and Ansible versions. `files` saves hashing them again."""
     return inputs_digest(
-        files=render.input_files(project, eff),
+        files=files if files is not None else render.input_files(project, eff),
         variables=stable_variables(values),
         entry=resolved_entry(project, eff),
         base=prepared.base,
@@ -45,35 +50,68 @@ def bake_key(project: Project, eff: EffectiveImage, values: Mapping[str, Any], p
     )
 
 
-def statement_skeleton(project: Project, eff: EffectiveImage, *, version: str, prepared: Prepared, digest: str,
-                       tools: Mapping[str, str], git: Mapping[str, Any], invocation: str, started: str,
-                       builder: str) -> dict[str, Any]:
+def statement_skeleton(
+    project: Project,
+    eff: EffectiveImage,
+    *,
+    version: str,
+    prepared: Prepared,
+    digest: str,
+    tools: Mapping[str, str],
+    git: Mapping[str, Any],
+    invocation: str,
+    started: str,
+    builder: str,
+) -> dict[str, Any]:
     """The provenance document minus what only the finished build knows (subject, finish time)."""
     entry = resolved_entry(project, eff)
-    deps = [provenance.Dependency(name="git", uri=git["uri"],
-                                  digest={"gitCommit": git["commit"]} if git["commit"] else {},
-                                  annotations={"dirty": git["dirty"]})]
+    deps = [
+        provenance.Dependency(
+            name="git",
+            uri=git["uri"],
+            digest={"gitCommit": git["commit"]} if git["commit"] else {},
+            annotations={"dirty": git["dirty"]},
+        )
+    ]
     if prepared.base_dependency:
         dep = prepared.base_dependency
-        deps.append(provenance.Dependency(name=str(dep["name"]), uri=dep.get("uri"), digest=dep["digest"],
-                                          annotations=dep.get("annotations")))
+        deps.append(
+            provenance.Dependency(
+                name=str(dep["name"]), uri=dep.get("uri"), digest=dep["digest"], annotations=dep.get("annotations")
+            )
+        )
     if prepared.parent is not None:
         parent = prepared.parent
         digest_set = {"sha256": parent.subject_sha256} if parent.subject_sha256 else {}
-        deps.append(provenance.Dependency(
-            name=f"parent:{parent.ref}", digest=digest_set, uri=parent.locations[0] if parent.locations else None,
-            annotations={"inputsDigest": parent.inputs_digest, "target": parent.target}))
-    deps += [provenance.Dependency(name=path, digest={"sha256": sha})
-             for path, sha in render.input_files(project, eff).items()]
-    deps.append(provenance.Dependency(name=f"{project.path.name}#images.{eff.name}",
-                                      digest={"sha256": sha256_hex(canonical(entry))},
-                                      annotations={"entry": entry}))
+        deps.append(
+            provenance.Dependency(
+                name=f"parent:{parent.ref}",
+                digest=digest_set,
+                uri=parent.locations[0] if parent.locations else None,
+                annotations={"inputsDigest": parent.inputs_digest, "target": parent.target},
+            )
+        )
+    deps += [
+        provenance.Dependency(name=path, digest={"sha256": sha})
+        for path, sha in render.input_files(project, eff).items()
+    ]
+    deps.append(
+        provenance.Dependency(
+            name=f"{project.path.name}#images.{eff.name}",
+            digest={"sha256": sha256_hex(canonical(entry))},
+            annotations={"entry": entry},
+        )
+    )
     return provenance.statement(
         subject_name="",
         subject_digest={},
         external={"image": eff.name, "target": eff.target, "version": version},
-        internal={"inputsDigest": digest, "builder": builder, "base": prepared.base,
-                  "parent": prepared.parent.ref if prepared.parent else None},
+        internal={
+            "inputsDigest": digest,
+            "builder": builder,
+            "base": prepared.base,
+            "parent": prepared.parent.ref if prepared.parent else None,
+        },
         dependencies=deps,
         tool_versions={"bakery": __version__, **tools},
         invocation_id=invocation,
@@ -82,8 +120,9 @@ def statement_skeleton(project: Project, eff: EffectiveImage, *, version: str, p
     )
 
 
-def finalize(skeleton: Mapping[str, Any], *, subject_name: str, subject_digest: Mapping[str, str],
-             finished: str) -> dict[str, Any]:
+def finalize(
+    skeleton: Mapping[str, Any], *, subject_name: str, subject_digest: Mapping[str, str], finished: str
+) -> dict[str, Any]:
     statement = copy.deepcopy(dict(skeleton))
     statement["subject"] = [{"name": subject_name, "digest": dict(subject_digest)}]
     statement["predicate"]["runDetails"]["metadata"]["finishedOn"] = finished

@@ -28,8 +28,15 @@ class Listing:
     errors: dict[str, str]  # target -> why it could not be listed
 
 
-def list_images(project: Project, workspace: Workspace, reporter: Reporter, *, image: str | None,
-                target: str | None, clients: ClientFactory | None = None) -> Listing:
+def list_images(
+    project: Project,
+    workspace: Workspace,
+    reporter: Reporter,
+    *,
+    image: str | None,
+    target: str | None,
+    clients: ClientFactory | None = None,
+) -> Listing:
     """Every recorded version (of `image`, on `target`), read from each target's source of truth.
 
     A target that cannot be read (no credentials, endpoint down) is reported, not fatal: the
@@ -60,14 +67,22 @@ def _is_sdk_error(exc: Exception) -> bool:
     return module.startswith(("botocore", "boto3", "google.", "urllib3", "requests"))
 
 
-def show_image(project: Project, workspace: Workspace, reporter: Reporter, *, ref: str,
-               target: str | None, clients: ClientFactory | None = None) -> tuple[ImageRecord, dict[str, Any]]:
+def show_image(
+    project: Project,
+    workspace: Workspace,
+    reporter: Reporter,
+    *,
+    ref: str,
+    target: str | None,
+    clients: ClientFactory | None = None,
+) -> tuple[ImageRecord, dict[str, Any]]:
     name, version = catalog.parse_ref(ref)
     project.image(name)
     found: list[tuple[ImageRecord, Any]] = []
     for tname in _targets(project, target):
-        provider = get_provider(project.config.targets[tname].kind, workspace, reporter, clients,
-                                targets=project.config.targets)
+        provider = get_provider(
+            project.config.targets[tname].kind, workspace, reporter, clients, targets=project.config.targets
+        )
         try:
             found.append((catalog.select(provider.images(tname, name), name=name, version=version), provider))
         except UsageError:
@@ -78,10 +93,12 @@ def show_image(project: Project, workspace: Workspace, reporter: Reporter, *, re
             reporter.note(f"{tname}: not searched: {type(exc).__name__}: {exc}")
     if not found:
         what = f"{name}@{version}" if version else name
-        raise UsageError(f"no baked image {what}" + (f" on {target}" if target else ""),
-                         hint="`bakery images` lists what exists")
+        raise UsageError(
+            f"no baked image {what}" + (f" on {target}" if target else ""), hint="`bakery images` lists what exists"
+        )
     if len(found) > 1 and target is None:
-        raise UsageError(f"{ref} exists on several targets: {', '.join(r.target for r, _ in found)}",
-                         hint="pick one with --target")
+        raise UsageError(
+            f"{ref} exists on several targets: {', '.join(r.target for r, _ in found)}", hint="pick one with --target"
+        )
     record, provider = found[0]
     return record, provider.provenance(record)

@@ -127,12 +127,13 @@ class Image(Model):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             raise PydanticCustomError(
                 "version_not_string",
-                "write the version as a quoted string such as \"1.0\" (YAML reads {value} as a number)",
+                'write the version as a quoted string such as "1.0" (YAML reads {value} as a number)',
                 {"value": value},
             )
         if not isinstance(value, str) or not re.fullmatch(r"(0|[1-9]\d*)\.(0|[1-9]\d*)", value):
             raise PydanticCustomError(
-                "version_form", "expected MAJOR.MINOR such as \"1.0\" (bakery adds the PATCH), got '{value}'",
+                "version_form",
+                "expected MAJOR.MINOR such as \"1.0\" (bakery adds the PATCH), got '{value}'",
                 {"value": value},
             )
         return value
@@ -224,7 +225,6 @@ class Strategy(Model):
     canary_size: int = Field(1, ge=1)
     pause_seconds: int = Field(0, ge=0)
 
-
     @field_validator("batch_size", mode="before")
     @classmethod
     def _batch(cls, value: Any) -> Any:
@@ -233,8 +233,10 @@ class Strategy(Model):
         if isinstance(value, str) and re.fullmatch(r"\d{1,3}%", value) and 1 <= int(value[:-1]) <= 100:
             return value
         raise PydanticCustomError(
-            "batch_size", "expected a number of instances (1 or more) or a percentage such as \"25%\" (1-100%), "
-            "got {value}", {"value": repr(value)})
+            "batch_size",
+            'expected a number of instances (1 or more) or a percentage such as "25%" (1-100%), got {value}',
+            {"value": repr(value)},
+        )
 
 
 class Group(Model):

@@ -51,19 +51,29 @@ class Plan:
 
 
 class Planner:
-    def __init__(self, project: Project, workspace: Workspace, reporter: Reporter,
-                 clients: ClientFactory | None = None) -> None:
+    def __init__(
+        self, project: Project, workspace: Workspace, reporter: Reporter, clients: ClientFactory | None = None
+    ) -> None:
         self.project = project
         self.ws = workspace
         self.reporter = reporter
         self.clients = clients
         self._providers: dict[str, Provider] = {}
         self._catalog: dict[str, dict[str, list[ImageRecord]]] = {}
+        self._files: dict[tuple[str, tuple[str, ...]], dict[str, str]] = {}
+
+    def files(self, eff: Any) -> dict[str, str]:
+        """Input files of a bake, hashed once per (builder, playbooks) in this plan."""
+        key = (eff.kind, eff.playbooks)
+        if key not in self._files:
+            self._files[key] = render.input_files(self.project, eff)
+        return self._files[key]
 
     def provider(self, kind: str) -> Provider:
         if kind not in self._providers:
-            self._providers[kind] = get_provider(kind, self.ws, self.reporter, self.clients,
-                                                 targets=self.project.config.targets)
+            self._providers[kind] = get_provider(
+                kind, self.ws, self.reporter, self.clients, targets=self.project.config.targets
+            )
         return self._providers[kind]
 
     def catalog(self, target: str) -> dict[str, list[ImageRecord]]:
@@ -93,8 +103,13 @@ class Planner:
         if wanted is None:
             return Plan(list(items.values()))
         needed = {a for name in wanted for a in self.project.lineage(name)}
-        return Plan([i for i in items.values() if i.image in wanted or _descends(i, wanted, items)
-                     or (i.image in needed and i.needs_bake)])
+        return Plan(
+            [
+                i
+                for i in items.values()
+                if i.image in wanted or _descends(i, wanted, items) or (i.image in needed and i.needs_bake)
+            ]
+        )
 
     def _item(self, name: str, target: str, done: dict[str, PlanItem], versions: dict[str, str]) -> PlanItem:
         eff = self.project.effective(name, target)
@@ -106,16 +121,17 @@ class Planner:
         if parent_name:
             parent_item = done.get(f"{parent_name}@{target}")
             parent_record = newest(self.catalog(target).get(parent_name, []))
-            if parent_item is not None and parent_item.needs_bake or parent_record is None:
+            if (parent_item is not None and parent_item.needs_bake) or parent_record is None:
                 status = STALE if current else NEW
                 why = f"parent {parent_name} will be baked first"
-                return PlanItem(name, target, status, [why], None, current.ref if current else None, parent_name,
-                                depends)
+                return PlanItem(
+                    name, target, status, [why], None, current.ref if current else None, parent_name, depends
+                )
         provider = self.provider(eff.kind)
         request = BakeRequest(self.project, eff, "0.0.0", self.ws.builds, parent_record)
         prepared = provider.resolve(request)
         values = render.variables(self.project, eff, "0.0.0", prepared.variables)
-        digest = inputs.bake_key(self.project, eff, values, prepared, versions)
+        digest = inputs.bake_key(self.project, eff, values, prepared, versions, self.files(eff))
         if current is None:
             return PlanItem(name, target, NEW, ["no version on this target yet"], digest, None, parent_name, depends)
         if any(r.inputs_digest == digest for r in records):
@@ -123,8 +139,9 @@ class Planner:
         reasons = self._reasons(eff, current, prepared, versions, provider)
         return PlanItem(name, target, STALE, reasons, digest, current.ref, parent_name, depends)
 
-    def _reasons(self, eff: Any, current: ImageRecord, prepared: Prepared, versions: dict[str, str],
-                 provider: Provider) -> list[str]:
+    def _reasons(
+        self, eff: Any, current: ImageRecord, prepared: Prepared, versions: dict[str, str], provider: Provider
+    ) -> list[str]:
         reasons: list[str] = []
         if current.base != prepared.base and not prepared.parent:
             reasons.append(f"base {_short(current.base)} → {_short(prepared.base)}")
@@ -135,10 +152,12 @@ class Planner:
         except Exception:  # an unreadable document still leaves the digest comparison valid
             statement = {}
         build = statement.get("predicate", {}).get("buildDefinition", {})
-        recorded = {d["name"]: d.get("digest", {}).get("sha256") for d in build.get("resolvedDependencies", [])
-                    if d.get("name", "").split("/")[0] in ("playbooks", "templates") or
-                    d.get("name", "").startswith("bakery:")}
-        now = render.input_files(self.project, eff)
+        recorded = {
+            d["name"]: d.get("digest", {}).get("sha256")
+            for d in build.get("resolvedDependencies", [])
+            if d.get("name", "").split("/")[0] in ("playbooks", "templates") or d.get("name", "").startswith("bakery:")
+        }
+        now = self.files(eff)
         for path in sorted(set(now) | set(recorded)):
             if path not in recorded:
                 reasons.append(f"{path} added")

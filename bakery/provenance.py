@@ -108,8 +108,19 @@ def gcp_labels(tags: Mapping[str, str]) -> dict[str, str]:
 
 # --- stamps: the provenance facts written on cloud images ----------------------------------------
 
-STAMP_FIELDS = ("image", "version", "target", "state", "inputs-digest", "base", "parent", "commit", "dirty",
-                "created", "invocation")
+STAMP_FIELDS = (
+    "image",
+    "version",
+    "target",
+    "state",
+    "inputs-digest",
+    "base",
+    "parent",
+    "commit",
+    "dirty",
+    "created",
+    "invocation",
+)
 AWS_PREFIX = "bakery:"
 AWS_MAX_TAGS = 50
 AWS_MAX_VALUE = 256
@@ -138,7 +149,9 @@ def unpack(text: str) -> dict[str, Any]:
     return data
 
 
-def aws_tags(stamp: Mapping[str, str], user_tags: Mapping[str, str], document: Mapping[str, Any] | None) -> dict[str, str]:
+def aws_tags(
+    stamp: Mapping[str, str], user_tags: Mapping[str, str], document: Mapping[str, Any] | None
+) -> dict[str, str]:
     """Tags for an AMI, its snapshots and copies: user tags, the stamp, and the document in chunks.
 
     Raises ConfigError when AWS's limits (50 tags, 256 characters a value) cannot hold them.
@@ -147,7 +160,7 @@ def aws_tags(stamp: Mapping[str, str], user_tags: Mapping[str, str], document: M
     tags.update({AWS_PREFIX + k: v for k, v in stamp.items()})
     if document is not None:
         packed = pack(document)
-        chunks = [packed[i:i + AWS_CHUNK] for i in range(0, len(packed), AWS_CHUNK)]
+        chunks = [packed[i : i + AWS_CHUNK] for i in range(0, len(packed), AWS_CHUNK)]
         tags[AWS_PREFIX + "provenance-chunks"] = str(len(chunks))
         tags.update({f"{AWS_PREFIX}provenance-{i:02d}": c for i, c in enumerate(chunks)})
     long = [k for k, v in tags.items() if len(v) > AWS_MAX_VALUE]
@@ -162,8 +175,11 @@ def aws_tags(stamp: Mapping[str, str], user_tags: Mapping[str, str], document: M
 
 
 def aws_stamp(tags: Mapping[str, str]) -> dict[str, str]:
-    return {k[len(AWS_PREFIX):]: v for k, v in tags.items()
-            if k.startswith(AWS_PREFIX) and k[len(AWS_PREFIX):] in STAMP_FIELDS}
+    return {
+        k[len(AWS_PREFIX) :]: v
+        for k, v in tags.items()
+        if k.startswith(AWS_PREFIX) and k[len(AWS_PREFIX) :] in STAMP_FIELDS
+    }
 
 
 def aws_document(tags: Mapping[str, str]) -> dict[str, Any] | None:
@@ -200,7 +216,7 @@ def gcp_stamp_labels(stamp: Mapping[str, str]) -> dict[str, str]:
 def gcp_stamp(labels: Mapping[str, str]) -> dict[str, str]:
     out = {}
     for key, value in labels.items():
-        name = key[len(GCP_PREFIX):]
+        name = key[len(GCP_PREFIX) :]
         if key.startswith(GCP_PREFIX) and name in STAMP_FIELDS:
             decoded = decode_label(value)
             out[name] = _digest_b32(decoded) if name == "inputs-digest" else decoded
@@ -216,11 +232,17 @@ def stamp_of(statement: Mapping[str, Any], *, state: str) -> dict[str, str]:
     build = statement["predicate"]["buildDefinition"]
     run = statement["predicate"]["runDetails"]["metadata"]
     external, internal = build["externalParameters"], build["internalParameters"]
-    git = next((d for d in build["resolvedDependencies"] if d["name"] == "git"), {})
+    git: dict[str, Any] = next((d for d in build["resolvedDependencies"] if d["name"] == "git"), {})
     return {
-        "image": external["image"], "version": external["version"], "target": external["target"],
-        "state": state, "inputs-digest": internal["inputsDigest"], "base": internal["base"],
-        "parent": internal["parent"] or "", "commit": git.get("digest", {}).get("gitCommit", ""),
+        "image": external["image"],
+        "version": external["version"],
+        "target": external["target"],
+        "state": state,
+        "inputs-digest": internal["inputsDigest"],
+        "base": internal["base"],
+        "parent": internal["parent"] or "",
+        "commit": git.get("digest", {}).get("gitCommit", ""),
         "dirty": str(git.get("annotations", {}).get("dirty", True)).lower(),
-        "created": run["finishedOn"] or run["startedOn"], "invocation": run["invocationId"],
+        "created": run["finishedOn"] or run["startedOn"],
+        "invocation": run["invocationId"],
     }

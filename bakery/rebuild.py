@@ -62,8 +62,15 @@ class Prefixed:
             self.inner.note(f"[{self.prefix}] {text}")
 
 
-def rebuild(project: Project, workspace: Workspace, reporter: Reporter, plan: Plan, *, jobs: int = 1,
-            clients: ClientFactory | None = None) -> RebuildResult:
+def rebuild(
+    project: Project,
+    workspace: Workspace,
+    reporter: Reporter,
+    plan: Plan,
+    *,
+    jobs: int = 1,
+    clients: ClientFactory | None = None,
+) -> RebuildResult:
     todo = {item.key: item for item in plan.stale}
     outcomes: dict[str, Outcome] = {
         i.key: Outcome(i.image, i.target, SKIPPED, f"up to date ({i.current})") for i in plan.items if not i.needs_bake
@@ -102,7 +109,12 @@ def rebuild(project: Project, workspace: Workspace, reporter: Reporter, plan: Pl
                     outcomes[item.key] = Outcome(item.image, item.target, FAILED, exc.message)
                     continue
                 status = SKIPPED if result.skipped else BUILT
-                outcomes[item.key] = Outcome(item.image, item.target, status,
-                                             f"{result.record.ref} ({'; '.join(item.reasons)})", result.record.version)
+                outcomes[item.key] = Outcome(
+                    item.image,
+                    item.target,
+                    status,
+                    f"{result.record.ref} ({'; '.join(item.reasons)})",
+                    result.record.version,
+                )
     order = [i.key for i in plan.items]
     return RebuildResult(sorted(outcomes.values(), key=lambda o: order.index(f"{o.image}@{o.target}")))

@@ -40,8 +40,17 @@ REQUIRED_PLUGINS = {
 # Packer variables that differ on every bake and so stay out of the bake key. (ansible_extra_vars
 # carries the version; everything else in it comes from the images.yaml entry, which is in the key.)
 PER_BAKE_VARIABLES = frozenset(
-    {"image_version", "ansible_extra_vars", "image_description", "gcp_image_name", "ssh_private_key_file", "kernel_cmdline",
-     "output_directory", "build_tags", "gcp_build_labels"}
+    {
+        "image_version",
+        "ansible_extra_vars",
+        "image_description",
+        "gcp_image_name",
+        "ssh_private_key_file",
+        "kernel_cmdline",
+        "output_directory",
+        "build_tags",
+        "gcp_build_labels",
+    }
 )
 
 
@@ -92,13 +101,16 @@ def template_path(project: Project, name: str) -> Path:
     raise ConfigError(f"template {name} not found in {', '.join(map(str, template_dirs(project.root)))}")
 
 
-def variables(
-    project: Project, eff: EffectiveImage, version: str, resolved: Mapping[str, Any]
-) -> dict[str, Any]:
+def variables(project: Project, eff: EffectiveImage, version: str, resolved: Mapping[str, Any]) -> dict[str, Any]:
     """Every Packer variable of this bake, by name."""
     spec = project.config.targets[eff.target]
-    extra_vars = {**eff.vars, "bakery_image": eff.name, "bakery_version": version, "bakery_target": eff.target,
-                  "bakery_description": eff.image.description}
+    extra_vars = {
+        **eff.vars,
+        "bakery_image": eff.name,
+        "bakery_version": version,
+        "bakery_target": eff.target,
+        "bakery_description": eff.image.description,
+    }
     common: dict[str, Any] = {
         "image_name": eff.name,
         "image_version": version,
@@ -174,8 +186,9 @@ def _gcp(eff: EffectiveImage, spec: GcpTarget, version: str, resolved: Mapping[s
         "machine_type": spec.machine_type,
         "source_image": image,
         "source_image_family": family,
-        "source_image_project_id": list(resolved.get("source_image_project_id") or (
-            [source.project] if source and source.project else [])),
+        "source_image_project_id": list(
+            resolved.get("source_image_project_id") or ([source.project] if source and source.project else [])
+        ),
         "gcp_image_name": f"{eff.name}-{version.replace('.', '-')}",
         "image_family": eff.name,
         "image_tags": gcp_labels(eff.tags),
@@ -213,8 +226,7 @@ def render(
     resolved = {**resolved, "galaxy_file": galaxy or ""}
     values = variables(project, eff, version, resolved)
     (out / VARS_FILE).write_text(
-        "# Written by bakery from images.yaml; every value is a quoted HCL literal.\n"
-        + hcl.dumps_assignments(values),
+        "# Written by bakery from images.yaml; every value is a quoted HCL literal.\n" + hcl.dumps_assignments(values),
         encoding="utf-8",
     )
     if wants_required_plugins(packer_version):
@@ -231,12 +243,15 @@ def plugins_block(plugins: tuple[str, ...]) -> str:
     import hcl2
 
     required = {
-        name.replace("-ebs", ""): {"source": hcl.literal(REQUIRED_PLUGINS[name][0]),
-                                   "version": hcl.literal(REQUIRED_PLUGINS[name][1])}
+        name.replace("-ebs", ""): {
+            "source": hcl.literal(REQUIRED_PLUGINS[name][0]),
+            "version": hcl.literal(REQUIRED_PLUGINS[name][1]),
+        }
         for name in plugins
     }
-    doc = hcl2.Builder()
-    doc.block("packer").block("required_plugins", **required)
+    doc: Any = hcl2.Builder()
+    packer_block: Any = doc.block("packer")
+    packer_block.block("required_plugins", **required)
     return hcl.dumps_body(doc.build())
 
 
@@ -256,7 +271,7 @@ def _copy_playbooks(project: Project, playbooks: tuple[str, ...], dest: Path) ->
             if galaxy is None and (src.parent / name).is_file():
                 shutil.copyfile(src.parent / name, target.parent / name)
                 galaxy = str(Path(book).parent / name)
-    site = [{"import_playbook": book} for book in playbooks] or [
+    site: list[dict[str, Any]] = [{"import_playbook": book} for book in playbooks] or [
         {"name": "no playbooks", "hosts": "all", "gather_facts": False, "tasks": []}
     ]
     (dest / "site.yml").write_text(

@@ -19,8 +19,7 @@ def aws_config() -> Any:
     5xx/transient errors, exponential backoff with full jitter, up to AWS_MAX_ATTEMPTS tries."""
     from botocore.config import Config
 
-    return Config(retries={"mode": "standard", "max_attempts": AWS_MAX_ATTEMPTS}, connect_timeout=10,
-                  read_timeout=60)
+    return Config(retries={"mode": "standard", "max_attempts": AWS_MAX_ATTEMPTS}, connect_timeout=10, read_timeout=60)
 
 
 def gcp_retry(*, initial: float = 1.0, maximum: float = 30.0, deadline: float = GCP_DEADLINE_SECONDS) -> Any:
@@ -28,7 +27,10 @@ def gcp_retry(*, initial: float = 1.0, maximum: float = 30.0, deadline: float = 
     from google.api_core import exceptions, retry
 
     predicate = retry.if_exception_type(
-        exceptions.TooManyRequests, exceptions.InternalServerError, exceptions.BadGateway,
-        exceptions.ServiceUnavailable, exceptions.GatewayTimeout,
+        exceptions.TooManyRequests,
+        exceptions.InternalServerError,
+        exceptions.BadGateway,
+        exceptions.ServiceUnavailable,
+        exceptions.GatewayTimeout,
     )
     return retry.Retry(predicate=predicate, initial=initial, maximum=maximum, multiplier=2.0, timeout=deadline)

@@ -33,8 +33,20 @@ CLEANUP_GRACE_SECONDS = 120
 # What a child may inherit from bakery's environment; everything else is dropped. PKR_VAR_* is
 # dropped on purpose: Packer variables come from the rendered directory, not from the shell.
 INHERITED = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "TERM", "TMPDIR", "TZ", "SSL_CERT_FILE")
-INHERITED_PREFIXES = ("LC_", "AWS_", "GOOGLE_", "CLOUDSDK_", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
-                      "http_proxy", "https_proxy", "no_proxy", "PACKER_LOG", "PACKER_CACHE_DIR")
+INHERITED_PREFIXES = (
+    "LC_",
+    "AWS_",
+    "GOOGLE_",
+    "CLOUDSDK_",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "PACKER_LOG",
+    "PACKER_CACHE_DIR",
+)
 
 _lock = threading.Lock()
 _live: set[subprocess.Popen[bytes]] = set()
@@ -168,12 +180,17 @@ def run(
                 _live.discard(child)
     result = Completed(tuple(argv), returncode, "\n".join(lines), time.monotonic() - started)
     if _interrupted.is_set():
-        raise Interrupted(f"{what} interrupted; cleanup ran", returncode=returncode, tail=tuple(tail),
-                          log_path=str(log_path) if log_path else None)
+        raise Interrupted(
+            f"{what} interrupted; cleanup ran",
+            returncode=returncode,
+            tail=tuple(tail),
+            log_path=str(log_path) if log_path else None,
+        )
     if check and returncode != 0:
         reason = "timed out" if killer and killer.fired else f"failed (exit {returncode})"
-        raise BuildError(f"{what} {reason}", returncode=returncode, tail=tuple(tail),
-                         log_path=str(log_path) if log_path else None)
+        raise BuildError(
+            f"{what} {reason}", returncode=returncode, tail=tuple(tail), log_path=str(log_path) if log_path else None
+        )
     return result
 
 
@@ -190,7 +207,7 @@ def _wait_for(child: subprocess.Popen[bytes]) -> int:
     return returncode
 
 
-class _deadline:  # noqa: N801 - used like a function
+class _deadline:
     def __init__(self, child: subprocess.Popen[bytes], seconds: float) -> None:
         self.fired = False
         self._child = child
@@ -212,8 +229,15 @@ def start(argv: Sequence[str], *, what: str, log_path: Path, cwd: Path | None = 
     argv = [str(a) for a in argv]
     sink = open(log_path, "ab")  # noqa: SIM115 - owned by the Background
     try:
-        child = subprocess.Popen(argv, cwd=cwd, env=child_env(), stdin=subprocess.DEVNULL, stdout=sink,
-                                 stderr=subprocess.STDOUT, start_new_session=True)
+        child = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=child_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     except FileNotFoundError:
         sink.close()
         raise BuildError(f"{what}: '{argv[0]}' is not installed or not on PATH") from None

@@ -37,8 +37,10 @@ def git_state(root: Path) -> dict[str, str | bool | None]:
     head = runner.run(["git", "-C", str(root), "rev-parse", "HEAD"], what="git rev-parse", check=False)
     if head.returncode != 0:
         return {"uri": f"file://{root}", "commit": None, "dirty": True}
-    status = runner.run(["git", "-C", str(root), "status", "--porcelain"],
-                        what="git status", check=False)
+    status = runner.run(["git", "-C", str(root), "status", "--porcelain"], what="git status", check=False)
     top = runner.run(["git", "-C", str(root), "rev-parse", "--show-toplevel"], what="git rev-parse", check=False)
-    return {"uri": f"git+file://{top.output.strip()}", "commit": head.output.strip(),
-            "dirty": bool(status.output.strip())}
+    return {
+        "uri": f"git+file://{top.output.strip()}",
+        "commit": head.output.strip(),
+        "dirty": bool(status.output.strip()),
+    }

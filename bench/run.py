@@ -57,8 +57,14 @@ def renders(count: int = 200) -> float:
         start = time.perf_counter()
         project = config.load(root / "images.yaml")
         for name in project.config.images:
-            render.render(project, project.effective(name, "aws"), version="1.0.0", packer_version="1.6.6",
-                          out=root / "out" / name, resolved={})
+            render.render(
+                project,
+                project.effective(name, "aws"),
+                version="1.0.0",
+                packer_version="1.6.6",
+                out=root / "out" / name,
+                resolved={},
+            )
         return time.perf_counter() - start
 
 
@@ -68,15 +74,26 @@ def bake_overhead() -> dict[str, float]:
     bakery = str(BIN / "bakery")
     # Warm the base-disk cache so both runs start from the same place.
     out = Path(env["BAKERY_HOME"]) / "raw"
-    subprocess.run([bakery, "render", "web", "--target", "local", "--out", str(out)], check=True, env=env, cwd=REPO,
-                   capture_output=True)
+    subprocess.run(
+        [bakery, "render", "web", "--target", "local", "--out", str(out)],
+        check=True,
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+    )
     start = time.perf_counter()
-    subprocess.run(["packer", "build", "-on-error=cleanup", str(out)], check=True, cwd=out, capture_output=True,
-                   env={**env, "PATH": f"{BIN}:{env['PATH']}"})
+    subprocess.run(
+        ["packer", "build", "-on-error=cleanup", str(out)],
+        check=True,
+        cwd=out,
+        capture_output=True,
+        env={**env, "PATH": f"{BIN}:{env['PATH']}"},
+    )
     raw = time.perf_counter() - start
     start = time.perf_counter()
-    subprocess.run([bakery, "build", "web", "--target", "local", "--quiet"], check=True, env=env, cwd=REPO,
-                   capture_output=True)
+    subprocess.run(
+        [bakery, "build", "web", "--target", "local", "--quiet"], check=True, env=env, cwd=REPO, capture_output=True
+    )
     baked = time.perf_counter() - start
     shutil.rmtree(env["BAKERY_HOME"], ignore_errors=True)
     return {"raw_packer_s": round(raw, 1), "bakery_s": round(baked, 1), "ratio": round(baked / raw, 3)}

@@ -43,6 +43,7 @@ class AwsProvider:
         self._factory = clients
         self._clients: dict[tuple[str, str | None], Any] = {}
         self.specs: dict[str, AwsTarget] = {}
+        self._resolved: dict[tuple[Any, ...], dict[str, Any]] = {}
 
     def bind(self, target: str, spec: Any) -> None:
         assert isinstance(spec, AwsTarget)
@@ -75,15 +76,10 @@ class AwsProvider:
             else:
                 flt = source.aws.filter
                 assert flt is not None
-                found = self._paginate(ec2, Owners=list(flt.owners), Filters=[
-                    {"Name": "name", "Values": [flt.name]}, {"Name": "state", "Values": ["available"]}])
-                if not found:
-                    raise ProviderError(
-                        f"no AMI in {spec.region} matches name {flt.name!r} from owners {', '.join(flt.owners)}",
-                        hint="check source.aws.filter in images.yaml and the region of the target",
-                    )
-                found.sort(key=lambda i: (i.get("CreationDate", ""), i["ImageId"]))
-                image = found[-1] if flt.most_recent else found[0]
+                key = (spec.region, self.endpoint(spec), flt.owners, flt.name, flt.most_recent)
+                if key not in self._resolved:  # images sharing a base filter look it up once
+                    self._resolved[key] = self._newest(ec2, spec, flt)
+                image = self._resolved[key]
         ami = image["ImageId"]
         variables: dict[str, Any] = {"source_ami": ami}
         if self.endpoint(spec):
@@ -91,18 +87,44 @@ class AwsProvider:
         return Prepared(
             variables=variables,
             base=ami,
-            base_dependency={"name": f"ami:{image.get('Name', ami)}", "uri": f"ec2:{spec.region}:{ami}",
-                             "digest": {"awsImageId": ami}},
+            base_dependency={
+                "name": f"ami:{image.get('Name', ami)}",
+                "uri": f"ec2:{spec.region}:{ami}",
+                "digest": {"awsImageId": ami},
+            },
             parent=request.parent,
         )
 
+    def _newest(self, ec2: Any, spec: AwsTarget, flt: Any) -> dict[str, Any]:
+        found = self._paginate(
+            ec2,
+            Owners=list(flt.owners),
+            Filters=[{"Name": "name", "Values": [flt.name]}, {"Name": "state", "Values": ["available"]}],
+        )
+        if not found:
+            raise ProviderError(
+                f"no AMI in {spec.region} matches name {flt.name!r} from owners {', '.join(flt.owners)}",
+                hint="check source.aws.filter in images.yaml and the region of the target",
+            )
+        found.sort(key=lambda i: (i.get("CreationDate", ""), i["ImageId"]))
+        image: dict[str, Any] = found[-1] if flt.most_recent else found[0]
+        return image
+
     def prepare(self, request: BakeRequest) -> Prepared:
         resolved = self.resolve(request)
-        pending = {"bakery:image": request.eff.name, "bakery:version": request.version,
-                   "bakery:target": request.eff.target, "bakery:state": "pending",
-                   "bakery:invocation": request.workdir.name.rsplit("-", 1)[-1]}
-        return Prepared(variables={**resolved.variables, "build_tags": pending}, base=resolved.base,
-                        base_dependency=resolved.base_dependency, parent=resolved.parent)
+        pending = {
+            "bakery:image": request.eff.name,
+            "bakery:version": request.version,
+            "bakery:target": request.eff.target,
+            "bakery:state": "pending",
+            "bakery:invocation": request.workdir.name.rsplit("-", 1)[-1],
+        }
+        return Prepared(
+            variables={**resolved.variables, "build_tags": pending},
+            base=resolved.base,
+            base_dependency=resolved.base_dependency,
+            parent=resolved.parent,
+        )
 
     # --- after the build ----------------------------------------------------------------------
 
@@ -118,8 +140,14 @@ class AwsProvider:
             raise ProviderError(f"Packer reported no AMI in {spec.region} (artifacts: {artifacts or 'none'})")
         return f"ec2:{spec.region}:{amis[spec.region]}", {"awsImageId": amis[spec.region]}
 
-    def publish(self, request: BakeRequest, prepared: Prepared, statement: dict[str, Any],
-                inputs_digest: str, artifacts: list[str]) -> ImageRecord:
+    def publish(
+        self,
+        request: BakeRequest,
+        prepared: Prepared,
+        statement: dict[str, Any],
+        inputs_digest: str,
+        artifacts: list[str],
+    ) -> ImageRecord:
         spec = self._spec(request)
         amis = _artifact_amis(artifacts)
         stamp = provenance.stamp_of(statement, state="complete")
@@ -235,14 +263,18 @@ class AwsProvider:
     @staticmethod
     def _record(target: str, stamp: dict[str, str], amis: dict[str, str], tags: dict[str, str]) -> ImageRecord:
         return ImageRecord(
-            name=stamp.get("image", ""), version=stamp.get("version", ""), target=target, kind="aws",
-            inputs_digest=stamp.get("inputs-digest", ""), created=stamp.get("created", ""),
-            base=stamp.get("base", ""), parent=stamp.get("parent") or None,
+            name=stamp.get("image", ""),
+            version=stamp.get("version", ""),
+            target=target,
+            kind="aws",
+            inputs_digest=stamp.get("inputs-digest", ""),
+            created=stamp.get("created", ""),
+            base=stamp.get("base", ""),
+            parent=stamp.get("parent") or None,
             locations=tuple(f"{region}:{ami}" for region, ami in sorted(amis.items())),
             subject_sha256=None,
             extra={"tags": dict(tags), "state": stamp.get("state", ""), "invocation": stamp.get("invocation", "")},
         )
-
 
 
 def _artifact_amis(artifacts: Iterable[str]) -> dict[str, str]:

@@ -64,8 +64,14 @@ class Provider(Protocol):
     def before_build(self, request: BakeRequest, skeleton: dict[str, Any]) -> dict[str, Any]:
         """Extra Packer variables that carry provenance into the build (GCP: the description)."""
 
-    def publish(self, request: BakeRequest, prepared: Prepared, provenance: dict[str, Any],
-                inputs_digest: str, artifacts: list[str]) -> ImageRecord:
+    def publish(
+        self,
+        request: BakeRequest,
+        prepared: Prepared,
+        provenance: dict[str, Any],
+        inputs_digest: str,
+        artifacts: list[str],
+    ) -> ImageRecord:
         """Record the built image with its provenance; on failure leave nothing registered."""
 
     def images(self, target: str, name: str | None = None) -> list[ImageRecord]:
@@ -90,8 +96,13 @@ def available_kinds() -> tuple[str, ...]:
     return tuple(sorted(_REGISTRY))
 
 
-def get_provider(kind: str, workspace: Workspace, reporter: Reporter, clients: ClientFactory | None = None,
-                 targets: Mapping[str, Any] | None = None) -> Provider:
+def get_provider(
+    kind: str,
+    workspace: Workspace,
+    reporter: Reporter,
+    clients: ClientFactory | None = None,
+    targets: Mapping[str, Any] | None = None,
+) -> Provider:
     """The provider for a target kind, told about its targets. UsageError lists the valid kinds.
 
     `clients(service, region_or_project, endpoint)` makes API clients; tests hand in one that

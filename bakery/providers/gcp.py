@@ -35,8 +35,11 @@ def default_clients(service: str, project: str, endpoint: str | None) -> Any:
     if endpoint and endpoint.startswith(("http://127.0.0.1", "http://localhost")):
         from google.auth.credentials import AnonymousCredentials
 
-        return compute_v1.ImagesClient(credentials=AnonymousCredentials(), transport="rest",  # type: ignore[no-untyped-call]
-                                       client_options=options)
+        return compute_v1.ImagesClient(
+            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+            transport="rest",
+            client_options=options,
+        )
     return compute_v1.ImagesClient(transport="rest", client_options=options)
 
 
@@ -52,6 +55,7 @@ class GcpProvider:
         self._factory = clients
         self._clients: dict[tuple[str, str | None], Any] = {}
         self.specs: dict[str, GcpTarget] = {}
+        self._resolved: dict[tuple[Any, ...], Any] = {}
         self.retry = gcp_retry()
 
     def bind(self, target: str, spec: Any) -> None:
@@ -84,13 +88,23 @@ class GcpProvider:
             if source.gcp.image:
                 image = self._get(api, project=project, image=source.gcp.image, what="source image")
             else:
-                image = self._call(f"family {source.gcp.family} in {project}", api.get_from_family,
-                                   project=project, family=source.gcp.family)
+                key = (project, source.gcp.family, self.endpoint(spec))
+                if key not in self._resolved:  # images sharing a family look it up once
+                    self._resolved[key] = self._call(
+                        f"family {source.gcp.family} in {project}",
+                        api.get_from_family,
+                        project=project,
+                        family=source.gcp.family,
+                    )
+                image = self._resolved[key]
         return Prepared(
             variables={"source_image": image.name, "source_image_project_id": [project]},
             base=f"{project}/{image.name}",
-            base_dependency={"name": f"gce-image:{project}/{image.name}", "uri": image.self_link,
-                             "digest": {"gceImageId": str(image.id)}},
+            base_dependency={
+                "name": f"gce-image:{project}/{image.name}",
+                "uri": image.self_link,
+                "digest": {"gceImageId": str(image.id)},
+            },
             parent=request.parent,
         )
 
@@ -114,8 +128,14 @@ class GcpProvider:
         image = self._get(self.images_api(spec), project=spec.project, image=name, what="baked image")
         return f"gce:{spec.project}/{image.name}", {"gceImageId": str(image.id)}
 
-    def publish(self, request: BakeRequest, prepared: Prepared, statement: dict[str, Any],
-                inputs_digest: str, artifacts: list[str]) -> ImageRecord:
+    def publish(
+        self,
+        request: BakeRequest,
+        prepared: Prepared,
+        statement: dict[str, Any],
+        inputs_digest: str,
+        artifacts: list[str],
+    ) -> ImageRecord:
         spec = self._spec(request)
         name = statement["subject"][0]["name"].rpartition("/")[2]
         stamp = provenance.stamp_of(statement, state="complete")
@@ -140,11 +160,13 @@ class GcpProvider:
             current = dict(image.labels)
             if all(current.get(k) == v for k, v in labels.items()):
                 return
-            request = compute_v1.GlobalSetLabelsRequest(labels={**current, **labels},
-                                                        label_fingerprint=image.label_fingerprint)
+            request = compute_v1.GlobalSetLabelsRequest(
+                labels={**current, **labels}, label_fingerprint=image.label_fingerprint
+            )
             try:
-                api.set_labels(project=spec.project, resource=name, global_set_labels_request_resource=request,
-                               retry=None)
+                api.set_labels(
+                    project=spec.project, resource=name, global_set_labels_request_resource=request, retry=None
+                )
             except (exceptions.PreconditionFailed, exceptions.TooManyRequests, exceptions.ServerError) as exc:
                 self.reporter.note(f"labels of {name}: {exc.code} {type(exc).__name__}; reading them again")
                 time.sleep(delay * (1 + random.random()))
@@ -178,8 +200,12 @@ class GcpProvider:
         skeleton = provenance.unpack(description.split(provenance.DESCRIPTION_MARKER, 1)[1])
         from bakery.inputs import finalize
 
-        return finalize(skeleton, subject_name=f"gce:{record.locations[0]}",
-                        subject_digest={"gceImageId": record.extra["id"]}, finished=record.created)
+        return finalize(
+            skeleton,
+            subject_name=f"gce:{record.locations[0]}",
+            subject_digest={"gceImageId": record.extra["id"]},
+            finished=record.created,
+        )
 
     def pending(self, target: str, name: str) -> list[ImageRecord]:
         return [r for r in self.images(target, name, include_pending=True) if r.extra["state"] != "complete"]
@@ -219,11 +245,21 @@ class GcpProvider:
     def _record(target: str, spec: GcpTarget, image: Any) -> ImageRecord:
         stamp = provenance.gcp_stamp(dict(image.labels))
         return ImageRecord(
-            name=stamp.get("image", ""), version=stamp.get("version", ""), target=target, kind="gcp",
-            inputs_digest=stamp.get("inputs-digest", ""), created=stamp.get("created", image.creation_timestamp),
-            base=stamp.get("base", ""), parent=stamp.get("parent") or None,
+            name=stamp.get("image", ""),
+            version=stamp.get("version", ""),
+            target=target,
+            kind="gcp",
+            inputs_digest=stamp.get("inputs-digest", ""),
+            created=stamp.get("created", image.creation_timestamp),
+            base=stamp.get("base", ""),
+            parent=stamp.get("parent") or None,
             locations=(f"{spec.project}/{image.name}",),
-            extra={"state": stamp.get("state", ""), "id": str(image.id), "description": image.description,
-                   "invocation": stamp.get("invocation", ""), "creation_timestamp": image.creation_timestamp,
-                   "labels": dict(image.labels)},
+            extra={
+                "state": stamp.get("state", ""),
+                "id": str(image.id),
+                "description": image.description,
+                "invocation": stamp.get("invocation", ""),
+                "creation_timestamp": image.creation_timestamp,
+                "labels": dict(image.labels),
+            },
         )

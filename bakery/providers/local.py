@@ -30,20 +30,70 @@ def make(workspace: Workspace, reporter: Reporter, clients: ClientFactory | None
 
 def kvm_probe_argv(kernel: Path, initrd: Path) -> list[str]:
     """Boot the kernel under KVM into an init that exits at once: a panic proves KVM runs guests."""
-    return [QEMU, "-accel", "kvm", "-m", "256", "-display", "none", "-no-reboot", "-serial", "stdio",
-            "-monitor", "none", "-nodefaults", "-kernel", str(kernel), "-initrd", str(initrd),
-            "-append", "console=ttyS0 panic=-1 rdinit=/bin/false"]
+    return [
+        QEMU,
+        "-accel",
+        "kvm",
+        "-m",
+        "256",
+        "-display",
+        "none",
+        "-no-reboot",
+        "-serial",
+        "stdio",
+        "-monitor",
+        "none",
+        "-nodefaults",
+        "-kernel",
+        str(kernel),
+        "-initrd",
+        str(initrd),
+        "-append",
+        "console=ttyS0 panic=-1 rdinit=/bin/false",
+    ]
 
 
-def boot_argv(*, disk: Path, kernel: Path, initrd: Path, accelerator: str, memory: int, cpus: int,
-              forwards: dict[int, int], serial_log: Path) -> list[str]:
+def boot_argv(
+    *,
+    disk: Path,
+    kernel: Path,
+    initrd: Path,
+    accelerator: str,
+    memory: int,
+    cpus: int,
+    forwards: dict[int, int],
+    serial_log: Path,
+) -> list[str]:
     """QEMU command line that boots a local image, with host ports (127.0.0.1 only) forwarded in."""
     fwd = "".join(f",hostfwd=tcp:127.0.0.1:{host}-:{guest}" for host, guest in sorted(forwards.items()))
-    return [QEMU, "-accel", accelerator, "-m", str(memory), "-smp", str(cpus), "-display", "none",
-            "-monitor", "none", "-serial", f"file:{serial_log}", "-no-reboot",
-            "-drive", f"file={disk},if=virtio,format=qcow2",
-            "-netdev", f"user,id=net0{fwd}", "-device", "virtio-net,netdev=net0",
-            "-kernel", str(kernel), "-initrd", str(initrd), "-append", KERNEL_CMDLINE]
+    return [
+        QEMU,
+        "-accel",
+        accelerator,
+        "-m",
+        str(memory),
+        "-smp",
+        str(cpus),
+        "-display",
+        "none",
+        "-monitor",
+        "none",
+        "-serial",
+        f"file:{serial_log}",
+        "-no-reboot",
+        "-drive",
+        f"file={disk},if=virtio,format=qcow2",
+        "-netdev",
+        f"user,id=net0{fwd}",
+        "-device",
+        "virtio-net,netdev=net0",
+        "-kernel",
+        str(kernel),
+        "-initrd",
+        str(initrd),
+        "-append",
+        KERNEL_CMDLINE,
+    ]
 
 
 class LocalProvider:
@@ -94,19 +144,30 @@ class LocalProvider:
         else:
             source = request.project.config.images[request.eff.name].source
             recipe = source.local if source and source.local else LocalSource()
-            made, reused = ensure_base(recipe, cache=self.ws.base_cache, project_root=request.project.root,
-                                       reporter=self.reporter, log_path=log_path)
+            made, reused = ensure_base(
+                recipe,
+                cache=self.ws.base_cache,
+                project_root=request.project.root,
+                reporter=self.reporter,
+                log_path=log_path,
+            )
             self.reporter.note(("reused cached" if reused else "made") + f" base disk {made.directory.name}")
             disk, kernel, initrd = made.disk, made.kernel, made.initrd
             base = "sha256:" + made.sha256
-            dependency = {"name": f"base-disk:debian-{recipe.suite}", "uri": recipe.mirror,
-                          "digest": {"sha256": made.sha256},
-                          "annotations": {"recipeDigest": made.recipe_digest}}
+            dependency = {
+                "name": f"base-disk:debian-{recipe.suite}",
+                "uri": recipe.mirror,
+                "digest": {"sha256": made.sha256},
+                "annotations": {"recipeDigest": made.recipe_digest},
+            }
         # A key for this bake alone; its public half reaches the VM on the kernel command line.
         key = Ed25519PrivateKey.generate()
         private = request.workdir / "build-key"
-        private.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-                                              serialization.NoEncryption()))
+        private.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+            )
+        )
         private.chmod(0o600)
         public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
         token = base64.b64encode(public + b" bakery-build\n").decode()
@@ -134,10 +195,10 @@ class LocalProvider:
             if seen.get("host") == host:
                 return str(seen["accelerator"])
         self.reporter.phase("probe", "checking whether KVM can boot a guest here")
-        result = runner.run(kvm_probe_argv(kernel, initrd), what="kvm probe", timeout=KVM_PROBE_SECONDS,
-                            check=False)
-        booted = "Linux version" in result.output and ("Kernel panic" in result.output or
-                                                        "Attempted to kill init" in result.output)
+        result = runner.run(kvm_probe_argv(kernel, initrd), what="kvm probe", timeout=KVM_PROBE_SECONDS, check=False)
+        booted = "Linux version" in result.output and (
+            "Kernel panic" in result.output or "Attempted to kill init" in result.output
+        )
         verdict = "kvm" if booted else "tcg"
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_text(json.dumps({"host": host, "accelerator": verdict}))
@@ -152,28 +213,46 @@ class LocalProvider:
     def subject(self, request: BakeRequest, artifacts: list[str]) -> tuple[str, dict[str, str]]:
         disk = request.workdir / "output" / "disk.qcow2"
         if not disk.is_file():
-            raise BuildError("Packer finished without producing output/disk.qcow2",
-                             log_path=str(request.workdir / "bake.log"))
+            raise BuildError(
+                "Packer finished without producing output/disk.qcow2", log_path=str(request.workdir / "bake.log")
+            )
         return f"{request.eff.name}-{request.version}.qcow2", {"sha256": file_sha256(disk)}
 
-    def publish(self, request: BakeRequest, prepared: Prepared, provenance: dict[str, Any],
-                inputs_digest: str, artifacts: list[str]) -> ImageRecord:
+    def publish(
+        self,
+        request: BakeRequest,
+        prepared: Prepared,
+        provenance: dict[str, Any],
+        inputs_digest: str,
+        artifacts: list[str],
+    ) -> ImageRecord:
         out = request.workdir / "output"
         staged = request.workdir / "image"
         staged.mkdir()
-        for produced, name in ((out / "disk.qcow2", "disk.qcow2"),
-                               (request.workdir / "output-vmlinuz", "vmlinuz"),
-                               (request.workdir / "output-initrd.img", "initrd.img")):
+        for produced, name in (
+            (out / "disk.qcow2", "disk.qcow2"),
+            (request.workdir / "output-vmlinuz", "vmlinuz"),
+            (request.workdir / "output-initrd.img", "initrd.img"),
+        ):
             if not produced.is_file():
-                raise BuildError(f"the build did not produce {produced.name}", log_path=str(request.workdir / "bake.log"))
+                raise BuildError(
+                    f"the build did not produce {produced.name}", log_path=str(request.workdir / "bake.log")
+                )
             os.replace(produced, staged / name)
-        (staged / "provenance.json").write_text(json.dumps(provenance, indent=2, ensure_ascii=False) + "\n",
-                                                encoding="utf-8")
+        (staged / "provenance.json").write_text(
+            json.dumps(provenance, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
         subject = provenance["subject"][0]["digest"]["sha256"]
         record = ImageRecord(
-            name=request.eff.name, version=request.version, target=request.eff.target, kind="local",
-            inputs_digest=inputs_digest, created=provenance["predicate"]["runDetails"]["metadata"]["finishedOn"],
-            base=prepared.base, parent=prepared.parent.ref if prepared.parent else None, subject_sha256=subject,
+            name=request.eff.name,
+            version=request.version,
+            target=request.eff.target,
+            kind="local",
+            inputs_digest=inputs_digest,
+            created=provenance["predicate"]["runDetails"]["metadata"]["finishedOn"],
+            base=prepared.base,
+            parent=prepared.parent.ref if prepared.parent else None,
+            subject_sha256=subject,
         )
         final = self.store.record(record, staged)
         return ImageRecord(**{**record.__dict__, "locations": (str(final),)})
@@ -200,8 +279,17 @@ class LocalProvider:
 class Machine:
     """A VM booted from a local image on a throwaway overlay; the image itself is never written."""
 
-    def __init__(self, workspace: Workspace, record: ImageRecord, *, forwards: dict[int, int],
-                 accelerator: str, memory: int = 1024, cpus: int = 1, ssh_public_key: str | None = None) -> None:
+    def __init__(
+        self,
+        workspace: Workspace,
+        record: ImageRecord,
+        *,
+        forwards: dict[int, int],
+        accelerator: str,
+        memory: int = 1024,
+        cpus: int = 1,
+        ssh_public_key: str | None = None,
+    ) -> None:
         self.ws = workspace
         self.record = record
         self.forwards = forwards
@@ -220,10 +308,20 @@ class Machine:
         disk, kernel, initrd = LocalProvider(self.ws, _quiet()).boot_files(self.record)
         self.directory.mkdir(parents=True)
         overlay = self.directory / "disk.qcow2"
-        runner.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(disk), str(overlay)],
-                   what="qemu-img create")
-        argv = boot_argv(disk=overlay, kernel=kernel, initrd=initrd, accelerator=self.accelerator,
-                         memory=self.memory, cpus=self.cpus, forwards=self.forwards, serial_log=self.serial_log)
+        runner.run(
+            ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(disk), str(overlay)],
+            what="qemu-img create",
+        )
+        argv = boot_argv(
+            disk=overlay,
+            kernel=kernel,
+            initrd=initrd,
+            accelerator=self.accelerator,
+            memory=self.memory,
+            cpus=self.cpus,
+            forwards=self.forwards,
+            serial_log=self.serial_log,
+        )
         if self.ssh_public_key:
             token = base64.b64encode(self.ssh_public_key.strip().encode() + b"\n").decode()
             argv[-1] = f"{argv[-1]} bakery.ssh_key={token}"

@@ -25,8 +25,17 @@ from bakery.progress import Reporter
 
 RECIPE_SCHEMA = "bakery.base/v1"
 BASE_PACKAGES = (
-    "linux-image-cloud-amd64", "systemd-sysv", "udev", "openssh-server", "python3", "python3-apt",
-    "ifupdown", "isc-dhcp-client", "iproute2", "ca-certificates", "e2fsprogs",
+    "linux-image-cloud-amd64",
+    "systemd-sysv",
+    "udev",
+    "openssh-server",
+    "python3",
+    "python3-apt",
+    "ifupdown",
+    "isc-dhcp-client",
+    "iproute2",
+    "ca-certificates",
+    "e2fsprogs",
 )
 BASE_FS_MIB = 2048
 OVERLAY = "base-overlay"
@@ -65,11 +74,17 @@ def overlay_dir(project_root: Path) -> Path:
 def recipe_digest(recipe: LocalSource, overlay: Path) -> str:
     files = {
         str(p.relative_to(overlay)): hashlib.sha256(p.read_bytes()).hexdigest() + oct(p.stat().st_mode & 0o777)
-        for p in sorted(overlay.rglob("*")) if p.is_file()
+        for p in sorted(overlay.rglob("*"))
+        if p.is_file()
     }
     recipe_doc = {**recipe.model_dump(mode="json"), "packages": sorted(set(recipe.packages))}
-    doc = {"schema": RECIPE_SCHEMA, "recipe": recipe_doc, "base_packages": sorted(BASE_PACKAGES),
-           "overlay": files, "fs_mib": BASE_FS_MIB}
+    doc = {
+        "schema": RECIPE_SCHEMA,
+        "recipe": recipe_doc,
+        "base_packages": sorted(BASE_PACKAGES),
+        "overlay": files,
+        "fs_mib": BASE_FS_MIB,
+    }
     return "sha256:" + sha256_hex(canonical(doc))
 
 
@@ -99,8 +114,9 @@ def convert_argv(raw: Path, qcow2: Path) -> list[str]:
     return ["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw), str(qcow2)]
 
 
-def ensure_base(recipe: LocalSource, *, cache: Path, project_root: Path, reporter: Reporter,
-                log_path: Path) -> tuple[BaseDisk, bool]:
+def ensure_base(
+    recipe: LocalSource, *, cache: Path, project_root: Path, reporter: Reporter, log_path: Path
+) -> tuple[BaseDisk, bool]:
     """The cached base disk for `recipe`, made if missing. Returns (disk, reused)."""
     overlay = overlay_dir(project_root)
     digest = recipe_digest(recipe, overlay)
@@ -112,8 +128,12 @@ def ensure_base(recipe: LocalSource, *, cache: Path, project_root: Path, reporte
     try:
         rootfs = staging / "rootfs"
         reporter.phase("base", f"bootstrapping Debian {recipe.suite} with mmdebstrap (about a minute)")
-        runner.run(mmdebstrap_argv(recipe, rootfs, overlay), what="mmdebstrap", log_path=log_path,
-                   on_line=lambda line: reporter.line("mmdebstrap", line))
+        runner.run(
+            mmdebstrap_argv(recipe, rootfs, overlay),
+            what="mmdebstrap",
+            log_path=log_path,
+            on_line=lambda line: reporter.line("mmdebstrap", line),
+        )
         kernels = sorted((rootfs / "boot").glob("vmlinuz-*"))
         if not kernels:
             raise BuildError("the bootstrapped system has no kernel in /boot", log_path=str(log_path))
@@ -125,8 +145,9 @@ def ensure_base(recipe: LocalSource, *, cache: Path, project_root: Path, reporte
         shutil.rmtree(rootfs)
         runner.run(convert_argv(raw, staging / "disk.qcow2"), what="qemu-img convert", log_path=log_path)
         raw.unlink()
-        (staging / "recipe.json").write_text(json.dumps(
-            {"digest": digest, "recipe": recipe.model_dump(mode="json"), "kernel": release}, indent=2))
+        (staging / "recipe.json").write_text(
+            json.dumps({"digest": digest, "recipe": recipe.model_dump(mode="json"), "kernel": release}, indent=2)
+        )
         (staging / "disk.sha256").write_text(file_sha256(staging / "disk.qcow2") + "\n")
         try:
             os.replace(staging, final)

@@ -55,8 +55,10 @@ class LocalStore:
         return self.images / target / name / version
 
     def list(self, *, target: str, name: str | None = None) -> list[ImageRecord]:
-        query = "SELECT name, target, version, inputs_digest, subject_sha256, base, parent, path, created " \
-                "FROM images WHERE target = ?"
+        query = (
+            "SELECT name, target, version, inputs_digest, subject_sha256, base, parent, path, created "
+            "FROM images WHERE target = ?"
+        )
         args: list[str] = [target]
         if name:
             query += " AND name = ?"
@@ -65,8 +67,16 @@ class LocalStore:
             rows = conn.execute(query, args).fetchall()
         records = [
             ImageRecord(
-                name=r[0], target=r[1], version=r[2], kind="local", inputs_digest=r[3], subject_sha256=r[4],
-                base=r[5], parent=r[6], locations=(r[7],), created=r[8],
+                name=r[0],
+                target=r[1],
+                version=r[2],
+                kind="local",
+                inputs_digest=r[3],
+                subject_sha256=r[4],
+                base=r[5],
+                parent=r[6],
+                locations=(r[7],),
+                created=r[8],
             )
             for r in rows
         ]
@@ -77,7 +87,9 @@ class LocalStore:
         final = self.directory(rec.target, rec.name, rec.version)
         if final.exists():
             if any(r.version == rec.version for r in self.list(target=rec.target, name=rec.name)):
-                raise BakeryError(f"{rec.ref} on {rec.target} is already in the catalog; versions are never overwritten")
+                raise BakeryError(
+                    f"{rec.ref} on {rec.target} is already in the catalog; versions are never overwritten"
+                )
             remove_tree(final)  # debris of a record that was interrupted before its row was written
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staged, final)
@@ -86,8 +98,17 @@ class LocalStore:
                 conn.execute("BEGIN IMMEDIATE")
                 conn.execute(
                     "INSERT INTO images VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (rec.name, rec.target, rec.version, rec.inputs_digest, rec.subject_sha256 or "",
-                     rec.base, rec.parent, str(final), rec.created),
+                    (
+                        rec.name,
+                        rec.target,
+                        rec.version,
+                        rec.inputs_digest,
+                        rec.subject_sha256 or "",
+                        rec.base,
+                        rec.parent,
+                        str(final),
+                        rec.created,
+                    ),
                 )
                 conn.execute("COMMIT")
         except BaseException:

@@ -12,6 +12,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 HOSTILE = 'say "hi" \\ back ${x} %{y}\nline two é ✓'
+SECRET = "s3cr3t-token-never-baked-8d1f"
 BIN = Path(sys.executable).parent
 
 
@@ -34,10 +35,24 @@ def e2e_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         "- hosts: all\n  gather_facts: false\n  tasks:\n"
         "    - name: Fail on purpose\n      ansible.builtin.command: /bin/false\n"
     )
+    # A secret reaches Ansible at build time; the play proves it arrived by writing its hash only.
+    (root / "playbooks" / "secret.yml").write_text(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - name: The token arrived\n      ansible.builtin.assert:\n        that: api_token | length > 0\n"
+        "    - name: Keep its hash, never the token\n      ansible.builtin.copy:\n"
+        "        dest: /etc/bakery/token.sha256\n        content: \"{{ api_token | hash('sha256') }}\"\n"
+        "        mode: '0644'\n"
+    )
     data = yaml.safe_load((root / "images.yaml").read_text())
     data["images"]["web"]["description"] = HOSTILE
-    data["images"]["broken"] = {"version": "0.1", "source": {"local": {}}, "playbooks": ["playbooks/broken.yml"],
-                                "targets": ["local"]}
+    data["images"]["web"]["playbooks"].append("playbooks/secret.yml")
+    data["images"]["web"]["secrets"] = {"api_token": "BAKERY_E2E_TOKEN"}
+    data["images"]["broken"] = {
+        "version": "0.1",
+        "source": {"local": {}},
+        "playbooks": ["playbooks/broken.yml"],
+        "targets": ["local"],
+    }
     (root / "images.yaml").write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
     git = ["git", "-C", str(root), "-c", "user.email=t@localhost", "-c", "user.name=t"]
     subprocess.run([*git, "init", "-q"], check=True)
@@ -51,6 +66,7 @@ def e2e_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def bakery_env(e2e_project: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BAKERY_")}
     env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
+    env["BAKERY_E2E_TOKEN"] = SECRET
     return env
 
 

@@ -17,14 +17,15 @@ import pytest
 from typer.testing import CliRunner
 
 from bakery.cli import app
-from tests.e2e.conftest import BIN, HOSTILE, qemu_processes
+from tests.e2e.conftest import BIN, HOSTILE, SECRET, qemu_processes
 
 runner = CliRunner()
 
 
 def bakery(project: Path, env: dict[str, str], *args: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(BIN / "bakery"), *args], cwd=project, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [str(BIN / "bakery"), *args], cwd=project, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def catalog(project: Path, env: dict[str, str], image: str) -> list[dict[str, object]]:
@@ -35,8 +36,11 @@ def catalog(project: Path, env: dict[str, str], image: str) -> list[dict[str, ob
 
 
 def tree_digest(directory: Path) -> dict[str, str]:
-    return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(directory.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
 
 
 def debugfs(disk: Path, tmp: Path, command: str) -> str:
@@ -48,8 +52,14 @@ def debugfs(disk: Path, tmp: Path, command: str) -> str:
 
 
 def test_interrupted_bake_leaves_nothing(e2e_project: Path, bakery_env: dict[str, str]) -> None:
-    child = subprocess.Popen([str(BIN / "bakery"), "build", "web", "--target", "local"], cwd=e2e_project,
-                             env=bakery_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [str(BIN / "bakery"), "build", "web", "--target", "local"],
+        cwd=e2e_project,
+        env=bakery_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         _interrupt_mid_bake(child, e2e_project)
     finally:
@@ -113,8 +123,9 @@ def test_bake_boot_and_inspect(e2e_project: Path, bakery_env: dict[str, str], tm
     assert build_def["externalParameters"] == {"image": "web", "target": "local", "version": "1.0.0"}
     assert build_def["internalParameters"]["inputsDigest"] == built["inputs_digest"]
     names = {d["name"]: d for d in build_def["resolvedDependencies"]}
-    head = subprocess.run(["git", "-C", str(e2e_project), "rev-parse", "HEAD"], capture_output=True, text=True,
-                          check=True).stdout.strip()
+    head = subprocess.run(
+        ["git", "-C", str(e2e_project), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert names["git"]["digest"] == {"gitCommit": head}
     assert names["git"]["annotations"] == {"dirty": False}
     assert "playbooks/web.yml" in names and "playbooks/roles/nginx_page/templates/index.html.j2" in names
@@ -124,11 +135,19 @@ def test_bake_boot_and_inspect(e2e_project: Path, bakery_env: dict[str, str], tm
     versions = statement["predicate"]["runDetails"]["builder"]["version"]
     assert set(versions) == {"bakery", "packer", "ansible"}
 
+    # The secret was injected at build time and is nowhere on record.
+    assert SECRET not in (directory / "provenance.json").read_text()
+    assert SECRET not in Path(built["log_path"]).read_text()
+    assert SECRET not in result.stderr
+    assert "api_token" in entry["entry"]["secrets"]  # the name is on record, never the value
+
     # `bakery show` reads the same document back.
     shown = bakery(e2e_project, bakery_env, "show", "web@1.0.0", "--json")
     assert json.loads(shown.stdout)["provenance"] == statement
 
     # The image as saved: the playbook's effect, and nothing that makes instances alike.
+    token_hash = debugfs(directory / "disk.qcow2", tmp_path, "cat /etc/bakery/token.sha256").strip()
+    assert token_hash == hashlib.sha256(SECRET.encode()).hexdigest()
     identity = json.loads(debugfs(directory / "disk.qcow2", tmp_path, "cat /etc/bakery/image.json"))
     assert identity == {"image": "web", "version": "1.0.0", "target": "local", "description": HOSTILE}
     assert "ssh_host_" not in debugfs(directory / "disk.qcow2", tmp_path, "ls -l /etc/ssh")
@@ -136,9 +155,12 @@ def test_bake_boot_and_inspect(e2e_project: Path, bakery_env: dict[str, str], tm
     assert "authorized_keys" not in debugfs(directory / "disk.qcow2", tmp_path, "ls -l /root/.ssh")
     lists = debugfs(directory / "disk.qcow2", tmp_path, "ls -l /var/lib/apt/lists")
     assert "_Packages" not in lists and "InRelease" not in lists
-    assert "File not found" in subprocess.run(
-        ["debugfs", "-R", "stat /root/.bash_history", str(tmp_path / "disk.raw")],
-        capture_output=True, text=True).stderr
+    assert (
+        "File not found"
+        in subprocess.run(
+            ["debugfs", "-R", "stat /root/.bash_history", str(tmp_path / "disk.raw")], capture_output=True, text=True
+        ).stderr
+    )
 
     # Booted, it serves the page the playbook wrote, with its own name and version.
     booted = bakery(e2e_project, bakery_env, "boot", "web", "--get", "/", "--get", "/healthz", "--json")
@@ -150,8 +172,9 @@ def test_bake_boot_and_inspect(e2e_project: Path, bakery_env: dict[str, str], tm
     assert qemu_processes(str(e2e_project)) == []
 
 
-def test_second_bake_reuses_the_base_and_adds_a_version(e2e_project: Path, bakery_env: dict[str, str],
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_second_bake_reuses_the_base_and_adds_a_version(
+    e2e_project: Path, bakery_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     first = catalog(e2e_project, bakery_env, "web")
     assert [r["version"] for r in first] == ["1.0.0"]
     first_dir = Path(str(first[0]["locations"][0]))  # type: ignore[index]
@@ -161,6 +184,7 @@ def test_second_bake_reuses_the_base_and_adds_a_version(e2e_project: Path, baker
     monkeypatch.chdir(e2e_project)
     monkeypatch.delenv("BAKERY_HOME", raising=False)
     monkeypatch.setenv("PATH", bakery_env["PATH"])
+    monkeypatch.setenv("BAKERY_E2E_TOKEN", SECRET)
     result = runner.invoke(app, ["build", "web", "--target", "local", "--force"])
     assert result.exit_code == 0, result.output[-3000:]
     assert "reused cached base disk" in result.output
@@ -168,10 +192,46 @@ def test_second_bake_reuses_the_base_and_adds_a_version(e2e_project: Path, baker
 
     listed = catalog(e2e_project, bakery_env, "web")
     assert [r["version"] for r in listed] == ["1.0.0", "1.0.1"]
-    provenances = [json.loads((Path(str(r["locations"][0])) / "provenance.json").read_text())  # type: ignore[index]
-                   for r in listed]
+    provenances = [
+        json.loads((Path(str(r["locations"][0])) / "provenance.json").read_text())  # type: ignore[index]
+        for r in listed
+    ]
     ids = {p["predicate"]["runDetails"]["metadata"]["invocationId"] for p in provenances}
     assert len(ids) == 2
-    assert [p["predicate"]["buildDefinition"]["externalParameters"]["version"] for p in provenances] == \
-        ["1.0.0", "1.0.1"]
+    assert [p["predicate"]["buildDefinition"]["externalParameters"]["version"] for p in provenances] == [
+        "1.0.0",
+        "1.0.1",
+    ]
     assert tree_digest(first_dir) == before  # the first version's directory never changed
+
+
+def test_each_instance_makes_its_own_host_keys_and_machine_id(
+    e2e_project: Path, bakery_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two machines booted from one image: different SSH host keys (made at first boot)."""
+    from bakery.boot import free_port
+    from bakery.progress import Silent
+    from bakery.providers.local import LocalProvider, Machine
+    from bakery.workspace import Workspace
+
+    monkeypatch.setenv("PATH", bakery_env["PATH"])
+    ws = Workspace(e2e_project / ".bakery")
+    record = LocalProvider(ws, Silent()).images("local", "web")[0]
+    keys = []
+    for _ in range(2):
+        port = free_port()
+        with Machine(ws, record, forwards={port: 22}, accelerator="tcg", cpus=2) as machine:
+            deadline = time.monotonic() + 300
+            scanned = ""
+            while time.monotonic() < deadline and "ssh-ed25519" not in scanned:
+                assert machine.alive(), machine.serial_log.read_text(errors="replace")[-2000:]
+                scanned = subprocess.run(
+                    ["ssh-keyscan", "-T", "5", "-t", "ed25519", "-p", str(port), "127.0.0.1"],
+                    capture_output=True,
+                    text=True,
+                ).stdout
+                time.sleep(2)
+            assert "ssh-ed25519" in scanned
+            keys.append(scanned.split()[-1])
+    assert keys[0] != keys[1]
+    assert qemu_processes(str(e2e_project)) == []

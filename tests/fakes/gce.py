@@ -588,9 +588,7 @@ class FakeGce:
                 case ("GET", [name]) | ("POST", [name, "wait"]):
                     op = self.operations.get(project, {}).get(name)
                     if op is None:
-                        raise GceError(
-                            404, f"The resource 'projects/{project}/global/operations/{name}' was not found"
-                        )
+                        raise GceError(404, f"The resource 'projects/{project}/global/operations/{name}' was not found")
                     return copy.deepcopy(op)
         raise GceError(404, f"Not Found: {method} {path}")
 
@@ -639,13 +637,10 @@ class FakeGce:
         candidates = [
             img
             for img in self.images.get(project, {}).values()
-            if img.get("family") == family
-            and (img.get("deprecated") or {}).get("state") not in _DEPRECATED_STATES
+            if img.get("family") == family and (img.get("deprecated") or {}).get("state") not in _DEPRECATED_STATES
         ]
         if not candidates:
-            raise GceError(
-                404, f"The resource 'projects/{project}/global/images/family/{family}' was not found"
-            )
+            raise GceError(404, f"The resource 'projects/{project}/global/images/family/{family}' was not found")
         newest = max(candidates, key=lambda img: _parse_ts(img["creationTimestamp"]))
         return copy.deepcopy(newest)
 

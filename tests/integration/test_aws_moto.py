@@ -28,8 +28,16 @@ from bakery.cli import app
 REPO = Path(__file__).resolve().parents[2]
 ACCOUNT = "123456789012"  # moto's account
 SOURCE_AMIS = [
-    {"ami_id": "ami-0d1e0000000000001", "name": "debian-12-amd64-20260101-1000", "creation_date": "2026-01-01T10:00:00.000Z"},
-    {"ami_id": "ami-0d1e0000000000002", "name": "debian-12-amd64-20260201-1000", "creation_date": "2026-02-01T10:00:00.000Z"},
+    {
+        "ami_id": "ami-0d1e0000000000001",
+        "name": "debian-12-amd64-20260101-1000",
+        "creation_date": "2026-01-01T10:00:00.000Z",
+    },
+    {
+        "ami_id": "ami-0d1e0000000000002",
+        "name": "debian-12-amd64-20260201-1000",
+        "creation_date": "2026-02-01T10:00:00.000Z",
+    },
     {"ami_id": "ami-0babe000000000003", "name": "other-base-20260101", "creation_date": "2026-01-01T10:00:00.000Z"},
 ]
 runner = CliRunner()
@@ -44,19 +52,40 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     amis = tmp_path_factory.mktemp("moto") / "amis.json"
-    amis.write_text(json.dumps([{**a, "owner_id": ACCOUNT, "description": a["name"], "public": False,
-                                 "virtualization_type": "hvm", "architecture": "x86_64", "state": "available",
-                                 "platform": None, "image_type": "machine", "hypervisor": "xen",
-                                 "root_device_type": "ebs", "root_device_name": "/dev/xvda", "sriov": "simple"}
-                                for a in SOURCE_AMIS]))
+    amis.write_text(
+        json.dumps(
+            [
+                {
+                    **a,
+                    "owner_id": ACCOUNT,
+                    "description": a["name"],
+                    "public": False,
+                    "virtualization_type": "hvm",
+                    "architecture": "x86_64",
+                    "state": "available",
+                    "platform": None,
+                    "image_type": "machine",
+                    "hypervisor": "xen",
+                    "root_device_type": "ebs",
+                    "root_device_name": "/dev/xvda",
+                    "sriov": "simple",
+                }
+                for a in SOURCE_AMIS
+            ]
+        )
+    )
     port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "tests.fakes.moto_ebs", str(port), str(amis)], cwd=REPO,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakes.moto_ebs", str(port), str(amis)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     endpoint = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
         try:
-            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)  # noqa: S310 - loopback
+            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)
             break
         except OSError:
             assert time.monotonic() < deadline, "moto server did not start"
@@ -68,7 +97,7 @@ def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture()
 def moto(moto_endpoint: str) -> str:
-    urllib.request.urlopen(urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST"))  # noqa: S310
+    urllib.request.urlopen(urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST"))
     return moto_endpoint
 
 
@@ -82,7 +111,7 @@ def strip_provisioners(template: str) -> str:
     for match in re.finditer(r'\n  provisioner "[a-z-]+" \{', template):
         if match.start() < i:
             continue
-        out.append(template[i:match.start()])
+        out.append(template[i : match.start()])
         depth, j = 0, match.end() - 1
         while True:
             depth += {"{": 1, "}": -1}.get(template[j], 0)
@@ -102,15 +131,29 @@ def aws_project(tmp_path: Path, moto: str, monkeypatch: pytest.MonkeyPatch) -> P
     template.write_text(strip_provisioners(template.read_text()))
     (tmp_path / "playbooks" / "app.yml").write_text("- hosts: all\n  gather_facts: false\n  tasks: []\n")
     config = {
-        "targets": {"aws": {"kind": "aws", "region": "eu-west-1", "copy_to": ["eu-central-1"], "endpoint": moto,
-                            "encrypted": False}},
+        "targets": {
+            "aws": {
+                "kind": "aws",
+                "region": "eu-west-1",
+                "copy_to": ["eu-central-1"],
+                "endpoint": moto,
+                "encrypted": False,
+            }
+        },
         "images": {
-            "base": {"version": "1.0", "description": "base", "playbooks": ["playbooks/base.yml"],
-                     "tags": {"team": "platform"},
-                     "source": {"aws": {"filter": {"owners": [ACCOUNT], "name": "debian-12-amd64-*"}}}},
+            "base": {
+                "version": "1.0",
+                "description": "base",
+                "playbooks": ["playbooks/base.yml"],
+                "tags": {"team": "platform"},
+                "source": {"aws": {"filter": {"owners": [ACCOUNT], "name": "debian-12-amd64-*"}}},
+            },
             "web": {"version": "2.1", "from": "base", "playbooks": ["playbooks/web.yml"]},
-            "app": {"version": "0.3", "source": {"aws": {"ami": "ami-0babe000000000003"}},
-                    "playbooks": ["playbooks/app.yml"]},
+            "app": {
+                "version": "0.3",
+                "source": {"aws": {"ami": "ami-0babe000000000003"}},
+                "playbooks": ["playbooks/app.yml"],
+            },
         },
     }
     (tmp_path / "images.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
@@ -201,8 +244,11 @@ def test_plan_and_stale_builds(aws_project: Path, moto: str) -> None:
     assert items["base"]["status"] == "up-to-date" and items["web"]["status"] == "up-to-date"
 
     # A newer base AMI matching the filter: base and all its descendants.
-    ec2(moto).register_image(Name="debian-12-amd64-20260301-1000", RootDeviceName="/dev/xvda",
-                             BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8}}])
+    ec2(moto).register_image(
+        Name="debian-12-amd64-20260301-1000",
+        RootDeviceName="/dev/xvda",
+        BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8}}],
+    )
     text = bakery("plan", "-t", "aws")
     assert text.exit_code == 0, text.output
     items = {i["image"]: i for i in json.loads(bakery("plan", "-t", "aws", "--json").stdout)["items"]}
@@ -215,9 +261,12 @@ def test_plan_and_stale_builds(aws_project: Path, moto: str) -> None:
 def test_concurrent_bakes_of_one_image_make_one_version(aws_project: Path, moto: str) -> None:
     env = {**os.environ, "BAKERY_HOME": str(aws_project / ".bakery")}
     argv = [str(Path(sys.executable).parent / "bakery"), "build", "app", "-t", "aws"]
-    first = subprocess.Popen(argv, cwd=aws_project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    second = subprocess.Popen(argv, cwd=aws_project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True)
+    first = subprocess.Popen(
+        argv, cwd=aws_project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    second = subprocess.Popen(
+        argv, cwd=aws_project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     outputs = [p.communicate(timeout=300)[0] for p in (first, second)]
     assert first.returncode == 0 and second.returncode == 0, outputs
     assert sum("baked app@0.3.0 on aws" in o for o in outputs) == 1
@@ -230,16 +279,30 @@ def test_concurrent_bakes_of_one_image_make_one_version(aws_project: Path, moto:
 def _half_recorded(moto: str, version: str) -> str:
     """An AMI as a bake leaves it when it dies after Packer registered it, before bakery's tags."""
     client = ec2(moto)
-    ami = client.register_image(Name=f"app-{version}", RootDeviceName="/dev/xvda",
-                                BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8}}])["ImageId"]
-    client.create_tags(Resources=[ami], Tags=[{"Key": k, "Value": v} for k, v in {
-        "bakery:image": "app", "bakery:version": version, "bakery:target": "aws", "bakery:state": "pending",
-        "bakery:invocation": "deadbeef0000"}.items()])
+    ami = client.register_image(
+        Name=f"app-{version}",
+        RootDeviceName="/dev/xvda",
+        BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8}}],
+    )["ImageId"]
+    client.create_tags(
+        Resources=[ami],
+        Tags=[
+            {"Key": k, "Value": v}
+            for k, v in {
+                "bakery:image": "app",
+                "bakery:version": version,
+                "bakery:target": "aws",
+                "bakery:state": "pending",
+                "bakery:invocation": "deadbeef0000",
+            }.items()
+        ],
+    )
     return str(ami)
 
 
 def test_half_recorded_version_is_reported_then_cleaned_up_never_duplicated(
-        aws_project: Path, moto: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    aws_project: Path, moto: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ami = _half_recorded(moto, "0.3.0")
     fresh = bakery("build", "app", "-t", "aws")
     assert fresh.exit_code == 1
@@ -253,7 +316,7 @@ def test_half_recorded_version_is_reported_then_cleaned_up_never_duplicated(
     result = bakery("build", "app", "-t", "aws", "--json")
     assert result.exit_code == 0, result.output
     assert "cleaning up app@0.3.0 on aws" in result.output
-    assert json.loads(result.stdout[result.stdout.index("{"):])["record"]["version"] == "0.3.1"
+    assert json.loads(result.stdout[result.stdout.index("{") :])["record"]["version"] == "0.3.1"
     assert ec2(moto).describe_images(ImageIds=[ami])["Images"] == []
     listed = json.loads(bakery("images", "app", "-t", "aws", "--json").stdout)["images"]
     assert [i["version"] for i in listed] == ["0.3.1"]
@@ -279,17 +342,27 @@ def test_missing_tags_are_repaired_and_faults_retried(aws_project: Path, moto: s
             operation_name = event_name.rsplit(".", 1)[-1]
             calls[operation_name] = calls.get(operation_name, 0) + 1
             if operation_name == "DescribeImages" and calls[operation_name] == 1:
-                body = (b"<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>slow down</Message>"
-                        b"</Error></Errors><RequestID>x</RequestID></Response>")
+                body = (
+                    b"<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>slow down</Message>"
+                    b"</Error></Errors><RequestID>x</RequestID></Response>"
+                )
                 return AWSResponse(request.url, 503, {}, _Raw(body))
             if operation_name == "CreateTags" and region == "eu-central-1" and not dropped:
                 dropped.append(region)  # eventual consistency: answered OK, applied nothing
-                return AWSResponse(request.url, 200, {}, _Raw(b"<CreateTagsResponse><return>true</return>"
-                                                              b"</CreateTagsResponse>"))
+                return AWSResponse(
+                    request.url, 200, {}, _Raw(b"<CreateTagsResponse><return>true</return></CreateTagsResponse>")
+                )
             if operation_name == "CreateTags" and calls[operation_name] == 2:
-                return AWSResponse(request.url, 500, {}, _Raw(b"<Response><Errors><Error><Code>InternalError"
-                                                              b"</Code><Message>boom</Message></Error></Errors>"
-                                                              b"</Response>"))
+                return AWSResponse(
+                    request.url,
+                    500,
+                    {},
+                    _Raw(
+                        b"<Response><Errors><Error><Code>InternalError"
+                        b"</Code><Message>boom</Message></Error></Errors>"
+                        b"</Response>"
+                    ),
+                )
             return None
 
         client.meta.events.register("before-send.ec2", fault)

@@ -73,9 +73,7 @@ def test_seed_and_get(gce: FakeGce, client: compute_v1.ImagesClient) -> None:
     assert image.description == "golden web"
     assert image.status == "READY"
     assert image.creation_timestamp == "2024-05-01T12:00:00+00:00"
-    assert image.self_link == (
-        f"https://www.googleapis.com/compute/v1/projects/{PROJECT}/global/images/web-20240501"
-    )
+    assert image.self_link == (f"https://www.googleapis.com/compute/v1/projects/{PROJECT}/global/images/web-20240501")
     assert image.label_fingerprint == seeded["labelFingerprint"] != ""
     assert image.disk_size_gb == 10
 
@@ -374,9 +372,7 @@ def test_mutation_failure_without_retry_raises(
 
 
 @pytest.mark.parametrize("status", [429, 503])
-def test_injected_failure_with_retry_succeeds(
-    gce: FakeGce, client: compute_v1.ImagesClient, status: int
-) -> None:
+def test_injected_failure_with_retry_succeeds(gce: FakeGce, client: compute_v1.ImagesClient, status: int) -> None:
     gce.add_image(PROJECT, "web-1")
     gce.fail_next(status)
     assert client.get(project=PROJECT, image="web-1", retry=_fast_retry()).name == "web-1"
@@ -384,13 +380,9 @@ def test_injected_failure_with_retry_succeeds(
 
 
 @pytest.mark.parametrize("status", [429, 503])
-def test_injected_failure_on_mutation_with_retry(
-    gce: FakeGce, client: compute_v1.ImagesClient, status: int
-) -> None:
+def test_injected_failure_on_mutation_with_retry(gce: FakeGce, client: compute_v1.ImagesClient, status: int) -> None:
     gce.fail_next(status, 2, method="POST")
-    client.insert(project=PROJECT, image_resource=compute_v1.Image(name="web-1"), retry=_fast_retry()).result(
-        timeout=5
-    )
+    client.insert(project=PROJECT, image_resource=compute_v1.Image(name="web-1"), retry=_fast_retry()).result(timeout=5)
     assert gce.count("POST", IMAGES) == 3
     assert "web-1" in gce.images[PROJECT]
 

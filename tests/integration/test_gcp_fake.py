@@ -36,8 +36,12 @@ runner = CliRunner()
 @pytest.fixture()
 def gce(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGce]:
     with FakeGce() as fake:
-        fake.add_image("debian-cloud", "debian-12-bookworm-v20260101", family="debian-12",
-                       creation_timestamp="2026-01-01T00:00:00.000-00:00")
+        fake.add_image(
+            "debian-cloud",
+            "debian-12-bookworm-v20260101",
+            family="debian-12",
+            creation_timestamp="2026-01-01T00:00:00.000-00:00",
+        )
         monkeypatch.setenv("BAKERY_GCP_ENDPOINT", fake.endpoint)
         yield fake
 
@@ -49,8 +53,12 @@ def gcp_project(tmp_path: Path, gce: FakeGce, monkeypatch: pytest.MonkeyPatch) -
     config = {
         "targets": {"gcp": {"kind": "gcp", "project": PROJECT, "zone": "europe-west1-b"}},
         "images": {
-            "base": {"version": "1.0", "playbooks": ["playbooks/base.yml"], "tags": {"owner": HOSTILE},
-                     "source": {"gcp": {"family": "debian-12", "project": "debian-cloud"}}},
+            "base": {
+                "version": "1.0",
+                "playbooks": ["playbooks/base.yml"],
+                "tags": {"owner": HOSTILE},
+                "source": {"gcp": {"family": "debian-12", "project": "debian-cloud"}},
+            },
             "web": {"version": "3.2", "from": "base", "playbooks": ["playbooks/web.yml"]},
         },
     }
@@ -66,12 +74,18 @@ def packer_stand_in(gce: FakeGce, monkeypatch: pytest.MonkeyPatch) -> list[dict[
     """Replace the `packer build` run with what googlecompute would do to the API."""
     made: list[dict[str, Any]] = []
 
-    def fake_packer(self: Baker, directory: Path, workdir: Path, log_path: Path,
-                    secrets: dict[str, str]) -> list[packer.Event]:
+    def fake_packer(
+        self: Baker, directory: Path, workdir: Path, log_path: Path, secrets: dict[str, str]
+    ) -> list[packer.Event]:
         values = hcl.loads_values((directory / "bakery.auto.pkrvars.hcl").read_text())
         labels = {**values["image_tags"], **values["gcp_build_labels"]}
-        image = gce.add_image(values["project_id"], values["gcp_image_name"], family=values["image_family"],
-                              labels=labels, description=values["image_description"])
+        image = gce.add_image(
+            values["project_id"],
+            values["gcp_image_name"],
+            family=values["image_family"],
+            labels=labels,
+            description=values["image_description"],
+        )
         made.append(image)
         log_path.write_text("stand-in for packer build\n")
         return [packer.Event("1", "googlecompute.image", "artifact", ("0", "id", values["gcp_image_name"]))]
@@ -113,8 +127,9 @@ def test_bake_labels_catalog_and_show(gcp_project: Path, gce: FakeGce, packer_st
     assert statement["predicate"]["runDetails"]["metadata"]["finishedOn"]
 
 
-def test_skip_chain_and_newer_family_image(gcp_project: Path, gce: FakeGce,
-                                           packer_stand_in: list[dict[str, Any]]) -> None:
+def test_skip_chain_and_newer_family_image(
+    gcp_project: Path, gce: FakeGce, packer_stand_in: list[dict[str, Any]]
+) -> None:
     assert bakery("build", "base", "-t", "gcp").exit_code == 0
     again = bakery("build", "base", "-t", "gcp")
     assert "up to date: base@1.0.0 on gcp" in again.output
@@ -124,29 +139,36 @@ def test_skip_chain_and_newer_family_image(gcp_project: Path, gce: FakeGce,
     assert child.exit_code == 0, child.output
     assert json.loads(child.stdout)["record"]["parent"] == "base@1.0.0"
 
-    gce.add_image("debian-cloud", "debian-12-bookworm-v20260201", family="debian-12",
-                  creation_timestamp="2026-02-01T00:00:00.000-00:00")
+    gce.add_image(
+        "debian-cloud",
+        "debian-12-bookworm-v20260201",
+        family="debian-12",
+        creation_timestamp="2026-02-01T00:00:00.000-00:00",
+    )
     items = {i["image"]: i for i in json.loads(bakery("plan", "-t", "gcp", "--json").stdout)["items"]}
     assert items["base"]["status"] == "stale"
-    assert items["base"]["reasons"][0] == ("base debian-cloud/debian-12-bookworm-v20260101 → "
-                                           "debian-cloud/debian-12-bookworm-v20260201")
+    assert items["base"]["reasons"][0] == (
+        "base debian-cloud/debian-12-bookworm-v20260101 → debian-cloud/debian-12-bookworm-v20260201"
+    )
     assert items["web"]["status"] == "stale"
 
 
-def test_throttle_and_5xx_are_retried_without_duplicates(gcp_project: Path, gce: FakeGce,
-                                                        packer_stand_in: list[dict[str, Any]]) -> None:
+def test_throttle_and_5xx_are_retried_without_duplicates(
+    gcp_project: Path, gce: FakeGce, packer_stand_in: list[dict[str, Any]]
+) -> None:
     gce.fail_next(429, method="GET", path_contains="/family/")
     gce.fail_next(503, method="POST", path_contains="setLabels")
     built = bakery("build", "base", "-t", "gcp")
     assert built.exit_code == 0, built.output
-    assert gce.count("GET", f"/compute/v1/projects/debian-cloud/global/images/family/") == 2
+    assert gce.count("GET", "/compute/v1/projects/debian-cloud/global/images/family/") == 2
     assert "reading them again" in built.output
     assert list(gce.images[PROJECT]) == ["base-1-0-0"]
     assert provenance.gcp_stamp(gce.image(PROJECT, "base-1-0-0")["labels"])["state"] == "complete"
 
 
-def test_label_fingerprint_race_is_resolved(gcp_project: Path, gce: FakeGce,
-                                            packer_stand_in: list[dict[str, Any]]) -> None:
+def test_label_fingerprint_race_is_resolved(
+    gcp_project: Path, gce: FakeGce, packer_stand_in: list[dict[str, Any]]
+) -> None:
     gce.fail_next(412, method="POST", path_contains="setLabels")
     built = bakery("build", "base", "-t", "gcp")
     assert built.exit_code == 0, built.output
@@ -155,9 +177,20 @@ def test_label_fingerprint_race_is_resolved(gcp_project: Path, gce: FakeGce,
 
 def test_images_lists_with_one_call_per_page(gcp_project: Path, gce: FakeGce) -> None:
     for i in range(3):
-        gce.add_image(PROJECT, f"base-1-0-{i}", labels=provenance.gcp_stamp_labels({
-            "image": "base", "version": f"1.0.{i}", "target": "gcp", "state": "complete",
-            "inputs-digest": "sha256:" + f"{i:02d}" * 32, "created": "2026-01-01T00:00:00Z"}))
+        gce.add_image(
+            PROJECT,
+            f"base-1-0-{i}",
+            labels=provenance.gcp_stamp_labels(
+                {
+                    "image": "base",
+                    "version": f"1.0.{i}",
+                    "target": "gcp",
+                    "state": "complete",
+                    "inputs-digest": "sha256:" + f"{i:02d}" * 32,
+                    "created": "2026-01-01T00:00:00Z",
+                }
+            ),
+        )
     gce.reset_requests()
     listed = json.loads(bakery("images", "-t", "gcp", "--json").stdout)["images"]
     assert [i["version"] for i in listed] == ["1.0.0", "1.0.1", "1.0.2"]

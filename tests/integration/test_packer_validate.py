@@ -22,8 +22,9 @@ def packer(args: list[str], env: dict[str, str], stdin: str | None = None) -> su
 
 
 @pytest.mark.parametrize(("target", "template"), [("aws", "amazon-ebs.pkr.hcl"), ("gcp", "googlecompute.pkr.hcl")])
-def test_cloud_renders_pass_packer_validate(project_dir: Path, packer_env: dict[str, str], target: str,
-                                            template: str) -> None:
+def test_cloud_renders_pass_packer_validate(
+    project_dir: Path, packer_env: dict[str, str], target: str, template: str
+) -> None:
     out = project_dir / f"out-{target}"
     result = runner.invoke(app, ["render", "web", "--target", target, "--out", str(out)])
     assert result.exit_code == 0, result.output
@@ -44,15 +45,28 @@ def _local_render(project_dir: Path, version: str = "1.6.6") -> Path:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    (stand_ins / "key").write_bytes(Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()))
+    (stand_ins / "key").write_bytes(
+        Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+        )
+    )
     out = project_dir / "out-local"
-    render.render(project, eff, version="1.0.0", packer_version=version, out=out, resolved={
-        "base_disk": str(stand_ins / "disk.qcow2"), "kernel": str(stand_ins / "vmlinuz"),
-        "initrd": str(stand_ins / "initrd.img"), "kernel_cmdline": "root=/dev/vda bakery.ssh_key=AAAA",
-        "ssh_private_key_file": str(stand_ins / "key"), "accelerator": "tcg",
-        "output_directory": str(out / "output"),
-    })
+    render.render(
+        project,
+        eff,
+        version="1.0.0",
+        packer_version=version,
+        out=out,
+        resolved={
+            "base_disk": str(stand_ins / "disk.qcow2"),
+            "kernel": str(stand_ins / "vmlinuz"),
+            "initrd": str(stand_ins / "initrd.img"),
+            "kernel_cmdline": "root=/dev/vda bakery.ssh_key=AAAA",
+            "ssh_private_key_file": str(stand_ins / "key"),
+            "accelerator": "tcg",
+            "output_directory": str(out / "output"),
+        },
+    )
     return out
 
 

@@ -9,31 +9,44 @@ from bakery.errors import UsageError
 
 
 def rec(name: str, version: str, target: str = "local") -> ImageRecord:
-    return ImageRecord(name=name, version=version, target=target, kind="local",
-                       inputs_digest="sha256:" + "0" * 64, created="2024-01-01T00:00:00Z",
-                       base="sha256:" + "1" * 64, locations=(f"/i/{version}",))
+    return ImageRecord(
+        name=name,
+        version=version,
+        target=target,
+        kind="local",
+        inputs_digest="sha256:" + "0" * 64,
+        created="2024-01-01T00:00:00Z",
+        base="sha256:" + "1" * 64,
+        locations=(f"/i/{version}",),
+    )
 
 
-@pytest.mark.parametrize(("declared", "existing", "expected"), [
-    ("1.0", [], "1.0.0"),
-    ("1.0", ["1.0.0"], "1.0.1"),
-    ("1.0", ["1.0.0", "1.0.1", "1.1.0"], "1.0.2"),
-    ("1.1", ["1.0.0", "1.0.1", "1.1.0"], "1.1.1"),
-    ("2.0", ["1.0.0", "1.0.1", "1.1.0"], "2.0.0"),
-    ("1.0", ["1.0.0", "1.0.5"], "1.0.6"),
-    ("1.0", ["1.0.9", "1.0.10"], "1.0.11"),
-    ("1.1", ["1.10.0", "11.1.4", "1.1"], "1.1.0"),
-    ("1.0", ["1.0.3", "1.0.1"], "1.0.4"),
-])
+@pytest.mark.parametrize(
+    ("declared", "existing", "expected"),
+    [
+        ("1.0", [], "1.0.0"),
+        ("1.0", ["1.0.0"], "1.0.1"),
+        ("1.0", ["1.0.0", "1.0.1", "1.1.0"], "1.0.2"),
+        ("1.1", ["1.0.0", "1.0.1", "1.1.0"], "1.1.1"),
+        ("2.0", ["1.0.0", "1.0.1", "1.1.0"], "2.0.0"),
+        ("1.0", ["1.0.0", "1.0.5"], "1.0.6"),
+        ("1.0", ["1.0.9", "1.0.10"], "1.0.11"),
+        ("1.1", ["1.10.0", "11.1.4", "1.1"], "1.1.0"),
+        ("1.0", ["1.0.3", "1.0.1"], "1.0.4"),
+    ],
+)
 def test_next_version(declared, existing, expected):
     assert next_version(declared, existing) == expected
 
 
-@pytest.mark.parametrize(("ref", "parsed"), [
-    ("web", ("web", None)),
-    ("web@1.0.2", ("web", "1.0.2")),
-    ("web@10.20.30", ("web", "10.20.30")),
-])
+@pytest.mark.parametrize(
+    ("ref", "parsed"),
+    [
+        ("web", ("web", None)),
+        ("web@1.0.2", ("web", "1.0.2")),
+        ("web@10.20.30", ("web", "10.20.30")),
+    ],
+)
 def test_parse_ref(ref, parsed):
     assert parse_ref(ref) == parsed
 

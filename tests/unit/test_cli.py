@@ -41,15 +41,18 @@ def test_unknown_command_is_a_usage_error(bakery_cli):
     assert "No such command 'bake'" in result.output
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (("render", "wbe", "--target", "aws"), "unknown image 'wbe' (did you mean 'web'?); known: web"),
-    (("render", "web", "--target", "asw"), "unknown target 'asw' (did you mean 'aws'?)"),
-    (("render", "nginx", "--target", "aws"), "unknown image 'nginx'; known: web"),
-    (("images", "wbe"), "unknown image 'wbe' (did you mean 'web'?)"),
-    (("images", "--target", "nowhere"), "unknown target 'nowhere'"),
-    (("show", "web@1.0"), "'web@1.0': a version is MAJOR.MINOR.PATCH, as in web@1.0.2"),
-    (("show", "web"), "no baked image web"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("render", "wbe", "--target", "aws"), "unknown image 'wbe' (did you mean 'web'?); known: web"),
+        (("render", "web", "--target", "asw"), "unknown target 'asw' (did you mean 'aws'?)"),
+        (("render", "nginx", "--target", "aws"), "unknown image 'nginx'; known: web"),
+        (("images", "wbe"), "unknown image 'wbe' (did you mean 'web'?)"),
+        (("images", "--target", "nowhere"), "unknown target 'nowhere'"),
+        (("show", "web@1.0"), "'web@1.0': a version is MAJOR.MINOR.PATCH, as in web@1.0.2"),
+        (("show", "web"), "no baked image web"),
+    ],
+)
 def test_usage_errors_exit_2_with_a_message(project_dir, bakery_cli, args, message):
     result = bakery_cli(*args)
     assert result.exit_code == 2, result.output
@@ -97,9 +100,19 @@ def test_images_lists_a_recorded_version(project_dir, bakery_cli, tmp_path):
     image = tmp_path / "staged"
     image.mkdir()
     (image / "disk.qcow2").write_bytes(b"x")
-    store.record(ImageRecord(name="web", version="1.0.0", target="local", kind="local",
-                             inputs_digest="sha256:" + "ab" * 32, created="2024-01-01T00:00:00Z",
-                             base="sha256:" + "cd" * 32, subject_sha256="ef" * 32), image)
+    store.record(
+        ImageRecord(
+            name="web",
+            version="1.0.0",
+            target="local",
+            kind="local",
+            inputs_digest="sha256:" + "ab" * 32,
+            created="2024-01-01T00:00:00Z",
+            base="sha256:" + "cd" * 32,
+            subject_sha256="ef" * 32,
+        ),
+        image,
+    )
     result = bakery_cli("images", "--json", "--target", "local")
     assert result.exit_code == 0, result.output
     (listed,) = json.loads(result.stdout)["images"]
@@ -114,8 +127,7 @@ def test_render_writes_a_directory_packer_can_build(project_dir, bakery_cli, tmp
     out = tmp_path / "rendered"
     result = bakery_cli("render", "web", "--target", "aws", "--packer-version", "1.11.0", "--out", out)
     assert result.exit_code == 0, result.output
-    assert result.stdout == (f"rendered web 1.0.0 for aws (amazon-ebs) into {out}\n"
-                             f"run it with: packer build {out}\n")
+    assert result.stdout == (f"rendered web 1.0.0 for aws (amazon-ebs) into {out}\nrun it with: packer build {out}\n")
     assert (out / "amazon-ebs.pkr.hcl").is_file()
     assert (out / "bakery.auto.pkrvars.hcl").is_file()
 
@@ -154,12 +166,18 @@ def test_invalid_config_stops_every_command(project_dir, bakery_cli, valid_yaml)
 
 def test_installed_script(project_dir):
     script = Path(sys.executable).parent / "bakery"
-    done = subprocess.run([str(script), "validate", "--json"], capture_output=True, text=True, timeout=60,
-                          cwd=project_dir.root)
+    done = subprocess.run(
+        [str(script), "validate", "--json"], capture_output=True, text=True, timeout=60, cwd=project_dir.root
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["valid"] is True
-    bad = subprocess.run([str(script), "validate", "-f", "missing.yaml"], capture_output=True, text=True,
-                         timeout=60, cwd=project_dir.root)
+    bad = subprocess.run(
+        [str(script), "validate", "-f", "missing.yaml"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=project_dir.root,
+    )
     assert bad.returncode == 2
     assert "missing.yaml: no such file" in bad.stderr
     assert "Traceback" not in bad.stderr

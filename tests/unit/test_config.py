@@ -34,82 +34,236 @@ def located(stderr: str, path, line: int | None, col: int | None, key: str) -> s
 
 # (id, edit of VALID_YAML, line, col, key path, fragments the message must hold)
 CASES = [
-    ("unknown-key-playbook", lambda t: t.replace("    playbooks:\n", "    playbook:\n"),
-     22, 5, "images.web.playbook", ["unknown key 'playbook'", "did you mean 'playbooks'?"]),
-    ("unknown-key-memroy", lambda t: t.replace("    kind: local\n", "    kind: local\n    memroy: 1G\n"),
-     4, 5, "targets.local.memroy", ["unknown key 'memroy'", "did you mean 'memory'?"]),
-    ("unknown-key-in-aws-target", lambda t: t.replace("    region: eu-west-1\n",
-                                                      "    region: eu-west-1\n    instance_typ: t3.micro\n"),
-     7, 5, "targets.aws.instance_typ", ["did you mean 'instance_type'?"]),
-    ("unknown-top-level-key", lambda t: t + "chanels: {}\n",
-     38, 1, "chanels", ["did you mean 'channels'?"]),
-    ("version-float", lambda t: t.replace('version: "1.0"', "version: 1.0"),
-     14, 5, "images.web.version", ['quoted string such as "1.0"', "YAML reads 1.0 as a number"]),
-    ("version-int", lambda t: t.replace('version: "1.0"', "version: 2"),
-     14, 5, "images.web.version", ["quoted string", "YAML reads 2 as a number"]),
-    ("version-not-major-minor", lambda t: t.replace('version: "1.0"', 'version: "x"'),
-     14, 5, "images.web.version", ["MAJOR.MINOR", "'x'"]),
-    ("version-with-patch", lambda t: t.replace('version: "1.0"', 'version: "1.0.3"'),
-     14, 5, "images.web.version", ["MAJOR.MINOR", "'1.0.3'"]),
-    ("aws-region-missing", lambda t: t.replace("    region: eu-west-1\n", ""),
-     4, 3, "targets.aws.region", ["required key is missing"]),  # at the target that lacks it
-    ("bad-target-kind", lambda t: t.replace("kind: aws", "kind: azure"),
-     5, 5, "targets.aws.kind", ["'kind' must be one of local, aws, gcp", "'azure'"]),
-    ("target-kind-missing", lambda t: t.replace("    kind: aws\n", ""),
-     4, 3, "targets.aws", ["missing 'kind'"]),
-    ("image-name-uppercase", lambda t: t.replace("  web:\n", "  Web:\n", 1),
-     12, 3, "images.Web", ["name 'Web' is not allowed", "lowercase"]),
-    ("from-cycle", lambda t: t.replace("groups:\n", '  a:\n    version: "1.0"\n    from: b\n'
-                                       '  b:\n    version: "1.0"\n    from: a\ngroups:\n'),
-     31, 5, "images.a.from", ["cycle", "a -> b -> a"]),
-    ("from-unknown-image",
-     lambda t: t.replace("groups:\n", '  child:\n    version: "1.0"\n    from: wbe\ngroups:\n'),
-     31, 5, "images.child.from", ["unknown image 'wbe'", "did you mean 'web'?"]),
-    ("playbook-missing", lambda t: t.replace("      - playbooks/web.yml\n", "      - playbooks/nope.yml\n"),
-     24, 9, "images.web.playbooks[1]", ["playbooks/nope.yml", "not found"]),
-    ("playbook-outside-project", lambda t: t.replace("      - playbooks/web.yml\n",
-                                                     "      - playbooks/../playbooks/web.yml\n"),
-     24, 9, "images.web.playbooks[1]", ["must be a path inside"]),
-    ("group-unknown-image",
-     lambda t: t.replace("    image: web\n    target: aws\n", "    image: wbe\n    target: aws\n"),
-     31, 5, "groups.web-eu.image", ["unknown image 'wbe'", "did you mean 'web'?"]),
-    ("group-unknown-target", lambda t: t.replace("    target: aws\n", "    target: asw\n"),
-     32, 5, "groups.web-eu.target", ["unknown target 'asw'", "did you mean 'aws'?"]),
-    ("group-unknown-channel", lambda t: t.replace("    channel: stable\n", "    channel: stabel\n"),
-     33, 5, "groups.web-eu.channel", ["unknown channel 'stabel'", "did you mean 'stable'?"]),
-    ("channel-promotes-from-itself", lambda t: t.replace("promote_from: testing", "promote_from: stable"),
-     37, 5, "channels.stable.promote_from", ["cannot promote from itself"]),
-    ("channel-promotes-from-unknown", lambda t: t.replace("promote_from: testing", "promote_from: tesitng"),
-     37, 5, "channels.stable.promote_from", ["unknown channel 'tesitng'", "did you mean 'testing'?"]),
-    ("source-and-from", lambda t: t.replace("groups:\n", '  child:\n    version: "1.0"\n    from: web\n'
-                                            "    source:\n      local: {}\ngroups:\n"),
-     29, 3, "images.child", ["'source' and 'from' exclude each other"]),
-    ("neither-source-nor-from", lambda t: t.replace("groups:\n", '  child:\n    version: "1.0"\ngroups:\n'),
-     29, 3, "images.child", ["needs a 'source'", "or 'from'"]),
-    ("aws-ami-and-filter",
-     lambda t: t.replace("        ami: ami-0123456789abcdef0\n",
-                         "        ami: ami-0123456789abcdef0\n"
-                         "        filter: {owners: ['136693071363'], name: debian-12-*}\n"),
-     17, 7, "images.web.source.aws", ["exactly one of 'ami'", "'filter'"]),
-    ("gcp-family-without-project", lambda t: t.replace("        project: debian-cloud\n", ""),
-     19, 7, "images.web.source.gcp", ["'family' needs 'project'"]),
-    ("override-for-unknown-target",
-     lambda t: t.replace("groups:\n", "    overrides:\n      lcoal: {vars: {a: 1}}\ngroups:\n"),
-     30, 7, "images.web.overrides.lcoal", ["unknown target 'lcoal'", "did you mean 'local'?"]),
-    ("tag-value-not-text", lambda t: t.replace("      team: platform\n", "      port: 80\n"),
-     28, 7, "images.web.tags.port", ["valid string"]),
-    ("size-not-a-size", lambda t: t.replace("    kind: local\n", "    kind: local\n    memory: lots\n"),
-     4, 5, "targets.local.memory", ["expected a size", "'lots'"]),
-    ("secret-not-an-env-name", lambda t: t.replace("      team: platform\n", "      team: platform\n"
-                                                   "    secrets: {token: not an env}\n"),
-     29, 5, "images.web.secrets", ["must name an environment variable"]),
+    (
+        "unknown-key-playbook",
+        lambda t: t.replace("    playbooks:\n", "    playbook:\n"),
+        22,
+        5,
+        "images.web.playbook",
+        ["unknown key 'playbook'", "did you mean 'playbooks'?"],
+    ),
+    (
+        "unknown-key-memroy",
+        lambda t: t.replace("    kind: local\n", "    kind: local\n    memroy: 1G\n"),
+        4,
+        5,
+        "targets.local.memroy",
+        ["unknown key 'memroy'", "did you mean 'memory'?"],
+    ),
+    (
+        "unknown-key-in-aws-target",
+        lambda t: t.replace("    region: eu-west-1\n", "    region: eu-west-1\n    instance_typ: t3.micro\n"),
+        7,
+        5,
+        "targets.aws.instance_typ",
+        ["did you mean 'instance_type'?"],
+    ),
+    ("unknown-top-level-key", lambda t: t + "chanels: {}\n", 38, 1, "chanels", ["did you mean 'channels'?"]),
+    (
+        "version-float",
+        lambda t: t.replace('version: "1.0"', "version: 1.0"),
+        14,
+        5,
+        "images.web.version",
+        ['quoted string such as "1.0"', "YAML reads 1.0 as a number"],
+    ),
+    (
+        "version-int",
+        lambda t: t.replace('version: "1.0"', "version: 2"),
+        14,
+        5,
+        "images.web.version",
+        ["quoted string", "YAML reads 2 as a number"],
+    ),
+    (
+        "version-not-major-minor",
+        lambda t: t.replace('version: "1.0"', 'version: "x"'),
+        14,
+        5,
+        "images.web.version",
+        ["MAJOR.MINOR", "'x'"],
+    ),
+    (
+        "version-with-patch",
+        lambda t: t.replace('version: "1.0"', 'version: "1.0.3"'),
+        14,
+        5,
+        "images.web.version",
+        ["MAJOR.MINOR", "'1.0.3'"],
+    ),
+    (
+        "aws-region-missing",
+        lambda t: t.replace("    region: eu-west-1\n", ""),
+        4,
+        3,
+        "targets.aws.region",
+        ["required key is missing"],
+    ),  # at the target that lacks it
+    (
+        "bad-target-kind",
+        lambda t: t.replace("kind: aws", "kind: azure"),
+        5,
+        5,
+        "targets.aws.kind",
+        ["'kind' must be one of local, aws, gcp", "'azure'"],
+    ),
+    ("target-kind-missing", lambda t: t.replace("    kind: aws\n", ""), 4, 3, "targets.aws", ["missing 'kind'"]),
+    (
+        "image-name-uppercase",
+        lambda t: t.replace("  web:\n", "  Web:\n", 1),
+        12,
+        3,
+        "images.Web",
+        ["name 'Web' is not allowed", "lowercase"],
+    ),
+    (
+        "from-cycle",
+        lambda t: t.replace(
+            "groups:\n", '  a:\n    version: "1.0"\n    from: b\n  b:\n    version: "1.0"\n    from: a\ngroups:\n'
+        ),
+        31,
+        5,
+        "images.a.from",
+        ["cycle", "a -> b -> a"],
+    ),
+    (
+        "from-unknown-image",
+        lambda t: t.replace("groups:\n", '  child:\n    version: "1.0"\n    from: wbe\ngroups:\n'),
+        31,
+        5,
+        "images.child.from",
+        ["unknown image 'wbe'", "did you mean 'web'?"],
+    ),
+    (
+        "playbook-missing",
+        lambda t: t.replace("      - playbooks/web.yml\n", "      - playbooks/nope.yml\n"),
+        24,
+        9,
+        "images.web.playbooks[1]",
+        ["playbooks/nope.yml", "not found"],
+    ),
+    (
+        "playbook-outside-project",
+        lambda t: t.replace("      - playbooks/web.yml\n", "      - playbooks/../playbooks/web.yml\n"),
+        24,
+        9,
+        "images.web.playbooks[1]",
+        ["must be a path inside"],
+    ),
+    (
+        "group-unknown-image",
+        lambda t: t.replace("    image: web\n    target: aws\n", "    image: wbe\n    target: aws\n"),
+        31,
+        5,
+        "groups.web-eu.image",
+        ["unknown image 'wbe'", "did you mean 'web'?"],
+    ),
+    (
+        "group-unknown-target",
+        lambda t: t.replace("    target: aws\n", "    target: asw\n"),
+        32,
+        5,
+        "groups.web-eu.target",
+        ["unknown target 'asw'", "did you mean 'aws'?"],
+    ),
+    (
+        "group-unknown-channel",
+        lambda t: t.replace("    channel: stable\n", "    channel: stabel\n"),
+        33,
+        5,
+        "groups.web-eu.channel",
+        ["unknown channel 'stabel'", "did you mean 'stable'?"],
+    ),
+    (
+        "channel-promotes-from-itself",
+        lambda t: t.replace("promote_from: testing", "promote_from: stable"),
+        37,
+        5,
+        "channels.stable.promote_from",
+        ["cannot promote from itself"],
+    ),
+    (
+        "channel-promotes-from-unknown",
+        lambda t: t.replace("promote_from: testing", "promote_from: tesitng"),
+        37,
+        5,
+        "channels.stable.promote_from",
+        ["unknown channel 'tesitng'", "did you mean 'testing'?"],
+    ),
+    (
+        "source-and-from",
+        lambda t: t.replace(
+            "groups:\n", '  child:\n    version: "1.0"\n    from: web\n    source:\n      local: {}\ngroups:\n'
+        ),
+        29,
+        3,
+        "images.child",
+        ["'source' and 'from' exclude each other"],
+    ),
+    (
+        "neither-source-nor-from",
+        lambda t: t.replace("groups:\n", '  child:\n    version: "1.0"\ngroups:\n'),
+        29,
+        3,
+        "images.child",
+        ["needs a 'source'", "or 'from'"],
+    ),
+    (
+        "aws-ami-and-filter",
+        lambda t: t.replace(
+            "        ami: ami-0123456789abcdef0\n",
+            "        ami: ami-0123456789abcdef0\n        filter: {owners: ['136693071363'], name: debian-12-*}\n",
+        ),
+        17,
+        7,
+        "images.web.source.aws",
+        ["exactly one of 'ami'", "'filter'"],
+    ),
+    (
+        "gcp-family-without-project",
+        lambda t: t.replace("        project: debian-cloud\n", ""),
+        19,
+        7,
+        "images.web.source.gcp",
+        ["'family' needs 'project'"],
+    ),
+    (
+        "override-for-unknown-target",
+        lambda t: t.replace("groups:\n", "    overrides:\n      lcoal: {vars: {a: 1}}\ngroups:\n"),
+        30,
+        7,
+        "images.web.overrides.lcoal",
+        ["unknown target 'lcoal'", "did you mean 'local'?"],
+    ),
+    (
+        "tag-value-not-text",
+        lambda t: t.replace("      team: platform\n", "      port: 80\n"),
+        28,
+        7,
+        "images.web.tags.port",
+        ["valid string"],
+    ),
+    (
+        "size-not-a-size",
+        lambda t: t.replace("    kind: local\n", "    kind: local\n    memory: lots\n"),
+        4,
+        5,
+        "targets.local.memory",
+        ["expected a size", "'lots'"],
+    ),
+    (
+        "secret-not-an-env-name",
+        lambda t: t.replace("      team: platform\n", "      team: platform\n    secrets: {token: not an env}\n"),
+        29,
+        5,
+        "images.web.secrets",
+        ["must name an environment variable"],
+    ),
 ]
 
 
-@pytest.mark.parametrize(("edit", "line", "col", "key", "fragments"),
-                         [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_malformed_file_is_refused_with_location(project_dir, bakery_cli, valid_yaml,
-                                                 edit, line, col, key, fragments):
+@pytest.mark.parametrize(("edit", "line", "col", "key", "fragments"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_malformed_file_is_refused_with_location(project_dir, bakery_cli, valid_yaml, edit, line, col, key, fragments):
     stderr = refused(project_dir, bakery_cli, edit(valid_yaml))
     message = located(stderr, project_dir.config, line, col, key)
     for fragment in fragments:
@@ -154,8 +308,9 @@ def test_duplicate_image_name_is_refused(project_dir, bakery_cli, valid_yaml):
 
 
 def test_cycle_is_reported_for_every_image_on_it(project_dir, bakery_cli, valid_yaml):
-    text = valid_yaml.replace("groups:\n", '  a:\n    version: "1.0"\n    from: b\n'
-                                           '  b:\n    version: "1.0"\n    from: a\ngroups:\n')
+    text = valid_yaml.replace(
+        "groups:\n", '  a:\n    version: "1.0"\n    from: b\n  b:\n    version: "1.0"\n    from: a\ngroups:\n'
+    )
     stderr = refused(project_dir, bakery_cli, text)
     assert "(2 problems)" in stderr
     located(stderr, project_dir.config, 31, 5, "images.a.from")
@@ -163,8 +318,9 @@ def test_cycle_is_reported_for_every_image_on_it(project_dir, bakery_cli, valid_
 
 
 def test_several_problems_are_all_listed_in_file_order(project_dir, bakery_cli, valid_yaml):
-    text = (valid_yaml.replace('version: "1.0"', "version: 1.0")
-            .replace("    kind: local\n", "    kind: local\n    memroy: 1G\n"))
+    text = valid_yaml.replace('version: "1.0"', "version: 1.0").replace(
+        "    kind: local\n", "    kind: local\n    memroy: 1G\n"
+    )
     stderr = refused(project_dir, bakery_cli, text)
     assert "(2 problems)" in stderr
     first = located(stderr, project_dir.config, 4, 5, "targets.local.memroy")
@@ -196,8 +352,7 @@ def test_non_text_key_names_line_column_and_key_path(project_dir, bakery_cli, va
 
 
 def test_union_field_error_names_the_key_not_pydantic_internals(project_dir, bakery_cli, valid_yaml):
-    text = valid_yaml.replace("    channel: stable\n",
-                              "    channel: stable\n    strategy: {batch_size: lots}\n")
+    text = valid_yaml.replace("    channel: stable\n", "    channel: stable\n    strategy: {batch_size: lots}\n")
     stderr = refused(project_dir, bakery_cli, text)
     located(stderr, project_dir.config, 34, None, "groups.web-eu.strategy.batch_size")
     assert "constrained-str" not in stderr and "batch_size.int" not in stderr, stderr
@@ -206,8 +361,7 @@ def test_union_field_error_names_the_key_not_pydantic_internals(project_dir, bak
 
 @pytest.mark.parametrize("batch", ["0", "-1", "'250%'"])
 def test_group_batch_size_out_of_range_is_refused(project_dir, bakery_cli, valid_yaml, batch):
-    text = valid_yaml.replace("    channel: stable\n",
-                              f"    channel: stable\n    strategy: {{batch_size: {batch}}}\n")
+    text = valid_yaml.replace("    channel: stable\n", f"    channel: stable\n    strategy: {{batch_size: {batch}}}\n")
     stderr = refused(project_dir, bakery_cli, text)
     located(stderr, project_dir.config, None, None, "groups.web-eu.strategy.batch_size")
 
@@ -227,8 +381,13 @@ def test_valid_file_as_json(project_dir, bakery_cli):
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert doc == {
-        "schema_version": 1, "kind": "validate", "file": str(project_dir.config), "valid": True,
-        "images": ["web"], "targets": ["aws", "gcp", "local"], "groups": ["web-eu"],
+        "schema_version": 1,
+        "kind": "validate",
+        "file": str(project_dir.config),
+        "valid": True,
+        "images": ["web"],
+        "targets": ["aws", "gcp", "local"],
+        "groups": ["web-eu"],
         "channels": ["stable", "testing"],
     }
 
@@ -273,13 +432,19 @@ def test_schema_describes_images_and_targets(bakery_cli):
 
 
 def test_effective_merges_vars_and_tags_and_replaces_playbooks(project_dir, valid_yaml):
-    project_dir.write(valid_yaml.replace("groups:\n", (
-        "    overrides:\n"
-        "      aws:\n"
-        "        playbooks: [playbooks/web.yml]\n"
-        "        vars: {page_title: On AWS, extra: 1}\n"
-        "        tags: {cost: web}\n"
-        "groups:\n")))
+    project_dir.write(
+        valid_yaml.replace(
+            "groups:\n",
+            (
+                "    overrides:\n"
+                "      aws:\n"
+                "        playbooks: [playbooks/web.yml]\n"
+                "        vars: {page_title: On AWS, extra: 1}\n"
+                "        tags: {cost: web}\n"
+                "groups:\n"
+            ),
+        )
+    )
     project = project_dir.load()
     aws = project.effective("web", "aws")
     assert aws.playbooks == ("playbooks/web.yml",)
@@ -301,9 +466,14 @@ def test_effective_unknown_names_are_usage_errors(project_dir):
 
 
 def test_targets_follow_the_root_source(project_dir, valid_yaml):
-    project_dir.write(valid_yaml.replace("groups:\n", '  app:\n    version: "1.0"\n    from: web\n'
-                                                      '  lone:\n    version: "1.0"\n    source:\n'
-                                                      "      local: {}\ngroups:\n"))
+    project_dir.write(
+        valid_yaml.replace(
+            "groups:\n",
+            '  app:\n    version: "1.0"\n    from: web\n'
+            '  lone:\n    version: "1.0"\n    source:\n'
+            "      local: {}\ngroups:\n",
+        )
+    )
     project = project_dir.load()
     assert project.targets_of("web") == ("local", "aws", "gcp")
     assert project.targets_of("app") == ("local", "aws", "gcp")

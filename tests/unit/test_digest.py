@@ -8,8 +8,7 @@ from bakery.digest import canonical, inputs_digest
 
 INPUTS = {
     "files": {"playbooks/web.yml": "a" * 64, "templates/amazon-ebs.pkr.hcl": "b" * 64},
-    "variables": {"region": "eu-west-1", "image_tags": {"team": "platform", "service": "web"},
-                  "volume_size": 8},
+    "variables": {"region": "eu-west-1", "image_tags": {"team": "platform", "service": "web"}, "volume_size": 8},
     "entry": {"image": "web", "entry": {"version": "1.0", "playbooks": ["playbooks/web.yml"]}},
     "base": "ami-0123456789abcdef0",
     "parent_digest": None,
@@ -42,20 +41,35 @@ def test_digest_does_not_depend_on_dict_order():
     assert inputs_digest(**changed) == digest()
 
 
-@pytest.mark.parametrize("change", [
-    {"files": {**INPUTS["files"], "playbooks/web.yml": "c" * 64}},
-    {"files": {**INPUTS["files"], "playbooks/roles/x/tasks/main.yml": "d" * 64}},
-    {"files": {"playbooks/web.yml": "a" * 64}},
-    {"variables": {**INPUTS["variables"], "region": "eu-central-1"}},
-    {"variables": {**INPUTS["variables"], "image_tags": {"team": "platform"}}},
-    {"variables": {**INPUTS["variables"], "volume_size": "8"}},
-    {"entry": {"image": "web", "entry": {"version": "1.1", "playbooks": ["playbooks/web.yml"]}}},
-    {"base": "ami-0fedcba9876543210"},
-    {"parent_digest": "sha256:" + "e" * 64},
-    {"tools": {"packer": "1.11.3", "ansible": "2.19.0"}},
-    {"tools": {"packer": "1.11.2", "ansible": "2.19.1"}},
-], ids=["file-content", "file-added", "file-removed", "variable", "nested-variable", "variable-type",
-        "entry", "base", "parent", "packer", "ansible"])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"files": {**INPUTS["files"], "playbooks/web.yml": "c" * 64}},
+        {"files": {**INPUTS["files"], "playbooks/roles/x/tasks/main.yml": "d" * 64}},
+        {"files": {"playbooks/web.yml": "a" * 64}},
+        {"variables": {**INPUTS["variables"], "region": "eu-central-1"}},
+        {"variables": {**INPUTS["variables"], "image_tags": {"team": "platform"}}},
+        {"variables": {**INPUTS["variables"], "volume_size": "8"}},
+        {"entry": {"image": "web", "entry": {"version": "1.1", "playbooks": ["playbooks/web.yml"]}}},
+        {"base": "ami-0fedcba9876543210"},
+        {"parent_digest": "sha256:" + "e" * 64},
+        {"tools": {"packer": "1.11.3", "ansible": "2.19.0"}},
+        {"tools": {"packer": "1.11.2", "ansible": "2.19.1"}},
+    ],
+    ids=[
+        "file-content",
+        "file-added",
+        "file-removed",
+        "variable",
+        "nested-variable",
+        "variable-type",
+        "entry",
+        "base",
+        "parent",
+        "packer",
+        "ansible",
+    ],
+)
 def test_digest_changes_with_every_input(change):
     assert digest(**change) != digest()
 

@@ -57,16 +57,19 @@ def test_string_round_trips_as_map_key_and_list_item(text):
     assert hcl.loads_values(hcl.dumps_assignments(data)) == data
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("plain", '"plain"'),
-    ("${x}", '"$${x}"'),
-    ("%{y}", '"%%{y}"'),
-    ("$${z}", '"$$${z}"'),
-    ('a"b\\c', '"a\\"b\\\\c"'),
-    ("a\nb\tc\rd", '"a\\nb\\tc\\rd"'),
-    ("\x01\x7f", '"\\u0001\\u007f"'),
-    ("é ✓ 🍞", '"é ✓ 🍞"'),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("plain", '"plain"'),
+        ("${x}", '"$${x}"'),
+        ("%{y}", '"%%{y}"'),
+        ("$${z}", '"$$${z}"'),
+        ('a"b\\c', '"a\\"b\\\\c"'),
+        ("a\nb\tc\rd", '"a\\nb\\tc\\rd"'),
+        ("\x01\x7f", '"\\u0001\\u007f"'),
+        ("é ✓ 🍞", '"é ✓ 🍞"'),
+    ],
+)
 def test_literal_is_an_escaped_hcl_string(text, expected):
     assert hcl.literal(text) == expected
 
@@ -76,17 +79,33 @@ def test_assignments_are_written_one_per_line():
     assert written == 'name = "web"\ncount = 2\non = true\n'
 
 
-@pytest.mark.parametrize("key", ["a b", "c:d", "with.dot", "a/b", "x=y", "1abc", "Name", "", "k\"q", "${k}"])
+@pytest.mark.parametrize("key", ["a b", "c:d", "with.dot", "a/b", "x=y", "1abc", "Name", "", 'k"q', "${k}"])
 def test_map_keys_that_are_not_identifiers_round_trip(key):
     data = {"tags": {key: "v", "other": "w"}}
     assert hcl.loads_values(hcl.dumps_assignments(data)) == data
 
 
-@pytest.mark.parametrize("data", [
-    True, False, None, 0, 1, -2, 4096, 10**20, 3.5, -0.25,
-    [], {}, ["a", 1, True, None], [["nested"], {"k": [1, 2]}],
-    {"outer": {"inner": {"leaf": ["x", "y"]}}},
-], ids=repr)
+@pytest.mark.parametrize(
+    "data",
+    [
+        True,
+        False,
+        None,
+        0,
+        1,
+        -2,
+        4096,
+        10**20,
+        3.5,
+        -0.25,
+        [],
+        {},
+        ["a", 1, True, None],
+        [["nested"], {"k": [1, 2]}],
+        {"outer": {"inner": {"leaf": ["x", "y"]}}},
+    ],
+    ids=repr,
+)
 def test_scalars_lists_and_maps_round_trip(data):
     assert hcl.loads_values(hcl.dumps_assignments({"v": data})) == {"v": data}
 
@@ -105,9 +124,11 @@ def test_identifier_names_are_accepted(name):
     assert hcl.loads_values(hcl.dumps_assignments({name: 1})) == {name: 1}
 
 
-@pytest.mark.parametrize("name", ["1a", "a b", "", "a.b", "a=b", "é", 'a"', "a\n", "a\nb = 1\nc"],
-                         ids=["digit-first", "space", "empty", "dot", "equals", "non-ascii", "quote",
-                              "trailing-newline", "injected-line"])
+@pytest.mark.parametrize(
+    "name",
+    ["1a", "a b", "", "a.b", "a=b", "é", 'a"', "a\n", "a\nb = 1\nc"],
+    ids=["digit-first", "space", "empty", "dot", "equals", "non-ascii", "quote", "trailing-newline", "injected-line"],
+)
 def test_non_identifier_names_are_rejected(name):
     with pytest.raises(ValueError, match="not an HCL identifier"):
         hcl.dumps_assignments({name: 1})

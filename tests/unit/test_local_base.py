@@ -30,8 +30,7 @@ def test_mmdebstrap_argv():
         "--include=ca-certificates,curl,e2fsprogs,ifupdown,iproute2,isc-dhcp-client,linux-image-cloud-amd64,"
         "openssh-server,python3,python3-apt,systemd-sysv,udev,vim",
         "--customize-hook=sync-in /t/base-overlay /",
-        '--customize-hook=chroot "$1" systemctl enable '
-        "bakery-ssh-hostkeys.service bakery-build-access.service",
+        '--customize-hook=chroot "$1" systemctl enable bakery-ssh-hostkeys.service bakery-build-access.service',
         '--customize-hook=rm -f "$1"/etc/ssh/ssh_host_* "$1"/etc/resolv.conf "$1"/var/lib/dbus/machine-id',
         '--customize-hook=: > "$1"/etc/machine-id',
         '--customize-hook=passwd --root "$1" --lock root',
@@ -53,13 +52,31 @@ def test_mmdebstrap_argv_defaults_and_duplicate_packages():
 
 def test_mkfs_argv():
     assert mkfs_argv(Path("/s/rootfs"), Path("/s/disk.raw"), 2048) == [
-        "mkfs.ext4", "-q", "-F", "-L", "root", "-E", "root_owner=0:0", "-d", "/s/rootfs", "/s/disk.raw",
-        "2048M"]
+        "mkfs.ext4",
+        "-q",
+        "-F",
+        "-L",
+        "root",
+        "-E",
+        "root_owner=0:0",
+        "-d",
+        "/s/rootfs",
+        "/s/disk.raw",
+        "2048M",
+    ]
 
 
 def test_convert_argv():
     assert convert_argv(Path("/s/disk.raw"), Path("/s/disk.qcow2")) == [
-        "qemu-img", "convert", "-f", "raw", "-O", "qcow2", "/s/disk.raw", "/s/disk.qcow2"]
+        "qemu-img",
+        "convert",
+        "-f",
+        "raw",
+        "-O",
+        "qcow2",
+        "/s/disk.raw",
+        "/s/disk.qcow2",
+    ]
 
 
 # --- recipe digest: the cache key of a base disk -------------------------------------------------
@@ -84,12 +101,16 @@ def test_recipe_digest_does_not_depend_on_mtimes(overlay):
     assert recipe_digest(LocalSource(), overlay) == before
 
 
-@pytest.mark.parametrize("changed", [
-    LocalSource(suite="trixie"),
-    LocalSource(mirror="http://mirror.example/debian"),
-    LocalSource(packages=("vim",)),
-    LocalSource(packages=("vim", "curl")),
-], ids=["suite", "mirror", "one-package", "two-packages"])
+@pytest.mark.parametrize(
+    "changed",
+    [
+        LocalSource(suite="trixie"),
+        LocalSource(mirror="http://mirror.example/debian"),
+        LocalSource(packages=("vim",)),
+        LocalSource(packages=("vim", "curl")),
+    ],
+    ids=["suite", "mirror", "one-package", "two-packages"],
+)
 def test_recipe_digest_changes_with_the_recipe(overlay, changed):
     assert recipe_digest(changed, overlay) != recipe_digest(LocalSource(), overlay)
 

@@ -21,11 +21,18 @@ def store(tmp_path: Path) -> LocalStore:
     return LocalStore(tmp_path / "home" / "catalog.sqlite", tmp_path / "home" / "images")
 
 
-def record_of(version: str, name: str = "web", target: str = "local",
-              parent: str | None = None) -> ImageRecord:
-    return ImageRecord(name=name, version=version, target=target, kind="local",
-                       inputs_digest="sha256:" + "a" * 64, created="2024-01-01T00:00:00Z",
-                       base="sha256:" + "b" * 64, parent=parent, subject_sha256="c" * 64)
+def record_of(version: str, name: str = "web", target: str = "local", parent: str | None = None) -> ImageRecord:
+    return ImageRecord(
+        name=name,
+        version=version,
+        target=target,
+        kind="local",
+        inputs_digest="sha256:" + "a" * 64,
+        created="2024-01-01T00:00:00Z",
+        base="sha256:" + "b" * 64,
+        parent=parent,
+        subject_sha256="c" * 64,
+    )
 
 
 def staged(tmp_path: Path, label: str) -> Path:
@@ -46,17 +53,26 @@ def test_record_then_list(store, tmp_path):
     assert not (tmp_path / "staged-a").exists()  # moved, not copied
     (listed,) = store.list(target="local")
     assert listed == ImageRecord(
-        name="web", version="1.0.0", target="local", kind="local", inputs_digest="sha256:" + "a" * 64,
-        created="2024-01-01T00:00:00Z", base="sha256:" + "b" * 64, parent=None, locations=(str(final),),
-        subject_sha256="c" * 64)
+        name="web",
+        version="1.0.0",
+        target="local",
+        kind="local",
+        inputs_digest="sha256:" + "a" * 64,
+        created="2024-01-01T00:00:00Z",
+        base="sha256:" + "b" * 64,
+        parent=None,
+        locations=(str(final),),
+        subject_sha256="c" * 64,
+    )
     assert store.provenance(listed) == {"subject": []}
 
 
 def test_list_orders_by_name_then_version_and_filters(store, tmp_path):
     versions = [("web", "1.0.10"), ("web", "1.0.9"), ("app", "2.0.0"), ("web", "1.1.0")]
     for i, (name, version) in enumerate(versions):
-        store.record(record_of(version, name=name, parent="web@1.0.9" if name == "app" else None),
-                     staged(tmp_path, str(i)))
+        store.record(
+            record_of(version, name=name, parent="web@1.0.9" if name == "app" else None), staged(tmp_path, str(i))
+        )
     store.record(record_of("1.0.0", target="other"), staged(tmp_path, "other"))
     listed = [r.ref for r in store.list(target="local")]
     assert listed == ["app@2.0.0", "web@1.0.9", "web@1.0.10", "web@1.1.0"]
@@ -131,8 +147,7 @@ with open(sys.argv[1], "a+") as handle:
 
 
 def try_lock(lock: Path) -> str:
-    done = subprocess.run([sys.executable, "-c", TRY_LOCK, str(lock)],
-                          capture_output=True, text=True, timeout=20)
+    done = subprocess.run([sys.executable, "-c", TRY_LOCK, str(lock)], capture_output=True, text=True, timeout=20)
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
 
@@ -149,11 +164,17 @@ def test_exclusive_blocks_another_process_until_released(tmp_path):
 def test_exclusive_waits_for_the_holder_and_names_it(tmp_path):
     lock = tmp_path / "locks" / "local--web.lock"
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys\nfrom pathlib import Path\nfrom bakery.providers.local_store import exclusive\n"
-         "with exclusive(Path(sys.argv[1])):\n    print('holding', flush=True)\n    sys.stdin.readline()\n",
-         str(lock)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys\nfrom pathlib import Path\nfrom bakery.providers.local_store import exclusive\n"
+            "with exclusive(Path(sys.argv[1])):\n    print('holding', flush=True)\n    sys.stdin.readline()\n",
+            str(lock),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "holding"
         waited_for: list[str] = []

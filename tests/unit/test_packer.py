@@ -12,12 +12,25 @@ from bakery.packer import Event
 
 def test_build_argv():
     assert packer.build_argv(Path("/w/packer")) == [
-        "packer", "build", "-machine-readable", "-color=false", "-on-error=cleanup", "/w/packer"]
+        "packer",
+        "build",
+        "-machine-readable",
+        "-color=false",
+        "-on-error=cleanup",
+        "/w/packer",
+    ]
 
 
 def test_build_argv_force():
     assert packer.build_argv(Path("/w/packer"), force=True) == [
-        "packer", "build", "-machine-readable", "-color=false", "-on-error=cleanup", "-force", "/w/packer"]
+        "packer",
+        "build",
+        "-machine-readable",
+        "-color=false",
+        "-on-error=cleanup",
+        "-force",
+        "/w/packer",
+    ]
 
 
 def test_validate_and_version_argv():
@@ -29,29 +42,49 @@ def test_directory_with_spaces_is_one_argument():
     assert packer.build_argv(Path("/w/my build"))[-1] == "/w/my build"
 
 
-@pytest.mark.parametrize(("line", "event"), [
-    ("1700000000,,ui,say,==> amazon-ebs.image: Prevalidating AMI Name...",
-     Event("1700000000", "", "ui", ("say", "==> amazon-ebs.image: Prevalidating AMI Name..."))),
-    ("1700000001,amazon-ebs.image,ui,message,    amazon-ebs.image: Found Image ID%!(PACKER_COMMA) ami-0abc",
-     Event("1700000001", "amazon-ebs.image", "ui",
-           ("message", "    amazon-ebs.image: Found Image ID, ami-0abc"))),
-    ("1700000002,,ui,error,Build 'x' errored:\\nline two\\r\\nline three",
-     Event("1700000002", "", "ui", ("error", "Build 'x' errored:\nline two\r\nline three"))),
-    ("1700000003,amazon-ebs.image,artifact-count,1",
-     Event("1700000003", "amazon-ebs.image", "artifact-count", ("1",))),
-    ("1700000004,,version,1.11.2", Event("1700000004", "", "version", ("1.11.2",))),
-    ("1700000005,,ui,say,a%!(PACKER_COMMA)b%!(PACKER_COMMA)%!(PACKER_COMMA)c",
-     Event("1700000005", "", "ui", ("say", "a,b,,c"))),
-    ("1700000006,,ui,say,", Event("1700000006", "", "ui", ("say", ""))),
-])
+@pytest.mark.parametrize(
+    ("line", "event"),
+    [
+        (
+            "1700000000,,ui,say,==> amazon-ebs.image: Prevalidating AMI Name...",
+            Event("1700000000", "", "ui", ("say", "==> amazon-ebs.image: Prevalidating AMI Name...")),
+        ),
+        (
+            "1700000001,amazon-ebs.image,ui,message,    amazon-ebs.image: Found Image ID%!(PACKER_COMMA) ami-0abc",
+            Event(
+                "1700000001", "amazon-ebs.image", "ui", ("message", "    amazon-ebs.image: Found Image ID, ami-0abc")
+            ),
+        ),
+        (
+            "1700000002,,ui,error,Build 'x' errored:\\nline two\\r\\nline three",
+            Event("1700000002", "", "ui", ("error", "Build 'x' errored:\nline two\r\nline three")),
+        ),
+        (
+            "1700000003,amazon-ebs.image,artifact-count,1",
+            Event("1700000003", "amazon-ebs.image", "artifact-count", ("1",)),
+        ),
+        ("1700000004,,version,1.11.2", Event("1700000004", "", "version", ("1.11.2",))),
+        (
+            "1700000005,,ui,say,a%!(PACKER_COMMA)b%!(PACKER_COMMA)%!(PACKER_COMMA)c",
+            Event("1700000005", "", "ui", ("say", "a,b,,c")),
+        ),
+        ("1700000006,,ui,say,", Event("1700000006", "", "ui", ("say", ""))),
+    ],
+)
 def test_parse_line(line, event):
     assert packer.parse_line(line) == event
 
 
-@pytest.mark.parametrize("line", [
-    "", "==> Some builds didn't complete successfully", "Build 'x' finished after 3 seconds.",
-    "abc,,ui,say,hello", "1700000000,only-two",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "",
+        "==> Some builds didn't complete successfully",
+        "Build 'x' finished after 3 seconds.",
+        "abc,,ui,say,hello",
+        "1700000000,only-two",
+    ],
+)
 def test_parse_line_ignores_plain_lines(line):
     assert packer.parse_line(line) is None
 

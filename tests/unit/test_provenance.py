@@ -19,8 +19,7 @@ def make_statement():
         external={"image": "web", "target": "local", "version": "1.0.0"},
         internal={"inputsDigest": "sha256:" + "cd" * 32},
         dependencies=[
-            Dependency(name="git", uri="git+file:///src", digest={"gitCommit": "f" * 40},
-                       annotations={"dirty": False}),
+            Dependency(name="git", uri="git+file:///src", digest={"gitCommit": "f" * 40}, annotations={"dirty": False}),
             Dependency(name="playbooks/web.yml", digest={"sha256": "12" * 32}),
         ],
         tool_versions={"bakery": __version__, "packer": "1.11.2", "ansible": "2.19.0"},
@@ -38,13 +37,15 @@ def test_statement_is_in_toto_v1_with_slsa_v1_provenance():
     run = doc["predicate"]["runDetails"]
     assert run["builder"]["id"] == f"https://bakery.dev/builder/bakery@v{__version__}"
     assert run["builder"]["version"] == {"bakery": __version__, "packer": "1.11.2", "ansible": "2.19.0"}
-    assert run["metadata"] == {"invocationId": "0123456789ab", "startedOn": "2024-01-01T00:00:00Z",
-                               "finishedOn": "2024-01-01T00:05:00Z"}
+    assert run["metadata"] == {
+        "invocationId": "0123456789ab",
+        "startedOn": "2024-01-01T00:00:00Z",
+        "finishedOn": "2024-01-01T00:05:00Z",
+    }
     definition = doc["predicate"]["buildDefinition"]
     assert definition["externalParameters"] == {"image": "web", "target": "local", "version": "1.0.0"}
     assert definition["resolvedDependencies"] == [
-        {"name": "git", "uri": "git+file:///src", "digest": {"gitCommit": "f" * 40},
-         "annotations": {"dirty": False}},
+        {"name": "git", "uri": "git+file:///src", "digest": {"gitCommit": "f" * 40}, "annotations": {"dirty": False}},
         {"name": "playbooks/web.yml", "digest": {"sha256": "12" * 32}},
     ]
     json.dumps(doc)  # serialisable as is
@@ -62,10 +63,16 @@ def test_label_values_round_trip(value):
     assert decode_label(encoded) == value
 
 
-@pytest.mark.parametrize(("key", "encoded"), [
-    ("team", "team"), ("cost-center", "cost-center"), ("owner email", "owner_20email"), ("zé", "z_c3_a9"),
-    ("k_1", "k_5f1"),
-])
+@pytest.mark.parametrize(
+    ("key", "encoded"),
+    [
+        ("team", "team"),
+        ("cost-center", "cost-center"),
+        ("owner email", "owner_20email"),
+        ("zé", "z_c3_a9"),
+        ("k_1", "k_5f1"),
+    ],
+)
 def test_label_keys_are_encoded_reversibly(key, encoded):
     assert gcp_labels({key: "v"}) == {encoded: "v"}
     assert decode_label(encoded) == key
@@ -94,12 +101,16 @@ def test_label_at_the_limit_is_kept_whole():
     assert labels == {"k" * 63: "v" * 63}
 
 
-@pytest.mark.parametrize(("key", "value"), [
-    ("team", "v" * 64),
-    ("k" * 64, "v"),
-    ("team", "é" * 11),            # 11 characters, 66 once encoded
-    ("team", "é" * 10 + "abcd"),   # 14 characters, 64 once encoded
-], ids=["long-value", "long-key", "long-once-encoded", "one-over-once-encoded"])
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("team", "v" * 64),
+        ("k" * 64, "v"),
+        ("team", "é" * 11),  # 11 characters, 66 once encoded
+        ("team", "é" * 10 + "abcd"),  # 14 characters, 64 once encoded
+    ],
+    ids=["long-value", "long-key", "long-once-encoded", "one-over-once-encoded"],
+)
 def test_too_long_label_is_refused_not_truncated(key, value):
     with pytest.raises(ConfigError, match=r"limit 63") as exc:
         gcp_labels({key: value})

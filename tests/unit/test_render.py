@@ -44,8 +44,9 @@ def write_project(project_dir, **image: object):
 
 
 def do_render(project, target: str, out: Path, packer_version: str = "1.11.0", version: str = "1.0.0"):
-    return render.render(project, project.effective("web", target), version=version,
-                         packer_version=packer_version, out=out, resolved={})
+    return render.render(
+        project, project.effective("web", target), version=version, packer_version=packer_version, out=out, resolved={}
+    )
 
 
 def read_vars(out: Path) -> dict:
@@ -59,12 +60,18 @@ def test_render_writes_a_complete_build_directory(project_dir, tmp_path, target)
     result = do_render(project, target, out)
     written = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
     assert {
-        "common-variables.pkr.hcl", BUILDER_FILE[target], "bakery.auto.pkrvars.hcl", "plugins.pkr.hcl",
-        "ansible/site.yml", "ansible/playbooks/base.yml", "ansible/playbooks/web.yml",
+        "common-variables.pkr.hcl",
+        BUILDER_FILE[target],
+        "bakery.auto.pkrvars.hcl",
+        "plugins.pkr.hcl",
+        "ansible/site.yml",
+        "ansible/playbooks/base.yml",
+        "ansible/playbooks/web.yml",
         "ansible/playbooks/roles/image_identity/tasks/main.yml",
         "ansible/playbooks/roles/nginx_page/tasks/main.yml",
         "ansible/playbooks/roles/nginx_page/templates/index.html.j2",
-        "scripts/hygiene.sh", "scripts/stage-boot.sh",
+        "scripts/hygiene.sh",
+        "scripts/stage-boot.sh",
     } <= written
     other = BUILDER_FILE["gcp" if target == "aws" else "aws"]
     assert other not in written and "qemu.pkr.hcl" not in written
@@ -115,7 +122,10 @@ def test_pkrvars_parse_back_to_the_variables(project_dir, tmp_path, target):
     assert parsed["image_version"] == "1.0.7"
     assert parsed["image_description"] == "the web image"
     assert json.loads(parsed["ansible_extra_vars"]) == {
-        "page_title": "Hello", "bakery_image": "web", "bakery_version": "1.0.7", "bakery_target": target,
+        "page_title": "Hello",
+        "bakery_image": "web",
+        "bakery_version": "1.0.7",
+        "bakery_target": target,
         "bakery_description": "the web image",
     }
 
@@ -147,8 +157,9 @@ def test_aws_filter_source(project_dir, tmp_path):
 
 def test_gcp_variables(project_dir, tmp_path):
     out = tmp_path / "out"
-    do_render(write_project(project_dir, tags={"team": "platform", "cost-center": "Web Shop"}), "gcp", out,
-              version="1.0.12")
+    do_render(
+        write_project(project_dir, tags={"team": "platform", "cost-center": "Web Shop"}), "gcp", out, version="1.0.12"
+    )
     parsed = read_vars(out)
     assert parsed["project_id"] == "bakery-demo"
     assert parsed["source_image"] == ""
@@ -157,7 +168,9 @@ def test_gcp_variables(project_dir, tmp_path):
     assert parsed["gcp_image_name"] == "web-1-0-12"
     assert parsed["image_family"] == "web"
     assert {decode_label(k): decode_label(v) for k, v in parsed["image_tags"].items()} == {
-        "team": "platform", "cost-center": "Web Shop"}
+        "team": "platform",
+        "cost-center": "Web Shop",
+    }
     assert all(set(v) <= set("abcdefghijklmnopqrstuvwxyz0123456789_-") for v in parsed["image_tags"].values())
 
 
@@ -254,12 +267,15 @@ def test_gate_compares_versions_numerically():
     assert render.gate_sections(template, "2.0.0") == "a\nb\nc\n"
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("1.6.6", (1, 6, 6)),
-    ("1.10.0", (1, 10, 0)),
-    ("Packer v1.11.2", (1, 11, 2)),
-    ("Packer v1.9.4\n\nYour version of Packer is out of date! The latest version\nis 1.11.2.", (1, 9, 4)),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1.6.6", (1, 6, 6)),
+        ("1.10.0", (1, 10, 0)),
+        ("Packer v1.11.2", (1, 11, 2)),
+        ("Packer v1.9.4\n\nYour version of Packer is out of date! The latest version\nis 1.11.2.", (1, 9, 4)),
+    ],
+)
 def test_parse_version(text, expected):
     assert render.parse_version(text) == expected
 
@@ -302,8 +318,12 @@ def test_input_files_name_templates_playbooks_and_roles(project_dir):
     project = write_project(project_dir)
     files = render.input_files(project, project.effective("web", "aws"))
     assert {
-        "templates/common-variables.pkr.hcl", "templates/amazon-ebs.pkr.hcl", "templates/scripts/hygiene.sh",
-        "playbooks/base.yml", "playbooks/web.yml", "playbooks/roles/nginx_page/tasks/main.yml",
+        "templates/common-variables.pkr.hcl",
+        "templates/amazon-ebs.pkr.hcl",
+        "templates/scripts/hygiene.sh",
+        "playbooks/base.yml",
+        "playbooks/web.yml",
+        "playbooks/roles/nginx_page/tasks/main.yml",
     } <= set(files)
     assert "templates/googlecompute.pkr.hcl" not in files
     role = project_dir.root / "playbooks/roles/nginx_page/tasks/main.yml"
