@@ -153,6 +153,13 @@ class Baker:
                 out=workdir / "packer",
                 resolved={**prepared.variables, **extra},
             )
+            if render.wants_required_plugins(versions["packer"]):
+                runner.run(
+                    packer.init_argv(rendered.directory),
+                    what="packer init",
+                    log_path=log_path,
+                    on_line=lambda line: self.reporter.line("packer", line),
+                )
             self.reporter.phase("build", f"packer build (log: {log_path})")
             events = self._packer(rendered.directory, workdir, log_path, secrets)
             self.reporter.phase("verify", "checking what Packer produced")

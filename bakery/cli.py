@@ -306,6 +306,7 @@ def plan(
     payload = {
         "items": [{**dataclasses.asdict(i), "key": i.key} for i in result.items],
         "matrix": [{"image": i.image, "target": i.target, "depends_on": i.depends_on} for i in result.stale],
+        "waves": [[{"image": i.image, "target": i.target} for i in wave] for wave in result.waves()],
         "stale": len(result.stale),
     }
     emit("plan", payload, as_json=as_json, text=lambda: _plan_text(result))
@@ -405,7 +406,8 @@ def _show_text(record: Any, statement: dict[str, Any]) -> str:
     lines = [
         f"{record.ref} on {record.target}",
         f"  created:       {record.created}",
-        f"  subject:       {statement['subject'][0]['name']} sha256:{statement['subject'][0]['digest']['sha256']}",
+        f"  subject:       {statement['subject'][0]['name']} "
+        + " ".join(f"{k}:{v}" for k, v in statement["subject"][0]["digest"].items()),
         f"  inputs digest: {record.inputs_digest}",
         f"  base:          {record.base}",
         f"  parent:        {record.parent or '-'}",

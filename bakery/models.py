@@ -190,6 +190,8 @@ class AwsTarget(Model):
     copy_to: tuple[Annotated[str, Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")], ...] = ()
     share_with: tuple[Annotated[str, Field(pattern=r"^\d{12}$")], ...] = ()
     endpoint: str | None = Field(None, pattern=r"^https?://\S+$")
+    # 'none': register the AMI without running provisioners (API-level tests against moto).
+    communicator: Literal["ssh", "none"] = "ssh"
 
 
 class GcpTarget(Model):

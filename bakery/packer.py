@@ -12,6 +12,11 @@ def version_argv() -> list[str]:
     return [PACKER, "version"]
 
 
+def init_argv(directory: Path) -> list[str]:
+    """Install the plugins a render declares (Packer >= 1.7 only)."""
+    return [PACKER, "init", str(directory)]
+
+
 def validate_argv(directory: Path) -> list[str]:
     return [PACKER, "validate", str(directory)]
 

@@ -49,6 +49,16 @@ class Plan:
     def stale(self) -> list[PlanItem]:
         return [i for i in self.items if i.needs_bake]
 
+    def waves(self) -> list[list[PlanItem]]:
+        """Stale bakes grouped so that each wave only needs the waves before it (CI fan-out)."""
+        depth: dict[str, int] = {}
+        for item in self.stale:  # items are in dependency order
+            depth[item.key] = 1 + max((depth[d] for d in item.depends_on if d in depth), default=-1)
+        waves: list[list[PlanItem]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
+        for item in self.stale:
+            waves[depth[item.key]].append(item)
+        return waves
+
 
 class Planner:
     def __init__(

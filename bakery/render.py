@@ -77,21 +77,32 @@ def wants_required_plugins(packer_version: str) -> bool:
     return parse_version(packer_version) >= (1, 7, 0)
 
 
-_GATE = re.compile(r"^[ \t]*# bakery:packer>=(\d+\.\d+)[^\n]*\n(.*?)^[ \t]*# bakery:end[^\n]*\n", re.M | re.S)
+_GATE = re.compile(
+    r"^[ \t]*# bakery:(packer>=(\d+\.\d+)|provision)[^\n]*\n(.*?)^[ \t]*# bakery:end[^\n]*\n", re.M | re.S
+)
 
 
-def gate_sections(template: str, packer_version: str) -> str:
-    """Keep `# bakery:packer>=X.Y ... # bakery:end` sections only for Packer >= X.Y.
+def gate_sections(template: str, packer_version: str, *, provision: bool = True) -> str:
+    """Keep `# bakery:packer>=X.Y ... # bakery:end` sections only for Packer >= X.Y, and
+    `# bakery:provision ... # bakery:end` sections only when the target provisions.
 
-    Templates are written for current Packer; the few settings older Packer rejects are marked.
+    Templates are written for current Packer; the few settings older Packer rejects are marked,
+    and so are the provisioners, which an API-only target (communicator: none) cannot run.
     """
     have = parse_version(packer_version)[:2]
 
     def keep(match: re.Match[str]) -> str:
-        need = tuple(int(p) for p in match.group(1).split("."))
-        return match.group(2) if have >= need else ""
+        if match.group(1) == "provision":
+            return match.group(3) if provision else ""
+        need = tuple(int(p) for p in match.group(2).split("."))
+        return match.group(3) if have >= need else ""
 
     return _GATE.sub(keep, template)
+
+
+def provisions(project: Project, eff: EffectiveImage) -> bool:
+    """False for an API-only target (communicator: none): no instance to provision."""
+    return getattr(project.config.targets[eff.target], "communicator", "ssh") != "none"
 
 
 def template_path(project: Project, name: str) -> Path:
@@ -169,8 +180,7 @@ def _aws(eff: EffectiveImage, spec: AwsTarget, resolved: Mapping[str, Any]) -> d
         "custom_endpoint_ec2": str(resolved.get("endpoint") or spec.endpoint or ""),
     }
     out["build_tags"] = dict(resolved.get("build_tags", {}))
-    if "communicator" in resolved:
-        out["communicator"] = resolved["communicator"]
+    out["communicator"] = spec.communicator
     return out
 
 
@@ -218,7 +228,9 @@ def render(
     builder = BUILDERS[eff.kind]
     for name in (COMMON_TEMPLATE, f"{builder}.pkr.hcl"):
         text = template_path(project, name).read_text(encoding="utf-8")
-        (out / name).write_text(gate_sections(text, packer_version), encoding="utf-8")
+        (out / name).write_text(
+            gate_sections(text, packer_version, provision=provisions(project, eff)), encoding="utf-8"
+        )
     (out / "scripts").mkdir()
     for script in SCRIPTS:
         shutil.copyfile(template_path(project, f"scripts/{script}"), out / "scripts" / script)

@@ -72,7 +72,7 @@ variable "build_tags" {
 variable "communicator" {
   type        = string
   default     = "ssh"
-  description = "'ssh' for real bakes; 'none' only for API-level tests, where no instance is reachable."
+  description = "'ssh' for real bakes; 'none' registers the AMI without provisioning (API-level tests)."
 }
 
 source "amazon-ebs" "image" {
@@ -135,6 +135,7 @@ source "amazon-ebs" "image" {
 build {
   sources = ["source.amazon-ebs.image"]
 
+  # bakery:provision (left out for targets with communicator: none)
   provisioner "ansible" {
     playbook_file = "${path.root}/ansible/site.yml"
     user          = var.ssh_username
@@ -151,6 +152,7 @@ build {
     execute_command = "sudo -S sh -eu '{{ .Path }}'"
     script          = "${path.root}/scripts/hygiene.sh"
   }
+  # bakery:end
 
   post-processor "manifest" {
     output = "${path.root}/packer-manifest.json"

@@ -1,7 +1,7 @@
 """AWS bakes through a moto server: real `packer build` of the rendered amazon-ebs template, then
 tags on the AMI, its snapshots and the copy in a second region, the catalog, plan and skip, all
-checked through boto3. Packer runs with a test-only `communicator = "none"` (moto's instances
-exist nowhere); provisioning itself is covered by the local e2e bakes."""
+checked through boto3. The target has `communicator: none` (moto's instances exist nowhere, so no
+provisioner can run); provisioning itself is covered by the local e2e bakes."""
 
 from __future__ import annotations
 
@@ -105,30 +105,10 @@ def ec2(endpoint: str, region: str = "eu-west-1") -> Any:
     return boto3.client("ec2", region_name=region, endpoint_url=endpoint)
 
 
-def strip_provisioners(template: str) -> str:
-    """Test-only: no instance is reachable in moto, so no provisioner can run."""
-    out, i = [], 0
-    for match in re.finditer(r'\n  provisioner "[a-z-]+" \{', template):
-        if match.start() < i:
-            continue
-        out.append(template[i : match.start()])
-        depth, j = 0, match.end() - 1
-        while True:
-            depth += {"{": 1, "}": -1}.get(template[j], 0)
-            j += 1
-            if depth == 0:
-                break
-        i = j
-    out.append(template[i:])
-    return "".join(out).replace('default     = "ssh"', 'default     = "none"')
-
-
 @pytest.fixture()
 def aws_project(tmp_path: Path, moto: str, monkeypatch: pytest.MonkeyPatch) -> Path:
     shutil.copytree(REPO / "playbooks", tmp_path / "playbooks")
     shutil.copytree(REPO / "templates", tmp_path / "templates")
-    template = tmp_path / "templates" / "amazon-ebs.pkr.hcl"
-    template.write_text(strip_provisioners(template.read_text()))
     (tmp_path / "playbooks" / "app.yml").write_text("- hosts: all\n  gather_facts: false\n  tasks: []\n")
     config = {
         "targets": {
@@ -138,6 +118,7 @@ def aws_project(tmp_path: Path, moto: str, monkeypatch: pytest.MonkeyPatch) -> P
                 "copy_to": ["eu-central-1"],
                 "endpoint": moto,
                 "encrypted": False,
+                "communicator": "none",  # moto's instances exist nowhere: register without provisioning
             }
         },
         "images": {
@@ -227,6 +208,7 @@ def test_plan_and_stale_builds(aws_project: Path, moto: str) -> None:
     plan = json.loads(bakery("plan", "-t", "aws", "--json").stdout)
     assert [(i["image"], i["status"]) for i in plan["items"]] == [("app", "new"), ("base", "new"), ("web", "new")]
     assert {m["image"] for m in plan["matrix"]} == {"app", "base", "web"}
+    assert [[m["image"] for m in wave] for wave in plan["waves"]] == [["app", "base"], ["web"]]
 
     first = bakery("build", "--stale", "-t", "aws", "--jobs", "2")
     assert first.exit_code == 0, first.output

@@ -124,3 +124,16 @@ def test_hostile_values_parse_back_with_python_hcl2(project_dir: Path) -> None:
     values = render.hcl.loads_values((out / render.VARS_FILE).read_text())
     assert values["image_description"] == HOSTILE
     assert json.loads(values["ansible_extra_vars"])["page_title"] == HOSTILE
+
+
+def test_api_only_aws_target_renders_without_provisioners(project_dir: Path, packer_env: dict[str, str]) -> None:
+    data = yaml.safe_load((project_dir / "images.yaml").read_text())
+    data["targets"]["aws"]["communicator"] = "none"
+    (project_dir / "images.yaml").write_text(yaml.safe_dump(data))
+    out = project_dir / "out-aws-none"
+    assert runner.invoke(app, ["render", "web", "--target", "aws", "--out", str(out)]).exit_code == 0
+    text = (out / "amazon-ebs.pkr.hcl").read_text()
+    assert "provisioner" not in text and 'post-processor "manifest"' in text
+    assert console(out, packer_env, "var.communicator") == "none"
+    checked = packer(["validate", str(out)], packer_env)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
