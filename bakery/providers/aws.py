@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bakery import provenance
@@ -18,11 +17,9 @@ from bakery.catalog import ImageRecord
 from bakery.errors import ProviderError
 from bakery.models import AwsTarget
 from bakery.progress import Reporter
-from bakery.providers.base import BakeRequest, ClientFactory, Prepared
+from bakery.providers.base import BakeRequest, ClientFactory, CloudProvider, Prepared
 from bakery.retry import aws_config
 from bakery.workspace import Workspace
-
-PENDING_GRACE = timedelta(hours=2)
 
 
 def default_clients(service: str, region: str, endpoint: str | None) -> Any:
@@ -35,29 +32,16 @@ def make(workspace: Workspace, reporter: Reporter, clients: ClientFactory | None
     return AwsProvider(reporter, clients or default_clients)
 
 
-class AwsProvider:
+class AwsProvider(CloudProvider):
     kind = "aws"
-
-    def __init__(self, reporter: Reporter, clients: ClientFactory) -> None:
-        self.reporter = reporter
-        self._factory = clients
-        self._clients: dict[tuple[str, str | None], Any] = {}
-        self.specs: dict[str, AwsTarget] = {}
-        self._resolved: dict[tuple[Any, ...], dict[str, Any]] = {}
-
-    def bind(self, target: str, spec: Any) -> None:
-        assert isinstance(spec, AwsTarget)
-        self.specs[target] = spec
+    spec_type = AwsTarget
 
     @staticmethod
     def endpoint(spec: AwsTarget) -> str | None:
         return spec.endpoint or os.environ.get("AWS_ENDPOINT_URL_EC2") or os.environ.get("AWS_ENDPOINT_URL")
 
     def ec2(self, spec: AwsTarget, region: str | None = None) -> Any:
-        key = (region or spec.region, self.endpoint(spec))
-        if key not in self._clients:
-            self._clients[key] = self._factory("ec2", key[0], key[1])
-        return self._clients[key]
+        return self.client("ec2", region or spec.region, self.endpoint(spec))
 
     # --- before the build ---------------------------------------------------------------------
 
@@ -187,8 +171,7 @@ class AwsProvider:
                 if tags.get("bakery:state") != "complete" and not include_pending:
                     continue
                 key = (tags.get("bakery:image", ""), tags.get("bakery:version", ""))
-                # A pending AMI has no 'created' stamp yet: its age is the AMI's.
-                tags.setdefault("bakery:created", image.get("CreationDate", ""))
+                tags["bakery:registered"] = image.get("CreationDate", "")
                 by_version[key][region] = (image["ImageId"], tags)
         records = []
         for (_image, _version), regions in by_version.items():
@@ -203,9 +186,6 @@ class AwsProvider:
             raise ProviderError(f"{record.ref}: the provenance tags on {record.locations[0]} are incomplete")
         return document
 
-    def pending(self, target: str, name: str) -> list[ImageRecord]:
-        return [r for r in self.images(target, name, include_pending=True) if r.extra.get("state") != "complete"]
-
     def clean_up(self, record: ImageRecord) -> None:
         """Deregister a half-recorded version everywhere, with its snapshots."""
         spec = self.specs[record.target]
@@ -216,15 +196,6 @@ class AwsProvider:
             ec2.deregister_image(ImageId=ami)
             for snapshot in (s for image in images for s in _snapshots(image)):
                 ec2.delete_snapshot(SnapshotId=snapshot)
-
-    @staticmethod
-    def stale_pending(record: ImageRecord, now: datetime | None = None) -> bool:
-        created = record.created.replace("Z", "+00:00") if record.created else ""
-        try:
-            born = datetime.fromisoformat(created)
-        except ValueError:
-            return True
-        return (now or datetime.now(UTC)) - born > PENDING_GRACE
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -273,7 +244,12 @@ class AwsProvider:
             parent=stamp.get("parent") or None,
             locations=tuple(f"{region}:{ami}" for region, ami in sorted(amis.items())),
             subject_sha256=None,
-            extra={"tags": dict(tags), "state": stamp.get("state", ""), "invocation": stamp.get("invocation", "")},
+            extra={
+                "tags": {k: v for k, v in tags.items() if k != "bakery:registered"},
+                "state": stamp.get("state", ""),
+                "invocation": stamp.get("invocation", ""),
+                "registered": tags.get("bakery:registered", ""),
+            },
         )
 
 

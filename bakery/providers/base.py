@@ -6,6 +6,7 @@ import functools
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -115,3 +116,47 @@ def get_provider(
         if spec.kind == kind:
             provider.bind(name, spec)
     return provider
+
+
+# A version registered but not finished recording for this long is debris of a bake that died.
+PENDING_GRACE = timedelta(hours=2)
+
+
+class CloudProvider:
+    """What the AWS and GCP providers share: API clients made once per (region or project,
+    endpoint) by the injected factory, their targets' settings, and the rules for versions a bake
+    registered but did not finish recording."""
+
+    kind = ""
+    spec_type: type = object
+
+    def __init__(self, reporter: Reporter, clients: ClientFactory) -> None:
+        self.reporter = reporter
+        self._factory = clients
+        self._clients: dict[tuple[str, str, str | None], Any] = {}
+        self._resolved: dict[tuple[Any, ...], Any] = {}  # sources looked up once per process
+        self.specs: dict[str, Any] = {}
+
+    def bind(self, target: str, spec: Any) -> None:
+        assert isinstance(spec, self.spec_type)
+        self.specs[target] = spec
+
+    def client(self, service: str, where: str, endpoint: str | None) -> Any:
+        key = (service, where, endpoint)
+        if key not in self._clients:
+            self._clients[key] = self._factory(service, where, endpoint)
+        return self._clients[key]
+
+    def images(self, target: str, name: str | None = None, *, include_pending: bool = False) -> list[ImageRecord]:
+        raise NotImplementedError
+
+    def pending(self, target: str, name: str) -> list[ImageRecord]:
+        return [r for r in self.images(target, name, include_pending=True) if r.extra.get("state") != "complete"]
+
+    def stale_pending(self, record: ImageRecord) -> bool:
+        registered = str(record.extra.get("registered", "")).replace("Z", "+00:00")
+        try:
+            born = datetime.fromisoformat(registered)
+        except ValueError:
+            return True  # no readable registration time: nothing can still be writing it
+        return datetime.now(UTC) - born > PENDING_GRACE

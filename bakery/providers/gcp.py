@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import random
 import time
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bakery import provenance
@@ -20,11 +19,10 @@ from bakery.catalog import ImageRecord
 from bakery.errors import ProviderError
 from bakery.models import GcpTarget
 from bakery.progress import Reporter
-from bakery.providers.base import BakeRequest, ClientFactory, Prepared
+from bakery.providers.base import BakeRequest, ClientFactory, CloudProvider, Prepared
 from bakery.retry import gcp_retry
 from bakery.workspace import Workspace
 
-PENDING_GRACE = timedelta(hours=2)
 PAGE_SIZE = 500
 
 
@@ -47,20 +45,13 @@ def make(workspace: Workspace, reporter: Reporter, clients: ClientFactory | None
     return GcpProvider(reporter, clients or default_clients)
 
 
-class GcpProvider:
+class GcpProvider(CloudProvider):
     kind = "gcp"
+    spec_type = GcpTarget
 
     def __init__(self, reporter: Reporter, clients: ClientFactory) -> None:
-        self.reporter = reporter
-        self._factory = clients
-        self._clients: dict[tuple[str, str | None], Any] = {}
-        self.specs: dict[str, GcpTarget] = {}
-        self._resolved: dict[tuple[Any, ...], Any] = {}
+        super().__init__(reporter, clients)
         self.retry = gcp_retry()
-
-    def bind(self, target: str, spec: Any) -> None:
-        assert isinstance(spec, GcpTarget)
-        self.specs[target] = spec
 
     @staticmethod
     def endpoint(spec: GcpTarget) -> str | None:
@@ -68,10 +59,7 @@ class GcpProvider:
         return spec.endpoint or os.environ.get("BAKERY_GCP_ENDPOINT") or None
 
     def images_api(self, spec: GcpTarget) -> Any:
-        key = (spec.project, self.endpoint(spec))
-        if key not in self._clients:
-            self._clients[key] = self._factory("images", spec.project, key[1])
-        return self._clients[key]
+        return self.client("images", spec.project, self.endpoint(spec))
 
     # --- before the build ---------------------------------------------------------------------
 
@@ -207,20 +195,10 @@ class GcpProvider:
             finished=record.created,
         )
 
-    def pending(self, target: str, name: str) -> list[ImageRecord]:
-        return [r for r in self.images(target, name, include_pending=True) if r.extra["state"] != "complete"]
-
     def clean_up(self, record: ImageRecord) -> None:
         spec = self.specs[record.target]
         project, _, name = record.locations[0].partition("/")
         self._call(f"delete {name}", self.images_api(spec).delete, project=project, image=name)
-
-    def stale_pending(self, record: ImageRecord) -> bool:
-        try:
-            born = datetime.fromisoformat(record.extra.get("creation_timestamp", "").replace("Z", "+00:00"))
-        except ValueError:
-            return True
-        return datetime.now(UTC) - born > PENDING_GRACE
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -259,7 +237,7 @@ class GcpProvider:
                 "id": str(image.id),
                 "description": image.description,
                 "invocation": stamp.get("invocation", ""),
-                "creation_timestamp": image.creation_timestamp,
+                "registered": image.creation_timestamp,
                 "labels": dict(image.labels),
             },
         )

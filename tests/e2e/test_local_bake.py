@@ -235,3 +235,19 @@ def test_each_instance_makes_its_own_host_keys_and_machine_id(
             keys.append(scanned.split()[-1])
     assert keys[0] != keys[1]
     assert qemu_processes(str(e2e_project)) == []
+
+
+def test_plain_packer_builds_the_local_render(e2e_project: Path, bakery_env: dict[str, str]) -> None:
+    """`bakery render` writes a directory that Packer builds on its own, without bakery."""
+    out = e2e_project / "by-hand"
+    rendered = bakery(e2e_project, bakery_env, "render", "web", "--target", "local", "--out", str(out))
+    assert rendered.returncode == 0, rendered.stderr
+    assert f"packer build {out}" in rendered.stdout
+    env = {**bakery_env, "PKR_VAR_ansible_secret_vars": json.dumps({"api_token": SECRET})}
+    built = subprocess.run(
+        ["packer", "build", str(out)], cwd=out, env=env, capture_output=True, text=True, timeout=1800
+    )
+    assert built.returncode == 0, built.stdout[-3000:]
+    assert (out / "output" / "disk.qcow2").is_file()
+    assert (out / "output-vmlinuz").is_file() and (out / "output-initrd.img").is_file()
+    assert qemu_processes(str(e2e_project)) == []

@@ -292,9 +292,9 @@ def test_half_recorded_version_is_reported_then_cleaned_up_never_duplicated(
 
     from datetime import timedelta
 
-    from bakery.providers import aws as aws_provider
+    from bakery.providers import base as providers
 
-    monkeypatch.setattr(aws_provider, "PENDING_GRACE", timedelta(0))
+    monkeypatch.setattr(providers, "PENDING_GRACE", timedelta(0))
     result = bakery("build", "app", "-t", "aws", "--json")
     assert result.exit_code == 0, result.output
     assert "cleaning up app@0.3.0 on aws" in result.output

@@ -195,3 +195,23 @@ def test_images_lists_with_one_call_per_page(gcp_project: Path, gce: FakeGce) ->
     listed = json.loads(bakery("images", "-t", "gcp", "--json").stdout)["images"]
     assert [i["version"] for i in listed] == ["1.0.0", "1.0.1", "1.0.2"]
     assert gce.count("GET") == 1
+
+
+def test_half_recorded_image_is_reported_then_cleaned_up(
+    gcp_project: Path, gce: FakeGce, packer_stand_in: list[dict[str, Any]]
+) -> None:
+    pending = provenance.gcp_stamp_labels(
+        {"image": "base", "version": "1.0.0", "target": "gcp", "state": "pending", "invocation": "cafe00000000"}
+    )
+    gce.add_image(PROJECT, "base-1-0-0", labels=pending)  # registered just now: its bake may still run
+    fresh = bakery("build", "base", "-t", "gcp")
+    assert fresh.exit_code == 1
+    assert "another bake of base@1.0.0 on gcp is under way (invocation cafe00000000" in fresh.output
+
+    del gce.images[PROJECT]["base-1-0-0"]
+    gce.add_image(PROJECT, "base-1-0-0", labels=pending, creation_timestamp="2026-01-01T00:00:00.000-00:00")
+    built = bakery("build", "base", "-t", "gcp", "--json")
+    assert built.exit_code == 0, built.output
+    assert "cleaning up base@1.0.0 on gcp" in built.output
+    assert json.loads(built.stdout[built.stdout.index("{") :])["record"]["version"] == "1.0.1"
+    assert sorted(gce.images[PROJECT]) == ["base-1-0-1"]

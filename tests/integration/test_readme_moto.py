@@ -34,7 +34,7 @@ def test_readme_moto_procedure(tmp_path: Path) -> None:
     try:
         for _ in range(150):
             try:
-                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)  # noqa: S310 - loopback
+                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)
                 break
             except OSError:
                 time.sleep(0.2)
