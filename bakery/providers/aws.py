@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from bakery import provenance
+from bakery import provenance, render, tools
 from bakery.catalog import ImageRecord
 from bakery.errors import ProviderError
 from bakery.models import AwsTarget
@@ -136,7 +136,10 @@ class AwsProvider(CloudProvider):
         amis = _artifact_amis(artifacts)
         stamp = provenance.stamp_of(statement, state="complete")
         tags = provenance.aws_tags(stamp, request.eff.tags, statement)
+        legacy = not render.wants_required_plugins(tools.packer_version())
         for region, ami in sorted(amis.items()):
+            if legacy:  # Packer < 1.7 cannot ask for IMDSv2 at registration; set it before anyone launches
+                self.ec2(spec, region).modify_image_attribute(ImageId=ami, ImdsSupport={"Value": "v2.0"})
             self.stamp(spec, region, ami, tags)
         return self._record(request.eff.target, stamp, {r: a for r, a in amis.items()}, tags)
 

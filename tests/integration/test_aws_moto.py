@@ -355,6 +355,7 @@ def test_missing_tags_are_repaired_and_faults_retried(aws_project: Path, moto: s
     result = Baker(project, Workspace.for_project(aws_project), reporter, clients=client_factory).bake("app", "aws")
     assert dropped == ["eu-central-1"]
     assert calls["DescribeImages"] >= 2 and calls["CreateTags"] >= 3  # the throttle and the 500 were retried
+    assert calls["ModifyImageAttribute"] == 2  # IMDSv2 on the AMI and its copy (Packer 1.6 cannot ask for it)
     assert any("repairing tags" in n for n in reporter.notes)
     for location in result.record.locations:
         region, ami = location.split(":")
