@@ -187,6 +187,9 @@ class AwsTarget(Model):
     kms_key_id: str | None = None
     volume_size: int = Field(8, ge=1, le=16384)
     ssh_username: str = "admin"
+    # How Packer reaches the build instance: a public IP, a private one (from inside the VPC), or
+    # through SSM Session Manager (no inbound port at all).
+    ssh_interface: Literal["public_ip", "private_ip", "public_dns", "private_dns", "session_manager"] = "public_ip"
     copy_to: tuple[Annotated[str, Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")], ...] = ()
     share_with: tuple[Annotated[str, Field(pattern=r"^\d{12}$")], ...] = ()
     endpoint: str | None = Field(None, pattern=r"^https?://\S+$")
@@ -204,6 +207,8 @@ class GcpTarget(Model):
     service_account_email: str | None = None
     disk_size: int = Field(10, ge=10, le=65536)
     ssh_username: str = "packer"
+    use_internal_ip: bool = False  # reach the build VM on its internal IP (from inside the VPC)
+    network_tags: tuple[str, ...] = ()  # firewall rules apply by tag
     endpoint: str | None = Field(None, pattern=r"^https?://\S+$")
 
 

@@ -175,6 +175,7 @@ def _aws(eff: EffectiveImage, spec: AwsTarget, resolved: Mapping[str, Any]) -> d
         "kms_key_id": spec.kms_key_id or "",
         "volume_size": spec.volume_size,
         "ssh_username": spec.ssh_username,
+        "ssh_interface": spec.ssh_interface,
         "ami_regions": list(spec.copy_to),
         "ami_users": list(spec.share_with),
         "custom_endpoint_ec2": str(resolved.get("endpoint") or spec.endpoint or ""),
@@ -207,6 +208,8 @@ def _gcp(eff: EffectiveImage, spec: GcpTarget, version: str, resolved: Mapping[s
         "service_account_email": spec.service_account_email or "",
         "disk_size": spec.disk_size,
         "ssh_username": spec.ssh_username,
+        "use_internal_ip": spec.use_internal_ip,
+        "network_tags": list(spec.network_tags),
         "gcp_build_labels": dict(resolved.get("gcp_build_labels", {})),
         **({"image_description": resolved["image_description"]} if "image_description" in resolved else {}),
     }

@@ -51,6 +51,10 @@ variable "ssh_username" {
   type    = string
   default = "admin"
 }
+variable "ssh_interface" {
+  type    = string
+  default = "public_ip"
+}
 variable "ami_regions" {
   type    = list(string)
   default = []
@@ -100,7 +104,7 @@ source "amazon-ebs" "image" {
 
   communicator = var.communicator
   ssh_username = var.ssh_username
-  ssh_interface = "public_ip"
+  ssh_interface = var.ssh_interface
 
   # bakery:packer>=1.7 (IMDSv2 settings are unknown to Packer 1.6; bakery drops this part there)
   # IMDSv2 only, on the build instance and on instances launched from the AMI.

@@ -40,6 +40,14 @@ variable "ssh_username" {
   type    = string
   default = "packer"
 }
+variable "use_internal_ip" {
+  type    = bool
+  default = false
+}
+variable "network_tags" {
+  type    = list(string)
+  default = []
+}
 variable "gcp_build_labels" {
   type        = map(string)
   default     = {}
@@ -58,6 +66,8 @@ source "googlecompute" "image" {
   service_account_email   = var.service_account_email
   disk_size               = var.disk_size
   ssh_username            = var.ssh_username
+  use_internal_ip         = var.use_internal_ip
+  tags                    = var.network_tags
 
   image_name        = var.gcp_image_name
   image_family      = var.image_family

@@ -12,6 +12,9 @@ if [ -e /etc/machine-id ]; then : > /etc/machine-id; fi
 if [ -f /var/lib/dbus/machine-id ] && [ ! -L /var/lib/dbus/machine-id ]; then rm -f /var/lib/dbus/machine-id; fi
 rm -f /var/lib/systemd/random-seed
 
+# cloud-init state: each instance runs cloud-init afresh (and, on cloud images, makes its host keys).
+if command -v cloud-init >/dev/null 2>&1; then cloud-init clean --logs || true; fi
+
 # Package lists and caches: stale the moment the image is saved.
 if command -v apt-get >/dev/null 2>&1; then apt-get clean; fi
 rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
