@@ -9,9 +9,9 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
-from bakery import catalog
+from bakery import catalog, runner
 from bakery.config import Project
-from bakery.errors import BakeryError, UsageError
+from bakery.errors import BakeryError, Interrupted, UsageError
 from bakery.models import LocalTarget
 from bakery.progress import Reporter
 from bakery.providers.local import LocalProvider, Machine
@@ -64,6 +64,9 @@ def boot_and_fetch(
     timeout: float,
 ) -> BootResult:
     """Boot `ref` on a throwaway overlay, GET each path once the guest answers, then stop it."""
+    bad = [p for p in paths if not p.startswith("/") or any(c.isspace() for c in p)]
+    if bad:
+        raise UsageError(f"--get takes a path starting with '/', got {bad[0]!r}")
     spec = project.config.targets.get(target)
     if not isinstance(spec, LocalTarget):
         raise UsageError(f"'{target}' is not a local target; only local images boot here")
@@ -87,6 +90,8 @@ def boot_and_fetch(
 
 def _wait(machine: Machine, url: str, deadline: float) -> Page:
     while time.monotonic() < deadline:
+        if runner.interrupted():
+            raise Interrupted("boot interrupted; the VM was stopped")
         if not machine.alive():
             raise BakeryError(f"the VM stopped before it answered; serial log: {machine.serial_log}")
         try:

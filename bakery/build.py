@@ -17,14 +17,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bakery import inputs, packer, render, runner, tools
+from bakery import inputs, packer, provenance, render, runner, tools
 from bakery.catalog import ImageRecord, newest, next_version
 from bakery.config import EffectiveImage, Project
 from bakery.errors import ProviderError, UsageError
 from bakery.models import BUILDERS
 from bakery.progress import Reporter
 from bakery.providers.base import BakeRequest, ClientFactory, Provider, get_provider
-from bakery.providers.local_store import exclusive
+from bakery.providers.local_store import exclusive, remove_tree
 from bakery.workspace import Workspace
 
 
@@ -118,8 +118,8 @@ class Baker:
         workdir = self.ws.builds / f"{eff.name}-{eff.target}-{invocation}"
         workdir.mkdir(parents=True)
         try:
-            request = BakeRequest(self.project, eff, version, workdir, parent)
             versions = tools.versions()
+            request = BakeRequest(self.project, eff, version, workdir, parent, log_path, versions)
             prepared = provider.prepare(request)
             values = render.variables(self.project, eff, version, prepared.variables)
             digest = inputs.bake_key(self.project, eff, values, prepared, versions)
@@ -164,12 +164,19 @@ class Baker:
             events = self._packer(rendered.directory, workdir, log_path, secrets)
             self.reporter.phase("verify", "checking what Packer produced")
             artifacts = packer.artifact_ids(events)
-            subject_name, subject_digest = provider.subject(request, artifacts)
-            statement = inputs.finalize(
-                skeleton, subject_name=subject_name, subject_digest=subject_digest, finished=now()
-            )
-            self.reporter.phase("record", f"{eff.name}@{version} into the {eff.target} catalog")
-            record = provider.publish(request, prepared, statement, digest, artifacts)
+            try:
+                subject_name, subject_digest = provider.subject(request, artifacts)
+                statement = provenance.finalize(
+                    skeleton, subject_name=subject_name, subject_digest=subject_digest, finished=now()
+                )
+                self.reporter.phase("record", f"{eff.name}@{version} into the {eff.target} catalog")
+                record = provider.publish(request, prepared, statement, digest, artifacts)
+            except BaseException:
+                # Packer made the image but it could not be recorded: remove it rather than leave a
+                # half-registered version that is shared, or newest in its family, without provenance.
+                self.reporter.note(f"recording failed; removing what Packer made ({', '.join(artifacts) or 'nothing'})")
+                provider.discard(request, artifacts)
+                raise
         except BaseException:
             shutil.rmtree(workdir, ignore_errors=True)
             raise
@@ -203,10 +210,15 @@ class Baker:
             provider.clean_up(record)
         return pending
 
-    def render_only(self, name: str, target: str, out: Path, packer_version: str | None) -> RenderResult:
-        """Resolve and render without building: `packer build OUT` then runs the bake by hand."""
+    def render_only(self, name: str, target: str, out: Path | None, packer_version: str | None) -> RenderResult:
+        """Resolve and render without building: `packer build OUT` then runs the bake by hand.
+
+        Without `out`, renders into .bakery/render/IMAGE-TARGET, replacing an earlier render there."""
         eff = self.project.effective(name, target)
         self.ws.ensure()
+        if out is None:
+            out = self.ws.root / "render" / f"{name}-{target}"
+            remove_tree(out)
         variables: dict[str, Any] = {}
         version = next_version(eff.image.version, [])
         if eff.kind == "local":

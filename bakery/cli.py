@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -207,14 +208,12 @@ def render(
 ) -> None:
     """Write a self-contained Packer build directory; `packer build DIR` runs it without bakery."""
     from bakery.build import Baker
-    from bakery.providers.local_store import remove_tree
 
+    if packer_version is not None and not re.fullmatch(r"v?\d+\.\d+\.\d+", packer_version):
+        raise UsageError(f"--packer-version takes a version such as 1.11.2, got {packer_version!r}")
     project = _project(file)
-    ws = _workspace(project)
-    if out is None:
-        out = ws.root / "render" / f"{image}-{target}"
-        remove_tree(out)
-    result = Baker(project, ws, TerminalReporter()).render_only(image, target, out.resolve(), packer_version)
+    baker = Baker(project, _workspace(project), TerminalReporter())
+    result = baker.render_only(image, target, out.resolve() if out else None, packer_version)
     emit(
         "render",
         result,

@@ -16,7 +16,6 @@ from bakery.errors import ConfigError, UsageError
 from bakery.models import BUILDERS, NAME_HINT, TARGET_KINDS, Config, Image, Model
 
 DEFAULT_FILE = "images.yaml"
-KEY_PATTERN_MESSAGES = {"string_pattern_mismatch"}
 
 Loc = tuple[str | int, ...]
 

@@ -5,7 +5,6 @@ Shared by the bake (which records both) and the plan (which compares the key wit
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,7 +20,11 @@ LOCAL_ONLY_VARIABLES = frozenset({"base_disk", "kernel", "initrd", "accelerator"
 def resolved_entry(project: Project, eff: EffectiveImage) -> dict[str, Any]:
     """The image's images.yaml entry as this bake sees it (overrides applied, target included)."""
     image = eff.image.model_dump(mode="json", by_alias=True, exclude={"overrides"})
-    image.update(playbooks=list(eff.playbooks), vars=eff.vars, tags=eff.tags, secrets=sorted(eff.image.secrets))
+    # Only what this target reads: another target's source or (on local) tags change nothing here.
+    if image.get("source"):
+        image["source"] = {eff.kind: image["source"].get(eff.kind)}
+    image.update(playbooks=list(eff.playbooks), vars=eff.vars, secrets=sorted(eff.image.secrets))
+    image["tags"] = eff.tags if eff.kind != "local" else {}
     target = project.config.targets[eff.target].model_dump(mode="json", exclude={"endpoint"})
     return {"image": eff.name, "entry": image, "target": {"name": eff.target, **target}}
 
@@ -118,12 +121,3 @@ def statement_skeleton(
         started=started,
         finished="",
     )
-
-
-def finalize(
-    skeleton: Mapping[str, Any], *, subject_name: str, subject_digest: Mapping[str, str], finished: str
-) -> dict[str, Any]:
-    statement = copy.deepcopy(dict(skeleton))
-    statement["subject"] = [{"name": subject_name, "digest": dict(subject_digest)}]
-    statement["predicate"]["runDetails"]["metadata"]["finishedOn"] = finished
-    return statement

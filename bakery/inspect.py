@@ -53,18 +53,9 @@ def list_images(
             providers[kind] = get_provider(kind, workspace, reporter, clients, targets=project.config.targets)
         try:
             records += providers[kind].images(name, image)
-        except BakeryError as exc:
+        except BakeryError as exc:  # providers report no credentials, endpoint down, refusals
             errors[name] = exc.message
-        except Exception as exc:  # an SDK's own error (no credentials, connection refused)
-            if not _is_sdk_error(exc):
-                raise
-            errors[name] = f"{type(exc).__name__}: {exc}"
     return Listing(sorted(records, key=lambda r: (r.name, r.target, version_key(r.version))), errors)
-
-
-def _is_sdk_error(exc: Exception) -> bool:
-    module = type(exc).__module__
-    return module.startswith(("botocore", "boto3", "google.", "urllib3", "requests"))
 
 
 def show_image(
@@ -87,10 +78,10 @@ def show_image(
             found.append((catalog.select(provider.images(tname, name), name=name, version=version), provider))
         except UsageError:
             continue
-        except Exception as exc:
-            if target is not None or not _is_sdk_error(exc):
+        except BakeryError as exc:
+            if target is not None:
                 raise
-            reporter.note(f"{tname}: not searched: {type(exc).__name__}: {exc}")
+            reporter.note(f"{tname}: not searched: {exc.message}")
     if not found:
         what = f"{name}@{version}" if version else name
         raise UsageError(

@@ -162,12 +162,13 @@ class Planner:
         except Exception:  # an unreadable document still leaves the digest comparison valid
             statement = {}
         build = statement.get("predicate", {}).get("buildDefinition", {})
+        now = self.files(eff)
+        # Input files are the dependencies named by a path (no scheme, no '#'), as input_files names them.
         recorded = {
             d["name"]: d.get("digest", {}).get("sha256")
             for d in build.get("resolvedDependencies", [])
-            if d.get("name", "").split("/")[0] in ("playbooks", "templates") or d.get("name", "").startswith("bakery:")
+            if d.get("name") in now or _is_file_dependency(d.get("name", ""))
         }
-        now = self.files(eff)
         for path in sorted(set(now) | set(recorded)):
             if path not in recorded:
                 reasons.append(f"{path} added")
@@ -184,6 +185,12 @@ class Planner:
             if old_tools.get(tool) and old_tools[tool] != versions[tool]:
                 reasons.append(f"{tool} {old_tools[tool]} → {versions[tool]}")
         return reasons or ["inputs changed (rendered variables)"]
+
+
+def _is_file_dependency(name: str) -> bool:
+    return (
+        name != "git" and "#" not in name and name.split(":", 1)[0] not in ("base-disk", "ami", "gce-image", "parent")
+    )
 
 
 def _short(text: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -65,6 +66,15 @@ def statement(
             },
         },
     }
+
+
+def finalize(
+    skeleton: Mapping[str, Any], *, subject_name: str, subject_digest: Mapping[str, str], finished: str
+) -> dict[str, Any]:
+    statement = copy.deepcopy(dict(skeleton))
+    statement["subject"] = [{"name": subject_name, "digest": dict(subject_digest)}]
+    statement["predicate"]["runDetails"]["metadata"]["finishedOn"] = finished
+    return statement
 
 
 def _encode_label(text: str) -> str:

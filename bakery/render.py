@@ -61,9 +61,6 @@ class Rendered:
     variables: dict[str, Any]
     files: dict[str, str]  # path inside the directory -> sha256 of its content
 
-    def stable_variables(self) -> dict[str, Any]:
-        return {k: v for k, v in self.variables.items() if k not in PER_BAKE_VARIABLES}
-
 
 def parse_version(text: str) -> tuple[int, ...]:
     """'Packer v1.6.6' or '1.10.0' -> (1, 6, 6)."""
@@ -127,7 +124,7 @@ def variables(project: Project, eff: EffectiveImage, version: str, resolved: Map
         "image_version": version,
         "image_description": eff.image.description,
         "image_tags": dict(eff.tags),
-        "ansible_extra_vars": json.dumps(extra_vars, sort_keys=True, ensure_ascii=False),
+        "ansible_extra_vars": json.dumps(extra_vars, sort_keys=True, ensure_ascii=False, default=str),
         "galaxy_file": resolved.get("galaxy_file", ""),
     }
     if isinstance(spec, LocalTarget):

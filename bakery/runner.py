@@ -10,6 +10,7 @@ the group afterwards is killed, so no qemu outlives its bake.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shlex
@@ -75,9 +76,14 @@ def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def mask(text: str, secrets: Sequence[str]) -> str:
+    """Hide each secret as written, as it appears inside JSON, and line by line (a PEM key)."""
+    forms: set[str] = set()
     for secret in secrets:
         if secret:
-            text = text.replace(secret, "********")
+            forms |= {secret, json.dumps(secret)[1:-1]}
+            forms |= {line for line in secret.splitlines() if len(line.strip()) >= 8}
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, "********")
     return text
 
 
@@ -97,11 +103,12 @@ def _forward(signum: int, _frame: FrameType | None) -> None:
 
 @contextlib.contextmanager
 def signal_guard() -> Iterator[None]:
-    """While active, SIGINT/SIGTERM stop the children gracefully instead of killing bakery."""
+    """While active, SIGINT/SIGTERM/SIGHUP stop the children gracefully instead of killing bakery."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {s: signal.signal(s, _forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    # SIGHUP too: a dropped SSH session must not leave Packer and its VM running unsupervised.
+    previous = {s: signal.signal(s, _forward) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:

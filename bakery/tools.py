@@ -34,7 +34,10 @@ def versions() -> dict[str, str]:
 
 def git_state(root: Path) -> dict[str, str | bool | None]:
     """Commit of the checkout holding `root` and whether its tree has uncommitted changes."""
-    head = runner.run(["git", "-C", str(root), "rev-parse", "HEAD"], what="git rev-parse", check=False)
+    try:
+        head = runner.run(["git", "-C", str(root), "rev-parse", "HEAD"], what="git rev-parse", check=False)
+    except BuildError:  # git is not installed: no commit to trace to
+        return {"uri": f"file://{root}", "commit": None, "dirty": True}
     if head.returncode != 0:
         return {"uri": f"file://{root}", "commit": None, "dirty": True}
     status = runner.run(["git", "-C", str(root), "status", "--porcelain"], what="git status", check=False)

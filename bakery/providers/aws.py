@@ -7,14 +7,16 @@ snapshots and on every regional copy, then reads the tags back and repairs what 
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 from collections import defaultdict
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
 
-from bakery import provenance, render, tools
+from bakery import provenance, render
 from bakery.catalog import ImageRecord
-from bakery.errors import ProviderError
+from bakery.errors import ConfigError, ProviderError
 from bakery.models import AwsTarget
 from bakery.progress import Reporter
 from bakery.providers.base import BakeRequest, ClientFactory, CloudProvider, Prepared
@@ -26,6 +28,23 @@ def default_clients(service: str, region: str, endpoint: str | None) -> Any:
     import boto3
 
     return boto3.session.Session().client(service, region_name=region, endpoint_url=endpoint, config=aws_config())
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _guarded(what: str) -> Callable[[F], F]:
+    """Run a provider method with botocore's errors turned into ProviderError."""
+
+    def wrap(method: F) -> F:
+        @functools.wraps(method)
+        def inner(*args: Any, **kwargs: Any) -> Any:
+            with _aws_errors(what):
+                return method(*args, **kwargs)
+
+        return inner  # type: ignore[return-value]
+
+    return wrap
 
 
 def make(workspace: Workspace, reporter: Reporter, clients: ClientFactory | None = None) -> AwsProvider:
@@ -45,6 +64,7 @@ class AwsProvider(CloudProvider):
 
     # --- before the build ---------------------------------------------------------------------
 
+    @_guarded("looking up the source AMI")
     def resolve(self, request: BakeRequest) -> Prepared:
         """The concrete source AMI (an id, or the newest match of the filter), looked up now."""
         spec = self._spec(request)
@@ -113,10 +133,33 @@ class AwsProvider(CloudProvider):
     # --- after the build ----------------------------------------------------------------------
 
     def before_build(self, request: BakeRequest, skeleton: dict[str, Any]) -> dict[str, Any]:
-        # Tags hold the provenance after the build; fail now, not after an AMI exists, if they cannot.
-        provenance.aws_tags(provenance.stamp_of(skeleton, state="complete"), request.eff.tags, skeleton)
+        """Fail now, not after an AMI exists, if the tags cannot hold the provenance."""
+        for key in request.eff.tags:
+            if key.lower().startswith("aws:") or len(key) > 128:
+                raise ConfigError(
+                    f"tag {key!r} of image {request.eff.name}: AWS tag keys are at most 128 "
+                    "characters and may not start with 'aws:'"
+                )
+        # Sized as the final document will be: the longest subject name and a finish time.
+        final = provenance.finalize(
+            skeleton,
+            subject_name=f"ec2:{'x' * 20}:ami-{'0' * 17}",
+            subject_digest={"awsImageId": f"ami-{'0' * 17}"},
+            finished="2000-01-01T00:00:00Z",
+        )
+        provenance.aws_tags(provenance.stamp_of(final, state="complete"), request.eff.tags, final)
         return {}
 
+    def discard(self, request: BakeRequest, artifacts: list[str]) -> None:
+        spec = self._spec(request)
+        for region, ami in sorted(_artifact_amis(artifacts).items()):
+            try:
+                with _aws_errors(f"removing {ami} in {region}"):
+                    self._remove(spec, region, ami)
+            except ProviderError as exc:
+                self.reporter.note(f"{exc.message}: remove it by hand")
+
+    @_guarded("reading the baked AMI")
     def subject(self, request: BakeRequest, artifacts: list[str]) -> tuple[str, dict[str, str]]:
         spec = self._spec(request)
         amis = _artifact_amis(artifacts)
@@ -124,6 +167,7 @@ class AwsProvider(CloudProvider):
             raise ProviderError(f"Packer reported no AMI in {spec.region} (artifacts: {artifacts or 'none'})")
         return f"ec2:{spec.region}:{amis[spec.region]}", {"awsImageId": amis[spec.region]}
 
+    @_guarded("tagging the baked AMIs")
     def publish(
         self,
         request: BakeRequest,
@@ -136,7 +180,7 @@ class AwsProvider(CloudProvider):
         amis = _artifact_amis(artifacts)
         stamp = provenance.stamp_of(statement, state="complete")
         tags = provenance.aws_tags(stamp, request.eff.tags, statement)
-        legacy = not render.wants_required_plugins(tools.packer_version())
+        legacy = not render.wants_required_plugins(request.tools.get("packer", "1.6.6"))
         for region, ami in sorted(amis.items()):
             if legacy:  # Packer < 1.7 cannot ask for IMDSv2 at registration; set it before anyone launches
                 self.ec2(spec, region).modify_image_attribute(ImageId=ami, ImdsSupport={"Value": "v2.0"})
@@ -147,21 +191,22 @@ class AwsProvider(CloudProvider):
         """Tag the AMI and its snapshots, the state last; read back and repair what did not stick."""
         ec2 = self.ec2(spec, region)
         body = {k: v for k, v in tags.items() if k != "bakery:state"}
-        for attempt in range(3):
+        for attempt in range(4):
             image = self._describe_one(ec2, ami, what="baked AMI")
             resources = [ami, *_snapshots(image)]
             missing = [r for r in resources if not _has(self._tags_of(ec2, r, image), body)]
             if not missing:
                 break
+            if attempt == 3:
+                raise ProviderError(f"tags did not stick on {', '.join(missing)} in {region} after 3 writes")
             if attempt:
                 self.reporter.note(f"repairing tags on {', '.join(missing)} in {region}")
             ec2.create_tags(Resources=missing, Tags=[{"Key": k, "Value": v} for k, v in body.items()])
-        else:
-            raise ProviderError(f"tags did not stick on {ami} in {region} after 3 attempts")
         ec2.create_tags(Resources=resources, Tags=[{"Key": "bakery:state", "Value": tags["bakery:state"]}])
 
     # --- reading ------------------------------------------------------------------------------
 
+    @_guarded("listing AMIs")
     def images(self, target: str, name: str | None = None, *, include_pending: bool = False) -> list[ImageRecord]:
         spec = self.specs[target]
         by_version: dict[tuple[str, str], dict[str, tuple[str, dict[str, str]]]] = defaultdict(dict)
@@ -194,11 +239,15 @@ class AwsProvider(CloudProvider):
         spec = self.specs[record.target]
         for location in record.locations:
             region, ami = location.split(":", 1)
-            ec2 = self.ec2(spec, region)
-            images = self._paginate(ec2, ImageIds=[ami])
-            ec2.deregister_image(ImageId=ami)
-            for snapshot in (s for image in images for s in _snapshots(image)):
-                ec2.delete_snapshot(SnapshotId=snapshot)
+            with _aws_errors(f"removing {ami} in {region}"):
+                self._remove(spec, region, ami)
+
+    def _remove(self, spec: AwsTarget, region: str, ami: str) -> None:
+        ec2 = self.ec2(spec, region)
+        images = self._paginate(ec2, ImageIds=[ami])
+        ec2.deregister_image(ImageId=ami)
+        for snapshot in (s for image in images for s in _snapshots(image)):
+            ec2.delete_snapshot(SnapshotId=snapshot)
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -281,3 +330,17 @@ def _location(record: ImageRecord, region: str) -> str:
         if where == region:
             return ami
     raise ProviderError(f"{record.ref} has no copy in {region}; add {region} to its target's copy_to")
+
+
+@contextlib.contextmanager
+def _aws_errors(what: str) -> Iterator[None]:
+    """botocore's errors (no credentials, endpoint down, API refusals) as a ProviderError."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        raise ProviderError(f"AWS: {what}: {error.get('Code', '')} {error.get('Message', exc)}".strip()) from exc
+    except BotoCoreError as exc:
+        raise ProviderError(f"AWS: {what}: {exc}", hint="check AWS credentials, region and endpoint") from exc

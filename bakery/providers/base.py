@@ -29,7 +29,6 @@ class Prepared:
     base: str  # a stable identity of what the build starts from ("sha256:...", "ami-0abc")
     base_dependency: Mapping[str, Any]  # name/uri/digest for provenance
     parent: ImageRecord | None = None
-    secrets: tuple[str, ...] = field(default=())
 
 
 @dataclass(frozen=True)
@@ -39,6 +38,8 @@ class BakeRequest:
     version: str
     workdir: Path
     parent: ImageRecord | None
+    log_path: Path | None = None  # where the bake's log goes (it outlives the work directory)
+    tools: Mapping[str, str] = field(default_factory=dict)  # packer and ansible versions
 
 
 class Provider(Protocol):
@@ -64,6 +65,9 @@ class Provider(Protocol):
 
     def before_build(self, request: BakeRequest, skeleton: dict[str, Any]) -> dict[str, Any]:
         """Extra Packer variables that carry provenance into the build (GCP: the description)."""
+
+    def discard(self, request: BakeRequest, artifacts: list[str]) -> None:
+        """Remove what Packer made when recording it failed: no half-registered image stays."""
 
     def publish(
         self,
@@ -91,10 +95,6 @@ ClientFactory = Callable[..., Any]
 @functools.cache
 def _module(kind: str) -> Any:
     return importlib.import_module(_REGISTRY[kind])
-
-
-def available_kinds() -> tuple[str, ...]:
-    return tuple(sorted(_REGISTRY))
 
 
 def get_provider(

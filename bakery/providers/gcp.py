@@ -9,14 +9,16 @@ knows; `bakery show` puts the two back together.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from bakery import provenance
 from bakery.catalog import ImageRecord
-from bakery.errors import ProviderError
+from bakery.errors import ConfigError, ProviderError
 from bakery.models import GcpTarget
 from bakery.progress import Reporter
 from bakery.providers.base import BakeRequest, ClientFactory, CloudProvider, Prepared
@@ -105,7 +107,10 @@ class GcpProvider(CloudProvider):
         description = request.eff.image.description + provenance.DESCRIPTION_MARKER + provenance.pack(skeleton)
         labels = provenance.gcp_stamp_labels(stamp)
         if len(labels) + len(request.eff.tags) > provenance.GCP_MAX_LABELS:
-            raise ProviderError(f"too many labels for GCP ({provenance.GCP_MAX_LABELS} at most)")
+            raise ConfigError(
+                f"image {request.eff.name} has {len(request.eff.tags)} tags; with bakery's {len(labels)} labels "
+                f"that exceeds GCP's {provenance.GCP_MAX_LABELS}: remove some (overrides.<target>.tags)"
+            )
         return {"image_description": description, "gcp_build_labels": labels}
 
     # --- after the build ----------------------------------------------------------------------
@@ -115,6 +120,14 @@ class GcpProvider(CloudProvider):
         name = artifacts[0] if artifacts else f"{request.eff.name}-{request.version.replace('.', '-')}"
         image = self._get(self.images_api(spec), project=spec.project, image=name, what="baked image")
         return f"gce:{spec.project}/{image.name}", {"gceImageId": str(image.id)}
+
+    def discard(self, request: BakeRequest, artifacts: list[str]) -> None:
+        spec = self._spec(request)
+        for name in artifacts:
+            try:
+                self._call(f"delete {name}", self.images_api(spec).delete, project=spec.project, image=name)
+            except ProviderError as exc:
+                self.reporter.note(f"{exc.message}: remove it by hand")
 
     def publish(
         self,
@@ -161,6 +174,9 @@ class GcpProvider(CloudProvider):
                 delay = min(delay * 2, 10.0)
             except exceptions.GoogleAPICallError as exc:
                 raise ProviderError(f"GCP: labels of {name}: {exc.message}") from exc
+            except Exception as exc:
+                with _gcp_errors(f"labels of {name}"):
+                    raise exc
         raise ProviderError(f"labels on image {name} did not stick after 6 attempts")
 
     # --- reading ------------------------------------------------------------------------------
@@ -175,10 +191,11 @@ class GcpProvider(CloudProvider):
         request = compute_v1.ListImagesRequest(project=spec.project, filter=flt, max_results=PAGE_SIZE)
         pager = self._call(f"images of {spec.project}", self.images_api(spec).list, request=request)
         records = []
-        for image in pager:
-            record = self._record(target, spec, image)
-            if record.extra["state"] == "complete" or include_pending:
-                records.append(record)
+        with _gcp_errors(f"images of {spec.project}"):  # later pages are fetched while iterating
+            for image in pager:
+                record = self._record(target, spec, image)
+                if record.extra["state"] == "complete" or include_pending:
+                    records.append(record)
         return records
 
     def provenance(self, record: ImageRecord) -> dict[str, Any]:
@@ -186,9 +203,7 @@ class GcpProvider(CloudProvider):
         if provenance.DESCRIPTION_MARKER not in description:
             raise ProviderError(f"{record.ref}: its description holds no bakery provenance")
         skeleton = provenance.unpack(description.split(provenance.DESCRIPTION_MARKER, 1)[1])
-        from bakery.inputs import finalize
-
-        return finalize(
+        return provenance.finalize(
             skeleton,
             subject_name=f"gce:{record.locations[0]}",
             subject_digest={"gceImageId": record.extra["id"]},
@@ -209,12 +224,8 @@ class GcpProvider(CloudProvider):
         return spec
 
     def _call(self, what: str, method: Any, **kwargs: Any) -> Any:
-        from google.api_core import exceptions
-
-        try:
+        with _gcp_errors(what):
             return method(retry=self.retry, **kwargs)
-        except exceptions.GoogleAPICallError as exc:
-            raise ProviderError(f"GCP: {what}: {exc.message}") from exc
 
     def _get(self, api: Any, *, project: str, image: str, what: str) -> Any:
         return self._call(f"{what} {project}/{image}", api.get, project=project, image=image)
@@ -241,3 +252,19 @@ class GcpProvider(CloudProvider):
                 "labels": dict(image.labels),
             },
         )
+
+
+@contextlib.contextmanager
+def _gcp_errors(what: str) -> Iterator[None]:
+    """API refusals, missing credentials and unreachable endpoints as a ProviderError."""
+    from google.api_core import exceptions
+    from google.auth import exceptions as auth_exceptions
+
+    try:
+        yield
+    except exceptions.GoogleAPICallError as exc:
+        raise ProviderError(f"GCP: {what}: {exc.message}") from exc
+    except (exceptions.RetryError, auth_exceptions.GoogleAuthError) as exc:
+        raise ProviderError(f"GCP: {what}: {exc}", hint="check GCP credentials, project and endpoint") from exc
+    except OSError as exc:  # requests' connection errors are OSErrors
+        raise ProviderError(f"GCP: {what}: {exc}", hint="check the endpoint and the network") from exc

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bakery import runner
-from bakery.catalog import ImageRecord, newest
+from bakery.catalog import ImageRecord
 from bakery.errors import BuildError, UsageError
 from bakery.models import LocalSource, LocalTarget
 from bakery.progress import Reporter
@@ -135,7 +135,7 @@ class LocalProvider:
 
         spec = request.project.config.targets[request.eff.target]
         assert isinstance(spec, LocalTarget)
-        log_path = request.workdir / "bake.log"
+        log_path = request.log_path or request.workdir / "bake.log"
         if request.parent is not None:
             start = Path(request.parent.locations[0])
             disk, kernel, initrd = start / "disk.qcow2", start / "vmlinuz", start / "initrd.img"
@@ -163,12 +163,12 @@ class LocalProvider:
         # A key for this bake alone; its public half reaches the VM on the kernel command line.
         key = Ed25519PrivateKey.generate()
         private = request.workdir / "build-key"
-        private.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
-            )
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
         )
-        private.chmod(0o600)
+        # Created 0600: the key is never readable by anyone else, not even for a moment.
+        with os.fdopen(os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as handle:
+            handle.write(pem)
         public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
         token = base64.b64encode(public + b" bakery-build\n").decode()
         variables = {
@@ -210,11 +210,14 @@ class LocalProvider:
     def before_build(self, request: BakeRequest, skeleton: dict[str, Any]) -> dict[str, Any]:
         return {}
 
+    def discard(self, request: BakeRequest, artifacts: list[str]) -> None:
+        pass  # what Packer made is in the work directory, which the bake removes
+
     def subject(self, request: BakeRequest, artifacts: list[str]) -> tuple[str, dict[str, str]]:
         disk = request.workdir / "output" / "disk.qcow2"
         if not disk.is_file():
             raise BuildError(
-                "Packer finished without producing output/disk.qcow2", log_path=str(request.workdir / "bake.log")
+                "Packer finished without producing output/disk.qcow2", log_path=str(request.log_path or "")
             )
         return f"{request.eff.name}-{request.version}.qcow2", {"sha256": file_sha256(disk)}
 
@@ -235,9 +238,7 @@ class LocalProvider:
             (request.workdir / "output-initrd.img", "initrd.img"),
         ):
             if not produced.is_file():
-                raise BuildError(
-                    f"the build did not produce {produced.name}", log_path=str(request.workdir / "bake.log")
-                )
+                raise BuildError(f"the build did not produce {produced.name}", log_path=str(request.log_path or ""))
             os.replace(produced, staged / name)
         (staged / "provenance.json").write_text(
             json.dumps(provenance, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
@@ -264,9 +265,6 @@ class LocalProvider:
 
     def provenance(self, record: ImageRecord) -> dict[str, Any]:
         return dict(self.store.provenance(record))
-
-    def newest(self, target: str, name: str) -> ImageRecord | None:
-        return newest(self.images(target, name))
 
     def boot_files(self, record: ImageRecord) -> tuple[Path, Path, Path]:
         directory = Path(record.locations[0])

@@ -378,3 +378,37 @@ class _Raw:
 
     def read(self) -> bytes:
         return self._body
+
+
+def test_a_bake_that_cannot_be_recorded_removes_its_amis(aws_project: Path, moto: str) -> None:
+    """Packer made the AMIs, but tagging is refused: nothing half-registered is left behind."""
+    from botocore.awsrequest import AWSResponse
+
+    from bakery import config
+    from bakery.build import Baker
+    from bakery.errors import ProviderError
+    from bakery.progress import Recording
+    from bakery.providers.aws import default_clients
+    from bakery.workspace import Workspace
+
+    def client_factory(service: str, region: str, endpoint: str | None) -> Any:
+        client = default_clients(service, region, endpoint)
+
+        def refuse(request: Any, **_: Any) -> AWSResponse:
+            body = (
+                b"<Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>no</Message>"
+                b"</Error></Errors></Response>"
+            )
+            return AWSResponse(request.url, 403, {}, _Raw(body))
+
+        client.meta.events.register("before-send.ec2.CreateTags", refuse)
+        return client
+
+    project = config.load(aws_project / "images.yaml")
+    reporter = Recording()
+    with pytest.raises(ProviderError, match="UnauthorizedOperation"):
+        Baker(project, Workspace.for_project(aws_project), reporter, clients=client_factory).bake("app", "aws")
+    assert any("removing what Packer made" in n for n in reporter.notes)
+    for region in ("eu-west-1", "eu-central-1"):
+        left = ec2(moto, region).describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": ["app-*"]}])
+        assert left["Images"] == [], region

@@ -11,7 +11,7 @@ import pytest
 
 from bakery import __version__
 
-COMMANDS = ("validate", "schema", "render", "build", "images", "show", "boot")
+COMMANDS = ("validate", "schema", "render", "build", "plan", "images", "show", "boot")
 
 
 def test_help_lists_every_command(bakery_cli):
@@ -187,3 +187,52 @@ def test_render_of_an_unknown_image_writes_nothing(project_dir, bakery_cli, tmp_
     result = bakery_cli("render", "wbe", "--target", "aws", "--packer-version", "1.11.0")
     assert result.exit_code == 2
     assert project_dir.nothing_written(), sorted(str(p) for p in project_dir.home.rglob("*"))
+
+
+def test_build_refuses_a_missing_secret_before_anything_starts(project_dir, bakery_cli, monkeypatch):
+    monkeypatch.delenv("WEB_DB_PASSWORD", raising=False)
+    text = (project_dir.root / "images.yaml").read_text()
+    project_dir.write(
+        text.replace(
+            "    playbooks:\n      - playbooks/base.yml",
+            "    secrets: {db_password: WEB_DB_PASSWORD}\n    playbooks:\n      - playbooks/base.yml",
+            1,
+        )
+    )
+    result = bakery_cli("build", "web", "--target", "local")
+    assert result.exit_code == 2, result.output
+    assert "needs the environment variable(s) WEB_DB_PASSWORD" in result.output
+    assert "never written" in result.output  # the hint says why secrets come from the environment
+    assert not (project_dir.home / "builds").exists()
+
+
+def test_build_without_image_or_stale_is_a_usage_error(project_dir, bakery_cli):
+    result = bakery_cli("build", "--target", "local")
+    assert result.exit_code == 2
+    assert "or use --stale" in result.output
+
+
+def test_plan_unknown_target_is_a_usage_error(project_dir, bakery_cli):
+    result = bakery_cli("plan", "--target", "azure")
+    assert result.exit_code == 2
+    assert "unknown target 'azure'" in result.output
+
+
+def test_render_refuses_a_malformed_packer_version(project_dir, bakery_cli):
+    result = bakery_cli("render", "web", "--target", "aws", "--packer-version", "foo")
+    assert result.exit_code == 2
+    assert "--packer-version takes a version such as 1.11.2" in result.output
+
+
+def test_boot_refuses_a_path_without_a_slash(project_dir, bakery_cli):
+    result = bakery_cli("boot", "web", "--get", "healthz")
+    assert result.exit_code == 2
+    assert "--get takes a path starting with '/'" in result.output
+
+
+def test_vars_of_any_yaml_type_render(project_dir, bakery_cli, tmp_path):
+    text = (project_dir.root / "images.yaml").read_text()
+    project_dir.write(text.replace("    vars:\n", "    vars:\n      release: 2024-01-01\n", 1))
+    result = bakery_cli("render", "web", "--target", "aws", "--out", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    assert '\\"release\\": \\"2024-01-01\\"' in (tmp_path / "out" / "bakery.auto.pkrvars.hcl").read_text()

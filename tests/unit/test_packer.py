@@ -114,3 +114,17 @@ def test_artifact_ids_from_a_build():
 
 def test_artifact_ids_of_a_build_without_artifacts():
     assert packer.artifact_ids([Event("1", "", "ui", ("say", "id"))]) == []
+
+
+def test_runner_masks_secrets_in_every_form() -> None:
+    import json
+
+    from bakery.runner import mask
+
+    pem = "-----BEGIN KEY-----\nMIIBVgIBADANBgkqhkiG9w0B\n-----END KEY-----"
+    quoted = 'a"b\\c'
+    line_of_log = "raw " + pem + " as json " + json.dumps({"k": pem, "q": quoted}) + " plain " + quoted
+    masked = mask(line_of_log, [pem, quoted])
+    assert "MIIBVgIBADANBgkqhkiG9w0B" not in masked
+    assert quoted not in masked and json.dumps(quoted)[1:-1] not in masked
+    assert masked.startswith("raw ********")

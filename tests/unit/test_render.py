@@ -382,3 +382,22 @@ def test_pkrvars_hold_each_value_as_its_escaped_literal(project_dir, tmp_path):
     text = (out / render.VARS_FILE).read_text(encoding="utf-8")
     for name in ("image_description", "ansible_extra_vars"):
         assert f"{name} = {hcl.literal(result.variables[name])}\n" in text, name
+
+
+def test_bake_key_of_a_target_ignores_other_targets_sources(project_dir):
+    """Changing the gcp source must not rebake the image on local or aws."""
+    import yaml
+
+    from bakery import config, inputs
+
+    def entries() -> dict[str, object]:
+        project = config.load(project_dir.root / "images.yaml")
+        return {t: inputs.resolved_entry(project, project.effective("web", t)) for t in ("local", "aws", "gcp")}
+
+    before = entries()
+    data = yaml.safe_load((project_dir.root / "images.yaml").read_text())
+    data["images"]["web"]["source"]["gcp"] = {"family": "debian-13", "project": "debian-cloud"}
+    (project_dir.root / "images.yaml").write_text(yaml.safe_dump(data))
+    after = entries()
+    assert after["local"] == before["local"] and after["aws"] == before["aws"]
+    assert after["gcp"] != before["gcp"]
