@@ -122,7 +122,8 @@ class Baker:
             request = BakeRequest(self.project, eff, version, workdir, parent, log_path, versions)
             prepared = provider.prepare(request)
             values = render.variables(self.project, eff, version, prepared.variables)
-            digest = inputs.bake_key(self.project, eff, values, prepared, versions)
+            files = render.input_files(self.project, eff)  # hashed once: the key and the provenance agree
+            digest = inputs.bake_key(self.project, eff, values, prepared, versions, files)
             same = [r for r in existing if r.inputs_digest == digest]
             if same and not force:
                 shutil.rmtree(workdir, ignore_errors=True)
@@ -142,6 +143,7 @@ class Baker:
                 invocation=invocation,
                 started=started,
                 builder=BUILDERS[eff.kind],
+                files=files,
             )
             extra = provider.before_build(request, skeleton)
             self.reporter.phase("render", f"{eff.name} {version} for Packer {versions['packer']}")

@@ -65,6 +65,7 @@ def statement_skeleton(
     invocation: str,
     started: str,
     builder: str,
+    files: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The provenance document minus what only the finished build knows (subject, finish time)."""
     entry = resolved_entry(project, eff)
@@ -96,7 +97,7 @@ def statement_skeleton(
         )
     deps += [
         provenance.Dependency(name=path, digest={"sha256": sha})
-        for path, sha in render.input_files(project, eff).items()
+        for path, sha in (files if files is not None else render.input_files(project, eff)).items()
     ]
     deps.append(
         provenance.Dependency(

@@ -9,69 +9,19 @@ Goals: < 1 s, and at most one list call per region or project per page. Asserts 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_moto(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
-    amis = tmp / "amis.json"
-    amis.write_text(
-        json.dumps(
-            [
-                {
-                    "ami_id": "ami-0d1e0000000000001",
-                    "name": "debian-12-amd64-20260101",
-                    "owner_id": "123456789012",
-                    "description": "",
-                    "public": False,
-                    "virtualization_type": "hvm",
-                    "architecture": "x86_64",
-                    "state": "available",
-                    "platform": None,
-                    "image_type": "machine",
-                    "hypervisor": "xen",
-                    "root_device_type": "ebs",
-                    "root_device_name": "/dev/xvda",
-                    "sriov": "simple",
-                    "creation_date": "2026-01-01T00:00:00.000Z",
-                }
-            ]
-        )
-    )
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.moto_ebs", str(port), str(amis)],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    for _ in range(150):
-        try:
-            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)
-            return server, endpoint
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit("moto did not start")
 
 
 def main() -> None:
@@ -94,11 +44,25 @@ def main() -> None:
     from bakery.providers.aws import default_clients
     from bakery.providers.local_store import LocalStore
     from bakery.workspace import Workspace
+    from tests.fakes import moto_ebs
     from tests.fakes.gce import FakeGce, images_client
 
     tmp = Path(tempfile.mkdtemp(prefix="bakery-plan-bench-"))
-    server, moto = start_moto(tmp)
-    gce = FakeGce().start()
+    (tmp / "amis.json").write_text(
+        moto_ebs.ami_records(
+            [
+                {
+                    "ami_id": "ami-0d1e0000000000001",
+                    "name": "debian-12-amd64-20260101",
+                    "creation_date": "2026-01-01T00:00:00.000Z",
+                }
+            ],
+            "123456789012",
+        )
+    )
+    stack = contextlib.ExitStack()
+    moto = stack.enter_context(moto_ebs.running(tmp / "amis.json"))
+    gce = stack.enter_context(FakeGce())
     gce.add_image("debian-cloud", "debian-12-v20260101", family="debian-12")
     try:
         shutil.copytree(REPO / "templates", tmp / "templates")
@@ -208,8 +172,7 @@ def main() -> None:
             )
         )
     finally:
-        gce.stop()
-        server.terminate()
+        stack.close()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

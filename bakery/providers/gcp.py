@@ -151,11 +151,15 @@ class GcpProvider(CloudProvider):
         Not retried blindly: after a throttle, a 5xx or a fingerprint race (412) the labels are read
         again first, since the failed attempt may have been applied, and only set if still missing.
         """
+        api = self.images_api(spec)
+        delay = 0.5
+        with _gcp_errors(f"labels of {name}"):
+            self._set_labels(api, spec, name, labels, delay)
+
+    def _set_labels(self, api: Any, spec: GcpTarget, name: str, labels: dict[str, str], delay: float) -> None:
         from google.api_core import exceptions
         from google.cloud import compute_v1
 
-        api = self.images_api(spec)
-        delay = 0.5
         for _ in range(6):
             image = self._get(api, project=spec.project, image=name, what="image")
             current = dict(image.labels)
@@ -172,11 +176,6 @@ class GcpProvider(CloudProvider):
                 self.reporter.note(f"labels of {name}: {exc.code} {type(exc).__name__}; reading them again")
                 time.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, 10.0)
-            except exceptions.GoogleAPICallError as exc:
-                raise ProviderError(f"GCP: labels of {name}: {exc.message}") from exc
-            except Exception as exc:
-                with _gcp_errors(f"labels of {name}"):
-                    raise exc
         raise ProviderError(f"labels on image {name} did not stick after 6 attempts")
 
     # --- reading ------------------------------------------------------------------------------

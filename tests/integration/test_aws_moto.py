@@ -9,10 +9,8 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +22,7 @@ import yaml
 from typer.testing import CliRunner
 
 from bakery.cli import app
+from tests.fakes import moto_ebs
 
 REPO = Path(__file__).resolve().parents[2]
 ACCOUNT = "123456789012"  # moto's account
@@ -43,56 +42,12 @@ SOURCE_AMIS = [
 runner = CliRunner()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     amis = tmp_path_factory.mktemp("moto") / "amis.json"
-    amis.write_text(
-        json.dumps(
-            [
-                {
-                    **a,
-                    "owner_id": ACCOUNT,
-                    "description": a["name"],
-                    "public": False,
-                    "virtualization_type": "hvm",
-                    "architecture": "x86_64",
-                    "state": "available",
-                    "platform": None,
-                    "image_type": "machine",
-                    "hypervisor": "xen",
-                    "root_device_type": "ebs",
-                    "root_device_name": "/dev/xvda",
-                    "sriov": "simple",
-                }
-                for a in SOURCE_AMIS
-            ]
-        )
-    )
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.moto_ebs", str(port), str(amis)],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)
-            break
-        except OSError:
-            assert time.monotonic() < deadline, "moto server did not start"
-            time.sleep(0.2)
-    yield endpoint
-    server.terminate()
-    server.wait(timeout=10)
+    amis.write_text(moto_ebs.ami_records(SOURCE_AMIS, ACCOUNT))
+    with moto_ebs.running(amis) as endpoint:
+        yield endpoint
 
 
 @pytest.fixture()

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import boto3
+
+from tests.fakes import moto_ebs
 
 REPO = Path(__file__).resolve().parents[2]
 BAKERY = str(Path(sys.executable).parent / "bakery")
@@ -21,23 +20,7 @@ def test_readme_moto_procedure(tmp_path: Path) -> None:
     readme = (REPO / "README.md").read_text()
     assert "python -m tests.fakes.moto_ebs 5000 examples/moto/amis.json" in readme
     assert "bakery build web --target aws" in readme
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.moto_ebs", str(port), "examples/moto/amis.json"],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(150):
-            try:
-                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.2)
+    with moto_ebs.running(REPO / "examples" / "moto" / "amis.json") as endpoint:
         env = {
             **os.environ,
             "AWS_ACCESS_KEY_ID": "test",
@@ -77,6 +60,3 @@ def test_readme_moto_procedure(tmp_path: Path) -> None:
         )
         assert shown.returncode == 0, shown.stderr
         assert "ami:debian-12-amd64-20260101-1200: awsImageId:ami-0de12a0000000001" in shown.stdout
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
