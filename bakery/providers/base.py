@@ -6,12 +6,12 @@ import functools
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
 from bakery.catalog import ImageRecord
 from bakery.config import EffectiveImage, Project
+from bakery.debris import Leftover, Owner
 from bakery.errors import UsageError
 from bakery.progress import Reporter
 from bakery.workspace import Workspace
@@ -40,34 +40,43 @@ class BakeRequest:
     parent: ImageRecord | None
     log_path: Path | None = None  # where the bake's log goes (it outlives the work directory)
     tools: Mapping[str, str] = field(default_factory=dict)  # packer and ansible versions
+    invocation: str = ""  # this bake's id: the mark on everything it creates
+    owner: Owner | None = None  # this bake's process, written on what it creates
 
 
 class Provider(Protocol):
+    """What bakes and stores images on one kind of target. Methods raise BakeryError subclasses
+    (ProviderError for cloud refusals and unreachable endpoints), never an SDK's own exception."""
+
     kind: str
 
     def bind(self, target: str, spec: Any) -> None:
         """Tell the provider the settings of one of its targets (before images() is asked)."""
 
     def resolve(self, request: BakeRequest) -> Prepared:
-        """What the bake would start from, looked up without side effects (for plan)."""
+        """What the bake would start from, looked up without side effects (for plan and render)."""
 
     def prepare(self, request: BakeRequest) -> Prepared:
         """resolve(), plus what a build needs made first (base disk, build key). Raises BakeryError."""
 
-    def pending(self, target: str, name: str) -> list[ImageRecord]:
-        """Versions a bake registered but did not finish recording."""
-
-    def clean_up(self, record: ImageRecord) -> None:
-        """Remove a half-recorded version everywhere it exists."""
-
-    def stale_pending(self, record: ImageRecord) -> bool:
-        """True when a pending version is old enough that its bake cannot still be running."""
-
     def before_build(self, request: BakeRequest, skeleton: dict[str, Any]) -> dict[str, Any]:
-        """Extra Packer variables that carry provenance into the build (GCP: the description)."""
+        """Extra Packer variables outside the bake key: the mark that every image this bake creates
+        carries from its creation (request.invocation), and provenance known before the build."""
 
-    def discard(self, request: BakeRequest, artifacts: list[str]) -> None:
-        """Remove what Packer made when recording it failed: no half-registered image stays."""
+    def marked(
+        self, target: str, name: str, *, version: str | None = None, invocation: str | None = None
+    ) -> list[Leftover]:
+        """Every image on `target` that carries a bakery bake's mark for image `name` (optionally
+        one version, one invocation), in any state, in every region or project of the target: one
+        Leftover per bake (its regional copies together). Images without bakery's mark are never
+        returned."""
+
+    def heartbeat(self, target: str, name: str, owner: Owner) -> None:
+        """Write the owner and the current time on every image `owner.invocation` has created so far."""
+
+    def remove(self, leftover: Leftover) -> list[str]:
+        """Delete every location of `leftover` with its snapshots; what is already gone is skipped.
+        Returns what was removed, one human-readable line each ("ami-0abc in eu-west-1, snap-1")."""
 
     def publish(
         self,
@@ -77,10 +86,11 @@ class Provider(Protocol):
         inputs_digest: str,
         artifacts: list[str],
     ) -> ImageRecord:
-        """Record the built image with its provenance; on failure leave nothing registered."""
+        """Record the built image with its provenance (state complete last)."""
 
     def images(self, target: str, name: str | None = None) -> list[ImageRecord]:
-        """Every recorded version on `target` (of `name`, when given)."""
+        """Every completely recorded version on `target` (of `name`, when given); one record per
+        image, so two images claiming one version are two records."""
 
     def provenance(self, record: ImageRecord) -> dict[str, Any]:
         """The provenance document stored with `record`."""
@@ -118,14 +128,9 @@ def get_provider(
     return provider
 
 
-# A version registered but not finished recording for this long is debris of a bake that died.
-PENDING_GRACE = timedelta(hours=2)
-
-
 class CloudProvider:
     """What the AWS and GCP providers share: API clients made once per (region or project,
-    endpoint) by the injected factory, their targets' settings, and the rules for versions a bake
-    registered but did not finish recording."""
+    endpoint) by the injected factory, and their targets' settings."""
 
     kind = ""
     spec_type: type = object
@@ -138,7 +143,8 @@ class CloudProvider:
         self.specs: dict[str, Any] = {}
 
     def bind(self, target: str, spec: Any) -> None:
-        assert isinstance(spec, self.spec_type)
+        if not isinstance(spec, self.spec_type):
+            raise UsageError(f"target '{target}' is {getattr(spec, 'kind', '?')}, not {self.kind}")
         self.specs[target] = spec
 
     def client(self, service: str, where: str, endpoint: str | None) -> Any:
@@ -146,17 +152,3 @@ class CloudProvider:
         if key not in self._clients:
             self._clients[key] = self._factory(service, where, endpoint)
         return self._clients[key]
-
-    def images(self, target: str, name: str | None = None, *, include_pending: bool = False) -> list[ImageRecord]:
-        raise NotImplementedError
-
-    def pending(self, target: str, name: str) -> list[ImageRecord]:
-        return [r for r in self.images(target, name, include_pending=True) if r.extra.get("state") != "complete"]
-
-    def stale_pending(self, record: ImageRecord) -> bool:
-        registered = str(record.extra.get("registered", "")).replace("Z", "+00:00")
-        try:
-            born = datetime.fromisoformat(registered)
-        except ValueError:
-            return True  # no readable registration time: nothing can still be writing it
-        return datetime.now(UTC) - born > PENDING_GRACE
