@@ -138,6 +138,28 @@ AWS_CHUNK = 256
 GCP_PREFIX = "bakery-"
 GCP_MAX_LABELS = 64
 DESCRIPTION_MARKER = "\n\nbakery-provenance:"
+# Tags bakery writes while a bake runs, beside the stamp: who owns the image, and its heartbeat.
+AWS_OWNER_TAG = AWS_PREFIX + "owner"
+AWS_HEARTBEAT_TAG = AWS_PREFIX + "heartbeat"
+# An AMI description is at most 255 characters; bakery appends its mark (" [bakery:<invocation>]").
+AWS_DESCRIPTION_MAX = 255
+AWS_MARK_LENGTH = len(" [bakery:]") + 12
+# Tags of bakery's own on an AMI: the stamp, owner, heartbeat, the chunk count and room for a
+# provenance document of typical size (the exact count is checked before a bake starts).
+AWS_RESERVED_TAGS = len(STAMP_FIELDS) + 2 + 1 + 8
+
+
+def aws_description(description: str, invocation: str) -> str:
+    """The AMI description: the image's own, then the mark that ties the AMI to its bake from the
+    moment it is created (tags come later, and only if the bake gets that far)."""
+    mark = f"[bakery:{invocation}]"
+    return f"{description} {mark}" if description else mark
+
+
+def aws_mark(description: str) -> str | None:
+    """The invocation in an AMI description's bakery mark, or None."""
+    found = re.search(r"\[bakery:([0-9a-f]{12})\]$", description or "")
+    return found.group(1) if found else None
 
 
 def pack(document: Mapping[str, Any]) -> str:
