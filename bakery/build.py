@@ -1,30 +1,33 @@
 """The bake: resolve -> render -> build -> verify -> record, for one image on one target.
 
-Nothing is registered until every earlier step succeeded; a failure or an interrupt removes the
-work directory (Packer's own cleanup has already removed its VM) and keeps only the log.
+Nothing is recorded until every earlier step succeeded. A failure or an interrupt, in any phase,
+removes the work directory (Packer's own cleanup has already removed its VM), and every image
+the bake created on the target, found by the mark it carries from its creation (leftovers.py);
+only the log stays.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bakery import inputs, packer, provenance, render, runner, tools
+from bakery import inputs, leftovers, packer, provenance, render, runner, tools
 from bakery.catalog import ImageRecord, newest, next_version
 from bakery.config import EffectiveImage, Project
-from bakery.errors import ProviderError, UsageError
+from bakery.debris import Owner
+from bakery.errors import UsageError
 from bakery.models import BUILDERS
 from bakery.progress import Reporter
-from bakery.providers.base import BakeRequest, ClientFactory, Provider, get_provider
+from bakery.providers.base import BakeRequest, ClientFactory, Prepared, Provider, get_provider
 from bakery.providers.local_store import exclusive, remove_tree
+from bakery.secrets import ansible_env, secret_values
 from bakery.workspace import Workspace
 
 
@@ -35,6 +38,25 @@ class BuildResult:
     log_path: str | None
     seconds: float
     skipped: bool = False
+
+
+@dataclass(frozen=True)
+class _Bake:
+    """One bake under way: what it bakes, with what, and who it is (its marks on the target)."""
+
+    eff: EffectiveImage
+    provider: Provider
+    invocation: str
+    started: str
+    log_path: Path
+
+
+@dataclass(frozen=True)
+class _Staged:
+    prepared: Prepared
+    digest: str
+    skeleton: dict[str, Any]
+    variables: dict[str, Any]  # every Packer variable the provider resolved, marks included
 
 
 @dataclass(frozen=True)
@@ -49,17 +71,6 @@ class RenderResult:
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def secret_values(eff: EffectiveImage) -> dict[str, str]:
-    """Secrets named in images.yaml, read from the environment now; UsageError if one is unset."""
-    missing = [env for env in eff.image.secrets.values() if env not in os.environ]
-    if missing:
-        raise UsageError(
-            f"image '{eff.name}' needs the environment variable(s) {', '.join(sorted(missing))}",
-            hint="secrets are injected at build time and never written to images.yaml or the image",
-        )
-    return {var: os.environ[env] for var, env in eff.image.secrets.items()}
 
 
 class Baker:
@@ -84,136 +95,136 @@ class Baker:
 
     def bake(self, name: str, target: str, *, force: bool = False) -> BuildResult:
         """Bake `name` on `target`, unless an image with the same inputs digest exists (then skip,
-        unless `force`). Raises BakeryError (BuildError, Interrupted) with nothing recorded."""
+        unless `force`). Raises BakeryError (BuildError, ProviderError, Interrupted); whatever
+        stops it, nothing this bake created stays behind on the target, nothing is recorded."""
         eff = self.project.effective(name, target)
         secrets = secret_values(eff)
         self.ws.ensure()
         provider = self.provider(eff.kind)
         invocation = uuid.uuid4().hex[:12]
+        started = now()
         log_path = self.ws.builds / f"{name}-{target}-{invocation}.log"
         lock = self.ws.locks / f"{target}--{name}.lock"
 
         def waiting(holder: str) -> None:
             self.reporter.note(f"another bake of {name} on {target} is running (pid {holder}); waiting for it")
 
-        with exclusive(lock, waiting), runner.signal_guard():
-            return self._bake_locked(eff, provider, secrets, invocation, log_path, force=force)
+        with runner.signal_guard(), exclusive(lock, waiting):
+            bake = _Bake(eff, provider, invocation, started, log_path)
+            return self._bake_locked(bake, secrets, force=force)
 
-    def _bake_locked(
-        self,
-        eff: EffectiveImage,
-        provider: Provider,
-        secrets: dict[str, str],
-        invocation: str,
-        log_path: Path,
-        *,
-        force: bool,
-    ) -> BuildResult:
-        started_clock, started = time.monotonic(), now()
+    def _bake_locked(self, bake: _Bake, secrets: dict[str, str], *, force: bool) -> BuildResult:
+        eff, provider = bake.eff, bake.provider
+        started_clock = time.monotonic()
         self.reporter.phase("resolve", f"{eff.name} on {eff.target}")
         parent = self._parent(eff, provider)
         existing = provider.images(eff.target, eff.name)
-        pending = self._recover(eff, provider)
-        version = next_version(eff.image.version, [r.version for r in [*existing, *pending]])
-        workdir = self.ws.builds / f"{eff.name}-{eff.target}-{invocation}"
+        left = leftovers.clear(provider, eff.target, eff.name, self.reporter)
+        version = next_version(eff.image.version, [r.version for r in existing] + [x.version for x in left])
+        workdir = self.ws.builds / f"{eff.name}-{eff.target}-{bake.invocation}"
         workdir.mkdir(parents=True)
+        launched = False  # from Packer's start on, this bake may have created images on the target
         try:
-            versions = tools.versions()
-            request = BakeRequest(self.project, eff, version, workdir, parent, log_path, versions)
-            prepared = provider.prepare(request)
-            values = render.variables(self.project, eff, version, prepared.variables)
-            files = render.input_files(self.project, eff)  # hashed once: the key and the provenance agree
-            digest = inputs.bake_key(self.project, eff, values, prepared, versions, files)
-            same = [r for r in existing if r.inputs_digest == digest]
+            request = self._request(bake, version, workdir, parent)
+            staged = self._stage(request, provider)
+            same = [r for r in existing if r.inputs_digest == staged.digest]
             if same and not force:
-                shutil.rmtree(workdir, ignore_errors=True)
                 self.reporter.note(
                     f"{eff.name} on {eff.target} is up to date: {same[-1].ref} has the same "
                     "inputs digest (use --force to bake anyway)"
                 )
-                return BuildResult(record=same[-1], inputs_digest=digest, log_path=None, seconds=0.0, skipped=True)
-            skeleton = inputs.statement_skeleton(
-                self.project,
-                eff,
-                version=version,
-                prepared=prepared,
-                digest=digest,
-                tools=versions,
-                git=tools.git_state(self.project.root),
-                invocation=invocation,
-                started=started,
-                builder=BUILDERS[eff.kind],
-                files=files,
-            )
-            extra = provider.before_build(request, skeleton)
-            self.reporter.phase("render", f"{eff.name} {version} for Packer {versions['packer']}")
-            rendered = render.render(
-                self.project,
-                eff,
-                version=version,
-                packer_version=versions["packer"],
-                out=workdir / "packer",
-                resolved={**prepared.variables, **extra},
-            )
-            if render.wants_required_plugins(versions["packer"]):
-                runner.run(
-                    packer.init_argv(rendered.directory),
-                    what="packer init",
-                    log_path=log_path,
-                    on_line=lambda line: self.reporter.line("packer", line),
+                return BuildResult(
+                    record=same[-1], inputs_digest=staged.digest, log_path=None, seconds=0.0, skipped=True
                 )
-            self.reporter.phase("build", f"packer build (log: {log_path})")
-            events = self._packer(rendered.directory, workdir, log_path, secrets)
+            rendered = self._render(request, staged, out=workdir / "packer")
+            launched = True
+            self.reporter.phase("build", f"packer build (log: {bake.log_path})")
+            owner = request.owner or Owner.current(bake.invocation, bake.started)
+            with leftovers.Heartbeat.of(provider, eff.target, eff.name, owner, self.reporter) as heartbeat:
+                events = self._packer(rendered.directory, workdir, bake.log_path, secrets, heartbeat.saw)
             self.reporter.phase("verify", "checking what Packer produced")
             artifacts = packer.artifact_ids(events)
-            try:
-                subject_name, subject_digest = provider.subject(request, artifacts)
-                statement = provenance.finalize(
-                    skeleton, subject_name=subject_name, subject_digest=subject_digest, finished=now()
-                )
-                self.reporter.phase("record", f"{eff.name}@{version} into the {eff.target} catalog")
-                record = provider.publish(request, prepared, statement, digest, artifacts)
-            except BaseException:
-                # Packer made the image but it could not be recorded: remove it rather than leave a
-                # half-registered version that is shared, or newest in its family, without provenance.
-                self.reporter.note(f"recording failed; removing what Packer made ({', '.join(artifacts) or 'nothing'})")
-                provider.discard(request, artifacts)
-                raise
+            provider.scan(request, secrets)  # an image holding a secret's value is never recorded
+            subject_name, subject_digest = provider.subject(request, artifacts)
+            statement = provenance.finalize(
+                staged.skeleton, subject_name=subject_name, subject_digest=subject_digest, finished=now()
+            )
+            leftovers.claim(provider, eff.target, eff.name, version, bake.invocation)
+            self.reporter.phase("record", f"{eff.name}@{version} into the {eff.target} catalog")
+            record = provider.publish(request, staged.prepared, statement, staged.digest, artifacts)
         except BaseException:
-            shutil.rmtree(workdir, ignore_errors=True)
+            if launched:
+                leftovers.remove_own(provider, eff.target, eff.name, bake.invocation, self.reporter)
             raise
-        shutil.rmtree(workdir, ignore_errors=True)  # holds the build key; the image is recorded
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)  # holds the build key; the image is recorded
         return BuildResult(
             record=record,
-            inputs_digest=digest,
-            log_path=str(log_path),
+            inputs_digest=staged.digest,
+            log_path=str(bake.log_path),
             seconds=round(time.monotonic() - started_clock, 1),
         )
 
-    def _recover(self, eff: EffectiveImage, provider: Provider) -> list[ImageRecord]:
-        """Versions an earlier bake registered but did not finish recording.
+    def _request(self, bake: _Bake, version: str, workdir: Path, parent: ImageRecord | None) -> BakeRequest:
+        return BakeRequest(
+            self.project,
+            bake.eff,
+            version,
+            workdir,
+            parent,
+            bake.log_path,
+            tools.versions(),
+            invocation=bake.invocation,
+            owner=Owner.current(bake.invocation, bake.started),
+        )
 
-        An old one is cleaned up (its bake died); a recent one may be a bake still running on
-        another machine, so this bake stops and says so rather than making a second image.
-        Returns them all, so their version numbers are not handed out again by this bake.
-        """
-        pending = provider.pending(eff.target, eff.name)
-        for record in pending:
-            if not provider.stale_pending(record):
-                raise ProviderError(
-                    f"another bake of {record.ref} on {eff.target} is under way "
-                    f"(invocation {record.extra.get('invocation', '?')}, started {record.created})",
-                    hint="wait for it to finish; a bake that died is cleaned up by the next one after 2 hours",
-                )
-            self.reporter.note(
-                f"cleaning up {record.ref} on {eff.target}, left half-recorded by an earlier bake "
-                f"({', '.join(record.locations)})"
+    def _stage(self, request: BakeRequest, provider: Provider) -> _Staged:
+        """Everything a render needs, as a bake computes it: the resolved base, the bake key, the
+        provenance known before the build and the provider's marks for what the build creates."""
+        eff = request.eff
+        prepared = provider.prepare(request)
+        values = render.variables(self.project, eff, request.version, prepared.variables)
+        files = render.input_files(self.project, eff)  # hashed once: the key and the provenance agree
+        digest = inputs.bake_key(self.project, eff, values, prepared, request.tools, files)
+        skeleton = inputs.statement_skeleton(
+            self.project,
+            eff,
+            version=request.version,
+            prepared=prepared,
+            digest=digest,
+            tools=request.tools,
+            git=tools.git_state(self.project.root),
+            invocation=request.invocation,
+            started=request.owner.started if request.owner else now(),
+            builder=BUILDERS[eff.kind],
+            files=files,
+        )
+        extra = provider.before_build(request, skeleton)
+        return _Staged(prepared=prepared, digest=digest, skeleton=skeleton, variables={**prepared.variables, **extra})
+
+    def _render(self, request: BakeRequest, staged: _Staged, *, out: Path) -> render.Rendered:
+        packer_version = request.tools["packer"]
+        self.reporter.phase("render", f"{request.eff.name} {request.version} for Packer {packer_version}")
+        rendered = render.render(
+            self.project,
+            request.eff,
+            version=request.version,
+            packer_version=packer_version,
+            out=out,
+            resolved=staged.variables,
+        )
+        if render.wants_required_plugins(packer_version):
+            runner.run(
+                packer.init_argv(rendered.directory),
+                what="packer init",
+                log_path=request.log_path,
+                on_line=lambda line: self.reporter.line("packer", line),
             )
-            provider.clean_up(record)
-        return pending
+        return rendered
 
     def render_only(self, name: str, target: str, out: Path | None, packer_version: str | None) -> RenderResult:
-        """Resolve and render without building: `packer build OUT` then runs the bake by hand.
+        """Resolve and render exactly as a bake would (endpoint, source, next version, marks),
+        without building: `packer build OUT` then makes what `bakery build` would make.
 
         Without `out`, renders into .bakery/render/IMAGE-TARGET, replacing an earlier render there."""
         eff = self.project.effective(name, target)
@@ -221,24 +232,26 @@ class Baker:
         if out is None:
             out = self.ws.root / "render" / f"{name}-{target}"
             remove_tree(out)
-        variables: dict[str, Any] = {}
-        version = next_version(eff.image.version, [])
-        if eff.kind == "local":
-            # The base disk, the build key and the boot files must exist for `packer build OUT`.
-            provider = self.provider(eff.kind)
-            version = next_version(eff.image.version, [r.version for r in provider.images(target, name)])
-            out.mkdir(parents=True, exist_ok=True)
-            parent = self._parent(eff, provider)
-            variables = dict(provider.prepare(BakeRequest(self.project, eff, version, out, parent)).variables)
-        # Cloud sources render as declared (an id, or a filter Packer resolves): no cloud call here.
+        provider = self.provider(eff.kind)
+        invocation = uuid.uuid4().hex[:12]
         with runner.signal_guard():
+            self.reporter.phase("resolve", f"{name} on {target}")
+            parent = self._parent(eff, provider)
+            taken = [r.version for r in provider.images(target, name)]
+            taken += [x.version for x in provider.marked(target, name)]
+            version = next_version(eff.image.version, taken)
+            out.mkdir(parents=True, exist_ok=True)
+            bake = _Bake(eff, provider, invocation, now(), self.ws.builds / f"{name}-{target}-{invocation}.log")
+            request = self._request(bake, version, out, parent)
+            if packer_version:
+                request = replace(request, tools={**request.tools, "packer": packer_version})
             rendered = render.render(
                 self.project,
                 eff,
                 version=version,
-                packer_version=packer_version or tools.packer_version(),
+                packer_version=request.tools["packer"],
                 out=out,
-                resolved=variables,
+                resolved=self._stage(request, provider).variables,
             )
         return RenderResult(
             directory=str(rendered.directory),
@@ -260,10 +273,19 @@ class Baker:
             )
         return parent
 
-    def _packer(self, directory: Path, workdir: Path, log_path: Path, secrets: dict[str, str]) -> list[packer.Event]:
+    def _packer(
+        self,
+        directory: Path,
+        workdir: Path,
+        log_path: Path,
+        secrets: dict[str, str],
+        observe: Callable[[str], None] | None = None,
+    ) -> list[packer.Event]:
         events: list[packer.Event] = []
 
         def on_line(line: str) -> None:
+            if observe is not None:
+                observe(line)
             event = packer.parse_line(line)
             if event is None:
                 self.reporter.line("packer", line)
@@ -274,9 +296,9 @@ class Baker:
                 for part in text.splitlines() or [""]:
                     self.reporter.line("packer", part)
 
-        env: dict[str, str] = {}
-        if secrets:
-            env["PKR_VAR_ansible_secret_vars"] = json.dumps({**secrets, "bakery_secrets_injected": True})
+        # Secrets travel in Packer's environment, which its ansible provisioner hands on to
+        # ansible-playbook: never on a command line or in the rendered directory.
+        env = ansible_env(secrets)
         env["PACKER_NO_COLOR"] = "1"
         # Packer leaves inventories and logs in TMPDIR when cancelled: give it one of its own, and a
         # short path, since its plugins listen on unix sockets there (108 characters at most).

@@ -340,19 +340,30 @@ def images(
     listing = list_images(project, _workspace(project), TerminalReporter(), image=image, target=target)
     emit(
         "images",
-        {"images": [r.as_dict() for r in listing.images], "errors": listing.errors},
+        {
+            "images": [r.as_dict() for r in listing.images],
+            "targets_read": listing.read,
+            "errors": listing.errors,
+            "conflicts": listing.conflicts,
+        },
         as_json=as_json,
-        text=lambda: _images_table(listing.images),
+        text=lambda: _images_table(listing.images, listing.read, listing.errors),
     )
     for name, why in listing.errors.items():
         err(f"error: target {name} could not be listed: {why}")
-    if listing.errors:
+    for conflict in listing.conflicts:
+        err(f"error: conflict: {conflict}")
+    if listing.errors or listing.conflicts:
         raise typer.Exit(EXIT_FAILED)
 
 
-def _images_table(records: list[Any]) -> str:
+def _images_table(records: list[Any], read: list[str], errors: dict[str, str]) -> str:
     if not records:
-        return "no images baked yet (bakery build IMAGE --target T)"
+        if not read:
+            return f"no target could be read ({', '.join(sorted(errors))})"
+        where = f" on {', '.join(read)}" if errors else ""
+        unread = f" ({', '.join(sorted(errors))} not read)" if errors else ""
+        return f"no images baked yet{where}{unread} (bakery build IMAGE --target T)"
     rows = [("IMAGE", "VERSION", "TARGET", "CREATED", "INPUTS DIGEST", "BASE", "PARENT", "LOCATIONS")]
     rows += [
         (

@@ -5,6 +5,7 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT; SIGTERM gives 143, SIGHUP 129
 
 
 class BakeryError(Exception):
@@ -47,15 +48,18 @@ class BuildError(BakeryError):
         tail: tuple[str, ...] = (),
         log_path: str | None = None,
         hint: str | None = None,
+        exit_code: int | None = None,
     ) -> None:
-        super().__init__(message, hint=hint)
+        super().__init__(message, hint=hint, exit_code=exit_code)
         self.returncode = returncode
         self.tail = tail
         self.log_path = log_path
 
 
 class Interrupted(BuildError):
-    """The user (or a supervisor) stopped the job; cleanup has run."""
+    """A signal stopped the job (Ctrl-C, SIGTERM, SIGHUP); cleanup has run. Exit 128 + signal."""
+
+    exit_code = EXIT_INTERRUPTED
 
 
 class ProviderError(BakeryError):

@@ -26,6 +26,23 @@ def _targets(project: Project, target: str | None) -> list[str]:
 class Listing:
     images: list[ImageRecord]
     errors: dict[str, str]  # target -> why it could not be listed
+    read: list[str]  # targets that were listed
+    conflicts: list[str]  # "web@1.0.3 on aws: ami-1 (bake a), ami-2 (bake b)": one version, two images
+
+
+def conflicts(records: list[ImageRecord]) -> list[str]:
+    """Versions that more than one image claims (bakes that raced on one version)."""
+    claims: dict[tuple[str, str, str], list[ImageRecord]] = {}
+    for record in records:
+        claims.setdefault((record.target, record.name, record.version), []).append(record)
+    out = []
+    for (target, _name, _version), rivals in sorted(claims.items()):
+        if len(rivals) > 1:
+            images = ", ".join(
+                f"{' '.join(r.locations)} (bake {r.extra.get('invocation') or '?'}, created {r.created})" for r in rivals
+            )
+            out.append(f"{rivals[0].ref} on {target} is claimed by {len(rivals)} images: {images}")
+    return out
 
 
 def list_images(
@@ -46,6 +63,7 @@ def list_images(
         project.image(image)
     records: list[ImageRecord] = []
     errors: dict[str, str] = {}
+    read: list[str] = []
     providers: dict[str, Any] = {}
     for name in _targets(project, target):
         kind = project.config.targets[name].kind
@@ -55,7 +73,10 @@ def list_images(
             records += providers[kind].images(name, image)
         except BakeryError as exc:  # providers report no credentials, endpoint down, refusals
             errors[name] = exc.message
-    return Listing(sorted(records, key=lambda r: (r.name, r.target, version_key(r.version))), errors)
+        else:
+            read.append(name)
+    ordered = sorted(records, key=lambda r: (r.name, r.target, version_key(r.version), r.created))
+    return Listing(ordered, errors, read, conflicts(ordered))
 
 
 def show_image(

@@ -2,6 +2,11 @@
 
 Only shape lives here (types, ranges, mutually exclusive keys). Cross-references (an image's
 `from:`, a group's target, files on disk) are checked in config.py, which knows the whole file.
+
+`bakery schema` is generated from these models, so each rule is written once for both: patterns
+use ASCII classes (`[0-9]`, not `\\d`, which means more in Python and in pydantic's regex than in
+JSON Schema), numbers and booleans are strict (YAML's "2" is text, not a number), and a value
+validated by code (sizes, batch sizes) declares the schema of exactly what it accepts.
 """
 
 from __future__ import annotations
@@ -9,11 +14,26 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
-DEFAULT_MIRROR = "http://deb.debian.org/debian"
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,39}$"
+VERSION_PATTERN = r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$"
+SIZE_PATTERN = r"^([1-9][0-9]*)([MmGg]i?[Bb]?)?$"
+PERCENT_PATTERN = r"^([1-9][0-9]?|100)%$"
+ENV_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+MIRROR_PATTERN = r"^(https?|file)://[!-~]+$"
+ENDPOINT_PATTERN = r"^https?://[!-~]+$"
+REGION_PATTERN = r"^[a-z]{2}(-[a-z]+)+-[0-9]$"
 NAME_HINT = "lowercase letters, digits and '-', starting with a letter, at most 40 characters"
 TARGET_KINDS = ("local", "aws", "gcp")
 # The Packer builder (and template file) for each kind of target.
@@ -31,20 +51,47 @@ class Model(BaseModel):
         return sorted(f.alias or name for name, f in cls.model_fields.items())
 
 
+def _whole(value: Any) -> Any:
+    """2.0 -> 2: JSON Schema counts a whole float as an integer, and so does validate."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Int = Annotated[int, Strict(), BeforeValidator(_whole)]
+Bool = Annotated[bool, Strict()]
+
+
 def parse_size_mib(value: Any) -> int:
-    """'4G', '512M', '4096' or 4096 (MiB) -> MiB."""
-    if isinstance(value, bool):
-        raise ValueError("expected a size such as 4096 (MiB), '512M' or '4G'")
-    if isinstance(value, int):
+    """'4G', '512M', '4096' or 4096 (MiB) -> MiB. Raises ValueError for anything else."""
+    value = _whole(value)
+    if isinstance(value, int) and not isinstance(value, bool):
         return value
-    match = re.fullmatch(r"\s*(\d+)\s*([MmGg]i?[Bb]?)?\s*", str(value))
+    match = re.fullmatch(SIZE_PATTERN, value) if isinstance(value, str) else None
     if not match:
         raise ValueError(f"expected a size such as 4096 (MiB), '512M' or '4G', got {value!r}")
     number, unit = int(match.group(1)), (match.group(2) or "M")[0].upper()
     return number * 1024 if unit == "G" else number
 
 
-MiB = Annotated[int, Field(ge=1)]
+MiB = Annotated[
+    int,
+    Field(ge=1),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "integer", "minimum": 1}, {"type": "string", "pattern": SIZE_PATTERN}],
+            "description": "MiB: a number such as 4096, or text such as '512M' or '4G'",
+        }
+    ),
+]
+
+
+def _given(*keys: str) -> dict[str, Any]:
+    """JSON Schema: each of `keys` is present and not null (the models read null as absent)."""
+    return {"required": list(keys), "properties": {k: {"not": {"type": "null"}} for k in keys}}
+
+
+def exactly_one(a: str, b: str) -> dict[str, Any]:
+    """JSON Schema for a model validator that wants exactly one of `a` and `b`."""
+    return {"anyOf": [_given(a), _given(b)], "not": _given(a, b)}
 
 
 # --- sources: where an image starts -----------------------------------------------------------
@@ -54,17 +101,20 @@ class LocalSource(Model):
     """A Debian bootstrap recipe: mmdebstrap makes the base disk from it."""
 
     suite: str = Field("bookworm", pattern=r"^[a-z][a-z0-9-]*$")
-    mirror: str = Field(DEFAULT_MIRROR, pattern=r"^(https?|file)://\S+$")
+    # None: the Debian archive this machine's apt uses (bakery.aptsource), found when it is needed.
+    mirror: str | None = Field(None, pattern=MIRROR_PATTERN)
     packages: tuple[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9+.:=~-]*$")], ...] = ()
 
 
 class AmiFilter(Model):
     owners: tuple[str, ...] = Field(min_length=1)
     name: str = Field(min_length=1)
-    most_recent: bool = True
+    most_recent: Bool = True
 
 
 class AwsSource(Model):
+    model_config = ConfigDict(json_schema_extra=exactly_one("ami", "filter"))
+
     ami: str | None = Field(None, pattern=r"^ami-[0-9a-f]{8,17}$")
     filter: AmiFilter | None = None
 
@@ -76,6 +126,10 @@ class AwsSource(Model):
 
 
 class GcpSource(Model):
+    model_config = ConfigDict(
+        json_schema_extra={"allOf": [exactly_one("image", "family"), {"if": _given("family"), "then": _given("project")}]}
+    )
+
     image: str | None = None
     family: str | None = None
     project: str | None = None
@@ -110,14 +164,16 @@ class TargetOverride(Model):
 
 
 class Image(Model):
+    model_config = ConfigDict(json_schema_extra=exactly_one("source", "from"))
+
     description: str = ""
-    version: str
+    version: str = Field(pattern=VERSION_PATTERN)
     source: Sources | None = None
     parent: str | None = Field(None, alias="from")
     playbooks: tuple[str, ...] = ()
     vars: dict[str, Any] = Field(default_factory=dict)
     tags: dict[str, str] = Field(default_factory=dict)
-    secrets: dict[str, str] = Field(default_factory=dict)
+    secrets: dict[str, Annotated[str, Field(pattern=ENV_PATTERN)]] = Field(default_factory=dict)
     targets: tuple[str, ...] | None = None
     overrides: dict[str, TargetOverride] = Field(default_factory=dict)
 
@@ -130,20 +186,12 @@ class Image(Model):
                 'write the version as a quoted string such as "1.0" (YAML reads {value} as a number)',
                 {"value": value},
             )
-        if not isinstance(value, str) or not re.fullmatch(r"(0|[1-9]\d*)\.(0|[1-9]\d*)", value):
+        if not isinstance(value, str) or not re.fullmatch(VERSION_PATTERN, value):
             raise PydanticCustomError(
                 "version_form",
                 "expected MAJOR.MINOR such as \"1.0\" (bakery adds the PATCH), got '{value}'",
                 {"value": value},
             )
-        return value
-
-    @field_validator("secrets")
-    @classmethod
-    def _secret_env_names(cls, value: dict[str, str]) -> dict[str, str]:
-        for var, env in value.items():
-            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", env):
-                raise ValueError(f"secret '{var}' must name an environment variable, got {env!r}")
         return value
 
     @model_validator(mode="after")
@@ -164,10 +212,10 @@ class Image(Model):
 class LocalTarget(Model):
     kind: Literal["local"]
     memory: MiB = 1024
-    cpus: int = Field(1, ge=1, le=64)
+    cpus: Int = Field(1, ge=1, le=64)
     accelerator: Literal["auto", "kvm", "tcg"] = "auto"
     disk_size: MiB = 3072
-    ssh_timeout: str = Field("20m", pattern=r"^\d+[smh]$")
+    ssh_timeout: str = Field("20m", pattern=r"^[0-9]+[smh]$")
 
     @field_validator("memory", "disk_size", mode="before")
     @classmethod
@@ -177,22 +225,22 @@ class LocalTarget(Model):
 
 class AwsTarget(Model):
     kind: Literal["aws"]
-    region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    region: str = Field(pattern=REGION_PATTERN)
     instance_type: str = "t3.small"
     subnet_id: str | None = None
     vpc_id: str | None = None
     security_group_ids: tuple[str, ...] = ()
     iam_instance_profile: str | None = None
-    encrypted: bool = True
+    encrypted: Bool = True
     kms_key_id: str | None = None
-    volume_size: int = Field(8, ge=1, le=16384)
+    volume_size: Int = Field(8, ge=1, le=16384)
     ssh_username: str = "admin"
     # How Packer reaches the build instance: a public IP, a private one (from inside the VPC), or
     # through SSM Session Manager (no inbound port at all).
     ssh_interface: Literal["public_ip", "private_ip", "public_dns", "private_dns", "session_manager"] = "public_ip"
-    copy_to: tuple[Annotated[str, Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")], ...] = ()
-    share_with: tuple[Annotated[str, Field(pattern=r"^\d{12}$")], ...] = ()
-    endpoint: str | None = Field(None, pattern=r"^https?://\S+$")
+    copy_to: tuple[Annotated[str, Field(pattern=REGION_PATTERN)], ...] = ()
+    share_with: tuple[Annotated[str, Field(pattern=r"^[0-9]{12}$")], ...] = ()
+    endpoint: str | None = Field(None, pattern=ENDPOINT_PATTERN)
     # 'none': register the AMI without running provisioners (API-level tests against moto).
     communicator: Literal["ssh", "none"] = "ssh"
 
@@ -200,16 +248,16 @@ class AwsTarget(Model):
 class GcpTarget(Model):
     kind: Literal["gcp"]
     project: str = Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
-    zone: str = Field(pattern=r"^[a-z]+-[a-z]+\d+-[a-z]$")
+    zone: str = Field(pattern=r"^[a-z]+-[a-z]+[0-9]+-[a-z]$")
     machine_type: str = "e2-small"
     network: str | None = None
     subnetwork: str | None = None
     service_account_email: str | None = None
-    disk_size: int = Field(10, ge=10, le=65536)
+    disk_size: Int = Field(10, ge=10, le=65536)
     ssh_username: str = "packer"
-    use_internal_ip: bool = False  # reach the build VM on its internal IP (from inside the VPC)
+    use_internal_ip: Bool = False  # reach the build VM on its internal IP (from inside the VPC)
     network_tags: tuple[str, ...] = ()  # firewall rules apply by tag
-    endpoint: str | None = Field(None, pattern=r"^https?://\S+$")
+    endpoint: str | None = Field(None, pattern=ENDPOINT_PATTERN)
 
 
 Target = Annotated[LocalTarget | AwsTarget | GcpTarget, Field(discriminator="kind")]
@@ -219,25 +267,29 @@ Target = Annotated[LocalTarget | AwsTarget | GcpTarget, Field(discriminator="kin
 
 
 class Health(Model):
-    path: str = Field("/healthz", pattern=r"^/\S*$")
-    port: int = Field(80, ge=1, le=65535)
-    grace_seconds: int = Field(60, ge=0)
-    timeout_seconds: int = Field(300, ge=1)
-    healthy_threshold: int = Field(2, ge=1)
+    path: str = Field("/healthz", pattern=r"^/[!-~]*$")
+    port: Int = Field(80, ge=1, le=65535)
+    grace_seconds: Int = Field(60, ge=0)
+    timeout_seconds: Int = Field(300, ge=1)
+    healthy_threshold: Int = Field(2, ge=1)
 
 
 class Strategy(Model):
     type: Literal["rolling", "canary", "blue-green"] = "rolling"
-    batch_size: int | str = 1
-    canary_size: int = Field(1, ge=1)
-    pause_seconds: int = Field(0, ge=0)
+    batch_size: Annotated[
+        int | str,
+        WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 1}, {"type": "string", "pattern": PERCENT_PATTERN}]}),
+    ] = 1
+    canary_size: Int = Field(1, ge=1)
+    pause_seconds: Int = Field(0, ge=0)
 
     @field_validator("batch_size", mode="before")
     @classmethod
     def _batch(cls, value: Any) -> Any:
+        value = _whole(value)
         if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
             return value
-        if isinstance(value, str) and re.fullmatch(r"\d{1,3}%", value) and 1 <= int(value[:-1]) <= 100:
+        if isinstance(value, str) and re.fullmatch(PERCENT_PATTERN, value):
             return value
         raise PydanticCustomError(
             "batch_size",
@@ -251,10 +303,10 @@ class Group(Model):
     target: str
     channel: str | None = None
     name: str | None = None
-    size: int | None = Field(None, ge=0)
+    size: Int | None = Field(None, ge=0)
     strategy: Strategy = Field(default_factory=Strategy)
     health: Health = Field(default_factory=Health)
-    rollback: bool = True
+    rollback: Bool = True
 
 
 class Channel(Model):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,10 @@ BUILDER_ID = "https://bakery.dev/builder/bakery@v" + __version__
 
 GCP_LABEL_MAX = 63
 _GCP_PLAIN = re.compile(r"[a-z0-9-]")
+_HEX_PAIR = re.compile(r"[0-9a-f]{2}")
+# A label value standing for a value too long for a label: this mark, then the value's sha256 in
+# base32 (54 characters in all). The reversible encoding never makes it (its `_` is followed by hex).
+GCP_DIGEST_MARK = "_z"
 
 
 @dataclass(frozen=True)
@@ -82,17 +86,24 @@ def _encode_label(text: str) -> str:
 
 
 def decode_label(text: str) -> str:
-    """Inverse of the GCP label encoding."""
+    """Inverse of the GCP label encoding. Raises ValueError for a label it did not make: a `_` not
+    followed by two lowercase hex digits (GCP allows `_` anywhere), bytes that are not UTF-8."""
     raw = bytearray()
     i = 0
     while i < len(text):
         if text[i] == "_":
-            raw += bytes.fromhex(text[i + 1 : i + 3])
+            pair = text[i + 1 : i + 3]
+            if not _HEX_PAIR.fullmatch(pair):
+                raise ValueError(f"'_' at position {i} is not followed by two hex digits")
+            raw.append(int(pair, 16))
             i += 3
         else:
             raw += text[i].encode()
             i += 1
-    return raw.decode()
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        raise ValueError("its _xx escapes are not UTF-8") from None
 
 
 def gcp_labels(tags: Mapping[str, str]) -> dict[str, str]:
@@ -224,39 +235,102 @@ def aws_document(tags: Mapping[str, str]) -> dict[str, Any] | None:
     return unpack("".join(p for p in parts if p is not None))
 
 
-def _b32_digest(digest: str) -> str:
+def _b32(raw: bytes) -> str:
     import base64
 
-    return base64.b32encode(bytes.fromhex(digest.removeprefix("sha256:"))).decode().lower().rstrip("=")
+    return base64.b32encode(raw).decode().lower().rstrip("=")
+
+
+def _sha256(text: str) -> bytes:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).digest()
+
+
+def _b32_digest(digest: str) -> str:
+    return _b32(bytes.fromhex(digest.removeprefix("sha256:")))
 
 
 def _digest_b32(text: str) -> str:
+    """Inverse of _b32_digest. Raises ValueError for anything but 52 base32 characters."""
     import base64
+    import binascii
 
-    return "sha256:" + base64.b32decode(text.upper() + "=" * (-len(text) % 8)).hex()
+    if not re.fullmatch(r"[a-z2-7]{52}", text):
+        raise ValueError("not a sha256 digest in base32")
+    try:
+        return "sha256:" + base64.b32decode(text.upper() + "====").hex()
+    except binascii.Error:
+        raise ValueError("not a sha256 digest in base32") from None
+
+
+def gcp_value(text: str) -> str:
+    """`text` as a GCP label value: encoded reversibly when that fits in 63 characters, else the
+    digest mark (never truncated, never refused): the whole value must then be kept elsewhere, as
+    bakery keeps its stamp's values in the provenance in the image's description."""
+    encoded = _encode_label(text)
+    return encoded if len(encoded) <= GCP_LABEL_MAX else GCP_DIGEST_MARK + _b32(_sha256(text))
+
+
+def gcp_read_value(label: str, whole: Iterable[str] = ()) -> str:
+    """The value a label made by `gcp_value` stands for. A digest mark is resolved to the value in
+    `whole` whose digest it is. Raises ValueError if the label cannot be decoded or no value fits."""
+    if not label.startswith(GCP_DIGEST_MARK):
+        return decode_label(label)
+    digest = label[len(GCP_DIGEST_MARK) :]
+    for candidate in whole:
+        if _b32(_sha256(candidate)) == digest:
+            return candidate
+    raise ValueError("it stands for a longer value (by its digest) that bakery cannot find")
 
 
 def gcp_stamp_labels(stamp: Mapping[str, str]) -> dict[str, str]:
-    """The stamp as GCP labels; the digest as base32 (52 characters) so it is never truncated."""
-    out = {}
-    for key, value in stamp.items():
-        encoded = _b32_digest(value) if key == "inputs-digest" else value
-        out.update(gcp_labels({GCP_PREFIX + key: encoded}))
-    return out
+    """The stamp as GCP labels: the digest as base32 (52 characters); a value too long for a label
+    (a source image `project/name` reaches 94 characters) as a digest mark, its whole value being in
+    the provenance (`gcp_stamp` takes it back from there)."""
+    return {
+        GCP_PREFIX + key: _b32_digest(value) if key == "inputs-digest" else gcp_value(value)
+        for key, value in stamp.items()
+    }
 
 
-def gcp_stamp(labels: Mapping[str, str]) -> dict[str, str]:
-    out = {}
+def gcp_stamp(
+    labels: Mapping[str, str], whole: Mapping[str, str] | None = None
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The stamp in an image's labels, and the stamp labels that could not be read ({field: why}).
+
+    A label holding a digest mark takes its value from `whole` (the stamp of the image's
+    provenance) when the digest matches. Nothing raises: labels are written by hand too.
+    """
+    stamp: dict[str, str] = {}
+    problems: dict[str, str] = {}
     for key, value in labels.items():
         name = key[len(GCP_PREFIX) :]
-        if key.startswith(GCP_PREFIX) and name in STAMP_FIELDS:
-            decoded = decode_label(value)
-            out[name] = _digest_b32(decoded) if name == "inputs-digest" else decoded
-    return out
+        if not key.startswith(GCP_PREFIX) or name not in STAMP_FIELDS:
+            continue
+        try:
+            if name == "inputs-digest":
+                stamp[name] = _digest_b32(value)
+            else:
+                stamp[name] = gcp_read_value(value, [whole[name]] if whole and name in whole else [])
+            if name == "version" and not re.fullmatch(r"\d+\.\d+\.\d+", stamp[name]):
+                raise ValueError(f"{stamp.pop(name)!r} is not a MAJOR.MINOR.PATCH version")
+        except ValueError as exc:
+            problems[name] = f"label {key}={value!r}: {exc}"
+    return stamp, problems
 
 
 def user_labels(labels: Mapping[str, str]) -> dict[str, str]:
-    return {decode_label(k): decode_label(v) for k, v in labels.items() if not k.startswith(GCP_PREFIX)}
+    """The image's own labels (its tags), decoded; one bakery did not encode (made by hand, such as
+    `cost_center`) is shown as it is."""
+
+    def readable(text: str) -> str:
+        try:
+            return decode_label(text)
+        except ValueError:
+            return text
+
+    return {readable(k): readable(v) for k, v in labels.items() if not k.startswith(GCP_PREFIX)}
 
 
 def stamp_of(statement: Mapping[str, Any], *, state: str) -> dict[str, str]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from bakery import hcl
+from bakery import hcl, secrets
 from bakery.config import EffectiveImage, Project, template_dirs
 from bakery.errors import ConfigError
 from bakery.models import BUILDERS, AwsTarget, GcpTarget, LocalTarget
@@ -179,6 +179,8 @@ def _aws(eff: EffectiveImage, spec: AwsTarget, resolved: Mapping[str, Any]) -> d
     }
     out["build_tags"] = dict(resolved.get("build_tags", {}))
     out["communicator"] = spec.communicator
+    if "image_description" in resolved:  # the description with the bake's mark
+        out["image_description"] = resolved["image_description"]
     return out
 
 
@@ -235,6 +237,8 @@ def render(
     for script in SCRIPTS:
         shutil.copyfile(template_path(project, f"scripts/{script}"), out / "scripts" / script)
     galaxy = _copy_playbooks(project, eff.playbooks, out / "ansible")
+    # Names only: the values reach ansible-playbook through its environment (bakery.secrets).
+    (out / "ansible" / secrets.VARS_FILE).write_text(secrets.vars_file(eff.image.secrets), encoding="utf-8")
     resolved = {**resolved, "galaxy_file": galaxy or ""}
     values = variables(project, eff, version, resolved)
     (out / VARS_FILE).write_text(

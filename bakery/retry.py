@@ -8,9 +8,15 @@ attempt did succeed returns that result instead of making a second resource.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-AWS_MAX_ATTEMPTS = 6
+T = TypeVar("T")
+
+AWS_MAX_ATTEMPTS = 5
+# A hanging endpoint costs at most connect + read timeout per attempt; Ctrl-C stops it at once.
+AWS_CONNECT_TIMEOUT = 5
+AWS_READ_TIMEOUT = 20
 GCP_DEADLINE_SECONDS = 120.0
 
 
@@ -19,7 +25,28 @@ def aws_config() -> Any:
     5xx/transient errors, exponential backoff with full jitter, up to AWS_MAX_ATTEMPTS tries."""
     from botocore.config import Config
 
-    return Config(retries={"mode": "standard", "max_attempts": AWS_MAX_ATTEMPTS}, connect_timeout=10, read_timeout=60)
+    return Config(
+        retries={"mode": "standard", "max_attempts": AWS_MAX_ATTEMPTS},
+        connect_timeout=AWS_CONNECT_TIMEOUT,
+        read_timeout=AWS_READ_TIMEOUT,
+    )
+
+
+def eventually(attempt: Callable[[], T], *, attempts: int, first_wait: float = 0.5, max_wait: float = 8.0) -> T:
+    """Call `attempt` until it returns something falsy (nothing left to do), at most `attempts`
+    times, backing off exponentially with jitter between calls (reads that are only eventually
+    consistent, such as tags right after they were written). Returns the last result."""
+    import tenacity
+
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(attempts),
+        wait=tenacity.wait_random_exponential(multiplier=first_wait, max=max_wait),
+        retry=tenacity.retry_if_result(bool),
+        retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+        reraise=True,
+    )
+    result: T = retrying(attempt)
+    return result
 
 
 def gcp_retry(*, initial: float = 1.0, maximum: float = 30.0, deadline: float = GCP_DEADLINE_SECONDS) -> Any:

@@ -10,7 +10,6 @@ the group afterwards is killed, so no qemu outlives its bake.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import shlex
@@ -26,6 +25,7 @@ from pathlib import Path
 from types import FrameType
 
 from bakery.errors import BuildError, Interrupted
+from bakery.secrets import forms as secret_forms
 
 log = logging.getLogger("bakery.runner")
 
@@ -54,6 +54,25 @@ _live: set[subprocess.Popen[bytes]] = set()
 _interrupted = threading.Event()
 
 
+@dataclass
+class _Guard:
+    """What the signal handler needs to know about the job it guards."""
+
+    raise_in_main: bool
+    signum: int = 0  # the first signal received
+    signals: int = 0  # how many arrived
+    raised: bool = False  # Interrupted was raised into the main thread already
+    cleanup: _Cleanup | None = None
+
+
+@dataclass
+class _Cleanup:
+    describe: Callable[[], str]  # what stopping the cleanup now would leave behind
+    warn: Callable[[str], None]
+    signals: int = 0
+
+
+_guard: _Guard | None = None
 @dataclass(frozen=True)
 class Completed:
     argv: tuple[str, ...]
@@ -76,12 +95,8 @@ def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def mask(text: str, secrets: Sequence[str]) -> str:
-    """Hide each secret as written, as it appears inside JSON, and line by line (a PEM key)."""
-    forms: set[str] = set()
-    for secret in secrets:
-        if secret:
-            forms |= {secret, json.dumps(secret)[1:-1]}
-            forms |= {line for line in secret.splitlines() if len(line.strip()) >= 8}
+    """Hide each secret in every form bakery.secrets.forms names (as written, inside JSON, by line)."""
+    forms: set[str] = set().union(*(secret_forms(secret) for secret in secrets))
     for form in sorted(forms, key=len, reverse=True):
         text = text.replace(form, "********")
     return text
@@ -91,29 +106,98 @@ def interrupted() -> bool:
     return _interrupted.is_set()
 
 
-def _forward(signum: int, _frame: FrameType | None) -> None:
-    first = not _interrupted.is_set()
+def exit_code_for(signum: int) -> int:
+    """128 + the signal's number, as a shell reports a job a signal stopped (130 for Ctrl-C)."""
+    return 128 + signum if signum else 130
+
+
+def check_interrupted(what: str) -> None:
+    """Raise Interrupted if a signal arrived (for loops and threads that the handler cannot reach)."""
+    if _interrupted.is_set():
+        signum = _guard.signum if _guard else signal.SIGINT
+        raise Interrupted(f"{what}: interrupted", exit_code=exit_code_for(signum))
+
+
+def _handle(signum: int, _frame: FrameType | None) -> None:
+    guard = _guard
+    if guard is None:  # a signal between two guarded jobs
+        raise Interrupted("interrupted", exit_code=exit_code_for(signum))
+    guard.signals += 1
+    if not guard.signum:
+        guard.signum = signum
     _interrupted.set()
+    cleanup = guard.cleanup
+    if cleanup is not None:
+        cleanup.signals += 1
+        if cleanup.signals == 1:
+            cleanup.warn(
+                f"cleanup is under way; stopping it now would leave behind: {cleanup.describe()}. "
+                "Press Ctrl-C (or send the signal) again to abandon the cleanup."
+            )
+            return
+        raise Interrupted(
+            f"cleanup abandoned; left behind: {cleanup.describe()}",
+            exit_code=exit_code_for(guard.signum),
+            hint="the next bake of this image on this target removes what a dead bake left",
+        )
     with _lock:
         children = list(_live)
-    for child in children:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(child.pid, signal.SIGINT if first else signal.SIGTERM)
+    if children:
+        # The children clean up (Packer removes its VM); run() raises Interrupted when they exit.
+        # A third signal hurries them (SIGTERM), as a second Ctrl-C in a terminal would.
+        if guard.signals == 2:
+            sys.stderr.write("note: waiting for the running tools to clean up; signal again to hurry them\n")
+        for child in children:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(child.pid, signal.SIGINT if guard.signals < 3 else signal.SIGTERM)
+        return
+    if guard.raise_in_main and not guard.raised:
+        # Bakery itself is waiting (a cloud call, a poll, a lock): break out of it now, so that
+        # cleanup starts at once; PEP 475 does not restart a call whose handler raised.
+        guard.raised = True
+        raise Interrupted(f"interrupted by signal {signal.Signals(signum).name}", exit_code=exit_code_for(signum))
 
 
 @contextlib.contextmanager
-def signal_guard() -> Iterator[None]:
-    """While active, SIGINT/SIGTERM/SIGHUP stop the children gracefully instead of killing bakery."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
+def signal_guard(*, raise_in_main: bool = True) -> Iterator[None]:
+    """While active, SIGINT/SIGTERM/SIGHUP stop the job cleanly instead of killing bakery.
+
+    Running children are sent SIGINT and given time to clean up; when bakery itself is waiting
+    (a cloud call, a poll), Interrupted is raised into the main thread at once, unless
+    `raise_in_main` is False (jobs run in worker threads, which check `check_interrupted`).
+    Interrupted carries exit code 128 + the signal (130 for Ctrl-C, 143 for SIGTERM).
+    """
+    global _guard
+    if threading.current_thread() is not threading.main_thread() or _guard is not None:
+        yield  # the outermost guard decides
         return
+    _interrupted.clear()
+    _guard = _Guard(raise_in_main=raise_in_main)
     # SIGHUP too: a dropped SSH session must not leave Packer and its VM running unsupervised.
-    previous = {s: signal.signal(s, _forward) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    previous = {s: signal.signal(s, _handle) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        _guard = None
+        _interrupted.clear()
+
+
+@contextlib.contextmanager
+def cleanup_phase(describe: Callable[[], str], warn: Callable[[str], None]) -> Iterator[None]:
+    """Cleanup after a failure or an interrupt: a signal no longer stops it at once. The first
+    one says what stopping would leave behind (`describe()`); the next abandons the cleanup."""
+    guard = _guard
+    if guard is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = guard.cleanup
+    guard.cleanup = _Cleanup(describe, warn)
+    try:
+        yield
+    finally:
+        guard.cleanup = previous
 
 
 def run(
@@ -138,7 +222,7 @@ def run(
     shown = mask(shlex.join(argv), secrets)
     log.debug("run: %s (cwd=%s)", shown, cwd)
     if _interrupted.is_set():
-        raise Interrupted(f"{what} not started: interrupted")
+        raise Interrupted(f"{what} not started: interrupted", exit_code=_exit_code())
     started = time.monotonic()
     sink = open(log_path, "a", encoding="utf-8") if log_path else None  # noqa: SIM115
     child: subprocess.Popen[bytes] | None = None
@@ -189,6 +273,7 @@ def run(
     if _interrupted.is_set():
         raise Interrupted(
             f"{what} interrupted; cleanup ran",
+            exit_code=_exit_code(),
             returncode=returncode,
             tail=tuple(tail),
             log_path=str(log_path) if log_path else None,
@@ -199,6 +284,10 @@ def run(
             f"{what} {reason}", returncode=returncode, tail=tuple(tail), log_path=str(log_path) if log_path else None
         )
     return result
+
+
+def _exit_code() -> int:
+    return exit_code_for(_guard.signum if _guard else signal.SIGINT)
 
 
 def _wait_for(child: subprocess.Popen[bytes]) -> int:

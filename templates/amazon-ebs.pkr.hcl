@@ -147,9 +147,11 @@ build {
     galaxy_file   = var.galaxy_file == "" ? "" : "${path.root}/ansible/${var.galaxy_file}"
     extra_arguments = [
       "--extra-vars", var.ansible_extra_vars,
-      "--extra-vars", var.ansible_secret_vars,
+      # Secrets: names only; values come from ansible-playbook's environment (BAKERY_SECRET_*).
+      "--extra-vars", "@${path.root}/ansible/bakery-secrets.yml",
     ]
-    ansible_env_vars = ["ANSIBLE_HOST_KEY_CHECKING=False", "ANSIBLE_NOCOLOR=1"]
+    # Pipelining: a module and its arguments (a secret a task uses) reach the VM on stdin, not in a file.
+    ansible_env_vars = ["ANSIBLE_HOST_KEY_CHECKING=False", "ANSIBLE_NOCOLOR=1", "ANSIBLE_PIPELINING=True"]
   }
 
   provisioner "shell" {

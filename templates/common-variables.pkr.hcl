@@ -28,15 +28,6 @@ variable "ansible_extra_vars" {
   description = "JSON object of the image's Ansible variables."
 }
 
-variable "ansible_secret_vars" {
-  type        = string
-  # Packer masks a sensitive value wherever it appears in output, so the default must not be
-  # something as common as "{}".
-  default     = "{\"bakery_secrets_injected\": false}"
-  sensitive   = true
-  description = "JSON object of secrets, injected at build time from the environment; never rendered to disk."
-}
-
 variable "galaxy_file" {
   type        = string
   default     = ""

@@ -3,6 +3,11 @@
 The AMIs themselves are the catalog: bakery lists them by tag, one paginated call per region,
 and writes its stamp (and the provenance document, in chunks) on every AMI, on each of its
 snapshots and on every regional copy, then reads the tags back and repairs what is missing.
+
+Every AMI a bake creates carries the bake's mark in its description from the moment it is
+registered (`[bakery:<invocation>]`), long before Packer tags it: that is how a failed or
+interrupted bake finds what it made, in every region, and how a later bake finds what a killed
+one left behind. An AMI without the mark (or bakery's invocation tag) is never bakery's.
 """
 
 from __future__ import annotations
@@ -10,18 +15,23 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from bakery import provenance, render
 from bakery.catalog import ImageRecord
+from bakery.debris import Leftover, Owner, iso
 from bakery.errors import ConfigError, ProviderError
 from bakery.models import AwsTarget
 from bakery.progress import Reporter
 from bakery.providers.base import BakeRequest, ClientFactory, CloudProvider, Prepared
-from bakery.retry import aws_config
+from bakery.retry import aws_config, eventually
 from bakery.workspace import Workspace
+
+_GONE = ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable", "InvalidSnapshot.NotFound")
 
 
 def default_clients(service: str, region: str, endpoint: str | None) -> Any:
@@ -55,12 +65,20 @@ class AwsProvider(CloudProvider):
     kind = "aws"
     spec_type = AwsTarget
 
+    def __init__(self, reporter: Reporter, clients: ClientFactory) -> None:
+        super().__init__(reporter, clients)
+        self._versions: dict[str, str] = {}  # invocation -> version, once its AMI was seen
+
     @staticmethod
     def endpoint(spec: AwsTarget) -> str | None:
         return spec.endpoint or os.environ.get("AWS_ENDPOINT_URL_EC2") or os.environ.get("AWS_ENDPOINT_URL")
 
     def ec2(self, spec: AwsTarget, region: str | None = None) -> Any:
         return self.client("ec2", region or spec.region, self.endpoint(spec))
+
+    @staticmethod
+    def regions(spec: AwsTarget) -> tuple[str, ...]:
+        return (spec.region, *spec.copy_to)
 
     # --- before the build ---------------------------------------------------------------------
 
@@ -74,16 +92,18 @@ class AwsProvider(CloudProvider):
             image = self._describe_one(ec2, ami, what=f"parent {request.parent.ref}")
         else:
             source = request.project.config.images[request.eff.name].source
-            assert source is not None and source.aws is not None
+            if source is None or source.aws is None:
+                raise ConfigError(f"image '{request.eff.name}' has no aws source")
             if source.aws.ami:
                 image = self._describe_one(ec2, source.aws.ami, what="source AMI")
-            else:
+            elif source.aws.filter is not None:
                 flt = source.aws.filter
-                assert flt is not None
                 key = (spec.region, self.endpoint(spec), flt.owners, flt.name, flt.most_recent)
                 if key not in self._resolved:  # images sharing a base filter look it up once
                     self._resolved[key] = self._newest(ec2, spec, flt)
                 image = self._resolved[key]
+            else:
+                raise ConfigError(f"image '{request.eff.name}': source.aws needs 'ami' or 'filter'")
         ami = image["ImageId"]
         variables: dict[str, Any] = {"source_ami": ami}
         if self.endpoint(spec):
@@ -121,7 +141,7 @@ class AwsProvider(CloudProvider):
             "bakery:version": request.version,
             "bakery:target": request.eff.target,
             "bakery:state": "pending",
-            "bakery:invocation": request.workdir.name.rsplit("-", 1)[-1],
+            "bakery:invocation": request.invocation,
         }
         return Prepared(
             variables={**resolved.variables, "build_tags": pending},
@@ -130,10 +150,9 @@ class AwsProvider(CloudProvider):
             parent=resolved.parent,
         )
 
-    # --- after the build ----------------------------------------------------------------------
-
     def before_build(self, request: BakeRequest, skeleton: dict[str, Any]) -> dict[str, Any]:
-        """Fail now, not after an AMI exists, if the tags cannot hold the provenance."""
+        """Fail now, not after an AMI exists, if the tags cannot hold the provenance; and mark the
+        AMI's description with this bake's invocation, which AWS sets at registration."""
         for key in request.eff.tags:
             if key.lower().startswith("aws:") or len(key) > 128:
                 raise ConfigError(
@@ -147,17 +166,23 @@ class AwsProvider(CloudProvider):
             subject_digest={"awsImageId": f"ami-{'0' * 17}"},
             finished="2000-01-01T00:00:00Z",
         )
-        provenance.aws_tags(provenance.stamp_of(final, state="complete"), request.eff.tags, final)
-        return {}
+        tags = provenance.aws_tags(provenance.stamp_of(final, state="complete"), request.eff.tags, final)
+        room = provenance.AWS_MAX_TAGS - len(tags) - 2  # owner and heartbeat, while the bake runs
+        if room < 0:
+            raise ConfigError(
+                f"image {request.eff.name}: {len(tags) + 2} tags exceed AWS's limit of {provenance.AWS_MAX_TAGS} "
+                f"({len(request.eff.tags)} from images.yaml); remove {-room} of them"
+            )
+        description = provenance.aws_description(request.eff.image.description, request.invocation)
+        if len(description) > provenance.AWS_DESCRIPTION_MAX:
+            raise ConfigError(
+                f"image {request.eff.name}: its description is {len(request.eff.image.description)} characters; "
+                f"AMI descriptions hold {provenance.AWS_DESCRIPTION_MAX - provenance.AWS_MARK_LENGTH} "
+                "beside bakery's mark"
+            )
+        return {"image_description": description}
 
-    def discard(self, request: BakeRequest, artifacts: list[str]) -> None:
-        spec = self._spec(request)
-        for region, ami in sorted(_artifact_amis(artifacts).items()):
-            try:
-                with _aws_errors(f"removing {ami} in {region}"):
-                    self._remove(spec, region, ami)
-            except ProviderError as exc:
-                self.reporter.note(f"{exc.message}: remove it by hand")
+    # --- after the build ----------------------------------------------------------------------
 
     @_guarded("reading the baked AMI")
     def subject(self, request: BakeRequest, artifacts: list[str]) -> tuple[str, dict[str, str]]:
@@ -178,6 +203,9 @@ class AwsProvider(CloudProvider):
     ) -> ImageRecord:
         spec = self._spec(request)
         amis = _artifact_amis(artifacts)
+        missing = [r for r in self.regions(spec) if r not in amis]
+        if missing:
+            raise ProviderError(f"Packer reported no AMI in {', '.join(missing)} (artifacts: {artifacts or 'none'})")
         stamp = provenance.stamp_of(statement, state="complete")
         tags = provenance.aws_tags(stamp, request.eff.tags, statement)
         legacy = not render.wants_required_plugins(request.tools.get("packer", "1.6.6"))
@@ -185,44 +213,56 @@ class AwsProvider(CloudProvider):
             if legacy:  # Packer < 1.7 cannot ask for IMDSv2 at registration; set it before anyone launches
                 self.ec2(spec, region).modify_image_attribute(ImageId=ami, ImdsSupport={"Value": "v2.0"})
             self.stamp(spec, region, ami, tags)
-        return self._record(request.eff.target, stamp, {r: a for r, a in amis.items()}, tags)
+        return self._record(request.eff.target, stamp, dict(amis), tags)
 
     def stamp(self, spec: AwsTarget, region: str, ami: str, tags: dict[str, str]) -> None:
-        """Tag the AMI and its snapshots, the state last; read back and repair what did not stick."""
+        """Tag the AMI and its snapshots, the state last; read back and repair what did not stick
+        (tags are eventually consistent: reads back off between attempts)."""
         ec2 = self.ec2(spec, region)
         body = {k: v for k, v in tags.items() if k != "bakery:state"}
-        for attempt in range(4):
+        attempt = 0
+
+        def missing_after_write() -> list[str]:
+            nonlocal attempt
             image = self._describe_one(ec2, ami, what="baked AMI")
-            resources = [ami, *_snapshots(image)]
-            missing = [r for r in resources if not _has(self._tags_of(ec2, r, image), body)]
-            if not missing:
-                break
-            if attempt == 3:
-                raise ProviderError(f"tags did not stick on {', '.join(missing)} in {region} after 3 writes")
-            if attempt:
-                self.reporter.note(f"repairing tags on {', '.join(missing)} in {region}")
-            ec2.create_tags(Resources=missing, Tags=[{"Key": k, "Value": v} for k, v in body.items()])
-        ec2.create_tags(Resources=resources, Tags=[{"Key": "bakery:state", "Value": tags["bakery:state"]}])
+            missing = [r for r in [ami, *_snapshots(image)] if not _has(self._tags_of(ec2, r, image), body)]
+            if missing:
+                if attempt:
+                    self.reporter.note(f"repairing tags on {', '.join(missing)} in {region}")
+                attempt += 1
+                ec2.create_tags(Resources=missing, Tags=[{"Key": k, "Value": v} for k, v in body.items()])
+            return missing
+
+        if eventually(missing_after_write, attempts=5):
+            raise ProviderError(f"tags did not stick on {ami} or its snapshots in {region} after 4 writes")
+        image = self._describe_one(ec2, ami, what="baked AMI")
+        ec2.create_tags(
+            Resources=[ami, *_snapshots(image)], Tags=[{"Key": "bakery:state", "Value": tags["bakery:state"]}]
+        )
+        # The heartbeat is only for bakes still running; a stale one on a complete AMI is harmless.
+        with _unless_gone():
+            ec2.delete_tags(Resources=[ami], Tags=[{"Key": provenance.AWS_HEARTBEAT_TAG}])
 
     # --- reading ------------------------------------------------------------------------------
 
     @_guarded("listing AMIs")
-    def images(self, target: str, name: str | None = None, *, include_pending: bool = False) -> list[ImageRecord]:
+    def images(self, target: str, name: str | None = None) -> list[ImageRecord]:
         spec = self.specs[target]
-        by_version: dict[tuple[str, str], dict[str, tuple[str, dict[str, str]]]] = defaultdict(dict)
-        for region in (spec.region, *spec.copy_to):
+        # One image = one bake: its regional copies share the invocation.
+        by_bake: dict[str, dict[str, tuple[str, dict[str, str]]]] = defaultdict(dict)
+        for region in self.regions(spec):
             filters = [{"Name": "tag:bakery:target", "Values": [target]}]
             if name:
                 filters.append({"Name": "tag:bakery:image", "Values": [name]})
             for image in self._paginate(self.ec2(spec, region), Owners=["self"], Filters=filters):
                 tags = {t["Key"]: t["Value"] for t in image.get("Tags", [])}
-                if tags.get("bakery:state") != "complete" and not include_pending:
+                if tags.get("bakery:state") != "complete":
                     continue
-                key = (tags.get("bakery:image", ""), tags.get("bakery:version", ""))
+                bake = tags.get("bakery:invocation") or image["ImageId"]
                 tags["bakery:registered"] = image.get("CreationDate", "")
-                by_version[key][region] = (image["ImageId"], tags)
+                by_bake[bake][region] = (image["ImageId"], tags)
         records = []
-        for (_image, _version), regions in by_version.items():
+        for regions in by_bake.values():
             primary = regions.get(spec.region) or next(iter(regions.values()))
             stamp = provenance.aws_stamp(primary[1])
             records.append(self._record(target, stamp, {r: a for r, (a, _) in regions.items()}, primary[1]))
@@ -234,26 +274,111 @@ class AwsProvider(CloudProvider):
             raise ProviderError(f"{record.ref}: the provenance tags on {record.locations[0]} are incomplete")
         return document
 
-    def clean_up(self, record: ImageRecord) -> None:
-        """Deregister a half-recorded version everywhere, with its snapshots."""
-        spec = self.specs[record.target]
-        for location in record.locations:
-            region, ami = location.split(":", 1)
-            with _aws_errors(f"removing {ami} in {region}"):
-                self._remove(spec, region, ami)
+    # --- what bakes leave behind --------------------------------------------------------------
 
-    def _remove(self, spec: AwsTarget, region: str, ami: str) -> None:
-        ec2 = self.ec2(spec, region)
-        images = self._paginate(ec2, ImageIds=[ami])
-        ec2.deregister_image(ImageId=ami)
-        for snapshot in (s for image in images for s in _snapshots(image)):
-            ec2.delete_snapshot(SnapshotId=snapshot)
+    @_guarded("looking for AMIs of bakes")
+    def marked(
+        self, target: str, name: str, *, version: str | None = None, invocation: str | None = None
+    ) -> list[Leftover]:
+        spec = self.specs[target]
+        pattern = re.compile(re.escape(name) + r"-(\d+\.\d+\.\d+)")
+        found: list[tuple[str, dict[str, Any], dict[str, str]]] = []
+        for region in self.regions(spec):
+            wanted = f"{name}-{version}" if version else f"{name}-*"
+            for image in self._paginate(
+                self.ec2(spec, region), Owners=["self"], Filters=[{"Name": "name", "Values": [wanted]}]
+            ):
+                if pattern.fullmatch(image.get("Name", "")):
+                    found.append((region, image, {t["Key"]: t["Value"] for t in image.get("Tags", [])}))
+        # An AMI is a bake's by its description mark (set at registration), or its invocation tag;
+        # a copy still in progress, which may carry neither yet, by the AMI it was copied from.
+        owner_of: dict[str, str] = {}
+        for _region, image, tags in found:
+            bake = provenance.aws_mark(image.get("Description", "")) or tags.get("bakery:invocation")
+            if bake:
+                owner_of[image["ImageId"]] = bake
+        for _region, image, _tags in found:
+            source = image.get("SourceImageId")
+            if image["ImageId"] not in owner_of and source in owner_of:
+                owner_of[image["ImageId"]] = owner_of[source]
+        bakes: dict[str, list[tuple[str, dict[str, Any], dict[str, str]]]] = defaultdict(list)
+        for region, image, tags in found:
+            bake = owner_of.get(image["ImageId"])
+            if bake is None or tags.get("bakery:target", target) != target:
+                continue
+            if invocation is None or bake == invocation:
+                bakes[bake].append((region, image, tags))
+        return [self._leftover(target, name, bake, copies) for bake, copies in sorted(bakes.items())]
+
+    def _leftover(
+        self, target: str, name: str, bake: str, copies: list[tuple[str, dict[str, Any], dict[str, str]]]
+    ) -> Leftover:
+        copies.sort(key=lambda c: (c[1].get("CreationDate", ""), c[0]))
+        tags: dict[str, str] = {}
+        for _region, _image, these in reversed(copies):  # the earliest copy's tags win
+            tags.update(these)
+        version = copies[0][1]["Name"][len(name) + 1 :]
+        self._versions[bake] = version
+        owner = _unpack_owner(tags.get(provenance.AWS_OWNER_TAG, ""))
+        return Leftover(
+            target=target,
+            image=name,
+            version=version,
+            invocation=bake,
+            locations=tuple(f"{region}:{image['ImageId']}" for region, image, _ in copies),
+            created=copies[0][1].get("CreationDate", ""),
+            state=tags.get("bakery:state", "") if tags.get("bakery:invocation", bake) == bake else "",
+            owner=owner if owner and owner.invocation == bake else None,
+            heartbeat=tags.get(provenance.AWS_HEARTBEAT_TAG),
+        )
+
+    @_guarded("writing the bake's heartbeat")
+    def heartbeat(self, target: str, name: str, owner: Owner) -> None:
+        version = self._versions.get(owner.invocation)
+        beat = [
+            {"Key": provenance.AWS_OWNER_TAG, "Value": _pack_owner(owner)},
+            {"Key": provenance.AWS_HEARTBEAT_TAG, "Value": iso(datetime.now(UTC))},
+        ]
+        spec = self.specs[target]
+        for leftover in self.marked(target, name, version=version, invocation=owner.invocation):
+            if leftover.state == "complete":
+                continue
+            for location in leftover.locations:
+                region, _, ami = location.partition(":")
+                self.ec2(spec, region).create_tags(Resources=[ami], Tags=beat)
+
+    @_guarded("removing AMIs")
+    def remove(self, leftover: Leftover) -> list[str]:
+        from botocore.exceptions import ClientError
+
+        spec = self.specs[leftover.target]
+        removed = []
+        for location in leftover.locations:
+            region, _, ami = location.partition(":")
+            ec2 = self.ec2(spec, region)
+            try:
+                images = ec2.describe_images(ImageIds=[ami]).get("Images", [])
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in _GONE:
+                    continue
+                raise
+            if not images:
+                continue
+            snapshots = _snapshots(images[0])
+            with _unless_gone():
+                ec2.deregister_image(ImageId=ami)
+            for snapshot in snapshots:
+                with _unless_gone():
+                    ec2.delete_snapshot(SnapshotId=snapshot)
+            removed.append(f"{ami} in {region}" + (f" with {', '.join(snapshots)}" if snapshots else ""))
+        return removed
 
     # --- helpers ------------------------------------------------------------------------------
 
     def _spec(self, request: BakeRequest) -> AwsTarget:
         spec = request.project.config.targets[request.eff.target]
-        assert isinstance(spec, AwsTarget)
+        if not isinstance(spec, AwsTarget):
+            raise ConfigError(f"target '{request.eff.target}' is not an aws target")
         self.specs[request.eff.target] = spec
         return spec
 
@@ -305,6 +430,15 @@ class AwsProvider(CloudProvider):
         )
 
 
+def _pack_owner(owner: Owner) -> str:
+    return ";".join(f"{k}={v}" for k, v in owner.fields().items())
+
+
+def _unpack_owner(text: str) -> Owner | None:
+    fields = dict(part.partition("=")[::2] for part in text.split(";") if "=" in part)
+    return Owner.from_fields(fields)
+
+
 def _artifact_amis(artifacts: Iterable[str]) -> dict[str, str]:
     """'eu-west-1:ami-1,eu-central-1:ami-2' (Packer's artifact id) -> {region: ami}."""
     out = {}
@@ -333,14 +467,46 @@ def _location(record: ImageRecord, region: str) -> str:
 
 
 @contextlib.contextmanager
+def _unless_gone() -> Iterator[None]:
+    """A delete of what is already gone (another cleanup got there first) is not an error."""
+    from botocore.exceptions import ClientError
+
+    try:
+        yield
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in _GONE:
+            raise
+
+
+def _one_line(text: object, limit: int = 200) -> str:
+    """An SDK message as one short line: an HTML error page must not flood the terminal."""
+    line = next((part.strip() for part in str(text).splitlines() if part.strip()), "")
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+@contextlib.contextmanager
 def _aws_errors(what: str) -> Iterator[None]:
-    """botocore's errors (no credentials, endpoint down, API refusals) as a ProviderError."""
+    """botocore's errors (no credentials, endpoint down or hanging, API refusals, answers that
+    are not AWS's, such as a proxy's HTML page) as a one-line ProviderError."""
     from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.parsers import ResponseParserError
 
     try:
         yield
     except ClientError as exc:
         error = exc.response.get("Error", {})
-        raise ProviderError(f"AWS: {what}: {error.get('Code', '')} {error.get('Message', exc)}".strip()) from exc
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        code = error.get("Code") or (f"HTTP {status}" if status else "")
+        message = _one_line(error.get("Message") or exc)
+        raise ProviderError(f"AWS: {what}: {code} {message}".strip()) from exc
+    except ResponseParserError as exc:
+        raise ProviderError(
+            f"AWS: {what}: the endpoint's answer is not an AWS API response ({_one_line(exc, 120)})",
+            hint="check the endpoint (AWS_ENDPOINT_URL, the target's endpoint) and any proxy in between",
+        ) from exc
     except BotoCoreError as exc:
-        raise ProviderError(f"AWS: {what}: {exc}", hint="check AWS credentials, region and endpoint") from exc
+        raise ProviderError(
+            f"AWS: {what}: {_one_line(exc)}", hint="check AWS credentials, region and endpoint"
+        ) from exc
+    except OSError as exc:  # a connection reset below botocore's own wrapping
+        raise ProviderError(f"AWS: {what}: {_one_line(exc)}", hint="check the endpoint and the network") from exc

@@ -98,6 +98,10 @@ class Provider(Protocol):
     def subject(self, request: BakeRequest, artifacts: list[str]) -> tuple[str, dict[str, str]]:
         """(name, digest set) of what was built, for the provenance subject."""
 
+    def scan(self, request: BakeRequest, secrets: Mapping[str, str]) -> None:
+        """Raise BuildError naming a secret (name -> value) whose value is found in what was built,
+        where the provider can read it; called before anything is recorded."""
+
 
 ClientFactory = Callable[..., Any]
 
@@ -152,3 +156,8 @@ class CloudProvider:
         if key not in self._clients:
             self._clients[key] = self._factory(service, where, endpoint)
         return self._clients[key]
+
+    def scan(self, request: BakeRequest, secrets: Mapping[str, str]) -> None:
+        """Nothing to search: an AMI or a GCP image cannot be read from this machine without
+        booting or exporting it. Its secrets still reached Ansible only through process
+        environments, never a command line, a file or a log here."""

@@ -6,17 +6,20 @@ import base64
 import json
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from bakery import runner
 from bakery.catalog import ImageRecord
+from bakery.debris import Leftover, Owner
 from bakery.errors import BuildError, UsageError
 from bakery.models import LocalSource, LocalTarget
 from bakery.progress import Reporter
 from bakery.providers.base import BakeRequest, ClientFactory, Prepared
 from bakery.providers.local_base import ensure_base, file_sha256, overlay_dir, recipe_digest
 from bakery.providers.local_store import LocalStore
+from bakery.secrets import SCAN_MIN_BYTES, leaked, needles, search
 from bakery.workspace import Workspace
 
 QEMU = "qemu-system-x86_64"
@@ -120,14 +123,18 @@ class LocalProvider:
         base = "sha256:" + cached.read_text().strip() if cached.is_file() else f"unbuilt:{digest}"
         return Prepared(variables={}, base=base, base_dependency={}, parent=None)
 
-    def pending(self, target: str, name: str) -> list[ImageRecord]:
-        return []  # the local store records a version in one transaction: nothing is ever half-recorded
+    # A local bake creates nothing outside its work directory (removed on any failure) until the
+    # store records the version in one transaction: there is never anything of it left behind.
+    def marked(
+        self, target: str, name: str, *, version: str | None = None, invocation: str | None = None
+    ) -> list[Leftover]:
+        return []
 
-    def clean_up(self, record: ImageRecord) -> None:
+    def heartbeat(self, target: str, name: str, owner: Owner) -> None:
         pass
 
-    def stale_pending(self, record: ImageRecord) -> bool:
-        return True
+    def remove(self, leftover: Leftover) -> list[str]:
+        return []
 
     def prepare(self, request: BakeRequest) -> Prepared:
         from cryptography.hazmat.primitives import serialization
@@ -210,8 +217,29 @@ class LocalProvider:
     def before_build(self, request: BakeRequest, skeleton: dict[str, Any]) -> dict[str, Any]:
         return {}
 
-    def discard(self, request: BakeRequest, artifacts: list[str]) -> None:
-        pass  # what Packer made is in the work directory, which the bake removes
+    def scan(self, request: BakeRequest, secrets: Mapping[str, str]) -> None:
+        """Search every file of the built image for each secret's value, byte for byte; raise
+        BuildError naming the first secret found (never its value).
+
+        The qcow2 is read as it is: the template leaves it uncompressed, so what the guest wrote,
+        deleted files' blocks included, is in it as written (a value split across two clusters
+        that are not adjacent in the file is the one it would miss).
+        """
+        wanted, short = needles(secrets)
+        for name in short:
+            self.reporter.note(f"secret '{name}' is under {SCAN_MIN_BYTES} bytes: too short to search the image for")
+        if not wanted:
+            return
+        built = (
+            ("disk", request.workdir / "output" / "disk.qcow2"),
+            ("kernel", request.workdir / "output-vmlinuz"),
+            ("initrd", request.workdir / "output-initrd.img"),
+        )
+        for what, path in built:
+            found = search(path, wanted) if path.is_file() else None
+            if found is not None:
+                raise leaked(request.eff, found, what, log_path=str(request.log_path or ""))
+        self.reporter.note(f"searched the image for {len(wanted)} secret(s): none found")
 
     def subject(self, request: BakeRequest, artifacts: list[str]) -> tuple[str, dict[str, str]]:
         disk = request.workdir / "output" / "disk.qcow2"

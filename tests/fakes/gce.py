@@ -14,13 +14,22 @@ transport)::
     GET    /compute/v1/projects/{project}/global/operations/{operation}      globalOperations.get
     POST   /compute/v1/projects/{project}/global/operations/{operation}/wait globalOperations.wait
 
-Every mutating call answers with an Operation whose status is already ``DONE``, so the client's
-``ExtendedOperation`` never polls (which matters: the GlobalOperationsClient the images client builds
-for polling does NOT inherit ``client_options`` and would talk to compute.googleapis.com).
+Operations behave as GCE's do: a mutating call answers with an Operation that is ``RUNNING``, and
+the change takes effect only when the operation is ``DONE``, ``operation_delay`` seconds later
+(0 by default: done by the next request). Until then a read shows the image as it was (an insert
+shows it ``PENDING``, a delete ``DELETING``). ``globalOperations.wait`` blocks until the operation
+is done, as GCE's does (up to its two minutes). Note that the ``ExtendedOperation`` an images
+client returns polls through a GlobalOperationsClient that does NOT inherit ``client_options``
+(it would talk to compute.googleapis.com): wait with :func:`global_operations_client` instead.
+
+Faults to inject: an error status with Google's JSON body or an HTML page (:meth:`FakeGce.fail_next`),
+an endpoint that does not answer (:meth:`FakeGce.hang_next`), a connection closed without an
+answer (:meth:`FakeGce.drop_next`), an operation that finishes with an error
+(:meth:`FakeGce.fail_operation_next`).
 
 Usage::
 
-    with FakeGce() as gce:
+    with FakeGce(operation_delay=1.0) as gce:
         gce.add_image("proj", "web-1", family="web", labels={"bakery-image": "web"})
         client = images_client(gce.endpoint)
         client.get(project="proj", image="web-1")
@@ -40,6 +49,7 @@ import re
 import secrets
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -50,7 +60,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 if TYPE_CHECKING:
     from google.cloud import compute_v1
 
-__all__ = ["FakeGce", "GceError", "global_operations_client", "images_client"]
+__all__ = ["FakeGce", "GceError", "global_operations_client", "images_client", "wait_done"]
 
 JsonDict = dict[str, Any]
 
@@ -74,6 +84,18 @@ _DEFAULT_MESSAGES = {
     503: "The service is currently unavailable.",
     504: "Deadline Exceeded",
 }
+# What a proxy or load balancer in front of an API answers: a page, not the API's JSON.
+_HTML_PAGE = """<!DOCTYPE html>
+<html lang=en>
+  <meta charset=utf-8>
+  <title>Error {status} (Server Error)!!1</title>
+  <style>*{{margin:0;padding:0}}html{{font:15px/22px arial}}</style>
+  <p><b>{status}.</b> <ins>That's an error.</ins>
+  <p>The server encountered an error and could not complete your request.<p>Please try again in 30 seconds.
+</html>
+"""
+# GCE's globalOperations.wait returns after at most two minutes, done or not.
+WAIT_LIMIT = 120.0
 
 
 def images_client(endpoint: str) -> compute_v1.ImagesClient:
@@ -104,6 +126,16 @@ def global_operations_client(endpoint: str) -> compute_v1.GlobalOperationsClient
     )
 
 
+def wait_done(endpoint: str, project: str, operation: compute_v1.Operation) -> compute_v1.Operation:
+    """Wait (globalOperations.wait, pointed at the fake) until ``operation`` is DONE; returns it."""
+    from google.cloud import compute_v1
+
+    ops = global_operations_client(endpoint)
+    while operation.status != compute_v1.Operation.Status.DONE:
+        operation = ops.wait(project=project, operation=operation.name, timeout=10)
+    return operation
+
+
 class GceError(Exception):
     """Raised by handlers; rendered as a Google-style JSON error body."""
 
@@ -129,6 +161,8 @@ class _FailRule:
     remaining: int
     method: str | None
     path_contains: str | None
+    mode: str = "json"  # json | html (an error page) | hang (no answer for `seconds`) | drop (close)
+    seconds: float = 0.0
 
     def matches(self, method: str, target: str) -> bool:
         if self.remaining <= 0:
@@ -136,6 +170,27 @@ class _FailRule:
         if self.method is not None and self.method.upper() != method:
             return False
         return self.path_contains is None or self.path_contains in target
+
+
+@dataclass
+class _Pending:
+    """An operation still RUNNING: `apply` makes its change when it is done, unless it fails."""
+
+    op: JsonDict
+    due: float  # time.monotonic() when it is done
+    apply: Callable[[], None] | None
+    error: GceError | None = None
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    body: bytes
+    content_type: str = "application/json; charset=UTF-8"
+
+
+class _Drop(Exception):
+    """Close the connection without answering."""
 
 
 # --------------------------------------------------------------------------------------------- filter
@@ -300,24 +355,39 @@ def compile_filter(text: str) -> _Pred:
 class FakeGce:
     """A fake Compute Engine v1 REST endpoint on 127.0.0.1 (images + global operations)."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, operation_delay: float = 0.0) -> None:
         self._host = host
         self._port = port
         self._lock = threading.RLock()
+        self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._ids = itertools.count(1_000_000_000_000_000_001)
         self._last_ts: dt.datetime | None = None
         self._fail_rules: list[_FailRule] = []
+        self._operation_failures: list[tuple[str | None, GceError]] = []
+        self._pending: list[_Pending] = []
         self._label_generation = itertools.count(1)
         self._request_ids: dict[str, JsonDict] = {}
         self._connections: set[socket.socket] = set()
+        self._images: dict[str, dict[str, JsonDict]] = {}
+        self._operations: dict[str, dict[str, JsonDict]] = {}
+        #: seconds from a mutating call to its operation being DONE (and its change made)
+        self.operation_delay = operation_delay
         #: every request seen, as (METHOD, path+query), in arrival order
         self.requests: list[tuple[str, str]] = []
-        #: stored state: project -> image name -> image JSON (live objects; mutate with care)
-        self.images: dict[str, dict[str, JsonDict]] = {}
-        #: project -> operation name -> operation JSON
-        self.operations: dict[str, dict[str, JsonDict]] = {}
+
+    @property
+    def images(self) -> dict[str, dict[str, JsonDict]]:
+        """Stored state: project -> image name -> image JSON, as of now (live objects; mutate with care)."""
+        self.settle()
+        return self._images
+
+    @property
+    def operations(self) -> dict[str, dict[str, JsonDict]]:
+        """project -> operation name -> operation JSON, as of now."""
+        self.settle()
+        return self._operations
 
     # ----------------------------------------------------------------------------------- lifecycle
 
@@ -329,6 +399,7 @@ class FakeGce:
         class Handler(_Handler):
             gce = fake
 
+        self._stopping.clear()
         self._server = ThreadingHTTPServer((self._host, self._port), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
@@ -340,6 +411,7 @@ class FakeGce:
     def stop(self) -> None:
         server, thread = self._server, self._thread
         self._server = self._thread = None
+        self._stopping.set()  # ends hanging answers and waits
         if server is not None:
             server.shutdown()
             server.server_close()
@@ -380,6 +452,10 @@ class FakeGce:
         with self._lock:
             return sum(1 for m, p in self.requests if m == method and p.startswith(path_prefix))
 
+    def set_labels_calls(self, project: str, image: str) -> int:
+        """How many setLabels requests image ``project/image`` received (failed ones included)."""
+        return self.count("POST", f"{_PREFIX}{project}/global/images/{image}/setLabels")
+
     def reset_requests(self) -> None:
         with self._lock:
             self.requests.clear()
@@ -391,10 +467,39 @@ class FakeGce:
         *,
         method: str | None = None,
         path_contains: str | None = None,
+        html: bool = False,
     ) -> None:
-        """Answer the next ``times`` matching requests with ``status`` and a Google-style error body."""
+        """Answer the next ``times`` matching requests with ``status`` and a Google-style error body
+        (or, with ``html``, the HTML error page a proxy or load balancer sends)."""
         with self._lock:
-            self._fail_rules.append(_FailRule(status, times, method, path_contains))
+            self._fail_rules.append(_FailRule(status, times, method, path_contains, "html" if html else "json"))
+
+    def hang_next(
+        self, seconds: float = 3600.0, times: int = 1, *, method: str | None = None, path_contains: str | None = None
+    ) -> None:
+        """Leave the next ``times`` matching requests without an answer for ``seconds`` (or until
+        the server stops), then answer them."""
+        with self._lock:
+            self._fail_rules.append(_FailRule(0, times, method, path_contains, "hang", seconds))
+
+    def drop_next(self, times: int = 1, *, method: str | None = None, path_contains: str | None = None) -> None:
+        """Close the connection of the next ``times`` matching requests without an answer."""
+        with self._lock:
+            self._fail_rules.append(_FailRule(0, times, method, path_contains, "drop"))
+
+    def fail_operation_next(self, status: int, message: str, *, operation_type: str | None = None) -> None:
+        """The next operation (of ``operation_type``: insert, delete, setLabels, deprecate) is accepted,
+        then finishes DONE with this error, and its change is never made."""
+        with self._lock:
+            self._operation_failures.append((operation_type, GceError(status, message)))
+
+    def settle(self) -> None:
+        """Finish every operation whose time has come (every request does this first)."""
+        with self._lock:
+            now = time.monotonic()
+            for pending in [p for p in self._pending if p.due <= now]:
+                self._pending.remove(pending)
+                self._finish(pending)
 
     def add_image(
         self,
@@ -407,7 +512,7 @@ class FakeGce:
         status: str = "READY",
         creation_timestamp: str | dt.datetime | None = None,
     ) -> JsonDict:
-        """Seed an image directly (no request recorded). Returns a copy of the stored JSON."""
+        """Seed an image directly (no request recorded, no operation). Returns a copy of the stored JSON."""
         body: JsonDict = {"name": name, "description": description, "status": status}
         if family is not None:
             body["family"] = family
@@ -416,14 +521,16 @@ class FakeGce:
         if isinstance(creation_timestamp, dt.datetime):
             creation_timestamp = _rfc3339(creation_timestamp)
         with self._lock:
-            if name in self.images.get(project, {}):
+            self.settle()
+            if name in self._images.get(project, {}):
                 raise ValueError(f"image {project}/{name} already exists")
             image = self._make_image(project, body, creation_timestamp=creation_timestamp)
             return copy.deepcopy(image)
 
     def image(self, project: str, name: str) -> JsonDict:
         with self._lock:
-            return copy.deepcopy(self.images[project][name])
+            self.settle()
+            return copy.deepcopy(self._images[project][name])
 
     # ----------------------------------------------------------------------------------- internals
 
@@ -455,7 +562,7 @@ class FakeGce:
                 "Must be a match of regex '(?:[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?)'",
                 "invalid",
             )
-        project_images = self.images.setdefault(project, {})
+        project_images = self._images.setdefault(project, {})
         if name in project_images:
             raise GceError(409, f"The resource 'projects/{project}/global/images/{name}' already exists")
         labels = {str(k): str(v) for k, v in (body.get("labels") or {}).items()}
@@ -495,12 +602,13 @@ class FakeGce:
         return image
 
     def _get_image(self, project: str, name: str) -> JsonDict:
-        image = self.images.get(project, {}).get(name)
+        image = self._images.get(project, {}).get(name)
         if image is None:
             raise GceError(404, f"The resource 'projects/{project}/global/images/{name}' was not found")
         return image
 
-    def _operation(self, project: str, op_type: str, image: JsonDict) -> JsonDict:
+    def _operation(self, project: str, op_type: str, image: JsonDict, apply: Callable[[], None] | None) -> JsonDict:
+        """A RUNNING operation on `image`; `apply` makes its change once it is DONE."""
         now = self._now()
         name = f"operation-{int(dt.datetime.now(dt.UTC).timestamp() * 1000)}-{secrets.token_hex(6)}"
         op: JsonDict = {
@@ -510,38 +618,84 @@ class FakeGce:
             "operationType": op_type,
             "targetLink": image["selfLink"],
             "targetId": image["id"],
-            "status": "DONE",
+            "status": "RUNNING",
             "user": "fake@example.com",
-            "progress": 100,
+            "progress": 0,
             "insertTime": now,
             "startTime": now,
-            "endTime": now,
             "selfLink": f"{API_ROOT}/projects/{project}/global/operations/{name}",
         }
-        self.operations.setdefault(project, {})[name] = op
-        return op
+        error = None
+        for failure in self._operation_failures:
+            if failure[0] in (None, op_type):
+                self._operation_failures.remove(failure)
+                error = failure[1]
+                break
+        self._operations.setdefault(project, {})[name] = op
+        self._pending.append(_Pending(op, time.monotonic() + self.operation_delay, apply, error))
+        return copy.deepcopy(op)
 
-    def _take_failure(self, method: str, target: str) -> int | None:
+    def _finish(self, pending: _Pending) -> None:
+        op = pending.op
+        if pending.error is not None:
+            error = pending.error
+            op["error"] = {"errors": [{"code": error.reason.upper(), "message": error.message}]}
+            op["httpErrorStatusCode"] = error.status
+            op["httpErrorMessage"] = error.reason.upper()
+        elif pending.apply is not None:
+            pending.apply()
+        op["status"] = "DONE"
+        op["progress"] = 100
+        op["endTime"] = self._now()
+
+    def _due(self, project: str, operation: str) -> float | None:
+        """When a RUNNING operation will be done (time.monotonic()), None if it is not running."""
+        with self._lock:
+            for pending in self._pending:
+                if pending.op["name"] == operation and pending.op["selfLink"].endswith(
+                    f"/projects/{project}/global/operations/{operation}"
+                ):
+                    return pending.due
+        return None
+
+    def _take_failure(self, method: str, target: str) -> _FailRule | None:
         for rule in self._fail_rules:
             if rule.matches(method, target):
                 rule.remaining -= 1
                 if rule.remaining <= 0:
                     self._fail_rules.remove(rule)
-                return rule.status
+                return rule
         return None
 
-    def handle(self, method: str, target: str, body: bytes) -> tuple[int, JsonDict]:
-        """Route one request; returns (status, JSON body)."""
+    def handle(self, method: str, target: str, body: bytes) -> _Answer:
+        """Route one request. Raises _Drop for a connection to close without an answer."""
         with self._lock:
+            self.settle()
             self.requests.append((method, target))
-            failure = self._take_failure(method, target)
-            if failure is not None:
-                msg = _DEFAULT_MESSAGES.get(failure, f"Injected failure {failure}")
-                return failure, GceError(failure, msg).body()
+            rule = self._take_failure(method, target)
+        if rule is not None and rule.mode == "drop":
+            raise _Drop
+        if rule is not None and rule.mode == "hang":
+            self._stopping.wait(rule.seconds)
+            rule = None
+        if rule is not None:
+            if rule.mode == "html":
+                page = _HTML_PAGE.format(status=rule.status).encode()
+                return _Answer(rule.status, page, "text/html; charset=UTF-8")
+            msg = _DEFAULT_MESSAGES.get(rule.status, f"Injected failure {rule.status}")
+            return _json(rule.status, GceError(rule.status, msg).body())
+        path = urlsplit(target).path
+        if method == "POST" and path.startswith(_PREFIX) and path.endswith("/wait"):
+            parts = path[len(_PREFIX) :].split("/")
+            due = self._due(parts[0], unquote(parts[-2])) if len(parts) == 5 else None
+            if due is not None:  # as GCE's does: return when done, or at its time limit
+                self._stopping.wait(min(max(due - time.monotonic(), 0.0), WAIT_LIMIT))
+        with self._lock:
+            self.settle()
             try:
-                return 200, self._route(method, target, body)
+                return _json(200, self._route(method, target, body))
             except GceError as e:
-                return e.status, e.body()
+                return _json(e.status, e.body())
 
     def _route(self, method: str, target: str, raw_body: bytes) -> JsonDict:
         split = urlsplit(target)
@@ -571,22 +725,15 @@ class FakeGce:
                 case ("GET", [name]):
                     return copy.deepcopy(self._get_image(project, name))
                 case ("DELETE", [name]):
-                    image = self._get_image(project, name)
-                    del self.images[project][name]
-                    return self._operation(project, "delete", image)
+                    return self._delete(project, name)
                 case ("POST", [name, "setLabels"]):
                     return self._set_labels(project, name, body)
                 case ("POST", [name, "deprecate"]):
-                    image = self._get_image(project, name)
-                    if body.get("state") in (None, "", "ACTIVE"):
-                        image.pop("deprecated", None)
-                    else:
-                        image["deprecated"] = body
-                    return self._operation(project, "deprecate", image)
+                    return self._deprecate(project, name, body)
         elif collection == "operations":
             match (method, rest):
                 case ("GET", [name]) | ("POST", [name, "wait"]):
-                    op = self.operations.get(project, {}).get(name)
+                    op = self._operations.get(project, {}).get(name)
                     if op is None:
                         raise GceError(404, f"The resource 'projects/{project}/global/operations/{name}' was not found")
                     return copy.deepcopy(op)
@@ -594,7 +741,7 @@ class FakeGce:
 
     def _list(self, project: str, query: dict[str, str]) -> JsonDict:
         pred = compile_filter(query.get("filter", ""))
-        items = [img for img in self.images.get(project, {}).values() if pred(img)]
+        items = [img for img in self._images.get(project, {}).values() if pred(img)]
         order_by = query.get("orderBy", "").strip()
         if order_by in ("", "name"):
             items.sort(key=lambda img: img["name"])
@@ -627,17 +774,43 @@ class FakeGce:
         if request_id and request_id in self._request_ids:
             return copy.deepcopy(self._request_ids[request_id])
         body = {k: v for k, v in body.items() if k not in ("id", "creationTimestamp", "selfLink", "status")}
-        image = self._make_image(project, body)
-        op = self._operation(project, "insert", image)
+        image = self._make_image(project, {**body, "status": "PENDING"})  # the name is taken at once
+
+        def ready() -> None:
+            image["status"] = "READY"
+
+        op = self._operation(project, "insert", image, ready)
         if request_id:
             self._request_ids[request_id] = op
         return op
 
+    def _delete(self, project: str, name: str) -> JsonDict:
+        image = self._get_image(project, name)
+        image["status"] = "DELETING"
+
+        def gone() -> None:
+            self._images.get(project, {}).pop(name, None)
+
+        return self._operation(project, "delete", image, gone)
+
+    def _deprecate(self, project: str, name: str, body: JsonDict) -> JsonDict:
+        image = self._get_image(project, name)
+
+        def deprecate() -> None:
+            if body.get("state") in (None, "", "ACTIVE"):
+                image.pop("deprecated", None)
+            else:
+                image["deprecated"] = body
+
+        return self._operation(project, "deprecate", image, deprecate)
+
     def _get_from_family(self, project: str, family: str) -> JsonDict:
         candidates = [
             img
-            for img in self.images.get(project, {}).values()
-            if img.get("family") == family and (img.get("deprecated") or {}).get("state") not in _DEPRECATED_STATES
+            for img in self._images.get(project, {}).values()
+            if img.get("family") == family
+            and img.get("status") == "READY"
+            and (img.get("deprecated") or {}).get("state") not in _DEPRECATED_STATES
         ]
         if not candidates:
             raise GceError(404, f"The resource 'projects/{project}/global/images/family/{family}' was not found")
@@ -653,12 +826,19 @@ class FakeGce:
                 "conditionNotMet",
             )
         labels = {str(k): str(v) for k, v in (body.get("labels") or {}).items()}
-        if labels:
-            image["labels"] = labels
-        else:
-            image.pop("labels", None)
-        image["labelFingerprint"] = self._fingerprint(labels)
-        return self._operation(project, "setLabels", image)
+
+        def relabel() -> None:
+            if labels:
+                image["labels"] = labels
+            else:
+                image.pop("labels", None)
+            image["labelFingerprint"] = self._fingerprint(labels)
+
+        return self._operation(project, "setLabels", image, relabel)
+
+
+def _json(status: int, payload: JsonDict) -> _Answer:
+    return _Answer(status, json.dumps(payload).encode())
 
 
 def _rfc3339(when: dt.datetime) -> str:
@@ -689,18 +869,27 @@ class _Handler(BaseHTTPRequestHandler):
     def finish(self) -> None:
         with self.gce._lock:
             self.gce._connections.discard(self.connection)
-        super().finish()
+        with contextlib.suppress(OSError):  # the client may have gone (a timeout, a dropped answer)
+            super().finish()
 
     def _dispatch(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        status, payload = self.gce.handle(self.command, self.path, body)
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=UTF-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        try:
+            answer = self.gce.handle(self.command, self.path, body)
+        except _Drop:
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        try:
+            self.send_response(answer.status)
+            self.send_header("Content-Type", answer.content_type)
+            self.send_header("Content-Length", str(len(answer.body)))
+            self.end_headers()
+            self.wfile.write(answer.body)
+        except OSError:  # the client gave up waiting
+            self.close_connection = True
 
     do_GET = do_POST = do_DELETE = do_PATCH = do_PUT = _dispatch
 

@@ -1,9 +1,15 @@
-"""moto's server, with AMIs EBS-backed as on AWS.
+"""moto's server, with AMIs EBS-backed as on AWS, and AWS's slowness and faults on demand.
 
 moto registers every AMI it creates (create_image, copy_image) with root device type 'standard';
 Packer's amazon-ebs refuses such an AMI as a source. On AWS an AMI made from an EBS volume is
 'ebs', so this runs moto's own server with that one default changed, and seeds the Debian-like
 source AMIs the tests filter for (MOTO_AMIS_PATH must be set before moto is imported).
+
+moto makes every AMI available at once; on AWS an AMI, and a regional copy even more, stays
+`pending` for minutes, which is where a Ctrl-C lands most often. `set_faults(endpoint, ...)`
+makes new AMIs pending for a while (`pending_seconds={"create": 30, "copy": 30}`) and delays
+chosen API actions (`delays=[{"action": "CreateTags", "agent": "Boto3", "seconds": 30}]`, the
+agent matched against the User-Agent: Packer's are aws-sdk-go, bakery's Boto3).
 
     python -m tests.fakes.moto_ebs PORT AMIS_JSON
 """
@@ -73,22 +79,89 @@ def running(amis_json: Path, timeout: float = 30) -> Iterator[str]:
         server.wait(timeout=10)
 
 
+FAULTS_PATH = "/_bakery/faults"
+
+
+def set_faults(
+    endpoint: str, *, pending_seconds: Mapping[str, float] | None = None, delays: list[dict[str, Any]] | None = None
+) -> None:
+    """Make new AMIs pending for a while and delay API actions (see the module's docstring);
+    called with no arguments, back to moto's own behaviour."""
+    body = json.dumps({"pending_seconds": dict(pending_seconds or {}), "delays": list(delays or [])}).encode()
+    request = urllib.request.Request(f"{endpoint}{FAULTS_PATH}", data=body, method="POST")
+    urllib.request.urlopen(request, timeout=5).read()
+
+
+class _Faults:
+    def __init__(self) -> None:
+        self.pending_seconds: dict[str, float] = {}
+        self.delays: list[dict[str, Any]] = []
+
+    def delay_for(self, action: str, agent: str) -> float:
+        return sum(
+            float(d["seconds"])
+            for d in self.delays
+            if d.get("action") == action and d.get("agent", "") in agent
+        )
+
+
+def _middleware(app: Any, faults: _Faults) -> Any:
+    import io
+    from urllib.parse import parse_qs
+
+    def wsgi(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("PATH_INFO") == FAULTS_PATH:
+            size = int(environ.get("CONTENT_LENGTH") or 0)
+            wanted = json.loads(environ["wsgi.input"].read(size) or b"{}")
+            faults.pending_seconds = dict(wanted.get("pending_seconds", {}))
+            faults.delays = list(wanted.get("delays", []))
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [b"{}"]
+        size = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(size) if size else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        fields = parse_qs(body.decode("utf-8", "replace")) or parse_qs(environ.get("QUERY_STRING", ""))
+        action = (fields.get("Action") or [""])[0]
+        pause = faults.delay_for(action, environ.get("HTTP_USER_AGENT", ""))
+        if pause:
+            time.sleep(pause)
+        return app(environ, start_response)
+
+    return wsgi
+
+
 def main() -> None:
     port, amis = sys.argv[1], sys.argv[2]
     os.environ["MOTO_AMIS_PATH"] = amis
     from moto.ec2.models import amis as moto_amis
 
+    faults = _Faults()
     original = moto_amis.Ami.__init__
 
-    def ebs_backed(self: object, *args: object, **kwargs: object) -> None:
+    def ebs_backed(self: Any, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("root_device_type", "ebs")
         kwargs.setdefault("root_device_name", "/dev/xvda")
-        original(self, *args, **kwargs)  # type: ignore[arg-type]
+        original(self, *args, **kwargs)
+        made = "copy" if kwargs.get("source_ami") is not None else "create" if kwargs.get("instance") else ""
+        self._available_at = time.time() + faults.pending_seconds.get(made, 0.0)
+
+    def get_state(self: Any) -> str:
+        if self._state == "available" and time.time() < getattr(self, "_available_at", 0.0):
+            return "pending"
+        return str(self._state)
+
+    def set_state(self: Any, value: str) -> None:
+        self._state = value
 
     moto_amis.Ami.__init__ = ebs_backed  # type: ignore[method-assign]
-    from moto.server import main as serve
+    moto_amis.Ami.state = property(get_state, set_state)  # type: ignore[attr-defined]
 
-    serve(["-H", "127.0.0.1", "-p", port])
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import run_simple
+
+    os.environ.setdefault("MOTO_PORT", port)
+    app = DomainDispatcherApplication(create_backend_app)
+    run_simple("127.0.0.1", int(port), _middleware(app, faults), threaded=True, request_handler=MotoRequestHandler)
 
 
 if __name__ == "__main__":

@@ -213,50 +213,119 @@ def test_concurrent_bakes_of_one_image_make_one_version(aws_project: Path, moto:
     assert len(amis["Images"]) == 1
 
 
-def _half_recorded(moto: str, version: str) -> str:
-    """An AMI as a bake leaves it when it dies after Packer registered it, before bakery's tags."""
+def _left_by_a_dead_bake(moto: str, version: str, *, host: str, pid: int, heartbeat: str | None) -> str:
+    """An AMI as a bake leaves it when it is killed after Packer registered it: bakery's mark in
+    the description from the start, the pending tags, and the owner and heartbeat it wrote."""
+    from bakery.debris import Owner
+
     client = ec2(moto)
     ami = client.register_image(
         Name=f"app-{version}",
+        Description="app image [bakery:deadbeef0000]",
         RootDeviceName="/dev/xvda",
         BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8}}],
     )["ImageId"]
-    client.create_tags(
-        Resources=[ami],
-        Tags=[
-            {"Key": k, "Value": v}
-            for k, v in {
-                "bakery:image": "app",
-                "bakery:version": version,
-                "bakery:target": "aws",
-                "bakery:state": "pending",
-                "bakery:invocation": "deadbeef0000",
-            }.items()
-        ],
-    )
+    owner = Owner("deadbeef0000", host, pid, "0123456789ab", "2026-01-01T10:00:00Z")
+    tags = {
+        "bakery:image": "app",
+        "bakery:version": version,
+        "bakery:target": "aws",
+        "bakery:state": "pending",
+        "bakery:invocation": "deadbeef0000",
+        "bakery:owner": ";".join(f"{k}={v}" for k, v in owner.fields().items()),
+    }
+    if heartbeat:
+        tags["bakery:heartbeat"] = heartbeat
+    client.create_tags(Resources=[ami], Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
     return str(ami)
 
 
-def test_half_recorded_version_is_reported_then_cleaned_up_never_duplicated(
-    aws_project: Path, moto: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    ami = _half_recorded(moto, "0.3.0")
+def test_debris_of_a_bake_on_another_host_is_kept_while_its_heartbeat_runs(aws_project: Path, moto: str) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    recent = (datetime.now(UTC) - timedelta(seconds=30)).isoformat(timespec="seconds").replace("+00:00", "Z")
+    ami = _left_by_a_dead_bake(moto, "0.3.0", host="build-7", pid=4242, heartbeat=recent)
     fresh = bakery("build", "app", "-t", "aws")
-    assert fresh.exit_code == 1
-    assert "another bake of app@0.3.0 on aws is under way (invocation deadbeef0000" in fresh.output
+    assert fresh.exit_code == 1, fresh.output
+    assert "another bake of app@0.3.0 on aws is under way: the bake deadbeef0000 started 2026-01-01T10:00:00Z" in (
+        fresh.output
+    )
+    assert "on build-7 (pid 4242) is still running (heartbeat 3" in fresh.output
+    assert ec2(moto).describe_images(ImageIds=[ami])["Images"], "a live bake's AMI was removed"
 
-    from datetime import timedelta
-
-    from bakery.providers import base as providers
-
-    monkeypatch.setattr(providers, "PENDING_GRACE", timedelta(0))
+    stopped = (datetime.now(UTC) - timedelta(minutes=6)).isoformat(timespec="seconds").replace("+00:00", "Z")
+    ec2(moto).create_tags(Resources=[ami], Tags=[{"Key": "bakery:heartbeat", "Value": stopped}])
     result = bakery("build", "app", "-t", "aws", "--json")
     assert result.exit_code == 0, result.output
-    assert "cleaning up app@0.3.0 on aws" in result.output
+    assert f"removing app@0.3.0 on aws (eu-west-1:{ami}), left by the bake deadbeef0000 started" in result.output
+    assert f"its heartbeat stopped at {stopped}" in result.output
     assert json.loads(result.stdout[result.stdout.index("{") :])["record"]["version"] == "0.3.1"
     assert ec2(moto).describe_images(ImageIds=[ami])["Images"] == []
     listed = json.loads(bakery("images", "app", "-t", "aws", "--json").stdout)["images"]
     assert [i["version"] for i in listed] == ["0.3.1"]
+
+
+def test_debris_of_a_dead_process_on_this_host_is_removed_at_once(aws_project: Path, moto: str) -> None:
+    import socket
+
+    from bakery.debris import boot_id
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    ami = _left_by_a_dead_bake(moto, "0.3.0", host=socket.gethostname(), pid=dead.pid, heartbeat=None)
+    client = ec2(moto)
+    client.create_tags(  # the bake ran in this boot: only its process can prove it dead
+        Resources=[ami],
+        Tags=[
+            {
+                "Key": "bakery:owner",
+                "Value": f"invocation=deadbeef0000;host={socket.gethostname()};pid={dead.pid};boot={boot_id()};"
+                "started=2026-01-01T10:00:00Z",
+            }
+        ],
+    )
+    result = bakery("build", "app", "-t", "aws")
+    assert result.exit_code == 0, result.output
+    assert f"pid {dead.pid}); that process has exited" in result.output
+    assert client.describe_images(ImageIds=[ami])["Images"] == []
+
+
+def test_images_without_bakery_s_mark_are_never_touched(aws_project: Path, moto: str) -> None:
+    client = ec2(moto)
+    foreign = client.register_image(
+        Name="app-0.3.7",
+        Description="made by hand",
+        RootDeviceName="/dev/xvda",
+        BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8}}],
+    )["ImageId"]
+    result = bakery("build", "app", "-t", "aws")
+    assert result.exit_code == 0, result.output
+    assert client.describe_images(ImageIds=[foreign])["Images"][0]["Description"] == "made by hand"
+
+
+def test_images_reports_two_images_claiming_one_version(aws_project: Path, moto: str) -> None:
+    assert bakery("build", "app", "-t", "aws").exit_code == 0
+    client = ec2(moto)
+    (original,) = client.describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": ["app-0.3.0"]}])[
+        "Images"
+    ]
+    rival = client.register_image(
+        Name="app-0.3.0",
+        Description="[bakery:0badc0ffee00]",
+        RootDeviceName="/dev/xvda",
+        BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8}}],
+    )["ImageId"]
+    tags = {t["Key"]: t["Value"] for t in original["Tags"]}
+    tags["bakery:invocation"] = "0badc0ffee00"
+    client.create_tags(Resources=[rival], Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+    listed = bakery("images", "app", "-t", "aws", "--json")
+    assert listed.exit_code == 1
+    document = json.loads(listed.stdout)
+    primaries = sorted(loc for i in document["images"] for loc in i["locations"] if loc.startswith("eu-west-1"))
+    assert primaries == sorted([f"eu-west-1:{original['ImageId']}", f"eu-west-1:{rival}"])
+    (conflict,) = document["conflicts"]
+    assert conflict.startswith("app@0.3.0 on aws is claimed by 2 images") and rival in conflict
+    assert "error: conflict: app@0.3.0 on aws is claimed by 2 images" in listed.stderr
 
 
 def test_missing_tags_are_repaired_and_faults_retried(aws_project: Path, moto: str) -> None:
@@ -363,7 +432,8 @@ def test_a_bake_that_cannot_be_recorded_removes_its_amis(aws_project: Path, moto
     reporter = Recording()
     with pytest.raises(ProviderError, match="UnauthorizedOperation"):
         Baker(project, Workspace.for_project(aws_project), reporter, clients=client_factory).bake("app", "aws")
-    assert any("removing what Packer made" in n for n in reporter.notes)
+    removed = [n for n in reporter.notes if n.startswith("removed what this bake created on aws")]
+    assert len(removed) == 1 and "eu-west-1" in removed[0] and "eu-central-1" in removed[0], reporter.notes
     for region in ("eu-west-1", "eu-central-1"):
         left = ec2(moto, region).describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": ["app-*"]}])
         assert left["Images"] == [], region

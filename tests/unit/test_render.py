@@ -212,15 +212,34 @@ def test_hostile_values_arrive_literally_on_gcp(project_dir, tmp_path, value):
     assert json.loads(parsed["ansible_extra_vars"])["page_title"] == value
 
 
-def test_secrets_are_never_rendered(project_dir, tmp_path, monkeypatch):
+@pytest.mark.parametrize("target", ["aws", "gcp", "local"])
+def test_secrets_are_never_rendered(project_dir, tmp_path, monkeypatch, target):
+    """Only their names: the values reach ansible-playbook through its environment."""
     monkeypatch.setenv("WEB_API_TOKEN", "s3cr3t-value")
-    project = write_project(project_dir, secrets={"api_token": "WEB_API_TOKEN"})
+    data = copy.deepcopy(BASE)
+    data["targets"]["local"] = {"kind": "local"}
+    data["images"]["web"]["source"]["local"] = {}
+    data["images"]["web"]["secrets"] = {"api_token": "WEB_API_TOKEN"}
+    project_dir.write(yaml.safe_dump(data, sort_keys=False))
     out = tmp_path / "out"
-    do_render(project, "aws", out)
+    do_render(project_dir.load(), target, out)
     for path in out.rglob("*"):
         if path.is_file():
             assert b"s3cr3t-value" not in path.read_bytes(), path
+            assert b"ansible_secret_vars" not in path.read_bytes(), path
     assert "api_token" not in json.loads(read_vars(out)["ansible_extra_vars"])
+    extra = yaml.safe_load((out / "ansible" / "bakery-secrets.yml").read_text())
+    assert list(extra) == ["api_token"]
+    assert "lookup('ansible.builtin.env', 'BAKERY_SECRET_api_token'" in extra["api_token"]
+    builder = (out / f"{render.BUILDERS[target]}.pkr.hcl").read_text()
+    assert '"--extra-vars", "@${path.root}/ansible/bakery-secrets.yml",' in builder
+    assert '"ANSIBLE_PIPELINING=True"' in builder  # module arguments reach the VM on stdin, not in a file
+
+
+def test_an_image_without_secrets_gets_an_empty_secrets_file(project_dir, tmp_path):
+    out = tmp_path / "out"
+    do_render(write_project(project_dir), "aws", out)
+    assert yaml.safe_load((out / "ansible" / "bakery-secrets.yml").read_text()) == {}
 
 
 # --- Packer versions ---------------------------------------------------------------------------
