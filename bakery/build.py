@@ -137,11 +137,13 @@ class Baker:
                     record=same[-1], inputs_digest=staged.digest, log_path=None, seconds=0.0, skipped=True
                 )
             rendered = self._render(request, staged, out=workdir / "packer")
+            runner.check_interrupted(f"bake of {eff.name} on {eff.target}")  # bakes in worker threads
             launched = True
             self.reporter.phase("build", f"packer build (log: {bake.log_path})")
             owner = request.owner or Owner.current(bake.invocation, bake.started)
             with leftovers.Heartbeat.of(provider, eff.target, eff.name, owner, self.reporter) as heartbeat:
                 events = self._packer(rendered.directory, workdir, bake.log_path, secrets, heartbeat.saw)
+            runner.check_interrupted(f"bake of {eff.name} on {eff.target}")
             self.reporter.phase("verify", "checking what Packer produced")
             artifacts = packer.artifact_ids(events)
             provider.scan(request, secrets)  # an image holding a secret's value is never recorded

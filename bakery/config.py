@@ -5,27 +5,22 @@ from __future__ import annotations
 import difflib
 import os
 import types
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Annotated, Any, Union, get_args, get_origin
 
-import yaml
 from pydantic import ValidationError
 
+from bakery import aptsource, limits, yamlload
 from bakery.errors import ConfigError, UsageError
 from bakery.models import BUILDERS, NAME_HINT, TARGET_KINDS, Config, Image, Model
+from bakery.yamlload import Loc, Marks, key_path
 
 DEFAULT_FILE = "images.yaml"
-
-Loc = tuple[str | int, ...]
-
-
-def key_path(loc: Loc) -> str:
-    """('images', 'web', 'playbooks', 1) -> 'images.web.playbooks[1]'."""
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
+EXTENSION_PREFIX = "x-"
+Problem = tuple[Loc, str]
 
 
 @dataclass(frozen=True)
@@ -47,7 +42,7 @@ class Project:
 
     path: Path
     config: Config
-    marks: dict[Loc, tuple[int, int]] = field(repr=False, default_factory=dict)
+    marks: Marks = field(repr=False, default_factory=dict)
 
     @property
     def root(self) -> Path:
@@ -99,13 +94,16 @@ class Project:
         )
 
     def order(self, names: list[str] | None = None) -> tuple[str, ...]:
-        """Images in dependency order (parents first), limited to `names` and their ancestors."""
+        """Images in dependency order (parents first, then by name), limited to `names` and their
+        ancestors."""
         wanted = set(self.config.images) if not names else {a for n in names for a in self.lineage(n)}
+        sorter = TopologicalSorter(_parents({n: self.config.images[n].parent for n in sorted(wanted)}))
+        sorter.prepare()
         done: list[str] = []
-        for name in sorted(wanted):
-            for ancestor in reversed(self.lineage(name)):
-                if ancestor not in done:
-                    done.append(ancestor)
+        while sorter.is_active():
+            ready = sorted(sorter.get_ready())
+            done += ready
+            sorter.done(*ready)
         return tuple(done)
 
 
@@ -127,13 +125,11 @@ def find_config(explicit: str | None) -> Path:
 
 def load(path: Path) -> Project:
     """Read, validate and cross-check images.yaml. Raises ConfigError listing every problem."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from None
-    data, marks = _compose(path, text)
+    data, marks = yamlload.read(path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}:1:1: expected a mapping with 'images' and 'targets' at the top level")
+    # Top-level `x-` keys are the file's own (a home for anchors that `<<:` merges), not bakery's.
+    data = {k: v for k, v in data.items() if not k.startswith(EXTENSION_PREFIX)}
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
@@ -143,55 +139,6 @@ def load(path: Path) -> Project:
     if problems:
         raise _config_error(path, marks, problems)
     return project
-
-
-# --- YAML with positions ------------------------------------------------------------------------
-
-
-class _Constructor(yaml.SafeLoader):
-    pass
-
-
-def _compose(path: Path, text: str) -> tuple[Any, dict[Loc, tuple[int, int]]]:
-    try:
-        node = yaml.compose(text, Loader=_Constructor)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise ConfigError(f"{where}: not valid YAML: {exc.problem or exc.context}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    if node is None:
-        raise ConfigError(f"{path}:1:1: the file is empty; it needs 'images' and 'targets'")
-    marks: dict[Loc, tuple[int, int]] = {}
-    constructor = _Constructor("")
-    return _build(path, node, (), marks, constructor), marks
-
-
-def _build(path: Path, node: yaml.Node, loc: Loc, marks: dict[Loc, tuple[int, int]], c: Any) -> Any:
-    marks.setdefault(loc, (node.start_mark.line + 1, node.start_mark.column + 1))
-    if isinstance(node, yaml.MappingNode):
-        out: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = c.construct_object(key_node)
-            if not isinstance(key, (str, int)) or isinstance(key, bool):
-                raise ConfigError(
-                    f"{path}:{key_node.start_mark.line + 1}:{key_node.start_mark.column + 1}: "
-                    f"{key_path(loc)}: key {key_node.value!r} is read as {type(key).__name__}; "
-                    "keys must be text: quote it"
-                )
-            key = str(key)
-            if key in out:
-                raise ConfigError(
-                    f"{path}:{key_node.start_mark.line + 1}:{key_node.start_mark.column + 1}: "
-                    f"{key_path((*loc, key))}: key '{key}' appears twice; keep one"
-                )
-            marks[(*loc, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            out[key] = _build(path, value_node, (*loc, key), marks, c)
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_build(path, item, (*loc, i), marks, c) for i, item in enumerate(node.value)]
-    return c.construct_object(node)
 
 
 # --- problems -> one message --------------------------------------------------------------------
@@ -237,8 +184,8 @@ def _unwrap(annotation: Any, value: Any) -> Any:
     return annotation
 
 
-def _pydantic_problems(exc: ValidationError, data: Any) -> list[tuple[Loc, str]]:
-    problems: list[tuple[Loc, str]] = []
+def _pydantic_problems(exc: ValidationError, data: Any) -> list[Problem]:
+    problems: list[Problem] = []
     for err in exc.errors(include_url=False):
         loc: Loc = tuple(err["loc"])
         # pydantic appends the discriminator tag to union paths ('targets.x.aws.region'): drop it.
@@ -256,6 +203,8 @@ def _pydantic_problems(exc: ValidationError, data: Any) -> list[tuple[Loc, str]]
         elif err["type"] == "string_pattern_mismatch" and err["loc"][-1] == "[key]":
             loc = loc[:-1]
             message = f"name {err['input']!r} is not allowed: use {NAME_HINT}"
+        elif err["type"] == "string_pattern_mismatch" and len(loc) > 1 and loc[-2] == "secrets":
+            message = f"secret '{loc[-1]}' must name an environment variable, got {err['input']!r}"
         elif err["type"] == "union_tag_invalid":
             message = f"'kind' must be one of {', '.join(TARGET_KINDS)}, got {err['ctx']['tag']!r}"
             loc = (*loc, "kind")
@@ -271,7 +220,7 @@ def _pydantic_problems(exc: ValidationError, data: Any) -> list[tuple[Loc, str]]
     return problems
 
 
-def _config_error(path: Path, marks: dict[Loc, tuple[int, int]], problems: list[tuple[Loc, str]]) -> ConfigError:
+def _config_error(path: Path, marks: Marks, problems: list[Problem]) -> ConfigError:
     lines = []
     for loc, message in problems:
         probe = loc
@@ -289,10 +238,10 @@ def _config_error(path: Path, marks: dict[Loc, tuple[int, int]], problems: list[
     )
 
 
-def _cross_check(project: Project) -> list[tuple[Loc, str]]:
-    """References between sections, ancestry cycles and files on disk."""
+def _cross_check(project: Project) -> list[Problem]:
+    """References between sections, reference cycles, files on disk and what the targets accept."""
     cfg, root = project.config, project.root
-    problems: list[tuple[Loc, str]] = []
+    problems: list[Problem] = []
     for name, image in cfg.images.items():
         here: Loc = ("images", name)
         if image.parent is not None and image.parent not in cfg.images:
@@ -311,16 +260,19 @@ def _cross_check(project: Project) -> list[tuple[Loc, str]]:
                 problems.append((loc, f"playbook '{book}' not found (looked in {root / book})"))
             elif Path(book).is_absolute() or ".." in Path(book).parts:
                 problems.append((loc, f"playbook '{book}' must be a path inside {root}"))
-    problems += _cycles(cfg)
-    if not problems:
-        problems += _target_fit(project)
+    cycles = _cycles("images", "from", {n: i.parent for n, i in cfg.images.items()})
+    # Lineages are only followed once every `from:` names a known image and none makes a cycle.
+    lineages_ok = not cycles and all(i.parent is None or i.parent in cfg.images for i in cfg.images.values())
+    problems += cycles
+    if lineages_ok:
+        problems += _target_fit(project) + _mirrors(project) + _cloud_limits(project)
     for name, group in cfg.groups.items():
         here = ("groups", name)
         if group.image not in cfg.images:
             problems.append(((*here, "image"), _unknown("image", group.image, cfg.images)))
         if group.target not in cfg.targets:
             problems.append(((*here, "target"), _unknown("target", group.target, cfg.targets)))
-        elif group.image in cfg.images and not problems and group.target not in project.targets_of(group.image):
+        elif group.image in cfg.images and lineages_ok and group.target not in project.targets_of(group.image):
             problems.append(((*here, "target"), f"image '{group.image}' does not bake on target '{group.target}'"))
         if group.channel is not None and group.channel not in cfg.channels:
             problems.append(((*here, "channel"), _unknown("channel", group.channel, cfg.channels)))
@@ -329,34 +281,79 @@ def _cross_check(project: Project) -> list[tuple[Loc, str]]:
             problems.append(
                 (("channels", name, "promote_from"), _unknown("channel", channel.promote_from, cfg.channels))
             )
-        elif channel.promote_from == name:
-            problems.append((("channels", name, "promote_from"), "a channel cannot promote from itself"))
+    problems += _cycles("channels", "promote_from", {n: c.promote_from for n, c in cfg.channels.items()})
     return problems
 
 
-def _cycles(cfg: Config) -> list[tuple[Loc, str]]:
-    problems: list[tuple[Loc, str]] = []
-    for start in cfg.images:
-        seen = [start]
-        current = cfg.images[start].parent
-        while current is not None and current in cfg.images:
-            if current in seen:
-                if current == start:
-                    chain = " -> ".join([*seen, current])
-                    problems.append((("images", start, "from"), f"'from' makes a cycle: {chain}"))
-                break
-            seen.append(current)
-            current = cfg.images[current].parent
+def _parents(edges: Mapping[str, str | None]) -> dict[str, set[str]]:
+    """A graph for TopologicalSorter: each node and the one it names (when that is a node)."""
+    return {node: {to} if to is not None and to in edges else set() for node, to in edges.items()}
+
+
+def _cycles(section: str, key: str, edges: Mapping[str, str | None]) -> list[Problem]:
+    """Every cycle that `key` (one reference per entry) makes, reported at each entry on it and
+    named in the order the references run: 'a -> b -> a' where a names b and b names a."""
+    graph = _parents(edges)
+    problems: list[Problem] = []
+    while True:
+        try:
+            TopologicalSorter(graph).prepare()
+            return problems
+        except CycleError as exc:
+            # Each node of the reported cycle is an immediate predecessor (the one named) of the next.
+            cycle: list[str] = list(reversed(exc.args[1]))[:-1]
+            for i, node in enumerate(cycle):
+                chain = " -> ".join([*cycle[i:], *cycle[: i + 1]])
+                problems.append(((section, node, key), f"'{key}' makes a cycle: {chain}"))
+            # then look for the next cycle among the other entries
+            graph = {n: deps - set(cycle) for n, deps in graph.items() if n not in cycle}
+
+
+def _mirrors(project: Project) -> list[Problem]:
+    """Local recipes without `mirror:` that a local target uses need this machine's apt source."""
+    problems: list[Problem] = []
+    for name, image in project.config.images.items():
+        recipe = image.source.local if image.source else None
+        if recipe is None or recipe.mirror is not None or not _bakes_locally(project, name):
+            continue
+        if aptsource.debian_mirror(aptsource.ETC_APT, recipe.suite) is None:
+            problems.append(
+                (
+                    ("images", name, "source", "local"),
+                    "no 'mirror:' here, and this machine's apt sources "
+                    f"({aptsource.ETC_APT}/sources.list, sources.list.d/) name no Debian archive: "
+                    "add mirror: URL (http://, https:// or file:// of a Debian archive)",
+                )
+            )
     return problems
 
 
-def _target_fit(project: Project) -> list[tuple[Loc, str]]:
-    problems: list[tuple[Loc, str]] = []
+def _kinds(project: Project, name: str) -> dict[str, str]:
+    """The targets image `name` bakes on and their kinds (unknown names are reported elsewhere)."""
+    targets = project.config.targets
+    return {t: targets[t].kind for t in project.targets_of(name) if t in targets}
+
+
+def _bakes_locally(project: Project, root: str) -> bool:
+    """Whether an image rooted at `root` bakes on a local target (and so needs its recipe)."""
+    return any(
+        "local" in _kinds(project, name).values() for name in project.config.images if project.lineage(name)[-1] == root
+    )
+
+
+def _cloud_limits(project: Project) -> list[Problem]:
+    problems: list[Problem] = []
+    for name, image in project.config.images.items():
+        problems += limits.image_problems(name, image, _kinds(project, name))
+    return problems
+
+
+def _target_fit(project: Project) -> list[Problem]:
+    problems: list[Problem] = []
     templates = template_dirs(project.root)
     for name in project.config.images:
         kinds = project.root_source_kinds(name)
-        for target in project.targets_of(name):
-            kind = project.config.targets[target].kind
+        for target, kind in _kinds(project, name).items():
             if kind not in kinds:
                 problems.append(
                     (

@@ -62,8 +62,13 @@ class Owner:
 
     def fields(self) -> dict[str, str]:
         """The owner as flat text fields (tags, labels); `from_fields` reads them back."""
-        return {"invocation": self.invocation, "host": self.host, "pid": str(self.pid), "boot": self.boot,
-                "started": self.started}
+        return {
+            "invocation": self.invocation,
+            "host": self.host,
+            "pid": str(self.pid),
+            "boot": self.boot,
+            "started": self.started,
+        }
 
     @classmethod
     def from_fields(cls, fields: dict[str, str]) -> Owner | None:

@@ -39,7 +39,8 @@ def conflicts(records: list[ImageRecord]) -> list[str]:
     for (target, _name, _version), rivals in sorted(claims.items()):
         if len(rivals) > 1:
             images = ", ".join(
-                f"{' '.join(r.locations)} (bake {r.extra.get('invocation') or '?'}, created {r.created})" for r in rivals
+                f"{' '.join(r.locations)} (bake {r.extra.get('invocation') or '?'}, created {r.created})"
+                for r in rivals
             )
             out.append(f"{rivals[0].ref} on {target} is claimed by {len(rivals)} images: {images}")
     return out

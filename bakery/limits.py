@@ -9,7 +9,7 @@ when the bake starts). One table maps a target kind to its checks; kinds without
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 
 from bakery import provenance
 from bakery.errors import ConfigError
@@ -113,7 +113,9 @@ def gcp_problems(name: str, image: Image, target: str) -> list[Problem]:
             problems.append((loc, exc.message))
             continue
         if next(iter(labels)).startswith(provenance.GCP_PREFIX):
-            problems.append((loc, f"tag '{key}': GCP label keys starting with '{provenance.GCP_PREFIX}' are bakery's own"))
+            problems.append(
+                (loc, f"tag '{key}': GCP label keys starting with '{provenance.GCP_PREFIX}' are bakery's own")
+            )
     if len(tags) > GCP_USER_LABELS_MAX:
         problems.append(
             (
@@ -124,7 +126,10 @@ def gcp_problems(name: str, image: Image, target: str) -> list[Problem]:
         )
     if not _gcp_name(name):
         problems.append(
-            (("images", name), f"image name '{name}' is also its GCP image family, which must end with a letter or digit")
+            (
+                ("images", name),
+                f"image name '{name}' is also its GCP image family, which must end with a letter or digit",
+            )
         )
     image_name = f"{name}-{image.version.replace('.', '-')}-{PATCH_ROOM}"
     if not _gcp_name(image_name):
@@ -143,8 +148,3 @@ def _gcp_name(text: str) -> bool:
 
 
 CHECKS: dict[str, Callable[[str, Image, str], list[Problem]]] = {"aws": aws_problems, "gcp": gcp_problems}
-
-
-def kinds_of(targets: Iterable[str], kinds: Mapping[str, str]) -> dict[str, str]:
-    """target name -> kind, for the targets named."""
-    return {t: kinds[t] for t in targets if t in kinds}

@@ -102,7 +102,12 @@ class LocalSource(Model):
 
     suite: str = Field("bookworm", pattern=r"^[a-z][a-z0-9-]*$")
     # None: the Debian archive this machine's apt uses (bakery.aptsource), found when it is needed.
-    mirror: str | None = Field(None, pattern=MIRROR_PATTERN)
+    mirror: str | None = Field(
+        None,
+        pattern=MIRROR_PATTERN,
+        description="Debian archive to bootstrap from (http://, https:// or file://); "
+        "by default the one this machine's apt uses",
+    )
     packages: tuple[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9+.:=~-]*$")], ...] = ()
 
 
@@ -127,7 +132,9 @@ class AwsSource(Model):
 
 class GcpSource(Model):
     model_config = ConfigDict(
-        json_schema_extra={"allOf": [exactly_one("image", "family"), {"if": _given("family"), "then": _given("project")}]}
+        json_schema_extra={
+            "allOf": [exactly_one("image", "family"), {"if": _given("family"), "then": _given("project")}]
+        }
     )
 
     image: str | None = None
@@ -303,7 +310,8 @@ class Group(Model):
     target: str
     channel: str | None = None
     name: str | None = None
-    size: Int | None = Field(None, ge=0)
+    # The bound sits before the validator: after it, pydantic's schema would lose it ("ge", not "minimum").
+    size: Annotated[int, Strict(), Field(ge=0), BeforeValidator(_whole)] | None = None
     strategy: Strategy = Field(default_factory=Strategy)
     health: Health = Field(default_factory=Health)
     rollback: Bool = True

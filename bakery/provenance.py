@@ -167,6 +167,18 @@ def aws_description(description: str, invocation: str) -> str:
     return f"{description} {mark}" if description else mark
 
 
+def aws_ami_name(image: str, version: str, invocation: str) -> str:
+    """IMAGE-VERSION-INVOCATION: AWS sets an AMI's name at CreateImage (and every copy keeps it),
+    so the bake's mark is on the AMI from its first moment; Packer adds description and tags later."""
+    return f"{image}-{version}-{invocation}"
+
+
+def parse_aws_ami_name(image: str, name: str) -> tuple[str, str | None] | None:
+    """(version, invocation) of an AMI named by bakery for `image` (older bakes: no invocation)."""
+    found = re.fullmatch(re.escape(image) + r"-(\d+\.\d+\.\d+)(?:-([0-9a-f]{12}))?", name)
+    return (found.group(1), found.group(2)) if found else None
+
+
 def aws_mark(description: str) -> str | None:
     """The invocation in an AMI description's bakery mark, or None."""
     found = re.search(r"\[bakery:([0-9a-f]{12})\]$", description or "")

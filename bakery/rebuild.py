@@ -83,7 +83,8 @@ def rebuild(
         return baker.bake(item.image, item.target)
 
     running: dict[Future[BuildResult], PlanItem] = {}
-    with runner.signal_guard(), ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+    # Bakes run in worker threads: a signal stops their tools and is checked between phases.
+    with runner.signal_guard(raise_in_main=False), ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         while todo or running:
             for key, item in list(todo.items()):
                 blockers = [d for d in item.depends_on if d in todo or any(r.key == d for r in running.values())]

@@ -49,6 +49,7 @@ PER_BAKE_VARIABLES = frozenset(
         "kernel_cmdline",
         "output_directory",
         "build_tags",
+        "ami_name",
         "gcp_build_labels",
     }
 )
@@ -130,7 +131,7 @@ def variables(project: Project, eff: EffectiveImage, version: str, resolved: Map
     if isinstance(spec, LocalTarget):
         kind_vars = _local(spec, resolved)
     elif isinstance(spec, AwsTarget):
-        kind_vars = _aws(eff, spec, resolved)
+        kind_vars = _aws(eff, spec, version, resolved)
     else:
         kind_vars = _gcp(eff, spec, version, resolved)
     return {**common, **kind_vars}
@@ -153,7 +154,7 @@ def _local(spec: LocalTarget, resolved: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _aws(eff: EffectiveImage, spec: AwsTarget, resolved: Mapping[str, Any]) -> dict[str, Any]:
+def _aws(eff: EffectiveImage, spec: AwsTarget, version: str, resolved: Mapping[str, Any]) -> dict[str, Any]:
     source = eff.image.source.aws if eff.image.source else None
     ami = str(resolved.get("source_ami") or (source.ami if source else "") or "")
     flt = source.filter if source and not resolved.get("source_ami") else None
@@ -179,6 +180,9 @@ def _aws(eff: EffectiveImage, spec: AwsTarget, resolved: Mapping[str, Any]) -> d
     }
     out["build_tags"] = dict(resolved.get("build_tags", {}))
     out["communicator"] = spec.communicator
+    # The AMI's name carries the bake's invocation: the one mark AWS sets when CreateImage is
+    # called (Packer sets descriptions and tags only later), and the copies inherit it.
+    out["ami_name"] = str(resolved.get("ami_name") or f"{eff.name}-{version}")
     if "image_description" in resolved:  # the description with the bake's mark
         out["image_description"] = resolved["image_description"]
     return out

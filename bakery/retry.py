@@ -17,7 +17,8 @@ AWS_MAX_ATTEMPTS = 5
 # A hanging endpoint costs at most connect + read timeout per attempt; Ctrl-C stops it at once.
 AWS_CONNECT_TIMEOUT = 5
 AWS_READ_TIMEOUT = 20
-GCP_DEADLINE_SECONDS = 120.0
+# A GCP call and its retries give up after this long (each call also has its own timeout).
+GCP_DEADLINE_SECONDS = 60.0
 
 
 def aws_config() -> Any:
@@ -49,8 +50,10 @@ def eventually(attempt: Callable[[], T], *, attempts: int, first_wait: float = 0
     return result
 
 
-def gcp_retry(*, initial: float = 1.0, maximum: float = 30.0, deadline: float = GCP_DEADLINE_SECONDS) -> Any:
-    """google-api-core Retry on 429 and 5xx with exponential backoff (jittered by api-core)."""
+def gcp_retry(*, initial: float = 1.0, maximum: float = 16.0, deadline: float = GCP_DEADLINE_SECONDS) -> Any:
+    """google-api-core Retry on 429 and 5xx with exponential backoff (jittered by api-core), for at
+    most `deadline` seconds. Errors on the wire (refused, reset, timed out) are not retried: they
+    are reported at once."""
     from google.api_core import exceptions, retry
 
     predicate = retry.if_exception_type(

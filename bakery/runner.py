@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -73,6 +74,20 @@ class _Cleanup:
 
 
 _guard: _Guard | None = None
+
+
+class _Stop(KeyboardInterrupt):
+    """What the signal handler raises into the main thread. A BaseException, as KeyboardInterrupt
+    is, so that no SDK's `except Exception` retry loop swallows it; signal_guard turns it into
+    Interrupted (a BakeryError) once it has unwound the job."""
+
+    def __init__(self, message: str, exit_code: int, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.exit_code = exit_code
+        self.hint = hint
+
+
 @dataclass(frozen=True)
 class Completed:
     argv: tuple[str, ...]
@@ -121,7 +136,7 @@ def check_interrupted(what: str) -> None:
 def _handle(signum: int, _frame: FrameType | None) -> None:
     guard = _guard
     if guard is None:  # a signal between two guarded jobs
-        raise Interrupted("interrupted", exit_code=exit_code_for(signum))
+        raise _Stop("interrupted", exit_code_for(signum))
     guard.signals += 1
     if not guard.signum:
         guard.signum = signum
@@ -135,9 +150,9 @@ def _handle(signum: int, _frame: FrameType | None) -> None:
                 "Press Ctrl-C (or send the signal) again to abandon the cleanup."
             )
             return
-        raise Interrupted(
+        raise _Stop(
             f"cleanup abandoned; left behind: {cleanup.describe()}",
-            exit_code=exit_code_for(guard.signum),
+            exit_code_for(guard.signum),
             hint="the next bake of this image on this target removes what a dead bake left",
         )
     with _lock:
@@ -155,7 +170,7 @@ def _handle(signum: int, _frame: FrameType | None) -> None:
         # Bakery itself is waiting (a cloud call, a poll, a lock): break out of it now, so that
         # cleanup starts at once; PEP 475 does not restart a call whose handler raised.
         guard.raised = True
-        raise Interrupted(f"interrupted by signal {signal.Signals(signum).name}", exit_code=exit_code_for(signum))
+        raise _Stop(f"interrupted by signal {signal.Signals(signum).name}", exit_code_for(signum))
 
 
 @contextlib.contextmanager
@@ -177,6 +192,8 @@ def signal_guard(*, raise_in_main: bool = True) -> Iterator[None]:
     previous = {s: signal.signal(s, _handle) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
+    except _Stop as stop:
+        raise Interrupted(stop.message, exit_code=stop.exit_code, hint=stop.hint) from None
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -232,7 +249,7 @@ def run(
             sink.flush()
         try:
             child = subprocess.Popen(
-                argv,
+                _orphan_proof(argv),
                 cwd=cwd,
                 env=child_env(env),
                 stdin=subprocess.DEVNULL,
@@ -284,6 +301,14 @@ def run(
             f"{what} {reason}", returncode=returncode, tail=tuple(tail), log_path=str(log_path) if log_path else None
         )
     return result
+
+
+def _orphan_proof(argv: list[str]) -> list[str]:
+    """The child is sent SIGINT if bakery dies without cleaning up (kill -9, OOM): a Packer left
+    running would go on creating images nobody watches. setpriv (util-linux) sets the signal and
+    execs the command, so the child's pid, output and exit code are the command's own."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "INT", "--", *argv] if setpriv else argv
 
 
 def _exit_code() -> int:

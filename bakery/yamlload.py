@@ -11,7 +11,7 @@ names file:line:col.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
 import yaml
 
@@ -51,7 +51,8 @@ def read(path: Path) -> tuple[Any, Marks]:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        raise _refused(path, mark, f"not valid YAML: {exc.problem or exc.context}") from None
+        said = ", ".join(part for part in (exc.context, exc.problem) if part)
+        raise _refused(path, mark, f"not valid YAML: {said}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}:1:1: not valid YAML: {exc}") from None
     finally:
@@ -62,11 +63,18 @@ def read(path: Path) -> tuple[Any, Marks]:
     return builder.build(node, ()), builder.marks
 
 
-def _where(path: Path, mark: yaml.Mark | None) -> str:
+class _Mark(Protocol):
+    """Where PyYAML saw something (its pure-Python and its C marks both have these)."""
+
+    line: int
+    column: int
+
+
+def _where(path: Path, mark: _Mark | None) -> str:
     return f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else f"{path}:1:1"
 
 
-def _refused(path: Path, mark: yaml.Mark | None, message: str) -> ConfigError:
+def _refused(path: Path, mark: _Mark | None, message: str) -> ConfigError:
     where = f"{_where(path, mark)}: {message}"
     return ConfigError(where, problems=(where,))
 
@@ -80,10 +88,8 @@ def _decode(path: Path, raw: bytes) -> str:
         line = raw.count(b"\n", 0, exc.start) + 1
         col = len(raw[start : exc.start].decode("utf-8", errors="replace")) + 1
         where = f"{path}:{line}:{col}"
-        raise ConfigError(
-            f"{where}: byte 0x{raw[exc.start]:02x} is not UTF-8 text; save the file as UTF-8",
-            problems=(f"{where}: not UTF-8 text",),
-        ) from None
+        message = f"{where}: byte 0x{raw[exc.start]:02x} is not UTF-8 text; save the file as UTF-8"
+        raise ConfigError(message, problems=(message,)) from None
     bad = yaml.reader.Reader.NON_PRINTABLE.search(text)
     if bad:
         start = text.rfind("\n", 0, bad.start()) + 1
@@ -98,8 +104,9 @@ def _tag_as_written(tag: str) -> str:
 
 
 class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader, composing only: it refuses tags, recursive aliases, deep nesting and
-    expansion beyond a budget while the nodes are composed, before anything is expanded."""
+    """PyYAML's safe loader, used to compose nodes only. It refuses tags, recursive aliases, deep
+    nesting and expansion beyond a budget as each node is composed: an alias costs one node here,
+    so a bomb is refused by counting, before anything is expanded."""
 
     def __init__(self, text: str, path: Path) -> None:
         super().__init__(text)
@@ -107,11 +114,11 @@ class _Loader(yaml.SafeLoader):
         self.chars = len(text)
         self.budget = EXPANSION_FLOOR + EXPANSION_PER_CHAR * len(text)
         self.depth = 0
-        self.open_anchors: dict[str, yaml.Mark] = {}
+        self.open_anchors: dict[str, _Mark] = {}
         self.sizes: dict[int, int] = {}  # id(node) -> nodes it expands to
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
-        event = self.peek_event()
+        event: Any = self.peek_event()  # type: ignore[no-untyped-call]  # (untyped in types-PyYAML)
         if isinstance(event, yaml.AliasEvent):
             anchor = event.anchor
             if anchor in self.open_anchors:
@@ -121,7 +128,7 @@ class _Loader(yaml.SafeLoader):
                     f"alias *{anchor} is inside the node it names (&{anchor} on line "
                     f"{self.open_anchors[anchor].line + 1}): a recursive alias cannot be expanded",
                 )
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+            return cast(yaml.Node, super().compose_node(parent, index))
         tag = getattr(event, "tag", None)
         if tag is not None:
             raise _refused(
@@ -137,7 +144,7 @@ class _Loader(yaml.SafeLoader):
         if anchor is not None:
             self.open_anchors[anchor] = event.start_mark
         try:
-            node: yaml.Node = super().compose_node(parent, index)
+            node = cast(yaml.Node, super().compose_node(parent, index))
         finally:
             self.depth -= 1
             if anchor is not None:
@@ -162,13 +169,8 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
     return []
 
 
-class _Constructor(yaml.SafeConstructor):
-    pass
-
-
 # Dates and YAML 1.1's `=` and `<<` as values stay the text they are written as.
-for _tag in ("timestamp", "value", "merge"):
-    _Constructor.add_constructor(_CORE + _tag, _Constructor.construct_yaml_str)
+_AS_WRITTEN = frozenset(_CORE + tag for tag in ("timestamp", "value", "merge"))
 
 
 class _Builder:
@@ -178,7 +180,7 @@ class _Builder:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.marks: Marks = {}
-        self.constructor = _Constructor()
+        self.constructor = yaml.constructor.SafeConstructor()
 
     def build(self, node: yaml.Node, loc: Loc) -> Any:
         self.marks.setdefault(loc, (node.start_mark.line + 1, node.start_mark.column + 1))
@@ -193,30 +195,34 @@ class _Builder:
         return self.scalar(node, loc)
 
     def scalar(self, node: yaml.Node, loc: Loc) -> Any:
+        if node.tag in _AS_WRITTEN:
+            return node.value
         try:
             return self.constructor.construct_object(node)
-        except (yaml.YAMLError, ValueError) as exc:  # ValueError: an integer longer than Python converts
-            message = f"{key_path(loc)}: cannot read {node.value!r:.40}: {exc}"
-            raise _refused(self.path, node.start_mark, message) from None
+        except ValueError:  # an integer longer than Python converts (sys.get_int_max_str_digits)
+            message = f"{key_path(loc)}: a number of {len(node.value)} characters is too long; quote it to make it text"
+        except yaml.YAMLError as exc:
+            message = f"{key_path(loc)}: cannot read {_short(node)}: {exc}"
+        raise _refused(self.path, node.start_mark, message)
 
     def pairs(self, node: yaml.MappingNode, loc: Loc) -> list[tuple[str, yaml.Node, yaml.Node]]:
         """The mapping's (key, key node, value node), merge keys applied: explicit keys win over
         merged ones, and an earlier mapping in `<<: [*a, *b]` over a later one."""
-        explicit: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        entries: list[tuple[str | None, yaml.Node, yaml.Node]] = []  # key None: a merge key
+        explicit: set[str] = set()
         for key_node, value_node in node.value:
-            if key_node.tag == _MERGE:
-                continue
-            key = self.key(key_node, loc)
+            key = None if key_node.tag == _MERGE else self.key(key_node, loc)
             if key in explicit:
                 raise _refused(
                     self.path, key_node.start_mark, f"{key_path((*loc, key))}: key '{key}' appears twice; keep one"
                 )
-            explicit[key] = (key_node, value_node)
+            if key is not None:
+                explicit.add(key)
+            entries.append((key, key_node, value_node))
         out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
-        for key_node, value_node in node.value:
-            if key_node.tag != _MERGE:
-                key = self.key(key_node, loc)
-                out[key] = explicit[key]
+        for key, key_node, value_node in entries:
+            if key is not None:
+                out[key] = (key_node, value_node)
                 continue
             for source in self.merge_sources(key_node, value_node, loc):
                 for key, merged_key, merged_value in self.pairs(source, loc):
@@ -248,4 +254,7 @@ class _Builder:
 
 
 def _short(node: yaml.Node) -> str:
-    return repr(node.value) if isinstance(node, yaml.ScalarNode) else "[...]"
+    if not isinstance(node, yaml.ScalarNode):
+        return "[...]"
+    text: str = node.value
+    return repr(text if len(text) <= 40 else text[:40] + "...")

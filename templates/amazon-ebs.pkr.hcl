@@ -68,6 +68,10 @@ variable "custom_endpoint_ec2" {
   default     = ""
   description = "Private or test EC2 endpoint; empty for AWS's own."
 }
+variable "ami_name" {
+  type        = string
+  description = "IMAGE-VERSION-INVOCATION: the bake's mark, there from the moment the AMI exists."
+}
 variable "build_tags" {
   type        = map(string)
   default     = {}
@@ -125,7 +129,7 @@ source "amazon-ebs" "image" {
     delete_on_termination = true
   }
 
-  ami_name        = "${var.image_name}-${var.image_version}"
+  ami_name        = var.ami_name
   ami_description = var.image_description
   ami_regions     = var.ami_regions
   ami_users       = var.ami_users

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
@@ -180,7 +179,10 @@ class AwsProvider(CloudProvider):
                 f"AMI descriptions hold {provenance.AWS_DESCRIPTION_MAX - provenance.AWS_MARK_LENGTH} "
                 "beside bakery's mark"
             )
-        return {"image_description": description}
+        return {
+            "image_description": description,
+            "ami_name": provenance.aws_ami_name(request.eff.name, request.version, request.invocation),
+        }
 
     # --- after the build ----------------------------------------------------------------------
 
@@ -281,26 +283,27 @@ class AwsProvider(CloudProvider):
         self, target: str, name: str, *, version: str | None = None, invocation: str | None = None
     ) -> list[Leftover]:
         spec = self.specs[target]
-        pattern = re.compile(re.escape(name) + r"-(\d+\.\d+\.\d+)")
         found: list[tuple[str, dict[str, Any], dict[str, str]]] = []
         for region in self.regions(spec):
-            wanted = f"{name}-{version}" if version else f"{name}-*"
+            wanted = f"{name}-{version}*" if version else f"{name}-*"
             for image in self._paginate(
                 self.ec2(spec, region), Owners=["self"], Filters=[{"Name": "name", "Values": [wanted]}]
             ):
-                if pattern.fullmatch(image.get("Name", "")):
+                parsed = provenance.parse_aws_ami_name(name, image.get("Name", ""))
+                if parsed and (version is None or parsed[0] == version):
                     found.append((region, image, {t["Key"]: t["Value"] for t in image.get("Tags", [])}))
-        # An AMI is a bake's by its description mark (set at registration), or its invocation tag;
-        # a copy still in progress, which may carry neither yet, by the AMI it was copied from.
+        # An AMI is a bake's by the invocation in its name (set at CreateImage, kept by copies);
+        # AMIs of older bakes by the description mark or the invocation tag.
         owner_of: dict[str, str] = {}
         for _region, image, tags in found:
-            bake = provenance.aws_mark(image.get("Description", "")) or tags.get("bakery:invocation")
+            parsed = provenance.parse_aws_ami_name(name, image["Name"])
+            bake = (
+                (parsed[1] if parsed else None)
+                or provenance.aws_mark(image.get("Description", ""))
+                or tags.get("bakery:invocation")
+            )
             if bake:
                 owner_of[image["ImageId"]] = bake
-        for _region, image, _tags in found:
-            source = image.get("SourceImageId")
-            if image["ImageId"] not in owner_of and source in owner_of:
-                owner_of[image["ImageId"]] = owner_of[source]
         bakes: dict[str, list[tuple[str, dict[str, Any], dict[str, str]]]] = defaultdict(list)
         for region, image, tags in found:
             bake = owner_of.get(image["ImageId"])
@@ -317,7 +320,8 @@ class AwsProvider(CloudProvider):
         tags: dict[str, str] = {}
         for _region, _image, these in reversed(copies):  # the earliest copy's tags win
             tags.update(these)
-        version = copies[0][1]["Name"][len(name) + 1 :]
+        parsed = provenance.parse_aws_ami_name(name, copies[0][1]["Name"])
+        version = parsed[0] if parsed else ""
         self._versions[bake] = version
         owner = _unpack_owner(tags.get(provenance.AWS_OWNER_TAG, ""))
         return Leftover(

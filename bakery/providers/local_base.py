@@ -4,6 +4,8 @@ mmdebstrap makes a rootfs (no loop devices, no partition table), `mkfs.ext4 -d` 
 filesystem image and qemu-img into qcow2. The disk's own kernel and initrd are kept beside it
 for direct kernel boot. A base disk has no SSH host keys, no machine-id and no key or password
 for anyone; a bake's key reaches it on the kernel command line (see templates/base-overlay).
+A recipe without `mirror:` bootstraps from the Debian archive this machine's apt uses; the
+mirror used is part of the recipe's digest either way.
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from bakery import runner
+from bakery import aptsource, runner
 from bakery.config import template_dirs
 from bakery.digest import canonical, sha256_hex
-from bakery.errors import BuildError
+from bakery.errors import BuildError, ConfigError
 from bakery.models import LocalSource
 from bakery.progress import Reporter
 
@@ -46,6 +48,7 @@ UNITS = ("bakery-ssh-hostkeys.service", "bakery-build-access.service")
 class BaseDisk:
     directory: Path
     recipe_digest: str
+    recipe: LocalSource  # as made: its mirror is the one mmdebstrap used
 
     @property
     def disk(self) -> Path:
@@ -71,7 +74,29 @@ def overlay_dir(project_root: Path) -> Path:
     raise BuildError(f"templates/{OVERLAY} is missing", hint="restore it from the bakery repository")
 
 
+def mirror_of(recipe: LocalSource) -> str:
+    """The recipe's mirror, else the Debian archive this machine's apt uses (for the recipe's
+    suite). Raises ConfigError when there is neither; `validate` reports that first."""
+    if recipe.mirror is not None:
+        return recipe.mirror
+    found = aptsource.debian_mirror(aptsource.ETC_APT, recipe.suite)
+    if found is None:
+        raise ConfigError(
+            f"the local recipe has no 'mirror:' and this machine's apt sources ({aptsource.ETC_APT}) "
+            "name no Debian archive",
+            hint="add mirror: URL under source.local in images.yaml",
+        )
+    return found
+
+
+def with_mirror(recipe: LocalSource) -> LocalSource:
+    """The recipe with the mirror it bootstraps from written in (see mirror_of)."""
+    return recipe if recipe.mirror is not None else recipe.model_copy(update={"mirror": mirror_of(recipe)})
+
+
 def recipe_digest(recipe: LocalSource, overlay: Path) -> str:
+    """The cache key of the base disk: the recipe (its mirror resolved), the overlay, the base."""
+    recipe = with_mirror(recipe)
     files = {
         str(p.relative_to(overlay)): hashlib.sha256(p.read_bytes()).hexdigest() + oct(p.stat().st_mode & 0o777)
         for p in sorted(overlay.rglob("*"))
@@ -89,6 +114,7 @@ def recipe_digest(recipe: LocalSource, overlay: Path) -> str:
 
 
 def mmdebstrap_argv(recipe: LocalSource, rootfs: Path, overlay: Path) -> list[str]:
+    mirror = mirror_of(recipe)
     packages = ",".join(sorted({*BASE_PACKAGES, *recipe.packages}))
     return [
         "mmdebstrap",
@@ -102,7 +128,7 @@ def mmdebstrap_argv(recipe: LocalSource, rootfs: Path, overlay: Path) -> list[st
         '--customize-hook=passwd --root "$1" --lock root',
         recipe.suite,
         str(rootfs),
-        recipe.mirror,
+        mirror,
     ]
 
 
@@ -118,16 +144,17 @@ def ensure_base(
     recipe: LocalSource, *, cache: Path, project_root: Path, reporter: Reporter, log_path: Path
 ) -> tuple[BaseDisk, bool]:
     """The cached base disk for `recipe`, made if missing. Returns (disk, reused)."""
+    recipe = with_mirror(recipe)
     overlay = overlay_dir(project_root)
     digest = recipe_digest(recipe, overlay)
     final = cache / digest.removeprefix("sha256:")[:32]
     if (final / "disk.sha256").is_file():
-        return BaseDisk(final, digest), True
+        return BaseDisk(final, digest, recipe), True
     cache.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=cache))
     try:
         rootfs = staging / "rootfs"
-        reporter.phase("base", f"bootstrapping Debian {recipe.suite} with mmdebstrap (about a minute)")
+        reporter.phase("base", f"bootstrapping Debian {recipe.suite} from {recipe.mirror} (about a minute)")
         runner.run(
             mmdebstrap_argv(recipe, rootfs, overlay),
             what="mmdebstrap",
@@ -156,7 +183,7 @@ def ensure_base(
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return BaseDisk(final, digest), False
+    return BaseDisk(final, digest, recipe), False
 
 
 def file_sha256(path: Path) -> str:

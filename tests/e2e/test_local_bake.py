@@ -8,16 +8,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 import signal
+import stat
 import subprocess
+import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from bakery.cli import app
-from tests.e2e.conftest import BIN, HOSTILE, SECRET, qemu_processes
+from tests.e2e.conftest import BIN, HOSTILE, REPO, SECRET, qemu_processes
 
 runner = CliRunner()
 
@@ -243,7 +250,7 @@ def test_plain_packer_builds_the_local_render(e2e_project: Path, bakery_env: dic
     rendered = bakery(e2e_project, bakery_env, "render", "web", "--target", "local", "--out", str(out))
     assert rendered.returncode == 0, rendered.stderr
     assert f"packer build {out}" in rendered.stdout
-    env = {**bakery_env, "PKR_VAR_ansible_secret_vars": json.dumps({"api_token": SECRET})}
+    env = {**bakery_env, "BAKERY_SECRET_api_token": SECRET}  # what `bakery build` sets for Packer
     built = subprocess.run(
         ["packer", "build", str(out)], cwd=out, env=env, capture_output=True, text=True, timeout=1800
     )
@@ -251,3 +258,166 @@ def test_plain_packer_builds_the_local_render(e2e_project: Path, bakery_env: dic
     assert (out / "output" / "disk.qcow2").is_file()
     assert (out / "output-vmlinuz").is_file() and (out / "output-initrd.img").is_file()
     assert qemu_processes(str(e2e_project)) == []
+
+
+# --- secrets -------------------------------------------------------------------------------------
+
+
+class CommandLines(threading.Thread):
+    """Every process's command line on this machine, sampled every 25 ms until stopped."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.seen: set[bytes] = set()
+        self.rounds = 0
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.is_set():
+            for pid in os.listdir("/proc"):
+                if pid.isdigit():
+                    try:
+                        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                            self.seen.add(handle.read())
+                    except OSError:  # the process ended meanwhile
+                        pass
+            self.rounds += 1
+            self._done.wait(0.025)
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
+
+
+def holds(path: Path, needle: bytes) -> bool:
+    """Whether the file holds `needle`, read in overlapping 16 MiB chunks (disks are large)."""
+    carried = b""
+    try:
+        with path.open("rb") as handle:
+            while chunk := handle.read(16 << 20):
+                if needle in carried + chunk:
+                    return True
+                carried = chunk[-(len(needle) - 1) :]
+    except OSError:  # gone meanwhile (another job's temporary file)
+        return False
+    return False
+
+
+def files_under(root: Path, *, since: float = 0.0, prune: tuple[Path, ...] = ()) -> Iterator[Path]:
+    """Regular files under `root` changed at or after `since`, outside the `prune` trees."""
+    for directory, subdirs, names in os.walk(root):
+        subdirs[:] = [d for d in subdirs if Path(directory, d) not in prune]
+        for name in names:
+            path = Path(directory, name)
+            try:
+                info = path.lstat()
+            except OSError:
+                continue
+            if stat.S_ISREG(info.st_mode) and max(info.st_mtime, info.st_ctime) >= since:
+                yield path
+
+
+def secret_project(root: Path, home: Path, image: str, tasks: str) -> tuple[Path, dict[str, str]]:
+    """A project of its own with one image whose play uses secret `api_token`; its bakes share the
+    session's BAKERY_HOME (and so its base disk, made here if no bake made it yet)."""
+    demo = yaml.safe_load((REPO / "images.yaml").read_text())
+    (root / "playbooks").mkdir(parents=True)
+    shutil.copytree(REPO / "templates", root / "templates")
+    (root / "playbooks" / f"{image}.yml").write_text(f"- hosts: all\n  gather_facts: false\n  tasks:\n{tasks}")
+    data = {
+        "targets": {"local": demo["targets"]["local"]},
+        "images": {
+            image: {
+                "version": "1.0",
+                "source": {"local": demo["images"]["web"]["source"]["local"]},
+                "playbooks": [f"playbooks/{image}.yml"],
+                "secrets": {"api_token": "BAKERY_E2E_TOKEN"},
+            }
+        },
+    }
+    (root / "images.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    git = ["git", "-C", str(root), "-c", "user.email=t@localhost", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", image], check=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BAKERY_")}
+    # A value of this test alone: no other bake on this machine can show it.
+    token = f"{SECRET}-{os.urandom(8).hex()}"
+    env.update(PATH=f"{BIN}{os.pathsep}{env['PATH']}", BAKERY_HOME=str(home), BAKERY_E2E_TOKEN=token)
+    return root, env
+
+
+def test_secret_reaches_ansible_only_through_its_environment(
+    e2e_project: Path, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    home = e2e_project / ".bakery"
+    project, env = secret_project(
+        tmp_path / "vault",
+        home,
+        "vault",
+        "    - name: The token arrived\n      ansible.builtin.assert: {that: api_token | length > 0}\n"
+        "    - name: Keep its hash, never the token\n      ansible.builtin.copy:\n"
+        "        dest: /etc/bakery-token.sha256\n        content: \"{{ api_token | hash('sha256') }}\"\n",
+    )
+    token = env["BAKERY_E2E_TOKEN"].encode()
+    started = time.time()
+    sampler = CommandLines()
+    sampler.start()
+    try:
+        result = bakery(project, env, "build", "vault", "--target", "local", "--json")
+    finally:
+        sampler.stop()
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "searched the image for 1 secret(s): none found" in result.stderr
+
+    # No process showed the value on its command line, while the sampler did see the bake at work.
+    assert sampler.rounds > 100
+    assert not [line for line in sampler.seen if token in line]
+    assert any(b"packer\0build\0" in line and b"/vault-local-" in line for line in sampler.seen)
+    assert any(b"ansible-playbook" in line and b"bakery-secrets.yml" in line for line in sampler.seen)
+
+    # Nor is it on disk: the project, BAKERY_HOME (the log, the provenance, the image, every
+    # other image), what the bake left in the temporary directory or in Ansible's home.
+    built = json.loads(result.stdout)
+    directory = Path(built["record"]["locations"][0])
+    log, statement = Path(built["log_path"]), directory / "provenance.json"
+    assert log.is_file() and statement.is_file() and (directory / "disk.qcow2").is_file()
+    scanned = [
+        *files_under(project),
+        *files_under(home),
+        *files_under(Path(tempfile.gettempdir()), since=started, prune=(tmp_path_factory.getbasetemp().parent,)),
+        *files_under(Path.home() / ".ansible", since=started),
+    ]
+    assert {log, statement, directory / "disk.qcow2"} <= set(scanned)
+    assert [str(path) for path in scanned if holds(path, token)] == []
+    assert token.decode() not in result.stderr + result.stdout
+
+    # The play did receive it: the image holds its hash.
+    saved = debugfs(directory / "disk.qcow2", tmp_path, "cat /etc/bakery-token.sha256").strip()
+    assert saved == hashlib.sha256(token).hexdigest()
+    assert qemu_processes(str(home)) == []
+
+
+def test_secret_written_into_the_image_fails_the_bake_and_records_nothing(e2e_project: Path, tmp_path: Path) -> None:
+    home = e2e_project / ".bakery"
+    project, env = secret_project(
+        tmp_path / "leaky",
+        home,
+        "leaky",
+        "    - name: Write the token into the image\n      ansible.builtin.copy:\n"
+        "        dest: /etc/leaked-token\n        content: \"{{ api_token }}\"\n        mode: '0600'\n",
+    )
+    token = env["BAKERY_E2E_TOKEN"]
+    result = bakery(project, env, "build", "leaky", "--target", "local")
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert (
+        "error: secret 'api_token' (from $BAKERY_E2E_TOKEN) was found in the built disk; refusing to record it"
+        in result.stderr
+    )
+    assert token not in result.stderr + result.stdout
+    log = result.stderr.split("full log: ")[1].split()[0]
+    assert token not in Path(log).read_text()
+    assert catalog(project, env, "leaky") == []
+    assert not (home / "images" / "local" / "leaky").exists()
+    assert [p.name for p in (home / "builds").iterdir() if p.is_dir() and p.name.startswith("leaky-")] == []
+    assert qemu_processes(str(home)) == []

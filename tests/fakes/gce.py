@@ -24,8 +24,8 @@ client returns polls through a GlobalOperationsClient that does NOT inherit ``cl
 
 Faults to inject: an error status with Google's JSON body or an HTML page (:meth:`FakeGce.fail_next`),
 an endpoint that does not answer (:meth:`FakeGce.hang_next`), a connection closed without an
-answer (:meth:`FakeGce.drop_next`), an operation that finishes with an error
-(:meth:`FakeGce.fail_operation_next`).
+answer (:meth:`FakeGce.drop_next`) or in the middle of one (:meth:`FakeGce.cut_next`), an operation
+that finishes with an error (:meth:`FakeGce.fail_operation_next`).
 
 Usage::
 
@@ -163,6 +163,7 @@ class _FailRule:
     path_contains: str | None
     mode: str = "json"  # json | html (an error page) | hang (no answer for `seconds`) | drop (close)
     seconds: float = 0.0
+    message: str | None = None
 
     def matches(self, method: str, target: str) -> bool:
         if self.remaining <= 0:
@@ -187,6 +188,7 @@ class _Answer:
     status: int
     body: bytes
     content_type: str = "application/json; charset=UTF-8"
+    cut: bool = False  # send half of the body, then close the connection
 
 
 class _Drop(Exception):
@@ -468,11 +470,13 @@ class FakeGce:
         method: str | None = None,
         path_contains: str | None = None,
         html: bool = False,
+        message: str | None = None,
     ) -> None:
         """Answer the next ``times`` matching requests with ``status`` and a Google-style error body
-        (or, with ``html``, the HTML error page a proxy or load balancer sends)."""
+        (with ``message``), or with ``html``, the HTML error page a proxy or load balancer sends."""
         with self._lock:
-            self._fail_rules.append(_FailRule(status, times, method, path_contains, "html" if html else "json"))
+            rule = _FailRule(status, times, method, path_contains, "html" if html else "json", message=message)
+            self._fail_rules.append(rule)
 
     def hang_next(
         self, seconds: float = 3600.0, times: int = 1, *, method: str | None = None, path_contains: str | None = None
@@ -486,6 +490,11 @@ class FakeGce:
         """Close the connection of the next ``times`` matching requests without an answer."""
         with self._lock:
             self._fail_rules.append(_FailRule(0, times, method, path_contains, "drop"))
+
+    def cut_next(self, times: int = 1, *, method: str | None = None, path_contains: str | None = None) -> None:
+        """Answer the next ``times`` matching requests with half of their body, then close the connection."""
+        with self._lock:
+            self._fail_rules.append(_FailRule(0, times, method, path_contains, "cut"))
 
     def fail_operation_next(self, status: int, message: str, *, operation_type: str | None = None) -> None:
         """The next operation (of ``operation_type``: insert, delete, setLabels, deprecate) is accepted,
@@ -675,14 +684,18 @@ class FakeGce:
             rule = self._take_failure(method, target)
         if rule is not None and rule.mode == "drop":
             raise _Drop
-        if rule is not None and rule.mode == "hang":
-            self._stopping.wait(rule.seconds)
+        if rule is not None and rule.mode in ("hang", "cut"):
+            if rule.mode == "hang":
+                self._stopping.wait(rule.seconds)
+            cut = rule.mode == "cut"
             rule = None
+        else:
+            cut = False
         if rule is not None:
             if rule.mode == "html":
                 page = _HTML_PAGE.format(status=rule.status).encode()
                 return _Answer(rule.status, page, "text/html; charset=UTF-8")
-            msg = _DEFAULT_MESSAGES.get(rule.status, f"Injected failure {rule.status}")
+            msg = rule.message or _DEFAULT_MESSAGES.get(rule.status, f"Injected failure {rule.status}")
             return _json(rule.status, GceError(rule.status, msg).body())
         path = urlsplit(target).path
         if method == "POST" and path.startswith(_PREFIX) and path.endswith("/wait"):
@@ -693,9 +706,10 @@ class FakeGce:
         with self._lock:
             self.settle()
             try:
-                return _json(200, self._route(method, target, body))
+                answer = _json(200, self._route(method, target, body))
             except GceError as e:
-                return _json(e.status, e.body())
+                answer = _json(e.status, e.body())
+        return _Answer(answer.status, answer.body, answer.content_type, cut=cut)
 
     def _route(self, method: str, target: str, raw_body: bytes) -> JsonDict:
         split = urlsplit(target)
@@ -887,7 +901,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Type", answer.content_type)
             self.send_header("Content-Length", str(len(answer.body)))
             self.end_headers()
-            self.wfile.write(answer.body)
+            self.wfile.write(answer.body[: len(answer.body) // 2] if answer.cut else answer.body)
+            if answer.cut:
+                self.wfile.flush()
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
         except OSError:  # the client gave up waiting
             self.close_connection = True
 

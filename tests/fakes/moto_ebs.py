@@ -99,9 +99,7 @@ class _Faults:
 
     def delay_for(self, action: str, agent: str) -> float:
         return sum(
-            float(d["seconds"])
-            for d in self.delays
-            if d.get("action") == action and d.get("agent", "") in agent
+            float(d["seconds"]) for d in self.delays if d.get("action") == action and d.get("agent", "") in agent
         )
 
 

@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import requests
 from google.api_core import exceptions
 from google.api_core.retry import Retry, if_exception_type
 from google.cloud import compute_v1
 
-from tests.fakes.gce import FakeGce, compile_filter, global_operations_client, images_client
+from tests.fakes.gce import FakeGce, compile_filter, global_operations_client, images_client, wait_done
 
 PROJECT = "bakery-test"
 IMAGES = f"/compute/v1/projects/{PROJECT}/global/images"
@@ -103,11 +105,12 @@ def test_get_from_family_picks_newest_non_deprecated(gce: FakeGce, client: compu
     assert client.get_from_family(project=PROJECT, family="web").name == "web-c"
     assert gce.requests[-1] == ("GET", f"{IMAGES}/family/web")
 
-    client.deprecate(
+    operation = client.deprecate_unary(
         project=PROJECT,
         image="web-c",
         deprecation_status_resource=compute_v1.DeprecationStatus(state="DEPRECATED"),
-    ).result()
+    )
+    wait_done(gce.endpoint, PROJECT, operation)
     assert client.get_from_family(project=PROJECT, family="web").name == "web-a"
 
     with pytest.raises(exceptions.NotFound):
@@ -182,7 +185,7 @@ def test_list_order_by_creation_timestamp(gce: FakeGce, client: compute_v1.Image
 
 
 def test_insert_then_get(gce: FakeGce, client: compute_v1.ImagesClient) -> None:
-    operation = client.insert(
+    operation = client.insert_unary(
         project=PROJECT,
         image_resource=compute_v1.Image(
             name="web-new",
@@ -192,11 +195,12 @@ def test_insert_then_get(gce: FakeGce, client: compute_v1.ImagesClient) -> None:
             description="baked",
         ),
     )
-    assert operation.done()
-    assert operation.result(timeout=5) is None
+    assert operation.status == compute_v1.Operation.Status.RUNNING
     assert operation.operation_type == "insert"
-    assert operation.progress == 100
+    assert operation.progress == 0
     assert operation.target_link.endswith(f"/projects/{PROJECT}/global/images/web-new")
+    done = wait_done(gce.endpoint, PROJECT, operation)
+    assert (done.status, done.progress) == (compute_v1.Operation.Status.DONE, 100)
 
     image = client.get(project=PROJECT, image="web-new")
     assert image.status == "READY"
@@ -206,7 +210,11 @@ def test_insert_then_get(gce: FakeGce, client: compute_v1.ImagesClient) -> None:
     assert image.id > 0
     assert dt.datetime.fromisoformat(image.creation_timestamp).tzinfo is not None
     assert str(image.id) == gce.images[PROJECT]["web-new"]["id"]
-    assert gce.requests == [("POST", IMAGES), ("GET", f"{IMAGES}/web-new")]
+    assert gce.requests == [
+        ("POST", IMAGES),
+        ("POST", f"{OPERATIONS}/{operation.name}/wait"),
+        ("GET", f"{IMAGES}/web-new"),
+    ]
 
 
 def test_insert_duplicate_is_conflict(gce: FakeGce, client: compute_v1.ImagesClient) -> None:
@@ -225,8 +233,8 @@ def test_insert_invalid_name_is_bad_request(client: compute_v1.ImagesClient) -> 
 
 def test_delete(gce: FakeGce, client: compute_v1.ImagesClient) -> None:
     gce.add_image(PROJECT, "web-1")
-    operation = client.delete(project=PROJECT, image="web-1")
-    operation.result(timeout=5)
+    operation = client.delete_unary(project=PROJECT, image="web-1")
+    wait_done(gce.endpoint, PROJECT, operation)
     assert operation.operation_type == "delete"
     assert "web-1" not in gce.images[PROJECT]
     with pytest.raises(exceptions.NotFound):
@@ -237,7 +245,7 @@ def test_set_labels_with_current_fingerprint(gce: FakeGce, client: compute_v1.Im
     gce.add_image(PROJECT, "web-1", labels={"bakery-image": "web"})
     before = client.get(project=PROJECT, image="web-1")
 
-    operation = client.set_labels(
+    operation = client.set_labels_unary(
         project=PROJECT,
         resource="web-1",
         global_set_labels_request_resource=compute_v1.GlobalSetLabelsRequest(
@@ -245,14 +253,14 @@ def test_set_labels_with_current_fingerprint(gce: FakeGce, client: compute_v1.Im
             label_fingerprint=before.label_fingerprint,
         ),
     )
-    operation.result(timeout=5)
+    wait_done(gce.endpoint, PROJECT, operation)
     assert operation.operation_type == "setLabels"
 
     after = client.get(project=PROJECT, image="web-1")
     assert dict(after.labels) == {"bakery-image": "web", "bakery-promoted": "true"}
     assert after.label_fingerprint != before.label_fingerprint
     assert gce.images[PROJECT]["web-1"]["labelFingerprint"] == after.label_fingerprint
-    assert gce.count("POST", f"{IMAGES}/web-1/setLabels") == 1
+    assert gce.count("POST", f"{IMAGES}/web-1/setLabels") == gce.set_labels_calls(PROJECT, "web-1") == 1
 
 
 def test_set_labels_with_stale_fingerprint_is_412(gce: FakeGce, client: compute_v1.ImagesClient) -> None:
@@ -260,16 +268,17 @@ def test_set_labels_with_stale_fingerprint_is_412(gce: FakeGce, client: compute_
     stale = client.get(project=PROJECT, image="web-1").label_fingerprint
 
     # someone else changes the labels first
-    client.set_labels(
+    operation = client.set_labels_unary(
         project=PROJECT,
         resource="web-1",
         global_set_labels_request_resource=compute_v1.GlobalSetLabelsRequest(
             labels={"bakery-image": "web", "owner": "other"}, label_fingerprint=stale
         ),
-    ).result(timeout=5)
+    )
+    wait_done(gce.endpoint, PROJECT, operation)
 
     with pytest.raises(exceptions.PreconditionFailed) as info:
-        client.set_labels(
+        client.set_labels_unary(
             project=PROJECT,
             resource="web-1",
             global_set_labels_request_resource=compute_v1.GlobalSetLabelsRequest(
@@ -284,32 +293,80 @@ def test_set_labels_with_stale_fingerprint_is_412(gce: FakeGce, client: compute_
 # ------------------------------------------------------------------------------------------- operations
 
 
-def test_operations_are_done_so_result_never_polls(gce: FakeGce, client: compute_v1.ImagesClient) -> None:
-    # The operations client the images client builds for polling does NOT inherit client_options:
-    # it points at the real API. Operations come back DONE, so result() never uses it.
+def test_extended_operations_would_poll_google_not_the_fake(client: compute_v1.ImagesClient) -> None:
+    # The operations client an images client builds for ExtendedOperation.result() does NOT inherit
+    # client_options: it points at the real API. Against the fake (and a private endpoint), wait
+    # through a GlobalOperationsClient made for the endpoint instead, as bakery does.
     polling_client = client._transport._global_operations_client
     assert polling_client._transport._host == "https://compute.googleapis.com"
 
-    operation = client.insert(project=PROJECT, image_resource=compute_v1.Image(name="web-1"))
-    assert operation.status == compute_v1.Operation.Status.DONE
-    assert operation.result(timeout=5) is None
-    assert operation.done()
-    assert gce.count("GET", OPERATIONS) == gce.count("POST", OPERATIONS) == 0
 
-    # the fake does serve globalOperations get/wait for a client pointed at it
-    ops = global_operations_client(gce.endpoint)
-    got = ops.get(project=PROJECT, operation=operation.name)
-    assert got.status == compute_v1.Operation.Status.DONE
-    assert got.operation_type == "insert"
-    assert got.target_link.endswith("/global/images/web-1")
-    waited = ops.wait(project=PROJECT, operation=operation.name)
-    assert waited.name == operation.name and waited.progress == 100
-    assert gce.requests[-2:] == [
-        ("GET", f"{OPERATIONS}/{operation.name}"),
-        ("POST", f"{OPERATIONS}/{operation.name}/wait"),
-    ]
-    with pytest.raises(exceptions.NotFound):
-        ops.get(project=PROJECT, operation="operation-unknown")
+def test_operations_run_then_finish_and_only_then_change_the_image() -> None:
+    with FakeGce(operation_delay=0.5) as gce:
+        client = images_client(gce.endpoint)
+        ops = global_operations_client(gce.endpoint)
+        gce.add_image(PROJECT, "web-1", labels={"bakery-image": "web"})
+        before = client.get(project=PROJECT, image="web-1")
+        operation = client.set_labels_unary(
+            project=PROJECT,
+            resource="web-1",
+            global_set_labels_request_resource=compute_v1.GlobalSetLabelsRequest(
+                labels={"bakery-image": "web", "bakery-state": "complete"}, label_fingerprint=before.label_fingerprint
+            ),
+        )
+        assert operation.status == compute_v1.Operation.Status.RUNNING
+        assert operation.operation_type == "setLabels"
+        assert operation.target_link.endswith("/global/images/web-1")
+        # not yet: the labels and their fingerprint change when the operation is DONE
+        now = client.get(project=PROJECT, image="web-1")
+        assert (dict(now.labels), now.label_fingerprint) == ({"bakery-image": "web"}, before.label_fingerprint)
+        assert ops.get(project=PROJECT, operation=operation.name).status == compute_v1.Operation.Status.RUNNING
+
+        started = time.monotonic()
+        waited = ops.wait(project=PROJECT, operation=operation.name, timeout=5)  # blocks until DONE
+        assert time.monotonic() - started > 0.3
+        assert (waited.status, waited.progress) == (compute_v1.Operation.Status.DONE, 100)
+        assert waited.end_time
+        after = client.get(project=PROJECT, image="web-1")
+        assert dict(after.labels) == {"bakery-image": "web", "bakery-state": "complete"}
+        assert after.label_fingerprint != before.label_fingerprint
+        assert ops.get(project=PROJECT, operation=operation.name).status == compute_v1.Operation.Status.DONE
+        assert gce.requests[-4:] == [
+            ("GET", f"{OPERATIONS}/{operation.name}"),
+            ("POST", f"{OPERATIONS}/{operation.name}/wait"),
+            ("GET", f"{IMAGES}/web-1"),
+            ("GET", f"{OPERATIONS}/{operation.name}"),
+        ]
+        with pytest.raises(exceptions.NotFound):
+            ops.get(project=PROJECT, operation="operation-unknown")
+
+
+def test_insert_and_delete_show_pending_and_deleting_until_done() -> None:
+    with FakeGce(operation_delay=0.3) as gce:
+        client = images_client(gce.endpoint)
+        inserted = client.insert_unary(project=PROJECT, image_resource=compute_v1.Image(name="web-1", family="web"))
+        assert client.get(project=PROJECT, image="web-1").status == "PENDING"
+        with pytest.raises(exceptions.NotFound):  # a family's images are the READY ones
+            client.get_from_family(project=PROJECT, family="web")
+        with pytest.raises(exceptions.Conflict):  # the name is taken at once
+            client.insert_unary(project=PROJECT, image_resource=compute_v1.Image(name="web-1"))
+        wait_done(gce.endpoint, PROJECT, inserted)
+        assert client.get(project=PROJECT, image="web-1").status == "READY"
+
+        deleted = client.delete_unary(project=PROJECT, image="web-1")
+        assert client.get(project=PROJECT, image="web-1").status == "DELETING"
+        wait_done(gce.endpoint, PROJECT, deleted)
+        with pytest.raises(exceptions.NotFound):
+            client.get(project=PROJECT, image="web-1")
+
+
+def test_operation_that_fails_changes_nothing(gce: FakeGce, client: compute_v1.ImagesClient) -> None:
+    gce.add_image(PROJECT, "web-1")
+    gce.fail_operation_next(400, "The image resource is in use", operation_type="delete")
+    done = wait_done(gce.endpoint, PROJECT, client.delete_unary(project=PROJECT, image="web-1"))
+    assert done.http_error_status_code == 400
+    assert [(e.code, e.message) for e in done.error.errors] == [("INVALID", "The image resource is in use")]
+    assert client.get(project=PROJECT, image="web-1").name == "web-1"
 
 
 # ------------------------------------------------------------------------------------------- failures
@@ -382,7 +439,8 @@ def test_injected_failure_with_retry_succeeds(gce: FakeGce, client: compute_v1.I
 @pytest.mark.parametrize("status", [429, 503])
 def test_injected_failure_on_mutation_with_retry(gce: FakeGce, client: compute_v1.ImagesClient, status: int) -> None:
     gce.fail_next(status, 2, method="POST")
-    client.insert(project=PROJECT, image_resource=compute_v1.Image(name="web-1"), retry=_fast_retry()).result(timeout=5)
+    operation = client.insert_unary(project=PROJECT, image_resource=compute_v1.Image(name="web-1"), retry=_fast_retry())
+    wait_done(gce.endpoint, PROJECT, operation)
     assert gce.count("POST", IMAGES) == 3
     assert "web-1" in gce.images[PROJECT]
 
@@ -400,10 +458,37 @@ def test_fail_next_matches_method_and_path(gce: FakeGce, client: compute_v1.Imag
     fingerprint = client.get(project=PROJECT, image="web-1").label_fingerprint
     request = compute_v1.GlobalSetLabelsRequest(labels={"a": "b"}, label_fingerprint=fingerprint)
     with pytest.raises(exceptions.ServiceUnavailable):
-        client.set_labels(project=PROJECT, resource="web-1", global_set_labels_request_resource=request)
+        client.set_labels_unary(project=PROJECT, resource="web-1", global_set_labels_request_resource=request)
     # both rules used up
-    client.set_labels(project=PROJECT, resource="web-1", global_set_labels_request_resource=request)
+    client.set_labels_unary(project=PROJECT, resource="web-1", global_set_labels_request_resource=request)
     assert client.get(project=PROJECT, image="web-2").name == "web-2"
+
+
+def test_html_error_page(gce: FakeGce, client: compute_v1.ImagesClient) -> None:
+    gce.fail_next(500, html=True)
+    with pytest.raises(exceptions.InternalServerError) as info:
+        client.get(project=PROJECT, image="web-1", retry=None)
+    assert info.value.code == 500
+    assert "<title>Error 500 (Server Error)!!1</title>" in info.value.message  # the whole page
+
+
+def test_hanging_answer_times_out(gce: FakeGce, client: compute_v1.ImagesClient) -> None:
+    gce.add_image(PROJECT, "web-1")
+    gce.hang_next(path_contains="/web-1")
+    started = time.monotonic()
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        client.get(project=PROJECT, image="web-1", retry=None, timeout=0.3)
+    assert time.monotonic() - started < 3
+    assert client.get(project=PROJECT, image="web-1", timeout=5).name == "web-1"  # only that one hangs
+
+
+def test_dropped_connection(gce: FakeGce, client: compute_v1.ImagesClient) -> None:
+    gce.add_image(PROJECT, "web-1")
+    gce.drop_next()
+    with pytest.raises(requests.exceptions.ConnectionError) as info:
+        client.get(project=PROJECT, image="web-1", retry=None, timeout=5)
+    assert "without response" in str(info.value)
+    assert client.get(project=PROJECT, image="web-1", timeout=5).name == "web-1"
 
 
 # ------------------------------------------------------------------------------------------- filter

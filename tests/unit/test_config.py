@@ -5,10 +5,29 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
+from bakery import aptsource
 from bakery.errors import ConfigError, UsageError
+
+DATA = Path(__file__).parent / "data"
+# The installed entry point, beside the interpreter running the tests (.venv/bin/bakery).
+BAKERY = Path(sys.executable).parent / "bakery"
+
+
+@pytest.fixture(autouse=True)
+def machine_apt(tmp_path, monkeypatch) -> Path:
+    """This machine's apt sources as validate reads them: a local Debian archive. No test reads the
+    real /etc/apt, so what validate says does not depend on the machine that runs the tests."""
+    etc = tmp_path / "etc-apt"
+    (etc / "sources.list.d").mkdir(parents=True)
+    (etc / "sources.list").write_text("deb file:///srv/mirror bookworm main\n")
+    monkeypatch.setattr(aptsource, "ETC_APT", etc)
+    return etc
 
 
 def refused(project_dir, bakery_cli, text: str):
@@ -180,7 +199,7 @@ CASES = [
         37,
         5,
         "channels.stable.promote_from",
-        ["cannot promote from itself"],
+        ["'promote_from' makes a cycle: stable -> stable"],
     ),
     (
         "channel-promotes-from-unknown",
@@ -255,9 +274,9 @@ CASES = [
         "secret-not-an-env-name",
         lambda t: t.replace("      team: platform\n", "      team: platform\n    secrets: {token: not an env}\n"),
         29,
-        5,
-        "images.web.secrets",
-        ["must name an environment variable"],
+        15,
+        "images.web.secrets.token",
+        ["secret 'token' must name an environment variable, got 'not an env'"],
     ),
 ]
 
@@ -328,12 +347,12 @@ def test_several_problems_are_all_listed_in_file_order(project_dir, bakery_cli, 
     assert stderr.index(first) < stderr.index(second)
 
 
-def test_unreadable_file_is_refused(project_dir, bakery_cli):
+def test_file_that_is_not_utf8_is_refused_at_the_byte(project_dir, bakery_cli):
     project_dir.config.write_bytes(b"\xff\xfe\x00not utf-8")
     result = bakery_cli("validate", "-f", project_dir.config)
     assert result.exit_code == 2
     assert "Traceback" not in result.output
-    assert f"{project_dir.config}: cannot read" in result.stderr
+    assert f"{project_dir.config}:1:1: byte 0xff is not UTF-8 text" in result.stderr
 
 
 def test_missing_file_is_a_usage_error(project_dir, bakery_cli):
@@ -364,6 +383,164 @@ def test_group_batch_size_out_of_range_is_refused(project_dir, bakery_cli, valid
     text = valid_yaml.replace("    channel: stable\n", f"    channel: stable\n    strategy: {{batch_size: {batch}}}\n")
     stderr = refused(project_dir, bakery_cli, text)
     located(stderr, project_dir.config, None, None, "groups.web-eu.strategy.batch_size")
+
+
+# --- the corpus: tests/unit/data/invalid/*.yaml ------------------------------------------------
+# Each file says in its first lines where it must be refused and what the message starts with:
+#   # refused: LINE:COL
+#   # says: KEY.PATH: message
+#   # schema: rejects | accepts | unreadable   (what `bakery schema` makes of it, see test_schema.py)
+
+
+def corpus(kind: str) -> list[Path]:
+    return sorted((DATA / kind).glob("*.yaml"))
+
+
+def header(path: Path) -> dict[str, str]:
+    found = re.findall(r"^# (refused|says|schema): (.*)$", path.read_text(encoding="utf-8"), re.M)
+    return dict(found)
+
+
+@pytest.mark.parametrize("case", corpus("invalid"), ids=lambda p: p.stem)
+def test_invalid_corpus_is_refused_at_the_line_of_the_problem(project_dir, bakery_cli, case):
+    expect = header(case)
+    stderr = refused(project_dir, bakery_cli, case.read_text(encoding="utf-8"))
+    assert f"{project_dir.config}:{expect['refused']}: {expect['says']}" in stderr, stderr
+
+
+def billion_laughs() -> str:
+    """The classic alias bomb: about 800 bytes, ten levels of ten aliases, 10**9 strings expanded."""
+    lines = ['lol0: &lol0 "lol"']
+    lines += [f"lol{i}: &lol{i} [" + ", ".join([f"*lol{i - 1}"] * 10) + "]" for i in range(1, 10)]
+    return "\n".join(lines) + "\n"
+
+
+# (id, file content, line, col, what the message starts with)
+TRICKS = [
+    ("nul", b"targets:\n  local: {kind: lo\x00cal}\nimages: {}\n", 2, 19, "character U+0000 is not allowed"),
+    ("escape", b"targets: {}\nimages: {}\n\x1b[31m\n", 3, 1, "character U+001B is not allowed"),
+    ("latin-1", b"targets: {}\nimages: {}\nchannels:\n  stable: {description: caf\xe9}\n", 4, 28, "byte 0xe9"),
+    ("deep-flow", b"x: " + b"[" * 10_000, 1, 67, "nesting deeper than 64 levels"),
+    ("deep-block", "".join(" " * i + "a:\n" for i in range(100)).encode(), 64, 64, "nesting deeper than 64"),
+    ("alias-bomb", billion_laughs().encode(), 6, 7, "aliases expand this value to more than"),
+    ("huge-number", b"targets:\n  local: {kind: local, cpus: " + b"9" * 5000 + b"}\n", 2, 30, "targets.local.cpus: a"),
+]
+
+
+@pytest.mark.parametrize(("content", "line", "col", "says"), [t[1:] for t in TRICKS], ids=[t[0] for t in TRICKS])
+def test_yaml_tricks_are_refused_at_their_line(project_dir, bakery_cli, content, line, col, says):
+    project_dir.config.write_bytes(content)
+    result = bakery_cli("validate", "-f", project_dir.config)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert f"{project_dir.config}:{line}:{col}: {says}" in result.stderr, result.stderr
+    assert project_dir.nothing_written()
+
+
+@pytest.mark.parametrize(
+    ("content", "line", "says"),
+    [
+        ((DATA / "invalid" / "tag-python-object.yaml").read_bytes(), 9, "YAML tag !!python/object/apply:os.system"),
+        ((DATA / "invalid" / "ref-promote-cycle-of-two.yaml").read_bytes(), 10, "channels.stable.promote_from"),
+        (billion_laughs().encode(), 6, "aliases expand"),
+        (b"x: " + b"[" * 10_000, 1, "nesting deeper"),
+        (b"targets: {}\nimages: {\x00}\n", 2, "character U+0000"),
+    ],
+    ids=["tag", "promote-cycle", "alias-bomb", "deep", "nul"],
+)
+def test_installed_script_refuses_without_traceback(project_dir, content, line, says):
+    project_dir.config.write_bytes(content)
+    run = subprocess.run(
+        [str(BAKERY), "validate", "-f", str(project_dir.config)],
+        capture_output=True,
+        text=True,
+        cwd=project_dir.root,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 2, run.stderr
+    assert "Traceback" not in run.stderr + run.stdout
+    assert re.search(rf"{re.escape(str(project_dir.config))}:{line}:\d+: {re.escape(says)}", run.stderr), run.stderr
+    assert project_dir.nothing_written()
+
+
+def test_a_cycle_is_named_in_the_order_its_references_run(project_dir, bakery_cli):
+    text = (
+        "targets: {}\nimages: {}\nchannels:\n"
+        "  a: {promote_from: d}\n  b: {promote_from: a}\n  c: {promote_from: b}\n  d: {promote_from: c}\n"
+        "  e: {promote_from: d}\n"  # leads into the cycle, is not on it
+        "  x: {promote_from: y}\n  y: {promote_from: x}\n"  # a second cycle
+    )
+    stderr = refused(project_dir, bakery_cli, text)
+    assert "(6 problems)" in stderr
+    cycle = "'promote_from' makes a cycle: "
+    assert cycle + "a -> d -> c -> b -> a" in located(stderr, project_dir.config, 4, 7, "channels.a.promote_from")
+    assert cycle + "d -> c -> b -> a -> d" in located(stderr, project_dir.config, 7, 7, "channels.d.promote_from")
+    assert cycle + "y -> x -> y" in located(stderr, project_dir.config, 10, 7, "channels.y.promote_from")
+    assert "channels.e" not in stderr
+
+
+# --- merge keys ----------------------------------------------------------------------------------
+
+
+def test_merge_keys_merge_and_explicit_keys_win(project_dir):
+    project_dir.write((DATA / "valid" / "merge-keys.yaml").read_text())
+    cfg = project_dir.load().config
+    local = cfg.targets["local"]
+    assert (local.kind, local.memory, local.cpus) == ("local", 1024, 4)  # cpus: 4 beats the merged 2
+    web, base = cfg.images["web"], cfg.images["base"]
+    assert web.tags == {"team": "web", "cost": "shared"}  # <<: [*tags, *image]: the earlier mapping wins
+    assert web.version == "1.0" and web.playbooks == ("playbooks/web.yml",)
+    assert web.source is not None and web.source.local is not None
+    assert web.source.local.mirror == "http://127.0.0.1:9/debian"
+    assert (base.version, base.tags) == ("2.1", {"team": "platform"})
+
+
+def test_an_error_in_a_merged_value_points_at_where_it_is_written(project_dir, bakery_cli):
+    text = (DATA / "valid" / "merge-keys.yaml").read_text().replace("  memory: 1G\n", "  memory: lots\n")
+    stderr = refused(project_dir, bakery_cli, text)
+    # the value is written in the anchor (line 4); the key path says where it was merged into
+    located(stderr, project_dir.config, 4, 3, "targets.local.memory")
+
+
+def test_merged_keys_override_merged_keys_in_order(project_dir, bakery_cli):
+    text = (
+        "x-a: &a {kind: local, memory: 1G}\nx-b: &b {memory: 2G, cpus: 3}\n"
+        "targets:\n  one: {<<: [*a, *b]}\n  two: {<<: [*b, *a]}\n  three: {<<: *b, kind: local, cpus: 1}\n"
+        "images: {}\n"
+    )
+    project_dir.write(text)
+    targets = project_dir.load().config.targets
+    assert (targets["one"].memory, targets["one"].cpus) == (1024, 3)
+    assert (targets["two"].memory, targets["two"].cpus) == (2048, 3)
+    assert (targets["three"].memory, targets["three"].cpus) == (2048, 1)
+
+
+# --- the mirror of a local recipe ----------------------------------------------------------------
+
+
+def test_local_recipe_without_mirror_on_a_machine_without_one_asks_for_mirror(
+    project_dir, bakery_cli, valid_yaml, machine_apt
+):
+    (machine_apt / "sources.list").write_text("# deb http://127.0.0.1:9/debian bookworm main\n")
+    stderr = refused(project_dir, bakery_cli, valid_yaml)
+    message = located(stderr, project_dir.config, 16, 7, "images.web.source.local")
+    assert "no 'mirror:' here" in message and "add mirror: URL" in message
+    assert "(1 problem)" in stderr
+
+
+def test_local_recipe_with_its_own_mirror_needs_no_machine_mirror(project_dir, bakery_cli, valid_yaml, machine_apt):
+    (machine_apt / "sources.list").unlink()
+    project_dir.write(valid_yaml.replace("      local: {}\n", "      local: {mirror: file:///srv/mirror}\n"))
+    result = bakery_cli("validate", "-f", project_dir.config)
+    assert result.exit_code == 0, result.output
+
+
+def test_local_recipe_no_local_target_uses_needs_no_mirror(project_dir, bakery_cli, valid_yaml, machine_apt):
+    (machine_apt / "sources.list").unlink()
+    project_dir.write(valid_yaml.replace("  local:\n    kind: local\n", ""))
+    result = bakery_cli("validate", "-f", project_dir.config)
+    assert result.exit_code == 0, result.output
 
 
 # --- valid files ---------------------------------------------------------------------------------
@@ -492,3 +669,16 @@ def test_load_raises_config_error_with_problems(project_dir, valid_yaml):
     assert exc.value.problems == (
         f"{project_dir.config}:5:5: targets.aws.kind: 'kind' must be one of local, aws, gcp, got 'azure'",
     )
+
+
+def test_order_puts_parents_first_and_is_stable(project_dir, valid_yaml):
+    images = (
+        '  zeta:\n    version: "1.0"\n    from: web\n'
+        '  app:\n    version: "1.0"\n    from: zeta\n'
+        '  alpha:\n    version: "1.0"\n    source:\n      local: {}\n'
+    )
+    project_dir.write(valid_yaml.replace("groups:\n", images + "groups:\n"))
+    project = project_dir.load()
+    assert project.order() == ("alpha", "web", "zeta", "app")
+    assert project.order(["app"]) == ("web", "zeta", "app")
+    assert project.lineage("app") == ("app", "zeta", "web")

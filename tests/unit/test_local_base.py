@@ -8,11 +8,24 @@ from pathlib import Path
 
 import pytest
 
+from bakery import aptsource
+from bakery.errors import ConfigError
 from bakery.models import LocalSource
 from bakery.providers import local_base
 from bakery.providers.local_base import convert_argv, mkfs_argv, mmdebstrap_argv, recipe_digest
 
 REPO = Path(__file__).resolve().parents[2]
+MACHINE_MIRROR = "file:///srv/mirror"
+
+
+@pytest.fixture(autouse=True)
+def machine_apt(tmp_path, monkeypatch) -> Path:
+    """The build machine's apt uses a local Debian archive (tests never read the real /etc/apt)."""
+    etc = tmp_path / "etc-apt"
+    etc.mkdir()
+    (etc / "sources.list").write_text(f"deb {MACHINE_MIRROR} bookworm main\n")
+    monkeypatch.setattr(aptsource, "ETC_APT", etc)
+    return etc
 
 
 @pytest.fixture
@@ -23,7 +36,7 @@ def overlay(tmp_path: Path) -> Path:
 
 
 def test_mmdebstrap_argv():
-    recipe = LocalSource(suite="trixie", mirror="http://mirror.example/debian", packages=("vim", "curl"))
+    recipe = LocalSource(suite="trixie", mirror="http://127.0.0.1:9/debian", packages=("vim", "curl"))
     assert mmdebstrap_argv(recipe, Path("/c/rootfs"), Path("/t/base-overlay")) == [
         "mmdebstrap",
         "--variant=minbase",
@@ -36,7 +49,7 @@ def test_mmdebstrap_argv():
         '--customize-hook=passwd --root "$1" --lock root',
         "trixie",
         "/c/rootfs",
-        "http://mirror.example/debian",
+        "http://127.0.0.1:9/debian",
     ]
 
 
@@ -47,7 +60,7 @@ def test_mmdebstrap_argv_defaults_and_duplicate_packages():
     assert packages == sorted(set(packages))
     assert packages.count("python3") == 1 and packages.count("nginx") == 1
     assert set(local_base.BASE_PACKAGES) <= set(packages)
-    assert argv[-3:] == ["bookworm", "/r", "http://deb.debian.org/debian"]
+    assert argv[-3:] == ["bookworm", "/r", MACHINE_MIRROR]  # no mirror: the one this machine's apt uses
 
 
 def test_mkfs_argv():
@@ -105,7 +118,7 @@ def test_recipe_digest_does_not_depend_on_mtimes(overlay):
     "changed",
     [
         LocalSource(suite="trixie"),
-        LocalSource(mirror="http://mirror.example/debian"),
+        LocalSource(mirror="http://127.0.0.1:9/debian"),
         LocalSource(packages=("vim",)),
         LocalSource(packages=("vim", "curl")),
     ],
@@ -145,3 +158,40 @@ def test_recipe_digest_ignores_package_order_and_repeats(overlay):
 def test_overlay_dir_prefers_the_project_templates(tmp_path):
     (tmp_path / "templates" / "base-overlay").mkdir(parents=True)
     assert local_base.overlay_dir(tmp_path) == tmp_path / "templates" / "base-overlay"
+
+
+# --- the mirror: the recipe's, else the build machine's ------------------------------------------
+
+
+def test_without_mirror_the_machines_apt_source_is_used(machine_apt):
+    (machine_apt / "sources.list").write_text(
+        "deb http://127.0.0.1:9/debian-security trixie-security main\ndeb http://127.0.0.1:9/debian trixie main\n"
+    )
+    recipe = LocalSource(suite="trixie")
+    assert local_base.mirror_of(recipe) == "http://127.0.0.1:9/debian"
+    assert mmdebstrap_argv(recipe, Path("/r"), Path("/o"))[-1] == "http://127.0.0.1:9/debian"
+    assert local_base.with_mirror(recipe) == LocalSource(suite="trixie", mirror="http://127.0.0.1:9/debian")
+
+
+def test_the_recipes_mirror_wins_over_the_machines():
+    recipe = LocalSource(mirror="http://127.0.0.1:9/debian")
+    assert local_base.mirror_of(recipe) == "http://127.0.0.1:9/debian"
+    assert local_base.with_mirror(recipe) is recipe
+
+
+def test_the_resolved_mirror_is_part_of_the_digest(overlay, machine_apt):
+    # Same base whether the mirror is written or found; another machine mirror, another base.
+    implicit = recipe_digest(LocalSource(), overlay)
+    assert implicit == recipe_digest(LocalSource(mirror=MACHINE_MIRROR), overlay)
+    (machine_apt / "sources.list").write_text("deb http://127.0.0.1:9/debian bookworm main\n")
+    assert recipe_digest(LocalSource(), overlay) != implicit
+
+
+def test_no_mirror_anywhere_is_a_config_error(overlay, machine_apt):
+    (machine_apt / "sources.list").unlink()
+    with pytest.raises(ConfigError, match="no 'mirror:'") as exc:
+        recipe_digest(LocalSource(), overlay)
+    assert exc.value.exit_code == 2
+    assert exc.value.hint is not None and "mirror: URL" in exc.value.hint
+    with pytest.raises(ConfigError):
+        mmdebstrap_argv(LocalSource(), Path("/r"), overlay)
