@@ -129,6 +129,22 @@ def _process_started(pid: int) -> datetime | None:
     return datetime.now(UTC) - timedelta(seconds=uptime - since_boot)
 
 
+def _processes_of(invocation: str) -> list[int]:
+    """Processes on this host whose command line names the bake (its Packer runs in a work
+    directory named after the invocation): a killed bakery's Packer may still be running."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if invocation.encode() in argv:
+            found.append(int(entry.name))
+    return sorted(found)
+
+
 def judge(leftover: Leftover, *, now: datetime | None = None) -> Verdict:
     """Is the bake that left `leftover` provably dead? (Only then may its images be removed.)"""
     now = now or datetime.now(UTC)
@@ -138,11 +154,15 @@ def judge(leftover: Leftover, *, now: datetime | None = None) -> Verdict:
             return Verdict(True, f"{owner.describe()}; this host has rebooted since")
         started = utc(owner.started)
         process = _process_started(owner.pid)
+        if process is not None and (started is None or process <= started + timedelta(seconds=5)):
+            return Verdict(False, f"{owner.describe()} is still running")
+        children = _processes_of(owner.invocation)
+        if children:
+            pids = ", ".join(map(str, children))
+            return Verdict(False, f"{owner.describe()} was stopped, but its tools still run (pid {pids})")
         if process is None:
             return Verdict(True, f"{owner.describe()}; that process has exited")
-        if started is not None and process > started + timedelta(seconds=5):
-            return Verdict(True, f"{owner.describe()}; that process has exited (pid {owner.pid} is another one now)")
-        return Verdict(False, f"{owner.describe()} is still running")
+        return Verdict(True, f"{owner.describe()}; that process has exited (pid {owner.pid} is another one now)")
     beat = utc(leftover.heartbeat)
     created = utc(leftover.created)
     who = owner.describe() if owner else f"the bake {leftover.invocation}"

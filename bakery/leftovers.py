@@ -68,6 +68,8 @@ def remove_own(provider: Provider, target: str, name: str, invocation: str, repo
         try:
             mine = provider.marked(target, name, invocation=invocation)
             left[:] = [location for item in mine for location in item.locations]
+            if left:
+                reporter.note(f"removing what this bake created on {target}: {', '.join(left)}")
             for item in mine:
                 removed = provider.remove(item)
                 left[:] = [loc for loc in left if loc not in item.locations]

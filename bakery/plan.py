@@ -13,7 +13,7 @@ from typing import Any
 from bakery import inputs, render, tools
 from bakery.catalog import ImageRecord, newest
 from bakery.config import Project
-from bakery.errors import UsageError
+from bakery.errors import BakeryError, UsageError
 from bakery.progress import Reporter
 from bakery.providers.base import BakeRequest, ClientFactory, Prepared, Provider, get_provider
 from bakery.workspace import Workspace
@@ -62,12 +62,18 @@ class Plan:
 
 class Planner:
     def __init__(
-        self, project: Project, workspace: Workspace, reporter: Reporter, clients: ClientFactory | None = None
+        self,
+        project: Project,
+        workspace: Workspace,
+        reporter: Reporter,
+        clients: ClientFactory | None = None,
+        provider: Provider | None = None,
     ) -> None:
         self.project = project
         self.ws = workspace
         self.reporter = reporter
         self.clients = clients
+        self._provider = provider  # one provider for every kind (tests hand in a fake), as Baker takes
         self._providers: dict[str, Provider] = {}
         self._catalog: dict[str, dict[str, list[ImageRecord]]] = {}
         self._files: dict[tuple[str, tuple[str, ...]], dict[str, str]] = {}
@@ -80,6 +86,8 @@ class Planner:
         return self._files[key]
 
     def provider(self, kind: str) -> Provider:
+        if self._provider is not None:
+            return self._provider
         if kind not in self._providers:
             self._providers[kind] = get_provider(
                 kind, self.ws, self.reporter, self.clients, targets=self.project.config.targets
@@ -159,11 +167,11 @@ class Planner:
             reasons.append(f"parent {current.parent or '-'} → {prepared.parent.ref}")
         try:
             statement = provider.provenance(current)
-        except Exception:  # an unreadable document still leaves the digest comparison valid
-            statement = {}
+        except BakeryError as exc:
+            # The digest comparison stands; only what changed is unknown (not "every file added").
+            return reasons or [f"inputs changed (the provenance of {current.ref} is unreadable: {exc.message})"]
         build = statement.get("predicate", {}).get("buildDefinition", {})
         now = self.files(eff)
-        # Input files are the dependencies named by a path (no scheme, no '#'), as input_files names them.
         recorded = {
             d["name"]: d.get("digest", {}).get("sha256")
             for d in build.get("resolvedDependencies", [])
@@ -188,9 +196,11 @@ class Planner:
 
 
 def _is_file_dependency(name: str) -> bool:
-    return (
-        name != "git" and "#" not in name and name.split(":", 1)[0] not in ("base-disk", "ami", "gce-image", "parent")
-    )
+    """Input files are named by their path in the project, or bakery:PATH for bakery's own
+    templates (render.input_files). Every other dependency has a name of another form: "git", a
+    scheme of the provider's ("ami:", "base-disk:", "parent:"), or the images.yaml entry's '#'."""
+    scheme, colon, _ = name.partition(":")
+    return name != "git" and "#" not in name and (not colon or scheme == "bakery")
 
 
 def _short(text: str) -> str:

@@ -140,6 +140,7 @@ def variables(project: Project, eff: EffectiveImage, version: str, resolved: Map
 def _local(spec: LocalTarget, resolved: Mapping[str, Any]) -> dict[str, Any]:
     # Paths are empty when only the bake key is wanted (plan); a build always has them.
     return {
+        "image_tags": {},  # a local image carries no tags: they must not enter its bake key either
         "base_disk": str(resolved.get("base_disk", "")),
         "kernel": str(resolved.get("kernel", "")),
         "initrd": str(resolved.get("initrd", "")),

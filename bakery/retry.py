@@ -8,6 +8,7 @@ attempt did succeed returns that result instead of making a second resource.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -28,9 +29,22 @@ def aws_config() -> Any:
 
     return Config(
         retries={"mode": "standard", "max_attempts": AWS_MAX_ATTEMPTS},
-        connect_timeout=AWS_CONNECT_TIMEOUT,
-        read_timeout=AWS_READ_TIMEOUT,
+        connect_timeout=min(AWS_CONNECT_TIMEOUT, request_timeout()),
+        read_timeout=request_timeout(),
     )
+
+
+def request_timeout() -> float:
+    """Seconds a cloud request may wait for an answer: $BAKERY_REQUEST_TIMEOUT (for slow private
+    endpoints, or quick failures in tests), else AWS_READ_TIMEOUT."""
+    raw = os.environ.get("BAKERY_REQUEST_TIMEOUT", "")
+    try:
+        value = float(raw) if raw else float(AWS_READ_TIMEOUT)
+    except ValueError:
+        from bakery.errors import UsageError
+
+        raise UsageError(f"BAKERY_REQUEST_TIMEOUT must be a number of seconds, got {raw!r}") from None
+    return value if value > 0 else float(AWS_READ_TIMEOUT)
 
 
 def eventually(attempt: Callable[[], T], *, attempts: int, first_wait: float = 0.5, max_wait: float = 8.0) -> T:

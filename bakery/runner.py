@@ -13,7 +13,6 @@ import contextlib
 import logging
 import os
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -249,7 +248,7 @@ def run(
             sink.flush()
         try:
             child = subprocess.Popen(
-                _orphan_proof(argv),
+                argv,
                 cwd=cwd,
                 env=child_env(env),
                 stdin=subprocess.DEVNULL,
@@ -301,14 +300,6 @@ def run(
             f"{what} {reason}", returncode=returncode, tail=tuple(tail), log_path=str(log_path) if log_path else None
         )
     return result
-
-
-def _orphan_proof(argv: list[str]) -> list[str]:
-    """The child is sent SIGINT if bakery dies without cleaning up (kill -9, OOM): a Packer left
-    running would go on creating images nobody watches. setpriv (util-linux) sets the signal and
-    execs the command, so the child's pid, output and exit code are the command's own."""
-    setpriv = shutil.which("setpriv")
-    return [setpriv, "--pdeathsig", "INT", "--", *argv] if setpriv else argv
 
 
 def _exit_code() -> int:

@@ -77,6 +77,28 @@ channels:
 # 36: `  stable:`, 37: `    promote_from: testing`
 
 
+# A Debian archive as the build machine's apt would name it: tests never depend on this machine's
+# /etc/apt (CI's may list another mirror, or none). The e2e tests bake for real and use the real one.
+MACHINE_MIRROR = "http://127.0.0.1:9/debian"
+
+
+@pytest.fixture(autouse=True)
+def machine_apt_sources(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    if request.node.get_closest_marker("e2e"):
+        yield
+        return
+    from bakery import aptsource
+
+    etc = tmp_path_factory.mktemp("etc-apt")
+    (etc / "sources.list").write_text(f"deb {MACHINE_MIRROR} bookworm main\n")
+    saved = aptsource.ETC_APT
+    aptsource.ETC_APT = etc
+    try:
+        yield
+    finally:
+        aptsource.ETC_APT = saved
+
+
 @dataclass
 class ProjectDir:
     """A project directory (images.yaml, playbooks/, templates/) and the bakery home it uses."""

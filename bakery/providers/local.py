@@ -141,7 +141,8 @@ class LocalProvider:
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
         spec = request.project.config.targets[request.eff.target]
-        assert isinstance(spec, LocalTarget)
+        if not isinstance(spec, LocalTarget):
+            raise UsageError(f"target '{request.eff.target}' is {spec.kind}, not local")
         log_path = request.log_path or request.workdir / "bake.log"
         if request.parent is not None:
             start = Path(request.parent.locations[0])
@@ -163,7 +164,7 @@ class LocalProvider:
             base = "sha256:" + made.sha256
             dependency = {
                 "name": f"base-disk:debian-{recipe.suite}",
-                "uri": recipe.mirror,
+                "uri": made.recipe.mirror,
                 "digest": {"sha256": made.sha256},
                 "annotations": {"recipeDigest": made.recipe_digest},
             }

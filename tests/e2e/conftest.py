@@ -1,11 +1,18 @@
+"""The e2e session: one demo project and one BAKERY_HOME, and what tests share in it as fixtures
+(the base disk, a baked web image) that any test requests for itself: no test counts on another
+having run first, so any one of them runs alone or in any order."""
+
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -62,12 +69,66 @@ def e2e_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield root
 
 
-@pytest.fixture()
-def bakery_env(e2e_project: Path) -> dict[str, str]:
+@pytest.fixture(scope="session")
+def e2e_env(e2e_project: Path) -> dict[str, str]:
+    """The environment a user's shell gives `bakery` (its home: .bakery beside images.yaml)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BAKERY_")}
     env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
     env["BAKERY_E2E_TOKEN"] = SECRET
     return env
+
+
+@pytest.fixture()
+def bakery_env(e2e_env: dict[str, str]) -> dict[str, str]:
+    return dict(e2e_env)
+
+
+def run_bakery(
+    project: Path, env: dict[str, str], *args: str, timeout: float = 1800
+) -> subprocess.CompletedProcess[str]:
+    """The installed `bakery` script, run in `project` as a user would."""
+    return subprocess.run(
+        [str(BIN / "bakery"), *args], cwd=project, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture(scope="session")
+def base_disk(e2e_project: Path, e2e_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The local base disk in the session's home, made once (by `bakery render`, which prepares a
+    bake as a build does, without booting anything): tests that check its reuse request it."""
+    out = tmp_path_factory.mktemp("render-for-the-base-disk")
+    made = run_bakery(e2e_project, e2e_env, "render", "web", "--target", "local", "--out", str(out))
+    assert made.returncode == 0, made.stderr[-3000:]
+    shutil.rmtree(out)  # it holds a build key
+
+
+@dataclass(frozen=True)
+class Baked:
+    """The outcome of `bakery build web --target local --json` (one real bake per session)."""
+
+    process: subprocess.CompletedProcess[str]
+    built: dict[str, Any]
+
+    @property
+    def record(self) -> dict[str, Any]:
+        record: dict[str, Any] = self.built["record"]
+        return record
+
+    @property
+    def version(self) -> str:
+        return str(self.record["version"])
+
+    @property
+    def directory(self) -> Path:
+        return Path(self.record["locations"][0])
+
+
+@pytest.fixture(scope="session")
+def web_image(e2e_project: Path, e2e_env: dict[str, str], base_disk: None) -> Baked:
+    """The web image, baked once for the session; any test that needs a baked image requests it."""
+    result = run_bakery(e2e_project, e2e_env, "build", "web", "--target", "local", "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return Baked(result, json.loads(result.stdout))
 
 
 def qemu_processes(marker: str) -> list[str]:

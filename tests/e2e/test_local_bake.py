@@ -1,7 +1,8 @@
 """The real thing on this machine: QEMU bakes with Ansible, booted and checked afterwards.
 
-Tests run in file order and share one project and one BAKERY_HOME (see conftest.py): the
-interrupted bake makes the base disk, the next bakes reuse it.
+The tests share one project and one BAKERY_HOME (see conftest.py), and each sets up what it
+needs through fixtures: `base_disk` (made once), `web_image` (web baked once). None counts on
+another having run first: any one runs alone, in any order.
 """
 
 from __future__ import annotations
@@ -24,15 +25,10 @@ import yaml
 from typer.testing import CliRunner
 
 from bakery.cli import app
-from tests.e2e.conftest import BIN, HOSTILE, REPO, SECRET, qemu_processes
+from tests.e2e.conftest import BIN, HOSTILE, REPO, SECRET, Baked, qemu_processes, run_bakery
 
 runner = CliRunner()
-
-
-def bakery(project: Path, env: dict[str, str], *args: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "bakery"), *args], cwd=project, env=env, capture_output=True, text=True, timeout=timeout
-    )
+bakery = run_bakery
 
 
 def catalog(project: Path, env: dict[str, str], image: str) -> list[dict[str, object]]:
@@ -58,9 +54,17 @@ def debugfs(disk: Path, tmp: Path, command: str) -> str:
     return subprocess.run(["debugfs", "-R", command, str(raw)], capture_output=True, text=True, check=True).stdout
 
 
+def disks(project: Path) -> set[Path]:
+    return set((project / ".bakery" / "images").rglob("disk.qcow2"))
+
+
 def test_interrupted_bake_leaves_nothing(e2e_project: Path, bakery_env: dict[str, str]) -> None:
+    """Whatever the session baked before, the interrupted bake adds nothing to it."""
+    before = catalog(e2e_project, bakery_env, "web")
+    disks_before = disks(e2e_project)
     child = subprocess.Popen(
-        [str(BIN / "bakery"), "build", "web", "--target", "local"],
+        # --force: web may be baked from these very inputs already (web_image), and would be skipped.
+        [str(BIN / "bakery"), "build", "web", "--target", "local", "--force"],
         cwd=e2e_project,
         env=bakery_env,
         stdout=subprocess.PIPE,
@@ -73,10 +77,10 @@ def test_interrupted_bake_leaves_nothing(e2e_project: Path, bakery_env: dict[str
         if child.poll() is None:
             child.kill()
     assert qemu_processes(str(e2e_project)) == []
-    assert catalog(e2e_project, bakery_env, "web") == []
+    assert catalog(e2e_project, bakery_env, "web") == before
     builds = e2e_project / ".bakery" / "builds"
     assert [p.name for p in builds.iterdir() if p.is_dir()] == []  # work dir (and its key) removed
-    assert list((e2e_project / ".bakery" / "images").rglob("disk.qcow2")) == []
+    assert disks(e2e_project) == disks_before
 
 
 def _interrupt_mid_bake(child: subprocess.Popen[str], project: Path) -> None:
@@ -95,29 +99,28 @@ def _interrupt_mid_bake(child: subprocess.Popen[str], project: Path) -> None:
     child.send_signal(signal.SIGINT)  # what Ctrl-C in a terminal sends
     rest = child.stderr.read()
     child.wait(timeout=300)
-    assert child.returncode == 1, rest
+    assert child.returncode == 130, rest  # 128 + SIGINT, as a shell reports a job Ctrl-C stopped
     assert "interrupted" in rest
     assert "full log:" in rest
 
 
-def test_failed_playbook_reports_its_log_and_records_nothing(e2e_project: Path, bakery_env: dict[str, str]) -> None:
+def test_failed_playbook_reports_its_log_and_records_nothing(
+    e2e_project: Path, bakery_env: dict[str, str], base_disk: None
+) -> None:
     result = bakery(e2e_project, bakery_env, "build", "broken", "--target", "local")
     assert result.returncode == 1
     assert "error: packer build failed" in result.stderr
     assert "Fail on purpose" in result.stderr  # the tail of the log names the failing task
     log = result.stderr.split("full log: ")[1].split()[0]
     assert "Fail on purpose" in Path(log).read_text()
-    assert "reused cached base disk" in result.stderr  # made by the interrupted bake
+    assert "reused cached base disk" in result.stderr  # made once for the session
     assert catalog(e2e_project, bakery_env, "broken") == []
     assert qemu_processes(str(e2e_project)) == []
 
 
-def test_bake_boot_and_inspect(e2e_project: Path, bakery_env: dict[str, str], tmp_path: Path) -> None:
-    result = bakery(e2e_project, bakery_env, "build", "web", "--target", "local", "--json")
-    assert result.returncode == 0, result.stderr[-3000:]
-    built = json.loads(result.stdout)
-    record = built["record"]
-    assert record["version"] == "1.0.0"
+def test_bake_boot_and_inspect(e2e_project: Path, bakery_env: dict[str, str], tmp_path: Path, web_image: Baked) -> None:
+    result, built, record = web_image.process, web_image.built, web_image.record
+    assert record["version"] == "1.0.0"  # the first recorded bake of web in this home
     assert "==> build" in result.stderr and "PLAY [Web server]" in result.stderr  # live progress
 
     directory = Path(record["locations"][0])
@@ -170,7 +173,7 @@ def test_bake_boot_and_inspect(e2e_project: Path, bakery_env: dict[str, str], tm
     )
 
     # Booted, it serves the page the playbook wrote, with its own name and version.
-    booted = bakery(e2e_project, bakery_env, "boot", "web", "--get", "/", "--get", "/healthz", "--json")
+    booted = bakery(e2e_project, bakery_env, "boot", "web@1.0.0", "--get", "/", "--get", "/healthz", "--json")
     assert booted.returncode == 0, booted.stderr[-2000:]
     pages = {p["path"]: p for p in json.loads(booted.stdout)["pages"]}
     assert pages[""]["status"] == 200
@@ -180,11 +183,11 @@ def test_bake_boot_and_inspect(e2e_project: Path, bakery_env: dict[str, str], tm
 
 
 def test_second_bake_reuses_the_base_and_adds_a_version(
-    e2e_project: Path, bakery_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    e2e_project: Path, bakery_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, web_image: Baked
 ) -> None:
     first = catalog(e2e_project, bakery_env, "web")
-    assert [r["version"] for r in first] == ["1.0.0"]
-    first_dir = Path(str(first[0]["locations"][0]))  # type: ignore[index]
+    assert [r["version"] for r in first] == [web_image.version]
+    first_dir = web_image.directory
     before = tree_digest(first_dir)
 
     # In-process this time (typer's CliRunner), the same command a user types.
@@ -213,7 +216,7 @@ def test_second_bake_reuses_the_base_and_adds_a_version(
 
 
 def test_each_instance_makes_its_own_host_keys_and_machine_id(
-    e2e_project: Path, bakery_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    e2e_project: Path, bakery_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, web_image: Baked
 ) -> None:
     """Two machines booted from one image: different SSH host keys (made at first boot)."""
     from bakery.boot import free_port
@@ -223,7 +226,7 @@ def test_each_instance_makes_its_own_host_keys_and_machine_id(
 
     monkeypatch.setenv("PATH", bakery_env["PATH"])
     ws = Workspace(e2e_project / ".bakery")
-    record = LocalProvider(ws, Silent()).images("local", "web")[0]
+    (record,) = [r for r in LocalProvider(ws, Silent()).images("local", "web") if r.version == web_image.version]
     keys = []
     for _ in range(2):
         port = free_port()
@@ -244,9 +247,10 @@ def test_each_instance_makes_its_own_host_keys_and_machine_id(
     assert qemu_processes(str(e2e_project)) == []
 
 
-def test_plain_packer_builds_the_local_render(e2e_project: Path, bakery_env: dict[str, str]) -> None:
+def test_plain_packer_builds_the_local_render(e2e_project: Path, bakery_env: dict[str, str], tmp_path: Path) -> None:
     """`bakery render` writes a directory that Packer builds on its own, without bakery."""
-    out = e2e_project / "by-hand"
+    # Outside the project: a directory there would make the checkout dirty for the bakes after it.
+    out = tmp_path / "by-hand"
     rendered = bakery(e2e_project, bakery_env, "render", "web", "--target", "local", "--out", str(out))
     assert rendered.returncode == 0, rendered.stderr
     assert f"packer build {out}" in rendered.stdout
@@ -257,7 +261,7 @@ def test_plain_packer_builds_the_local_render(e2e_project: Path, bakery_env: dic
     assert built.returncode == 0, built.stdout[-3000:]
     assert (out / "output" / "disk.qcow2").is_file()
     assert (out / "output-vmlinuz").is_file() and (out / "output-initrd.img").is_file()
-    assert qemu_processes(str(e2e_project)) == []
+    assert qemu_processes(str(e2e_project)) == [] and qemu_processes(str(out)) == []
 
 
 # --- secrets -------------------------------------------------------------------------------------

@@ -32,6 +32,13 @@ SOURCE_AMIS = [
         "creation_date": "2026-02-01T10:00:00.000Z",
     },
     {"ami_id": "ami-0babe000000000003", "name": "other-base-20260101", "creation_date": "2026-01-01T10:00:00.000Z"},
+    # What the repository's images.yaml filters for: Debian's own account.
+    {
+        "ami_id": "ami-0de000000000000d1",
+        "name": "debian-12-amd64-20260301-0000",
+        "creation_date": "2026-03-01T00:00:00.000Z",
+        "owner_id": "136693071363",
+    },
 ]
 
 
@@ -96,3 +103,21 @@ def aws_project(tmp_path: Path, moto: str, monkeypatch: pytest.MonkeyPatch) -> P
 def tags_of(client: Any, resource: str) -> dict[str, str]:
     found = client.describe_tags(Filters=[{"Name": "resource-id", "Values": [resource]}])["Tags"]
     return {t["Key"]: t["Value"] for t in found}
+
+
+@pytest.fixture()
+def fake_clouds(moto: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Any]]:
+    """Both clouds of the repository's images.yaml on loopback: moto (with Debian's AMI) for aws,
+    the fake GCE server (with the debian-12 family) for gcp. Yields (moto endpoint, fake GCE)."""
+    from tests.fakes.gce import FakeGce
+
+    with FakeGce() as gce:
+        gce.add_image(
+            "debian-cloud",
+            "debian-12-bookworm-v20260101",
+            family="debian-12",
+            creation_timestamp="2026-01-01T00:00:00.000-00:00",
+        )
+        monkeypatch.setenv("AWS_ENDPOINT_URL", moto)
+        monkeypatch.setenv("BAKERY_GCP_ENDPOINT", gce.endpoint)
+        yield moto, gce

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.aws_world import aws_project, moto, moto_endpoint  # noqa: F401 (fixtures)
+from tests.integration.aws_world import aws_project, fake_clouds, moto, moto_endpoint  # noqa: F401 (fixtures)
 
 REPO = Path(__file__).resolve().parents[2]
 HOSTILE = 'say "hi" \\ back ${x} %{y} $${z}\nline two é ✓ 🍞'

@@ -1,0 +1,118 @@
+"""Every command against a cloud endpoint that misbehaves: one line, exit 1, valid JSON with --json.
+
+Loopback servers stand in for what sits between bakery and a cloud in real life: a proxy that
+answers an HTML 500 page, an endpoint that accepts the connection and never answers, and one
+that closes the connection at once. The commands run in-process (typer's runner) with a short
+request timeout, so the hanging endpoint costs seconds, not minutes.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from bakery.cli import app
+
+runner = CliRunner()
+
+_PAGE = b"<html><head><title>500 Internal Server Error</title></head><body><h1>Proxy error</h1></body></html>"
+HTML_500 = (
+    b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/html\r\nConnection: close\r\n"
+    + f"Content-Length: {len(_PAGE)}\r\n\r\n".encode()
+    + _PAGE
+)
+
+
+class BadEndpoint:
+    """A loopback TCP server misbehaving in one way: 'html500', 'hang' or 'close'."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.held: list[socket.socket] = []
+        self.stopped = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def _serve(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            if self.mode == "close":
+                conn.close()
+            elif self.mode == "hang":
+                self.held.append(conn)  # read nothing, answer nothing
+            else:
+                threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(5)
+            try:
+                conn.recv(65536)
+                conn.sendall(HTML_500)
+            except OSError:
+                pass
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.sock.close()
+        for conn in self.held:
+            conn.close()
+
+
+@pytest.fixture(params=["html500", "hang", "close"])
+def bad(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[BadEndpoint]:
+    endpoint = BadEndpoint(request.param)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint.url)
+    monkeypatch.setenv("BAKERY_GCP_ENDPOINT", endpoint.url)
+    monkeypatch.setenv("BAKERY_REQUEST_TIMEOUT", "1")
+    yield endpoint
+    endpoint.stop()
+
+
+COMMANDS = [
+    ("build", "web", "--target", "{target}"),
+    ("plan", "--target", "{target}"),
+    ("images", "--target", "{target}"),
+    ("show", "web", "--target", "{target}"),
+    ("render", "web", "--target", "{target}", "--out", "{out}"),
+]
+
+
+@pytest.mark.parametrize("target", ["aws", "gcp"])
+@pytest.mark.parametrize("command", COMMANDS, ids=[c[0] for c in COMMANDS])
+def test_every_command_fails_in_one_line(
+    project_dir: Path, bad: BadEndpoint, target: str, command: tuple[str, ...], tmp_path: Path
+) -> None:
+    args = [a.format(target=target, out=tmp_path / "out") for a in command]
+    shown = runner.invoke(app, args)
+    as_json = runner.invoke(app, [*args, "--json"])
+    for result in (shown, as_json):
+        assert result.exit_code == 1, result.output
+        assert "Traceback" not in result.output and "<html" not in result.output
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1, result.stderr
+        assert errors[0].startswith(("error: AWS: ", "error: GCP: ", "error: target ")), errors[0]
+        assert len(errors[0]) < 300
+    assert shown.stdout == "" or args[0] == "images", shown.stdout
+    document: dict[str, Any] = json.loads(as_json.stdout)
+    if args[0] == "images":
+        assert document["images"] == [] and set(document["errors"]) == {target}
+    else:
+        assert document["kind"] == "error" and document["exit_code"] == 1
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
