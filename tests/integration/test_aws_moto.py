@@ -355,3 +355,44 @@ def test_a_bake_that_cannot_be_recorded_removes_its_amis(aws_project: Path, moto
     for region in ("eu-west-1", "eu-central-1"):
         left = ec2(moto, region).describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": ["app-*"]}])
         assert left["Images"] == [], region
+
+
+@pytest.mark.parametrize("race", ["staggered", "simultaneous"])
+def test_two_machines_baking_one_image_make_one_version(aws_project: Path, moto: str, race: str) -> None:
+    """Two workspaces (two machines: no shared lock) bake at once: one image keeps 0.3.0. When both
+    get past the check for a running bake before either AMI exists (CreateImage held back for both),
+    the one created first keeps the version and the other removes its own."""
+    from tests.fakes import moto_ebs
+
+    if race == "simultaneous":
+        moto_ebs.set_faults(moto, delays=[{"action": "CreateImage", "agent": "aws-sdk-go", "seconds": 4}])
+    argv = [str(Path(sys.executable).parent / "bakery"), "build", "app", "-t", "aws"]
+    bakes = [
+        subprocess.Popen(
+            argv,
+            cwd=aws_project,
+            env={**os.environ, "BAKERY_HOME": str(aws_project / f".bakery-{machine}")},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for machine in ("a", "b")
+    ]
+    outputs = [p.communicate(timeout=300)[0] for p in bakes]
+    moto_ebs.set_faults(moto)
+    codes = sorted(p.returncode for p in bakes)
+    assert codes == [0, 1], outputs
+    winner = outputs[[p.returncode for p in bakes].index(0)]
+    loser = outputs[[p.returncode for p in bakes].index(1)]
+    assert "baked app@0.3.0 on aws" in winner
+    if race == "simultaneous":
+        assert "app@0.3.0 on aws was taken first by the bake" in loser, loser
+        assert "removed what this bake created on aws" in loser, loser
+    else:
+        assert "another bake of app@0.3.0 on aws is under way" in loser or "was taken first by" in loser, loser
+    listed = bakery("images", "app", "-t", "aws", "--json")
+    assert listed.exit_code == 0, listed.output
+    assert [i["version"] for i in json.loads(listed.stdout)["images"]] == ["0.3.0"]
+    for region in ("eu-west-1", "eu-central-1"):
+        mine = ec2(moto, region).describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": ["app-*"]}])
+        assert len(mine["Images"]) == 1, region
