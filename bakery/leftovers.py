@@ -17,7 +17,7 @@ from bakery.progress import Reporter
 from bakery.providers.base import Provider
 
 # Packer lines after which an image may have appeared: beat at once rather than at the next tick.
-_CREATED = re.compile(r"(?i)\bami-[0-9a-f]{8,}\b|\bimage\b")
+_CREATED = re.compile(r"(?i)\bAMI: ami-[0-9a-f]{8,}|copying to:|creating image\b")
 _MIN_BEAT_SECONDS = 5.0
 
 
@@ -28,17 +28,20 @@ def clear(provider: Provider, target: str, name: str, reporter: Reporter) -> lis
     Raises ProviderError naming a bake that is still running (when and where it started).
     """
     found = [item for item in provider.marked(target, name) if item.state != "complete"]
-    for item in found:
-        verdict = debris.judge(item)
+    verdicts = [(item, debris.judge(item)) for item in found]
+    for item, verdict in verdicts:
+        if not verdict.dead:
+            continue
+        reporter.note(f"removing {item.ref} on {target} ({', '.join(item.locations)}), left by {verdict.why}")
+        with runner.cleanup_phase(lambda item=item: ", ".join(item.locations), reporter.note):  # type: ignore[misc]
+            removed = provider.remove(item)
+        reporter.note("removed " + ("; ".join(removed) if removed else "nothing: it was already gone"))
+    for item, verdict in verdicts:
         if not verdict.dead:
             raise ProviderError(
                 f"another bake of {item.ref} on {target} is under way: {verdict.why} ({', '.join(item.locations)})",
                 hint="wait for it to finish; once its bake is provably dead, the next bake removes what it left",
             )
-        reporter.note(f"removing {item.ref} on {target} ({', '.join(item.locations)}), left by {verdict.why}")
-        with runner.cleanup_phase(lambda item=item: ", ".join(item.locations), reporter.note):  # type: ignore[misc]
-            removed = provider.remove(item)
-        reporter.note("removed " + ("; ".join(removed) if removed else "nothing: it was already gone"))
     return found
 
 
@@ -110,6 +113,7 @@ class Heartbeat:
             self._wake.wait(self._every)
             if self._stop.is_set():
                 return
+            self._wake.clear()  # a poke from now on asks for another beat
             try:
                 self._beat()
             except BakeryError as exc:
@@ -117,7 +121,6 @@ class Heartbeat:
                     self._reporter.note(f"heartbeat not written: {exc.message}")
                     self._warned = True
             self._stop.wait(_MIN_BEAT_SECONDS)
-            self._wake.clear()
 
     def __enter__(self) -> Heartbeat:
         self._thread.start()

@@ -441,7 +441,8 @@ for number, region in enumerate(scenario["create"]):
     staged.write_text(json.dumps(note))
     os.replace(staged, inbox / ("%d-%s.json" % (time.monotonic_ns(), image_id)))
     made.append(region + ":" + image_id)
-    ui("==> fake: created image " + image_id + " in " + region)
+    # Said once the image exists (in the inbox): the heartbeat this line wakes finds it.
+    ui("==> fake: Creating image " + image_id + " in " + region + "...")
 for line in scenario["lines"]:
     print(line, flush=True)
 time.sleep(scenario["sleep"])

@@ -63,6 +63,8 @@ class Bake:
     def finish(self, timeout: float = 120) -> int:
         try:
             code = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"the bake did not end within {timeout}s:\n{self.text()}") from None
         finally:
             self.sink.close()
         return code

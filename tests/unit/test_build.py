@@ -103,13 +103,13 @@ def test_a_bake_records_the_image_it_built_with_its_provenance(world: World) -> 
     assert [(o.host, o.pid, o.invocation) for o in owners if o] == [(socket.gethostname(), os.getpid(), invocation)]
 
     assert [name for name, _ in world.reporter.phases] == ["resolve", "render", "build", "verify", "record"]
-    assert ("packer", f"==> fake: created image img-{invocation[:6]}-1 in region-b") in world.reporter.lines
+    assert ("packer", f"==> fake: Creating image img-{invocation[:6]}-1 in region-b...") in world.reporter.lines
     workdir = world.ws.builds / f"web-aws-{invocation}"
     assert world.packer.builds() == [
         ["build", "-machine-readable", "-color=false", "-on-error=cleanup", str(workdir / "packer")]
     ]
     assert result.log_path == str(world.ws.builds / f"web-aws-{invocation}.log")
-    assert "created image" in Path(result.log_path).read_text()
+    assert "Creating image" in Path(result.log_path).read_text()
     assert world.work_directories() == []  # it held the build's key: gone once the image is recorded
 
 

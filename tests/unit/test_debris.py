@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -64,6 +65,21 @@ def test_a_process_that_has_exited_is_dead_whatever_its_heartbeat() -> None:
         verdict.why
         == f"the bake 0123456789ab started {owner.started} on {HERE} (pid {owner.pid}); that process has exited"
     )
+
+
+def test_a_stopped_bake_whose_tools_still_run_is_alive() -> None:
+    """bakery was killed, but a process of its bake (Packer, in a directory named after the
+    invocation) still runs and may still create images."""
+    owner = here(dead_pid(), datetime.now(UTC))
+    tool = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", f"builds/web-aws-{owner.invocation}"])
+    try:
+        verdict = judge(leftover(owner))
+    finally:
+        tool.kill()
+        tool.wait()
+    assert not verdict.dead
+    assert verdict.why == f"{owner.describe()} was stopped, but its tools still run (pid {tool.pid})"
+    assert judge(leftover(owner)).dead  # once they are gone too
 
 
 def test_a_pid_now_held_by_a_newer_process_is_dead() -> None:

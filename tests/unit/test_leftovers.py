@@ -162,7 +162,10 @@ def test_remove_own_removes_every_copy_in_any_state_and_nothing_else(fake: FakeP
     leftovers.remove_own(fake, "aws", "web", "mine00000001", reporter)
 
     assert sorted(i.id for i in fake.all_images()) == ["img-3", "img-4"]
-    assert reporter.notes == ["removed what this bake created on aws: img-1 in region-a; img-2 in region-b"]
+    assert reporter.notes == [
+        "removing what this bake created on aws: region-a:img-1, region-b:img-2",
+        "removed what this bake created on aws: img-1 in region-a; img-2 in region-b",
+    ]
 
 
 def test_remove_own_with_nothing_created_removes_nothing_and_says_nothing(
@@ -181,10 +184,10 @@ def test_remove_own_that_cannot_reach_the_cloud_says_what_is_left_and_does_not_r
     fake.fail(failing)
     leftovers.remove_own(fake, "aws", "web", "mine00000001", reporter)
     left = "(not looked up yet)" if failing == "marked" else "region-a:img-1"
-    assert reporter.notes == [
+    assert reporter.notes[-1] == (
         f"could not remove what this bake created on aws ({left}): fake cloud: {failing} refused (injected fault); "
         "the next bake of web on aws removes it once this bake is provably dead"
-    ]
+    )
     assert [i.id for i in fake.all_images()] == ["img-1"]
 
 
@@ -198,7 +201,11 @@ def test_remove_own_abandoned_by_a_second_signal_says_what_it_leaves(fake: FakeP
 
     assert caught.value.message == "cleanup abandoned; left behind: region-a:img-1, region-b:img-2"
     assert caught.value.hint == "the next bake of this image on this target removes what a dead bake left"
-    assert reporter.notes[0].startswith("cleanup is under way; stopping it now would leave behind: region-a:img-1")
+    assert reporter.notes == [
+        "removing what this bake created on aws: region-a:img-1, region-b:img-2",
+        "cleanup is under way; stopping it now would leave behind: region-a:img-1, region-b:img-2. "
+        "Press Ctrl-C (or send the signal) again to abandon the cleanup.",
+    ]
     assert len(fake.all_images()) == 2
 
 
@@ -252,7 +259,7 @@ def test_heartbeat_of_a_provider_writes_this_bakes_owner_on_its_images(fake: Fak
     fake.create("aws", "web", "1.0.3", "mine00000001", image_id="img-1")
     fake.create("aws", "web", "1.0.2", "other0000001", image_id="img-2")
     with leftovers.Heartbeat.of(fake, "aws", "web", owner, reporter) as heartbeat:
-        heartbeat.saw("==> fake: created image img-1 in region-a")
+        heartbeat.saw("1700000000,,ui,say,==> googlecompute: Creating image...")
         assert wait_for(lambda: fake.called("heartbeat") != [])
     images = {i.id: i for i in fake.all_images()}
     assert images["img-1"].owner == owner and images["img-1"].heartbeat is not None
