@@ -17,7 +17,7 @@ from bakery.progress import Reporter
 from bakery.providers.base import Provider
 
 # Packer lines after which an image may have appeared: beat at once rather than at the next tick.
-_CREATED = re.compile(r"(?i)\bAMI: ami-[0-9a-f]{8,}|copying to:|creating image\b")
+_CREATED = re.compile(r"(?i)\bAMI: ami-[0-9a-f]{8,}|copying to:|creating image\b|image created")
 _MIN_BEAT_SECONDS = 5.0
 
 

@@ -34,10 +34,9 @@ from bakery.models import GcpTarget
 from bakery.progress import Reporter
 from bakery.providers.base import BakeRequest, ClientFactory, CloudProvider, Prepared
 from bakery.providers.gcp_api import Compute, gcp_errors
-from bakery.retry import GCP_DEADLINE_SECONDS, gcp_retry
+from bakery.retry import GCP_DEADLINE_SECONDS, gcp_retry, request_timeout
 from bakery.workspace import Workspace
 
-CALL_TIMEOUT = 30.0  # seconds for one API call, its retries included: a hanging endpoint fails it
 OPERATION_DEADLINE = 120.0  # seconds for an operation to be DONE
 
 _PREFIX = provenance.GCP_PREFIX
@@ -102,12 +101,17 @@ class GcpProvider(CloudProvider):
         reporter: Reporter,
         clients: ClientFactory,
         *,
-        timeout: float = CALL_TIMEOUT,
-        deadline: float = GCP_DEADLINE_SECONDS,
+        timeout: float | None = None,
+        deadline: float | None = None,
         operation_deadline: float = OPERATION_DEADLINE,
     ) -> None:
+        """`timeout`: seconds one request may wait for an answer (a hanging endpoint fails it), by
+        default request_timeout(); `deadline`: seconds a call and its retries may take, by default
+        three request timeouts, at most GCP_DEADLINE_SECONDS."""
         super().__init__(reporter, clients)
-        self.timeout = timeout
+        self.timeout = timeout if timeout is not None else request_timeout()
+        if deadline is None:
+            deadline = min(GCP_DEADLINE_SECONDS, 3 * self.timeout)
         self.retry = gcp_retry(deadline=deadline)
         self.operation_deadline = operation_deadline
 

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -85,7 +86,7 @@ def snapshots(moto: str) -> dict[str, set[str]]:
 
 
 @pytest.fixture()
-def world(aws_project: Path, moto: str) -> Any:
+def world(aws_project: Path, moto: str) -> Iterator[dict[str, set[str]]]:
     before = snapshots(moto)
     yield before
     moto_ebs.set_faults(moto)
@@ -94,6 +95,7 @@ def world(aws_project: Path, moto: str) -> Any:
             bake.process.kill()
             bake.process.wait()
     Bake.started.clear()
+    subprocess.run(["pkill", "-KILL", "-f", f"packer build .*{aws_project}"], check=False)
 
 
 def assert_nothing_left(moto: str, before: dict[str, set[str]], output: str) -> None:
@@ -141,12 +143,16 @@ def test_a_signal_in_any_phase_leaves_no_image_or_snapshot(
     signum = getattr(signal, f"SIG{signame}")
     stopped_at = time.monotonic()
     bake.stop(signum)
-    code = bake.finish()
+    code = bake.finish(timeout=240)
     took = time.monotonic() - stopped_at
     output = bake.text()
     assert code == 128 + signum, output
     assert "Traceback" not in output
-    assert took < 60, f"{phase}: stopping took {took:.0f}s"
+    # bakery waits for Packer's own cleanup (up to runner.CLEANUP_GRACE_SECONDS). Against this fake,
+    # Packer 1.6.6 interrupted while it tags a regional copy sometimes finishes that step only after
+    # about two minutes; every other phase stops within seconds.
+    bound = 150 if phase == "Packer's tagging" else 30
+    assert took < bound, f"{phase}: stopping took {took:.0f}s"
     assert_nothing_left(moto, world, output)
     if phase not in ("resolving",):
         assert "removed what this bake created on aws" in output, output
