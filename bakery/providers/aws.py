@@ -12,48 +12,29 @@ one left behind. An AMI without the mark (or bakery's invocation tag) is never b
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import os
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from collections.abc import Iterable
+from typing import Any
 
 from bakery import provenance, render
 from bakery.catalog import ImageRecord
-from bakery.debris import Leftover, Owner, iso
+from bakery.debris import Leftover, Owner
 from bakery.errors import ConfigError, ProviderError
 from bakery.models import AwsTarget
 from bakery.progress import Reporter
+from bakery.providers import aws_bakes
+from bakery.providers.aws_bakes import snapshots
+from bakery.providers.aws_errors import guarded, unless_gone
 from bakery.providers.base import BakeRequest, ClientFactory, CloudProvider, Prepared
 from bakery.retry import aws_config, eventually
 from bakery.workspace import Workspace
-
-_GONE = ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable", "InvalidSnapshot.NotFound")
 
 
 def default_clients(service: str, region: str, endpoint: str | None) -> Any:
     import boto3
 
     return boto3.session.Session().client(service, region_name=region, endpoint_url=endpoint, config=aws_config())
-
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _guarded(what: str) -> Callable[[F], F]:
-    """Run a provider method with botocore's errors turned into ProviderError."""
-
-    def wrap(method: F) -> F:
-        @functools.wraps(method)
-        def inner(*args: Any, **kwargs: Any) -> Any:
-            with _aws_errors(what):
-                return method(*args, **kwargs)
-
-        return inner  # type: ignore[return-value]
-
-    return wrap
 
 
 def make(workspace: Workspace, reporter: Reporter, clients: ClientFactory | None = None) -> AwsProvider:
@@ -66,7 +47,7 @@ class AwsProvider(CloudProvider):
 
     def __init__(self, reporter: Reporter, clients: ClientFactory) -> None:
         super().__init__(reporter, clients)
-        self._versions: dict[str, str] = {}  # invocation -> version, once its AMI was seen
+        self.versions_seen: dict[str, str] = {}  # invocation -> version, once its AMI was seen
 
     @staticmethod
     def endpoint(spec: AwsTarget) -> str | None:
@@ -81,7 +62,7 @@ class AwsProvider(CloudProvider):
 
     # --- before the build ---------------------------------------------------------------------
 
-    @_guarded("looking up the source AMI")
+    @guarded("looking up the source AMI")
     def resolve(self, request: BakeRequest) -> Prepared:
         """The concrete source AMI (an id, or the newest match of the filter), looked up now."""
         spec = self._spec(request)
@@ -119,7 +100,7 @@ class AwsProvider(CloudProvider):
         )
 
     def _newest(self, ec2: Any, spec: AwsTarget, flt: Any) -> dict[str, Any]:
-        found = self._paginate(
+        found = self.paginate(
             ec2,
             Owners=list(flt.owners),
             Filters=[{"Name": "name", "Values": [flt.name]}, {"Name": "state", "Values": ["available"]}],
@@ -186,7 +167,7 @@ class AwsProvider(CloudProvider):
 
     # --- after the build ----------------------------------------------------------------------
 
-    @_guarded("reading the baked AMI")
+    @guarded("reading the baked AMI")
     def subject(self, request: BakeRequest, artifacts: list[str]) -> tuple[str, dict[str, str]]:
         spec = self._spec(request)
         amis = _artifact_amis(artifacts)
@@ -194,7 +175,7 @@ class AwsProvider(CloudProvider):
             raise ProviderError(f"Packer reported no AMI in {spec.region} (artifacts: {artifacts or 'none'})")
         return f"ec2:{spec.region}:{amis[spec.region]}", {"awsImageId": amis[spec.region]}
 
-    @_guarded("tagging the baked AMIs")
+    @guarded("tagging the baked AMIs")
     def publish(
         self,
         request: BakeRequest,
@@ -227,7 +208,7 @@ class AwsProvider(CloudProvider):
         def missing_after_write() -> list[str]:
             nonlocal attempt
             image = self._describe_one(ec2, ami, what="baked AMI")
-            missing = [r for r in [ami, *_snapshots(image)] if not _has(self._tags_of(ec2, r, image), body)]
+            missing = [r for r in [ami, *snapshots(image)] if not _has(self._tags_of(ec2, r, image), body)]
             if missing:
                 if attempt:
                     self.reporter.note(f"repairing tags on {', '.join(missing)} in {region}")
@@ -239,15 +220,15 @@ class AwsProvider(CloudProvider):
             raise ProviderError(f"tags did not stick on {ami} or its snapshots in {region} after 4 writes")
         image = self._describe_one(ec2, ami, what="baked AMI")
         ec2.create_tags(
-            Resources=[ami, *_snapshots(image)], Tags=[{"Key": "bakery:state", "Value": tags["bakery:state"]}]
+            Resources=[ami, *snapshots(image)], Tags=[{"Key": "bakery:state", "Value": tags["bakery:state"]}]
         )
         # The heartbeat is only for bakes still running; a stale one on a complete AMI is harmless.
-        with _unless_gone():
+        with unless_gone():
             ec2.delete_tags(Resources=[ami], Tags=[{"Key": provenance.AWS_HEARTBEAT_TAG}])
 
     # --- reading ------------------------------------------------------------------------------
 
-    @_guarded("listing AMIs")
+    @guarded("listing AMIs")
     def images(self, target: str, name: str | None = None) -> list[ImageRecord]:
         spec = self.specs[target]
         # One image = one bake: its regional copies share the invocation.
@@ -256,7 +237,7 @@ class AwsProvider(CloudProvider):
             filters = [{"Name": "tag:bakery:target", "Values": [target]}]
             if name:
                 filters.append({"Name": "tag:bakery:image", "Values": [name]})
-            for image in self._paginate(self.ec2(spec, region), Owners=["self"], Filters=filters):
+            for image in self.paginate(self.ec2(spec, region), Owners=["self"], Filters=filters):
                 tags = {t["Key"]: t["Value"] for t in image.get("Tags", [])}
                 if tags.get("bakery:state") != "complete":
                     continue
@@ -276,106 +257,21 @@ class AwsProvider(CloudProvider):
             raise ProviderError(f"{record.ref}: the provenance tags on {record.locations[0]} are incomplete")
         return document
 
-    # --- what bakes leave behind --------------------------------------------------------------
+    # --- what bakes leave behind (aws_bakes.py) ------------------------------------------------
 
-    @_guarded("looking for AMIs of bakes")
+    @guarded("looking for AMIs of bakes")
     def marked(
         self, target: str, name: str, *, version: str | None = None, invocation: str | None = None
     ) -> list[Leftover]:
-        spec = self.specs[target]
-        found: list[tuple[str, dict[str, Any], dict[str, str]]] = []
-        for region in self.regions(spec):
-            wanted = f"{name}-{version}*" if version else f"{name}-*"
-            for image in self._paginate(
-                self.ec2(spec, region), Owners=["self"], Filters=[{"Name": "name", "Values": [wanted]}]
-            ):
-                parsed = provenance.parse_aws_ami_name(name, image.get("Name", ""))
-                if parsed and (version is None or parsed[0] == version):
-                    found.append((region, image, {t["Key"]: t["Value"] for t in image.get("Tags", [])}))
-        # An AMI is a bake's by the invocation in its name (set at CreateImage, kept by copies);
-        # AMIs of older bakes by the description mark or the invocation tag.
-        owner_of: dict[str, str] = {}
-        for _region, image, tags in found:
-            parsed = provenance.parse_aws_ami_name(name, image["Name"])
-            bake = (
-                (parsed[1] if parsed else None)
-                or provenance.aws_mark(image.get("Description", ""))
-                or tags.get("bakery:invocation")
-            )
-            if bake:
-                owner_of[image["ImageId"]] = bake
-        bakes: dict[str, list[tuple[str, dict[str, Any], dict[str, str]]]] = defaultdict(list)
-        for region, image, tags in found:
-            bake = owner_of.get(image["ImageId"])
-            if bake is None or tags.get("bakery:target", target) != target:
-                continue
-            if invocation is None or bake == invocation:
-                bakes[bake].append((region, image, tags))
-        return [self._leftover(target, name, bake, copies) for bake, copies in sorted(bakes.items())]
+        return aws_bakes.marked(self, target, name, version=version, invocation=invocation)
 
-    def _leftover(
-        self, target: str, name: str, bake: str, copies: list[tuple[str, dict[str, Any], dict[str, str]]]
-    ) -> Leftover:
-        copies.sort(key=lambda c: (c[1].get("CreationDate", ""), c[0]))
-        tags: dict[str, str] = {}
-        for _region, _image, these in reversed(copies):  # the earliest copy's tags win
-            tags.update(these)
-        parsed = provenance.parse_aws_ami_name(name, copies[0][1]["Name"])
-        version = parsed[0] if parsed else ""
-        self._versions[bake] = version
-        owner = _unpack_owner(tags.get(provenance.AWS_OWNER_TAG, ""))
-        return Leftover(
-            target=target,
-            image=name,
-            version=version,
-            invocation=bake,
-            locations=tuple(f"{region}:{image['ImageId']}" for region, image, _ in copies),
-            created=copies[0][1].get("CreationDate", ""),
-            state=tags.get("bakery:state", "") if tags.get("bakery:invocation", bake) == bake else "",
-            owner=owner if owner and owner.invocation == bake else None,
-            heartbeat=tags.get(provenance.AWS_HEARTBEAT_TAG),
-        )
-
-    @_guarded("writing the bake's heartbeat")
+    @guarded("writing the bake's heartbeat")
     def heartbeat(self, target: str, name: str, owner: Owner) -> None:
-        version = self._versions.get(owner.invocation)
-        beat = [
-            {"Key": provenance.AWS_OWNER_TAG, "Value": _pack_owner(owner)},
-            {"Key": provenance.AWS_HEARTBEAT_TAG, "Value": iso(datetime.now(UTC))},
-        ]
-        spec = self.specs[target]
-        for leftover in self.marked(target, name, version=version, invocation=owner.invocation):
-            if leftover.state == "complete":
-                continue
-            for location in leftover.locations:
-                region, _, ami = location.partition(":")
-                self.ec2(spec, region).create_tags(Resources=[ami], Tags=beat)
+        aws_bakes.heartbeat(self, target, name, owner)
 
-    @_guarded("removing AMIs")
+    @guarded("removing AMIs")
     def remove(self, leftover: Leftover) -> list[str]:
-        from botocore.exceptions import ClientError
-
-        spec = self.specs[leftover.target]
-        removed = []
-        for location in leftover.locations:
-            region, _, ami = location.partition(":")
-            ec2 = self.ec2(spec, region)
-            try:
-                images = ec2.describe_images(ImageIds=[ami]).get("Images", [])
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") in _GONE:
-                    continue
-                raise
-            if not images:
-                continue
-            snapshots = _snapshots(images[0])
-            with _unless_gone():
-                ec2.deregister_image(ImageId=ami)
-            for snapshot in snapshots:
-                with _unless_gone():
-                    ec2.delete_snapshot(SnapshotId=snapshot)
-            removed.append(f"{ami} in {region}" + (f" with {', '.join(snapshots)}" if snapshots else ""))
-        return removed
+        return aws_bakes.remove(self, leftover)
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -387,7 +283,7 @@ class AwsProvider(CloudProvider):
         return spec
 
     @staticmethod
-    def _paginate(ec2: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    def paginate(ec2: Any, **kwargs: Any) -> list[dict[str, Any]]:
         images: list[dict[str, Any]] = []
         for page in ec2.get_paginator("describe_images").paginate(**kwargs):
             images += page.get("Images", [])
@@ -434,15 +330,6 @@ class AwsProvider(CloudProvider):
         )
 
 
-def _pack_owner(owner: Owner) -> str:
-    return ";".join(f"{k}={v}" for k, v in owner.fields().items())
-
-
-def _unpack_owner(text: str) -> Owner | None:
-    fields = dict(part.partition("=")[::2] for part in text.split(";") if "=" in part)
-    return Owner.from_fields(fields)
-
-
 def _artifact_amis(artifacts: Iterable[str]) -> dict[str, str]:
     """'eu-west-1:ami-1,eu-central-1:ami-2' (Packer's artifact id) -> {region: ami}."""
     out = {}
@@ -452,10 +339,6 @@ def _artifact_amis(artifacts: Iterable[str]) -> dict[str, str]:
             if ami.startswith("ami-"):
                 out[region] = ami
     return out
-
-
-def _snapshots(image: dict[str, Any]) -> list[str]:
-    return [m["Ebs"]["SnapshotId"] for m in image.get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("SnapshotId")]
 
 
 def _has(tags: dict[str, str], wanted: dict[str, str]) -> bool:
@@ -468,49 +351,3 @@ def _location(record: ImageRecord, region: str) -> str:
         if where == region:
             return ami
     raise ProviderError(f"{record.ref} has no copy in {region}; add {region} to its target's copy_to")
-
-
-@contextlib.contextmanager
-def _unless_gone() -> Iterator[None]:
-    """A delete of what is already gone (another cleanup got there first) is not an error."""
-    from botocore.exceptions import ClientError
-
-    try:
-        yield
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") not in _GONE:
-            raise
-
-
-def _one_line(text: object, limit: int = 200) -> str:
-    """An SDK message as one short line: an HTML error page must not flood the terminal."""
-    line = next((part.strip() for part in str(text).splitlines() if part.strip()), "")
-    return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
-@contextlib.contextmanager
-def _aws_errors(what: str) -> Iterator[None]:
-    """botocore's errors (no credentials, endpoint down or hanging, API refusals, answers that
-    are not AWS's, such as a proxy's HTML page) as a one-line ProviderError."""
-    from botocore.exceptions import BotoCoreError, ClientError
-    from botocore.parsers import ResponseParserError
-
-    try:
-        yield
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        code = error.get("Code") or (f"HTTP {status}" if status else "")
-        message = _one_line(error.get("Message") or exc)
-        raise ProviderError(f"AWS: {what}: {code} {message}".strip()) from exc
-    except ResponseParserError as exc:
-        raise ProviderError(
-            f"AWS: {what}: the endpoint's answer is not an AWS API response ({_one_line(exc, 120)})",
-            hint="check the endpoint (AWS_ENDPOINT_URL, the target's endpoint) and any proxy in between",
-        ) from exc
-    except BotoCoreError as exc:
-        raise ProviderError(
-            f"AWS: {what}: {_one_line(exc)}", hint="check AWS credentials, region and endpoint"
-        ) from exc
-    except OSError as exc:  # a connection reset below botocore's own wrapping
-        raise ProviderError(f"AWS: {what}: {_one_line(exc)}", hint="check the endpoint and the network") from exc

@@ -204,5 +204,3 @@ def test_boot_refuses_a_path_without_a_slash(project_dir, bakery_cli):
     result = bakery_cli("boot", "web", "--get", "healthz")
     assert result.exit_code == 2
     assert "--get takes a path starting with '/'" in result.output
-
-
