@@ -116,3 +116,43 @@ def test_every_command_fails_in_one_line(
     else:
         assert document["kind"] == "error" and document["exit_code"] == 1
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+@pytest.mark.parametrize("target", ["aws", "gcp"])
+def test_ctrl_c_stops_a_bake_waiting_on_an_endpoint_that_never_answers(project_dir: Path, target: str) -> None:
+    """The installed script, a real SIGINT, the default request timeout (20 s): out within 10 s."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    hang = BadEndpoint("hang")
+    env = {**os.environ, "AWS_ENDPOINT_URL": hang.url, "BAKERY_GCP_ENDPOINT": hang.url}
+    env.pop("BAKERY_REQUEST_TIMEOUT", None)
+    bake = subprocess.Popen(
+        [str(Path(sys.executable).parent / "bakery"), "build", "web", "--target", target],
+        cwd=project_dir,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not hang.held and time.monotonic() < deadline:  # bakery is waiting on the endpoint
+            time.sleep(0.1)
+        assert hang.held, "bakery never reached the endpoint"
+        time.sleep(1)
+        bake.send_signal(signal.SIGINT)
+        stopped = time.monotonic()
+        out, err = bake.communicate(timeout=30)
+        took = time.monotonic() - stopped
+    finally:
+        if bake.poll() is None:
+            bake.kill()
+        hang.stop()
+    assert bake.returncode == 130, err
+    assert took < 10, f"stopping took {took:.1f}s"
+    assert "interrupted" in err and "Traceback" not in err
