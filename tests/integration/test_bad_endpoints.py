@@ -147,7 +147,7 @@ def test_ctrl_c_stops_a_bake_waiting_on_an_endpoint_that_never_answers(project_d
         time.sleep(1)
         bake.send_signal(signal.SIGINT)
         stopped = time.monotonic()
-        out, err = bake.communicate(timeout=30)
+        _out, err = bake.communicate(timeout=30)
         took = time.monotonic() - stopped
     finally:
         if bake.poll() is None:
