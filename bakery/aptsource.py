@@ -6,12 +6,14 @@ a company mirror, a local file tree) and no address is written into bakery itsel
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 # Where apt keeps its sources. Read at call time, so a test can point it at a fake tree.
-ETC_APT = Path("/etc/apt")
+# $BAKERY_APT_DIR: another apt configuration to read (a chroot, a test); /etc/apt otherwise.
+ETC_APT = Path(os.environ.get("BAKERY_APT_DIR") or "/etc/apt")
 # mmdebstrap fetches from these; cdrom:, mirror+http: and the like are left to apt itself.
 _SCHEMES = re.compile(r"^(https?://|file:)")
 

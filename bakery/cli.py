@@ -38,8 +38,11 @@ TargetOpt = typer.Option(..., "--target", "-t", help="Target name from images.ya
 
 
 def err(text: str) -> None:
-    sys.stderr.write(text + "\n")
-    sys.stderr.flush()
+    try:
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+    except OSError:
+        pass  # the terminal is gone (SIGHUP after a dropped session): the job still cleans up
 
 
 def emit(kind: str, payload: Any, *, as_json: bool, text: Callable[[], str]) -> None:
@@ -269,9 +272,11 @@ def _build_stale(
 ) -> None:
     from bakery.plan import Planner
     from bakery.rebuild import rebuild
+    from bakery.runner import signal_guard
 
     ws = _workspace(project)
-    plan = Planner(project, ws, reporter).plan(images, target)
+    with signal_guard():
+        plan = Planner(project, ws, reporter).plan(images, target)
     if not plan.stale:
         reporter.note("nothing to bake: every image is up to date")
     result = rebuild(project, ws, reporter, plan, jobs=jobs)
@@ -283,6 +288,9 @@ def _build_stale(
             ["summary:"] + [f"  {o.status:<10} {o.image} on {o.target}: {o.detail}" for o in result.outcomes]
         ),
     )
+    if result.interrupted:
+        err(f"error: interrupted; {sum(o.status == 'not-built' for o in result.outcomes)} bake(s) not started")
+        raise typer.Exit(result.interrupted)
     if not result.ok:
         raise typer.Exit(EXIT_FAILED)
 

@@ -11,6 +11,7 @@ is never bakery's and is never touched.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ HEARTBEAT_SECONDS = 20.0
 LEASE = timedelta(minutes=5)
 
 _BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+_MACHINE_ID = Path("/etc/machine-id")
 
 
 def utc(text: str | None) -> datetime | None:
@@ -39,11 +41,23 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def boot_id() -> str:
+def _read(path: Path) -> str:
     try:
-        return _BOOT_ID.read_text().strip().replace("-", "")[:12]
+        return path.read_text().strip()
     except OSError:
         return "unknown"
+
+
+def boot_id() -> str:
+    """Which running system a pid belongs to: this boot, this machine, this pid namespace. Two
+    containers may share a host name and a kernel but not a pid namespace; a reboot changes the
+    boot id. Only within one such system does a pid prove anything."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        namespace = "unknown"
+    identity = "|".join((_read(_BOOT_ID), _read(_MACHINE_ID), namespace))
+    return hashlib.sha256(identity.encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)
@@ -149,9 +163,7 @@ def judge(leftover: Leftover, *, now: datetime | None = None) -> Verdict:
     """Is the bake that left `leftover` provably dead? (Only then may its images be removed.)"""
     now = now or datetime.now(UTC)
     owner = leftover.owner
-    if owner is not None and owner.host == socket.gethostname():
-        if owner.boot != boot_id():
-            return Verdict(True, f"{owner.describe()}; this host has rebooted since")
+    if owner is not None and owner.host == socket.gethostname() and owner.boot == boot_id():
         started = utc(owner.started)
         process = _process_started(owner.pid)
         if process is not None and (started is None or process <= started + timedelta(seconds=5)):
@@ -166,6 +178,9 @@ def judge(leftover: Leftover, *, now: datetime | None = None) -> Verdict:
     beat = utc(leftover.heartbeat)
     created = utc(leftover.created)
     who = owner.describe() if owner else f"the bake {leftover.invocation}"
+    tools = _processes_of(leftover.invocation)  # e.g. a Packer run by hand from a render, here
+    if tools:
+        return Verdict(False, f"{who} is still running here (pid {', '.join(map(str, tools))})")
     if beat is not None:
         if now - beat > LEASE:
             return Verdict(True, f"{who}; its heartbeat stopped at {iso(beat)}")

@@ -120,6 +120,10 @@ class Heartbeat:
                 if not self._warned:  # a missed beat is not fatal: the lease outlasts many
                     self._reporter.note(f"heartbeat not written: {exc.message}")
                     self._warned = True
+            except Exception as exc:  # this thread's last line of defence
+                # A bug must not silently end the heartbeat (other hosts would then take this
+                # running bake for dead): say it, with its type, and keep beating.
+                self._reporter.note(f"heartbeat failed (a bug, please report it): {type(exc).__name__}: {exc}")
             self._stop.wait(_MIN_BEAT_SECONDS)
 
     def __enter__(self) -> Heartbeat:

@@ -91,13 +91,13 @@ def aws_problems(name: str, image: Image, target: str) -> list[Problem]:
                 f"and bakery appends {provenance.AWS_MARK_LENGTH}, which leaves {AWS_DESCRIPTION_ROOM}",
             )
         )
-    ami_name = f"{name}-{image.version}.{PATCH_ROOM}"
+    ami_name = provenance.aws_ami_name(name, f"{image.version}.{PATCH_ROOM}", target, "0" * 12)
     if not AWS_AMI_NAME.fullmatch(ami_name):
         problems.append(
             (
                 ("images", name, "version"),
-                f"the AMI name {name}-{image.version}.PATCH would be {len(ami_name)} characters with a "
-                f"{len(PATCH_ROOM)}-digit PATCH; AWS allows 128",
+                f"the AMI name {name}-{image.version}.PATCH-{target}-BAKE would be {len(ami_name)} characters "
+                f"with a {len(PATCH_ROOM)}-digit PATCH; AWS allows 128",
             )
         )
     return problems

@@ -167,15 +167,18 @@ def aws_description(description: str, invocation: str) -> str:
     return f"{description} {mark}" if description else mark
 
 
-def aws_ami_name(image: str, version: str, invocation: str) -> str:
-    """IMAGE-VERSION-INVOCATION: AWS sets an AMI's name at CreateImage (and every copy keeps it),
-    so the bake's mark is on the AMI from its first moment; Packer adds description and tags later."""
-    return f"{image}-{version}-{invocation}"
+def aws_ami_name(image: str, version: str, target: str, invocation: str) -> str:
+    """IMAGE-VERSION-TARGET-INVOCATION: AWS sets an AMI's name at CreateImage (and every copy keeps
+    it), so the bake's mark, and the target it bakes for, are on the AMI from its first moment;
+    Packer adds description and tags later. Two targets in one account and region never mistake
+    each other's AMIs."""
+    return f"{image}-{version}-{target}-{invocation}"
 
 
-def parse_aws_ami_name(image: str, name: str) -> tuple[str, str | None] | None:
-    """(version, invocation) of an AMI named by bakery for `image` (older bakes: no invocation)."""
-    found = re.fullmatch(re.escape(image) + r"-(\d+\.\d+\.\d+)(?:-([0-9a-f]{12}))?", name)
+def parse_aws_ami_name(image: str, target: str, name: str) -> tuple[str, str | None] | None:
+    """(version, invocation) of an AMI bakery named for `image` on `target`; (version, None) for
+    an AMI of a bake from before names carried the mark (`image-version`)."""
+    found = re.fullmatch(re.escape(image) + r"-(\d+\.\d+\.\d+)(?:-" + re.escape(target) + r"-([0-9a-f]{12}))?", name)
     return (found.group(1), found.group(2)) if found else None
 
 

@@ -34,6 +34,7 @@ class Outcome:
 @dataclass(frozen=True)
 class RebuildResult:
     outcomes: list[Outcome]
+    interrupted: int | None = None  # the exit code (128 + signal) when a signal stopped the run
 
     @property
     def ok(self) -> bool:
@@ -117,5 +118,6 @@ def rebuild(
                     f"{result.record.ref} ({'; '.join(item.reasons)})",
                     result.record.version,
                 )
+        stopped = runner.interrupt_exit_code()
     order = [i.key for i in plan.items]
-    return RebuildResult(sorted(outcomes.values(), key=lambda o: order.index(f"{o.image}@{o.target}")))
+    return RebuildResult(sorted(outcomes.values(), key=lambda o: order.index(f"{o.image}@{o.target}")), stopped)

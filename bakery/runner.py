@@ -49,9 +49,10 @@ INHERITED_PREFIXES = (
     "PACKER_CACHE_DIR",
 )
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entrant: the signal handler takes it in the main thread too
 _live: set[subprocess.Popen[bytes]] = set()
 _interrupted = threading.Event()
+_starting = threading.Event()  # run() is between starting a child and registering it
 
 
 @dataclass
@@ -125,6 +126,13 @@ def exit_code_for(signum: int) -> int:
     return 128 + signum if signum else 130
 
 
+def interrupt_exit_code() -> int | None:
+    """128 + the signal that interrupted the guarded job, or None if none did."""
+    if not _interrupted.is_set():
+        return None
+    return exit_code_for(_guard.signum if _guard else signal.SIGINT)
+
+
 def check_interrupted(what: str) -> None:
     """Raise Interrupted if a signal arrived (for loops and threads that the handler cannot reach)."""
     if _interrupted.is_set():
@@ -158,14 +166,19 @@ def _handle(signum: int, _frame: FrameType | None) -> None:
         children = list(_live)
     if children:
         # The children clean up (Packer removes its VM); run() raises Interrupted when they exit.
-        # A third signal hurries them (SIGTERM), as a second Ctrl-C in a terminal would.
+        # A third signal hurries them (SIGTERM), a fourth kills them; and whatever happens, they
+        # are killed CLEANUP_GRACE_SECONDS after the first, so a tool that hangs while
+        # cancelling cannot keep bakery from its own cleanup.
         if guard.signals == 2:
             sys.stderr.write("note: waiting for the running tools to clean up; signal again to hurry them\n")
+        sig = signal.SIGINT if guard.signals < 3 else signal.SIGTERM if guard.signals == 3 else signal.SIGKILL
         for child in children:
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(child.pid, signal.SIGINT if guard.signals < 3 else signal.SIGTERM)
+                os.killpg(child.pid, sig)
+            if guard.signals == 1:
+                _deadline(child, CLEANUP_GRACE_SECONDS)
         return
-    if guard.raise_in_main and not guard.raised:
+    if guard.raise_in_main and not guard.raised and not _starting.is_set():
         # Bakery itself is waiting (a cloud call, a poll, a lock): break out of it now, so that
         # cleanup starts at once; PEP 475 does not restart a call whose handler raised.
         guard.raised = True
@@ -246,6 +259,9 @@ def run(
         if sink:
             sink.write(f"$ {shown}\n")
             sink.flush()
+        # A signal between the child's start and its registration is not raised into this frame
+        # (the child would run on, unwatched); the child is told once it is registered.
+        _starting.set()
         try:
             child = subprocess.Popen(
                 argv,
@@ -257,12 +273,17 @@ def run(
                 start_new_session=True,
             )
         except FileNotFoundError:
+            _starting.clear()
             raise BuildError(
                 f"{what}: '{argv[0]}' is not installed or not on PATH",
                 hint="run `make setup` (installs packer, qemu, mmdebstrap and the Python tools)",
             ) from None
         with _lock:
             _live.add(child)
+        _starting.clear()
+        if _interrupted.is_set():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(child.pid, signal.SIGINT)
         killer = _deadline(child, timeout) if timeout else None
         tail: deque[str] = deque(maxlen=TAIL_LINES)
         lines: list[str] = []
@@ -283,6 +304,10 @@ def run(
         if sink:
             sink.close()
         if child is not None:
+            if child.poll() is None:  # left early (an error in a callback): never leave it running
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
             with _lock:
                 _live.discard(child)
     result = Completed(tuple(argv), returncode, "\n".join(lines), time.monotonic() - started)
@@ -328,6 +353,8 @@ class _deadline:
         self._timer.start()
 
     def _fire(self) -> None:
+        if self._child.poll() is not None:
+            return  # already gone: its process group id may belong to someone else by now
         self.fired = True
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self._child.pid, signal.SIGKILL)

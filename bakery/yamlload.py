@@ -116,6 +116,7 @@ class _Loader(yaml.SafeLoader):
         self.depth = 0
         self.open_anchors: dict[str, _Mark] = {}
         self.sizes: dict[int, int] = {}  # id(node) -> nodes it expands to
+        self.depths: dict[int, int] = {}  # id(node) -> levels it expands to (aliases included)
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
         event: Any = self.peek_event()  # type: ignore[no-untyped-call]  # (untyped in types-PyYAML)
@@ -149,8 +150,18 @@ class _Loader(yaml.SafeLoader):
             self.depth -= 1
             if anchor is not None:
                 self.open_anchors.pop(anchor, None)
-        size = 1 + sum(self.sizes[id(child)] for child in _children(node))
+        children = list(_children(node))
+        size = 1 + sum(self.sizes[id(child)] for child in children)
         self.sizes[id(node)] = size
+        # An alias adds no depth while the text is read, but does once expanded: count it here.
+        depth = 1 + max((self.depths.get(id(child), 1) for child in children), default=0)
+        self.depths[id(node)] = depth
+        if depth > MAX_DEPTH:
+            raise _refused(
+                self.path,
+                node.start_mark,
+                f"aliases nest this value deeper than {MAX_DEPTH} levels once expanded; refused",
+            )
         if size > self.budget:
             raise _refused(
                 self.path,

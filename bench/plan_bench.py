@@ -45,7 +45,7 @@ def main() -> None:
     from bakery.providers.local_store import LocalStore
     from bakery.workspace import Workspace
     from tests.fakes import moto_ebs
-    from tests.fakes.gce import FakeGce, images_client
+    from tests.fakes.gce import FakeGce, global_operations_client, images_client
 
     tmp = Path(tempfile.mkdtemp(prefix="bakery-plan-bench-"))
     (tmp / "amis.json").write_text(
@@ -103,6 +103,8 @@ def main() -> None:
         def clients(service: str, where: str, endpoint: str | None) -> Any:
             if service == "images":
                 return images_client(endpoint or gce.endpoint)
+            if service == "globalOperations":
+                return global_operations_client(endpoint or gce.endpoint)
             client = default_clients(service, where, endpoint)
             client.meta.events.register(
                 "before-send.ec2", lambda event_name, **_: calls.update([f"aws {event_name.rsplit('.', 1)[-1]}"])

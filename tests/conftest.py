@@ -91,12 +91,17 @@ def machine_apt_sources(request: pytest.FixtureRequest, tmp_path_factory: pytest
 
     etc = tmp_path_factory.mktemp("etc-apt")
     (etc / "sources.list").write_text(f"deb {MACHINE_MIRROR} bookworm main\n")
-    saved = aptsource.ETC_APT
+    saved, saved_env = aptsource.ETC_APT, os.environ.get("BAKERY_APT_DIR")
     aptsource.ETC_APT = etc
+    os.environ["BAKERY_APT_DIR"] = str(etc)  # for the bakery processes a test starts
     try:
         yield
     finally:
         aptsource.ETC_APT = saved
+        if saved_env is None:
+            os.environ.pop("BAKERY_APT_DIR", None)
+        else:
+            os.environ["BAKERY_APT_DIR"] = saved_env
 
 
 @dataclass

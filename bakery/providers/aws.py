@@ -162,7 +162,9 @@ class AwsProvider(CloudProvider):
             )
         return {
             "image_description": description,
-            "ami_name": provenance.aws_ami_name(request.eff.name, request.version, request.invocation),
+            "ami_name": provenance.aws_ami_name(
+                request.eff.name, request.version, request.eff.target, request.invocation
+            ),
         }
 
     # --- after the build ----------------------------------------------------------------------

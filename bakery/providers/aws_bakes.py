@@ -25,14 +25,14 @@ def marked(
         for image in provider.paginate(
             provider.ec2(spec, region), Owners=["self"], Filters=[{"Name": "name", "Values": [wanted]}]
         ):
-            parsed = provenance.parse_aws_ami_name(name, image.get("Name", ""))
+            parsed = provenance.parse_aws_ami_name(name, target, image.get("Name", ""))
             if parsed and (version is None or parsed[0] == version):
                 found.append((region, image, {t["Key"]: t["Value"] for t in image.get("Tags", [])}))
     # An AMI is a bake's by the invocation in its name (set at CreateImage, kept by copies);
     # AMIs of older bakes by the description mark or the invocation tag.
     owner_of: dict[str, str] = {}
     for _region, image, tags in found:
-        parsed = provenance.parse_aws_ami_name(name, image["Name"])
+        parsed = provenance.parse_aws_ami_name(name, target, image["Name"])
         bake = (
             (parsed[1] if parsed else None)
             or provenance.aws_mark(image.get("Description", ""))
@@ -57,7 +57,7 @@ def _leftover(
     tags: dict[str, str] = {}
     for _region, _image, these in reversed(copies):  # the earliest copy's tags win
         tags.update(these)
-    parsed = provenance.parse_aws_ami_name(name, copies[0][1]["Name"])
+    parsed = provenance.parse_aws_ami_name(name, target, copies[0][1]["Name"])
     version = parsed[0] if parsed else ""
     provider.versions_seen[bake] = version
     owner = _unpack_owner(tags.get(provenance.AWS_OWNER_TAG, ""))
@@ -108,6 +108,10 @@ def remove(provider: AwsProvider, leftover: Leftover) -> list[str]:
         its = snapshots(images[0])
         with unless_gone():
             ec2.deregister_image(ImageId=ami)
+        # An AMI still pending (being created or copied) may not list its snapshot yet; AWS names
+        # the AMI in the description of the snapshots it makes for it.
+        named = ec2.describe_snapshots(OwnerIds=["self"], Filters=[{"Name": "description", "Values": [f"*{ami}*"]}])
+        its += [s["SnapshotId"] for s in named.get("Snapshots", []) if s["SnapshotId"] not in its]
         for snapshot in its:
             with unless_gone():
                 ec2.delete_snapshot(SnapshotId=snapshot)

@@ -225,7 +225,8 @@ def test_bake_labels_catalog_and_show(gcp_project: Path, gce: FakeGce, packer_st
 
 
 def test_skip_chain_and_newer_family_image(gcp_project: Path, gce: FakeGce, packer_stand_in: StandIn) -> None:
-    assert bakery("build", "base", "-t", "gcp").exit_code == 0
+    first = bakery("build", "base", "-t", "gcp")
+    assert first.exit_code == 0, first.output
     again = bakery("build", "base", "-t", "gcp")
     assert "up to date: base@1.0.0 on gcp" in again.output
     assert len(packer_stand_in.seen()) == 1

@@ -90,11 +90,15 @@ def test_a_pid_now_held_by_a_newer_process_is_dead() -> None:
     assert verdict.why.endswith(f"; that process has exited (pid {os.getpid()} is another one now)")
 
 
-def test_a_reboot_since_proves_the_bake_dead_even_with_its_pid_alive() -> None:
+def test_another_system_with_this_host_name_is_judged_by_its_heartbeat() -> None:
+    """A reboot, or a container sharing this host name but not its pid namespace: a pid proves
+    nothing there, so the heartbeat decides."""
     owner = here(os.getpid(), datetime.now(UTC), boot="000000000000")
-    verdict = judge(leftover(owner))
-    assert verdict.dead
-    assert verdict.why.endswith("; this host has rebooted since")
+    recent = iso(datetime.now(UTC) - timedelta(seconds=30))
+    assert not judge(leftover(owner, heartbeat=recent)).dead
+    stale = iso(datetime.now(UTC) - LEASE - timedelta(minutes=1))
+    verdict = judge(leftover(owner, heartbeat=stale))
+    assert verdict.dead and verdict.why.endswith(f"; its heartbeat stopped at {stale}")
 
 
 # --- elsewhere: the heartbeat decides, then the creation time -----------------------------------------
@@ -171,13 +175,18 @@ def test_an_unreadable_owner_is_none_not_an_error(fields: dict[str, str]) -> Non
     assert Owner.from_fields(fields) is None
 
 
-def test_boot_id_is_this_boots_and_short(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_boot_id_names_this_boot_machine_and_pid_namespace(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     fake = tmp_path / "boot_id"
     fake.write_text("6c7d1c8a-1f2e-4b3a-9c8d-7e6f5a4b3c2d\n")
     monkeypatch.setattr(debris, "_BOOT_ID", fake)
-    assert boot_id() == "6c7d1c8a1f2e"
-    monkeypatch.setattr(debris, "_BOOT_ID", tmp_path / "missing")
-    assert boot_id() == "unknown"
+    first = boot_id()
+    assert len(first) == 12 and first == boot_id()
+    fake.write_text("00000000-1f2e-4b3a-9c8d-7e6f5a4b3c2d\n")  # rebooted
+    assert boot_id() != first
+    machine = tmp_path / "machine-id"
+    machine.write_text("another machine\n")
+    monkeypatch.setattr(debris, "_MACHINE_ID", machine)
+    assert boot_id() not in (first,)
 
 
 @pytest.mark.parametrize(

@@ -88,7 +88,8 @@ def test_aws_description_room_for_bakerys_mark():
 
 
 def test_ami_name_keeps_room_for_a_six_digit_patch():
-    version = "1." + "1" * (128 - len("web-1.") - len(".999999"))
+    # web-VERSION.PATCH-TARGET-BAKE: the target's name and the bake's 12-character id are in it too
+    version = "1." + "1" * (128 - len("web-1.") - len(".999999") - len("-aws-") - 12)
     assert problems(image(version=version), "aws") == []
     too_long = problems(image(version=version + "1"), "aws")
     assert too_long[0][0] == ("images", "web", "version")
