@@ -29,7 +29,7 @@ def test_render_writes_what_a_bake_would_build(project_dir: Path, fake_clouds: A
     values = render.hcl.loads_values((out / render.VARS_FILE).read_text())
     assert values["source_ami"] == "ami-0de000000000000d1"  # the filter resolved, as a bake resolves it
     assert values["custom_endpoint_ec2"] == moto  # AWS_ENDPOINT_URL, as a bake uses it
-    assert re.fullmatch(r"web-1\.0\.0-[0-9a-f]{12}", values["ami_name"])
+    assert re.fullmatch(r"web-1\.0\.0-aws-[0-9a-f]{12}", values["ami_name"])
     invocation = values["ami_name"].rsplit("-", 1)[1]
     assert values["image_description"].endswith(f"[bakery:{invocation}]")
     assert values["build_tags"]["bakery:invocation"] == invocation
