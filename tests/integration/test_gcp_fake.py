@@ -57,10 +57,17 @@ def say(kind, *data):
 
 def call(method, path, body=None):
     data = json.dumps(body).encode() if body is not None else (b"" if method == "POST" else None)
-    request = urllib.request.Request(ENDPOINT + path, data=data, method=method,
-                                     headers={{"Content-Type": "application/json"}})
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        return json.load(answer)
+    for attempt in range(4):  # as Packer's Google client does, a read that failed with a 5xx is retried
+        request = urllib.request.Request(ENDPOINT + path, data=data, method=method,
+                                         headers={{"Content-Type": "application/json"}})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                return json.load(answer)
+        except urllib.error.HTTPError as exc:
+            if exc.code < 500 or attempt == 3 or (method == "POST" and not path.endswith("/wait")):
+                raise
+            say("ui", "message", f"retrying {{method}} {{path}} after HTTP {{exc.code}}: {{exc.read()[:200]!r}}")
+            time.sleep(0.5)
 
 
 if sys.argv[1:2] == ["version"]:
