@@ -14,6 +14,8 @@ from pathlib import Path
 # Where apt keeps its sources. Read at call time, so a test can point it at a fake tree.
 # $BAKERY_APT_DIR: another apt configuration to read (a chroot, a test); /etc/apt otherwise.
 ETC_APT = Path(os.environ.get("BAKERY_APT_DIR") or "/etc/apt")
+# What apt last fetched: a source's Release file names its origin ("Debian", a vendor's name).
+APT_LISTS = Path("/var/lib/apt/lists")
 # mmdebstrap fetches from these; cdrom:, mirror+http: and the like are left to apt itself.
 _SCHEMES = re.compile(r"^(https?://|file:)")
 
@@ -27,21 +29,50 @@ class AptSource:
     components: tuple[str, ...]
 
 
-def debian_mirror(etc_apt: Path, suite: str | None = None) -> str | None:
+def debian_mirror(etc_apt: Path, suite: str | None = None, lists: Path | None = None) -> str | None:
     """The URI of the Debian archive among the apt sources under `etc_apt`, or None.
 
     Only archive suites count (a codename such as `bookworm`, not `bookworm-security`,
-    `bookworm-updates` or `./`). Preferred, in order: a source that carries `suite`, one with the
-    `main` component, the first one apt reads. `file:/path` is given as `file:///path`.
+    `bookworm-updates` or `./`). A source whose Release file (in apt's `lists`) names another
+    origin than Debian is a vendor's repository and never counts. Preferred, in order: a source that
+    carries `suite`, one apt's lists prove Debian's, one with the `main` component, the first one
+    apt reads. `file:/path` is given as `file:///path`.
     """
-    candidates = [s for s in read_sources(etc_apt) if any(_archive_suite(x) for x in s.suites)]
+    lists = APT_LISTS if lists is None else lists
+    candidates = []
+    for source in read_sources(etc_apt):
+        archive = [x for x in source.suites if _archive_suite(x)]
+        if not archive:
+            continue
+        origin = _origin(lists, source.uri, suite if suite in archive else archive[0])
+        if origin is None or origin == "Debian":
+            candidates.append((source, origin == "Debian"))
     if not candidates:
         return None
     best = min(
         enumerate(candidates),
-        key=lambda item: (suite not in item[1].suites, "main" not in item[1].components, item[0]),
-    )[1]
+        key=lambda item: (
+            suite not in item[1][0].suites,
+            not item[1][1],
+            "main" not in item[1][0].components,
+            item[0],
+        ),
+    )[1][0]
     return best.uri
+
+
+def _origin(lists: Path, uri: str, suite: str) -> str | None:
+    """The Origin of `uri`'s `suite` as apt last fetched it, or None if apt has no Release file."""
+    stem = re.sub(r"^[a-z+]+:/*", "", uri).rstrip("/").replace("/", "_")
+    for name in (f"{stem}_dists_{suite}_InRelease", f"{stem}_dists_{suite}_Release"):
+        try:
+            text = (lists / name).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        found = re.search(r"^Origin:\s*(.+?)\s*$", text, re.MULTILINE)
+        if found:
+            return found.group(1)
+    return None
 
 
 def read_sources(etc_apt: Path) -> list[AptSource]:

@@ -123,3 +123,29 @@ def test_no_archive_found(tmp_path, sources_list):
 
 def test_no_apt_at_all(tmp_path):
     assert debian_mirror(tmp_path / "nowhere", "bookworm") is None
+
+
+def _release(lists: Path, stem: str, suite: str, origin: str) -> None:
+    lists.mkdir(exist_ok=True)
+    (lists / f"{stem}_dists_{suite}_InRelease").write_text(f"Origin: {origin}\nLabel: {origin}\nSuite: {suite}\n")
+
+
+def test_a_vendor_repository_listed_first_is_not_taken_for_debian(tmp_path):
+    """A vendor's `bookworm main` before Debian's: apt's own Release files tell them apart."""
+    etc = tree(
+        tmp_path,
+        sources_list=None,
+        **{
+            "archive_uri-vendor.list": "deb http://vendor.example/apt bookworm main\n",
+            "debian.sources": "Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm\nComponents: main\n",
+        },
+    )
+    lists = tmp_path / "lists"
+    _release(lists, "vendor.example_apt", "bookworm", "Vendor Inc.")
+    _release(lists, "mirror.example_debian", "bookworm", "Debian")
+    assert debian_mirror(etc, "bookworm", lists) == "http://mirror.example/debian"
+    # Without apt's lists (never updated), the order and components decide, as before.
+    assert debian_mirror(etc, "bookworm", tmp_path / "no-lists") == "http://vendor.example/apt"
+    # A source that is only a vendor's is no Debian archive at all.
+    only_vendor = tree(tmp_path / "v", sources_list="deb http://vendor.example/apt bookworm main\n")
+    assert debian_mirror(only_vendor, "bookworm", lists) is None
