@@ -3,30 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import functools
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
 
 from bakery.errors import ProviderError
+from bakery.providers.base import guarded_by
 
 # Deleting what is already gone is not an error (another cleanup got there first).
 GONE = ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable", "InvalidSnapshot.NotFound")
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def guarded(what: str) -> Callable[[F], F]:
-    """Run a provider method with botocore's errors turned into ProviderError."""
-
-    def wrap(method: F) -> F:
-        @functools.wraps(method)
-        def inner(*args: Any, **kwargs: Any) -> Any:
-            with aws_errors(what):
-                return method(*args, **kwargs)
-
-        return inner  # type: ignore[return-value]
-
-    return wrap
 
 
 @contextlib.contextmanager
@@ -71,3 +54,6 @@ def aws_errors(what: str) -> Iterator[None]:
         raise ProviderError(f"AWS: {what}: {one_line(exc)}", hint="check AWS credentials, region and endpoint") from exc
     except OSError as exc:  # a connection reset below botocore's own wrapping
         raise ProviderError(f"AWS: {what}: {one_line(exc)}", hint="check the endpoint and the network") from exc
+
+
+guarded = guarded_by(aws_errors)

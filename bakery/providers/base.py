@@ -5,9 +5,10 @@ from __future__ import annotations
 import functools
 import importlib
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from bakery.catalog import ImageRecord
 from bakery.config import EffectiveImage, Project
@@ -104,6 +105,25 @@ class Provider(Protocol):
 
 
 ClientFactory = Callable[..., Any]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def guarded_by(errors: Callable[[str], AbstractContextManager[None]]) -> Callable[[str], Callable[[F], F]]:
+    """A decorator factory: `@guarded("what it does")` runs a provider method inside
+    `errors(what)`, the context manager that turns one SDK's errors into a one-line ProviderError."""
+
+    def guarded(what: str) -> Callable[[F], F]:
+        def wrap(method: F) -> F:
+            @functools.wraps(method)
+            def inner(*args: Any, **kwargs: Any) -> Any:
+                with errors(what):
+                    return method(*args, **kwargs)
+
+            return inner  # type: ignore[return-value]
+
+        return wrap
+
+    return guarded
 
 
 @functools.cache

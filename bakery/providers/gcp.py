@@ -17,13 +17,11 @@ made for the target's endpoint, then read back; every call has a timeout.
 
 from __future__ import annotations
 
-import functools
 import os
 import socket
 from collections import defaultdict
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 from bakery import provenance
@@ -32,7 +30,7 @@ from bakery.debris import Leftover, Owner, iso
 from bakery.errors import ConfigError, ProviderError
 from bakery.models import GcpTarget
 from bakery.progress import Reporter
-from bakery.providers.base import BakeRequest, ClientFactory, CloudProvider, Prepared
+from bakery.providers.base import BakeRequest, ClientFactory, CloudProvider, Prepared, guarded_by
 from bakery.providers.gcp_api import Compute, gcp_errors
 from bakery.retry import GCP_DEADLINE_SECONDS, gcp_retry, request_timeout
 from bakery.workspace import Workspace
@@ -50,7 +48,6 @@ _REQUIRED = ("image", "version", "target", "state", "inputs-digest")
 
 _CLIENTS = {"images": "ImagesClient", "globalOperations": "GlobalOperationsClient"}
 
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 def default_clients(service: str, project: str, endpoint: str | None) -> Any:
@@ -78,18 +75,7 @@ def make(workspace: Workspace, reporter: Reporter, clients: ClientFactory | None
     return GcpProvider(reporter, clients or default_clients)
 
 
-def _guarded(what: str) -> Callable[[F], F]:
-    """Run a provider method with every SDK, network and parsing error as a one-line ProviderError."""
-
-    def wrap(method: F) -> F:
-        @functools.wraps(method)
-        def inner(*args: Any, **kwargs: Any) -> Any:
-            with gcp_errors(what):
-                return method(*args, **kwargs)
-
-        return inner  # type: ignore[return-value]
-
-    return wrap
+_guarded = guarded_by(gcp_errors)
 
 
 class GcpProvider(CloudProvider):

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -71,8 +72,13 @@ def test_a_stopped_bake_whose_tools_still_run_is_alive() -> None:
     """bakery was killed, but a process of its bake (Packer, in a directory named after the
     invocation) still runs and may still create images."""
     owner = here(dead_pid(), datetime.now(UTC))
-    tool = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", f"builds/web-aws-{owner.invocation}"])
+    mark = f"builds/web-aws-{owner.invocation}"
+    tool = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", mark])
     try:
+        deadline = time.monotonic() + 10  # until the new process shows its own command line
+        while mark.encode() not in Path(f"/proc/{tool.pid}/cmdline").read_bytes():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
         verdict = judge(leftover(owner))
     finally:
         tool.kill()
