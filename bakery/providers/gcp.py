@@ -49,7 +49,6 @@ _REQUIRED = ("image", "version", "target", "state", "inputs-digest")
 _CLIENTS = {"images": "ImagesClient", "globalOperations": "GlobalOperationsClient"}
 
 
-
 def default_clients(service: str, project: str, endpoint: str | None) -> Any:
     """The google-cloud-compute client for `service` ("images", "globalOperations"), over REST, at
     `endpoint` (else Google's). Anonymous on a plain-HTTP loopback endpoint (the fake server)."""
