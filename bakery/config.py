@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from bakery import aptsource, limits, yamlload
 from bakery.errors import ConfigError, UsageError
-from bakery.models import BUILDERS, NAME_HINT, TARGET_KINDS, Config, Image, Model
+from bakery.models import BUILDERS, NAME_HINT, TARGET_KINDS, Config, Group, Image, Model
 from bakery.yamlload import Loc, Marks, key_path
 
 DEFAULT_FILE = "images.yaml"
@@ -276,12 +276,54 @@ def _cross_check(project: Project) -> list[Problem]:
             problems.append(((*here, "target"), f"image '{group.image}' does not bake on target '{group.target}'"))
         if group.channel is not None and group.channel not in cfg.channels:
             problems.append(((*here, "channel"), _unknown("channel", group.channel, cfg.channels)))
+        problems += _group_kind(name, group, cfg.targets.get(group.target))
+    problems += _shared_ports(cfg.groups)
     for name, channel in cfg.channels.items():
         if channel.promote_from is not None and channel.promote_from not in cfg.channels:
             problems.append(
                 (("channels", name, "promote_from"), _unknown("channel", channel.promote_from, cfg.channels))
             )
     problems += _cycles("channels", "promote_from", {n: c.promote_from for n, c in cfg.channels.items()})
+    return problems
+
+
+def _group_kind(name: str, group: Group, target: Any) -> list[Problem]:
+    """A group has exactly the settings block of its target's kind (aws:, gcp: or local:)."""
+    here = ("groups", name)
+    given = [kind for kind in TARGET_KINDS if getattr(group, kind) is not None]
+    problems: list[Problem] = [
+        (
+            (*here, kind),
+            f"this group's target '{group.target}' is {target.kind}: remove '{kind}:' (settings for {kind} groups)",
+        )
+        for kind in given
+        if target is not None and kind != target.kind
+    ]
+    if target is not None and target.kind not in given:
+        needs = {
+            "aws": "aws: {asg: NAME, launch_template: NAME}",
+            "gcp": "gcp: {mig: NAME, zone: ZONE} (or region: REGION)",
+            "local": "local: {size: 2, port: 8080}",
+        }[target.kind]
+        problems.append((here, f"a group on {target.kind} target '{group.target}' needs its settings: {needs}"))
+    return problems
+
+
+def _shared_ports(groups: Mapping[str, Group]) -> list[Problem]:
+    """Two local groups cannot listen on one front port."""
+    problems: list[Problem] = []
+    seen: dict[int, str] = {}
+    for name, group in groups.items():
+        if group.local is None:
+            continue
+        other = seen.setdefault(group.local.port, name)
+        if other != name:
+            problems.append(
+                (
+                    ("groups", name, "local", "port"),
+                    f"port {group.local.port} is already the front port of group '{other}'",
+                )
+            )
     return problems
 
 

@@ -270,51 +270,124 @@ class GcpTarget(Model):
 Target = Annotated[LocalTarget | AwsTarget | GcpTarget, Field(discriminator="kind")]
 
 
-# --- groups and channels (shape only; rotation and promotion come later) -----------------------
+# --- groups: the fleets that run images, and how they move onto a new one ---------------------
+
+Percent = Annotated[
+    int | str,
+    WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 1}, {"type": "string", "pattern": PERCENT_PATTERN}]}),
+]
+SurgeValue = Annotated[
+    int | str,
+    WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": PERCENT_PATTERN}]}),
+]
+
+
+def _count_or_percent(value: Any, *, minimum: int, what: str) -> Any:
+    value = _whole(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= minimum:
+        return value
+    if isinstance(value, str) and re.fullmatch(PERCENT_PATTERN, value):
+        return value
+    raise PydanticCustomError(
+        what,
+        f'expected a number of instances ({minimum} or more) or a percentage such as "25%" (1-100%), got {{value}}',
+        {"value": repr(value)},
+    )
 
 
 class Health(Model):
+    """The gate every new instance passes: `healthy_threshold` consecutive 200s from GET `path`
+    on `port`, within `timeout_seconds`, checked from `grace_seconds` after it started."""
+
     path: str = Field("/healthz", pattern=r"^/[!-~]*$")
     port: Int = Field(80, ge=1, le=65535)
     grace_seconds: Int = Field(60, ge=0)
     timeout_seconds: Int = Field(300, ge=1)
     healthy_threshold: Int = Field(2, ge=1)
+    interval_seconds: Int = Field(2, ge=1, le=300)
 
 
 class Strategy(Model):
     type: Literal["rolling", "canary", "blue-green"] = "rolling"
-    batch_size: Annotated[
-        int | str,
-        WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 1}, {"type": "string", "pattern": PERCENT_PATTERN}]}),
-    ] = 1
-    canary_size: Int = Field(1, ge=1)
-    pause_seconds: Int = Field(0, ge=0)
+    batch_size: Percent = 1
+    canary_size: Percent = 1
+    # How long a canary is held, its gate still green, before the rest follows.
+    bake_seconds: Int = Field(60, ge=0)
+    pause_seconds: Int = Field(0, ge=0)  # between batches
+    # blue-green: how long the old group is kept (scaled to zero, or stopped) so that rollback is immediate.
+    retention_seconds: Int = Field(3600, ge=0)
 
-    @field_validator("batch_size", mode="before")
+    @field_validator("batch_size", "canary_size", mode="before")
     @classmethod
-    def _batch(cls, value: Any) -> Any:
-        value = _whole(value)
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
-            return value
-        if isinstance(value, str) and re.fullmatch(PERCENT_PATTERN, value):
-            return value
-        raise PydanticCustomError(
-            "batch_size",
-            'expected a number of instances (1 or more) or a percentage such as "25%" (1-100%), got {value}',
-            {"value": repr(value)},
-        )
+    def _count(cls, value: Any) -> Any:
+        return _count_or_percent(value, minimum=1, what="batch_size")
+
+
+class AwsGroup(Model):
+    """An Auto Scaling group moved by instance refresh."""
+
+    asg: str = Field(min_length=1, max_length=255)
+    launch_template: str = Field(min_length=1, max_length=128)  # its name (or lt-... id)
+    region: str | None = Field(None, pattern=REGION_PATTERN)  # the target's region unless given
+    instance_warmup: Int = Field(60, ge=0)
+    min_healthy_percentage: Int | None = Field(None, ge=0, le=100)
+    max_healthy_percentage: Int | None = Field(None, ge=100, le=200)
+    alarms: tuple[Annotated[str, Field(min_length=1, max_length=255)], ...] = ()
+    target_groups: tuple[Annotated[str, Field(min_length=1)], ...] = ()  # ARNs or names
+
+
+class GcpGroup(Model):
+    """A managed instance group moved by the MIG updater: zonal (`zone`) or regional (`region`)."""
+
+    mig: str = Field(pattern=r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+    zone: str | None = Field(None, pattern=r"^[a-z]+-[a-z]+[0-9]+-[a-z]$")
+    region: str | None = Field(None, pattern=r"^[a-z]+-[a-z]+[0-9]+$")
+    max_surge: SurgeValue = 1
+    max_unavailable: SurgeValue = 0
+    health_check: str | None = None  # the autohealing health check whose instanceHealth counts
+    backend_service: str | None = None  # blue-green: the backend service both groups join
+
+    @field_validator("max_surge", "max_unavailable", mode="before")
+    @classmethod
+    def _surge(cls, value: Any) -> Any:
+        return _count_or_percent(value, minimum=0, what="max_surge")
+
+    @model_validator(mode="after")
+    def _where(self) -> GcpGroup:
+        if (self.zone is None) == (self.region is None):
+            raise PydanticCustomError("zone_or_region", "give exactly one of zone (zonal group) or region (regional)")
+        return self
+
+
+class LocalGroup(Model):
+    """`size` QEMU VMs from the local catalog behind HAProxy on 127.0.0.1:`port`."""
+
+    size: Int = Field(2, ge=1, le=16)
+    port: Int = Field(ge=1024, le=65535)
+    memory: MiB = 512
+    cpus: Int = Field(1, ge=1, le=64)
+
+    @field_validator("memory", mode="before")
+    @classmethod
+    def _size(cls, value: Any) -> int:
+        return parse_size_mib(value)
 
 
 class Group(Model):
     image: str
     target: str
     channel: str | None = None
-    name: str | None = None
-    # The bound sits before the validator: after it, pydantic's schema would lose it ("ge", not "minimum").
-    size: Annotated[int, Strict(), Field(ge=0), BeforeValidator(_whole)] | None = None
     strategy: Strategy = Field(default_factory=Strategy)
     health: Health = Field(default_factory=Health)
-    rollback: Bool = True
+    rollback: Bool = True  # a failed gate returns the group to the exact previous image
+    keep: Int = Field(3, ge=1, le=50)  # templates of the last N rollouts are never deleted
+    aws: AwsGroup | None = None
+    gcp: GcpGroup | None = None
+    local: LocalGroup | None = None
+
+    def settings(self) -> AwsGroup | GcpGroup | LocalGroup | None:
+        """The block of the group's kind (config.py checks that it matches the target's kind)."""
+        return self.aws or self.gcp or self.local
 
 
 class Channel(Model):

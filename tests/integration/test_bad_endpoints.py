@@ -8,6 +8,7 @@ request timeout, so the hanging endpoint costs seconds, not minutes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -40,7 +41,8 @@ class BadEndpoint:
         self.sock.listen(64)
         self.held: list[socket.socket] = []
         self.stopped = threading.Event()
-        threading.Thread(target=self._serve, daemon=True).start()
+        self.server = threading.Thread(target=self._serve, daemon=True)
+        self.server.start()
 
     @property
     def url(self) -> str:
@@ -69,7 +71,13 @@ class BadEndpoint:
                 pass
 
     def stop(self) -> None:
+        # Wake the accept() first and close only once the thread is gone: a thread still blocked in accept() on a
+        # closed descriptor would serve the next socket given that number (a later test's fake GCE, say).
         self.stopped.set()
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.server.join(timeout=10)
+        assert not self.server.is_alive(), "the misbehaving endpoint did not stop"
         self.sock.close()
         for conn in self.held:
             conn.close()

@@ -1,0 +1,212 @@
+"""The group driver interface: what runs images (an Auto Scaling group, a managed instance group,
+a local QEMU group behind HAProxy), and the registry that picks a driver by target kind.
+
+Providers bake and store images; drivers move groups between them. A driver declares the steps
+of a rollout and of a rollback (on the step engine, bakery.steps); the rollout service
+(bakery.rollout) picks the image, plans the waves (bakery.strategy), holds the group's lock,
+runs the steps and records the outcome through the driver, where the group lives.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from bakery.catalog import ImageRecord
+from bakery.errors import BakeryError, UsageError
+from bakery.models import Group
+from bakery.progress import Reporter
+from bakery.providers.base import ClientFactory
+from bakery.steps import Step
+from bakery.strategy import RolloutPlan
+from bakery.workspace import Workspace
+
+_REGISTRY = {"local": "bakery.groups.local", "aws": "bakery.groups.aws", "gcp": "bakery.groups.gcp"}
+
+# What a driver writes on every instance a rollout launches (AWS tags, GCP labels, local metadata),
+# so that logs and metrics tie back to the exact image. GCP encodes keys and values to its rules.
+INSTANCE_TAGS = ("bakery:image", "bakery:version", "bakery:inputs-digest", "bakery:rollout")
+
+
+class GateFailed(BakeryError):
+    """A health gate failed: which instance, what it answered (or which alarm, which target).
+    The rollout service rolls back when the group's `rollback` is on."""
+
+    def __init__(self, message: str, *, instance: str | None = None, answer: str | None = None) -> None:
+        super().__init__(message)
+        self.instance = instance
+        self.answer = answer
+
+
+class RolloutRefused(BakeryError):
+    """The group cannot be moved now (another rollout runs, the engine is busy or in a bad state)."""
+
+
+@dataclass(frozen=True)
+class Release:
+    """What a group runs or will run: one image, and the group template that carries it."""
+
+    image: str | None  # "web@1.0.3"; None for an image bakery did not bake
+    image_id: str  # "ami-0abc", "projects/p/global/images/web-1-0-3", a local catalog directory
+    template: str | None = None  # "lt-0abc:7" (launch template id:version), an instance template URL
+    inputs_digest: str | None = None
+
+    @classmethod
+    def of(cls, record: ImageRecord, image_id: str, template: str | None = None) -> Release:
+        return cls(record.ref, image_id, template, record.inputs_digest)
+
+    def describe(self) -> str:
+        shown = self.image or f"{self.image_id} (not baked by bakery)"
+        return f"{shown} [{self.template}]" if self.template else shown
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One instance of a group as the engine reports it."""
+
+    id: str  # "i-0abc", an instance URL, "web-local-3"
+    image: str | None  # "web@1.0.3", or None when it runs an image bakery did not bake
+    image_id: str
+    state: str  # the engine's own word: InService, Pending, RUNNING, CREATING, booting, serving, draining
+    health: Literal["healthy", "unhealthy", "unknown"] = "unknown"
+    detail: str = ""  # why unhealthy: "GET /healthz -> 500", "target unhealthy: Target.FailedHealthChecks"
+
+
+@dataclass(frozen=True)
+class ActiveRollout:
+    """A rollout the engine is carrying out now (an active refresh, a MIG moving between versions,
+    a local group's open journal), with who started it, where and when."""
+
+    id: str
+    to: str  # image ref or id
+    step: str
+    percent: int | None
+    started: str
+    who: str  # user@host or the CI's identity
+    where: str  # host (and pid) that drives it, when known
+
+
+@dataclass(frozen=True)
+class GroupState:
+    group: str
+    kind: str
+    running: bool  # false for a local group that is not up (a cloud group always exists)
+    intended: Release | None  # what the group's template says new instances run
+    instances: tuple[Instance, ...] = ()
+    active: ActiveRollout | None = None
+    desired: int | None = None  # the group's size as the engine sees it
+
+    def counts(self) -> dict[str, int]:
+        """Instances per image (ref, or id for images bakery did not bake)."""
+        out: dict[str, int] = {}
+        for inst in self.instances:
+            key = inst.image or inst.image_id
+            out[key] = out.get(key, 0) + 1
+        return out
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One rollout or rollback of a group, as kept where the group lives."""
+
+    id: str
+    kind: Literal["rollout", "rollback"]
+    started: str
+    who: str
+    from_: str | None  # image ref before (None: the group was empty or down)
+    to: str
+    strategy: str
+    result: str  # succeeded, failed, rolled-back, rollback-failed, interrupted, running
+    finished: str | None = None
+    reason: str | None = None  # why it failed or rolled back
+    templates: tuple[str, ...] = ()  # the launch template versions / instance templates it used
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """Everything a driver needs to declare the steps of one rollout (or rollback)."""
+
+    id: str  # "r-" + 12 hex: the mark on every instance and template it creates
+    kind: Literal["rollout", "rollback"]
+    group: str  # its name in images.yaml
+    spec: Group
+    target: str
+    target_spec: Any  # the group's target (LocalTarget, AwsTarget, GcpTarget)
+    to: Release
+    to_record: ImageRecord | None  # the catalog record of `to` (None when restoring an image by template)
+    previous: Release | None  # what the group ran before: what a rollback restores
+    plan: RolloutPlan
+    who: str
+    started: str
+    reason: str | None = None  # for a rollback: why
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+class GroupDriver(Protocol):
+    """Moves one kind of group between images. Methods raise BakeryError subclasses (ProviderError
+    for cloud refusals, GateFailed for a failed health gate, RolloutRefused), never an SDK's own
+    exception. Steps must be safe to run twice (see bakery.steps)."""
+
+    kind: str
+
+    def read(self, name: str, group: Group, target_spec: Any) -> GroupState:
+        """The group as the engine reports it now: template, instances per image, active rollout."""
+
+    def release_of(self, record: ImageRecord, target_spec: Any) -> Release:
+        """The Release for a catalog image on this kind of target (its image id in the group's
+        region or project). Raises UsageError when the image does not exist where the group is."""
+
+    def rollout_steps(self, rollout: Rollout) -> Sequence[Step]:
+        """The declared steps that move the group to `rollout.to` following `rollout.plan`."""
+
+    def rollback_steps(self, rollout: Rollout) -> Sequence[Step]:
+        """The steps that return the group to `rollout.previous` exactly: from any step of the
+        forward steps (the journal says how far they got), or after they all finished."""
+
+    def record(self, name: str, group: Group, target_spec: Any, entry: HistoryEntry) -> None:
+        """Keep `entry` where the group lives (launch template, instance template, local store),
+        replacing an earlier entry with the same id."""
+
+    def history(self, name: str, group: Group, target_spec: Any) -> list[HistoryEntry]:
+        """Every rollout and rollback of the group, oldest first."""
+
+    def prune(self, name: str, group: Group, target_spec: Any, keep: int) -> list[str]:
+        """Delete templates bakery made for rollouts older than the last `keep` (never one the
+        group or a kept rollout uses). Returns what was deleted."""
+
+    def down(self, name: str, group: Group, target_spec: Any) -> list[str]:
+        """Stop the group and leave no process behind (local); cloud groups raise UsageError."""
+
+
+@functools.cache
+def _module(kind: str) -> Any:
+    return importlib.import_module(_REGISTRY[kind])
+
+
+def get_driver(
+    kind: str,
+    workspace: Workspace,
+    reporter: Reporter,
+    clients: ClientFactory | None = None,
+) -> GroupDriver:
+    """The group driver for a target kind. UsageError lists the valid kinds.
+
+    `clients(service, region_or_project, endpoint)` makes API clients, as for providers."""
+    if kind not in _REGISTRY:
+        raise UsageError(f"no group driver for target kind '{kind}'; valid kinds: {', '.join(sorted(_REGISTRY))}")
+    driver: GroupDriver = _module(kind).make(workspace, reporter, clients)
+    return driver
+
+
+def instance_tags(rollout: Rollout) -> dict[str, str]:
+    """The traceability marks for every instance `rollout` launches."""
+    name, _, version = (rollout.to.image or "@").partition("@")
+    return {
+        "bakery:image": name,
+        "bakery:version": version,
+        "bakery:inputs-digest": rollout.to.inputs_digest or "",
+        "bakery:rollout": rollout.id,
+    }

@@ -1,0 +1,153 @@
+"""The step engine: a declared sequence of named steps whose progress is saved after each one.
+
+A run is recorded in a Journal (a JSON file written atomically): which steps finished, which one
+was running, and the facts steps saved for the ones after them (a refresh id, a template version,
+the VMs booted). A rerun skips what finished and runs the interrupted step again, so every step is
+written to be safe to run twice: it first looks at what its earlier attempt already did.
+
+A rollout and a rollback are both sequences of steps on this engine; the rollout service decides,
+when a forward step fails, whether the group's rollback steps run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bakery import runner
+from bakery.errors import BakeryError, Interrupted
+from bakery.progress import Reporter
+
+# A journal's status. "running" with no live process behind it means the process died (kill -9).
+RUNNING, INTERRUPTED, FAILED, SUCCEEDED = "running", "interrupted", "failed", "succeeded"
+ROLLED_BACK, ROLLBACK_FAILED = "rolled-back", "rollback-failed"
+FINAL = (FAILED, SUCCEEDED, ROLLED_BACK, ROLLBACK_FAILED)
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class Journal:
+    """The saved state of one run. `values` is the steps' own notebook (JSON values only)."""
+
+    def __init__(self, path: Path, data: dict[str, Any]) -> None:
+        self.path = path
+        self.data = data
+
+    @classmethod
+    def create(cls, path: Path, **fields: Any) -> Journal:
+        journal = cls(
+            path,
+            {
+                **fields,
+                "status": RUNNING,
+                "done": [],
+                "current": None,
+                "phase": "forward",
+                "values": {},
+                "started": now(),
+                "updated": now(),
+                "error": None,
+            },
+        )
+        journal.save()
+        return journal
+
+    @classmethod
+    def load(cls, path: Path) -> Journal | None:
+        try:
+            return cls(path, json.loads(path.read_text()))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise BakeryError(f"cannot read the saved state {path}: {exc}", hint="move it away to start over") from None
+
+    @property
+    def status(self) -> str:
+        return str(self.data["status"])
+
+    @property
+    def done(self) -> list[str]:
+        return list(self.data["done"])
+
+    @property
+    def values(self) -> dict[str, Any]:
+        return self.data["values"]  # type: ignore[no-any-return]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    def put(self, key: str, value: Any) -> None:
+        """Save a fact for later steps (and for a rerun of this one), at once."""
+        self.values[key] = value
+        self.save()
+
+    def mark(self, **fields: Any) -> None:
+        self.data.update(fields)
+        self.save()
+
+    def save(self) -> None:
+        self.data["updated"] = now()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
+        with os.fdopen(fd, "w") as out:
+            json.dump(self.data, out, indent=2, sort_keys=True)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, self.path)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One declared step. `run` must be safe to run again after an interruption (it reads the
+    journal, and the engine's real state, before acting). `stop` runs when a signal interrupts
+    `run`: it leaves the engine safe (a refresh cancelled, a VM half-booted stopped)."""
+
+    name: str
+    run: Callable[[Journal], None]
+    describe: str = ""
+    stop: Callable[[Journal], None] | None = None
+
+
+def execute(steps: Sequence[Step], journal: Journal, reporter: Reporter, *, phase: str = "forward") -> None:
+    """Run every step of `steps` not yet done in `journal`, saving after each. Raises what a step
+    raises, after recording it: Interrupted (status interrupted) or BakeryError (status failed)."""
+    names = [s.name for s in steps]
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate step names in {names}")
+    if journal.data.get("phase") != phase:
+        journal.mark(phase=phase, done=[], current=None)
+    for step in steps:
+        if step.name in journal.data["done"]:
+            continue
+        journal.mark(current=step.name, status=RUNNING)
+        reporter.phase(step.name, step.describe)
+        with _recorded(step, journal):
+            step.run(journal)
+        journal.data["done"].append(step.name)
+        journal.mark(current=None)
+
+
+@contextmanager
+def _recorded(step: Step, journal: Journal) -> Iterator[None]:
+    try:
+        yield
+    except (Interrupted, KeyboardInterrupt) as exc:
+        journal.mark(status=INTERRUPTED, error=f"interrupted during {step.name}")
+        if step.stop is not None:
+            with runner.cleanup_phase(lambda: f"the rollout's step '{step.name}' is not made safe", lambda _m: None):
+                step.stop(journal)
+        if isinstance(exc, Interrupted):
+            raise
+        raise Interrupted(f"interrupted during {step.name}", exit_code=runner.interrupt_exit_code() or 130) from None
+    except BakeryError as exc:
+        journal.mark(status=FAILED, error=exc.message)
+        raise
