@@ -481,5 +481,9 @@ def boot(
     )
 
 
+# The group commands (rollout, rollback, status, history, down) live in their own module.
+from bakery import cli_groups  # noqa: E402, F401
+
+
 def main() -> None:
     app()

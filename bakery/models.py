@@ -339,6 +339,7 @@ class AwsGroup(Model):
 class GcpGroup(Model):
     """A managed instance group moved by the MIG updater: zonal (`zone`) or regional (`region`)."""
 
+    model_config = ConfigDict(json_schema_extra=exactly_one("zone", "region"))
     mig: str = Field(pattern=r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
     zone: str | None = Field(None, pattern=r"^[a-z]+-[a-z]+[0-9]+-[a-z]$")
     region: str | None = Field(None, pattern=r"^[a-z]+-[a-z]+[0-9]+$")

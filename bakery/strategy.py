@@ -84,7 +84,7 @@ def plan(
     if waves:  # nothing is held after the last wave: the rollout is over
         waves[-1] = Wave(waves[-1].index, waves[-1].kind, waves[-1].count, size, 100, 0)
     surge = max((w.count for w in waves), default=0)
-    checkpoints = tuple(w.percent for w in waves) if strategy.type == "canary" else (100,)
+    checkpoints = tuple(dict.fromkeys(w.percent for w in waves)) if strategy.type == "canary" else (100,)
     step_percent = math.ceil(surge * 100 / size) if size else 0
     return RolloutPlan(
         strategy=strategy.type,

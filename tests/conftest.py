@@ -67,6 +67,7 @@ groups:
     image: web
     target: aws
     channel: stable
+    aws: {asg: web-eu-asg, launch_template: web-eu}
 channels:
   testing: {}
   stable:
@@ -74,7 +75,7 @@ channels:
 """
 # line 3: `    kind: local`, 14: `    version: "1.0"`, 22: `    playbooks:`,
 # 24: `      - playbooks/web.yml`, 29: `groups:`, 32: `    target: aws`, 33: `    channel: stable`,
-# 36: `  stable:`, 37: `    promote_from: testing`
+# 37: `  stable:`, 38: `    promote_from: testing`
 
 
 # A Debian archive as the build machine's apt would name it: tests never depend on this machine's

@@ -110,19 +110,19 @@ class GroupState:
 
 @dataclass(frozen=True)
 class HistoryEntry:
-    """One rollout or rollback of a group, as kept where the group lives."""
+    """One rollout or rollback of a group, as kept where the group lives. `from_` (with its
+    template) is what `bakery rollback` restores after the rollout completed."""
 
     id: str
     kind: Literal["rollout", "rollback"]
     started: str
     who: str
-    from_: str | None  # image ref before (None: the group was empty or down)
-    to: str
+    from_: Release | None  # what the group ran before (None: it was empty or down)
+    to: Release
     strategy: str
     result: str  # succeeded, failed, rolled-back, rollback-failed, interrupted, running
     finished: str | None = None
     reason: str | None = None  # why it failed or rolled back
-    templates: tuple[str, ...] = ()  # the launch template versions / instance templates it used
 
 
 @dataclass(frozen=True)
@@ -160,11 +160,15 @@ class GroupDriver(Protocol):
         region or project). Raises UsageError when the image does not exist where the group is."""
 
     def rollout_steps(self, rollout: Rollout) -> Sequence[Step]:
-        """The declared steps that move the group to `rollout.to` following `rollout.plan`."""
+        """The declared steps that move the group to `rollout.to` following `rollout.plan`. When
+        `rollout.to.template` is set (a rollback after a completed rollout restores the previous
+        release), that template is used again (the numbered launch template version, the instance
+        template) instead of making a new one. A group that is not running (local) is brought up."""
 
     def rollback_steps(self, rollout: Rollout) -> Sequence[Step]:
-        """The steps that return the group to `rollout.previous` exactly: from any step of the
-        forward steps (the journal says how far they got), or after they all finished."""
+        """The steps that return the group to `rollout.previous` exactly, from wherever the forward
+        steps got (the journal's `done` and values say how far): AWS RollbackInstanceRefresh, GCP
+        versions patched back, local new VMs removed and the old ones serving again."""
 
     def record(self, name: str, group: Group, target_spec: Any, entry: HistoryEntry) -> None:
         """Keep `entry` where the group lives (launch template, instance template, local store),

@@ -1,4 +1,5 @@
-"""A small fake of the Compute Engine v1 REST API (images + global operations), standard library only.
+"""A small fake of the Compute Engine v1 REST API (images, operations, and in tests/fakes/gce_groups.py
+instance templates, managed instance groups and backend services), standard library only.
 
 It serves exactly the paths the ``google-cloud-compute`` REST transport calls (see
 ``google/cloud/compute_v1/services/images/transports/rest_base.py`` and the ``global_operations``
@@ -13,6 +14,7 @@ transport)::
     POST   /compute/v1/projects/{project}/global/images/{image}/deprecate    deprecate
     GET    /compute/v1/projects/{project}/global/operations/{operation}      globalOperations.get
     POST   /compute/v1/projects/{project}/global/operations/{operation}/wait globalOperations.wait
+    GET    /compute/v1/projects/{project}/{zones|regions}/{where}/operations/{operation}[/wait]  (zonal, regional)
 
 Operations behave as GCE's do: a mutating call answers with an Operation that is ``RUNNING``, and
 the change takes effect only when the operation is ``DONE``, ``operation_delay`` seconds later
@@ -357,7 +359,11 @@ def compile_filter(text: str) -> _Pred:
 class FakeGce:
     """A fake Compute Engine v1 REST endpoint on 127.0.0.1 (images + global operations)."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, operation_delay: float = 0.0) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, *, operation_delay: float = 0.0, mig_step: float = 0.0
+    ) -> None:
+        from tests.fakes.gce_groups import FakeGroups  # it imports this module's helpers
+
         self._host = host
         self._port = port
         self._lock = threading.RLock()
@@ -378,6 +384,10 @@ class FakeGce:
         self.operation_delay = operation_delay
         #: every request seen, as (METHOD, path+query), in arrival order
         self.requests: list[tuple[str, str]] = []
+        #: seconds per tick of the managed instance groups (0: they move until still at each request)
+        self.mig_step = mig_step
+        #: instance templates, managed instance groups, backend services (their test API too)
+        self.groups = FakeGroups(self)
 
     @property
     def images(self) -> dict[str, dict[str, JsonDict]]:
@@ -509,6 +519,7 @@ class FakeGce:
             for pending in [p for p in self._pending if p.due <= now]:
                 self._pending.remove(pending)
                 self._finish(pending)
+            self.groups.advance(now, self.mig_step)
 
     def add_image(
         self,
@@ -616,8 +627,11 @@ class FakeGce:
             raise GceError(404, f"The resource 'projects/{project}/global/images/{name}' was not found")
         return image
 
-    def _operation(self, project: str, op_type: str, image: JsonDict, apply: Callable[[], None] | None) -> JsonDict:
-        """A RUNNING operation on `image`; `apply` makes its change once it is DONE."""
+    def _operation(
+        self, project: str, op_type: str, image: JsonDict, apply: Callable[[], None] | None, *, scope: str = "global"
+    ) -> JsonDict:
+        """A RUNNING operation on `image` (any resource) in `scope` ("global", "zones/z", "regions/r");
+        `apply` makes its change once it is DONE."""
         now = self._now()
         name = f"operation-{int(dt.datetime.now(dt.UTC).timestamp() * 1000)}-{secrets.token_hex(6)}"
         op: JsonDict = {
@@ -632,8 +646,10 @@ class FakeGce:
             "progress": 0,
             "insertTime": now,
             "startTime": now,
-            "selfLink": f"{API_ROOT}/projects/{project}/global/operations/{name}",
+            "selfLink": f"{API_ROOT}/projects/{project}/{scope}/operations/{name}",
         }
+        if scope != "global":
+            op[scope.split("/")[0][:-1]] = f"{API_ROOT}/projects/{project}/{scope}"
         error = None
         for failure in self._operation_failures:
             if failure[0] in (None, op_type):
@@ -657,12 +673,12 @@ class FakeGce:
         op["progress"] = 100
         op["endTime"] = self._now()
 
-    def _due(self, project: str, operation: str) -> float | None:
+    def _due(self, project: str, operation: str, scope: str = "global") -> float | None:
         """When a RUNNING operation will be done (time.monotonic()), None if it is not running."""
         with self._lock:
             for pending in self._pending:
                 if pending.op["name"] == operation and pending.op["selfLink"].endswith(
-                    f"/projects/{project}/global/operations/{operation}"
+                    f"/projects/{project}/{scope}/operations/{operation}"
                 ):
                     return pending.due
         return None
@@ -700,7 +716,9 @@ class FakeGce:
         path = urlsplit(target).path
         if method == "POST" and path.startswith(_PREFIX) and path.endswith("/wait"):
             parts = path[len(_PREFIX) :].split("/")
-            due = self._due(parts[0], unquote(parts[-2])) if len(parts) == 5 else None
+            scope = "/".join(parts[1:-3])
+            waits = len(parts) in (5, 6) and parts[-3] == "operations"
+            due = self._due(parts[0], unquote(parts[-2]), scope) if waits else None
             if due is not None:  # as GCE's does: return when done, or at its time limit
                 self._stopping.wait(min(max(due - time.monotonic(), 0.0), WAIT_LIMIT))
         with self._lock:
@@ -718,9 +736,12 @@ class FakeGce:
         if not path.startswith(_PREFIX):
             raise GceError(404, f"Not Found: {path}")
         parts = [unquote(p) for p in path[len(_PREFIX) :].split("/")]
-        if len(parts) < 3 or parts[1] != "global":
+        if len(parts) >= 3 and parts[1] == "global":
+            project, scope, collection, rest = parts[0], "global", parts[2], parts[3:]
+        elif len(parts) >= 4 and parts[1] in ("zones", "regions"):
+            project, scope, collection, rest = parts[0], f"{parts[1]}/{parts[2]}", parts[3], parts[4:]
+        else:
             raise GceError(404, f"Not Found: {path}")
-        project, collection, rest = parts[0], parts[2], parts[3:]
         body: JsonDict = {}
         if raw_body:
             try:
@@ -728,7 +749,7 @@ class FakeGce:
             except ValueError as e:
                 raise GceError(400, f"Invalid JSON payload received. {e}", "parseError") from e
 
-        if collection == "images":
+        if collection == "images" and scope == "global":
             match (method, rest):
                 case ("GET", []):
                     return self._list(project, query)
@@ -748,9 +769,13 @@ class FakeGce:
             match (method, rest):
                 case ("GET", [name]) | ("POST", [name, "wait"]):
                     op = self._operations.get(project, {}).get(name)
-                    if op is None:
-                        raise GceError(404, f"The resource 'projects/{project}/global/operations/{name}' was not found")
+                    if op is None or not op["selfLink"].endswith(f"/{scope}/operations/{name}"):
+                        raise GceError(
+                            404, f"The resource 'projects/{project}/{scope}/operations/{name}' was not found"
+                        )
                     return copy.deepcopy(op)
+        else:
+            return self.groups.route(method, project, scope, collection, rest, query, body)
         raise GceError(404, f"Not Found: {method} {path}")
 
     def _list(self, project: str, query: dict[str, str]) -> JsonDict:

@@ -11,6 +11,11 @@ makes new AMIs pending for a while (`pending_seconds={"create": 30, "copy": 30}`
 chosen API actions (`delays=[{"action": "CreateTags", "agent": "Boto3", "seconds": 30}]`, the
 agent matched against the User-Agent: Packer's are aws-sdk-go, bakery's Boto3).
 
+Auto Scaling instance refresh, which moto lacks, comes from tests/fakes/instance_refresh.py; its
+durations and faults are set here too (`refresh={"batch_seconds": 0.2, "fail_at_checkpoint": ...}`),
+as is throttling (`throttle=[{"action": "DescribeInstanceRefreshes", "every": 2}]`: every 2nd call
+of that action answers Throttling, which botocore's retries absorb).
+
     python -m tests.fakes.moto_ebs PORT AMIS_JSON
 """
 
@@ -83,11 +88,24 @@ FAULTS_PATH = "/_bakery/faults"
 
 
 def set_faults(
-    endpoint: str, *, pending_seconds: Mapping[str, float] | None = None, delays: list[dict[str, Any]] | None = None
+    endpoint: str,
+    *,
+    pending_seconds: Mapping[str, float] | None = None,
+    delays: list[dict[str, Any]] | None = None,
+    refresh: Mapping[str, Any] | None = None,
+    throttle: list[dict[str, Any]] | None = None,
 ) -> None:
-    """Make new AMIs pending for a while and delay API actions (see the module's docstring);
-    called with no arguments, back to moto's own behaviour."""
-    body = json.dumps({"pending_seconds": dict(pending_seconds or {}), "delays": list(delays or [])}).encode()
+    """Make new AMIs pending for a while, delay or throttle API actions, and set the instance
+    refresh's fake durations (see the module's docstring); called with no arguments, back to
+    moto's own behaviour and the refresh's default durations."""
+    body = json.dumps(
+        {
+            "pending_seconds": dict(pending_seconds or {}),
+            "delays": list(delays or []),
+            "refresh": dict(refresh or {}),
+            "throttle": list(throttle or []),
+        }
+    ).encode()
     request = urllib.request.Request(f"{endpoint}{FAULTS_PATH}", data=body, method="POST")
     urllib.request.urlopen(request, timeout=5).read()
 
@@ -96,6 +114,16 @@ class _Faults:
     def __init__(self) -> None:
         self.pending_seconds: dict[str, float] = {}
         self.delays: list[dict[str, Any]] = []
+        self.throttle: list[dict[str, Any]] = []
+        self.calls: dict[str, int] = {}
+
+    def throttled(self, action: str) -> bool:
+        """Every `every`-th call of a throttled action answers Throttling."""
+        every = max((int(t.get("every", 0)) for t in self.throttle if t.get("action") == action), default=0)
+        if not every:
+            return False
+        self.calls[action] = self.calls.get(action, 0) + 1
+        return self.calls[action] % every == 0
 
     def delay_for(self, action: str, agent: str) -> float:
         return sum(
@@ -103,9 +131,17 @@ class _Faults:
         )
 
 
+THROTTLED = (
+    b'<ErrorResponse xmlns="https://autoscaling.amazonaws.com/doc/2011-01-01/"><Error><Type>Sender</Type>'
+    b"<Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>throttled</RequestId></ErrorResponse>"
+)
+
+
 def _middleware(app: Any, faults: _Faults) -> Any:
     import io
     from urllib.parse import parse_qs
+
+    from tests.fakes import instance_refresh
 
     def wsgi(environ: dict[str, Any], start_response: Any) -> Any:
         if environ.get("PATH_INFO") == FAULTS_PATH:
@@ -113,6 +149,9 @@ def _middleware(app: Any, faults: _Faults) -> Any:
             wanted = json.loads(environ["wsgi.input"].read(size) or b"{}")
             faults.pending_seconds = dict(wanted.get("pending_seconds", {}))
             faults.delays = list(wanted.get("delays", []))
+            faults.throttle = list(wanted.get("throttle", []))
+            faults.calls = {}
+            instance_refresh.configure(dict(wanted.get("refresh", {})))
             start_response("200 OK", [("Content-Type", "application/json")])
             return [b"{}"]
         size = int(environ.get("CONTENT_LENGTH") or 0)
@@ -123,6 +162,10 @@ def _middleware(app: Any, faults: _Faults) -> Any:
         pause = faults.delay_for(action, environ.get("HTTP_USER_AGENT", ""))
         if pause:
             time.sleep(pause)
+        if faults.throttled(action):
+            start_response("400 Bad Request", [("Content-Type", "text/xml")])
+            return [THROTTLED]
+        instance_refresh.tick()
         return app(environ, start_response)
 
     return wsgi
@@ -153,6 +196,10 @@ def main() -> None:
 
     moto_amis.Ami.__init__ = ebs_backed  # type: ignore[method-assign]
     moto_amis.Ami.state = property(get_state, set_state)  # type: ignore[attr-defined]
+
+    from tests.fakes import instance_refresh
+
+    instance_refresh.install()
 
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import run_simple

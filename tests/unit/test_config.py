@@ -77,7 +77,7 @@ CASES = [
         "targets.aws.instance_typ",
         ["did you mean 'instance_type'?"],
     ),
-    ("unknown-top-level-key", lambda t: t + "chanels: {}\n", 38, 1, "chanels", ["did you mean 'channels'?"]),
+    ("unknown-top-level-key", lambda t: t + "chanels: {}\n", 39, 1, "chanels", ["did you mean 'channels'?"]),
     (
         "version-float",
         lambda t: t.replace('version: "1.0"', "version: 1.0"),
@@ -196,7 +196,7 @@ CASES = [
     (
         "channel-promotes-from-itself",
         lambda t: t.replace("promote_from: testing", "promote_from: stable"),
-        37,
+        38,
         5,
         "channels.stable.promote_from",
         ["'promote_from' makes a cycle: stable -> stable"],
@@ -204,7 +204,7 @@ CASES = [
     (
         "channel-promotes-from-unknown",
         lambda t: t.replace("promote_from: testing", "promote_from: tesitng"),
-        37,
+        38,
         5,
         "channels.stable.promote_from",
         ["unknown channel 'tesitng'", "did you mean 'testing'?"],

@@ -80,7 +80,7 @@ def test_readme_example_is_accepted_by_schema_and_validate(validator, project_di
     assert schema_errors(validator, data_of(path)) == []
     result = bakery_cli("validate", "-f", path)
     assert result.exit_code == 0, result.output
-    assert result.stdout.endswith("valid (2 images, 3 targets, 1 groups, 2 channels)\n")
+    assert result.stdout.endswith("valid (2 images, 3 targets, 3 groups, 2 channels)\n")
 
 
 @pytest.mark.parametrize("case", sorted((DATA / "valid").glob("*.yaml")), ids=lambda p: p.stem)

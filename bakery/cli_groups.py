@@ -1,0 +1,258 @@
+"""The group commands: rollout, rollback, status, history, down (registered on bakery.cli.app)."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from bakery.cli import FileOpt, JsonOpt, TerminalReporter, _project, _workspace, app, emit, err, handled
+from bakery.errors import EXIT_FAILED, UsageError
+
+YesOpt = typer.Option(False, "--yes", "-y", help="Do not ask before acting (scheduled jobs).")
+
+
+class RolloutReporter(TerminalReporter):
+    """Progress of a rollout on stderr: a live status line on a terminal, timestamped lines otherwise."""
+
+    def __init__(self) -> None:
+        super().__init__(verbose=True)
+        self.tty = sys.stderr.isatty()
+
+    def _stamp(self) -> str:
+        return "" if self.tty else time.strftime("%H:%M:%S ", time.gmtime())
+
+    def phase(self, name: str, detail: str = "") -> None:
+        err(f"{self._stamp()}==> {name}: {detail}" if detail else f"{self._stamp()}==> {name}")
+
+    def note(self, text: str) -> None:
+        err(f"{self._stamp()}    {text}")
+
+
+def _service(file: Path | None, reporter: Any) -> Any:
+    from bakery.rollout import Rollouts
+
+    project = _project(file)
+    return Rollouts(project, _workspace(project), reporter)
+
+
+def _gates(rollout: Any) -> str:
+    health = rollout.spec.health
+    parts = [
+        f"GET {health.path} on port {health.port}: {health.healthy_threshold} consecutive 200s within "
+        f"{health.timeout_seconds}s, from {health.grace_seconds}s after start"
+    ]
+    if rollout.spec.aws is not None:
+        if rollout.spec.aws.target_groups:
+            parts.append("target health in " + ", ".join(rollout.spec.aws.target_groups))
+        if rollout.spec.aws.alarms:
+            parts.append("alarms in OK: " + ", ".join(rollout.spec.aws.alarms))
+    if rollout.spec.gcp is not None and rollout.spec.gcp.health_check:
+        parts.append(f"MIG instanceHealth ({rollout.spec.gcp.health_check})")
+    return "; ".join(parts)
+
+
+def plan_text(rollout: Any, resumed: bool) -> str:
+    from bakery.strategy import describe
+
+    previous = rollout.previous.describe() if rollout.previous else "nothing (the group is empty or down)"
+    head = "resume" if resumed else rollout.kind
+    lines = [
+        f"{head} {rollout.id} of {rollout.group} ({rollout.target}, {rollout.plan.size} instances): "
+        f"{rollout.plan.strategy}",
+        f"  now:      {previous}",
+        f"  new:      {rollout.to.describe()}",
+        *(f"  {line}" for line in describe(rollout.plan)),
+        f"  gates:    {_gates(rollout)}",
+        "  rollback: "
+        + (f"automatic on a failed gate, to {previous}" if rollout.spec.rollback else "off (rollback: false)"),
+    ]
+    return "\n".join(lines)
+
+
+def _confirm(as_json: bool, yes: bool) -> Any:
+    def ask(rollout: Any) -> bool:
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            raise UsageError(
+                "not on a terminal, and --yes was not given: nothing was changed",
+                hint="scheduled jobs pass --yes; --dry-run shows the plan",
+            )
+        return bool(typer.confirm(f"{rollout.kind} {rollout.group} to {rollout.to.describe()}?", err=True))
+
+    return ask
+
+
+def _result_text(result: Any) -> str:
+    verb = {"succeeded": "now runs", "rolled-back": "was rolled back to"}.get(result.result, result.result)
+    shown = result.to.describe() if result.result == "succeeded" else (result.from_ and result.from_.describe())
+    return f"{result.kind} {result.id} of {result.group}: {verb} {shown} in {result.seconds:.0f}s"
+
+
+@app.command()
+@handled
+def rollout(
+    group: str = typer.Argument(..., help="Group name from images.yaml."),
+    image: str | None = typer.Option(None, "--image", help="NAME@VERSION (default: the newest complete version)."),
+    strategy: str | None = typer.Option(
+        None, "--strategy", help="rolling, canary or blue-green (default: the group's)."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and stop."),
+    yes: bool = YesOpt,
+    file: Path | None = FileOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Move GROUP onto an image: plan, confirm, then waves gated on health, rolled back on failure.
+
+    An unfinished rollout of GROUP (interrupted, or its process killed) is resumed."""
+    if strategy is not None and strategy not in ("rolling", "canary", "blue-green"):
+        raise UsageError(f"--strategy takes rolling, canary or blue-green, got {strategy!r}")
+    service = _service(file, RolloutReporter())
+    planned = service.prepare(group, image=image, strategy_type=strategy)
+    resumed = service.unfinished(group) is not None
+    err(plan_text(planned, resumed))
+    if dry_run:
+        emit(
+            "rollout-plan",
+            {
+                "rollout": planned.id,
+                "group": group,
+                "resume": resumed,
+                "to": planned.to,
+                "previous": planned.previous,
+                "plan": planned.plan,
+            },
+            as_json=as_json,
+            text=lambda: "dry run: nothing changed",
+        )
+        return
+    result = service.run(planned, confirm=_confirm(as_json, yes))
+    emit("rollout", result, as_json=as_json, text=lambda: _result_text(result))
+
+
+@app.command()
+@handled
+def rollback(
+    group: str = typer.Argument(..., help="Group name from images.yaml."),
+    reason: str | None = typer.Option(None, "--reason", help="Why (kept in the group's history)."),
+    yes: bool = YesOpt,
+    file: Path | None = FileOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Return GROUP to the image it ran before its last rollout (also after that rollout completed)."""
+    service = _service(file, RolloutReporter())
+    planned, undo = service.prepare_rollback(group, reason=reason)
+    if undo:
+        err(
+            f"undo the unfinished rollout {planned.id} of {group}: back to "
+            f"{planned.previous.describe() if planned.previous else 'nothing'}"
+        )
+    else:
+        err(plan_text(planned, False))
+    result = service.rollback(planned, undo=undo, confirm=_confirm(as_json, yes))
+    emit("rollback", result, as_json=as_json, text=lambda: _result_text(result))
+
+
+@app.command()
+@handled
+def status(
+    groups: list[str] = typer.Argument(None, help="Groups (default: all)."),
+    file: Path | None = FileOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Per group: intended image, instances per version, rollout under way, health, drift.
+
+    Exit 0 in sync, 3 on drift, 1 when a group cannot be read."""
+    from bakery.status import status as compute
+
+    report = compute(_service(file, TerminalReporter()), list(groups or []))
+    emit(
+        "status",
+        {"groups": [dataclasses.asdict(g) for g in report.groups], "exit_code": report.exit_code},
+        as_json=as_json,
+        text=lambda: _status_text(report),
+    )
+    if report.exit_code:
+        raise typer.Exit(report.exit_code)
+
+
+def _status_text(report: Any) -> str:
+    lines = []
+    for g in report.groups:
+        if g.error:
+            lines.append(f"{g.group} ({g.kind} on {g.target}): cannot be read: {g.error}")
+            continue
+        state = "DRIFT" if g.drift else "in sync"
+        intended = g.intended.describe() if g.intended else "nothing"
+        lines.append(f"{g.group} ({g.kind} on {g.target}): {state}")
+        lines.append(f"  intended:  {intended}" + (f" (newest: {g.newest})" if g.newest else ""))
+        runs = ", ".join(f"{n} x {image}" for image, n in sorted(g.counts.items())) or "no instances"
+        lines.append(f"  instances: {runs}; healthy {g.healthy}, unhealthy {g.unhealthy}")
+        if g.active:
+            pct = f" {g.active.percent}%" if g.active.percent is not None else ""
+            lines.append(
+                f"  rollout:   {g.active.id} to {g.active.to} at {g.active.step}{pct}, "
+                f"since {g.active.started} by {g.active.who} on {g.active.where}"
+            )
+        lines += [f"  drift:     {r}" for r in g.reasons]
+    return "\n".join(lines)
+
+
+@app.command()
+@handled
+def history(
+    group: str = typer.Argument(..., help="Group name from images.yaml."),
+    file: Path | None = FileOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Every rollout and rollback of GROUP: when, who, from -> to, strategy, result, reason."""
+    service = _service(file, TerminalReporter())
+    spec = service.group(group)
+    entries = service.driver(spec).history(group, spec, service.target_spec(spec))
+    emit(
+        "history",
+        {"group": group, "entries": [dataclasses.asdict(e) for e in entries]},
+        as_json=as_json,
+        text=lambda: "\n".join(_history_line(e) for e in entries) or f"{group}: no rollouts yet",
+    )
+
+
+def _history_line(e: Any) -> str:
+    src = e.from_.describe() if e.from_ else "nothing"
+    why = f" ({e.reason})" if e.reason else ""
+    return f"{e.started}  {e.id}  {e.kind:<8} {src} -> {e.to.describe()}  {e.strategy}  {e.result}{why}  by {e.who}"
+
+
+@app.command()
+@handled
+def down(
+    group: str = typer.Argument(..., help="A local group from images.yaml."),
+    file: Path | None = FileOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Stop a local group: its VMs and HAProxy; no process is left behind."""
+    from bakery.runner import signal_guard
+
+    service = _service(file, TerminalReporter())
+    spec = service.group(group)
+    with signal_guard():
+        stopped = service.driver(spec).down(group, spec, service.target_spec(spec))
+    unfinished = service.unfinished(group)
+    if unfinished is not None:  # nothing is left to resume: the next rollout brings the group up afresh
+        unfinished.mark(status="failed", error="abandoned: the group was stopped (bakery down)")
+    emit(
+        "down",
+        {"group": group, "stopped": stopped},
+        as_json=as_json,
+        text=lambda: (
+            "\n".join([f"stopped {group}:"] + [f"  {s}" for s in stopped]) if stopped else f"{group} was not running"
+        ),
+    )
+
+
+__all__ = ["EXIT_FAILED", "down", "history", "rollback", "rollout", "status"]

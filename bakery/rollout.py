@@ -1,0 +1,429 @@
+"""`bakery rollout` and `bakery rollback`: pick the image, plan, hold the group, run the driver's
+steps on the step engine, roll back on a failed gate, and record what happened where the group lives.
+
+A rollout's journal (.bakery/rollouts/GROUP.json) is the engine's saved state: while it is
+unfinished (interrupted, or its process killed), `bakery rollout GROUP` resumes it and
+`bakery rollback GROUP` undoes it. The group's lock (.bakery/locks/group-GROUP.lock) keeps a second
+rollout of the same group from starting on this machine; a cloud group's engine (an active refresh,
+a MIG on the move) refuses one from any other machine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+import socket
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from bakery import catalog, steps, strategy
+from bakery.catalog import ImageRecord
+from bakery.config import Project
+from bakery.errors import BakeryError, Interrupted, UsageError
+from bakery.groups.base import (
+    GateFailed,
+    GroupDriver,
+    GroupState,
+    HistoryEntry,
+    Release,
+    Rollout,
+    RolloutRefused,
+    get_driver,
+)
+from bakery.identity import who
+from bakery.models import Group
+from bakery.progress import Reporter
+from bakery.providers.base import ClientFactory, Provider, get_provider
+from bakery.runner import signal_guard
+from bakery.steps import Journal
+from bakery.strategy import RolloutPlan
+from bakery.workspace import Workspace
+
+UNFINISHED = (steps.RUNNING, steps.INTERRUPTED)
+
+
+@dataclass(frozen=True)
+class RolloutResult:
+    group: str
+    id: str
+    kind: Literal["rollout", "rollback"]
+    strategy: str
+    from_: Release | None
+    to: Release
+    result: str  # planned, succeeded, rolled-back, up-to-date
+    plan: RolloutPlan
+    resumed_at: str | None = None  # the step a resumed rollout started from
+    reason: str | None = None
+    seconds: float = 0.0
+
+
+def new_id() -> str:
+    return "r-" + secrets.token_hex(6)
+
+
+def release_dict(release: Release | None) -> dict[str, Any] | None:
+    return dataclasses.asdict(release) if release is not None else None
+
+
+def release_of(data: dict[str, Any] | None) -> Release | None:
+    return Release(**data) if data else None
+
+
+class Rollouts:
+    """The rollout service for one project."""
+
+    def __init__(
+        self, project: Project, workspace: Workspace, reporter: Reporter, clients: ClientFactory | None = None
+    ) -> None:
+        self.project = project
+        self.ws = workspace
+        self.reporter = reporter
+        self.clients = clients
+
+    # --- what the commands share -------------------------------------------------------------
+
+    def group(self, name: str) -> Group:
+        groups = self.project.config.groups
+        if name not in groups:
+            known = ", ".join(sorted(groups)) or "none (add groups: to images.yaml)"
+            raise UsageError(f"no group '{name}' in {self.project.path}; groups: {known}")
+        return groups[name]
+
+    def target_spec(self, group: Group) -> Any:
+        return self.project.config.targets[group.target]
+
+    def driver(self, group: Group) -> GroupDriver:
+        return get_driver(self.target_spec(group).kind, self.ws, self.reporter, self.clients)
+
+    def provider(self, group: Group) -> Provider:
+        spec = self.target_spec(group)
+        return get_provider(spec.kind, self.ws, self.reporter, self.clients, self.project.config.targets)
+
+    def journal_path(self, name: str) -> Any:
+        return self.ws.root / "rollouts" / f"{name}.json"
+
+    def journal(self, name: str) -> Journal | None:
+        return Journal.load(self.journal_path(name))
+
+    def unfinished(self, name: str) -> Journal | None:
+        journal = self.journal(name)
+        return journal if journal is not None and journal.status in UNFINISHED else None
+
+    def read(self, name: str) -> GroupState:
+        group = self.group(name)
+        return self.driver(group).read(name, group, self.target_spec(group))
+
+    # --- rollout -------------------------------------------------------------------------------
+
+    def prepare(self, name: str, *, image: str | None = None, strategy_type: str | None = None) -> Rollout:
+        """The rollout `bakery rollout NAME` would run (a resumed one when one is unfinished)."""
+        group = self.group(name)
+        journal = self.unfinished(name)
+        if journal is not None:
+            rollout = self._from_journal(name, group, journal)
+            if image is not None and image != rollout.to.image:
+                raise UsageError(
+                    f"{rollout.kind} {rollout.id} of {name} to {rollout.to.describe()} is unfinished "
+                    f"(stopped at {journal.data.get('current') or 'its start'})",
+                    hint=f"run `bakery rollout {name}` to resume it, or `bakery rollback {name}` to undo it",
+                )
+            return rollout
+        spec = self.target_spec(group)
+        driver = self.driver(group)
+        state = driver.read(name, group, spec)
+        if state.active is not None:
+            raise _busy(name, state.active.id, state.active.started, f"{state.active.who} on {state.active.where}")
+        record = self._pick(group, image)
+        to = driver.release_of(record, spec)
+        return self._new(name, group, "rollout", to, record, state.intended, state, strategy_type)
+
+    def run(self, rollout: Rollout, *, confirm: Callable[[Rollout], bool] | None = None) -> RolloutResult:
+        """Run (or resume) `rollout`. Raises BakeryError (exit 1) when it failed or rolled back."""
+        group = rollout.spec
+        with self._lock(rollout), signal_guard():
+            journal = self.unfinished(rollout.group)
+            resumed_at = None
+            if journal is not None and journal.data.get("rollout", {}).get("id") == rollout.id:
+                resumed_at = journal.data.get("current") or "the start"
+                self.reporter.note(f"resuming {rollout.kind} {rollout.id} of {rollout.group} at {resumed_at}")
+            else:
+                if confirm is not None and not confirm(rollout):
+                    raise BakeryError("not confirmed; the group was not touched")
+                journal = Journal.create(self.journal_path(rollout.group), rollout=self._to_json(rollout))
+            started = time.monotonic()
+            driver = self.driver(group)
+            self._record(driver, rollout, steps.RUNNING)
+            if journal.data.get("phase") == "rollback":
+                return self._roll_back(driver, rollout, journal, journal.data.get("error") or "resumed", started)
+            try:
+                steps.execute(driver.rollout_steps(rollout), journal, self.reporter)
+            except Interrupted:
+                self._record(driver, rollout, steps.INTERRUPTED, reason="interrupted")
+                raise
+            except BakeryError as exc:
+                reason = exc.message
+                if not group.rollback or rollout.kind == "rollback":
+                    self._record(driver, rollout, steps.FAILED, reason=reason)
+                    raise
+                self.reporter.note(f"{_gate_or_step(exc)}; rolling back to {_shown(rollout.previous)}")
+                return self._roll_back(driver, rollout, journal, reason, started, failed=True)
+            journal.mark(status=steps.SUCCEEDED)
+            self._record(driver, rollout, steps.SUCCEEDED)
+            self._prune(driver, rollout)
+            return self._result(rollout, "succeeded", started, resumed_at=resumed_at)
+
+    # --- rollback ------------------------------------------------------------------------------
+
+    def prepare_rollback(self, name: str, *, reason: str | None = None) -> tuple[Rollout, bool]:
+        """(the rollback to run, whether it undoes an unfinished rollout with its rollback steps)."""
+        group = self.group(name)
+        journal = self.unfinished(name)
+        if journal is not None:
+            rollout = self._from_journal(name, group, journal)
+            if rollout.kind == "rollout":
+                return rollout, True
+        spec = self.target_spec(group)
+        driver = self.driver(group)
+        history = driver.history(name, group, spec)
+        if not history:
+            raise UsageError(f"group {name} has no rollout to roll back (bakery history {name} shows none)")
+        last = history[-1]
+        if last.kind == "rollback" or last.result == steps.ROLLED_BACK:
+            raise UsageError(
+                f"the last rollout of {name} ({last.id}) was already rolled back; the group runs {_shown(last.from_)}"
+            )
+        if last.from_ is None:
+            raise UsageError(f"{name} ran nothing before rollout {last.id}: there is nothing to roll back to")
+        state = driver.read(name, group, spec)
+        if state.active is not None:
+            raise _busy(name, state.active.id, state.active.started, f"{state.active.who} on {state.active.where}")
+        record = self._record_of(group, last.from_)
+        rollout = self._new(name, group, "rollback", last.from_, record, state.intended, state, None)
+        return dataclasses.replace(rollout, reason=reason or f"rollback of {last.id} requested by {who()}"), False
+
+    def rollback(
+        self, rollout: Rollout, *, undo: bool, confirm: Callable[[Rollout], bool] | None = None
+    ) -> RolloutResult:
+        if not undo:
+            return self.run(rollout, confirm=confirm)
+        with self._lock(rollout), signal_guard():
+            journal = self.unfinished(rollout.group)
+            if journal is None:
+                raise UsageError(f"{rollout.id} of {rollout.group} is no longer unfinished")
+            if confirm is not None and not confirm(rollout):
+                raise BakeryError("not confirmed; the group was not touched")
+            reason = f"rollback requested by {who()}"
+            return self._roll_back(self.driver(rollout.spec), rollout, journal, reason, time.monotonic(), failed=False)
+
+    # --- inner workings ------------------------------------------------------------------------
+
+    def _roll_back(
+        self, driver: GroupDriver, rollout: Rollout, journal: Journal, reason: str, started: float, failed: bool = True
+    ) -> RolloutResult:
+        journal.mark(error=reason)
+        try:
+            steps.execute(driver.rollback_steps(rollout), journal, self.reporter, phase="rollback")
+        except Interrupted:
+            self._record(driver, rollout, steps.INTERRUPTED, reason=f"{reason}; its rollback was interrupted")
+            raise
+        except BakeryError as exc:
+            journal.mark(status=steps.ROLLBACK_FAILED)
+            self._record(driver, rollout, steps.ROLLBACK_FAILED, reason=f"{reason}; rollback failed: {exc.message}")
+            raise BakeryError(
+                f"{rollout.id}: {reason}; the rollback to {_shown(rollout.previous)} failed too: {exc.message}",
+                hint=f"see `bakery status {rollout.group}`; `bakery rollback {rollout.group}` tries again",
+            ) from None
+        journal.mark(status=steps.ROLLED_BACK)
+        self._record(driver, rollout, steps.ROLLED_BACK, reason=reason)
+        if failed:
+            raise BakeryError(
+                f"{rollout.kind} {rollout.id} of {rollout.group} to {_shown(rollout.to)} failed and was rolled back "
+                f"to {_shown(rollout.previous)}: {reason}"
+            )
+        return self._result(rollout, steps.ROLLED_BACK, started, reason=reason)
+
+    def _pick(self, group: Group, ref: str | None) -> ImageRecord:
+        records = self.provider(group).images(group.target, group.image)
+        if ref is None:
+            newest = catalog.newest(records)
+            if newest is None:
+                raise UsageError(
+                    f"no complete version of {group.image} on {group.target} to roll out",
+                    hint=f"bake one: bakery build {group.image} --target {group.target}",
+                )
+            return newest
+        name, version = catalog.parse_ref(ref)
+        if name != group.image:
+            raise UsageError(f"{ref} is an image of {name}; this group runs {group.image}")
+        if version is None:
+            raise UsageError(f"--image takes NAME@VERSION, got {ref!r}")
+        found = [r for r in records if r.version == version]
+        if not found:
+            known = ", ".join(r.version for r in sorted(records, key=lambda r: catalog.version_key(r.version)))
+            raise UsageError(
+                f"{ref} is not a completely recorded image on {group.target}",
+                hint=f"versions of {name} on {group.target}: {known or 'none'} (bakery images {name})",
+            )
+        if len(found) > 1:
+            raise UsageError(f"{ref} is claimed by {len(found)} images on {group.target}; see `bakery images {name}`")
+        return found[0]
+
+    def _record_of(self, group: Group, release: Release) -> ImageRecord | None:
+        if release.image is None:
+            return None
+        name, version = catalog.parse_ref(release.image)
+        return next((r for r in self.provider(group).images(group.target, name) if r.version == version), None)
+
+    def _new(
+        self,
+        name: str,
+        group: Group,
+        kind: Literal["rollout", "rollback"],
+        to: Release,
+        record: ImageRecord | None,
+        previous: Release | None,
+        state: GroupState,
+        strategy_type: str | None,
+    ) -> Rollout:
+        chosen = group.strategy if strategy_type is None else group.strategy.model_copy(update={"type": strategy_type})
+        if kind == "rollback" and chosen.type == "canary":
+            chosen = chosen.model_copy(update={"type": "rolling"})  # going back: no canary to hold
+        size = state.desired if state.desired is not None else getattr(group.settings(), "size", 0)
+        aws = group.aws
+        plan = strategy.plan(
+            chosen,
+            size,
+            min_healthy=aws.min_healthy_percentage if aws else None,
+            max_healthy=aws.max_healthy_percentage if aws else None,
+        )
+        return Rollout(
+            id=new_id(),
+            kind=kind,
+            group=name,
+            spec=group,
+            target=group.target,
+            target_spec=self.target_spec(group),
+            to=to,
+            to_record=record,
+            previous=previous,
+            plan=plan,
+            who=who(),
+            started=steps.now(),
+        )
+
+    def _to_json(self, rollout: Rollout) -> dict[str, Any]:
+        return {
+            "id": rollout.id,
+            "kind": rollout.kind,
+            "to": release_dict(rollout.to),
+            "previous": release_dict(rollout.previous),
+            "strategy": rollout.plan.strategy,
+            "size": rollout.plan.size,
+            "who": rollout.who,
+            "started": rollout.started,
+            "reason": rollout.reason,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+        }
+
+    def _from_journal(self, name: str, group: Group, journal: Journal) -> Rollout:
+        data = journal.data.get("rollout") or {}
+        to = release_of(data.get("to"))
+        if to is None:
+            raise BakeryError(f"the saved state {journal.path} names no image", hint="move it away to start over")
+        chosen = group.strategy.model_copy(update={"type": data.get("strategy", group.strategy.type)})
+        aws = group.aws
+        plan = strategy.plan(
+            chosen,
+            int(data.get("size", 0)),
+            min_healthy=aws.min_healthy_percentage if aws else None,
+            max_healthy=aws.max_healthy_percentage if aws else None,
+        )
+        return Rollout(
+            id=data["id"],
+            kind=data.get("kind", "rollout"),
+            group=name,
+            spec=group,
+            target=group.target,
+            target_spec=self.target_spec(group),
+            to=to,
+            to_record=self._record_of(group, to),
+            previous=release_of(data.get("previous")),
+            plan=plan,
+            who=data.get("who", "?"),
+            started=data.get("started", ""),
+            reason=data.get("reason"),
+        )
+
+    def _record(self, driver: GroupDriver, rollout: Rollout, result: str, reason: str | None = None) -> None:
+        entry = HistoryEntry(
+            id=rollout.id,
+            kind=rollout.kind,
+            started=rollout.started,
+            who=rollout.who,
+            from_=rollout.previous,
+            to=rollout.to,
+            strategy=rollout.plan.strategy,
+            result=result,
+            finished=None if result == steps.RUNNING else steps.now(),
+            reason=reason or rollout.reason,
+        )
+        driver.record(rollout.group, rollout.spec, rollout.target_spec, entry)
+
+    def _prune(self, driver: GroupDriver, rollout: Rollout) -> None:
+        try:
+            removed = driver.prune(rollout.group, rollout.spec, rollout.target_spec, rollout.spec.keep)
+        except BakeryError as exc:  # the rollout succeeded; an old template left behind is no failure
+            self.reporter.note(f"warning: could not prune old templates: {exc.message}")
+            return
+        for line in removed:
+            self.reporter.note(f"pruned {line} (older than the last {rollout.spec.keep} rollouts)")
+
+    def _result(
+        self,
+        rollout: Rollout,
+        result: str,
+        started: float,
+        *,
+        resumed_at: str | None = None,
+        reason: str | None = None,
+    ) -> RolloutResult:
+        return RolloutResult(
+            group=rollout.group,
+            id=rollout.id,
+            kind=rollout.kind,
+            strategy=rollout.plan.strategy,
+            from_=rollout.previous,
+            to=rollout.to,
+            result=result,
+            plan=rollout.plan,
+            resumed_at=resumed_at,
+            reason=reason,
+            seconds=round(time.monotonic() - started, 1),
+        )
+
+    @contextmanager
+    def _lock(self, rollout: Rollout) -> Iterator[None]:
+        from bakery.grouplock import held
+
+        with held(self.ws.locks / f"group-{rollout.group}.lock", rollout.group, rollout.id, rollout.who):
+            yield
+
+
+def _busy(group: str, rollout_id: str, since: str, where: str) -> RolloutRefused:
+    return RolloutRefused(
+        f"another rollout of {group} is running: {rollout_id}, started {since} by {where}",
+        hint=f"wait for it (bakery status {group}); a second rollout of one group is never started",
+    )
+
+
+def _shown(release: Release | None) -> str:
+    return release.describe() if release is not None else "nothing (the group was empty)"
+
+
+def _gate_or_step(exc: BakeryError) -> str:
+    return f"gate failed: {exc.message}" if isinstance(exc, GateFailed) else f"failed: {exc.message}"
