@@ -117,19 +117,15 @@ def rollout(
     resumed = service.unfinished(group) is not None
     err(plan_text(planned, resumed))
     if dry_run:
-        emit(
-            "rollout-plan",
-            {
-                "rollout": planned.id,
-                "group": group,
-                "resume": resumed,
-                "to": planned.to,
-                "previous": planned.previous,
-                "plan": planned.plan,
-            },
-            as_json=as_json,
-            text=lambda: "dry run: nothing changed",
-        )
+        payload = {
+            "rollout": planned.id,
+            "group": group,
+            "resume": resumed,
+            "to": dataclasses.asdict(planned.to),
+            "previous": dataclasses.asdict(planned.previous) if planned.previous else None,
+            "plan": dataclasses.asdict(planned.plan),
+        }
+        emit("rollout-plan", payload, as_json=as_json, text=lambda: "dry run: nothing changed")
         return
     result = service.run(planned, confirm=_confirm(as_json, yes))
     emit("rollout", result, as_json=as_json, text=lambda: _result_text(result))

@@ -67,7 +67,9 @@ def test_a_failed_step_is_recorded_with_its_message(tmp_path: Path) -> None:
 def test_the_rollback_phase_starts_its_own_list_of_finished_steps(tmp_path: Path) -> None:
     journal = Journal.create(tmp_path / "r.json", id="r-1")
     steps.execute([Step("boot", lambda j: None)], journal, Recording())
-    steps.execute([Step("boot", lambda j: None), Step("restore", lambda j: None)], journal, Recording(), phase="rollback")
+    steps.execute(
+        [Step("boot", lambda j: None), Step("restore", lambda j: None)], journal, Recording(), phase="rollback"
+    )
     assert (journal.data["phase"], journal.done) == ("rollback", ["boot", "restore"])
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from bakery.models import Strategy
@@ -74,7 +76,7 @@ def test_percentages_increase_strictly_even_in_a_large_group() -> None:
     p = plan(Strategy(type="canary", canary_size=1, batch_size=1), 300)
     percents = [w.percent for w in p.waves]
     assert percents[0] == 1 and percents[-1] == 100
-    assert all(a <= b for a, b in zip(percents, percents[1:], strict=False))
+    assert all(a <= b for a, b in itertools.pairwise(percents))
 
 
 def test_the_plan_reads_as_lines() -> None:
