@@ -1,4 +1,4 @@
-# bakery: `make demo` bakes and boots the demo image; `make test` runs the whole suite.
+# bakery: `make demo` bakes web, brings the local group up and rolls it onto a new bake; `make test` runs the whole suite.
 # Both set everything up first (Debian packages, a venv, the package) and work offline
 # apart from Debian's and PyPI's mirrors.
 
@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 .PHONY: help setup system-packages venv demo test test-fast lint bench clean
 
 help:
-	@echo "make demo   bake the demo image (web) on QEMU, boot it and print its page"
+	@echo "make demo   bake web on QEMU, bring web-local up behind HAProxy, bake again and roll it (0 failed requests)"
 	@echo "make test   set up and run the whole test suite (unit, integration, e2e)"
 	@echo "make lint   ruff and mypy --strict"
 	@echo "make bench  benchmarks (ratios against raw Packer)"
@@ -36,10 +36,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: setup
-	$(BIN)/bakery validate
-	$(BIN)/bakery build web --target local
-	$(BIN)/bakery images web --target local
-	$(BIN)/bakery boot web --target local --get / --get /healthz
+	$(BIN)/python scripts/demo.py
 
 test: setup
 	$(BIN)/pytest
@@ -48,7 +45,7 @@ test-fast: setup
 	$(BIN)/pytest -m "not e2e"
 
 lint: setup
-	$(BIN)/ruff check bakery tests bench
+	$(BIN)/ruff check bakery tests bench scripts
 	$(BIN)/mypy
 
 bench: setup
