@@ -1,4 +1,5 @@
-"""The bake: resolve -> render -> build -> verify -> record, for one image on one target.
+"""The bake: resolve -> stage -> render -> build -> verify -> record, for one image on one target,
+as declared steps on the step engine (bakery.steps; the journal beside the log says where it stopped).
 
 Nothing is recorded until every earlier step succeeded. A failure or an interrupt, in any phase,
 removes the work directory (Packer's own cleanup has already removed its VM), and every image
@@ -13,12 +14,12 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bakery import inputs, leftovers, packer, provenance, render, runner, tools
+from bakery import inputs, leftovers, packer, provenance, render, runner, steps, tools
 from bakery.catalog import ImageRecord, newest, next_version
 from bakery.config import EffectiveImage, Project
 from bakery.debris import Owner
@@ -28,6 +29,7 @@ from bakery.progress import Reporter
 from bakery.providers.base import BakeRequest, ClientFactory, Prepared, Provider, get_provider
 from bakery.providers.local_store import exclusive, remove_tree
 from bakery.secrets import ansible_env, secret_values
+from bakery.steps import Journal, Step
 from bakery.workspace import Workspace
 
 
@@ -57,6 +59,29 @@ class _Staged:
     digest: str
     skeleton: dict[str, Any]
     variables: dict[str, Any]  # every Packer variable the provider resolved, marks included
+
+
+@dataclass
+class _Run:
+    """What the steps of one bake hand on to each other."""
+
+    bake: _Bake
+    secrets: dict[str, str]
+    force: bool
+    clock: float
+    parent: ImageRecord | None = None
+    existing: list[ImageRecord] = field(default_factory=list)
+    version: str = ""
+    workdir: Path | None = None
+    request: BakeRequest | None = None
+    tools: dict[str, str] = field(default_factory=dict)
+    staged: _Staged | None = None
+    rendered: render.Rendered | None = None
+    events: list[packer.Event] = field(default_factory=list)
+    artifacts: list[str] = field(default_factory=list)
+    statement: dict[str, Any] = field(default_factory=dict)
+    launched: bool = False
+    result: BuildResult | None = None
 
 
 @dataclass(frozen=True)
@@ -114,57 +139,106 @@ class Baker:
             return self._bake_locked(bake, secrets, force=force)
 
     def _bake_locked(self, bake: _Bake, secrets: dict[str, str], *, force: bool) -> BuildResult:
-        eff, provider = bake.eff, bake.provider
-        started_clock = time.monotonic()
-        self.reporter.phase("resolve", f"{eff.name} on {eff.target}")
-        parent = self._parent(eff, provider)
-        existing = provider.images(eff.target, eff.name)
-        left = leftovers.clear(provider, eff.target, eff.name, self.reporter)
-        version = next_version(eff.image.version, [r.version for r in existing] + [x.version for x in left])
-        workdir = self.ws.builds / f"{eff.name}-{eff.target}-{bake.invocation}"
-        workdir.mkdir(parents=True)
-        launched = False  # from Packer's start on, this bake may have created images on the target
+        run = _Run(bake, secrets, force, time.monotonic())
+        journal = Journal.create(
+            self.ws.builds / f"{bake.eff.name}-{bake.eff.target}-{bake.invocation}.steps.json",
+            image=bake.eff.name,
+            target=bake.eff.target,
+            invocation=bake.invocation,
+        )
         try:
-            request = self._request(bake, version, workdir, parent)
-            staged = self._stage(request, provider)
-            same = [r for r in existing if r.inputs_digest == staged.digest]
-            if same and not force:
-                self.reporter.note(
-                    f"{eff.name} on {eff.target} is up to date: {same[-1].ref} has the same "
-                    "inputs digest (use --force to bake anyway)"
-                )
-                return BuildResult(
-                    record=same[-1], inputs_digest=staged.digest, log_path=None, seconds=0.0, skipped=True
-                )
-            rendered = self._render(request, staged, out=workdir / "packer")
-            runner.check_interrupted(f"bake of {eff.name} on {eff.target}")  # bakes in worker threads
-            launched = True
-            self.reporter.phase("build", f"packer build (log: {bake.log_path})")
-            owner = request.owner or Owner.current(bake.invocation, bake.started)
-            with leftovers.Heartbeat.of(provider, eff.target, eff.name, owner, self.reporter) as heartbeat:
-                events = self._packer(rendered.directory, workdir, bake.log_path, secrets, heartbeat.saw)
-            runner.check_interrupted(f"bake of {eff.name} on {eff.target}")
-            self.reporter.phase("verify", "checking what Packer produced")
-            artifacts = packer.artifact_ids(events)
-            provider.scan(request, secrets)  # an image holding a secret's value is never recorded
-            subject_name, subject_digest = provider.subject(request, artifacts)
-            statement = provenance.finalize(
-                staged.skeleton, subject_name=subject_name, subject_digest=subject_digest, finished=now()
-            )
-            leftovers.claim(provider, eff.target, eff.name, version, bake.invocation)
-            self.reporter.phase("record", f"{eff.name}@{version} into the {eff.target} catalog")
-            record = provider.publish(request, staged.prepared, statement, staged.digest, artifacts)
+            steps.execute(self._steps(run), journal, self.reporter)
         except BaseException:
-            if launched:
-                leftovers.remove_own(provider, eff.target, eff.name, bake.invocation, self.reporter)
+            if run.launched:  # from Packer's start on, this bake may have created images on the target
+                leftovers.remove_own(bake.provider, bake.eff.target, bake.eff.name, bake.invocation, self.reporter)
             raise
         finally:
-            shutil.rmtree(workdir, ignore_errors=True)  # holds the build key; the image is recorded
-        return BuildResult(
+            if run.workdir is not None:
+                shutil.rmtree(run.workdir, ignore_errors=True)  # holds the build key; the image is recorded
+        journal.mark(status=steps.SUCCEEDED)
+        assert run.result is not None  # every path through the steps sets it
+        return run.result
+
+    def _steps(self, run: _Run) -> list[Step]:
+        """The bake as declared steps on the step engine; `run` carries what each hands on."""
+        eff, bake = run.bake.eff, run.bake
+        skipped = lambda: run.result is not None  # noqa: E731 - up to date: nothing more to do
+        return [
+            Step("resolve", lambda _j: self._resolve(run), describe=f"{eff.name} on {eff.target}"),
+            Step(
+                "render",
+                lambda _j: self._render_step(run),
+                describe=lambda: f"{eff.name} {run.version} for Packer {run.tools['packer']}",
+                skip=skipped,
+            ),
+            Step(
+                "build", lambda _j: self._build_step(run), describe=f"packer build (log: {bake.log_path})", skip=skipped
+            ),
+            Step("verify", lambda _j: self._verify_step(run), describe="checking what Packer produced", skip=skipped),
+            Step(
+                "record",
+                lambda _j: self._record_step(run),
+                describe=lambda: f"{eff.name}@{run.version} into the {eff.target} catalog",
+                skip=skipped,
+            ),
+        ]
+
+    def _resolve(self, run: _Run) -> None:
+        eff, provider = run.bake.eff, run.bake.provider
+        run.parent = self._parent(eff, provider)
+        run.existing = provider.images(eff.target, eff.name)
+        left = leftovers.clear(provider, eff.target, eff.name, self.reporter)
+        run.version = next_version(eff.image.version, [r.version for r in run.existing] + [x.version for x in left])
+        run.workdir = self.ws.builds / f"{eff.name}-{eff.target}-{run.bake.invocation}"
+        run.workdir.mkdir(parents=True)
+        run.request = self._request(run.bake, run.version, run.workdir, run.parent)
+        run.tools = dict(run.request.tools)
+        run.staged = self._stage(run.request, run.bake.provider)
+        same = [r for r in run.existing if r.inputs_digest == run.staged.digest]
+        if same and not run.force:
+            self.reporter.note(
+                f"{eff.name} on {eff.target} is up to date: {same[-1].ref} has the same "
+                "inputs digest (use --force to bake anyway)"
+            )
+            run.result = BuildResult(
+                record=same[-1], inputs_digest=run.staged.digest, log_path=None, seconds=0.0, skipped=True
+            )
+
+    def _render_step(self, run: _Run) -> None:
+        assert run.request is not None and run.staged is not None and run.workdir is not None
+        run.rendered = self._render(run.request, run.staged, out=run.workdir / "packer")
+        runner.check_interrupted(f"bake of {run.bake.eff.name} on {run.bake.eff.target}")  # bakes in worker threads
+
+    def _build_step(self, run: _Run) -> None:
+        assert run.request is not None and run.rendered is not None and run.workdir is not None
+        bake, eff = run.bake, run.bake.eff
+        run.launched = True
+        owner = run.request.owner or Owner.current(bake.invocation, bake.started)
+        with leftovers.Heartbeat.of(bake.provider, eff.target, eff.name, owner, self.reporter) as heartbeat:
+            run.events = self._packer(run.rendered.directory, run.workdir, bake.log_path, run.secrets, heartbeat.saw)
+        runner.check_interrupted(f"bake of {eff.name} on {eff.target}")
+
+    def _verify_step(self, run: _Run) -> None:
+        assert run.request is not None and run.staged is not None
+        bake, eff = run.bake, run.bake.eff
+        run.artifacts = packer.artifact_ids(run.events)
+        bake.provider.scan(run.request, run.secrets)  # an image holding a secret's value is never recorded
+        subject_name, subject_digest = bake.provider.subject(run.request, run.artifacts)
+        run.statement = provenance.finalize(
+            run.staged.skeleton, subject_name=subject_name, subject_digest=subject_digest, finished=now()
+        )
+        leftovers.claim(bake.provider, eff.target, eff.name, run.version, bake.invocation)
+
+    def _record_step(self, run: _Run) -> None:
+        assert run.request is not None and run.staged is not None
+        record = run.bake.provider.publish(
+            run.request, run.staged.prepared, run.statement, run.staged.digest, run.artifacts
+        )
+        run.result = BuildResult(
             record=record,
-            inputs_digest=staged.digest,
-            log_path=str(bake.log_path),
-            seconds=round(time.monotonic() - started_clock, 1),
+            inputs_digest=run.staged.digest,
+            log_path=str(run.bake.log_path),
+            seconds=round(time.monotonic() - run.clock, 1),
         )
 
     def _request(self, bake: _Bake, version: str, workdir: Path, parent: ImageRecord | None) -> BakeRequest:
@@ -206,7 +280,6 @@ class Baker:
 
     def _render(self, request: BakeRequest, staged: _Staged, *, out: Path) -> render.Rendered:
         packer_version = request.tools["packer"]
-        self.reporter.phase("render", f"{request.eff.name} {request.version} for Packer {packer_version}")
         rendered = render.render(
             self.project,
             request.eff,

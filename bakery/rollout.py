@@ -161,7 +161,7 @@ class Rollouts:
                 return self._roll_back(driver, rollout, journal, journal.data.get("error") or "resumed", started)
             try:
                 steps.execute(driver.rollout_steps(rollout), journal, self.reporter)
-            except Interrupted:
+            except (Interrupted, KeyboardInterrupt):  # the signal guard turns the latter into Interrupted
                 self._record(driver, rollout, steps.INTERRUPTED, reason="interrupted")
                 raise
             except BakeryError as exc:
@@ -227,7 +227,7 @@ class Rollouts:
         journal.mark(error=reason)
         try:
             steps.execute(driver.rollback_steps(rollout), journal, self.reporter, phase="rollback")
-        except Interrupted:
+        except (Interrupted, KeyboardInterrupt):
             self._record(driver, rollout, steps.INTERRUPTED, reason=f"{reason}; its rollback was interrupted")
             raise
         except BakeryError as exc:

@@ -109,17 +109,20 @@ class Journal:
 class Step:
     """One declared step. `run` must be safe to run again after an interruption (it reads the
     journal, and the engine's real state, before acting). `stop` runs when a signal interrupts
-    `run`: it leaves the engine safe (a refresh cancelled, a VM half-booted stopped)."""
+    `run`: it leaves the engine safe (a refresh cancelled, a VM half-booted stopped). `describe`
+    is the detail of the step's progress line (a callable when it depends on earlier steps);
+    `skip` says, when the step's turn comes, that it has nothing to do (recorded as done)."""
 
     name: str
     run: Callable[[Journal], None]
-    describe: str = ""
+    describe: str | Callable[[], str] = ""
     stop: Callable[[Journal], None] | None = None
+    skip: Callable[[], bool] | None = None
 
 
 def execute(steps: Sequence[Step], journal: Journal, reporter: Reporter, *, phase: str = "forward") -> None:
     """Run every step of `steps` not yet done in `journal`, saving after each. Raises what a step
-    raises, after recording it: Interrupted (status interrupted) or BakeryError (status failed)."""
+    raises, after recording it: a signal (status interrupted) or a BakeryError (status failed)."""
     names = [s.name for s in steps]
     if len(set(names)) != len(names):
         raise ValueError(f"duplicate step names in {names}")
@@ -128,10 +131,11 @@ def execute(steps: Sequence[Step], journal: Journal, reporter: Reporter, *, phas
     for step in steps:
         if step.name in journal.data["done"]:
             continue
-        journal.mark(current=step.name, status=RUNNING)
-        reporter.phase(step.name, step.describe)
-        with _recorded(step, journal):
-            step.run(journal)
+        if step.skip is None or not step.skip():
+            journal.mark(current=step.name, status=RUNNING)
+            reporter.phase(step.name, step.describe() if callable(step.describe) else step.describe)
+            with _recorded(step, journal):
+                step.run(journal)
         journal.data["done"].append(step.name)
         journal.mark(current=None)
 
@@ -140,14 +144,12 @@ def execute(steps: Sequence[Step], journal: Journal, reporter: Reporter, *, phas
 def _recorded(step: Step, journal: Journal) -> Iterator[None]:
     try:
         yield
-    except (Interrupted, KeyboardInterrupt) as exc:
+    except (Interrupted, KeyboardInterrupt):  # KeyboardInterrupt: the signal guard's own stop
         journal.mark(status=INTERRUPTED, error=f"interrupted during {step.name}")
         if step.stop is not None:
-            with runner.cleanup_phase(lambda: f"the rollout's step '{step.name}' is not made safe", lambda _m: None):
+            with runner.cleanup_phase(lambda: f"step '{step.name}' is not made safe", lambda _m: None):
                 step.stop(journal)
-        if isinstance(exc, Interrupted):
-            raise
-        raise Interrupted(f"interrupted during {step.name}", exit_code=runner.interrupt_exit_code() or 130) from None
+        raise
     except BakeryError as exc:
         journal.mark(status=FAILED, error=exc.message)
         raise
