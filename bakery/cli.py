@@ -123,6 +123,11 @@ class TerminalReporter:
     def note(self, text: str) -> None:
         err(f"    note: {text}")
 
+    def progress(self, view: Any) -> None:
+        states = ", ".join(f"{n} {s}" for s, n in sorted(view.states.items()))
+        health = ", ".join(f"{n} {h}" for h, n in sorted(view.health.items()))
+        err(f"    {view.group}: wave {view.waves_done}/{view.waves}; {states or 'no instances'}; {health or '-'}")
+
 
 def _project(file: Path | None) -> Any:
     from bakery import config

@@ -12,25 +12,83 @@ import typer
 
 from bakery.cli import FileOpt, JsonOpt, TerminalReporter, _project, _workspace, app, emit, err, handled
 from bakery.errors import EXIT_FAILED, UsageError
+from bakery.progress import GroupView
 
 YesOpt = typer.Option(False, "--yes", "-y", help="Do not ask before acting (scheduled jobs).")
 
 
 class RolloutReporter(TerminalReporter):
-    """Progress of a rollout on stderr: a live status line on a terminal, timestamped lines otherwise."""
+    """Progress of a rollout on stderr: on a terminal, a live view (rich) of the step, the waves,
+    instances per state and health; elsewhere, timestamped plain lines (logs, scheduled jobs)."""
 
     def __init__(self) -> None:
         super().__init__(verbose=True)
         self.tty = sys.stderr.isatty()
+        self._live: Any = None
+        self._step = ""
+        self._view: GroupView | None = None
+        self._notes: list[str] = []
 
     def _stamp(self) -> str:
-        return "" if self.tty else time.strftime("%H:%M:%S ", time.gmtime())
+        return time.strftime("%H:%M:%S ", time.gmtime())
 
     def phase(self, name: str, detail: str = "") -> None:
-        err(f"{self._stamp()}==> {name}: {detail}" if detail else f"{self._stamp()}==> {name}")
+        self._step = f"{name}: {detail}" if detail else name
+        if self.tty:
+            self._show()
+        else:
+            err(f"{self._stamp()}==> {self._step}")
 
     def note(self, text: str) -> None:
-        err(f"{self._stamp()}    {text}")
+        if self.tty:
+            self._notes = [*self._notes[-5:], text]
+            self._show()
+        else:
+            err(f"{self._stamp()}    {text}")
+
+    def line(self, source: str, text: str) -> None:
+        self.note(f"{source}: {text}")
+
+    def progress(self, view: GroupView) -> None:
+        self._view = view
+        if self.tty:
+            self._show()
+        else:
+            super().progress(view)
+
+    def _show(self) -> None:
+        from rich.console import Console, Group
+        from rich.live import Live
+        from rich.table import Table
+        from rich.text import Text
+
+        if self._live is None:
+            self._live = Live(console=Console(stderr=True), refresh_per_second=4, transient=False)
+            self._live.start()
+        table = Table(show_header=True, header_style="bold", box=None)
+        table.add_column("instances")
+        table.add_column("count", justify="right")
+        view = self._view
+        for state, count in sorted((view.states if view else {}).items()):
+            table.add_row(state, str(count))
+        head = Text(f"==> {self._step}", style="bold")
+        waves = (
+            Text(
+                f"waves {view.waves_done}/{view.waves}"
+                + (f"  {view.percent}%" if view.percent is not None else "")
+                + "  health: "
+                + (", ".join(f"{n} {h}" for h, n in sorted(view.health.items())) or "-")
+            )
+            if view
+            else Text("")
+        )
+        notes = Text("\n".join(f"  {n}" for n in self._notes), style="dim")
+        self._live.update(Group(head, waves, table, notes))
+
+    def close(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
 
 
 def _service(file: Path | None, reporter: Any) -> Any:
@@ -112,7 +170,8 @@ def rollout(
     An unfinished rollout of GROUP (interrupted, or its process killed) is resumed."""
     if strategy is not None and strategy not in ("rolling", "canary", "blue-green"):
         raise UsageError(f"--strategy takes rolling, canary or blue-green, got {strategy!r}")
-    service = _service(file, RolloutReporter())
+    reporter = RolloutReporter()
+    service = _service(file, reporter)
     planned = service.prepare(group, image=image, strategy_type=strategy)
     resumed = service.unfinished(group) is not None
     err(plan_text(planned, resumed))
@@ -127,7 +186,10 @@ def rollout(
         }
         emit("rollout-plan", payload, as_json=as_json, text=lambda: "dry run: nothing changed")
         return
-    result = service.run(planned, confirm=_confirm(as_json, yes))
+    try:
+        result = service.run(planned, confirm=_confirm(as_json, yes))
+    finally:
+        reporter.close()
     emit("rollout", result, as_json=as_json, text=lambda: _result_text(result))
 
 
@@ -141,7 +203,8 @@ def rollback(
     as_json: bool = JsonOpt,
 ) -> None:
     """Return GROUP to the image it ran before its last rollout (also after that rollout completed)."""
-    service = _service(file, RolloutReporter())
+    reporter = RolloutReporter()
+    service = _service(file, reporter)
     planned, undo = service.prepare_rollback(group, reason=reason)
     if undo:
         err(
@@ -150,7 +213,10 @@ def rollback(
         )
     else:
         err(plan_text(planned, False))
-    result = service.rollback(planned, undo=undo, confirm=_confirm(as_json, yes))
+    try:
+        result = service.rollback(planned, undo=undo, confirm=_confirm(as_json, yes))
+    finally:
+        reporter.close()
     emit("rollback", result, as_json=as_json, text=lambda: _result_text(result))
 
 

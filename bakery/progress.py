@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
+
+
+@dataclass(frozen=True)
+class GroupView:
+    """Where a rollout stands, for the live view: waves done, instances per state and health."""
+
+    group: str
+    step: str
+    waves_done: int
+    waves: int
+    states: Mapping[str, int] = field(default_factory=dict)  # "web@1.0.2 serving" -> 2
+    health: Mapping[str, int] = field(default_factory=dict)  # "healthy" -> 3, "unhealthy" -> 1
+    percent: int | None = None
 
 
 class Reporter(Protocol):
@@ -14,6 +29,9 @@ class Reporter(Protocol):
 
     def note(self, text: str) -> None:
         """Something the user should know that is not an error."""
+
+    def progress(self, view: GroupView) -> None:
+        """Where a rollout stands now (drivers report it after each look at their group)."""
 
 
 class Silent:
@@ -28,6 +46,9 @@ class Silent:
     def note(self, text: str) -> None:
         pass
 
+    def progress(self, view: GroupView) -> None:
+        pass
+
 
 class Recording(Silent):
     """Keeps what it was told (tests, JSON output)."""
@@ -36,6 +57,7 @@ class Recording(Silent):
         self.phases: list[tuple[str, str]] = []
         self.lines: list[tuple[str, str]] = []
         self.notes: list[str] = []
+        self.views: list[GroupView] = []
 
     def phase(self, name: str, detail: str = "") -> None:
         self.phases.append((name, detail))
@@ -45,3 +67,6 @@ class Recording(Silent):
 
     def note(self, text: str) -> None:
         self.notes.append(text)
+
+    def progress(self, view: GroupView) -> None:
+        self.views.append(view)

@@ -15,7 +15,7 @@ from bakery.build import Baker, BuildResult
 from bakery.config import Project
 from bakery.errors import BakeryError
 from bakery.plan import Plan, PlanItem
-from bakery.progress import Reporter
+from bakery.progress import GroupView, Reporter
 from bakery.providers.base import ClientFactory
 from bakery.workspace import Workspace
 
@@ -61,6 +61,10 @@ class Prefixed:
     def note(self, text: str) -> None:
         with self._lock:
             self.inner.note(f"[{self.prefix}] {text}")
+
+    def progress(self, view: GroupView) -> None:
+        with self._lock:
+            self.inner.progress(view)
 
 
 def rebuild(

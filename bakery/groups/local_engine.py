@@ -1,0 +1,254 @@
+"""A local group on this machine, as the steps of its rollouts move it: its files, its HAProxy
+and its VMs. Every change is saved in state.json at once (a VM is recorded before it boots), so
+that a rerun after an interrupt, or after bakery was killed, finds everything it started.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bakery import health, runner
+from bakery.boot import free_port
+from bakery.errors import ConfigError, ProviderError
+from bakery.groups import haproxy
+from bakery.groups.base import Release
+from bakery.groups.local_state import (
+    BOOTING,
+    DRAINING,
+    READY,
+    RETAINED,
+    SERVING,
+    GroupFiles,
+    Member,
+    Saved,
+)
+from bakery.groups.local_vm import VmSpec, boot_files, find, remove_dir, runs, start_vm, terminate, vm_argv
+from bakery.models import Group, LocalGroup, LocalTarget
+from bakery.progress import Reporter
+from bakery.providers.local import LocalProvider
+from bakery.workspace import Workspace
+
+
+def group_files(workspace: Workspace, name: str) -> GroupFiles:
+    return GroupFiles(workspace.root / "groups" / name, name)
+
+
+def settings(name: str, group: Group) -> LocalGroup:
+    if group.local is None:
+        raise ConfigError(f"group '{name}' has no local: block", hint="add local: {size: 2, port: 8080}")
+    return group.local
+
+
+def utc_in(seconds: float) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat(timespec="seconds")
+
+
+def is_past(moment: str | None) -> bool:
+    return moment is not None and datetime.fromisoformat(moment) <= datetime.now(UTC)
+
+
+class Engine:
+    """The group `name` on this machine. One process moves it at a time (the rollout service
+    holds the group's lock); readers only read."""
+
+    def __init__(self, workspace: Workspace, reporter: Reporter, name: str, group: Group, target: Any) -> None:
+        self.ws = workspace
+        self.reporter = reporter
+        self.name = name
+        self.group = group
+        self.local = settings(name, group)
+        self.target = target
+        self.files = group_files(workspace, name)
+        self._started: dict[int, runner.Background] = {}  # children of this process, by pid
+
+    # --- state ------------------------------------------------------------------------------
+
+    def load(self) -> Saved:
+        return self.files.load()
+
+    def put(self, member: Member) -> Member:
+        self.files.update(lambda s: s.put(member))
+        return member
+
+    def alive(self, member: Member) -> bool:
+        return runs(member.pid, member.overlay)
+
+    def forget_dead(self) -> None:
+        """Members whose VM is gone leave HAProxy and the state; a VM recorded just before it
+        started (its pid not yet saved) is found again by its overlay."""
+        for member in self.load().members:
+            if member.pid is None and (pids := find(member.overlay)):
+                member = self.put(dataclasses.replace(member, pid=pids[0]))
+            if not self.alive(member):
+                self.reporter.note(f"{member.label()} is not running any more: forgotten")
+                self._leave_haproxy(member)
+                self._forget(member)
+
+    # --- HAProxy ----------------------------------------------------------------------------
+
+    def haproxy_running(self, saved: Saved | None = None) -> bool:
+        saved = saved or self.load()
+        return runs(saved.haproxy_pid, str(self.files.config))
+
+    def runtime(self, saved: Saved | None = None) -> haproxy.Runtime:
+        saved = saved or self.load()
+        assert saved.stats_port is not None, "the runtime API is asked for only once HAProxy was started"
+        return haproxy.Runtime(saved.stats_port, self.name)
+
+    def ensure_haproxy(self) -> haproxy.Runtime:
+        """HAProxy on the group's front port, started (with the serving VMs) unless it runs."""
+        saved = self.load()
+        if self.haproxy_running(saved) and self.runtime(saved).answers():
+            return self.runtime(saved)
+        terminate(saved.haproxy_pid, str(self.files.config))
+        saved = self.files.update(
+            lambda s: dataclasses.replace(s, front_port=self.local.port, stats_port=free_port(), haproxy_pid=None)
+        )
+        self.write_config()
+        runtime = self.runtime(saved)
+        self.reporter.note(f"starting HAProxy on 127.0.0.1:{self.local.port}")
+        started = haproxy.start(self.files.config, self.files.haproxy_log, runtime, front_port=self.local.port)
+        self._started[started.pid] = started
+        self.files.update(lambda s: dataclasses.replace(s, haproxy_pid=started.pid))
+        return runtime
+
+    def write_config(self) -> None:
+        """haproxy.cfg with the serving VMs, for the next start of HAProxy (the running one is
+        changed through its runtime API)."""
+        saved = self.load()
+        text = haproxy.render_config(
+            group=self.name,
+            front_port=self.local.port,
+            stats_port=saved.stats_port or 0,
+            health=self.group.health,
+            servers=[haproxy.Server(m.id, m.port) for m in saved.with_status(SERVING)],
+        )
+        self.files.directory.mkdir(parents=True, exist_ok=True)
+        self.files.config.write_text(text)
+
+    def stop_haproxy(self) -> str | None:
+        saved = self.load()
+        stopped = self._stop_process(saved.haproxy_pid, str(self.files.config))
+        self.files.update(lambda s: dataclasses.replace(s, haproxy_pid=None))
+        return f"haproxy on 127.0.0.1:{saved.front_port} (pid {saved.haproxy_pid})" if stopped else None
+
+    def _leave_haproxy(self, member: Member) -> None:
+        if self.haproxy_running():
+            self.runtime().remove(member.id)
+
+    # --- VMs --------------------------------------------------------------------------------
+
+    @functools.cached_property
+    def vm_spec(self) -> VmSpec:
+        requested = self.target.accelerator if isinstance(self.target, LocalTarget) else "auto"
+        image = self.load().release
+        return VmSpec(
+            accelerator=self._accelerator(requested, image),
+            memory=self.local.memory,
+            cpus=self.local.cpus,
+            guest_port=self.group.health.port,
+        )
+
+    def _accelerator(self, requested: str, image: Release | None) -> str:
+        if requested != "auto" or image is None:
+            return requested if requested != "auto" else "tcg"
+        _disk, kernel, initrd = boot_files(Path(image.image_id))
+        return LocalProvider(self.ws, self.reporter).accelerator(requested, kernel, initrd)
+
+    def boot(self, release: Release, *, rollout: str, wave: int, tags: dict[str, str]) -> Member:
+        """Record a new member, then boot it from `release`'s catalog directory."""
+        spec = self._spec_for(release)
+        saved = self.files.update(lambda s: dataclasses.replace(s, serial=s.serial + 1))
+        member_id = f"{self.name}-{saved.serial}"
+        overlay = self.files.vms / member_id / "disk.qcow2"
+        member = self.put(
+            Member(member_id, release.image, release.image_id, free_port(), str(overlay), BOOTING, rollout, wave, tags)
+        )
+        argv = vm_argv(member_id, overlay, Path(release.image_id), spec, member.port, tags)
+        started = start_vm(argv, overlay, Path(release.image_id), what=f"qemu {member_id}")
+        self._started[started.pid] = started
+        self.reporter.note(f"booting {member.label()} ({spec.accelerator}), its port 127.0.0.1:{member.port}")
+        return self.put(dataclasses.replace(member, pid=started.pid))
+
+    def _spec_for(self, release: Release) -> VmSpec:
+        if "vm_spec" not in self.__dict__ and self.load().release is None:
+            # The first boot of a group: probe the accelerator with the image about to boot.
+            requested = self.target.accelerator if isinstance(self.target, LocalTarget) else "auto"
+            self.__dict__["vm_spec"] = dataclasses.replace(
+                self.vm_spec, accelerator=self._accelerator(requested, release)
+            )
+        return self.vm_spec
+
+    def targets(self, members: Sequence[Member]) -> list[health.Target]:
+        return [health.Target(m.label(), m.port, functools.partial(self.alive, m)) for m in members]
+
+    def gate(self, members: Sequence[Member]) -> None:
+        """bakery's gate on `members` (GateFailed names the first that failed); passed: READY."""
+        if not members:
+            return
+        h = self.group.health
+        self.reporter.phase(
+            "gate",
+            f"{', '.join(m.id for m in members)}: {h.healthy_threshold} consecutive 200s from GET {h.path} "
+            f"within {h.timeout_seconds}s",
+        )
+        health.gate(self.targets(members), h)
+        for member in members:
+            self.put(dataclasses.replace(member, status=READY))
+
+    def serve(self, members: Sequence[Member]) -> None:
+        """Put gated members in HAProxy's rotation."""
+        for member in members:
+            self.ensure_haproxy().add(haproxy.Server(member.id, member.port), self.group.health)
+            self.put(dataclasses.replace(member, status=SERVING, retain_until=None))
+            self.reporter.note(f"{member.label()} serves")
+        self.write_config()
+
+    def retire(self, member: Member, *, retain_seconds: int = 0) -> None:
+        """Drain `member` out of HAProxy, then stop it, or keep it out of rotation for
+        `retain_seconds` (a blue-green rollback puts it back at once)."""
+        member = self.put(dataclasses.replace(member, status=DRAINING))
+        self._leave_haproxy(member)
+        self.write_config()
+        if retain_seconds and self.alive(member):
+            self.put(dataclasses.replace(member, status=RETAINED, retain_until=utc_in(retain_seconds)))
+            self.reporter.note(f"{member.label()} is out of rotation, kept for {retain_seconds}s")
+            return
+        self.stop(member)
+
+    def stop(self, member: Member) -> bool:
+        """Stop the member's VM (if it still is that VM), delete its overlay, forget it."""
+        stopped = self._stop_process(member.pid, member.overlay)
+        for pid in find(member.overlay):  # recorded before its pid was saved
+            stopped = terminate(pid, member.overlay) or stopped
+        self._forget(member)
+        if stopped:
+            self.reporter.note(f"stopped {member.label()}")
+        return stopped
+
+    def stop_unserved(self, rollout: str) -> None:
+        """What an interrupt leaves safe: VMs of `rollout` that are not in HAProxy are stopped."""
+        for member in self.load().of(rollout):
+            if member.status in (BOOTING, READY):
+                try:
+                    self._leave_haproxy(member)
+                except ProviderError as exc:
+                    self.reporter.note(f"{member.id}: {exc.message}")
+                self.stop(member)
+
+    def _forget(self, member: Member) -> None:
+        remove_dir(member.directory)
+        self.files.update(lambda s: s.drop(member.id))
+
+    def _stop_process(self, pid: int | None, marker: str) -> bool:
+        started = self._started.pop(pid, None) if pid else None
+        if started is not None:
+            running = started.alive()
+            started.stop()
+            return running
+        return terminate(pid, marker)
