@@ -15,42 +15,12 @@ import re
 import uuid
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 from bakery.groups.gcp_requests import Where, name_of, resource_path
 from bakery.progress import Reporter
 from bakery.providers.gcp_api import Compute
 
-_CLIENTS = {
-    "images": "ImagesClient",
-    "globalOperations": "GlobalOperationsClient",
-    "zoneOperations": "ZoneOperationsClient",
-    "regionOperations": "RegionOperationsClient",
-    "instanceTemplates": "InstanceTemplatesClient",
-    "regionInstanceTemplates": "RegionInstanceTemplatesClient",
-    "instanceGroupManagers": "InstanceGroupManagersClient",
-    "regionInstanceGroupManagers": "RegionInstanceGroupManagersClient",
-    "backendServices": "BackendServicesClient",
-}
 _REQUEST_IDS = uuid.UUID("6f1c2b1e-4d0a-4c53-9a43-62616b657279")
-
-
-def default_clients(service: str, project: str, endpoint: str | None) -> Any:
-    """The google-cloud-compute client for `service` (a key of _CLIENTS) over REST at `endpoint`
-    (else Google's); anonymous on a plain-HTTP loopback endpoint (the fake server)."""
-    from google.cloud import compute_v1
-
-    if service not in _CLIENTS:  # a bug in bakery, not a cloud's answer
-        raise LookupError(f"no GCP client for service {service!r} (known: {', '.join(_CLIENTS)})")
-    make_client = getattr(compute_v1, _CLIENTS[service])
-    options = {"api_endpoint": endpoint} if endpoint else None
-    where = urlsplit(endpoint or "")
-    if where.scheme == "http" and where.hostname in ("127.0.0.1", "localhost", "::1"):
-        from google.auth.credentials import AnonymousCredentials
-
-        credentials = AnonymousCredentials()  # type: ignore[no-untyped-call]
-        return make_client(credentials=credentials, transport="rest", client_options=options)
-    return make_client(transport="rest", client_options=options)
 
 
 def request_id(*parts: str) -> str:
@@ -93,10 +63,8 @@ class GroupApi:
         self.timeout = timeout
         self.retry = retry
         self.operation_deadline = operation_deadline
-        self.calls = 0  # API calls made (the watch's budget is counted from it)
 
     def _call(self, method: Any, **kwargs: Any) -> Any:
-        self.calls += 1
         kwargs.setdefault("retry", self.retry)
         return method(project=self.project, timeout=self.timeout, **kwargs)
 
@@ -136,7 +104,6 @@ class GroupApi:
         project, family, name = found.groups()
 
         def get() -> Any:
-            self.calls += 1
             if family:
                 return images.get_from_family(project=project, family=name, retry=self.retry, timeout=self.timeout)
             return images.get(project=project, image=name, retry=self.retry, timeout=self.timeout)
@@ -164,12 +131,16 @@ class GroupApi:
 
         path = f"projects/{self.project}/{scope}/instanceTemplates/{body['name']}"
         client, where, _ = self._templates(path)
-        operation = self._call(
-            client.insert_unary,
+        request_type = (
+            compute_v1.InsertRegionInstanceTemplateRequest if where else compute_v1.InsertInstanceTemplateRequest
+        )
+        request = request_type(
+            project=self.project,
             instance_template_resource=compute_v1.InstanceTemplate(body),
-            request_id=request_id(self.project, key, body["name"]),
+            request_id=request_id(self.project, scope, "instanceTemplates", key, body["name"]),
             **where,
         )
+        operation = client.insert_unary(request=request, retry=self.retry, timeout=self.timeout)
         self._wait(operation, scope, f"creating instance template {body['name']}")
         return path
 
@@ -177,9 +148,10 @@ class GroupApi:
         from google.cloud import compute_v1
 
         client, where, _ = self._templates(f"projects/{self.project}/{scope}/instanceTemplates/x")
-        request_type = compute_v1.ListRegionInstanceTemplatesRequest if where else compute_v1.ListInstanceTemplatesRequest
+        request_type = (
+            compute_v1.ListRegionInstanceTemplatesRequest if where else compute_v1.ListInstanceTemplatesRequest
+        )
         request = request_type(project=self.project, filter=flt, max_results=500, **where)
-        self.calls += 1
         return [as_dict(t) for t in client.list(request=request, retry=self.retry, timeout=self.timeout)]
 
     def delete_template(self, url: str) -> bool:
@@ -211,7 +183,6 @@ class GroupApi:
             request: Any = compute_v1.ListInstanceGroupManagersRequest(project=self.project, filter=flt, **where)
         else:
             request = compute_v1.ListRegionInstanceGroupManagersRequest(project=self.project, filter=flt, **where)
-        self.calls += 1
         return [as_dict(m) for m in client.list(request=request, retry=self.retry, timeout=self.timeout)]
 
     def managed(self, name: str) -> list[dict[str, Any]]:
@@ -242,12 +213,19 @@ class GroupApi:
         from google.cloud import compute_v1
 
         client, where = self._migs()
-        operation = self._call(
-            client.insert_unary,
+        zonal = bool(self.where.zone)
+        request_type = (
+            compute_v1.InsertInstanceGroupManagerRequest
+            if zonal
+            else compute_v1.InsertRegionInstanceGroupManagerRequest
+        )
+        request = request_type(
+            project=self.project,
             instance_group_manager_resource=compute_v1.InstanceGroupManager(body),
-            request_id=request_id(self.project, key, body["name"]),
+            request_id=request_id(self.project, self.where.scope, "instanceGroupManagers", key, body["name"]),
             **where,
         )
+        operation = client.insert_unary(request=request, retry=self.retry, timeout=self.timeout)
         self._wait(operation, self.where.scope, f"creating {self.where.mig(body['name'])}")
 
     def delete_mig(self, name: str) -> bool:

@@ -53,6 +53,12 @@ class Where:
     def scope(self) -> str:
         return f"zones/{self.zone}" if self.zone else f"regions/{self.region}"
 
+    @property
+    def template_scopes(self) -> tuple[str, str]:
+        """Where the group's instance templates may be: global, or its region's (europe-west1-b is in
+        europe-west1)."""
+        return ("global", f"regions/{self.region or str(self.zone).rpartition('-')[0]}")
+
     def mig(self, name: str) -> str:
         return f"MIG {name} ({self.location})"
 
@@ -81,6 +87,11 @@ def templates_filter(mig: str) -> str:
 
 def successors_filter(mig: str) -> str:
     return f"name eq '{_short(mig, 48)}-{_ROLLOUT_ID}'"
+
+
+def is_successor(mig: str, name: str) -> bool:
+    """Whether `name` is a MIG a blue-green rollout made beside `mig`."""
+    return re.fullmatch(re.escape(_short(mig, 48)) + "-" + _ROLLOUT_ID, name) is not None
 
 
 def record_serial(name: str) -> int | None:
@@ -164,9 +175,7 @@ def versions_of(mig: dict[str, Any]) -> list[tuple[str, int | None]]:
 
 
 def same_versions(mig: dict[str, Any], wanted: list[dict[str, Any]]) -> bool:
-    want = [
-        (resource_path(v["instance_template"]), (v.get("target_size") or {}).get("fixed")) for v in wanted
-    ]
+    want = [(resource_path(v["instance_template"]), (v.get("target_size") or {}).get("fixed")) for v in wanted]
     return versions_of(mig) == want
 
 

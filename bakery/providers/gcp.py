@@ -46,11 +46,22 @@ OWNER_LABELS = {field: f"{_PREFIX}owner-{field}" for field in ("host", "pid", "b
 # The stamp's fields a catalog record cannot do without.
 _REQUIRED = ("image", "version", "target", "state", "inputs-digest")
 
-_CLIENTS = {"images": "ImagesClient", "globalOperations": "GlobalOperationsClient"}
+# The services bakery uses, for images (the provider) and for managed instance groups (the driver).
+_CLIENTS = {
+    "images": "ImagesClient",
+    "globalOperations": "GlobalOperationsClient",
+    "zoneOperations": "ZoneOperationsClient",
+    "regionOperations": "RegionOperationsClient",
+    "instanceTemplates": "InstanceTemplatesClient",
+    "regionInstanceTemplates": "RegionInstanceTemplatesClient",
+    "instanceGroupManagers": "InstanceGroupManagersClient",
+    "regionInstanceGroupManagers": "RegionInstanceGroupManagersClient",
+    "backendServices": "BackendServicesClient",
+}
 
 
 def default_clients(service: str, project: str, endpoint: str | None) -> Any:
-    """The google-cloud-compute client for `service` ("images", "globalOperations"), over REST, at
+    """The google-cloud-compute client for `service` (a key of _CLIENTS), over REST, at
     `endpoint` (else Google's). Anonymous on a plain-HTTP loopback endpoint (the fake server)."""
     from google.cloud import compute_v1
 

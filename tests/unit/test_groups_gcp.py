@@ -1,0 +1,335 @@
+"""What the GCP group driver writes, by equality: names, update policies, versions, the new instance
+template, descriptions and history records; and how its watch reads a MIG's instances."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bakery import provenance
+from bakery.errors import ConfigError, ProviderError
+from bakery.groups import gcp_requests as rq
+from bakery.groups.base import HistoryEntry, Release, Rollout
+from bakery.groups.gcp_history import Record, _served_until
+from bakery.groups.gcp_steps import has_policy
+from bakery.groups.gcp_watch import Goal, Watcher, health_of, ready
+from bakery.models import GcpGroup, Group, Health, Strategy
+from bakery.progress import Recording
+from bakery.strategy import plan
+
+RID = "r-0123456789ab"
+IMAGE = "projects/p/global/images/web-1-0-1"
+
+
+def gcp(**settings: Any) -> GcpGroup:
+    return GcpGroup(**{"mig": "web-mig", "zone": "europe-west1-b", **settings})
+
+
+def rollout(**changes: Any) -> Rollout:
+    group = Group(image="web", target="gcp", gcp=gcp())
+    values: dict[str, Any] = {
+        "id": RID,
+        "kind": "rollout",
+        "group": "web",
+        "spec": group,
+        "target": "gcp",
+        "target_spec": None,
+        "to": Release("web@1.0.1", IMAGE, None, "sha256:" + "ab" * 32),
+        "to_record": None,
+        "previous": Release("web@1.0.0", "projects/p/global/images/web-1-0-0", "projects/p/global/instanceTemplates/t"),
+        "plan": plan(Strategy(), 3),
+        "who": "alice@laptop",
+        "started": "2026-03-01T10:00:00Z",
+    }
+    return Rollout(**{**values, **changes})
+
+
+# --- names ------------------------------------------------------------------------------------------
+
+
+def test_names_carry_the_rollout_and_fit_gce_s_rules() -> None:
+    assert rq.template_name("web-mig", RID) == "web-mig-r-0123456789ab"
+    assert rq.record_name("web-mig", RID, 3) == "web-mig-r-0123456789ab-h3"
+    assert rq.successor_name("web-mig", RID) == "web-mig-r-0123456789ab"
+    long = "a" * 37 + "-" + "b" * 25  # 63 characters, the longest MIG name
+    assert rq.template_name(long, RID) == "a" * 37 + "-r-0123456789ab"  # no '--' where it is cut
+    assert len(rq.successor_name(long, RID)) == 63
+    assert len(rq.record_name(long, RID, 999)) <= 63
+
+
+def test_list_filters_match_the_group_s_templates_and_successors() -> None:
+    assert rq.templates_filter("web-mig") == "name eq 'web-mig-r-[0-9a-f]{12}(-h[0-9]+)?'"
+    assert rq.successors_filter("web-mig") == "name eq 'web-mig-r-[0-9a-f]{12}'"
+    assert rq.record_serial("web-mig-r-0123456789ab-h12") == 12
+    assert rq.record_serial("web-mig-r-0123456789ab") is None
+
+
+def test_image_and_resource_paths_are_normalized() -> None:
+    assert rq.image_path("https://www.googleapis.com/compute/v1/projects/p/global/images/x", "q") == (
+        "projects/p/global/images/x"
+    )
+    assert rq.image_path("global/images/family/debian-12", "q") == "projects/q/global/images/family/debian-12"
+    assert rq.image_path("projects/p/global/images/x", "q") == "projects/p/global/images/x"
+    assert rq.resource_path("https://compute.googleapis.com/compute/v1/projects/p/zones/z/instanceGroups/g") == (
+        "projects/p/zones/z/instanceGroups/g"
+    )
+
+
+# --- the update policy and versions -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "size", "expected"),
+    [(2, 3, {"fixed": 2}), ("25%", 12, {"percent": 25}), ("25%", 4, {"fixed": 1}), ("50%", 3, {"fixed": 2})],
+)
+def test_surge_is_fixed_below_ten_instances(value: int | str, size: int, expected: dict[str, int]) -> None:
+    assert rq.fixed_or_percent(value, size) == expected
+
+
+def test_update_policy_is_proactive_replace_at_the_group_s_surge() -> None:
+    assert rq.update_policy(gcp(max_surge=2, max_unavailable="10%"), 20) == {
+        "type_": "PROACTIVE",
+        "minimal_action": "REPLACE",
+        "max_surge": {"fixed": 2},
+        "max_unavailable": {"percent": 10},
+    }
+
+
+def test_an_update_policy_that_could_move_nothing_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="max_surge and max_unavailable are both 0"):
+        rq.update_policy(gcp(max_surge=0, max_unavailable=0), 3)
+
+
+def test_versions_for_rolling_and_canary() -> None:
+    assert rq.all_on("T1", RID) == [{"name": RID, "instance_template": "T1"}]
+    assert rq.canary("T0", "T1", 2, RID) == [
+        {"name": "stable", "instance_template": "T0"},
+        {"name": RID, "instance_template": "T1", "target_size": {"fixed": 2}},
+    ]
+
+
+def test_versions_as_read_compare_with_what_bakery_patches() -> None:
+    url = "https://www.googleapis.com/compute/v1/projects/p/global/instanceTemplates/"
+    mig = {
+        "versions": [
+            {"instance_template": url + "T0", "name": "stable"},
+            {"instance_template": url + "T1", "target_size": {"fixed": 2, "calculated": 2}},
+        ]
+    }
+    assert rq.versions_of(mig) == [
+        ("projects/p/global/instanceTemplates/T0", None),
+        ("projects/p/global/instanceTemplates/T1", 2),
+    ]
+    paths = "projects/p/global/instanceTemplates/"
+    assert rq.same_versions(mig, rq.canary(paths + "T0", paths + "T1", 2, RID))
+    assert not rq.same_versions(mig, rq.all_on(paths + "T1", RID))
+    assert rq.versions_of({"instance_template": url + "T0"}) == [("projects/p/global/instanceTemplates/T0", None)]
+
+
+def test_a_policy_gce_filled_in_is_still_bakery_s() -> None:
+    policy = rq.update_policy(gcp(), 3)
+    read = {"update_policy": {**policy, "max_surge": {"fixed": 1, "calculated": 1}, "replacement_method": "SUBSTITUTE"}}
+    assert has_policy(read, policy)
+    assert not has_policy({"update_policy": {**policy, "type_": "OPPORTUNISTIC"}}, policy)
+
+
+# --- the new template ---------------------------------------------------------------------------------
+
+CURRENT = {
+    "name": "web-tmpl",
+    "properties": {
+        "machine_type": "e2-small",
+        "labels": {"team": "web", "bakery-rollout": "r-old"},
+        "disks": [
+            {"boot": True, "initialize_params": {"source_image": "projects/p/global/images/web-1-0-0"}},
+            {"boot": False, "initialize_params": {"disk_size_gb": "50"}},
+        ],
+    },
+}
+
+
+def test_the_new_template_is_the_current_one_with_the_new_image_and_bakery_s_labels() -> None:
+    labels = rq.instance_labels(rollout())
+    body = rq.next_template(CURRENT, name="web-mig-" + RID, image=IMAGE, labels=labels, description="d")
+    assert body == {
+        "name": "web-mig-" + RID,
+        "description": "d",
+        "properties": {
+            "machine_type": "e2-small",
+            "labels": {"team": "web", **labels},
+            "disks": [
+                {"boot": True, "initialize_params": {"source_image": IMAGE}},
+                {"boot": False, "initialize_params": {"disk_size_gb": "50"}},
+            ],
+        },
+    }
+    assert CURRENT["properties"]["disks"][0]["initialize_params"]["source_image"].endswith("web-1-0-0")  # type: ignore[index]
+
+
+def test_instance_labels_decode_to_the_traceability_marks() -> None:
+    labels = rq.instance_labels(rollout())
+    stamp, problems = provenance.gcp_stamp(labels)
+    assert (stamp, problems) == ({"image": "web", "version": "1.0.1", "inputs-digest": "sha256:" + "ab" * 32}, {})
+    assert labels["bakery-rollout"] == RID
+    assert all(len(k) <= 63 and len(v) <= 63 for k, v in labels.items())
+
+
+def test_a_template_that_boots_from_an_existing_disk_cannot_be_copied() -> None:
+    template = {"name": "t", "properties": {"disks": [{"boot": True, "source": "zones/z/disks/d"}]}}
+    with pytest.raises(ProviderError, match="does not create its boot disk from an image"):
+        rq.next_template(template, name="n", image=IMAGE, labels={}, description="")
+
+
+def test_a_template_with_too_many_labels_is_refused() -> None:
+    template = {**CURRENT, "properties": {**CURRENT["properties"], "labels": {f"l{i}": "x" for i in range(62)}}}
+    with pytest.raises(ConfigError, match="exceed GCP's 64"):
+        rq.next_template(template, name="n", image=IMAGE, labels=rq.instance_labels(rollout()), description="")
+
+
+# --- descriptions and records ------------------------------------------------------------------------
+
+
+def test_descriptions_hold_facts_bakery_reads_back() -> None:
+    facts = rq.template_facts(rollout(), "p/europe-west1-b/web-mig", "laptop:42")
+    text = rq.describe("bakery: web@1.0.1", rq.TEMPLATE_MARKER, facts)
+    assert text.startswith("bakery: web@1.0.1\n\nbakery-rollout:{")
+    assert rq.facts_of(text, rq.TEMPLATE_MARKER) == facts
+    assert facts["to"] == {"image": "web@1.0.1", "image_id": IMAGE, "inputs_digest": "sha256:" + "ab" * 32}
+    assert rq.facts_of("a template made by hand", rq.TEMPLATE_MARKER) is None
+    assert rq.facts_of("x" + rq.TEMPLATE_MARKER + "{not json", rq.TEMPLATE_MARKER) is None
+    with pytest.raises(ProviderError, match="over GCE's 2048"):
+        rq.describe("x" * 2100, rq.TEMPLATE_MARKER, {})
+
+
+def test_a_history_entry_survives_its_record() -> None:
+    entry = HistoryEntry(
+        RID,
+        "rollout",
+        "2026-03-01T10:00:00Z",
+        "alice@laptop",
+        Release("web@1.0.0", "projects/p/global/images/web-1-0-0", "projects/p/global/instanceTemplates/t"),
+        Release("web@1.0.1", IMAGE, "projects/p/global/instanceTemplates/web-mig-" + RID, "sha256:" + "ab" * 32),
+        "canary",
+        "rolled-back",
+        "2026-03-01T10:05:00Z",
+        "gate failed: " + "x" * 1000,
+    )
+    facts = rq.entry_json(entry, "p/z/web-mig", "web-mig")
+    assert (facts["group"], facts["mig"], len(facts["reason"])) == ("p/z/web-mig", "web-mig", rq.REASON_MAX)
+    back = rq.entry_from(facts)
+    assert back == HistoryEntry(**{**entry.__dict__, "reason": entry.reason[: rq.REASON_MAX]})  # type: ignore[index]
+    assert rq.entry_from({"kind": "rollout"}) is None
+
+
+def record(rollout_id: str, mig: str, finished: str) -> list[Record]:
+    entry = HistoryEntry(
+        rollout_id, "rollout", finished, "a", None, Release(None, "i"), "blue-green", "succeeded", finished
+    )
+    return [Record(entry, 1, "", mig)]
+
+
+def test_a_retired_mig_is_dated_by_the_rollout_after_which_another_served() -> None:
+    first, second = "r-00000000000a", "r-00000000000b"
+    ordered = [
+        record(first, "web-mig-" + first, "2026-03-01T10:00:00Z"),  # web-mig -> its successor
+        record(second, "web-mig-" + first, "2026-03-02T10:00:00Z"),  # a failed swap: web-mig-<second> never served
+    ]
+    served = _served_until(ordered, "web-mig")
+    assert {k: v.isoformat() for k, v in served.items()} == {
+        "web-mig-" + second: "2026-03-02T10:00:00+00:00",
+    }
+    served = _served_until([[Record(ordered[0][0].entry, 1, "", "web-mig")], *ordered], "web-mig")
+    assert served["web-mig"].isoformat() == "2026-03-01T10:00:00+00:00"
+
+
+# --- the watch ---------------------------------------------------------------------------------------
+
+
+def managed(
+    name: str, template: str, *, status: str = "RUNNING", action: str = "NONE", health: str | None = "HEALTHY"
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "instance": f"https://x/projects/p/zones/z/instances/{name}",
+        "instance_status": status,
+        "current_action": action,
+        "version": {"instance_template": f"projects/p/global/instanceTemplates/{template}"},
+    }
+    if health:
+        entry["instance_health"] = [{"health_check": "hc", "detailed_health_state": health}]
+    return entry
+
+
+def test_an_instance_is_ready_when_running_idle_and_healthy_where_checked() -> None:
+    assert ready(managed("a", "t"), checked=True)
+    assert not ready(managed("a", "t", health="UNHEALTHY"), checked=True)
+    assert not ready(managed("a", "t", action="VERIFYING"), checked=True)
+    assert ready(managed("a", "t", health=None), checked=False)
+    assert not ready(managed("a", "t", health=None), checked=True)
+    assert (
+        health_of({"instance_health": [{"detailed_health_state": "HEALTHY"}, {"detailed_health_state": "TIMEOUT"}]})
+        == "TIMEOUT"
+    )
+
+
+class ScriptedApi:
+    """Answers the watch's two calls a look from a script of (mig, instances)."""
+
+    def __init__(self, looks: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> None:
+        self.looks = looks
+        self.calls = 0
+        self.where = rq.Where("p", zone="z")
+
+    def mig(self, name: str) -> dict[str, Any]:
+        self.calls += 1
+        return self.looks[0][0]
+
+    def managed(self, name: str) -> list[dict[str, Any]]:
+        self.calls += 1
+        return self.looks.pop(0)[1] if len(self.looks) > 1 else self.looks[0][1]
+
+
+def watcher(api: ScriptedApi, clock: list[float]) -> Watcher:
+    group = Group(
+        image="web", target="gcp", gcp=gcp(health_check="hc"), health=Health(grace_seconds=0, timeout_seconds=5)
+    )
+
+    def tick() -> float:
+        clock[0] += 1.0
+        return clock[0]
+
+    return Watcher(api, "web-mig", group, Recording(), interval=0.0, clock=tick)  # type: ignore[arg-type]
+
+
+def test_the_watch_returns_once_every_instance_runs_the_template_ready_in_two_calls_a_look() -> None:
+    moving = {"target_size": 2, "status": {"is_stable": False, "version_target": {"is_reached": False}}}
+    done = {"target_size": 2, "status": {"is_stable": True, "version_target": {"is_reached": True}}}
+    api = ScriptedApi(
+        [
+            (moving, [managed("a", "T0"), managed("b", "T1", action="VERIFYING", health=None)]),
+            (done, [managed("b", "T1"), managed("c", "T1")]),
+        ]
+    )
+    look = watcher(api, [0.0]).until(Goal("projects/p/global/instanceTemplates/T1"))
+    assert [i["instance"].rpartition("/")[2] for i in look.instances] == ["b", "c"]
+    assert api.calls == 4
+
+
+def test_an_instance_unhealthy_past_the_gate_s_time_fails_it_by_name() -> None:
+    from bakery.groups.base import GateFailed
+
+    moving = {"target_size": 1, "status": {"is_stable": False, "version_target": {"is_reached": False}}}
+    api = ScriptedApi([(moving, [managed("bad", "T1", action="VERIFYING", health="UNHEALTHY")])])
+    with pytest.raises(GateFailed) as failed:
+        watcher(api, [0.0]).until(Goal("projects/p/global/instanceTemplates/T1"))
+    assert (failed.value.instance, failed.value.answer) == ("bad", "UNHEALTHY by health check hc")
+    assert (
+        "instance bad is UNHEALTHY by health check hc 6s after it appeared (the gate allows 5s" in failed.value.message
+    )
+
+
+def test_a_blue_green_successor_is_known_by_its_name() -> None:
+    assert rq.is_successor("web-mig", rq.successor_name("web-mig", RID))
+    assert not rq.is_successor("web-mig", "web-mig")
+    assert not rq.is_successor("web-mig", "web-mig-r-0123456789ab-h1")
+    assert not rq.is_successor("web", "web-mig-r-0123456789ab")
