@@ -166,7 +166,8 @@ class Rollouts:
                 raise
             except BakeryError as exc:
                 reason = exc.message
-                if not group.rollback or rollout.kind == "rollback":
+                if isinstance(exc, RolloutRefused) or not group.rollback or rollout.kind == "rollback":
+                    # A refusal comes before anything moved: there is nothing to roll back.
                     self._record(driver, rollout, steps.FAILED, reason=reason)
                     raise
                 self.reporter.note(f"{_gate_or_step(exc)}; rolling back to {_shown(rollout.previous)}")

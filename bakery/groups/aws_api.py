@@ -59,6 +59,14 @@ def tags_of(resource: dict[str, Any]) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in resource.get("Tags", [])}
 
 
+def version_instance_tags(version: dict[str, Any]) -> dict[str, str]:
+    """The tags a launch template version puts on the instances it launches."""
+    for spec in version.get("LaunchTemplateData", {}).get("TagSpecifications", []):
+        if spec.get("ResourceType") == "instance":
+            return {t["Key"]: t["Value"] for t in spec.get("Tags", [])}
+    return {}
+
+
 @dataclass(frozen=True)
 class TemplateRef:
     """A launch template as an Auto Scaling group or a refresh names it."""
@@ -78,7 +86,9 @@ def template_of(asg: dict[str, Any]) -> TemplateRef | None:
     )
     if not spec:
         return None
-    return TemplateRef(spec.get("LaunchTemplateId", ""), spec.get("LaunchTemplateName", ""), spec.get("Version") or "$Default")
+    return TemplateRef(
+        spec.get("LaunchTemplateId", ""), spec.get("LaunchTemplateName", ""), spec.get("Version") or "$Default"
+    )
 
 
 class AsgApi:
@@ -228,7 +238,9 @@ class AsgApi:
 
     def tag_template(self, template_id: str, tags: dict[str, str]) -> None:
         if tags:
-            self.client("ec2").create_tags(Resources=[template_id], Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+            self.client("ec2").create_tags(
+                Resources=[template_id], Tags=[{"Key": k, "Value": v} for k, v in tags.items()]
+            )
 
     def untag_template(self, template_id: str, keys: Iterable[str]) -> None:
         keys = list(keys)
@@ -272,7 +284,9 @@ class AsgApi:
             names = [g for g in given if not g.startswith("arn:")]
             arns = {g: g for g in given if g.startswith("arn:")}
             if names:
-                answer = unless(("TargetGroupNotFound",), lambda: self.client("elbv2").describe_target_groups(Names=names))
+                answer = unless(
+                    ("TargetGroupNotFound",), lambda: self.client("elbv2").describe_target_groups(Names=names)
+                )
                 if answer is None:
                     raise ConfigError(
                         f"target groups {', '.join(names)}: not all exist in {self.region}",
@@ -286,7 +300,10 @@ class AsgApi:
         """instance id -> (state, reason) in one target group."""
         found = self.client("elbv2").describe_target_health(TargetGroupArn=arn)
         return {
-            d["Target"]["Id"]: (d.get("TargetHealth", {}).get("State", "unknown"), d.get("TargetHealth", {}).get("Reason", ""))
+            d["Target"]["Id"]: (
+                d.get("TargetHealth", {}).get("State", "unknown"),
+                d.get("TargetHealth", {}).get("Reason", ""),
+            )
             for d in found.get("TargetHealthDescriptions", [])
         }
 
@@ -314,8 +331,8 @@ class AsgApi:
         request: dict[str, Any] = {"AutoScalingGroupName": asg}
         if ids:
             request["InstanceRefreshIds"] = list(ids)
-        found: list[dict[str, Any]] = self.client("autoscaling").describe_instance_refreshes(**request).get(
-            "InstanceRefreshes", []
+        found: list[dict[str, Any]] = (
+            self.client("autoscaling").describe_instance_refreshes(**request).get("InstanceRefreshes", [])
         )
         return found
 

@@ -105,7 +105,11 @@ class Mark:
 
 def compact(stamp: str) -> str:
     """'2026-01-02T03:04:05Z' -> '20260102T030405Z' (room in a 256-character tag)."""
-    return stamp.replace("-", "").replace(":", "") if re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", stamp) else clean(stamp)
+    return (
+        stamp.replace("-", "").replace(":", "")
+        if re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", stamp)
+        else clean(stamp)
+    )
 
 
 def expand(stamp: str) -> str:
@@ -132,7 +136,7 @@ def encode_entry(entry: HistoryEntry) -> str:
     head = [_FORMAT, entry.kind, compact(entry.started), compact(entry.finished or ""), entry.result, entry.strategy]
     tail = [*_release_fields(entry.from_), *_release_fields(entry.to)]
     who = clean(entry.who)
-    fixed = len(_SEP.join([*head, "", *tail, ""])) + 1
+    fixed = len(_SEP.join([*head, "", *tail, ""]))
     who = shorten(who, max(20, AWS_MAX_VALUE - fixed - 40))
     room = AWS_MAX_VALUE - fixed - len(who)
     reason = shorten(clean(entry.reason), max(0, room)) if entry.reason else ""

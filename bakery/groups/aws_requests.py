@@ -131,9 +131,14 @@ def outcome_error(refresh: dict[str, Any], asg: str) -> BakeryError | None:
     return BakeryError(f"{which} ended {status}{because}")
 
 
+def production_poll_seconds(calls_per_round: int) -> float:
+    """Seconds between two rounds of `calls_per_round` calls: at most CALLS_PER_MINUTE calls a minute."""
+    return max(MIN_POLL_SECONDS, 60.0 * max(1, calls_per_round) / CALLS_PER_MINUTE)
+
+
 def poll_seconds(calls_per_round: int) -> float:
-    """Seconds between two rounds of `calls_per_round` calls: at most CALLS_PER_MINUTE calls a
-    minute. $BAKERY_POLL_SECONDS overrides it (tests, and fakes that move in seconds)."""
+    """production_poll_seconds, unless $BAKERY_POLL_SECONDS overrides it (tests, and fakes that
+    move in fractions of a second)."""
     raw = os.environ.get("BAKERY_POLL_SECONDS", "")
     if raw:
         try:
@@ -142,4 +147,4 @@ def poll_seconds(calls_per_round: int) -> float:
             raise UsageError(f"BAKERY_POLL_SECONDS must be a number of seconds, got {raw!r}") from None
         if value > 0:
             return value
-    return max(MIN_POLL_SECONDS, 60.0 * max(1, calls_per_round) / CALLS_PER_MINUTE)
+    return production_poll_seconds(calls_per_round)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from bakery import runner
@@ -21,9 +22,18 @@ def target_group_name(arn: str) -> str:
     return arn.split(":targetgroup/", 1)[-1].split("/", 1)[0]
 
 
+@dataclass(frozen=True)
+class Look:
+    """What one gate check saw: the group as AWS described it, its new instances, how many passed."""
+
+    group: dict[str, Any]
+    new: int
+    passed: int
+
+
 class Gate:
     """bakery's gate for one group's new instances: `check()` raises GateFailed naming the alarm
-    or the instance and target group; returns how many new instances passed."""
+    or the instance and target group."""
 
     def __init__(self, api: AsgApi) -> None:
         self.api = api
@@ -39,7 +49,7 @@ class Gate:
                     f"the gate failed: CloudWatch alarm {name} is {state} in {self.api.region}", answer=state
                 )
 
-    def check(self, asg: str, version: int | None, *, pending_ok: bool = True) -> int:
+    def check(self, asg: str, version: int | None, *, pending_ok: bool = True) -> Look:
         """Alarms, then every InService instance launched from `version` (all of them when None)
         in the ASG's own health and in every configured target group. A target still in its
         first health checks (`initial`) waits unless `pending_ok` is false."""
@@ -74,7 +84,7 @@ class Gate:
                     instance=instance["InstanceId"],
                     answer=f"{state} {reason}".strip(),
                 )
-        return max(0, passed)
+        return Look(group, len(new), max(0, passed))
 
 
 def watch(

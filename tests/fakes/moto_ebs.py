@@ -197,9 +197,9 @@ def main() -> None:
     moto_amis.Ami.__init__ = ebs_backed  # type: ignore[method-assign]
     moto_amis.Ami.state = property(get_state, set_state)  # type: ignore[attr-defined]
 
-    from tests.fakes import instance_refresh
+    from tests.fakes import instance_refresh_api
 
-    instance_refresh.install()
+    instance_refresh_api.install()
 
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import run_simple
