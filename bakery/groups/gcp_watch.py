@@ -1,7 +1,7 @@
 """Watching a managed instance group move, with bakery's gate on its new instances.
 
 A look costs two calls (the group, then listManagedInstances); looks come every
-`poll_seconds()` (10 s: 12 calls a minute; $BAKERY_POLL_SECONDS for tests). The gate is the
+`poll_seconds()` (12 s: two calls a look, 10 a minute; $BAKERY_POLL_SECONDS for tests). The gate is the
 cloud's own signal: an instance is ready when it is RUNNING with no current action and, when the
 group names a `health_check`, its instanceHealth was HEALTHY. bakery cannot reach cloud
 instances itself, so the group's `health` settings give the time limits: an instance of the new
@@ -26,7 +26,7 @@ from bakery.models import Group
 from bakery.progress import GroupView, Reporter
 from bakery.providers.gcp_api import pause
 
-POLL_SECONDS = 10.0
+POLL_SECONDS = 12.0
 _UNHEALTHY = ("UNHEALTHY", "TIMEOUT")
 
 
