@@ -100,6 +100,7 @@ def _report_error(exc: BakeryError, *, as_json: bool) -> None:
                     "exit_code": exc.exit_code,
                     "hint": exc.hint,
                     "log": getattr(exc, "log_path", None),
+                    **({"details": exc.details} if exc.details else {}),
                 },
                 indent=2,
             )

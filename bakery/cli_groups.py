@@ -91,6 +91,17 @@ class RolloutReporter(TerminalReporter):
             self._live = None
 
 
+def jsonable(value: Any) -> Any:
+    """A result as JSON data: dataclasses as objects, and `from_` (a Python name) as `from`."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    if isinstance(value, dict):
+        return {("from" if k == "from_" else k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value
+
+
 def _service(file: Path | None, reporter: Any) -> Any:
     from bakery.rollout import Rollouts
 
@@ -149,7 +160,7 @@ def _confirm(as_json: bool, yes: bool) -> Any:
 def _result_text(result: Any) -> str:
     verb = {"succeeded": "now runs", "rolled-back": "was rolled back to"}.get(result.result, result.result)
     shown = result.to.describe() if result.result == "succeeded" else (result.from_ and result.from_.describe())
-    return f"{result.kind} {result.id} of {result.group}: {verb} {shown} in {result.seconds:.0f}s"
+    return f"{result.operation} {result.id} of {result.group}: {verb} {shown} in {result.seconds:.0f}s"
 
 
 @app.command()
@@ -174,15 +185,23 @@ def rollout(
     service = _service(file, reporter)
     planned = service.prepare(group, image=image, strategy_type=strategy)
     resumed = service.unfinished(group) is not None
+    if not resumed and service.in_sync(planned):
+        emit(
+            "rollout",
+            {"group": group, "result": "up-to-date", "to": jsonable(planned.to)},
+            as_json=as_json,
+            text=lambda: f"up to date: every instance of {group} runs {planned.to.describe()}; nothing to do",
+        )
+        return
     err(plan_text(planned, resumed))
     if dry_run:
         payload = {
             "rollout": planned.id,
             "group": group,
             "resume": resumed,
-            "to": dataclasses.asdict(planned.to),
-            "previous": dataclasses.asdict(planned.previous) if planned.previous else None,
-            "plan": dataclasses.asdict(planned.plan),
+            "to": jsonable(planned.to),
+            "previous": jsonable(planned.previous),
+            "plan": jsonable(planned.plan),
         }
         emit("rollout-plan", payload, as_json=as_json, text=lambda: "dry run: nothing changed")
         return
@@ -190,7 +209,7 @@ def rollout(
         result = service.run(planned, confirm=_confirm(as_json, yes))
     finally:
         reporter.close()
-    emit("rollout", result, as_json=as_json, text=lambda: _result_text(result))
+    emit("rollout", jsonable(result), as_json=as_json, text=lambda: _result_text(result))
 
 
 @app.command()
@@ -217,7 +236,7 @@ def rollback(
         result = service.rollback(planned, undo=undo, confirm=_confirm(as_json, yes))
     finally:
         reporter.close()
-    emit("rollback", result, as_json=as_json, text=lambda: _result_text(result))
+    emit("rollback", jsonable(result), as_json=as_json, text=lambda: _result_text(result))
 
 
 @app.command()
@@ -235,7 +254,7 @@ def status(
     report = compute(_service(file, TerminalReporter()), list(groups or []))
     emit(
         "status",
-        {"groups": [dataclasses.asdict(g) for g in report.groups], "exit_code": report.exit_code},
+        {"groups": jsonable(report.groups), "exit_code": report.exit_code},
         as_json=as_json,
         text=lambda: _status_text(report),
     )
@@ -278,7 +297,7 @@ def history(
     entries = service.driver(spec).history(group, spec, service.target_spec(spec))
     emit(
         "history",
-        {"group": group, "entries": [dataclasses.asdict(e) for e in entries]},
+        {"group": group, "entries": jsonable(entries)},
         as_json=as_json,
         text=lambda: "\n".join(_history_line(e) for e in entries) or f"{group}: no rollouts yet",
     )

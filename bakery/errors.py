@@ -13,10 +13,18 @@ class BakeryError(Exception):
 
     exit_code = EXIT_FAILED
 
-    def __init__(self, message: str, *, exit_code: int | None = None, hint: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        exit_code: int | None = None,
+        hint: str | None = None,
+        details: dict[str, object] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.details = details  # what the failed job did, for --json (a rollout's id, from, to, result)
         if exit_code is not None:
             self.exit_code = exit_code
 

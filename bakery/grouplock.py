@@ -55,3 +55,20 @@ def _holder(path: Path) -> str:
         f"{owner.get('rollout', '?')} by {owner.get('who', '?')} on {owner.get('host', '?')} "
         f"(pid {owner.get('pid', '?')}) since {owner.get('since', '?')}"
     )
+
+
+def holder(path: Path) -> str | None:
+    """Who holds `path` now (as `held` words it), or None when nobody does."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _holder(path)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)

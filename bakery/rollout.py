@@ -23,7 +23,7 @@ from typing import Any, Literal
 from bakery import catalog, steps, strategy
 from bakery.catalog import ImageRecord
 from bakery.config import Project
-from bakery.errors import BakeryError, Interrupted, UsageError
+from bakery.errors import BakeryError, Interrupted, ProviderError, UsageError
 from bakery.groups.base import (
     GateFailed,
     GroupDriver,
@@ -50,7 +50,7 @@ UNFINISHED = (steps.RUNNING, steps.INTERRUPTED)
 class RolloutResult:
     group: str
     id: str
-    kind: Literal["rollout", "rollback"]
+    operation: Literal["rollout", "rollback"]
     strategy: str
     from_: Release | None
     to: Release
@@ -122,6 +122,7 @@ class Rollouts:
     def prepare(self, name: str, *, image: str | None = None, strategy_type: str | None = None) -> Rollout:
         """The rollout `bakery rollout NAME` would run (a resumed one when one is unfinished)."""
         group = self.group(name)
+        self._not_held(name)
         journal = self.unfinished(name)
         if journal is not None:
             rollout = self._from_journal(name, group, journal)
@@ -141,21 +142,34 @@ class Rollouts:
         to = driver.release_of(record, spec)
         return self._new(name, group, "rollout", to, record, state.intended, state, strategy_type)
 
+    def in_sync(self, rollout: Rollout) -> bool:
+        """Whether the group already runs `rollout.to` on every instance (a rollout would be a no-op)."""
+        state = self.read(rollout.group)
+        return (
+            state.running
+            and state.intended is not None
+            and state.intended.image_id == rollout.to.image_id
+            and all(i.image_id == rollout.to.image_id for i in state.instances)
+        )
+
     def run(self, rollout: Rollout, *, confirm: Callable[[Rollout], bool] | None = None) -> RolloutResult:
         """Run (or resume) `rollout`. Raises BakeryError (exit 1) when it failed or rolled back."""
         group = rollout.spec
         with self._lock(rollout), signal_guard():
             journal = self.unfinished(rollout.group)
             resumed_at = None
+            driver = self.driver(group)
             if journal is not None and journal.data.get("rollout", {}).get("id") == rollout.id:
                 resumed_at = journal.data.get("current") or "the start"
+                if confirm is not None and not confirm(rollout):
+                    raise BakeryError(f"not confirmed; {rollout.id} stays unfinished at {resumed_at}")
                 self.reporter.note(f"resuming {rollout.kind} {rollout.id} of {rollout.group} at {resumed_at}")
             else:
                 if confirm is not None and not confirm(rollout):
                     raise BakeryError("not confirmed; the group was not touched")
+                self._unchanged_since_plan(driver, rollout)  # another machine may have moved it meanwhile
                 journal = Journal.create(self.journal_path(rollout.group), rollout=self._to_json(rollout))
             started = time.monotonic()
-            driver = self.driver(group)
             self._record(driver, rollout, steps.RUNNING)
             if journal.data.get("phase") == "rollback":
                 return self._roll_back(driver, rollout, journal, journal.data.get("error") or "resumed", started)
@@ -165,51 +179,100 @@ class Rollouts:
                 self._record(driver, rollout, steps.INTERRUPTED, reason="interrupted")
                 raise
             except BakeryError as exc:
-                reason = exc.message
-                if isinstance(exc, RolloutRefused) or not group.rollback or rollout.kind == "rollback":
-                    # A refusal comes before anything moved: there is nothing to roll back.
-                    self._record(driver, rollout, steps.FAILED, reason=reason)
-                    raise
-                self.reporter.note(f"{_gate_or_step(exc)}; rolling back to {_shown(rollout.previous)}")
-                return self._roll_back(driver, rollout, journal, reason, started, failed=True)
+                return self._failed(driver, rollout, journal, exc, started)
             journal.mark(status=steps.SUCCEEDED)
             self._record(driver, rollout, steps.SUCCEEDED)
             self._prune(driver, rollout)
             return self._result(rollout, "succeeded", started, resumed_at=resumed_at)
 
+    def _failed(
+        self, driver: GroupDriver, rollout: Rollout, journal: Journal, exc: BakeryError, started: float
+    ) -> RolloutResult:
+        """A forward step failed: roll back on a failed gate or engine outcome; pause when the cloud
+        could not be asked (the group stays as it is, resumable); stop when nothing moved."""
+        reason = exc.message
+        moved = bool(journal.done) or bool(journal.values)
+        if isinstance(exc, RolloutRefused) and not moved:
+            self._record(driver, rollout, steps.FAILED, reason=reason)
+            raise exc
+        if isinstance(exc, ProviderError) or (isinstance(exc, RolloutRefused) and moved):
+            journal.mark(status=steps.INTERRUPTED, error=reason)
+            self._record(driver, rollout, steps.INTERRUPTED, reason=reason)
+            raise BakeryError(
+                f"{rollout.kind} {rollout.id} of {rollout.group} is paused at "
+                f"{journal.data.get('current') or 'its start'}: {reason}",
+                hint=f"`bakery rollout {rollout.group}` resumes it, `bakery rollback {rollout.group}` undoes it; "
+                f"`bakery status {rollout.group}` shows where the group stands",
+                details=self._details(rollout, steps.INTERRUPTED, reason),
+            ) from None
+        if not rollout.spec.rollback or rollout.kind == "rollback":
+            self._record(driver, rollout, steps.FAILED, reason=reason)
+            exc.details = self._details(rollout, steps.FAILED, reason)
+            raise exc
+        self.reporter.note(f"{_gate_or_step(exc)}; rolling back to {_shown(rollout.previous)}")
+        return self._roll_back(driver, rollout, journal, reason, started, failed=True)
+
+    def _unchanged_since_plan(self, driver: GroupDriver, rollout: Rollout) -> None:
+        state = driver.read(rollout.group, rollout.spec, rollout.target_spec)
+        if state.active is not None:
+            active = state.active
+            raise _busy(rollout.group, active.id, active.started, f"{active.who} on {active.where}")
+        now_id = state.intended.image_id if state.intended else None
+        planned = rollout.previous.image_id if rollout.previous else None
+        if now_id != planned:
+            raise RolloutRefused(
+                f"{rollout.group} changed since the plan was made: it now runs {_shown(state.intended)}, "
+                f"the plan said {_shown(rollout.previous)}",
+                hint=f"run `bakery rollout {rollout.group}` again for a new plan",
+            )
+
     # --- rollback ------------------------------------------------------------------------------
 
     def prepare_rollback(self, name: str, *, reason: str | None = None) -> tuple[Rollout, bool]:
-        """(the rollback to run, whether it undoes an unfinished rollout with its rollback steps)."""
+        """(the rollback to run, whether it undoes an unfinished rollout with its rollback steps).
+        An unfinished rollback (interrupted, killed) is resumed."""
         group = self.group(name)
+        self._not_held(name)
         journal = self.unfinished(name)
         if journal is not None:
-            rollout = self._from_journal(name, group, journal)
-            if rollout.kind == "rollout":
-                return rollout, True
+            return self._from_journal(name, group, journal), journal.data.get("rollout", {}).get("kind") == "rollout"
         spec = self.target_spec(group)
         driver = self.driver(group)
-        history = driver.history(name, group, spec)
-        if not history:
-            raise UsageError(f"group {name} has no rollout to roll back (bakery history {name} shows none)")
-        last = history[-1]
-        if last.kind == "rollback" or last.result == steps.ROLLED_BACK:
-            raise UsageError(
-                f"the last rollout of {name} ({last.id}) was already rolled back; the group runs {_shown(last.from_)}"
-            )
-        if last.from_ is None:
-            raise UsageError(f"{name} ran nothing before rollout {last.id}: there is nothing to roll back to")
         state = driver.read(name, group, spec)
         if state.active is not None:
             raise _busy(name, state.active.id, state.active.started, f"{state.active.who} on {state.active.where}")
+        last = self._last_move(name, driver.history(name, group, spec), state)
+        assert last.from_ is not None  # _last_move refuses otherwise
         record = self._record_of(group, last.from_)
         rollout = self._new(name, group, "rollback", last.from_, record, state.intended, state, None)
         return dataclasses.replace(rollout, reason=reason or f"rollback of {last.id} requested by {who()}"), False
 
+    def _last_move(self, name: str, history: list[HistoryEntry], state: GroupState) -> HistoryEntry:
+        """The completed rollout that brought the group to what it runs now."""
+        now_id = state.intended.image_id if state.intended else None
+        for entry in reversed(history):
+            if entry.result != steps.SUCCEEDED or entry.to.image_id != now_id:
+                continue  # refused, failed, rolled back, or not what the group runs now
+            if entry.from_ is not None and entry.from_.image_id == entry.to.image_id:
+                continue  # moved nowhere
+            if entry.kind == "rollback":
+                forward = entry.from_.image if entry.from_ and entry.from_.image else "NAME@VERSION"
+                raise UsageError(
+                    f"the last change of {name} ({entry.id}) was a rollback; the group runs {_shown(entry.to)}",
+                    hint=f"roll forward with `bakery rollout {name} --image {forward}`",
+                )
+            if entry.from_ is None:
+                raise UsageError(f"{name} ran nothing before rollout {entry.id}: there is nothing to roll back to")
+            return entry
+        raise UsageError(
+            f"no completed rollout of {name} led to what it runs now ({_shown(state.intended)})",
+            hint=f"`bakery history {name}` lists its rollouts; `bakery rollout {name} --image NAME@VERSION` moves it",
+        )
+
     def rollback(
         self, rollout: Rollout, *, undo: bool, confirm: Callable[[Rollout], bool] | None = None
     ) -> RolloutResult:
-        if not undo:
+        if not undo:  # a rollback after completion is a rollout back (or the resume of one)
             return self.run(rollout, confirm=confirm)
         with self._lock(rollout), signal_guard():
             journal = self.unfinished(rollout.group)
@@ -243,7 +306,8 @@ class Rollouts:
         if failed:
             raise BakeryError(
                 f"{rollout.kind} {rollout.id} of {rollout.group} to {_shown(rollout.to)} failed and was rolled back "
-                f"to {_shown(rollout.previous)}: {reason}"
+                f"to {_shown(rollout.previous)}: {reason}",
+                details=self._details(rollout, steps.ROLLED_BACK, reason),
             )
         return self._result(rollout, steps.ROLLED_BACK, started, reason=reason)
 
@@ -373,7 +437,33 @@ class Rollouts:
             finished=None if result == steps.RUNNING else steps.now(),
             reason=reason or rollout.reason,
         )
-        driver.record(rollout.group, rollout.spec, rollout.target_spec, entry)
+        try:
+            driver.record(rollout.group, rollout.spec, rollout.target_spec, entry)
+        except BakeryError as exc:  # the group moved (or not) whatever its history says: never hide that
+            self.reporter.note(
+                f"warning: could not record {rollout.id} ({result}) in the group's history: {exc.message}"
+            )
+
+    def _details(self, rollout: Rollout, result: str, reason: str | None) -> dict[str, Any]:
+        return {
+            "rollout": rollout.id,
+            "operation": rollout.kind,
+            "group": rollout.group,
+            "from": release_dict(rollout.previous),
+            "to": release_dict(rollout.to),
+            "result": result,
+            "reason": reason,
+        }
+
+    def _not_held(self, name: str) -> None:
+        from bakery.grouplock import holder
+
+        held_by = holder(self.ws.locks / f"group-{name}.lock")
+        if held_by is not None:
+            raise RolloutRefused(
+                f"another rollout of {name} is running: {held_by}",
+                hint=f"wait for it to finish (bakery status {name}); one group never runs two rollouts",
+            )
 
     def _prune(self, driver: GroupDriver, rollout: Rollout) -> None:
         try:
@@ -396,7 +486,7 @@ class Rollouts:
         return RolloutResult(
             group=rollout.group,
             id=rollout.id,
-            kind=rollout.kind,
+            operation=rollout.kind,
             strategy=rollout.plan.strategy,
             from_=rollout.previous,
             to=rollout.to,

@@ -81,8 +81,11 @@ def plan(
         batch = count_of(strategy.batch_size, size)
         while done < size:
             add("batch", batch, strategy.pause_seconds)
-    if waves:  # nothing is held after the last wave: the rollout is over
-        waves[-1] = Wave(waves[-1].index, waves[-1].kind, waves[-1].count, size, 100, 0)
+    if waves:  # nothing is held after the last batch: the rollout is over (a lone canary keeps its bake time)
+        last = waves[-1]
+        waves[-1] = Wave(
+            last.index, last.kind, last.count, size, 100, last.hold_seconds if last.kind == "canary" else 0
+        )
     surge = max((w.count for w in waves), default=0)
     checkpoints = tuple(dict.fromkeys(w.percent for w in waves)) if strategy.type == "canary" else (100,)
     step_percent = math.ceil(surge * 100 / size) if size else 0

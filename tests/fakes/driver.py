@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bakery.catalog import ImageRecord
-from bakery.errors import Interrupted, UsageError
+from bakery.errors import BakeryError, Interrupted, UsageError
 from bakery.groups.base import GateFailed, GroupState, HistoryEntry, Instance, Release, Rollout
 from bakery.models import Group
 from bakery.steps import Journal, Step
@@ -33,6 +33,7 @@ class FakeDriver:
         self.groups: dict[str, FakeGroup] = {}
         self.bad: set[str] = set()
         self.interrupt_at: str | None = None
+        self.fail_at: dict[str, BakeryError] = {}  # wave step name -> the error it raises once
         self.calls: list[str] = []
         self.serial = 0
 
@@ -59,6 +60,9 @@ class FakeDriver:
         wanted = total - len(on_new)
         if wanted <= 0:
             return
+        failure = self.fail_at.pop(f"wave-{total}", None)
+        if failure is not None:
+            raise failure
         if self.interrupt_at == f"wave-{total}":
             self.interrupt_at = None
             raise Interrupted("interrupted by signal SIGINT", exit_code=130)

@@ -142,10 +142,11 @@ def test_rollback_after_a_completed_rollout_restores_the_previous_image(world: F
     assert back.exit_code == 0, back.output
     assert world.runs("web-local") == {"web@1.0.0": 2}
     again = bakery_cli("rollback", "web-local", "--yes")
-    assert again.exit_code == 2 and "was already rolled back" in again.stderr
+    assert again.exit_code == 2 and "was a rollback; the group runs web@1.0.0" in again.stderr
+    assert "bakery rollout web-local --image web@1.0.2" in again.stderr
     history = bakery_cli("history", "web-local", "--json")
     entries = json.loads(history.stdout)["entries"]
-    assert [(e["kind"], e["from_"]["image"], e["to"]["image"], e["result"]) for e in entries] == [
+    assert [(e["kind"], e["from"]["image"], e["to"]["image"], e["result"]) for e in entries] == [
         ("rollout", "web@1.0.0", "web@1.0.2", "succeeded"),
         ("rollback", "web@1.0.2", "web@1.0.0", "succeeded"),
     ]
@@ -178,3 +179,57 @@ def test_an_unknown_group_is_named_with_the_known_ones(world: FakeDriver, bakery
     result = bakery_cli("rollout", "web-lcoal", "--yes")
     assert result.exit_code == 2
     assert "no group 'web-lcoal'" in result.stderr and "groups: web-local" in result.stderr
+
+
+def test_a_rollout_of_what_the_group_already_runs_changes_nothing(world: FakeDriver, bakery_cli: Any) -> None:
+    result = bakery_cli("rollout", "web-local", "--image", "web@1.0.0", "--yes")
+    assert result.exit_code == 0, result.output
+    assert "up to date: every instance of web-local runs web@1.0.0; nothing to do" in result.stdout
+    assert world.history("web-local", None, None) == []  # type: ignore[arg-type]
+    assert world.calls == []
+
+
+def test_a_cloud_that_cannot_be_asked_pauses_the_rollout_instead_of_rolling_back(
+    world: FakeDriver, bakery_cli: Any
+) -> None:
+    from bakery.errors import ProviderError
+
+    world.fail_at["wave-2"] = ProviderError("DescribeInstanceRefreshes: connection refused")
+    paused = bakery_cli("rollout", "web-local", "--yes", "--json")
+    assert paused.exit_code == 1
+    assert "is paused at wave-2: DescribeInstanceRefreshes: connection refused" in paused.stderr
+    doc = json.loads(paused.stdout)
+    assert doc["details"]["result"] == "interrupted" and doc["details"]["to"]["image"] == "web@1.0.2"
+    assert world.runs("web-local") == {"web@1.0.0": 1, "web@1.0.2": 1}  # not rolled back
+    assert not any(c.startswith("rollback_steps") for c in world.calls)
+    resumed = bakery_cli("rollout", "web-local", "--yes")
+    assert resumed.exit_code == 0, resumed.output
+    assert world.runs("web-local") == {"web@1.0.2": 2}
+
+
+def test_a_gate_failure_in_json_names_the_rollout_and_what_it_restored(world: FakeDriver, bakery_cli: Any) -> None:
+    world.bad.add("web@1.0.2")
+    result = bakery_cli("rollout", "web-local", "--yes", "--json")
+    assert result.exit_code == 1
+    details = json.loads(result.stdout)["details"]
+    assert (details["operation"], details["result"]) == ("rollout", "rolled-back")
+    assert (details["from"]["image"], details["to"]["image"]) == ("web@1.0.0", "web@1.0.2")
+    assert "answered GET /healthz -> 500" in details["reason"]
+
+
+def test_a_resume_asks_first(world: FakeDriver, bakery_cli: Any) -> None:
+    world.interrupt_at = "wave-2"
+    assert bakery_cli("rollout", "web-local", "--yes").exit_code == 130
+    asked = bakery_cli("rollout", "web-local")
+    assert asked.exit_code == 2 and "--yes was not given" in asked.stderr
+    assert "resume r-" in asked.stderr  # the plan says it is a resume
+    assert world.runs("web-local") == {"web@1.0.0": 1, "web@1.0.2": 1}
+
+
+def test_an_interrupted_rollback_after_completion_is_resumed(world: FakeDriver, bakery_cli: Any) -> None:
+    assert bakery_cli("rollout", "web-local", "--yes").exit_code == 0
+    world.interrupt_at = "wave-1"
+    assert bakery_cli("rollback", "web-local", "--yes").exit_code == 130
+    again = bakery_cli("rollback", "web-local", "--yes")
+    assert again.exit_code == 0, again.output
+    assert world.runs("web-local") == {"web@1.0.0": 2}

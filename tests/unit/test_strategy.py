@@ -52,7 +52,7 @@ def test_canary_holds_its_canary_then_follows_in_batches_with_a_checkpoint_per_w
 
 def test_a_canary_as_big_as_the_group_is_one_wave() -> None:
     p = plan(Strategy(type="canary", canary_size="100%", bake_seconds=60), 2)
-    assert p.waves == (Wave(0, "canary", 2, 2, 100, 0),)
+    assert p.waves == (Wave(0, "canary", 2, 2, 100, 60),)  # still held: the canary is the whole rollout
     assert p.checkpoints == (100,)
 
 
