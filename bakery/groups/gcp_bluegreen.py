@@ -65,16 +65,23 @@ class BlueGreen(Mover):
     def _green(self, journal: engine.Journal) -> None:
         _ = self.service
         size, template, blue = int(journal.get(SIZE)), journal.get(TEMPLATE), journal.get(MIG)
-        if journal.get(GREEN) and self.site.api.mig(journal.get(GREEN)) is not None:
+        # GREEN is saved before the change it names, so that a rollback after a kill in between
+        # still finds the MIG; a rerun finishes that change.
+        made = self.site.api.mig(journal.get(GREEN)) if journal.get(GREEN) else None
+        if made is not None:
+            if not journal.get(GREEN_MADE) and int(made.get("target_size", 0)) != size:
+                self.site.api.resize(made["name"], size)
             return
         for retained in self.site.family():
             if retained["name"] != blue and versions_of(retained) == [(template, None)]:
                 self.reporter.note(f"{retained['name']} (retained, on {name_of(template)}) back to {size}")
-                self.site.api.resize(retained["name"], size)
                 journal.put(GREEN_MADE, False)
                 journal.put(GREEN, retained["name"])
+                self.site.api.resize(retained["name"], size)
                 return
         name = successor_name(self.site.gcp.mig, self.rollout.id)
+        journal.put(GREEN_MADE, True)
+        journal.put(GREEN, name)
         if self.site.api.mig(name) is None:
             old = self.site.mig(blue)
             body: dict[str, Any] = {
@@ -93,8 +100,6 @@ class BlueGreen(Mover):
                     body[key] = copy.deepcopy(old[key])
             self.reporter.note(f"creating {self.site.where.mig(name)} from {name_of(template)}, {size} instance(s)")
             self.site.api.insert_mig(body, self.rollout.id)
-        journal.put(GREEN_MADE, True)
-        journal.put(GREEN, name)
 
     def _ready(self, journal: engine.Journal) -> None:
         new = journal.get(TEMPLATE)
@@ -136,7 +141,14 @@ class BlueGreen(Mover):
         if int(old.get("target_size", 0)) != int(size):
             self.reporter.note(f"{blue}: back to {size} instance(s)")
             self.site.api.resize(blue, int(size))
-        base = next(path for path, target in versions_of(old) if target is None)
+        base = next((path for path, target in versions_of(old) if target is None), None)
+        if base is None:
+            shown = ", ".join(f"{name_of(path)} x{target}" for path, target in versions_of(old)) or "none"
+            raise ProviderError(
+                f"GCP: {self.site.where.mig(blue)} has no version without a target size (its versions: {shown}), "
+                "so bakery cannot tell which template to bring back",
+                hint=f"patch its versions to the template it ran before, then run `bakery rollback {self.site.name}`",
+            )
         new = self.site.api.mig(green) if green else None
         self.watcher(blue, base, "revert").until(Goal(base, gate=False))
         group = old["instance_group"]

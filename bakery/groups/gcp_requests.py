@@ -128,9 +128,22 @@ def fixed_or_percent(value: int | str, size: int) -> dict[str, int]:
     return {"percent": percent} if size >= 10 else {"fixed": math.ceil(percent * size / 100)}
 
 
-def update_policy(gcp: GcpGroup, size: int) -> dict[str, Any]:
-    """PROACTIVE replacement at the group's maxSurge/maxUnavailable. Raises ConfigError when both
-    are 0 (GCE refuses: nothing could move)."""
+def zones_of(mig: dict[str, Any]) -> int:
+    """How many zones a MIG (as read) spreads over: its distribution policy's, 1 for a zonal MIG."""
+    return len((mig.get("distribution_policy") or {}).get("zones") or []) or 1
+
+
+def _at_zones(value: dict[str, int], zones: int) -> dict[str, int]:
+    """A fixed value GCE takes for a MIG over `zones` zones: 0, or at least `zones`."""
+    fixed = value.get("fixed")
+    return {"fixed": zones} if fixed is not None and 0 < fixed < zones else value
+
+
+def update_policy(gcp: GcpGroup, size: int, zones: int = 1) -> dict[str, Any]:
+    """PROACTIVE replacement at the group's maxSurge/maxUnavailable. For a regional MIG over `zones`
+    zones, GCE refuses a fixed value that is neither 0 nor at least `zones`: such a value is raised
+    to `zones` (policy_notes says so). Raises ConfigError when both are 0 (GCE refuses: nothing
+    could move)."""
     surge, unavailable = fixed_or_percent(gcp.max_surge, size), fixed_or_percent(gcp.max_unavailable, size)
     if not any(surge.values()) and not any(unavailable.values()):
         raise ConfigError(
@@ -140,9 +153,30 @@ def update_policy(gcp: GcpGroup, size: int) -> dict[str, Any]:
     return {
         "type_": "PROACTIVE",
         "minimal_action": "REPLACE",
-        "max_surge": surge,
-        "max_unavailable": unavailable,
+        "max_surge": _at_zones(surge, zones),
+        "max_unavailable": _at_zones(unavailable, zones),
     }
+
+
+def policy_notes(gcp: GcpGroup, size: int, zones: int) -> list[str]:
+    """What update_policy raised to the zone count, for the reporter."""
+    out = []
+    for key, value in (("max_surge", gcp.max_surge), ("max_unavailable", gcp.max_unavailable)):
+        wanted = fixed_or_percent(value, size)
+        if _at_zones(wanted, zones) != wanted:
+            out.append(
+                f"gcp group {gcp.mig}: {key} {value} is sent as {zones}: GCE takes for a regional MIG "
+                f"a fixed {key} of 0 or at least its number of zones ({zones})"
+            )
+    return out
+
+
+def bare_policy(policy: dict[str, Any] | None) -> dict[str, Any]:
+    """An update policy as read, without what GCE computes (`calculated`): what a patch can send back."""
+    out: dict[str, Any] = {}
+    for key, value in (policy or {}).items():
+        out[key] = {k: v for k, v in value.items() if k != "calculated"} if isinstance(value, dict) else value
+    return out
 
 
 # The update policy that stops the MIG moving: no instance is replaced unless it is recreated anyway.
@@ -240,9 +274,12 @@ def facts_of(description: str | None, marker: str) -> dict[str, Any] | None:
     return facts if isinstance(facts, dict) else None
 
 
-def template_facts(rollout: Rollout, group_key: str, where_from: str) -> dict[str, Any]:
-    """What the rollout's template says about it: whose, what, from where, since when."""
-    return {
+def template_facts(
+    rollout: Rollout, group_key: str, where_from: str, *, policy: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """What the rollout's template says about it: whose, what, from where, since when, and the
+    MIG's own update policy (what comes back after it, even if the journal is lost)."""
+    facts: dict[str, Any] = {
         "group": group_key,
         "rollout": rollout.id,
         "kind": rollout.kind,
@@ -253,6 +290,9 @@ def template_facts(rollout: Rollout, group_key: str, where_from: str) -> dict[st
         "where": where_from,
         "started": rollout.started,
     }
+    if policy:
+        facts["policy"] = policy
+    return facts
 
 
 # --- history entries --------------------------------------------------------------------------

@@ -7,11 +7,21 @@
               with the canaries ready                                                   (canary)
     hold      the canary wave's hold_seconds with the gate green                        (canary)
     roll      versions [new], PROACTIVE; until every instance runs it, ready
+    policy    the MIG's own update policy back, as check saved it in the journal
     restore   (rollback) versions [previous], PROACTIVE; until every instance runs it
+    policy    (rollback) the MIG's own update policy back
 
 Each step reads the MIG first and patches only what differs, so a rerun carries on. A failed gate
 freezes the MIG (updatePolicy OPPORTUNISTIC: nothing more is replaced) before it is reported, and so
 does an interruption (Step.stop); the next patch of a rerun or of the rollback sets PROACTIVE again.
+After a failure with the group's rollback off, the MIG stays OPPORTUNISTIC (nothing moves while
+nobody watches); its own policy, also written on the rollout's template, comes back at the end of
+the next rollout or rollback.
+
+The canary's base is the MIG's live base version, read by check; check refuses a rollout planned
+from another template (rollout.previous, what a rollback restores) before anything moves.
+Rollback steps read only the journal's values saved by forward steps, never its `done` list (the
+engine clears it when the phase turns to rollback).
 """
 
 from __future__ import annotations
@@ -30,17 +40,20 @@ from bakery.groups.gcp_requests import (
     FROZEN,
     TEMPLATE_MARKER,
     all_on,
+    bare_policy,
     canary,
     describe,
     instance_labels,
     name_of,
     next_template,
+    policy_notes,
     resource_path,
     same_versions,
     template_facts,
     template_name,
     update_policy,
     versions_of,
+    zones_of,
 )
 from bakery.groups.gcp_watch import Goal, Look, Watcher, health_of, ready, state_of
 from bakery.progress import GroupView, Reporter
@@ -49,6 +62,7 @@ from bakery.steps import Step
 # Journal keys (the steps' notebook, see bakery.steps).
 MIG, PREVIOUS, TEMPLATE, SIZE = "gcp.mig", "gcp.previous", "gcp.template", "gcp.size"
 STOPPED, HOLD_STARTED = "gcp.stopped", "gcp.hold-started"
+POLICY = "gcp.policy"  # the MIG's own updatePolicy before this rollout changed it
 
 
 class Mover:
@@ -74,14 +88,43 @@ class Mover:
                 hint="wait for it to finish, or stop it where it runs (`bakery rollback` there)",
             )
         self.site.require_health_check(live)
-        size = int(live.get("target_size", 0))
-        update_policy(self.site.gcp, size)  # refuses a policy GCE would refuse, before anything moves
-        if journal.get(MIG) is None:
-            base = next((path for path, target in versions_of(live) if target is None), None)
-            previous = (self.rollout.previous.template if self.rollout.previous else None) or base
-            journal.put(PREVIOUS, resource_path(previous) if previous else None)
-            journal.put(SIZE, size)
-            journal.put(MIG, live["name"])
+        size, zones = int(live.get("target_size", 0)), zones_of(live)
+        update_policy(self.site.gcp, size, zones)  # refuses a policy GCE would refuse, before anything moves
+        if journal.get(MIG) is not None:
+            return
+        base = next((path for path, target in versions_of(live) if target is None), None)
+        planned = self.rollout.previous.template if self.rollout.previous else None
+        if planned and resource_path(planned) != base:
+            raise RolloutRefused(
+                f"group {self.site.name}: {self.site.where.mig(live['name'])} runs instance template "
+                f"{name_of(base) if base else '(none without a target size)'} now, not {name_of(planned)} "
+                "as when this rollout was planned: it changed meanwhile, and nothing was moved",
+                hint="run the command again: it plans from what the group runs now",
+            )
+        for note in policy_notes(self.site.gcp, size, zones):
+            self.reporter.note(note)
+        journal.put(POLICY, self._own_policy(live))
+        journal.put(PREVIOUS, base)
+        journal.put(SIZE, size)
+        journal.put(MIG, live["name"])
+
+    def _own_policy(self, live: dict[str, Any]) -> dict[str, Any]:
+        """The MIG's update policy as its owner set it: as read, unless a bakery rollout that failed
+        with rollback off left it stopped (OPPORTUNISTIC); then the one that rollout saved."""
+        policy = bare_policy(live.get("update_policy"))
+        if policy.get("type_") != "OPPORTUNISTIC":
+            return policy
+        records = History(self.site).records()
+        for path, _ in versions_of(live):
+            facts = self.site.facts(path) or {}
+            found = records.get(str(facts.get("rollout")))
+            if isinstance(facts.get("policy"), dict) and found and found[0].entry.result == "failed":
+                self.reporter.note(
+                    f"{live['name']}: left stopped by rollout {facts.get('rollout')}; "
+                    f"its update policy from before that ({facts['policy'].get('type_')}) is what comes back"
+                )
+                return dict(facts["policy"])
+        return policy
 
     def template(self, journal: engine.Journal) -> None:
         if journal.get(TEMPLATE) and self.site.template(journal.get(TEMPLATE)) is not None:
@@ -119,7 +162,11 @@ class Mover:
             name=name,
             image=to.image_id,
             labels=instance_labels(self.rollout),
-            description=describe(human, TEMPLATE_MARKER, template_facts(self.rollout, self.site.key, self.where_from)),
+            description=describe(
+                human,
+                TEMPLATE_MARKER,
+                template_facts(self.rollout, self.site.key, self.where_from, policy=journal.get(POLICY)),
+            ),
         )
         self.reporter.note(f"creating instance template {name} ({to.image or to.image_id})")
         self.site.api.insert_template(scope, body, self.rollout.id)
@@ -164,7 +211,7 @@ class Mover:
     def apply(self, journal: engine.Journal, mig: str, versions: list[dict[str, Any]]) -> None:
         """Patch the MIG to `versions` with bakery's PROACTIVE policy, unless it has them already."""
         current = self.site.mig(mig)
-        policy = update_policy(self.site.gcp, int(current.get("target_size", 0)))
+        policy = update_policy(self.site.gcp, int(current.get("target_size", 0)), zones_of(current))
         body: dict[str, Any] = {}
         if not same_versions(current, versions):
             body["versions"] = versions
@@ -189,7 +236,10 @@ class Mover:
             return
         self.site.api.patch_mig(name, FROZEN, f"stopping {self.site.where.mig(name)}")
         journal.put(STOPPED, engine.now())
-        self.reporter.note(f"{name}: stopped (updatePolicy OPPORTUNISTIC); a rerun carries on, a rollback returns")
+        self.reporter.note(
+            f"{name}: stopped (updatePolicy OPPORTUNISTIC); a rerun carries on, a rollback returns; "
+            "its own update policy comes back when either finishes"
+        )
 
     @contextmanager
     def frozen_on_gate(self, journal: engine.Journal, mig: str | None = None) -> Iterator[None]:
@@ -198,7 +248,24 @@ class Mover:
             yield
         except GateFailed:
             self.freeze(journal, mig)
+            if not self.rollout.spec.rollback:
+                self.reporter.note(
+                    f"{mig or journal.get(MIG)}: the group's rollback is off, so it stays OPPORTUNISTIC "
+                    "(nothing is replaced while nobody watches) until a rollout or `bakery rollback` moves it; "
+                    f"its own update policy ({(journal.get(POLICY) or {}).get('type_', 'unknown')}) "
+                    "comes back when that finishes"
+                )
             raise
+
+    def restore_policy(self, journal: engine.Journal) -> None:
+        """Put back the MIG's own update policy, as check saved it (nothing when it never moved)."""
+        mig, own = journal.get(MIG), journal.get(POLICY)
+        if not mig or not own or has_policy(self.site.mig(mig), own):
+            return
+        self.reporter.note(f"{mig}: its own update policy back ({own.get('type_', 'as it was')})")
+        self.site.api.patch_mig(
+            mig, {"update_policy": own}, f"restoring the update policy of {self.site.where.mig(mig)}"
+        )
 
     # --- rolling and canary ----------------------------------------------------------------------
 
@@ -214,6 +281,7 @@ class Mover:
                 Step("hold", self._hold, f"hold {wave.hold_seconds}s with the gate green", self.freeze),
             ]
         out.append(Step("roll", self._roll, "every instance on the new template", self.freeze))
+        out.append(Step("policy", self.restore_policy, "the MIG's own update policy back"))
         return out
 
     def _canary(self, journal: engine.Journal) -> None:
@@ -243,7 +311,10 @@ class Mover:
     # --- rollback ---------------------------------------------------------------------------------
 
     def rollback_steps(self) -> list[Step]:
-        return [Step("restore", self._restore, "every instance back on the previous template", self.freeze)]
+        return [
+            Step("restore", self._restore, "every instance back on the previous template", self.freeze),
+            Step("policy", self.restore_policy, "the MIG's own update policy back"),
+        ]
 
     def _restore(self, journal: engine.Journal) -> None:
         previous = (self.rollout.previous.template if self.rollout.previous else None) or journal.get(PREVIOUS)

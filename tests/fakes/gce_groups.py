@@ -58,9 +58,13 @@ class FakeGroups:
         zone: str | None = None,
         region: str | None = None,
         health_check: str | None = None,
+        update_policy: JsonDict | None = None,
     ) -> JsonDict:
-        """Seed a stable managed instance group whose `size` VMs run `template` (a URL) already."""
+        """Seed a stable managed instance group whose `size` VMs run `template` (a URL) already,
+        with `update_policy` (REST names) over the default one."""
         body: JsonDict = {"name": name, "instanceTemplate": template, "targetSize": size}
+        if update_policy:
+            body["updatePolicy"] = update_policy
         if health_check:
             body["autoHealingPolicies"] = [{"healthCheck": health_check, "initialDelaySec": 60}]
         with self.gce._lock:
@@ -72,6 +76,15 @@ class FakeGroups:
         with self.gce._lock:
             self.gce.settle()
             return copy.deepcopy(self._mig(project, _scope(zone, region), name).view())
+
+    def set_policy(
+        self, project: str, name: str, policy: JsonDict, *, zone: str | None = None, region: str | None = None
+    ) -> None:
+        """Give the group another update policy (REST names), as its owner would."""
+        with self.gce._lock:
+            mig = self._mig(project, _scope(zone, region), name)
+            self._check_policy(policy, mig.size, mig.zones, regional=mig.scope.startswith("regions/"))
+            mig.body["updatePolicy"] = copy.deepcopy(policy)
 
     def vms(self, project: str, name: str, *, zone: str | None = None, region: str | None = None) -> list[JsonDict]:
         """The group's VMs now: name, zone, template and image (URLs), labels, status, action, health."""
@@ -166,6 +179,23 @@ class FakeGroups:
                     "a percentage needs 10 or more instances.",
                 )
 
+    def _check_policy(self, policy: JsonDict, size: int, zones: tuple[str, ...], *, regional: bool) -> None:
+        """GCE's rules for the update policy a group would have: maxSurge and maxUnavailable not
+        both 0; for a regional group, a fixed value 0 or at least its number of zones."""
+        for key in ("maxSurge", "maxUnavailable"):
+            fixed = policy.get(key, {}).get("fixed")
+            if regional and fixed is not None and 0 < int(fixed) < len(zones):
+                raise error(
+                    400,
+                    f"Invalid value for field 'resource.updatePolicy.{key}.fixed': '{fixed}'. Fixed "
+                    f"updatePolicy.{key} for regional managed instance group has to be either 0 or at least "
+                    "equal to the number of zones.",
+                )
+        if calculated(policy.get("maxSurge", {}), size) == 0 == calculated(policy.get("maxUnavailable", {}), size):
+            raise error(
+                400, "Invalid value for field 'resource.updatePolicy': maxSurge and maxUnavailable cannot both be 0."
+            )
+
     def make_mig(self, project: str, scope: str, body: JsonDict, *, ready: bool) -> Mig:
         name = checked_name(body.get("name"))
         if name in self.migs.get((project, scope), {}):
@@ -201,6 +231,7 @@ class FakeGroups:
             stored["distributionPolicy"] = {
                 "zones": [{"zone": f"{API_ROOT}/projects/{project}/zones/{z}"} for z in zones]
             }
+        self._check_policy(stored["updatePolicy"], size, zones, regional=kind == "regions")
         mig = Mig(project, scope, stored, zones)
         self.migs.setdefault((project, scope), {})[name] = mig
         if ready:  # seeded by a test: its VMs run already
@@ -234,11 +265,7 @@ class FakeGroups:
 
         if body.get("updatePolicy"):
             policy = {**mig.body.get("updatePolicy", {}), **body["updatePolicy"]}
-            if calculated(policy.get("maxSurge", {}), size) == 0 == calculated(policy.get("maxUnavailable", {}), size):
-                raise error(
-                    400,
-                    "Invalid value for field 'resource.updatePolicy': maxSurge and maxUnavailable cannot both be 0.",
-                )
+            self._check_policy(policy, size, mig.zones, regional=mig.scope.startswith("regions/"))
         return self.gce._operation(project, "patch", mig.body, patch, scope=scope)
 
     def _resize(self, project: str, scope: str, name: str, query: dict[str, str]) -> JsonDict:

@@ -153,7 +153,24 @@ def gcp_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World
         yield World(fake, tmp_path, Recording())
 
 
-def seed_mig(world: World, size: int = 3, *, name: str = "web-mig") -> dict[str, Any]:
+# An owner's update policy unlike bakery's (PROACTIVE REPLACE, maxSurge 1, maxUnavailable 0).
+OWN_POLICY = {
+    "type": "PROACTIVE",
+    "minimalAction": "RESTART",
+    "maxSurge": {"fixed": 2},
+    "maxUnavailable": {"fixed": 1},
+}
+
+
+def seed_mig(
+    world: World, size: int = 3, *, name: str = "web-mig", policy: dict[str, Any] | None = None
+) -> dict[str, Any]:
     return world.gce.groups.add_mig(
-        PROJECT, name, template=f"{TEMPLATES}/web-tmpl", size=size, health_check=CHECK, **world.where
+        PROJECT,
+        name,
+        template=f"{TEMPLATES}/web-tmpl",
+        size=size,
+        health_check=CHECK,
+        update_policy=policy,
+        **world.where,
     )

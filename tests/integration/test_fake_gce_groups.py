@@ -116,3 +116,26 @@ def test_a_backend_patch_needs_the_current_fingerprint(gce: FakeGce) -> None:
         project=PROJECT, backend_service="web-bs", resource_group_reference_resource={"group": group}
     )
     assert [s.health_state for s in health.health_status] == ["HEALTHY"] * 4
+
+
+def test_a_regional_group_takes_a_fixed_surge_of_zero_or_at_least_its_zones(gce: FakeGce) -> None:
+    region = "europe-west1"
+    gce.groups.add_mig(PROJECT, "web-rmig", template=f"{TEMPLATES}/t-web-1", size=4, region=region)
+    migs = client(compute_v1.RegionInstanceGroupManagersClient, gce)
+
+    def patch(surge: int, unavailable: int) -> object:
+        policy = {"type_": "PROACTIVE", "max_surge": {"fixed": surge}, "max_unavailable": {"fixed": unavailable}}
+        body = compute_v1.InstanceGroupManager(update_policy=policy)
+        return migs.patch_unary(  # type: ignore[attr-defined]
+            project=PROJECT, region=region, instance_group_manager="web-rmig", instance_group_manager_resource=body
+        )
+
+    with pytest.raises(
+        exceptions.BadRequest,
+        match=r"'resource.updatePolicy.maxSurge.fixed': '1'. Fixed updatePolicy.maxSurge for regional managed "
+        r"instance group has to be either 0 or at least equal to the number of zones.",
+    ):
+        patch(1, 0)
+    with pytest.raises(exceptions.BadRequest, match=r"updatePolicy.maxUnavailable.fixed': '2'"):
+        patch(3, 2)
+    patch(3, 0)  # 3 zones: accepted

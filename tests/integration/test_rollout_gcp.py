@@ -12,11 +12,20 @@ from pathlib import Path
 import pytest
 
 from bakery import provenance, steps
-from bakery.errors import UsageError
-from bakery.groups import gcp_watch
+from bakery.errors import ProviderError, UsageError
+from bakery.groups import gcp_api, gcp_watch
 from bakery.groups.base import GateFailed, HistoryEntry, Release, Rollout, RolloutRefused
 from tests.fakes.gce import GceError
-from tests.integration.gcp_groups import CHECK, PROJECT, REGION, TEMPLATES, World, gcp_world, seed_mig
+from tests.integration.gcp_groups import (
+    CHECK,
+    OWN_POLICY,
+    PROJECT,
+    REGION,
+    TEMPLATES,
+    World,
+    gcp_world,
+    seed_mig,
+)
 
 
 @pytest.fixture()
@@ -34,14 +43,16 @@ def marks(vm: dict[str, object]) -> dict[str, str]:
 
 
 def test_rolling_moves_a_zonal_mig_and_marks_every_new_instance(world: World) -> None:
-    seed_mig(world)
+    own = seed_mig(world)["updatePolicy"]
     rollout = world.new_rollout(world.group(), "1.0.1")
     world.run(rollout)
     assert world.images_of() == ["web-1-0-1"] * 3
     template = f"web-mig-{rollout.id}"
     mig = world.mig()
     assert [v["instanceTemplate"].rpartition("/")[2] for v in mig["versions"]] == [template]
-    assert mig["updatePolicy"]["type"] == "PROACTIVE" and mig["updatePolicy"]["maxSurge"]["fixed"] == 1
+    assert own["type"] == "OPPORTUNISTIC"
+    assert mig["updatePolicy"] == own  # bakery's PROACTIVE policy lasted only while it watched
+    assert "web-mig: its own update policy back (OPPORTUNISTIC)" in world.reporter.notes
     for vm in world.vms():
         assert marks(vm) == {
             "image": "web",
@@ -66,9 +77,13 @@ def test_rolling_moves_a_regional_mig_made_from_a_regional_template(world: World
     world.gce.groups.templates.add(PROJECT, "web-rtmpl", image=f"{PROJECT}/web-1-0-0", region=REGION)
     template = f"projects/{PROJECT}/regions/{REGION}/instanceTemplates/web-rtmpl"
     world.gce.groups.add_mig(PROJECT, "web-mig", template=template, size=4, region=REGION, health_check=CHECK)
-    rollout = world.new_rollout(world.group(max_surge=3), "1.0.1")
+    rollout = world.new_rollout(world.group(), "1.0.1")  # max_surge 1, which GCE refuses for 3 zones
     world.run(rollout)
     assert world.images_of() == ["web-1-0-1"] * 4
+    assert (
+        "gcp group web-mig: max_surge 1 is sent as 3: GCE takes for a regional MIG a fixed max_surge "
+        "of 0 or at least its number of zones (3)"
+    ) in world.reporter.notes
     assert {vm["zone"] for vm in world.vms()} == {"europe-west1-b", "europe-west1-c", "europe-west1-d"}
     assert f"web-mig-{rollout.id}" in world.gce.groups.templates.names(PROJECT, region=REGION)
     world.driver().record("web", world.group(), world.target, entry(rollout.id, rollout, "succeeded"))
@@ -95,7 +110,7 @@ def test_canary_puts_target_size_instances_on_the_new_template_then_all(world: W
     seed_mig(world, 4)
     rollout = world.new_rollout(world.group("canary"), "1.0.1")
     steps_ = world.driver().rollout_steps(rollout)
-    assert [s.name for s in steps_] == ["check", "template", "canary", "hold", "roll"]
+    assert [s.name for s in steps_] == ["check", "template", "canary", "hold", "roll", "policy"]
     journal = world.journal(rollout)
     steps.execute(steps_[:3], journal, world.reporter)
     assert world.images_of() == ["web-1-0-0"] * 3 + ["web-1-0-1"]
@@ -112,11 +127,11 @@ def test_canary_puts_target_size_instances_on_the_new_template_then_all(world: W
     assert state.counts() == {"web@1.0.0": 3, "web@1.0.1": 1}
     steps.execute(steps_, journal, world.reporter)
     assert world.images_of() == ["web-1-0-1"] * 4
-    assert [s for s, _ in world.reporter.phases] == ["check", "template", "canary", "hold", "roll"]
+    assert [s for s, _ in world.reporter.phases] == ["check", "template", "canary", "hold", "roll", "policy"]
 
 
 def test_an_unhealthy_canary_fails_the_gate_and_the_rollback_repatches_the_versions(world: World) -> None:
-    seed_mig(world, 3)
+    own = seed_mig(world, 3, policy=OWN_POLICY)["updatePolicy"]
     world.gce.groups.fault("web-1-0-1")  # instances booting this image fail their health check
     rollout = world.new_rollout(world.group("canary"), "1.0.1")
     with pytest.raises(GateFailed) as failed:
@@ -126,6 +141,7 @@ def test_an_unhealthy_canary_fails_the_gate_and_the_rollback_repatches_the_versi
     assert world.mig()["updatePolicy"]["type"] == "OPPORTUNISTIC"  # frozen: no more replacements
     world.roll_back(rollout)
     mig = world.mig()
+    assert mig["updatePolicy"] == own  # the owner's policy, not bakery's
     assert [v["instanceTemplate"] for v in mig["versions"]] == [
         mig["selfLink"].split("/zones/")[0] + "/global/instanceTemplates/web-tmpl"
     ]
@@ -182,9 +198,71 @@ def test_an_interrupted_rollout_freezes_the_mig_and_a_rerun_carries_on(
     monkeypatch.setattr(gcp_watch, "pause", real_pause)
     world.gce.mig_step = 0.01
     world.run(rollout)
-    assert world.mig()["updatePolicy"]["type"] == "PROACTIVE"
+    assert world.mig()["updatePolicy"]["type"] == "OPPORTUNISTIC"  # the seeded MIG's own, back
     assert world.images_of() == ["web-1-0-1"] * 3
     assert any("PROACTIVE again" in note for note in world.reporter.notes)
+
+
+def test_a_canary_planned_before_the_group_changed_is_refused_before_it_moves(world: World) -> None:
+    seed_mig(world)
+    stale = world.new_rollout(world.group("canary"), "1.0.1")  # planned while the group runs web-tmpl
+    meanwhile = world.new_rollout(world.group(), "1.0.2")
+    world.run(meanwhile)
+    with pytest.raises(RolloutRefused) as refused:
+        world.run(stale)
+    assert (
+        f"runs instance template web-mig-{meanwhile.id} now, not web-tmpl as when this rollout was planned"
+        in refused.value.message
+    )
+    assert world.images_of() == ["web-1-0-2"] * 3
+    assert f"web-mig-{stale.id}" not in world.gce.groups.templates.names(PROJECT)
+    world.roll_back(stale)  # what the service does after a refusal: nothing moves
+    assert world.images_of() == ["web-1-0-2"] * 3
+    assert world.mig()["instanceTemplate"].endswith(f"/web-mig-{meanwhile.id}")
+
+
+def blue_green(world: World) -> tuple[str, Rollout]:
+    seed_mig(world)
+    group_url = world.mig()["instanceGroup"]
+    world.gce.groups.backends.add(PROJECT, "web-bs", health_checks=(CHECK,), groups=(group_url,))
+    return group_url, world.new_rollout(world.group("blue-green", backend_service="web-bs"), "1.0.1")
+
+
+def test_a_blue_green_rollout_killed_while_its_new_mig_is_made_is_rolled_back_without_it(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    group_url, rollout = blue_green(world)
+    real_insert = gcp_api.GroupApi.insert_mig
+
+    def insert_then_die(api: gcp_api.GroupApi, body: dict[str, object], key: str) -> None:
+        real_insert(api, body, key)
+        raise KeyboardInterrupt  # killed before the step returned
+
+    monkeypatch.setattr(gcp_api.GroupApi, "insert_mig", insert_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        world.run(rollout)
+    monkeypatch.setattr(gcp_api.GroupApi, "insert_mig", real_insert)
+    green = f"web-mig-{rollout.id}"
+    assert world.mig(green)["targetSize"] == 3
+    world.roll_back(rollout)
+    with pytest.raises(GceError, match="was not found"):
+        world.mig(green)
+    assert [b["group"] for b in world.gce.groups.backends.get(PROJECT, "web-bs")["backends"]] == [group_url]
+    assert world.images_of() == ["web-1-0-0"] * 3
+
+
+def test_a_blue_green_rollback_names_the_versions_of_a_mig_it_cannot_read(world: World) -> None:
+    _, rollout = blue_green(world)
+    steps.execute(world.driver().rollout_steps(rollout)[:3], world.journal(rollout), world.reporter)
+    blue = world.gce.groups.migs[(PROJECT, "zones/europe-west1-b")]["web-mig"]
+    with world.gce._lock:  # someone gave every version a target size
+        blue.body["versions"] = [{**v, "targetSize": {"fixed": 3}} for v in blue.body["versions"]]
+    with pytest.raises(
+        ProviderError,
+        match=r"MIG web-mig \(europe-west1-b\) has no version without a target size "
+        r"\(its versions: web-tmpl x3\)",
+    ):
+        world.roll_back(rollout)
 
 
 def test_blue_green_swaps_mig_in_the_backend_service_and_keeps_the_old_one_at_zero(world: World) -> None:

@@ -14,7 +14,7 @@ from typer.testing import CliRunner, Result
 
 from bakery import steps
 from bakery.cli import app
-from tests.integration.gcp_groups import CHECK, PROJECT, TEMPLATES, ZONE, World, gcp_world, seed_mig
+from tests.integration.gcp_groups import CHECK, OWN_POLICY, PROJECT, TEMPLATES, ZONE, World, gcp_world, seed_mig
 
 GROUP = "web-gcp"
 runner = CliRunner()
@@ -94,7 +94,7 @@ def test_rollback_after_a_completed_rollout_restores_the_previous_template(world
     assert world.images_of() == ["web-1-0-0"] * 3
     assert world.mig()["instanceTemplate"].endswith("/instanceTemplates/web-tmpl")
     again = bakery("rollback", GROUP, "--yes")
-    assert again.exit_code == 2 and "was already rolled back" in again.output
+    assert again.exit_code == 2 and "was a rollback; the group runs web@1.0.0" in again.output
 
 
 def test_a_second_rollout_is_refused_while_another_machine_moves_the_group(world: World) -> None:
@@ -124,15 +124,19 @@ def test_status_exits_3_on_an_image_bakery_did_not_bake_and_0_after_a_rollout(wo
 
 def test_a_failed_rollout_with_rollback_off_leaves_the_mig_stopped_and_a_new_rollout_may_go(world: World) -> None:
     write_config(world, Path.cwd(), rollback=False, strategy={"type": "canary", "canary_size": 1, "bake_seconds": 0})
+    world.gce.groups.set_policy(PROJECT, "web-mig", OWN_POLICY, zone=ZONE)
+    own = world.mig()["updatePolicy"]
     world.gce.groups.fault("web-1-0-1")
     failed = bakery("rollout", GROUP, "--image", "web@1.0.1", "--yes")
     assert failed.exit_code == 1, failed.output
     assert "UNHEALTHY by health check web-hc" in failed.output
     assert world.mig()["updatePolicy"]["type"] == "OPPORTUNISTIC"  # nothing more replaced, unwatched
+    assert "rollback is off, so it stays OPPORTUNISTIC" in failed.output
     assert bakery("status", GROUP).exit_code == 3  # one instance on the bad image
     result = bakery("rollout", GROUP, "--image", "web@1.0.2", "--yes")
     assert result.exit_code == 0, result.output
     assert world.images_of() == ["web-1-0-2"] * 3
+    assert world.mig()["updatePolicy"] == own  # the owner's, from before the failed rollout
 
 
 def backends(world: World) -> list[str]:

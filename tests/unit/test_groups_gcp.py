@@ -96,6 +96,28 @@ def test_update_policy_is_proactive_replace_at_the_group_s_surge() -> None:
     }
 
 
+def test_a_regional_mig_gets_a_fixed_surge_of_zero_or_at_least_its_zones_and_a_note_says_so() -> None:
+    regional = {"distribution_policy": {"zones": [{"zone": f"zones/europe-west1-{z}"} for z in "bcd"]}}
+    zones = rq.zones_of(regional)
+    assert (zones, rq.zones_of({"zone": "zones/europe-west1-b"})) == (3, 1)
+    policy = rq.update_policy(gcp(), 4, zones)  # max_surge 1, max_unavailable 0 by default
+    assert (policy["max_surge"], policy["max_unavailable"]) == ({"fixed": 3}, {"fixed": 0})
+    assert rq.policy_notes(gcp(), 4, zones) == [
+        "gcp group web-mig: max_surge 1 is sent as 3: GCE takes for a regional MIG a fixed max_surge "
+        "of 0 or at least its number of zones (3)"
+    ]
+    assert rq.update_policy(gcp(max_unavailable=4), 4, zones)["max_unavailable"] == {"fixed": 4}
+    assert rq.update_policy(gcp(max_surge="50%"), 4, zones)["max_surge"] == {"fixed": 3}  # 2 of 4, raised
+    assert rq.update_policy(gcp(), 4, 1)["max_surge"] == {"fixed": 1}  # zonal: as set
+    assert rq.policy_notes(gcp(), 4, 1) == []
+
+
+def test_a_policy_as_read_goes_back_without_what_gce_computed() -> None:
+    read = {"type_": "PROACTIVE", "max_surge": {"fixed": 2, "calculated": 2}, "min_ready_sec": 5}
+    assert rq.bare_policy(read) == {"type_": "PROACTIVE", "max_surge": {"fixed": 2}, "min_ready_sec": 5}
+    assert rq.bare_policy(None) == {}
+
+
 def test_an_update_policy_that_could_move_nothing_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="max_surge and max_unavailable are both 0"):
         rq.update_policy(gcp(max_surge=0, max_unavailable=0), 3)
