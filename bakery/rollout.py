@@ -23,7 +23,7 @@ from typing import Any, Literal
 from bakery import catalog, steps, strategy
 from bakery.catalog import ImageRecord
 from bakery.config import Project
-from bakery.errors import BakeryError, Interrupted, ProviderError, UsageError
+from bakery.errors import BakeryError, ConfigError, Interrupted, ProviderError, UsageError
 from bakery.groups.base import (
     GateFailed,
     GroupDriver,
@@ -192,7 +192,7 @@ class Rollouts:
         could not be asked (the group stays as it is, resumable); stop when nothing moved."""
         reason = exc.message
         moved = bool(journal.done) or bool(journal.values)
-        if isinstance(exc, RolloutRefused) and not moved:
+        if isinstance(exc, (RolloutRefused, ConfigError, UsageError)) and not moved:
             self._record(driver, rollout, steps.FAILED, reason=reason)
             raise exc
         if isinstance(exc, ProviderError) or (isinstance(exc, RolloutRefused) and moved):

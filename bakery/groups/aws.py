@@ -19,7 +19,7 @@ from bakery.groups.aws_api import AsgApi, template_of, version_instance_tags
 from bakery.groups.aws_bluegreen import BlueGreenMover
 from bakery.groups.aws_history import history, prune, record
 from bakery.groups.aws_marks import ACTIVE_TAG, Mark, template_label
-from bakery.groups.aws_moves import active_rollout
+from bakery.groups.aws_moves import active_rollout, blue_green_active
 from bakery.groups.aws_refresh import RefreshMover
 from bakery.groups.aws_watch import target_group_name
 from bakery.groups.base import ActiveRollout, GroupState, HistoryEntry, Instance, Release, Rollout
@@ -103,19 +103,17 @@ class AwsGroupDriver:
             running=True,
             intended=intended,
             instances=tuple(instances),
-            active=self._active(api, template_id, live),
+            active=self._active(api, name, template_id, live),
             desired=int(live.get("DesiredCapacity", 0)),
         )
 
     @staticmethod
-    def _active(api: AsgApi, template_id: str, live: dict[str, Any]) -> ActiveRollout | None:
+    def _active(api: AsgApi, name: str, template_id: str, live: dict[str, Any]) -> ActiveRollout | None:
         mark = Mark.decode(api.template_tags(template_id).get(ACTIVE_TAG))
         refresh = api.active_refresh(live["AutoScalingGroupName"])
         if refresh is not None:
             return active_rollout(api, template_id, refresh, mark)
-        if mark is not None and mark.engine.startswith("bg:") and api.group(mark.engine[3:]) is not None:
-            return ActiveRollout(mark.rollout, mark.to, "blue-green", None, mark.started, mark.who, mark.where)
-        return None
+        return blue_green_active(api, name, mark)
 
     def release_of(self, record: ImageRecord, target_spec: Any) -> Release:
         """The record's AMI in the region of the group last read on its target (else the target's)."""

@@ -177,6 +177,39 @@ class AsgApi:
                 AutoScalingGroupName=name, TargetGroupARNs=list(arns)
             )
 
+    def suspend(self, name: str, processes: Sequence[str]) -> None:
+        self.client("autoscaling").suspend_processes(AutoScalingGroupName=name, ScalingProcesses=list(processes))
+
+    def resume(self, name: str, processes: Sequence[str]) -> None:
+        self.client("autoscaling").resume_processes(AutoScalingGroupName=name, ScalingProcesses=list(processes))
+
+    def scaling_setup(self, name: str) -> dict[str, list[str]]:
+        """What scales or hooks into the group besides its size: names of its scaling policies,
+        scheduled actions, lifecycle hooks and warm pool (a blue-green copy would lose them)."""
+        client = self.client("autoscaling")
+        policies = [
+            p["PolicyName"]
+            for page in client.get_paginator("describe_policies").paginate(AutoScalingGroupName=name)
+            for p in page.get("ScalingPolicies", [])
+        ]
+        scheduled = [
+            a["ScheduledActionName"]
+            for page in client.get_paginator("describe_scheduled_actions").paginate(AutoScalingGroupName=name)
+            for a in page.get("ScheduledUpdateGroupActions", [])
+        ]
+        hooks = [
+            h["LifecycleHookName"]
+            for h in client.describe_lifecycle_hooks(AutoScalingGroupName=name).get("LifecycleHooks", [])
+        ]
+        warm = client.describe_warm_pool(AutoScalingGroupName=name).get("WarmPoolConfiguration")
+        found = {
+            "scaling policies": policies,
+            "scheduled actions": scheduled,
+            "lifecycle hooks": hooks,
+            "a warm pool": ["configured"] if warm else [],
+        }
+        return {k: v for k, v in found.items() if v}
+
     # --- launch templates -----------------------------------------------------------------------
 
     def template(self) -> dict[str, Any]:
@@ -255,9 +288,15 @@ class AsgApi:
         out: dict[str, str | None] = dict.fromkeys(wanted)
         if not wanted:
             return out
-        # When one of them is gone (or not visible), AWS names none: they all stay unnamed.
-        answer = unless(("InvalidAMIID",), lambda: self.client("ec2").describe_images(ImageIds=wanted))
-        for image in (answer or {}).get("Images", []):
+        # By filter, not ImageIds: a deregistered AMI is simply absent (ImageIds fails the whole call).
+        images = [
+            image
+            for i in range(0, len(wanted), 200)  # AWS takes at most 200 values a filter
+            for image in self.client("ec2")
+            .describe_images(Filters=[{"Name": "image-id", "Values": wanted[i : i + 200]}])
+            .get("Images", [])
+        ]
+        for image in images:
             tags = tags_of(image)
             if tags.get("bakery:state") == "complete" and tags.get("bakery:image") and tags.get("bakery:version"):
                 out[image["ImageId"]] = f"{tags['bakery:image']}@{tags['bakery:version']}"

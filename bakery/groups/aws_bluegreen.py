@@ -2,10 +2,13 @@
 
 The green group launches from the new numbered launch template version at the blue group's
 capacity, in its subnets, NOT attached to the target groups. Once all its instances are InService
-it is attached, and once every one of them is healthy in every target group (alarms OK), the blue
+it is attached, and once every one of them is healthy in every target group (no alarm in ALARM), the blue
 group is detached and scaled to zero, never before. Blue is kept, tagged with the time until which
-it is retained, so that a rollback is immediate: scale blue back up, attach it, wait until healthy,
-then detach green.
+it is retained and with its Launch/AlarmNotification/ScheduledActions processes suspended (it must
+not scale itself up while detached), so that a rollback is immediate: resume them, scale blue back
+up, attach it, wait until healthy (target health only: a rollback is never gated on alarms), then
+detach green. A blue group whose scaling setup a copy would lose (scaling policies, scheduled
+actions, lifecycle hooks, a warm pool, a MixedInstancesPolicy) is refused before anything is made.
 
 Which ASG serves the images.yaml group: bakery tags every ASG it swaps with `bakery:group=<name>`
 and the serving one with `bakery:serving=true` (the retired one `false`, with
@@ -22,7 +25,8 @@ from typing import Any
 from bakery.errors import BakeryError, Interrupted
 from bakery.groups.aws_api import CAPACITY_TAG, GROUP_TAG, RETAIN_TAG, ROLLOUT_TAG, SERVING_TAG, tags_of, template_of
 from bakery.groups.aws_moves import Mover
-from bakery.groups.aws_watch import target_group_name, wait_for
+from bakery.groups.aws_watch import Gate, target_group_name, wait_for
+from bakery.groups.base import RolloutRefused
 from bakery.providers.aws_errors import aws_errors
 from bakery.steps import Journal, Step
 
@@ -35,7 +39,10 @@ COPIED = (
     "NewInstancesProtectedFromScaleIn",
     "CapacityRebalance",
     "DefaultInstanceWarmup",
+    "MaxInstanceLifetime",
 )
+# What a retired (blue) group must not do while it waits at zero, detached: scale itself up.
+FROZEN = ("Launch", "AlarmNotification", "ScheduledActions")
 
 
 def green_name(base: str, rollout_id: str) -> str:
@@ -130,11 +137,25 @@ class BlueGreenMover(Mover):
         health = self.rollout.spec.health
         return float(health.grace_seconds + health.timeout_seconds + self.settings.instance_warmup)
 
-    @property
-    def _calls(self) -> int:
-        return 1 + len(self.settings.target_groups) + (1 if self.settings.alarms else 0)
-
     # --- forward ------------------------------------------------------------------------------
+
+    def refuse_group(self, asg: dict[str, Any]) -> None:
+        """RolloutRefused when the green copy would lose what the blue group has: scaling
+        policies, scheduled actions, lifecycle hooks, a warm pool, a MixedInstancesPolicy."""
+        name = asg["AutoScalingGroupName"]
+        found = self.api.scaling_setup(name)
+        if asg.get("MixedInstancesPolicy"):
+            found["a MixedInstancesPolicy"] = ["set"]
+        if found:
+            has = "; ".join(
+                what if names in (["configured"], ["set"]) else f"{what} {', '.join(names)}"
+                for what, names in found.items()
+            )
+            raise RolloutRefused(
+                f"group {self.name}: Auto Scaling group {name} has {has}; a blue-green copy would not carry "
+                "them over, so bakery makes none",
+                hint=f"use strategy rolling or canary for group {self.name} (an instance refresh keeps the group)",
+            )
 
     def green(self, journal: Journal) -> None:
         blue_name = journal.get("asg")
@@ -157,6 +178,7 @@ class BlueGreenMover(Mover):
                     f"created Auto Scaling group {name} ({desired} instances, launch template version {version})"
                 )
             elif found["DesiredCapacity"] != desired:
+                self.api.resume(name, FROZEN)
                 self.api.resize(name, low=low, high=high, desired=desired)
                 self.reporter.note(f"scaling the kept group {name} back up to {desired} instances")
 
@@ -185,17 +207,18 @@ class BlueGreenMover(Mover):
             wait_for(f"group {name}", self.reporter, missing, timeout=self._timeout, calls=1)
 
     def attach_green(self, journal: Journal) -> None:
-        self._attach(journal.get("green"))
+        self._attach(journal.get("green"), self.gate)
 
-    def _attach(self, name: str) -> None:
-        """Attach `name` to the target groups; wait until every instance is healthy in each."""
+    def _attach(self, name: str, gate: Gate) -> None:
+        """Attach `name` to the target groups; wait until every instance is healthy in each
+        (and, with a gate on alarms, while none is in ALARM)."""
         with aws_errors(f"attaching Auto Scaling group {name} to its target groups"):
             arns = self.api.target_group_arns()
             attached = set(self.api.must_group(name).get("TargetGroupARNs", []))
             self.api.attach(name, [a for a in arns if a not in attached])
 
             def missing() -> str | None:
-                self.gate.alarms()
+                gate.alarms()
                 instances = [i["InstanceId"] for i in self.api.must_group(name).get("Instances", [])]
                 for arn in arns:
                     health = self.api.target_health(arn)
@@ -206,7 +229,7 @@ class BlueGreenMover(Mover):
                 return None
 
             wait_for(
-                f"group {name} in its target groups", self.reporter, missing, timeout=self._timeout, calls=self._calls
+                f"group {name} in its target groups", self.reporter, missing, timeout=self._timeout, calls=gate.calls()
             )
 
     def retire_blue(self, journal: Journal) -> None:
@@ -221,6 +244,7 @@ class BlueGreenMover(Mover):
         self.api.tag_group(serving, {GROUP_TAG: self.name, SERVING_TAG: "true"})
         attached = self.api.must_group(retired).get("TargetGroupARNs", [])
         self.api.detach(retired, [a for a in self.api.target_group_arns() if a in attached])
+        self.api.suspend(retired, FROZEN)
         self.api.resize(retired, low=0, high=capacity[1], desired=0)
         until = datetime.now(UTC) + timedelta(seconds=self.rollout.spec.strategy.retention_seconds)
         self.api.tag_group(
@@ -236,6 +260,17 @@ class BlueGreenMover(Mover):
     # --- rollback -----------------------------------------------------------------------------
 
     def restore_blue(self, journal: Journal) -> None:
+        """Blue serving again (target health only: never gated on alarms), green gone. On
+        failure bakery's mark is cleared too, so that the group is not locked for good."""
+        try:
+            self._restore_blue(journal)
+        except Interrupted:
+            raise
+        except BakeryError:
+            self.finish(journal)
+            raise
+
+    def _restore_blue(self, journal: Journal) -> None:
         blue, green = journal.get("blue"), journal.get("green")
         if not green:
             return  # no second group was made: the old one never stopped serving
@@ -245,11 +280,12 @@ class BlueGreenMover(Mover):
             if capacity is None:
                 raise BakeryError(f"the capacity to restore {blue} to is unknown (its {CAPACITY_TAG} tag is gone)")
             low, high, desired = capacity
+            self.api.resume(blue, FROZEN)
             if found["DesiredCapacity"] < desired:
                 self.api.resize(blue, low=low, high=high, desired=desired)
                 self.reporter.note(f"scaling {blue} back up to {desired} instances")
             self._in_service(blue, desired)
-            self._attach(blue)
+            self._attach(blue, self.health_only)
             self.api.tag_group(blue, {GROUP_TAG: self.name, SERVING_TAG: "true", RETAIN_TAG: ""})
             made = self.api.group(green)
             if made is None:

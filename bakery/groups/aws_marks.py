@@ -89,8 +89,22 @@ class Mark:
     to: str
 
     def encode(self) -> str:
+        """The tag value (at most 256 characters). Fields are shortened one by one (where, to,
+        who, then the engine, each to a floor) so that the separators always survive."""
         fields = [self.engine, self.rollout, compact(self.started), clean(self.who), clean(self.where), clean(self.to)]
-        return shorten(_SEP.join(fields), AWS_MAX_VALUE)
+        over = len(_SEP.join(fields)) - AWS_MAX_VALUE
+        for index, floor in ((4, 16), (5, 24), (3, 24), (0, 40)):
+            cut = min(max(0, over), max(0, len(fields[index]) - floor))
+            if cut:
+                fields[index] = shorten(fields[index], len(fields[index]) - cut)
+                over -= cut
+        return _SEP.join(fields)
+
+    @property
+    def green(self) -> str | None:
+        """The green group of a blue-green rollout: its name, or (shortened, ending in "…")
+        the start of it; None for an instance refresh."""
+        return self.engine[3:] if self.engine.startswith("bg:") else None
 
     @classmethod
     def decode(cls, text: str | None) -> Mark | None:

@@ -70,6 +70,20 @@ def active_rollout(api: AsgApi, template_id: str, refresh: dict[str, Any], mark:
     )
 
 
+def blue_green_active(api: AsgApi, group: str, mark: Mark | None) -> ActiveRollout | None:
+    """The blue-green rollout `mark` says runs, while its green group exists (else the mark is stale)."""
+    green = mark.green if mark is not None else None
+    if mark is None or not green:
+        return None
+    if green.endswith("…"):  # shortened to fit the tag: the group bakery tagged that starts so
+        exists = any(g["AutoScalingGroupName"].startswith(green[:-1]) for g in api.tagged_groups(group))
+    else:
+        exists = api.group(green) is not None
+    if not exists:
+        return None
+    return ActiveRollout(mark.rollout, mark.to, "blue-green", None, mark.started, mark.who, mark.where)
+
+
 def refusal(group: str, asg: str, active: ActiveRollout) -> RolloutRefused:
     return RolloutRefused(
         f"group {group}: rollout {active.id} ({active.step}, to {active.to}) runs on {asg} since "
@@ -89,7 +103,10 @@ class Mover:
         if settings is None:
             raise ConfigError(f"group {rollout.group} has no aws settings")
         self.settings: AwsGroup = settings
-        self.gate = Gate(api)
+        # A rollback (kind "rollback", or the rollback steps) is never gated on alarms: they
+        # fire because of what it undoes. Target health still says when it is done.
+        self.gate = Gate(api, rollout.spec.health, alarms=rollout.kind != "rollback")
+        self.health_only = Gate(api, rollout.spec.health, alarms=False)
         self.where = str(rollout.options.get("where") or here())
 
     @property
@@ -106,18 +123,21 @@ class Mover:
         )
 
     def pinned(self, asg: dict[str, Any], template_id: str) -> TemplateRef:
-        """The group's launch template version; refuses $Latest/$Default and another template."""
+        """The group's launch template version. RolloutRefused (nothing moved yet: the service
+        does not roll back) for a launch configuration, another template, $Latest/$Default."""
         ref = template_of(asg)
         name = asg["AutoScalingGroupName"]
         if ref is None:
-            raise ConfigError(
+            raise RolloutRefused(
                 f"Auto Scaling group {name} launches from a launch configuration; bakery moves groups "
-                "that launch from a launch template"
+                "that launch from a launch template",
+                hint=f"move {name} to launch template {self.settings.launch_template} (a numbered version) first",
             )
         if ref.id and ref.id != template_id:
-            raise ConfigError(
+            raise RolloutRefused(
                 f"Auto Scaling group {name} launches from launch template {ref.id} ({ref.name}), "
-                f"not {self.settings.launch_template} as images.yaml says"
+                f"not {self.settings.launch_template} as images.yaml says",
+                hint=f"fix groups.{self.name}.aws.launch_template in images.yaml, or move {name} to it",
             )
         if ref.number is None:
             raise RolloutRefused(
@@ -128,6 +148,9 @@ class Mover:
             )
         return ref
 
+    def refuse_group(self, asg: dict[str, Any]) -> None:
+        """RolloutRefused when this strategy cannot move `asg` faithfully (before anything is made)."""
+
     def make_version(self, journal: Journal) -> None:
         with aws_errors(f"making the launch template version for group {self.name}"):
             template_id = self.api.template()["LaunchTemplateId"]
@@ -136,6 +159,7 @@ class Mover:
             journal.put("asg", asg)
             self.refuse_if_busy(asg, template_id)
             source = self.pinned(live, template_id)
+            self.refuse_group(self.api.must_group(asg))
             journal.put("template", template_id)
             journal.put("version", self._version(journal, template_id, source))
 
@@ -184,10 +208,10 @@ class Mover:
             if mark is not None and mark.rollout == self.rollout.id:
                 return
             raise refusal(self.name, asg, active_rollout(self.api, template_id, active, mark))
-        theirs = mark is not None and mark.rollout != self.rollout.id and mark.engine.startswith("bg:")
-        if mark is not None and theirs and self.api.group(mark.engine[3:]) is not None:
-            active_bg = ActiveRollout(mark.rollout, mark.to, "blue-green", None, mark.started, mark.who, mark.where)
-            raise refusal(self.name, asg, active_bg)
+        if mark is not None and mark.rollout != self.rollout.id:
+            active_bg = blue_green_active(self.api, self.name, mark)
+            if active_bg is not None:
+                raise refusal(self.name, asg, active_bg)
 
     def mark(self, journal: Journal, engine: str, *, to: str | None = None) -> None:
         """Say on the launch template that this rollout moves the group (with `engine`), to what."""

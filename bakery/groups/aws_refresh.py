@@ -2,8 +2,10 @@
 
 Forward: a new numbered launch template version (aws_moves), then StartInstanceRefresh pinned to
 it, with SkipMatching, the group's alarms and AutoRollback; bakery watches it to its final state
-with its gate after every poll. The group itself is never updated: AWS points it at the new
-version when the refresh succeeds, so a rollback always has the old version to return to.
+with its gate after every poll; at each canary checkpoint and after AWS's "Successful" it waits
+until every new instance is healthy (GateFailed otherwise: the service rolls back). The group
+itself is never updated: AWS points it at the new version when the refresh succeeds, so a
+rollback always has the old version to return to.
 
 Interrupted: the refresh is cancelled (nothing proceeds without bakery's gate) and the journal
 says so; a rerun starts a refresh to the same version, which skips the instances already on it.
@@ -62,6 +64,7 @@ class RefreshMover(Mover):
                     self._follow(asg, refresh_id, version)
                     return
                 if found.get("Status") == "Successful":
+                    self._settle(asg, version)
                     return
                 if found.get("Status") != "Cancelled":
                     error = aws_requests.outcome_error(found, asg)
@@ -90,7 +93,13 @@ class RefreshMover(Mover):
             raise RolloutRefused(f"group {self.name}: {failed.message}; bakery starts no rollout then") from None
         self.mark(journal, "")
         request = aws_requests.refresh_request(
-            asg, template_id, version, self.rollout.plan, self.settings, auto_rollback=self.rollout.spec.rollback
+            asg,
+            template_id,
+            version,
+            self.rollout.plan,
+            self.settings,
+            auto_rollback=self.rollout.spec.rollback,
+            alarms=self.gate.watch_alarms,
         )
         refresh_id = self.api.start_refresh(request)
         journal.put("refresh", refresh_id)
@@ -106,28 +115,42 @@ class RefreshMover(Mover):
         def gate(refresh: dict[str, Any]) -> None:
             look = self.gate.check(asg, version)
             percent = int(refresh.get("PercentageComplete") or 0)
-            view = self._view(look, version, percent)
-            if view not in shown:
-                self.reporter.progress(view)
-                shown[:] = [view]
+            self._show(look, version, percent, shown)
             for point in sorted(checkpoints - seen):
                 if percent >= point:
                     seen.add(point)
-                    self.reporter.note(
-                        f"checkpoint {point}%: bakery's gate is green ({look.passed} new instance(s) healthy"
-                        + (", alarms OK)" if self.settings.alarms else ")")
+                    look = self.gate.settle(
+                        asg, version, f"the gate at checkpoint {point}%", self.reporter, final=False
                     )
+                    self._show(look, version, percent, shown)
+                    self.reporter.note(f"checkpoint {point}%: bakery's gate is green ({self._green(look)})")
 
         try:
             final = watch(self.api, self.reporter, asg, refresh_id, gate=gate, gate_calls=self.gate.calls())
+            error = aws_requests.outcome_error(final, asg)
+            if error is not None:
+                raise error
+            # Successful at AWS says only that instances launched: bakery's gate has the last word.
+            self._settle(asg, version)
         except GateFailed:
-            if not self.rollout.spec.rollback:  # nobody rolls back: at least nothing goes on unwatched
-                self.api.cancel_refresh(asg)
+            if not self.rollout.spec.rollback and self.api.cancel_refresh(asg):
+                # nobody rolls back: at least nothing goes on unwatched
                 self.reporter.note(f"instance refresh {refresh_id} cancelled (the group's rollback is off)")
             raise
-        error = aws_requests.outcome_error(final, asg)
-        if error is not None:
-            raise error
+
+    def _settle(self, asg: str, version: int) -> None:
+        look = self.gate.settle(asg, version, f"the gate on {asg}", self.reporter, final=True)
+        self.reporter.note(f"bakery's gate is green on every instance of {asg} ({self._green(look)})")
+
+    def _green(self, look: Look) -> str:
+        alarms = ", alarms not in ALARM" if self.gate.watch_alarms else ""
+        return f"{look.passed} new instance(s) healthy{alarms}"
+
+    def _show(self, look: Look, version: int, percent: int, shown: list[GroupView]) -> None:
+        view = self._view(look, version, percent)
+        if view not in shown:
+            self.reporter.progress(view)
+            shown[:] = [view]
 
     def _view(self, look: Look, version: int, percent: int) -> GroupView:
         new = self.rollout.to.image or self.rollout.to.image_id
@@ -149,7 +172,9 @@ class RefreshMover(Mover):
         )
 
     def cancel(self, journal: Journal) -> None:
-        """On an interrupt: cancel the refresh, so that nothing proceeds without bakery's gate."""
+        """On an interrupt: cancel the refresh, so that nothing proceeds without bakery's gate.
+        Only this rollout's: the one whose id it saved, else (killed before it saved the id) one
+        that pins the launch template version this rollout made; never someone else's."""
         asg, refresh_id = journal.get("asg"), journal.get("refresh")
         if not asg:
             return
@@ -157,7 +182,7 @@ class RefreshMover(Mover):
             active = self.api.active_refresh(asg)
             if active is None or active.get("Status") in ("Cancelling", "RollbackInProgress"):
                 return
-            if refresh_id and active.get("InstanceRefreshId") != refresh_id:
+            if not self._ours(active, refresh_id, journal):
                 return
             if self.api.cancel_refresh(asg):
                 journal.put("cancelled", active["InstanceRefreshId"])
@@ -166,6 +191,18 @@ class RefreshMover(Mover):
                     f"`bakery rollout {self.name}` resumes it, `bakery rollback {self.name}` returns the group "
                     "to its previous image"
                 )
+
+    @staticmethod
+    def _ours(active: dict[str, Any], refresh_id: str | None, journal: Journal) -> bool:
+        if refresh_id:
+            return bool(active.get("InstanceRefreshId") == refresh_id)
+        pinned = active.get("DesiredConfiguration", {}).get("LaunchTemplate", {})
+        version = journal.get("version")
+        return (
+            version is not None
+            and pinned.get("LaunchTemplateId") == journal.get("template")
+            and aws_requests.desired_version(active) == str(version)
+        )
 
     # --- rollback -----------------------------------------------------------------------------
 
@@ -191,7 +228,14 @@ class RefreshMover(Mover):
                 self.reporter.note(f"{asg} runs launch template version {number} again")
                 return
             request = aws_requests.refresh_request(
-                asg, template_id, number, self.rollout.plan, self.settings, auto_rollback=False, checkpoints=False
+                asg,
+                template_id,
+                number,
+                self.rollout.plan,
+                self.settings,
+                auto_rollback=False,
+                checkpoints=False,
+                alarms=False,
             )
             restore = self.api.start_refresh(request)
             journal.put("restore", restore)

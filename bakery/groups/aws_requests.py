@@ -64,12 +64,15 @@ def refresh_request(
     *,
     auto_rollback: bool,
     checkpoints: bool = True,
+    alarms: bool = True,
 ) -> dict[str, Any]:
     """StartInstanceRefresh pinned to a numbered version (never $Latest/$Default: AWS could not
     roll back, and the group itself is only updated by AWS when the refresh succeeds).
 
     rolling: Min/MaxHealthyPercentage from the plan; canary also CheckpointPercentages with one
-    CheckpointDelay (AWS has a single delay: the longest hold of the plan's waves)."""
+    CheckpointDelay (AWS has a single delay: the longest hold of the plan's waves). `alarms`
+    false (a refresh that restores a previous version) leaves out the AlarmSpecification: the
+    alarms fire because of what it undoes."""
     preferences: dict[str, Any] = {
         "MinHealthyPercentage": plan.min_healthy_percentage,
         "MaxHealthyPercentage": plan.max_healthy_percentage,
@@ -81,7 +84,7 @@ def refresh_request(
         preferences["CheckpointPercentages"] = list(plan.checkpoints)
         delay = max((w.hold_seconds for w in plan.waves), default=0)
         preferences["CheckpointDelay"] = min(delay, MAX_CHECKPOINT_DELAY)
-    if settings.alarms:
+    if alarms and settings.alarms:
         preferences["AlarmSpecification"] = {"Alarms": list(settings.alarms)}
     return {
         "AutoScalingGroupName": asg,

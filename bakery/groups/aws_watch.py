@@ -1,5 +1,5 @@
 """Watching an AWS group move: the instance refresh's progress, and bakery's gate on the cloud's
-own signals (every configured alarm in OK, every new instance healthy in every configured
+own signals (no configured alarm in ALARM, every new instance healthy in every configured
 target group). bakery cannot reach the instances themselves (they live in a VPC), so the
 group's HTTP check is the target groups' health check on AWS."""
 
@@ -14,6 +14,7 @@ from bakery import runner
 from bakery.groups.aws_api import ACTIVE, AsgApi
 from bakery.groups.aws_requests import poll_seconds, progress_line
 from bakery.groups.base import GateFailed
+from bakery.models import Health
 from bakery.progress import Reporter
 
 
@@ -32,19 +33,31 @@ class Look:
 
 
 class Gate:
-    """bakery's gate for one group's new instances: `check()` raises GateFailed naming the alarm
-    or the instance and target group."""
+    """bakery's gate for one group's new instances: `check()` and `settle()` raise GateFailed
+    naming the alarm or the instance and target group. A rollback is never gated on alarms (they
+    fire because of what it undoes): `alarms=False` checks target health only."""
 
-    def __init__(self, api: AsgApi) -> None:
+    def __init__(self, api: AsgApi, health: Health, *, alarms: bool = True) -> None:
         self.api = api
+        self.health = health
+        self.watch_alarms = alarms and bool(api.settings.alarms)
+
+    @property
+    def timeout(self) -> float:
+        """How long new instances have to become healthy (the group's health settings)."""
+        return float(self.health.grace_seconds + self.health.timeout_seconds)
 
     def calls(self) -> int:
         """API calls one check makes (for the poll interval)."""
-        return 1 + len(self.api.settings.target_groups) + (1 if self.api.settings.alarms else 0)
+        return 1 + len(self.api.settings.target_groups) + (1 if self.watch_alarms else 0)
 
     def alarms(self) -> None:
+        """GateFailed when a configured alarm is in ALARM (INSUFFICIENT_DATA is not a failure,
+        as for AWS's own AlarmSpecification)."""
+        if not self.watch_alarms:
+            return
         for name, state in self.api.alarm_states().items():
-            if state != "OK":
+            if state == "ALARM":
                 raise GateFailed(
                     f"the gate failed: CloudWatch alarm {name} is {state} in {self.api.region}", answer=state
                 )
@@ -52,23 +65,13 @@ class Gate:
     def check(self, asg: str, version: int | None, *, pending_ok: bool = True) -> Look:
         """Alarms, then every InService instance launched from `version` (all of them when None)
         in the ASG's own health and in every configured target group. A target still in its
-        first health checks (`initial`) waits unless `pending_ok` is false."""
+        first health checks (`initial`) waits unless `pending_ok` is false; it never passes."""
         self.alarms()
         group = self.api.must_group(asg)
-        new = [
-            i
-            for i in group.get("Instances", [])
-            if i.get("LifecycleState") == "InService"
-            and (version is None or i.get("LaunchTemplate", {}).get("Version") == str(version))
-        ]
-        for instance in new:
-            if instance.get("HealthStatus", "Healthy") != "Healthy":
-                raise GateFailed(
-                    f"the gate failed: instance {instance['InstanceId']} of {asg} is {instance['HealthStatus']}",
-                    instance=instance["InstanceId"],
-                    answer=instance["HealthStatus"],
-                )
+        new = _launched_from(group, version, in_service=True)
         passed = len(new)
+        for instance in new:
+            _asg_healthy(asg, instance)
         for arn in self.api.target_group_arns():
             health = self.api.target_health(arn)
             for instance in new:
@@ -78,13 +81,72 @@ class Gate:
                 if state == "initial" and pending_ok:
                     passed -= 1
                     continue
-                raise GateFailed(
-                    f"the gate failed: instance {instance['InstanceId']} is {state} in target group "
-                    f"{target_group_name(arn)}" + (f" ({reason})" if reason else ""),
-                    instance=instance["InstanceId"],
-                    answer=f"{state} {reason}".strip(),
-                )
+                raise _target_failed(instance["InstanceId"], arn, state, reason)
         return Look(group, len(new), max(0, passed))
+
+    def settle(self, asg: str, version: int | None, what: str, reporter: Reporter, *, final: bool) -> Look:
+        """Wait (up to the group's grace + timeout seconds) until every instance launched from
+        `version` is InService, Healthy in the ASG and healthy in every configured target group;
+        with `final`, also until no instance runs another version. GateFailed at once on an
+        alarm in ALARM or a target that failed its checks; after the timeout, naming what waits."""
+        seen: list[Look] = []
+
+        def missing() -> str | None:
+            self.alarms()
+            group = self.api.must_group(asg)
+            members = _launched_from(group, None, in_service=False)
+            new = _launched_from(group, version, in_service=False)
+            if final and len(new) < len(members):
+                return f"{len(members) - len(new)} instance(s) still on another launch template version"
+            waiting = [f"instance {i['InstanceId']} is {i.get('LifecycleState')}" for i in new if not _serving(i)]
+            for instance in new:
+                _asg_healthy(asg, instance)
+            for arn in self.api.target_group_arns():
+                health = self.api.target_health(arn)
+                for instance in [i for i in new if _serving(i)]:
+                    state, reason = health.get(instance["InstanceId"], ("unused", "Target.NotRegistered"))
+                    if state == "initial":
+                        waiting.append(f"instance {instance['InstanceId']} is initial in {target_group_name(arn)}")
+                    elif state != "healthy":
+                        raise _target_failed(instance["InstanceId"], arn, state, reason)
+            seen[:] = [Look(group, len(new), len(new) - len(waiting))]
+            return ", ".join(waiting) or None
+
+        wait_for(what, reporter, missing, timeout=self.timeout, calls=self.calls())
+        return seen[-1]
+
+
+def _serving(instance: dict[str, Any]) -> bool:
+    return instance.get("LifecycleState") == "InService"
+
+
+def _launched_from(group: dict[str, Any], version: int | None, *, in_service: bool) -> list[dict[str, Any]]:
+    """The group's instances launched from `version` (any, when None), InService only or every
+    one not on its way out."""
+    return [
+        i
+        for i in group.get("Instances", [])
+        if (_serving(i) if in_service else not str(i.get("LifecycleState", "")).startswith(("Terminat", "Detach")))
+        and (version is None or i.get("LaunchTemplate", {}).get("Version") == str(version))
+    ]
+
+
+def _asg_healthy(asg: str, instance: dict[str, Any]) -> None:
+    if instance.get("HealthStatus", "Healthy") != "Healthy":
+        raise GateFailed(
+            f"the gate failed: instance {instance['InstanceId']} of {asg} is {instance['HealthStatus']}",
+            instance=instance["InstanceId"],
+            answer=instance["HealthStatus"],
+        )
+
+
+def _target_failed(instance: str, arn: str, state: str, reason: str) -> GateFailed:
+    return GateFailed(
+        f"the gate failed: instance {instance} is {state} in target group {target_group_name(arn)}"
+        + (f" ({reason})" if reason else ""),
+        instance=instance,
+        answer=f"{state} {reason}".strip(),
+    )
 
 
 def watch(

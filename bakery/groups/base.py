@@ -167,7 +167,8 @@ class GroupDriver(Protocol):
 
     def rollback_steps(self, rollout: Rollout) -> Sequence[Step]:
         """The steps that return the group to `rollout.previous` exactly, from wherever the forward
-        steps got (the journal's `done` and values say how far): AWS RollbackInstanceRefresh, GCP
+        steps got (the journal's values the forward steps saved say how far; `done` is cleared
+        when the phase becomes rollback): AWS RollbackInstanceRefresh, GCP
         versions patched back, local new VMs removed and the old ones serving again."""
 
     def record(self, name: str, group: Group, target_spec: Any, entry: HistoryEntry) -> None:

@@ -14,7 +14,8 @@ RollbackSuccessful, replacing what it replaced from the group's own configuratio
 On success the group takes the desired configuration, as on AWS. Cancel: Cancelling -> Cancelled.
 
 Time moves when requests arrive (`tick()` runs before each one), with the durations of `Knobs`,
-set through moto_ebs's control endpoint (`set_faults(endpoint, refresh={...})`).
+set through moto_ebs's control endpoint (`set_faults(endpoint, refresh={...})`), which also
+set the target health the target groups report (instance_refresh_health.py).
 """
 
 from __future__ import annotations
@@ -42,6 +43,12 @@ class Knobs:
     cancel_seconds: float = 0.1
     delay_scale: float = 1.0
     fail_at_checkpoint: str = ""  # a reason: the refresh fails when it reaches its first checkpoint
+    # Target health (instance_refresh_health.py): a target is `initial` this long after it is
+    # registered, then healthy, or unhealthy when it runs one of `unhealthy_amis` (a broken
+    # image) or is one of `unhealthy_instances`.
+    health_warmup_seconds: float = 0.0
+    unhealthy_amis: list[str] = field(default_factory=list)
+    unhealthy_instances: list[str] = field(default_factory=list)
 
     @classmethod
     def of(cls, wanted: dict[str, Any]) -> Knobs:

@@ -9,7 +9,7 @@ import uuid
 from typing import Any
 
 from tests.fakes import instance_refresh as machine
-from tests.fakes import moto_launch
+from tests.fakes import instance_refresh_health, moto_launch
 from tests.fakes.instance_refresh import (
     BACKENDS,
     LATEST_OR_DEFAULT,
@@ -187,3 +187,4 @@ def install() -> None:
     AutoScalingResponse.cancel_instance_refresh = cancel_instance_refresh  # type: ignore[attr-defined]
     AutoScalingResponse.rollback_instance_refresh = rollback_instance_refresh  # type: ignore[attr-defined]
     moto_launch.install()
+    instance_refresh_health.install()

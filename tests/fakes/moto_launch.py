@@ -110,7 +110,6 @@ def install() -> None:
 
     asg_models.InstanceState.launch_template = property(instance_launch_template)  # type: ignore[assignment]
     _install_launch_templates()
-    _install_launch_templates()
 
 
 def _install_launch_templates() -> None:

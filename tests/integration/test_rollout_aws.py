@@ -105,15 +105,18 @@ def test_rolling_rollout_succeeds_and_every_new_instance_carries_the_image_tags(
     assert "web@1.0.1" in status.stdout
 
 
-def test_canary_holds_at_each_checkpoint_with_the_gate_green(world: World) -> None:
+def test_canary_holds_at_each_checkpoint_until_its_new_instances_are_healthy(moto: str, world: World) -> None:
+    moto_ebs.set_faults(moto, refresh={**FAST, "health_warmup_seconds": 0.5})  # targets start `initial`
     world.write_config(strategy={"type": "canary", "canary_size": 1, "batch_size": 2, "bake_seconds": 1})
     result = bakery("rollout", GROUP, "--image", "web@1.0.1", "--yes")
     assert result.exit_code == 0, result.output
     (refresh,) = world.refreshes()
     assert refresh["Preferences"]["CheckpointPercentages"] == [25, 75, 100]
     assert refresh["Preferences"]["CheckpointDelay"] == 1
-    assert "checkpoint 25%: bakery's gate is green (1 new instance(s) healthy, alarms OK)" in result.output
-    assert "checkpoint 75%: bakery's gate is green (3 new instance(s) healthy, alarms OK)" in result.output
+    green = "bakery's gate is green ({} new instance(s) healthy, alarms not in ALARM)"
+    assert "checkpoint 25%: " + green.format(1) in result.output
+    assert "checkpoint 75%: " + green.format(3) in result.output
+    assert f"bakery's gate is green on every instance of {ASG} (4 new instance(s) healthy" in result.output
     assert world.images_run() == [world.amis["1.0.1"]] * 4
 
 
@@ -155,6 +158,7 @@ def test_an_alarm_in_alarm_at_a_checkpoint_rolls_back_to_the_previous_ami(world:
 def test_rollback_after_a_completed_rollout_refreshes_back_to_the_previous_numbered_version(world: World) -> None:
     assert bakery("rollout", GROUP, "--image", "web@1.0.1", "--yes").exit_code == 0
     assert world.images_run() == [world.amis["1.0.1"]] * 4
+    world.alarm("ALARM")  # why one rolls back: a rollback is never gated on alarms
     result = bakery("rollback", GROUP, "--yes", "--reason", "pages are slow")
     assert result.exit_code == 0, result.output
     assert world.images_run() == [world.amis["1.0.0"]] * 4
@@ -162,6 +166,7 @@ def test_rollback_after_a_completed_rollout_refreshes_back_to_the_previous_numbe
     assert sorted(world.versions()) == [1, 2]  # no new version: version 1 again
     back, _forward = world.refreshes()
     assert back["DesiredConfiguration"]["LaunchTemplate"]["Version"] == "1" and back["Status"] == "Successful"
+    assert "AlarmSpecification" not in back["Preferences"]
     numbered_everywhere(world)
     entries = json.loads(bakery("history", GROUP, "--json").stdout)
     assert "pages are slow" in json.dumps(entries)
@@ -204,6 +209,10 @@ def test_a_failing_checkpoint_with_auto_rollback_exits_1_with_aws_reason(moto: s
     assert world.images_run() == [world.amis["1.0.0"]] * 4
 
 
+def suspended(group: dict[str, Any]) -> list[str]:
+    return sorted(p["ProcessName"] for p in group.get("SuspendedProcesses", []))
+
+
 def blue_green(world: World) -> None:
     world.write_config(strategy={"type": "blue-green", "retention_seconds": 3600})
 
@@ -223,6 +232,7 @@ def test_blue_green_swaps_groups_and_rolls_back_at_once(world: World) -> None:
     tags = {t["Key"]: t["Value"] for t in old["Tags"]}
     assert tags["bakery:serving"] == "false" and tags["bakery:retain-until"] > "2026"
     assert old["DesiredCapacity"] == 0 and old["TargetGroupARNs"] == []
+    assert suspended(old) == ["AlarmNotification", "Launch", "ScheduledActions"]  # it cannot scale up, detached
     assert {t["Key"]: t["Value"] for t in green_group["Tags"]}["bakery:serving"] == "true"
     assert green_group["LaunchTemplate"]["Version"] == "2"
     assert set(world.targets()) == {i["InstanceId"] for i in green_group["Instances"]}
@@ -234,6 +244,7 @@ def test_blue_green_swaps_groups_and_rolls_back_at_once(world: World) -> None:
     assert back.exit_code == 0, back.output
     old = world.asg(ASG)
     assert old["DesiredCapacity"] == 4 and old["TargetGroupARNs"] == [world.target_group]
+    assert suspended(old) == [] and suspended(world.asg(green)) == ["AlarmNotification", "Launch", "ScheduledActions"]
     assert world.images_run(ASG) == [world.amis["1.0.0"]] * 4
     assert set(world.targets()) == {i["InstanceId"] for i in old["Instances"]}
     assert not blue & set(world.targets())  # the old group's capacity came back as new instances
@@ -372,3 +383,118 @@ def test_status_reports_drift_for_an_instance_on_an_image_bakery_did_not_bake(wo
     result = bakery("status", GROUP, "--json")
     assert result.exit_code == 3, result.output
     assert "ami-0d1e0000000000001" in result.stdout
+
+
+def test_a_broken_image_that_aws_calls_successful_is_caught_by_the_gate_and_rolled_back(
+    moto: str, world: World
+) -> None:
+    # Targets stay `initial` longer than the refresh takes, then the new image fails its checks.
+    moto_ebs.set_faults(moto, refresh={**FAST, "health_warmup_seconds": 1.5, "unhealthy_amis": [world.amis["1.0.1"]]})
+    result = bakery("rollout", GROUP, "--image", "web@1.0.1", "--yes")
+    assert result.exit_code == 1, result.output
+    assert "is unhealthy in target group web-tg (Target.ResponseCodeMismatch)" in result.output
+    assert "failed and was rolled back" in result.output
+    back, forward = world.refreshes()
+    assert forward["Status"] == "Successful"  # AWS saw nothing wrong
+    assert back["DesiredConfiguration"]["LaunchTemplate"]["Version"] == "1" and back["Status"] == "Successful"
+    assert world.images_run() == [world.amis["1.0.0"]] * 4 and world.asg()["LaunchTemplate"]["Version"] == "1"
+
+
+def test_an_alarm_with_insufficient_data_is_not_a_failure(world: World) -> None:
+    world.alarm("INSUFFICIENT_DATA")
+    result = bakery("rollout", GROUP, "--image", "web@1.0.1", "--yes")
+    assert result.exit_code == 0, result.output
+    assert world.images_run() == [world.amis["1.0.1"]] * 4
+
+
+def test_a_blue_green_rollout_meeting_an_alarm_is_rolled_back_and_the_next_one_runs(moto: str, world: World) -> None:
+    moto_ebs.set_faults(moto, refresh={**FAST, "health_warmup_seconds": 1.0})  # green waits in `initial`
+    blue_green(world)
+    when(lambda: len(world.targets()) == 8, lambda: world.alarm("ALARM"))  # green attached, still warming up
+    result = bakery("rollout", GROUP, "--image", "web@1.0.1", "--yes")
+    assert result.exit_code == 1, result.output
+    assert "CloudWatch alarm web-5xx is ALARM" in result.output and "failed and was rolled back" in result.output
+    groups = world.client("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"]
+    assert [g["AutoScalingGroupName"] for g in groups] == [ASG]  # green deleted
+    assert world.asg()["TargetGroupARNs"] == [world.target_group] and suspended(world.asg()) == []
+    assert set(world.targets()) == {i["InstanceId"] for i in world.asg()["Instances"]}
+    world.alarm("OK")
+    again = bakery("rollout", GROUP, "--image", "web@1.0.1", "--yes")
+    assert again.exit_code == 0, again.output
+
+
+def test_blue_green_is_refused_for_a_group_with_scaling_policies_before_anything_is_made(world: World) -> None:
+    blue_green(world)
+    world.client("autoscaling").put_scheduled_update_group_action(
+        AutoScalingGroupName=ASG, ScheduledActionName="night", Recurrence="0 22 * * *", DesiredCapacity=2
+    )
+    world.client("autoscaling").put_scaling_policy(
+        AutoScalingGroupName=ASG,
+        PolicyName="cpu50",
+        PolicyType="TargetTrackingScaling",
+        TargetTrackingConfiguration={
+            "PredefinedMetricSpecification": {"PredefinedMetricType": "ASGAverageCPUUtilization"},
+            "TargetValue": 50.0,
+        },
+    )
+    result = bakery("rollout", GROUP, "--image", "web@1.0.1", "--yes")
+    assert result.exit_code == 1, result.output
+    assert "web-asg has scaling policies cpu50; scheduled actions night" in result.output
+    assert "rolled back" not in result.output
+    groups = world.client("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"]
+    assert [g["AutoScalingGroupName"] for g in groups] == [ASG] and sorted(world.versions()) == [1]
+
+
+def test_a_group_on_another_launch_template_is_refused_not_rolled_back(world: World) -> None:
+    other = world.client("ec2").create_launch_template(
+        LaunchTemplateName="other-lt", LaunchTemplateData={"ImageId": world.amis["1.0.0"]}
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    world.client("autoscaling").update_auto_scaling_group(
+        AutoScalingGroupName=ASG, LaunchTemplate={"LaunchTemplateId": other, "Version": "1"}
+    )
+    result = bakery("rollout", GROUP, "--image", "web@1.0.1", "--yes")
+    assert result.exit_code == 1, result.output
+    assert f"launches from launch template {other} (other-lt), not web-lt" in result.output
+    assert "rolled back" not in result.output
+    assert world.refreshes() == [] and sorted(world.versions()) == [1]
+
+
+def test_status_names_the_images_it_knows_when_an_old_ami_is_deregistered(world: World) -> None:
+    stray = world.client("ec2").run_instances(ImageId=world.amis["1.0.1"], MinCount=1, MaxCount=1)
+    world.client("autoscaling").update_auto_scaling_group(AutoScalingGroupName=ASG, MaxSize=8)
+    world.client("autoscaling").attach_instances(
+        AutoScalingGroupName=ASG, InstanceIds=[stray["Instances"][0]["InstanceId"]]
+    )
+    world.client("ec2").deregister_image(ImageId=world.amis["1.0.0"])  # what the other four run
+    result = bakery("status", GROUP, "--json")
+    assert "counts" in result.stdout, result.output
+    assert json.loads(result.stdout)["groups"][0]["counts"] == {world.amis["1.0.0"]: 4, "web@1.0.1": 1}
+
+
+def test_an_interrupt_cancels_only_this_rollouts_refresh(world: World) -> None:
+    driver, rollout = driver_rollout(world, {"type": "rolling"})
+    journal = Journal.create(world.root / "journal.json")
+    steps = list(driver.rollout_steps(rollout))
+    execute(steps[:1], journal, driver.reporter)  # version 2 made; killed before any refresh id was saved
+    stop = steps[1].stop
+    assert stop is not None
+    asg = world.client("autoscaling")
+    slow = {"CheckpointPercentages": [50, 100], "CheckpointDelay": 600}
+
+    def start(version: str) -> str:
+        pinned = {"LaunchTemplate": {"LaunchTemplateId": world.template_id, "Version": version}}
+        found: str = asg.start_instance_refresh(
+            AutoScalingGroupName=ASG, DesiredConfiguration=pinned, Preferences=slow
+        )["InstanceRefreshId"]
+        return found
+
+    theirs = start("1")
+    stop(journal)
+    assert world.refreshes()[0]["Status"] in ("Pending", "InProgress") and journal.get("cancelled") is None
+    asg.cancel_instance_refresh(AutoScalingGroupName=ASG)
+    deadline = time.monotonic() + 30
+    while world.refreshes()[0]["Status"] != "Cancelled" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    ours = start("2")  # pins the version this rollout made
+    stop(journal)
+    assert journal.get("cancelled") == ours != theirs

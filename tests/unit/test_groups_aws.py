@@ -62,12 +62,13 @@ def test_canary_refresh_has_a_checkpoint_per_wave_held_for_the_canary_bake_time(
     }
 
 
-def test_a_restoring_refresh_has_no_checkpoints_and_no_auto_rollback() -> None:
+def test_a_restoring_refresh_has_no_checkpoints_no_auto_rollback_and_no_alarms() -> None:
     canary = plan(Strategy(type="canary", canary_size=1, bake_seconds=300), 4)
     request = aws_requests.refresh_request(
-        "web-asg", "lt-0abc", 1, canary, SETTINGS, auto_rollback=False, checkpoints=False
+        "web-asg", "lt-0abc", 1, canary, SETTINGS, auto_rollback=False, checkpoints=False, alarms=False
     )
     assert "CheckpointPercentages" not in request["Preferences"] and request["Preferences"]["AutoRollback"] is False
+    assert "AlarmSpecification" not in request["Preferences"]
     assert request["DesiredConfiguration"]["LaunchTemplate"]["Version"] == "1"
 
 
@@ -158,6 +159,18 @@ def test_the_active_mark_round_trips_and_ignores_other_values() -> None:
     assert Mark.decode("something else") is None and Mark.decode(None) is None
 
 
+def test_the_active_mark_of_a_255_character_group_stays_readable_within_256_characters() -> None:
+    green = "bg:" + green_name("w" * 255, "r-0123456789ab")
+    mark = Mark(green, "r-0123456789ab", "2026-03-01T10:00:00Z", "github:" + "y" * 300, "h" * 200 + " pid 42", "x" * 99)
+    value = mark.encode()
+    assert len(value) == 256
+    decoded = Mark.decode(value)
+    assert decoded is not None
+    assert (decoded.rollout, decoded.started) == ("r-0123456789ab", "2026-03-01T10:00:00Z")
+    assert decoded.green is not None and decoded.green.endswith("…") and green.startswith("bg:" + decoded.green[:-1])
+    assert decoded.who.startswith("github:yyy") and decoded.where.startswith("hhh") and decoded.to.startswith("xxx")
+
+
 def test_templates_must_be_numbered_versions() -> None:
     assert parse_template("lt-0abc:7") == ("lt-0abc", 7)
     for alias in ("lt-0abc:$Default", "lt-0abc:$Latest", "web-lt:3"):
@@ -244,6 +257,8 @@ def test_the_green_group_copies_blue_but_joins_no_target_group() -> None:
         "VPCZoneIdentifier": "subnet-1,subnet-2",
         "HealthCheckType": "ELB",
         "HealthCheckGracePeriod": 120,
+        "MaxInstanceLifetime": 604800,
+        "TerminationPolicies": ["OldestInstance"],
     }
     blue = {
         "AutoScalingGroupName": "web-asg",
