@@ -57,9 +57,7 @@ def check_options(health: Health) -> str:
     return f"check inter {health.interval_seconds}s fall {n} rise {n}"
 
 
-def render_config(
-    *, group: str, front_port: int, stats_port: int, health: Health, servers: Sequence[Server]
-) -> str:
+def render_config(*, group: str, front_port: int, stats_port: int, health: Health, servers: Sequence[Server]) -> str:
     """haproxy.cfg for the group: the front port and the stats socket on 127.0.0.1 only."""
     lines = [
         f"# Written by bakery for the local group {group}; rewritten on every change.",
@@ -193,9 +191,9 @@ class Runtime:
         """Send `command`; its answer must start with one of `accepted` (or be empty, as for
         enable and set commands, when none is given)."""
         answer = self.send(command)
-        if answer if not accepted else not any(answer.startswith(a) for a in accepted):
+        ok = any(answer.startswith(a) for a in accepted) if accepted else answer == ""
+        if not ok:
             raise ProviderError(f"HAProxy of group {self.group} refused `{command}`: {answer}")
-
 
 
 def start(config: Path, log_path: Path, runtime: Runtime, *, front_port: int) -> runner.Background:
@@ -207,9 +205,10 @@ def start(config: Path, log_path: Path, runtime: Runtime, *, front_port: int) ->
     while not runtime.answers():
         if not started.alive() or time.monotonic() > deadline:
             started.stop()
-            tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
+            lines = log_path.read_text(errors="replace").strip().splitlines()
+            said = [line.split(": ", 1)[-1] for line in lines if "[ALERT]" in line] or lines[-3:]
             raise ProviderError(
-                f"HAProxy of group {runtime.group} did not start: {' / '.join(tail) or 'no output'}",
+                f"HAProxy of group {runtime.group} did not start: {' / '.join(said) or 'no output'}",
                 hint=f"is 127.0.0.1:{front_port} taken by another program? change the group's local.port; "
                 f"full log: {log_path}",
             )

@@ -65,6 +65,7 @@ class Engine:
         self.target = target
         self.files = group_files(workspace, name)
         self._started: dict[int, runner.Background] = {}  # children of this process, by pid
+        self._spec: VmSpec | None = None
 
     # --- state ------------------------------------------------------------------------------
 
@@ -75,15 +76,23 @@ class Engine:
         self.files.update(lambda s: s.put(member))
         return member
 
+    def change(self, member: Member, **fields: Any) -> Member:
+        """Change fields of `member` as state.json has it now (never an older copy of it)."""
+        current = self.load().member(member.id) or member
+        return self.put(dataclasses.replace(current, **fields))
+
     def alive(self, member: Member) -> bool:
-        return runs(member.pid, member.overlay)
+        # A child of this process is asked directly: just after its start, /proc shows no command
+        # line until its exec is done, and a VM just booted would look dead.
+        started = self._started.get(member.pid) if member.pid else None
+        return started.alive() if started is not None else runs(member.pid, member.overlay)
 
     def forget_dead(self) -> None:
         """Members whose VM is gone leave HAProxy and the state; a VM recorded just before it
         started (its pid not yet saved) is found again by its overlay."""
         for member in self.load().members:
             if member.pid is None and (pids := find(member.overlay)):
-                member = self.put(dataclasses.replace(member, pid=pids[0]))
+                member = self.change(member, pid=pids[0])
             if not self.alive(member):
                 self.reporter.note(f"{member.label()} is not running any more: forgotten")
                 self._leave_haproxy(member)
@@ -101,11 +110,14 @@ class Engine:
         return haproxy.Runtime(saved.stats_port, self.name)
 
     def ensure_haproxy(self) -> haproxy.Runtime:
-        """HAProxy on the group's front port, started (with the serving VMs) unless it runs."""
+        """HAProxy on the group's front port, started (with the serving VMs) unless it runs
+        there already. A front port changed in images.yaml moves HAProxy to the new one."""
         saved = self.load()
         if self.haproxy_running(saved) and self.runtime(saved).answers():
-            return self.runtime(saved)
-        terminate(saved.haproxy_pid, str(self.files.config))
+            if saved.front_port == self.local.port:
+                return self.runtime(saved)
+            self.reporter.note(f"the front port changed: HAProxy moves from {saved.front_port} to {self.local.port}")
+        self._stop_process(saved.haproxy_pid, str(self.files.config))
         saved = self.files.update(
             lambda s: dataclasses.replace(s, front_port=self.local.port, stats_port=free_port(), haproxy_pid=None)
         )
@@ -133,6 +145,8 @@ class Engine:
 
     def stop_haproxy(self) -> str | None:
         saved = self.load()
+        if saved.haproxy_pid is None:
+            return None
         stopped = self._stop_process(saved.haproxy_pid, str(self.files.config))
         self.files.update(lambda s: dataclasses.replace(s, haproxy_pid=None))
         return f"haproxy on 127.0.0.1:{saved.front_port} (pid {saved.haproxy_pid})" if stopped else None
@@ -142,23 +156,6 @@ class Engine:
             self.runtime().remove(member.id)
 
     # --- VMs --------------------------------------------------------------------------------
-
-    @functools.cached_property
-    def vm_spec(self) -> VmSpec:
-        requested = self.target.accelerator if isinstance(self.target, LocalTarget) else "auto"
-        image = self.load().release
-        return VmSpec(
-            accelerator=self._accelerator(requested, image),
-            memory=self.local.memory,
-            cpus=self.local.cpus,
-            guest_port=self.group.health.port,
-        )
-
-    def _accelerator(self, requested: str, image: Release | None) -> str:
-        if requested != "auto" or image is None:
-            return requested if requested != "auto" else "tcg"
-        _disk, kernel, initrd = boot_files(Path(image.image_id))
-        return LocalProvider(self.ws, self.reporter).accelerator(requested, kernel, initrd)
 
     def boot(self, release: Release, *, rollout: str, wave: int, tags: dict[str, str]) -> Member:
         """Record a new member, then boot it from `release`'s catalog directory."""
@@ -173,16 +170,16 @@ class Engine:
         started = start_vm(argv, overlay, Path(release.image_id), what=f"qemu {member_id}")
         self._started[started.pid] = started
         self.reporter.note(f"booting {member.label()} ({spec.accelerator}), its port 127.0.0.1:{member.port}")
-        return self.put(dataclasses.replace(member, pid=started.pid))
+        return self.change(member, pid=started.pid)
 
     def _spec_for(self, release: Release) -> VmSpec:
-        if "vm_spec" not in self.__dict__ and self.load().release is None:
-            # The first boot of a group: probe the accelerator with the image about to boot.
+        """How VMs boot; the accelerator is probed (and cached per host) with the first image."""
+        if self._spec is None:
             requested = self.target.accelerator if isinstance(self.target, LocalTarget) else "auto"
-            self.__dict__["vm_spec"] = dataclasses.replace(
-                self.vm_spec, accelerator=self._accelerator(requested, release)
-            )
-        return self.vm_spec
+            _disk, kernel, initrd = boot_files(Path(release.image_id))
+            accelerator = LocalProvider(self.ws, self.reporter).accelerator(requested, kernel, initrd)
+            self._spec = VmSpec(accelerator, self.local.memory, self.local.cpus, self.group.health.port)
+        return self._spec
 
     def targets(self, members: Sequence[Member]) -> list[health.Target]:
         return [health.Target(m.label(), m.port, functools.partial(self.alive, m)) for m in members]
@@ -199,24 +196,24 @@ class Engine:
         )
         health.gate(self.targets(members), h)
         for member in members:
-            self.put(dataclasses.replace(member, status=READY))
+            self.change(member, status=READY)
 
     def serve(self, members: Sequence[Member]) -> None:
         """Put gated members in HAProxy's rotation."""
         for member in members:
             self.ensure_haproxy().add(haproxy.Server(member.id, member.port), self.group.health)
-            self.put(dataclasses.replace(member, status=SERVING, retain_until=None))
+            self.change(member, status=SERVING, retain_until=None)
             self.reporter.note(f"{member.label()} serves")
         self.write_config()
 
     def retire(self, member: Member, *, retain_seconds: int = 0) -> None:
         """Drain `member` out of HAProxy, then stop it, or keep it out of rotation for
         `retain_seconds` (a blue-green rollback puts it back at once)."""
-        member = self.put(dataclasses.replace(member, status=DRAINING))
+        member = self.change(member, status=DRAINING)
         self._leave_haproxy(member)
         self.write_config()
         if retain_seconds and self.alive(member):
-            self.put(dataclasses.replace(member, status=RETAINED, retain_until=utc_in(retain_seconds)))
+            self.change(member, status=RETAINED, retain_until=utc_in(retain_seconds))
             self.reporter.note(f"{member.label()} is out of rotation, kept for {retain_seconds}s")
             return
         self.stop(member)
@@ -252,3 +249,8 @@ class Engine:
             started.stop()
             return running
         return terminate(pid, marker)
+
+    def stop_stray(self, pid: int, marker: str) -> bool:
+        """A process naming the group's directory that state.json does not know (its record
+        was lost): stopped all the same, so that `down` leaves nothing behind."""
+        return self._stop_process(pid, marker)

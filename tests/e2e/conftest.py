@@ -6,9 +6,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import threading
+import time
+import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,3 +140,160 @@ def qemu_processes(marker: str) -> list[str]:
     """Command lines of running qemu processes that mention `marker` (a path of ours)."""
     out = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True, check=True).stdout
     return [line for line in out.splitlines() if "qemu-system" in line and marker in line]
+
+
+# --- rollouts of local groups (tests/e2e/test_local_rollout.py) --------------------------------
+
+UNHEALTHY_PLAYBOOK = """\
+- name: A web server whose health check fails
+  hosts: all
+  become: true
+  gather_facts: false
+  tasks:
+    - name: Make /healthz answer 500
+      ansible.builtin.replace:
+        path: /etc/nginx/sites-available/default
+        regexp: 'return 200 "ok '
+        replace: 'return 500 "broken '
+"""
+
+
+@dataclass(frozen=True)
+class RolloutImages:
+    """A project of its own (its own home, so that the bake tests' catalog is not touched) with
+    two local groups, and three versions of web in its catalog: `one` and `two` serve pages that
+    show their version, `bad` answers /healthz with 500."""
+
+    project: Path
+    ports: dict[str, int]  # front port per group
+    one: str
+    two: str
+    bad: str
+
+    @property
+    def home(self) -> Path:
+        return self.project / ".bakery"
+
+
+def _rollout_config(ports: dict[str, int]) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((REPO / "images.yaml").read_text())
+    health = {"path": "/healthz", "port": 80, "grace_seconds": 0, "timeout_seconds": 75, "healthy_threshold": 2}
+    data["groups"] = {
+        "web-local": {
+            "image": "web",
+            "target": "local",
+            "local": {"size": 2, "port": ports["web-local"], "memory": 512, "cpus": 1},
+            "strategy": {"type": "canary", "canary_size": 1, "batch_size": 1, "bake_seconds": 5},
+            "health": health,
+        },
+        "web-blue": {
+            "image": "web",
+            "target": "local",
+            "local": {"size": 1, "port": ports["web-blue"], "memory": 512, "cpus": 1},
+            "strategy": {"type": "blue-green", "retention_seconds": 3600},
+            "health": health,
+        },
+    }
+    return data
+
+
+@pytest.fixture(scope="session")
+def rollout_images(
+    tmp_path_factory: pytest.TempPathFactory, e2e_project: Path, e2e_env: dict[str, str], web_image: Baked
+) -> RolloutImages:
+    """Baked once per session: `one` is the session's web bake (web_image) copied into this
+    project's catalog, `two` a second bake of web (its page shows its own version), `bad` a bake
+    with playbooks/unhealthy.yml added. The base disk is the session's, copied."""
+    from bakery.boot import free_port
+    from bakery.catalog import ImageRecord
+    from bakery.providers.local_store import LocalStore
+
+    root = tmp_path_factory.mktemp("rollouts")
+    shutil.copytree(REPO / "playbooks", root / "playbooks")
+    shutil.copytree(REPO / "templates", root / "templates")
+    (root / "playbooks" / "unhealthy.yml").write_text(UNHEALTHY_PLAYBOOK)
+    ports = {"web-local": free_port(), "web-blue": free_port()}
+    config = _rollout_config(ports)
+    (root / "images.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    git = ["git", "-C", str(root), "-c", "user.email=t@localhost", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (root / ".gitignore").write_text(".bakery/\n")
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "rollout project"], check=True)
+
+    home = root / ".bakery"
+    shutil.copytree(e2e_project / ".bakery" / "cache" / "base", home / "cache" / "base")
+    staged = tmp_path_factory.mktemp("staged") / "web"
+    shutil.copytree(web_image.directory, staged)
+    record = ImageRecord(**{**web_image.record, "locations": ()})
+    LocalStore(home / "catalog.sqlite", home / "images").record(record, staged)
+
+    def bake(*extra: str) -> str:
+        made = run_bakery(root, e2e_env, "build", "web", "--target", "local", "--json", *extra)
+        assert made.returncode == 0, made.stderr[-3000:]
+        return str(json.loads(made.stdout)["record"]["version"])
+
+    two = bake("--force")
+    config["images"]["web"]["playbooks"].append("playbooks/unhealthy.yml")
+    (root / "images.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    subprocess.run([*git, "commit", "-qam", "web whose health check fails"], check=True)
+    bad = bake()
+    return RolloutImages(root, ports, f"web@{web_image.version}", f"web@{two}", f"web@{bad}")
+
+
+def group_processes(home: Path, group: str) -> list[str]:
+    """Command lines of the live processes (qemu, haproxy) that name the group's directory."""
+    marker = f"{home / 'groups' / group}/"
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            line = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if entry.name.isdigit() and marker in line and int(entry.name) != os.getpid():
+            found.append(line)
+    return found
+
+
+VERSION = re.compile(r'id="version">([^<]+)<')
+
+
+def page_version(port: int) -> str:
+    """The version named by the page served on 127.0.0.1:`port` ("?" when it names none)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=15) as answer:
+        found = VERSION.search(answer.read().decode())
+    return found.group(1) if found else "?"
+
+
+class Traffic:
+    """GET / on a group's front port, one request after another, while the block runs: the
+    versions served, and every request that failed (refused, reset, timed out, an error status,
+    a page without a version)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.served: Counter[str] = Counter()
+        self.failed: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                version = page_version(self.port)
+            except OSError as exc:
+                self.failed.append(repr(exc))
+                continue
+            if version == "?":
+                self.failed.append("a page without a version")
+            else:
+                self.served[version] += 1
+            time.sleep(0.02)
+
+    def __enter__(self) -> Traffic:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()

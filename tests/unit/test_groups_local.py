@@ -1,0 +1,457 @@
+"""The local group driver: its state files, its process handling, and its rollouts and rollbacks
+end to end on the real HAProxy, with a stand-in for QEMU (a small Python web server per "VM"
+that answers what its image's directory says), so that each rollout takes seconds.
+
+The QEMU side itself (overlays, boots, the real nginx) is proven by tests/e2e/test_local_rollout.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bakery import runner, steps, strategy
+from bakery.boot import free_port
+from bakery.catalog import ImageRecord
+from bakery.errors import BakeryError, Interrupted, UsageError
+from bakery.groups import local_engine
+from bakery.groups.base import GateFailed, HistoryEntry, Release, Rollout
+from bakery.groups.local import LocalDriver
+from bakery.groups.local_state import RETAINED, SERVING, GroupFiles, Member, Saved
+from bakery.groups.local_vm import VmSpec, find, runs, terminate, vm_argv
+from bakery.models import Group, Health, LocalGroup, LocalTarget, Strategy
+from bakery.progress import Recording
+from bakery.workspace import Workspace
+from tests.e2e.conftest import Traffic, page_version
+
+# The stand-in VM: serves a page naming its version, as the web image's does, and /healthz as its
+# image's answer.json says, on 127.0.0.1:PORT.
+# Its last argument is its overlay's path: the mark the driver finds it by, as with qemu.
+FAKE_VM = """
+import http.server, json, sys
+port, image_dir = int(sys.argv[1]), sys.argv[2]
+answer = json.load(open(image_dir + "/answer.json"))
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/healthz":
+            status = answer["health"]
+            body = ("ok " if status == 200 else "broken ") + answer["version"]
+        else:
+            status, body = 200, '<p>version: <b id="version">' + answer["version"] + "</b></p>"
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body.encode())
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+"""
+
+
+@pytest.fixture
+def fake_qemu(monkeypatch: pytest.MonkeyPatch) -> None:
+    def argv(name: str, overlay: Path, image_dir: Path, spec: VmSpec, port: int, tags: dict[str, str]) -> list[str]:
+        return [sys.executable, "-c", FAKE_VM, str(port), str(image_dir), str(overlay)]
+
+    def start(argv: list[str], overlay: Path, image_dir: Path, *, what: str) -> runner.Background:
+        overlay.parent.mkdir(parents=True, exist_ok=True)
+        return runner.start(argv, what=what, log_path=overlay.parent / "qemu.log")
+
+    monkeypatch.setattr(local_engine, "vm_argv", argv)
+    monkeypatch.setattr(local_engine, "start_vm", start)
+
+
+def image(root: Path, version: str, *, health: int = 200) -> Release:
+    directory = root / "images" / "local" / "web" / version
+    directory.mkdir(parents=True)
+    for name in ("disk.qcow2", "vmlinuz", "initrd.img"):
+        (directory / name).write_text("stand-in")
+    (directory / "answer.json").write_text(json.dumps({"version": version, "health": health}))
+    return Release(f"web@{version}", str(directory), None, f"sha256:{version}")
+
+
+def group(kind: str = "rolling", size: int = 2, **strategy_fields: Any) -> Group:
+    return Group(
+        image="web",
+        target="local",
+        local=LocalGroup(size=size, port=free_port(), memory=256, cpus=1),
+        strategy=Strategy(type=kind, bake_seconds=1, **strategy_fields),  # type: ignore[arg-type]
+        health=Health(grace_seconds=0, timeout_seconds=5, healthy_threshold=1, interval_seconds=1),
+    )
+
+
+TARGET = LocalTarget(kind="local", accelerator="tcg")
+
+
+@dataclass
+class World:
+    ws: Workspace
+    spec: Group
+    reporter: Recording = field(default_factory=Recording)
+    count: int = 0
+
+    def driver(self) -> LocalDriver:
+        """A driver as a new bakery process has it (it knows no child of its own)."""
+        return LocalDriver(self.ws, self.reporter)
+
+    def rollout(self, to: Release, previous: Release | None, kind: str = "rollout") -> Rollout:
+        self.count += 1
+        return Rollout(
+            id=f"r-{self.count:012x}",
+            kind=kind,  # type: ignore[arg-type]
+            group="web-local",
+            spec=self.spec,
+            target="local",
+            target_spec=TARGET,
+            to=to,
+            to_record=None,
+            previous=previous,
+            plan=strategy.plan(self.spec.strategy, self.spec.local.size if self.spec.local else 0),
+            who="tester@host",
+            started=steps.now(),
+        )
+
+    def journal(self, rollout: Rollout) -> steps.Journal:
+        path = self.ws.root / "rollouts" / "web-local.json"
+        found = steps.Journal.load(path)
+        if found is not None and found.data["rollout"] == rollout.id:
+            return found
+        return steps.Journal.create(path, rollout=rollout.id)
+
+    def forward(self, rollout: Rollout, driver: LocalDriver | None = None) -> None:
+        driver = driver or self.driver()
+        steps.execute(driver.rollout_steps(rollout), self.journal(rollout), self.reporter)
+
+    def backward(self, rollout: Rollout, driver: LocalDriver | None = None) -> None:
+        driver = driver or self.driver()
+        steps.execute(driver.rollback_steps(rollout), self.journal(rollout), self.reporter, phase="rollback")
+
+    def up(self, release: Release) -> None:
+        self.forward(self.rollout(release, None))
+
+    @property
+    def files(self) -> GroupFiles:
+        return GroupFiles(self.ws.root / "groups" / "web-local", "web-local")
+
+    def served(self, count: int = 6) -> Counter[str]:
+        assert self.spec.local is not None
+        return Counter(page_version(self.spec.local.port) for _ in range(count))
+
+    def processes(self) -> list[int]:
+        return find(f"{self.files.directory}/")
+
+
+@pytest.fixture
+def world(tmp_path: Path, fake_qemu: None) -> Iterator[World]:
+    made = World(Workspace(tmp_path / "home"), group())
+    yield made
+    made.driver().down("web-local", made.spec, TARGET)
+    assert made.processes() == []
+
+
+# --- state files ----------------------------------------------------------------------------
+
+
+def member(member_id: str, status: str = SERVING, **changes: Any) -> Member:
+    values: dict[str, Any] = {
+        "id": member_id,
+        "image": "web@1.0.0",
+        "image_dir": "/images/web/1.0.0",
+        "port": 40001,
+        "overlay": f"/g/vms/{member_id}/disk.qcow2",
+        "status": status,
+        "rollout": "r-1",
+        "wave": 0,
+        "tags": {"bakery:image": "web"},
+    }
+    return Member(**{**values, **changes})
+
+
+def test_state_round_trip(tmp_path: Path) -> None:
+    files = GroupFiles(tmp_path / "g", "g")
+    assert files.load() == Saved()
+    release = Release("web@1.0.0", "/images/web/1.0.0", None, "sha256:1")
+    saved = Saved(front_port=8080, stats_port=9000, haproxy_pid=12, release=release, members=(member("g-1"),), serial=1)
+    files.save(saved)
+    assert files.load() == saved
+    files.update(lambda s: s.put(member("g-2", pid=77)).drop("g-1"))
+    assert [m.id for m in files.load().members] == ["g-2"]
+    assert files.load().member("g-2") == member("g-2", pid=77)
+    assert json.loads(files.state_path.read_text())["schema"] == "bakery.local-group/v1"
+
+
+def test_history_replaces_an_entry_by_id_and_keeps_full_releases(tmp_path: Path) -> None:
+    files = GroupFiles(tmp_path / "g", "g")
+    one = Release("web@1.0.0", "/images/web/1.0.0", None, "sha256:1")
+    two = Release("web@1.0.1", "/images/web/1.0.1", None, "sha256:2")
+    first = HistoryEntry("r-1", "rollout", "2026-01-01T00:00:00Z", "a@h", None, one, "rolling", "succeeded")
+    running = HistoryEntry("r-2", "rollout", "2026-01-02T00:00:00Z", "a@h", one, two, "canary", "running")
+    files.record(running)
+    files.record(first)
+    done = HistoryEntry(
+        "r-2", "rollout", "2026-01-02T00:00:00Z", "a@h", one, two, "canary", "rolled-back", "2026-01-02T00:05:00Z", "x"
+    )
+    files.record(done)
+    assert files.history() == [first, done]
+
+
+def test_a_damaged_state_file_is_reported_with_its_path(tmp_path: Path) -> None:
+    files = GroupFiles(tmp_path / "g", "g")
+    files.directory.mkdir()
+    files.state_path.write_text("{not json")
+    with pytest.raises(BakeryError) as failed:
+        files.load()
+    assert str(files.state_path) in failed.value.message
+    assert failed.value.hint is not None and "bakery down" in failed.value.hint
+
+
+def test_release_of_a_catalog_image(tmp_path: Path) -> None:
+    directory = tmp_path / "web" / "1.0.3"
+    directory.mkdir(parents=True)
+    record = ImageRecord("web", "1.0.3", "local", "local", "sha256:abc", "now", "base", locations=(str(directory),))
+    driver = LocalDriver(Workspace(tmp_path), Recording())
+    assert driver.release_of(record, TARGET) == Release("web@1.0.3", str(directory), None, "sha256:abc")
+    gone = ImageRecord("web", "1.0.4", "local", "local", "sha256:d", "now", "base", locations=(str(tmp_path / "x"),))
+    with pytest.raises(UsageError) as missing:
+        driver.release_of(gone, TARGET)
+    assert missing.value.message == "web@1.0.4 has no directory in the local catalog"
+
+
+def test_vm_argv_names_the_vm_and_carries_the_tags(tmp_path: Path) -> None:
+    release = image(tmp_path, "1.0.0")
+    overlay = tmp_path / "vms" / "g-1" / "disk.qcow2"
+    tags = {"bakery:image": "web", "bakery:rollout": "r-0123456789ab", "bakery:version": "1.0.0"}
+    argv = vm_argv("g-1", overlay, Path(release.image_id), VmSpec("tcg", 512, 1, 80), 40001, tags)
+    assert argv[argv.index("-drive") + 1] == f"file={overlay},if=virtio,format=qcow2"
+    assert argv[argv.index("-netdev") + 1] == "user,id=net0,hostfwd=tcp:127.0.0.1:40001-:80"
+    assert argv[argv.index("-serial") + 1] == f"file:{overlay.parent / 'serial.log'}"
+    assert argv[-8:] == [
+        "-name",
+        "g-1",
+        "-smbios",
+        "type=11,value=bakery:image=web",
+        "-smbios",
+        "type=11,value=bakery:rollout=r-0123456789ab",
+        "-smbios",
+        "type=11,value=bakery:version=1.0.0",
+    ]
+
+
+SLEEPER = "import time; print('started', flush=True); time.sleep(600)"
+
+
+def started(process: runner.Background) -> None:
+    """Wait until the child runs its own program: just after its start, /proc shows no command
+    line yet (the new program's arguments are not mapped until its exec is done)."""
+    while process.alive() and b"started" not in Path(f"/proc/{process.pid}/cmdline").read_bytes():
+        time.sleep(0.01)
+
+
+def test_a_pid_is_trusted_only_while_it_names_the_marker(tmp_path: Path) -> None:
+    marker = str(tmp_path / "vms" / "g-1" / "disk.qcow2")
+    sleeper = runner.start([sys.executable, "-c", SLEEPER, marker], what="sleeper", log_path=tmp_path / "log")
+    try:
+        started(sleeper)
+        assert runs(sleeper.pid, marker)
+        assert not runs(sleeper.pid, str(tmp_path / "vms" / "g-2"))
+        assert find(marker) == [sleeper.pid]
+        assert terminate(sleeper.pid, "something else") is False
+        assert sleeper.alive()
+        assert terminate(sleeper.pid, marker) is True
+        assert not runs(sleeper.pid, marker)
+        assert find(marker) == []
+    finally:
+        sleeper.stop()
+
+
+# --- rollouts on the real HAProxy -------------------------------------------------------------
+
+
+def test_a_group_that_is_not_running_is_brought_up(world: World, tmp_path: Path) -> None:
+    assert world.driver().read("web-local", world.spec, TARGET).running is False
+    one = image(tmp_path, "1.0.0")
+    world.up(one)
+    state = world.driver().read("web-local", world.spec, TARGET)
+    assert state.running is True
+    assert state.intended == one
+    assert state.counts() == {"web@1.0.0": 2}
+    assert {(i.state, i.health) for i in state.instances} == {("serving", "healthy")}
+    assert world.served() == Counter({"1.0.0": 6})
+    saved = world.files.load()
+    assert [m.tags["bakery:rollout"] for m in saved.members] == ["r-000000000001"] * 2
+    assert len(world.processes()) == 3  # haproxy and two VMs
+
+
+def test_rolling_replaces_every_vm_without_a_failed_request(world: World, tmp_path: Path) -> None:
+    one, two = image(tmp_path, "1.0.0"), image(tmp_path, "1.0.1")
+    world.up(one)
+    before = {m.id for m in world.files.load().members}
+    assert world.spec.local is not None
+    with Traffic(world.spec.local.port) as traffic:
+        world.forward(world.rollout(two, one))
+    assert traffic.failed == []
+    assert set(traffic.served) == {"1.0.0", "1.0.1"}
+    assert world.served() == Counter({"1.0.1": 6})
+    saved = world.files.load()
+    assert {m.id for m in saved.members}.isdisjoint(before)
+    assert saved.release == two
+    assert len(world.processes()) == 3  # the old VMs were stopped
+
+
+def test_a_failed_gate_names_the_instance_and_the_rollback_restores_the_previous_release(
+    world: World, tmp_path: Path
+) -> None:
+    one, bad = image(tmp_path, "1.0.0"), image(tmp_path, "1.0.2", health=500)
+    world.up(one)
+    rollout = world.rollout(bad, one)
+    assert world.spec.local is not None
+    with Traffic(world.spec.local.port) as traffic:
+        with pytest.raises(GateFailed) as failed:
+            world.forward(rollout)
+        world.backward(rollout)
+    assert failed.value.instance == "web-local-3 (web@1.0.2)"
+    assert "answered 500: broken 1.0.2" in failed.value.message
+    assert traffic.failed == []
+    assert set(traffic.served) == {"1.0.0"}
+    assert world.driver().read("web-local", world.spec, TARGET).counts() == {"web@1.0.0": 2}
+    assert world.files.load().release == one
+    assert len(world.processes()) == 3
+
+
+class Killed(BaseException):
+    """What SIGKILL leaves: no handler ran, the journal still says running."""
+
+
+@contextlib.contextmanager
+def gate_of_wave_raises(wave: int, exc: BaseException) -> Iterator[None]:
+    """While the block runs, the gate of the VMs of `wave` (0: the first) raises `exc`, as a
+    signal arriving then would."""
+    real_gate = local_engine.Engine.gate
+
+    def gate(self: local_engine.Engine, members: Any) -> None:
+        if any(m.wave == wave for m in members):
+            raise exc
+        real_gate(self, members)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(local_engine.Engine, "gate", gate)
+        yield
+
+
+def test_a_rollout_killed_half_way_resumes_with_what_it_booted(world: World, tmp_path: Path) -> None:
+    one, two = image(tmp_path, "1.0.0"), image(tmp_path, "1.0.1")
+    world.up(one)
+    rollout = world.rollout(two, one)
+
+    with gate_of_wave_raises(1, Killed()), pytest.raises(Killed):
+        world.forward(rollout)
+    assert world.journal(rollout).status == steps.RUNNING
+    half = world.files.load()
+    assert sorted((m.image, m.status) for m in half.members) == [
+        ("web@1.0.0", "serving"),
+        ("web@1.0.1", "booting"),
+        ("web@1.0.1", "serving"),
+    ]
+    world.forward(rollout)  # a new process: the same rollout again
+    saved = world.files.load()
+    assert sorted(m.id for m in saved.members) == sorted(m.id for m in half.members if m.image == "web@1.0.1")
+    assert world.served() == Counter({"1.0.1": 6})
+    assert len(world.processes()) == 3
+
+
+def test_blue_green_keeps_the_old_vms_out_of_rotation_for_an_immediate_rollback(tmp_path: Path, world: World) -> None:
+    world.spec = group("blue-green", size=1, retention_seconds=600)
+    one, two = image(tmp_path, "1.0.0"), image(tmp_path, "1.0.1")
+    world.up(one)
+    (old,) = world.files.load().members
+    assert world.spec.local is not None
+    with Traffic(world.spec.local.port) as traffic:
+        world.forward(world.rollout(two, one))
+        state = world.driver().read("web-local", world.spec, TARGET)
+        assert state.counts() == {"web@1.0.1": 1}  # the kept VM is not one of the group's instances
+        kept = world.files.load().member(old.id)
+        assert kept is not None and kept.status == RETAINED and runs(kept.pid, kept.overlay)
+        world.forward(world.rollout(one, two, kind="rollback"))  # `bakery rollback` after completion
+    assert traffic.failed == []
+    (back,) = world.files.load().members[:1]
+    assert world.served() == Counter({"1.0.0": 6})
+    assert back.id == old.id  # put back, not booted again
+    assert [m.status for m in world.files.load().members] == [SERVING, RETAINED]
+
+
+def test_down_stops_everything_and_says_what(world: World, tmp_path: Path) -> None:
+    world.up(image(tmp_path, "1.0.0"))
+    stray = runner.start(
+        [sys.executable, "-c", SLEEPER, f"{world.files.directory}/vms/lost/disk.qcow2"],
+        what="stray",
+        log_path=tmp_path / "stray.log",
+    )
+    started(stray)
+    stopped = world.driver().down("web-local", world.spec, TARGET)
+    assert stopped[0].startswith("haproxy on 127.0.0.1:")
+    assert [s.split(" (pid")[0] for s in stopped[1:3]] == ["web-local-1 (web@1.0.0)", "web-local-2 (web@1.0.0)"]
+    assert stopped[3] == f"a leftover process of the group (pid {stray.pid})"
+    assert world.processes() == []
+    assert not list(world.files.vms.iterdir())
+    state = world.driver().read("web-local", world.spec, TARGET)
+    assert (state.running, state.instances, state.intended) == (False, (), None)
+    assert world.driver().down("web-local", world.spec, TARGET) == []
+
+
+def test_an_interrupt_stops_the_half_booted_vm_and_leaves_the_group_serving(world: World, tmp_path: Path) -> None:
+    one, two = image(tmp_path, "1.0.0"), image(tmp_path, "1.0.1")
+    world.up(one)
+    rollout = world.rollout(two, one)
+    with gate_of_wave_raises(0, Interrupted("interrupted by signal SIGINT")), pytest.raises(Interrupted):
+        world.forward(rollout)
+    assert world.journal(rollout).status == steps.INTERRUPTED
+    saved = world.files.load()
+    assert [(m.image, m.status) for m in saved.members] == [("web@1.0.0", SERVING)] * 2
+    assert world.served() == Counter({"1.0.0": 6})
+    assert len(world.processes()) == 3  # the VM booting when the signal came was stopped
+
+    world.forward(rollout)  # `bakery rollout` again resumes it
+    assert world.served() == Counter({"1.0.1": 6})
+
+
+def test_a_kept_vm_past_its_retention_is_stopped_by_the_next_rollout(world: World, tmp_path: Path) -> None:
+    world.spec = group("blue-green", size=1, retention_seconds=600)
+    one, two = image(tmp_path, "1.0.0"), image(tmp_path, "1.0.1")
+    world.up(one)
+    (old,) = world.files.load().members
+    world.forward(world.rollout(two, one))
+    world.files.update(lambda s: s.put(dataclasses.replace(s.member(old.id), retain_until="2000-01-01T00:00:00+00:00")))
+    world.forward(world.rollout(one, two))
+    saved = world.files.load()
+    assert sorted((m.image, m.status) for m in saved.members) == [("web@1.0.0", SERVING), ("web@1.0.1", RETAINED)]
+    assert old.id not in {m.id for m in saved.members}  # booted afresh: the kept one was stopped first
+    assert not runs(old.pid, old.overlay)
+
+
+def test_a_changed_front_port_moves_haproxy(world: World, tmp_path: Path) -> None:
+    one, two = image(tmp_path, "1.0.0"), image(tmp_path, "1.0.1")
+    world.up(one)
+    assert world.spec.local is not None
+    before = world.spec.local.port
+    world.spec = world.spec.model_copy(update={"local": world.spec.local.model_copy(update={"port": free_port()})})
+    world.forward(world.rollout(two, one))
+    assert world.served() == Counter({"1.0.1": 6})
+    with pytest.raises(OSError):
+        page_version(before)
+    assert len(world.processes()) == 3
+
+
+def test_down_of_a_group_that_never_ran_writes_nothing(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path / "home")
+    assert LocalDriver(ws, Recording()).down("web-local", group(), TARGET) == []
+    assert not (ws.root / "groups").exists()
