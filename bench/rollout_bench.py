@@ -1,7 +1,7 @@
 """Rollout benchmarks. Reports numbers and ratios measured in one run; asserts nothing.
 
     python bench/rollout_bench.py            # cloud watches on the fakes (about a minute)
-    python bench/rollout_bench.py --local    # and a local rollout under a request loop (QEMU, ~10 minutes)
+    python bench/rollout_bench.py --local    # and a local rollout on what `make demo` left (QEMU, a few minutes)
 
 Goals (issue 7):
 - API calls while watching a cloud rollout: at most 12 per minute at production's poll interval;

@@ -12,21 +12,21 @@ The group keeps running afterwards (`bakery down web-local` stops it).
 
 from __future__ import annotations
 
-import collections
-import re
+import json
 import subprocess
 import sys
-import threading
 import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tests.traffic import Traffic  # noqa: E402 - the repository's own request loop
+
 BAKERY = str(Path(sys.executable).with_name("bakery"))
-FRONT = "http://127.0.0.1:8080/"
+PORT = 8080  # web-local's front port in images.yaml
+FRONT = f"http://127.0.0.1:{PORT}/"
 CHANGED = ROOT / "demo.images.yaml"  # beside images.yaml, so playbooks/ resolve the same way
-VERSION = re.compile(r'id="version">([^<]+)<')
 
 
 def bakery(*args: str, config: Path | None = None) -> None:
@@ -35,44 +35,38 @@ def bakery(*args: str, config: Path | None = None) -> None:
     subprocess.run(argv, check=True, cwd=ROOT)
 
 
-class Requests(threading.Thread):
-    """GET the front port every 50 ms; count answers per version, and failures."""
-
-    def __init__(self) -> None:
-        super().__init__(daemon=True)
-        self.served: collections.Counter[str] = collections.Counter()
-        self.failed: list[str] = []
-        self.stopping = threading.Event()
-
-    def run(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                with urllib.request.urlopen(FRONT, timeout=5) as answer:
-                    match = VERSION.search(answer.read().decode("utf-8", "replace"))
-                    self.served[match.group(1) if match else "?"] += 1
-            except (urllib.error.URLError, OSError) as exc:
-                self.failed.append(f"{time.strftime('%H:%M:%S')} {exc}")
-            time.sleep(0.05)
+def bake(config: Path | None = None) -> str:
+    """Bake web on the local target (or find it up to date); its NAME@VERSION."""
+    argv = [
+        BAKERY,
+        "build",
+        "web",
+        "--target",
+        "local",
+        "--quiet",
+        "--json",
+        *(["--file", str(config)] if config else []),
+    ]
+    print(f"\n$ bakery {' '.join(argv[1:])}", flush=True)
+    done = subprocess.run(argv, check=True, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    record = json.loads(done.stdout)["record"]
+    print(f"web@{record['version']} (inputs digest {record['inputs_digest'][:19]}...)")
+    return f"{record['name']}@{record['version']}"
 
 
 def main() -> int:
     started = time.monotonic()
     bakery("validate")
-    bakery("build", "web", "--target", "local", "--quiet")
-    bakery("rollout", "web-local", "--yes")
+    first = bake()
+    bakery("rollout", "web-local", "--image", first, "--yes")
     with urllib.request.urlopen(FRONT, timeout=10) as answer:
         print(f"\n--- GET {FRONT} (through HAProxy) ---\n{answer.read().decode()}")
     text = (ROOT / "images.yaml").read_text()
     CHANGED.write_text(text.replace("Hello from a baked image", "Hello again: a new version, rolled out by bakery"))
-    bakery("build", "web", "--target", "local", "--quiet", config=CHANGED)
-    loop = Requests()
-    loop.start()
-    try:
-        bakery("rollout", "web-local", "--yes", "--strategy", "canary", config=CHANGED)
-    finally:
+    second = bake(CHANGED)
+    with Traffic(PORT) as loop:
+        bakery("rollout", "web-local", "--image", second, "--yes", "--strategy", "canary", config=CHANGED)
         time.sleep(2)
-        loop.stopping.set()
-        loop.join()
     bakery("status", "web-local", config=CHANGED)
     print("\nrequests through 127.0.0.1:8080 during the rollout:")
     for version, count in sorted(loop.served.items()):

@@ -1,0 +1,64 @@
+"""A local rollout timed against its floor, in one run, on the repository's project.
+
+Needs what `make demo` leaves: two versions of `web` in the local catalog. The floor is the plan's
+waves x one VM's boot-to-healthy time (`bakery boot`, measured just before); the rollout moves
+`web-local` (brought up first when it is down) to the other of the two newest versions, rolling,
+under a request loop against its front port.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+BAKERY = str(Path(sys.executable).with_name("bakery"))
+GROUP, PORT = "web-local", 8080
+
+
+def _json(*args: str, ok: tuple[int, ...] = (0,)) -> Any:
+    done = subprocess.run([BAKERY, *args, "--json"], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    if done.returncode not in ok:
+        raise SystemExit(f"bakery {' '.join(args)} exited {done.returncode}")
+    return json.loads(done.stdout)
+
+
+def local_rollout() -> dict[str, Any]:
+    from tests.traffic import Traffic
+
+    listing = _json("images", "web", "--target", "local")
+    versions = [f"web@{r['version']}" for r in listing.get("images", [])]
+    if len(versions) < 2:
+        raise SystemExit("bench --local needs two versions of web on the local target: run `make demo` first")
+    newest, other = versions[-1], versions[-2]
+    status = _json("status", GROUP, ok=(0, 3))["groups"][0]
+    runs = (status.get("intended") or {}).get("image")
+    if not status.get("running"):
+        subprocess.run([BAKERY, "rollout", GROUP, "--image", newest, "--yes"], cwd=REPO, check=True)
+        runs = newest
+    to = other if runs == newest else newest
+    boot = _json("boot", to, "--get", "/healthz")
+    one_vm = float(boot["seconds_to_first_answer"])
+    plan = _json("rollout", GROUP, "--image", to, "--strategy", "rolling", "--dry-run")
+    waves = len(plan["plan"]["waves"])
+    started = time.monotonic()
+    with Traffic(PORT) as traffic:
+        subprocess.run(
+            [BAKERY, "rollout", GROUP, "--image", to, "--strategy", "rolling", "--yes"], cwd=REPO, check=True
+        )
+    wall = time.monotonic() - started
+    floor = waves * one_vm
+    return {
+        "to": to,
+        "waves": waves,
+        "one_vm_boot_to_healthy_seconds": round(one_vm, 1),
+        "floor_seconds": round(floor, 1),
+        "rollout_seconds": round(wall, 1),
+        "ratio": round(wall / floor, 2) if floor else None,
+        "requests_served": dict(traffic.served),
+        "failed": len(traffic.failed),
+    }
