@@ -274,6 +274,9 @@ def _status_text(report: Any) -> str:
         lines.append(f"  intended:  {intended}" + (f" (newest: {g.newest})" if g.newest else ""))
         runs = ", ".join(f"{n} x {image}" for image, n in sorted(g.counts.items())) or "no instances"
         lines.append(f"  instances: {runs}; healthy {g.healthy}, unhealthy {g.unhealthy}")
+        if g.kept:
+            kept = ", ".join(sorted({i.image or i.image_id for i in g.kept}))
+            lines.append(f"  kept:      {len(g.kept)} out of rotation on {kept} (an immediate rollback)")
         if g.active:
             pct = f" {g.active.percent}%" if g.active.percent is not None else ""
             lines.append(

@@ -24,6 +24,7 @@ class GroupStatus:
     intended: Release | None = None
     counts: dict[str, int] = field(default_factory=dict)  # instances per image ref (or id)
     instances: tuple[Instance, ...] = ()
+    kept: tuple[Instance, ...] = ()  # out of rotation, for an immediate blue-green rollback
     healthy: int = 0
     unhealthy: int = 0
     active: ActiveRollout | None = None
@@ -67,6 +68,7 @@ def _one(rollouts: Rollouts, name: str) -> GroupStatus:
         intended=state.intended,
         counts=state.counts(),
         instances=state.instances,
+        kept=state.kept,
         healthy=sum(i.health == "healthy" for i in state.instances),
         unhealthy=sum(i.health == "unhealthy" for i in state.instances),
         active=active,

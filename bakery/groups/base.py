@@ -98,6 +98,8 @@ class GroupState:
     instances: tuple[Instance, ...] = ()
     active: ActiveRollout | None = None
     desired: int | None = None  # the group's size as the engine sees it
+    # Instances out of rotation, kept so that a blue-green rollback is immediate: shown, never drift.
+    kept: tuple[Instance, ...] = ()
 
     def counts(self) -> dict[str, int]:
         """Instances per image (ref, or id for images bakery did not bake)."""

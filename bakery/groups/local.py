@@ -50,11 +50,12 @@ class LocalDriver:
 
     def read(self, name: str, group: Group, target_spec: Any) -> GroupState:
         """The group from state.json, with each VM's liveness and one probe of its health check.
-        VMs kept out of rotation for a blue-green rollback are not among its instances."""
+        VMs kept out of rotation for a blue-green rollback are `kept`, not among its instances."""
         local = settings(name, group)
         files = group_files(self.ws, name)
         saved = files.load()
         instances = tuple(self._instance(member, group) for member in saved.members if member.status != RETAINED)
+        kept = tuple(self._instance(member, group) for member in saved.members if member.status == RETAINED)
         return GroupState(
             group=name,
             kind=self.kind,
@@ -62,6 +63,7 @@ class LocalDriver:
             intended=saved.release,
             instances=instances,
             desired=local.size,
+            kept=kept,
         )
 
     def _instance(self, member: Member, group: Group) -> Instance:
