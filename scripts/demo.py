@@ -62,7 +62,7 @@ def main() -> int:
     with urllib.request.urlopen(FRONT, timeout=10) as answer:
         print(f"\n--- GET {FRONT} (through HAProxy) ---\n{answer.read().decode()}")
     text = (ROOT / "images.yaml").read_text()
-    CHANGED.write_text(text.replace("Hello from a baked image", "Hello again: a new version, rolled out by bakery"))
+    CHANGED.write_text(text.replace("Hello from a baked image", "Hello again, from a new version rolled out by bakery"))
     second = bake(CHANGED)
     with Traffic(PORT) as loop:
         bakery("rollout", "web-local", "--image", second, "--yes", "--strategy", "canary", config=CHANGED)
