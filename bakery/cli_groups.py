@@ -320,11 +320,14 @@ def down(
     as_json: bool = JsonOpt,
 ) -> None:
     """Stop a local group: its VMs and HAProxy; no process is left behind."""
+    from bakery.grouplock import held
+    from bakery.identity import who
     from bakery.runner import signal_guard
 
     service = _service(file, TerminalReporter())
     spec = service.group(group)
-    with signal_guard():
+    # Never under a running rollout's feet: the group's lock is taken (or the holder named).
+    with signal_guard(), held(service.ws.locks / f"group-{group}.lock", group, "down", who()):
         stopped = service.driver(spec).down(group, spec, service.target_spec(spec))
     unfinished = service.unfinished(group)
     if unfinished is not None:  # nothing is left to resume: the next rollout brings the group up afresh

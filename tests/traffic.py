@@ -35,8 +35,9 @@ class Traffic:
         while not self._stop.is_set():
             try:
                 version = page_version(self.port)
-            except OSError as exc:
+            except Exception as exc:  # every failed request counts (IncompleteRead is no OSError)
                 self.failed.append(repr(exc))
+                time.sleep(0.02)
                 continue
             if version == "?":
                 self.failed.append("a page without a version")
@@ -51,3 +52,5 @@ class Traffic:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+        if not self.served and not self.failed:
+            raise AssertionError(f"no request reached 127.0.0.1:{self.port} while the loop ran")
