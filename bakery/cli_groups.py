@@ -75,7 +75,7 @@ class RolloutReporter(TerminalReporter):
         waves = (
             Text(
                 f"waves {view.waves_done}/{view.waves}"
-                + (f"  {view.percent}%" if view.percent is not None else "")
+                + (f"  {view.percent}% on the new image" if view.percent is not None else "")
                 + "  health: "
                 + (", ".join(f"{n} {h}" for h, n in sorted(view.health.items())) or "-")
             )

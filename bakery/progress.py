@@ -17,7 +17,7 @@ class GroupView:
     waves: int
     states: Mapping[str, int] = field(default_factory=dict)  # "web@1.0.2 serving" -> 2
     health: Mapping[str, int] = field(default_factory=dict)  # "healthy" -> 3, "unhealthy" -> 1
-    percent: int | None = None
+    percent: int | None = None  # of the instances on the new image
 
 
 class Reporter(Protocol):

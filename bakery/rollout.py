@@ -15,7 +15,8 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -36,10 +37,10 @@ from bakery.groups.base import (
 )
 from bakery.identity import who
 from bakery.models import Group
-from bakery.progress import Reporter
+from bakery.progress import GroupView, Reporter
 from bakery.providers.base import ClientFactory, Provider, get_provider
 from bakery.runner import signal_guard
-from bakery.steps import Journal
+from bakery.steps import Journal, Step
 from bakery.strategy import RolloutPlan
 from bakery.workspace import Workspace
 
@@ -174,7 +175,7 @@ class Rollouts:
             if journal.data.get("phase") == "rollback":
                 return self._roll_back(driver, rollout, journal, journal.data.get("error") or "resumed", started)
             try:
-                steps.execute(driver.rollout_steps(rollout), journal, self.reporter)
+                steps.execute(self._watched(driver, rollout, driver.rollout_steps(rollout)), journal, self.reporter)
             except (Interrupted, KeyboardInterrupt):  # the signal guard turns the latter into Interrupted
                 self._record(driver, rollout, steps.INTERRUPTED, reason="interrupted")
                 raise
@@ -290,7 +291,8 @@ class Rollouts:
     ) -> RolloutResult:
         journal.mark(error=reason)
         try:
-            steps.execute(driver.rollback_steps(rollout), journal, self.reporter, phase="rollback")
+            sequence = self._watched(driver, rollout, driver.rollback_steps(rollout))
+            steps.execute(sequence, journal, self.reporter, phase="rollback")
         except (Interrupted, KeyboardInterrupt):
             self._record(driver, rollout, steps.INTERRUPTED, reason=f"{reason}; its rollback was interrupted")
             raise
@@ -443,6 +445,31 @@ class Rollouts:
             self.reporter.note(
                 f"warning: could not record {rollout.id} ({result}) in the group's history: {exc.message}"
             )
+
+    def _watched(self, driver: GroupDriver, rollout: Rollout, sequence: Sequence[Step]) -> list[Step]:
+        """`sequence`, each step followed by a look at the group for the live view."""
+
+        def after(step: Step) -> Step:
+            def run(journal: Journal) -> None:
+                step.run(journal)
+                self._show(driver, rollout, step.name)
+
+            return dataclasses.replace(step, run=run)
+
+        return [after(step) for step in sequence]
+
+    def _show(self, driver: GroupDriver, rollout: Rollout, step: str) -> None:
+        try:
+            state = driver.read(rollout.group, rollout.spec, rollout.target_spec)
+        except BakeryError:
+            return  # the view waits for the next look; the steps themselves report what fails
+        states = Counter(f"{i.image or i.image_id} {i.state}" for i in state.instances)
+        health: Counter[str] = Counter(i.health for i in state.instances)
+        on_new = sum(i.image_id == rollout.to.image_id for i in state.instances)
+        percent = round(100 * on_new / len(state.instances)) if state.instances else None
+        waves = rollout.plan.waves
+        done = sum(w.total <= on_new for w in waves)
+        self.reporter.progress(GroupView(rollout.group, step, done, len(waves), dict(states), dict(health), percent))
 
     def _details(self, rollout: Rollout, result: str, reason: str | None) -> dict[str, Any]:
         return {

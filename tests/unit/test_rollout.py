@@ -4,6 +4,7 @@ which image, the plan, automatic rollback, resume, rollback after completion, st
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -62,6 +63,10 @@ def test_a_rollout_moves_the_group_to_the_newest_version_and_says_so(world: Fake
     assert "wave 1 (canary): 1 instance(s) -> 1/2 (50%)" in result.stderr
     assert "rollback: automatic on a failed gate, to web@1.0.0" in result.stderr
     assert "now runs web@1.0.2" in result.stdout
+    # Off a terminal, progress is timestamped lines, with a look at the group after each step.
+    assert re.search(r"^\d\d:\d\d:\d\d ==> wave-1", result.stderr, re.M)
+    assert "web-local: wave 1/2; 1 web@1.0.0 serving, 1 web@1.0.2 serving; 2 healthy" in result.stderr
+    assert "web-local: wave 2/2; 2 web@1.0.2 serving; 2 healthy" in result.stderr
     assert world.runs("web-local") == {"web@1.0.2": 2}
     assert [(e.kind, e.result, e.to.image) for e in world.history("web-local", None, None)] == [  # type: ignore[arg-type]
         ("rollout", "succeeded", "web@1.0.2")
