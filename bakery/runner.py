@@ -397,16 +397,20 @@ class Background:
         return self.child.poll() is None
 
     def stop(self, grace: float = 10.0) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.child.pid, signal.SIGTERM)
-        try:
-            self.child.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
+        """SIGTERM the child's session, SIGKILL it after `grace`. A child already reaped is never
+        signalled: its process group id may belong to another process by now."""
+        if self.child.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.child.pid, signal.SIGTERM)
+            try:
+                self.child.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.child.pid, signal.SIGKILL)
+                self.child.wait()
+            # What the child left in its session goes too; the group id is still theirs while any lives.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.child.pid, signal.SIGKILL)
-            self.child.wait()
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.child.pid, signal.SIGKILL)
         close = getattr(self._sink, "close", None)
         if close:
             close()

@@ -15,7 +15,7 @@ import csv
 import io
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +63,9 @@ def render_config(*, group: str, front_port: int, stats_port: int, health: Healt
         f"# Written by bakery for the local group {group}; rewritten on every change.",
         "global",
         "    maxconn 1024",
+        # SO_REUSEPORT off: a second HAProxy (one left behind) fails to bind the front port
+        # instead of sharing its connections with this one.
+        "    noreuseport",
         f"    stats socket ipv4@127.0.0.1:{stats_port} level admin",
         "",
         "defaults",
@@ -166,23 +169,27 @@ class Runtime:
         return parse_stat(self.send(SHOW_STAT))
 
     def add(self, server: Server, health: Health) -> None:
-        """Put `server` in rotation (again): added unless HAProxy has it, checks on, enabled."""
+        """Put `server` in rotation (again): added unless HAProxy has it, checks on, enabled.
+        Checks and enabling are sent every time: a process killed just after `add server` left
+        a server with neither."""
         if server.name in self.servers():
             self._expect(set_state(server.name, "ready"))
-            return
-        self._expect(add_server(server, health), "New server registered")
+        else:
+            self._expect(add_server(server, health), "New server registered")
         self._expect(enable_health(server.name))
         self._expect(enable_server(server.name))
 
-    def remove(self, name: str) -> None:
+    def remove(self, name: str, *, interruptible: bool = True) -> None:
         """Drain `name` (no new requests), wait until its sessions are 0 (at most the server
-        timeout), then take it out of HAProxy. Nothing to do when HAProxy has no such server."""
+        timeout), then take it out of HAProxy. Nothing to do when HAProxy has no such server.
+        A signal stops the wait (Interrupted) unless `interruptible` is False, as in a cleanup."""
         if name not in self.servers():
             return
         self._expect(set_state(name, "drain"))
         deadline = time.monotonic() + SERVER_TIMEOUT_SECONDS
         while (stat := self.servers().get(name)) is not None and stat.sessions > 0 and time.monotonic() < deadline:
-            runner.check_interrupted(f"draining {name}")
+            if interruptible:
+                runner.check_interrupted(f"draining {name}")
             time.sleep(0.2)
         self._expect(set_state(name, "maint"))
         self._expect(del_server(name), "Server deleted", "No such server")
@@ -196,15 +203,32 @@ class Runtime:
             raise ProviderError(f"HAProxy of group {self.group} refused `{command}`: {answer}")
 
 
-def start(config: Path, log_path: Path, runtime: Runtime, *, front_port: int) -> runner.Background:
-    """Check `config`, start HAProxy on it and wait until its runtime API answers. Raises
-    BuildError for a configuration HAProxy rejects, ProviderError when it does not come up."""
+def start(
+    config: Path,
+    log_path: Path,
+    runtime: Runtime,
+    *,
+    front_port: int,
+    on_start: Callable[[runner.Background], None] = lambda _process: None,
+) -> runner.Background:
+    """Check `config`, start HAProxy on it (`on_start` is told its process at once, before it
+    answers) and wait until its runtime API answers. Raises BuildError for a configuration
+    HAProxy rejects, ProviderError when it does not come up; it is stopped on any failure."""
     runner.run(check_argv(config), what="haproxy -c", log_path=log_path)
     started = runner.start(haproxy_argv(config), what="haproxy", log_path=log_path)
+    try:
+        on_start(started)
+        _wait_until_it_answers(started, log_path, runtime, front_port=front_port)
+    except BaseException:
+        started.stop()
+        raise
+    return started
+
+
+def _wait_until_it_answers(started: runner.Background, log_path: Path, runtime: Runtime, *, front_port: int) -> None:
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while not runtime.answers():
         if not started.alive() or time.monotonic() > deadline:
-            started.stop()
             lines = log_path.read_text(errors="replace").strip().splitlines()
             said = [line.split(": ", 1)[-1] for line in lines if "[ALERT]" in line] or lines[-3:]
             raise ProviderError(
@@ -214,4 +238,3 @@ def start(config: Path, log_path: Path, runtime: Runtime, *, front_port: int) ->
             )
         runner.check_interrupted("starting HAProxy")
         time.sleep(0.1)
-    return started

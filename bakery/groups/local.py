@@ -19,7 +19,7 @@ from bakery.groups.base import GroupState, HistoryEntry, Instance, Release, Roll
 from bakery.groups.local_engine import Engine, group_files, settings
 from bakery.groups.local_state import RETAINED, Member, Saved
 from bakery.groups.local_steps import steps_of
-from bakery.groups.local_vm import find, runs
+from bakery.groups.local_vm import find, haproxy_of, runs, vm_of, vm_under
 from bakery.models import Group
 from bakery.progress import Reporter
 from bakery.providers.base import ClientFactory
@@ -59,7 +59,7 @@ class LocalDriver:
         return GroupState(
             group=name,
             kind=self.kind,
-            running=runs(saved.haproxy_pid, str(files.config)),
+            running=runs(saved.haproxy_pid, haproxy_of(files.config)),
             intended=saved.release,
             instances=instances,
             desired=local.size,
@@ -67,7 +67,7 @@ class LocalDriver:
         )
 
     def _instance(self, member: Member, group: Group) -> Instance:
-        if not runs(member.pid, member.overlay):
+        if not runs(member.pid, vm_of(member.overlay)):
             return Instance(member.id, member.image, member.image_dir, "stopped", "unhealthy", "its VM is not running")
         answer = health.probe(member.port, group.health.path, timeout=READ_PROBE_SECONDS)
         detail = "" if answer.ok else f"GET {group.health.path} {answer.describe()}"
@@ -112,9 +112,12 @@ class LocalDriver:
         for member in saved.members:
             if engine.stop(member):
                 stopped.append(f"{member.label()} (pid {member.pid})")
-        marker = f"{engine.files.directory}/"
-        for pid in find(marker):
-            if engine.stop_stray(pid, marker):
+
+        def leftover(argv: Sequence[str]) -> bool:
+            return vm_under(engine.files.vms)(argv) or haproxy_of(engine.files.config)(argv)
+
+        for pid in find(leftover):
+            if engine.stop_stray(pid, leftover):
                 stopped.append(f"a leftover process of the group (pid {pid})")
         if engine.files.exists():
             engine.files.save(Saved(serial=engine.load().serial))

@@ -14,7 +14,7 @@ from typing import Any
 
 from bakery import health, runner
 from bakery.boot import free_port
-from bakery.errors import ConfigError, ProviderError
+from bakery.errors import BakeryError, ConfigError, Interrupted
 from bakery.groups import haproxy
 from bakery.groups.base import Release
 from bakery.groups.local_state import (
@@ -27,11 +27,25 @@ from bakery.groups.local_state import (
     Member,
     Saved,
 )
-from bakery.groups.local_vm import VmSpec, boot_files, find, remove_dir, runs, start_vm, terminate, vm_argv
+from bakery.groups.local_vm import (
+    Match,
+    VmSpec,
+    boot_files,
+    find,
+    haproxy_of,
+    remove_dir,
+    runs,
+    start_vm,
+    terminate,
+    vm_argv,
+    vm_of,
+)
 from bakery.models import Group, LocalGroup, LocalTarget
 from bakery.progress import Reporter
 from bakery.providers.local import LocalProvider
 from bakery.workspace import Workspace
+
+HAPROXY = "haproxy"  # the key of the group's HAProxy among the processes an engine started
 
 
 def group_files(workspace: Workspace, name: str) -> GroupFiles:
@@ -64,7 +78,8 @@ class Engine:
         self.local = settings(name, group)
         self.target = target
         self.files = group_files(workspace, name)
-        self._started: dict[int, runner.Background] = {}  # children of this process, by pid
+        # Children of this process, by member id (and HAPROXY): a pid is reused once reaped.
+        self._started: dict[str, runner.Background] = {}
         self._spec: VmSpec | None = None
 
     # --- state ------------------------------------------------------------------------------
@@ -84,14 +99,16 @@ class Engine:
     def alive(self, member: Member) -> bool:
         # A child of this process is asked directly: just after its start, /proc shows no command
         # line until its exec is done, and a VM just booted would look dead.
-        started = self._started.get(member.pid) if member.pid else None
-        return started.alive() if started is not None else runs(member.pid, member.overlay)
+        started = self._started.get(member.id)
+        if started is not None and member.pid in (None, started.pid):
+            return started.alive()
+        return runs(member.pid, vm_of(member.overlay))
 
     def forget_dead(self) -> None:
         """Members whose VM is gone leave HAProxy and the state; a VM recorded just before it
         started (its pid not yet saved) is found again by its overlay."""
         for member in self.load().members:
-            if member.pid is None and (pids := find(member.overlay)):
+            if member.pid is None and (pids := find(vm_of(member.overlay))):
                 member = self.change(member, pid=pids[0])
             if not self.alive(member):
                 self.reporter.note(f"{member.label()} is not running any more: forgotten")
@@ -102,7 +119,10 @@ class Engine:
 
     def haproxy_running(self, saved: Saved | None = None) -> bool:
         saved = saved or self.load()
-        return runs(saved.haproxy_pid, str(self.files.config))
+        return runs(saved.haproxy_pid, self._haproxy())
+
+    def _haproxy(self) -> Match:
+        return haproxy_of(self.files.config)
 
     def runtime(self, saved: Saved | None = None) -> haproxy.Runtime:
         saved = saved or self.load()
@@ -117,17 +137,28 @@ class Engine:
             if saved.front_port == self.local.port:
                 return self.runtime(saved)
             self.reporter.note(f"the front port changed: HAProxy moves from {saved.front_port} to {self.local.port}")
-        self._stop_process(saved.haproxy_pid, str(self.files.config))
+        self._stop_process(HAPROXY, saved.haproxy_pid, self._haproxy())
+        for pid in find(self._haproxy()):  # one whose pid was never saved (bakery killed as it started)
+            self.reporter.note(f"stopping a HAProxy of the group left behind (pid {pid})")
+            terminate(pid, self._haproxy())
         saved = self.files.update(
             lambda s: dataclasses.replace(s, front_port=self.local.port, stats_port=free_port(), haproxy_pid=None)
         )
         self.write_config()
         runtime = self.runtime(saved)
         self.reporter.note(f"starting HAProxy on 127.0.0.1:{self.local.port}")
-        started = haproxy.start(self.files.config, self.files.haproxy_log, runtime, front_port=self.local.port)
-        self._started[started.pid] = started
-        self.files.update(lambda s: dataclasses.replace(s, haproxy_pid=started.pid))
+        haproxy.start(
+            self.files.config,
+            self.files.haproxy_log,
+            runtime,
+            front_port=self.local.port,
+            on_start=self._haproxy_started,
+        )
         return runtime
+
+    def _haproxy_started(self, process: runner.Background) -> None:
+        self._started[HAPROXY] = process
+        self.files.update(lambda s: dataclasses.replace(s, haproxy_pid=process.pid))
 
     def write_config(self) -> None:
         """haproxy.cfg with the serving VMs, for the next start of HAProxy (the running one is
@@ -147,13 +178,13 @@ class Engine:
         saved = self.load()
         if saved.haproxy_pid is None:
             return None
-        stopped = self._stop_process(saved.haproxy_pid, str(self.files.config))
+        stopped = self._stop_process(HAPROXY, saved.haproxy_pid, self._haproxy())
         self.files.update(lambda s: dataclasses.replace(s, haproxy_pid=None))
         return f"haproxy on 127.0.0.1:{saved.front_port} (pid {saved.haproxy_pid})" if stopped else None
 
-    def _leave_haproxy(self, member: Member) -> None:
+    def _leave_haproxy(self, member: Member, *, interruptible: bool = True) -> None:
         if self.haproxy_running():
-            self.runtime().remove(member.id)
+            self.runtime().remove(member.id, interruptible=interruptible)
 
     # --- VMs --------------------------------------------------------------------------------
 
@@ -168,7 +199,7 @@ class Engine:
         )
         argv = vm_argv(member_id, overlay, Path(release.image_id), spec, member.port, tags)
         started = start_vm(argv, overlay, Path(release.image_id), what=f"qemu {member_id}")
-        self._started[started.pid] = started
+        self._started[member_id] = started
         self.reporter.note(f"booting {member.label()} ({spec.accelerator}), its port 127.0.0.1:{member.port}")
         return self.change(member, pid=started.pid)
 
@@ -220,37 +251,53 @@ class Engine:
 
     def stop(self, member: Member) -> bool:
         """Stop the member's VM (if it still is that VM), delete its overlay, forget it."""
-        stopped = self._stop_process(member.pid, member.overlay)
-        for pid in find(member.overlay):  # recorded before its pid was saved
-            stopped = terminate(pid, member.overlay) or stopped
+        stopped = self._stop_process(member.id, member.pid, vm_of(member.overlay))
+        for pid in find(vm_of(member.overlay)):  # recorded before its pid was saved
+            stopped = terminate(pid, vm_of(member.overlay)) or stopped
         self._forget(member)
         if stopped:
             self.reporter.note(f"stopped {member.label()}")
         return stopped
 
+    def discard(self, member: Member, *, interruptible: bool = True) -> None:
+        """Take `member` out of HAProxy (a READY one may have entered it just before its state
+        said so), then stop its VM, whatever HAProxy answered."""
+        try:
+            self._leave_haproxy(member, interruptible=interruptible)
+        except Interrupted:
+            raise
+        except BakeryError as exc:
+            self.reporter.note(f"{member.id}: {exc.message}")
+        finally:
+            self.stop(member)
+
     def stop_unserved(self, rollout: str) -> None:
-        """What an interrupt leaves safe: VMs of `rollout` that are not in HAProxy are stopped."""
+        """What an interrupt or a failed gate leaves safe: VMs of `rollout` that do not serve
+        are stopped. A cleanup: a signal does not cut it short, one VM's failure does not keep
+        the others running."""
         for member in self.load().of(rollout):
             if member.status in (BOOTING, READY):
                 try:
-                    self._leave_haproxy(member)
-                except ProviderError as exc:
-                    self.reporter.note(f"{member.id}: {exc.message}")
-                self.stop(member)
+                    self.discard(member, interruptible=False)
+                except BakeryError as exc:
+                    self.reporter.note(f"{member.label()} could not be stopped: {exc.message}")
 
     def _forget(self, member: Member) -> None:
         remove_dir(member.directory)
         self.files.update(lambda s: s.drop(member.id))
 
-    def _stop_process(self, pid: int | None, marker: str) -> bool:
-        started = self._started.pop(pid, None) if pid else None
-        if started is not None:
-            running = started.alive()
+    def _stop_process(self, key: str, pid: int | None, match: Match) -> bool:
+        """Stop the process recorded as `pid`: a child of this process directly (and not at all
+        once it ended: its pid may be another's by now), any other only if `match` finds it."""
+        started = self._started.pop(key, None)
+        if started is not None and pid in (None, started.pid):
+            if not started.alive():
+                return False
             started.stop()
-            return running
-        return terminate(pid, marker)
+            return True
+        return terminate(pid, match)
 
-    def stop_stray(self, pid: int, marker: str) -> bool:
-        """A process naming the group's directory that state.json does not know (its record
-        was lost): stopped all the same, so that `down` leaves nothing behind."""
-        return self._stop_process(pid, marker)
+    def stop_stray(self, pid: int, match: Match) -> bool:
+        """A process of the group that state.json does not know (its record was lost):
+        stopped all the same, so that `down` leaves nothing behind."""
+        return terminate(pid, match)

@@ -2,7 +2,8 @@
 
 Forward: prepare (HAProxy up, leftovers of earlier runs stopped), bring-up (only when nothing
 served: `size` VMs at once), one step per wave of the plan (boot `count` new VMs, gate them, add
-them to HAProxy, drain and stop as many old ones, hold the new ones green), finish. Blue-green is
+them to HAProxy next to the old ones, hold them green, then drain and stop as many old ones),
+finish. A failed gate stops the VMs that failed it; the old ones keep serving. Blue-green is
 the plan with one wave of `size` whose old VMs are kept out of rotation instead of stopped.
 
 Backward: the VMs of the rollout that do not serve stop, `size` VMs of the previous release
@@ -20,7 +21,7 @@ import functools
 from collections.abc import Callable
 
 from bakery import health
-from bakery.groups.base import Release, Rollout, instance_tags
+from bakery.groups.base import GateFailed, Release, Rollout, instance_tags
 from bakery.groups.local_engine import Engine, is_past
 from bakery.groups.local_state import BOOTING, DRAINING, READY, RETAINED, SERVING, Member
 from bakery.steps import Journal, Step
@@ -77,7 +78,7 @@ class LocalMoves:
             if member.rollout in (self.rollout.id, self.restoring):
                 continue
             if member.status in (BOOTING, READY):  # an earlier run's VM that never served
-                engine.stop(member)
+                engine.discard(member)  # READY may be in HAProxy already: out of it first
             elif member.status == RETAINED and (
                 is_past(member.retain_until) or member.image_dir != self.rollout.to.image_id
             ):
@@ -89,12 +90,21 @@ class LocalMoves:
 
     def _bring_up(self, journal: Journal) -> None:
         if journal.get("mode") == UP:
-            self._fill(self.rollout.id, BRING_UP_WAVE, self.size, self.rollout.to, instance_tags(self.rollout))
+            self._fill_new(BRING_UP_WAVE, self.size)
 
     def _wave(self, wave: Wave, journal: Journal) -> None:
+        """Boot the wave's new VMs and put them in rotation next to the old ones; hold them
+        green (the old ones still serve, so a failed hold drains the new ones only); then
+        retire as many old ones. The group has at most size + surge VMs meanwhile."""
         if journal.get("mode") != MOVE:
             return
-        self._fill(self.rollout.id, wave.index, wave.count, self.rollout.to, instance_tags(self.rollout))
+        self._fill_new(wave.index, wave.count)
+        held = f"held-{wave.index + 1}"
+        if wave.hold_seconds and not journal.get(held):
+            serving = [m for m in self.engine.load().of(self.rollout.id) if m.status == SERVING]
+            self.engine.reporter.phase("hold", f"{', '.join(m.id for m in serving)} for {wave.hold_seconds}s")
+            health.hold(self.engine.targets(serving), self.rollout.spec.health, wave.hold_seconds)
+            journal.put(held, True)
         key = f"retire-{wave.index + 1}"
         chosen = journal.get(key)
         if chosen is None:
@@ -105,10 +115,15 @@ class LocalMoves:
             member = self.engine.load().member(member_id)
             if member is not None and member.status in (SERVING, DRAINING):
                 self.engine.retire(member, retain_seconds=self._retention())
-        if wave.hold_seconds:
-            serving = [m for m in self.engine.load().of(self.rollout.id) if m.status == SERVING]
-            self.engine.reporter.phase("hold", f"{', '.join(m.id for m in serving)} for {wave.hold_seconds}s")
-            health.hold(self.engine.targets(serving), self.rollout.spec.health, wave.hold_seconds)
+
+    def _fill_new(self, wave: int, count: int) -> None:
+        """`_fill` with this rollout's release; a failed gate stops the VMs that failed it (the
+        old ones keep serving), whether or not a rollback follows."""
+        try:
+            self._fill(self.rollout.id, wave, count, self.rollout.to, instance_tags(self.rollout))
+        except GateFailed:
+            self.engine.stop_unserved(self.rollout.id)
+            raise
 
     def _finish(self, journal: Journal) -> None:
         for member in self._old():

@@ -2,8 +2,10 @@
 and its HAProxy, started through bakery.runner in sessions of their own so that they outlive
 bakery, and found again afterwards by pid.
 
-A recorded pid is trusted only while /proc/PID/cmdline still names the group's file (the VM's
-overlay, HAProxy's configuration): a pid reused by another program is never touched.
+A process counts as the group's only when it is this user's, its program is QEMU (or HAProxy)
+and its arguments name the group's file exactly (the VM's `-drive file=<overlay>,...`,
+HAProxy's whole command line): a pid reused by another program, or another program that merely
+mentions the path, is never touched.
 """
 
 from __future__ import annotations
@@ -13,64 +15,106 @@ import os
 import shutil
 import signal
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from bakery import runner
-from bakery.errors import UsageError
+from bakery.errors import ProviderError, UsageError
+from bakery.groups.haproxy import haproxy_argv
 from bakery.providers.local import boot_argv
 
 STOP_GRACE_SECONDS = 10.0
+KILL_WAIT_SECONDS = 5.0  # after SIGKILL: a process still there then is reported, not waited for
 BOOT_FILES = ("disk.qcow2", "vmlinuz", "initrd.img")
 
+Match = Callable[[Sequence[str]], bool]  # whether a command line is the one sought
 
-def cmdline(pid: int) -> str | None:
-    """The command line of a live process, or None (gone, a zombie, or not ours to read)."""
+
+def _program(argv: Sequence[str]) -> str:
+    return os.path.basename(argv[0]) if argv else ""
+
+
+def vm_of(overlay: str | Path) -> Match:
+    """QEMU booting `overlay`."""
+    drive = f"file={overlay},"
+    return lambda argv: _program(argv).startswith("qemu-system-") and any(a.startswith(drive) for a in argv)
+
+
+def vm_under(directory: str | Path) -> Match:
+    """QEMU booting any overlay in `directory` (a VM whose record was lost)."""
+    drive = f"file={directory}/"
+    return lambda argv: (
+        _program(argv).startswith("qemu-system-") and any(a.startswith(drive) and "," in a for a in argv)
+    )
+
+
+def haproxy_of(config: str | Path) -> Match:
+    """HAProxy serving on `config`: its whole command line is the one bakery starts it with."""
+    wanted = haproxy_argv(Path(config))[1:]
+    return lambda argv: _program(argv) == "haproxy" and list(argv[1:]) == wanted
+
+
+def command_line(pid: int) -> list[str] | None:
+    """The arguments of a live process of this user, or None (gone, a zombie, or another
+    user's)."""
     try:
+        if os.stat(f"/proc/{pid}").st_uid != os.getuid():
+            return None
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return None
-    return raw.replace(b"\0", b" ").decode("utf-8", "replace").strip() or None
+    return [part.decode("utf-8", "replace") for part in raw.split(b"\0")[:-1]] or None
 
 
-def runs(pid: int | None, marker: str) -> bool:
-    """Whether `pid` is alive and is the process whose command line names `marker`."""
+def runs(pid: int | None, match: Match) -> bool:
+    """Whether `pid` is alive, this user's, and the process `match` seeks."""
     if not pid:
         return False
-    line = cmdline(pid)
-    return line is not None and marker in line
+    argv = command_line(pid)
+    return argv is not None and match(argv)
 
 
-def find(marker: str) -> list[int]:
-    """Every live process whose command line names `marker` (a path of the group's)."""
+def find(match: Match) -> list[int]:
+    """Every live process of this user that `match` seeks."""
     found = []
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and entry.name != str(os.getpid()) and runs(int(entry.name), marker):
+        if entry.name.isdigit() and entry.name != str(os.getpid()) and runs(int(entry.name), match):
             found.append(int(entry.name))
     return sorted(found)
 
 
-def terminate(pid: int | None, marker: str, *, grace: float = STOP_GRACE_SECONDS) -> bool:
-    """Stop the process `pid` (and its process group) if it is still the one that names
-    `marker`: SIGTERM, then SIGKILL after `grace` seconds. Returns whether it was running."""
-    if pid is None or not runs(pid, marker):
+def terminate(pid: int | None, match: Match, *, grace: float = STOP_GRACE_SECONDS) -> bool:
+    """Stop the process `pid` if it still is the one `match` seeks: SIGTERM, then SIGKILL after
+    `grace` seconds. Returns whether it was running. Raises ProviderError when it is still there
+    `KILL_WAIT_SECONDS` after SIGKILL."""
+    if pid is None or not runs(pid, match):
         return False
     _signal(pid, signal.SIGTERM)
+    killed = False
     deadline = time.monotonic() + grace
-    while runs(pid, marker):
+    while runs(pid, match):
         _reap(pid)
         if time.monotonic() > deadline:
+            if killed:
+                raise ProviderError(
+                    f"process {pid} is still running {KILL_WAIT_SECONDS:g}s after SIGKILL (stuck in the kernel?)",
+                    hint=f"look at it with `ps -o pid,stat,wchan,args -p {pid}`; "
+                    "the command that stops the group can be run again once it is gone",
+                )
             _signal(pid, signal.SIGKILL)
-            deadline = time.monotonic() + grace
+            killed = True
+            deadline = time.monotonic() + KILL_WAIT_SECONDS
         time.sleep(0.1)
     _reap(pid)
     return True
 
 
 def _signal(pid: int, sig: int) -> None:
-    # The children runner.start makes lead their own process group: signal all of it.
+    # A process runner.start made leads its own session: signal that whole session's group
+    # (what QEMU may have forked). Any other process is signalled alone.
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        if os.getpgid(pid) == pid:
+        if os.getsid(pid) == pid and os.getpgid(pid) == pid:
             os.killpg(pid, sig)
         else:
             os.kill(pid, sig)

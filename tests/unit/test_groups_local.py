@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import sys
 import time
 from collections import Counter
@@ -20,15 +21,15 @@ from typing import Any
 
 import pytest
 
-from bakery import runner, steps, strategy
+from bakery import health, runner, steps, strategy
 from bakery.boot import free_port
 from bakery.catalog import ImageRecord
 from bakery.errors import BakeryError, Interrupted, UsageError
-from bakery.groups import local_engine
+from bakery.groups import haproxy, local_engine
 from bakery.groups.base import GateFailed, HistoryEntry, Release, Rollout
 from bakery.groups.local import LocalDriver
 from bakery.groups.local_state import RETAINED, SERVING, GroupFiles, Member, Saved
-from bakery.groups.local_vm import VmSpec, find, runs, terminate, vm_argv
+from bakery.groups.local_vm import VmSpec, find, haproxy_of, runs, terminate, vm_argv, vm_of, vm_under
 from bakery.models import Group, Health, LocalGroup, LocalTarget, Strategy
 from bakery.progress import Recording
 from bakery.workspace import Workspace
@@ -36,7 +37,8 @@ from tests.e2e.conftest import Traffic, page_version
 
 # The stand-in VM: serves a page naming its version, as the web image's does, and /healthz as its
 # image's answer.json says, on 127.0.0.1:PORT.
-# Its last argument is its overlay's path: the mark the driver finds it by, as with qemu.
+# It runs as qemu-system-x86_64 (a link to this Python) with qemu's drive argument last: what the
+# driver finds a VM by.
 FAKE_VM = """
 import http.server, json, sys
 port, image_dir = int(sys.argv[1]), sys.argv[2]
@@ -58,10 +60,22 @@ http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
 """
 
 
+@pytest.fixture(scope="session")
+def qemu(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A program named as QEMU is (it is this Python)."""
+    link = tmp_path_factory.mktemp("bin") / "qemu-system-x86_64"
+    link.symlink_to(sys.executable)
+    return str(link)
+
+
+def drive(overlay: Path | str) -> str:
+    return f"file={overlay},if=virtio,format=qcow2"
+
+
 @pytest.fixture
-def fake_qemu(monkeypatch: pytest.MonkeyPatch) -> None:
+def fake_qemu(monkeypatch: pytest.MonkeyPatch, qemu: str) -> None:
     def argv(name: str, overlay: Path, image_dir: Path, spec: VmSpec, port: int, tags: dict[str, str]) -> list[str]:
-        return [sys.executable, "-c", FAKE_VM, str(port), str(image_dir), str(overlay)]
+        return [qemu, "-c", FAKE_VM, str(port), str(image_dir), drive(overlay)]
 
     def start(argv: list[str], overlay: Path, image_dir: Path, *, what: str) -> runner.Background:
         overlay.parent.mkdir(parents=True, exist_ok=True)
@@ -148,7 +162,7 @@ class World:
         return Counter(page_version(self.spec.local.port) for _ in range(count))
 
     def processes(self) -> list[int]:
-        return find(f"{self.files.directory}/")
+        return find(lambda argv: vm_under(self.files.vms)(argv) or haproxy_of(self.files.config)(argv))
 
 
 @pytest.fixture
@@ -247,6 +261,16 @@ def test_vm_argv_names_the_vm_and_carries_the_tags(tmp_path: Path) -> None:
     ]
 
 
+def test_haproxy_is_known_by_its_whole_command_line(tmp_path: Path) -> None:
+    config = str(tmp_path / "haproxy.cfg")
+    match = haproxy_of(config)
+    assert match(["haproxy", "-f", config, "-db"])
+    assert match(["/usr/sbin/haproxy", "-f", config, "-db"])
+    assert not match(["haproxy", "-c", "-q", "-f", config])  # a check of the config, not the group's HAProxy
+    assert not match(["haproxy", "-f", f"{config}.old", "-db"])
+    assert not match(["vi", "-f", config, "-db"])
+
+
 SLEEPER = "import time; print('started', flush=True); time.sleep(600)"
 
 
@@ -257,21 +281,28 @@ def started(process: runner.Background) -> None:
         time.sleep(0.01)
 
 
-def test_a_pid_is_trusted_only_while_it_names_the_marker(tmp_path: Path) -> None:
-    marker = str(tmp_path / "vms" / "g-1" / "disk.qcow2")
-    sleeper = runner.start([sys.executable, "-c", SLEEPER, marker], what="sleeper", log_path=tmp_path / "log")
+def test_a_pid_is_trusted_only_while_it_is_qemu_on_the_overlay(tmp_path: Path, qemu: str) -> None:
+    overlay = tmp_path / "vms" / "g-1" / "disk.qcow2"
+    sleeper = runner.start([qemu, "-c", SLEEPER, drive(overlay)], what="sleeper", log_path=tmp_path / "log")
+    # Not QEMU, or QEMU on another overlay whose path starts with this one's: never the VM.
+    other = runner.start([sys.executable, "-c", SLEEPER, drive(overlay)], what="other", log_path=tmp_path / "log")
+    longer = runner.start([qemu, "-c", SLEEPER, drive(f"{overlay}.old")], what="longer", log_path=tmp_path / "log")
     try:
-        started(sleeper)
-        assert runs(sleeper.pid, marker)
-        assert not runs(sleeper.pid, str(tmp_path / "vms" / "g-2"))
-        assert find(marker) == [sleeper.pid]
-        assert terminate(sleeper.pid, "something else") is False
-        assert sleeper.alive()
-        assert terminate(sleeper.pid, marker) is True
-        assert not runs(sleeper.pid, marker)
-        assert find(marker) == []
+        for process in (sleeper, other, longer):
+            started(process)
+        assert runs(sleeper.pid, vm_of(overlay))
+        assert not runs(sleeper.pid, vm_of(tmp_path / "vms" / "g-2" / "disk.qcow2"))
+        assert find(vm_of(overlay)) == [sleeper.pid]
+        assert terminate(sleeper.pid, vm_of(tmp_path / "else")) is False
+        assert terminate(other.pid, vm_of(overlay)) is False
+        assert sleeper.alive() and other.alive() and longer.alive()
+        assert terminate(sleeper.pid, vm_of(overlay)) is True
+        assert not runs(sleeper.pid, vm_of(overlay))
+        assert find(vm_of(overlay)) == []
+        assert other.alive() and longer.alive()
     finally:
-        sleeper.stop()
+        for process in (sleeper, other, longer):
+            process.stop()
 
 
 # --- rollouts on the real HAProxy -------------------------------------------------------------
@@ -380,7 +411,7 @@ def test_blue_green_keeps_the_old_vms_out_of_rotation_for_an_immediate_rollback(
         state = world.driver().read("web-local", world.spec, TARGET)
         assert state.counts() == {"web@1.0.1": 1}  # the kept VM is not one of the group's instances
         kept = world.files.load().member(old.id)
-        assert kept is not None and kept.status == RETAINED and runs(kept.pid, kept.overlay)
+        assert kept is not None and kept.status == RETAINED and runs(kept.pid, vm_of(kept.overlay))
         world.forward(world.rollout(one, two, kind="rollback"))  # `bakery rollback` after completion
     assert traffic.failed == []
     (back,) = world.files.load().members[:1]
@@ -389,15 +420,17 @@ def test_blue_green_keeps_the_old_vms_out_of_rotation_for_an_immediate_rollback(
     assert [m.status for m in world.files.load().members] == [SERVING, RETAINED]
 
 
-def test_down_stops_everything_and_says_what(world: World, tmp_path: Path) -> None:
+def test_down_stops_everything_and_says_what(world: World, tmp_path: Path, qemu: str) -> None:
     world.up(image(tmp_path, "1.0.0"))
-    stray = runner.start(
-        [sys.executable, "-c", SLEEPER, f"{world.files.directory}/vms/lost/disk.qcow2"],
-        what="stray",
-        log_path=tmp_path / "stray.log",
-    )
+    lost = world.files.vms / "lost" / "disk.qcow2"
+    stray = runner.start([qemu, "-c", SLEEPER, drive(lost)], what="stray", log_path=tmp_path / "stray.log")
+    # A program that merely names a file of the group is not the group's.
+    editor = runner.start([sys.executable, "-c", SLEEPER, str(lost)], what="editor", log_path=tmp_path / "e.log")
     started(stray)
+    started(editor)
     stopped = world.driver().down("web-local", world.spec, TARGET)
+    assert editor.alive()
+    editor.stop()
     assert stopped[0].startswith("haproxy on 127.0.0.1:")
     assert [s.split(" (pid")[0] for s in stopped[1:3]] == ["web-local-1 (web@1.0.0)", "web-local-2 (web@1.0.0)"]
     assert stopped[3] == f"a leftover process of the group (pid {stray.pid})"
@@ -435,7 +468,7 @@ def test_a_kept_vm_past_its_retention_is_stopped_by_the_next_rollout(world: Worl
     saved = world.files.load()
     assert sorted((m.image, m.status) for m in saved.members) == [("web@1.0.0", SERVING), ("web@1.0.1", RETAINED)]
     assert old.id not in {m.id for m in saved.members}  # booted afresh: the kept one was stopped first
-    assert not runs(old.pid, old.overlay)
+    assert not runs(old.pid, vm_of(old.overlay))
 
 
 def test_a_changed_front_port_moves_haproxy(world: World, tmp_path: Path) -> None:
@@ -455,3 +488,97 @@ def test_down_of_a_group_that_never_ran_writes_nothing(tmp_path: Path) -> None:
     ws = Workspace(tmp_path / "home")
     assert LocalDriver(ws, Recording()).down("web-local", group(), TARGET) == []
     assert not (ws.root / "groups").exists()
+
+
+def test_a_haproxy_whose_pid_was_lost_is_stopped_before_another_starts(world: World, tmp_path: Path) -> None:
+    one, two = image(tmp_path, "1.0.0"), image(tmp_path, "1.0.1")
+    world.up(one)
+    orphan = world.files.load().haproxy_pid
+    world.files.update(lambda s: dataclasses.replace(s, haproxy_pid=None))  # killed before it saved the pid
+    world.forward(world.rollout(two, one))
+    saved = world.files.load()
+    assert find(haproxy_of(world.files.config)) == [saved.haproxy_pid]
+    assert saved.haproxy_pid != orphan
+    assert world.served() == Counter({"1.0.1": 6})
+
+
+def test_a_failed_gate_stops_the_new_vm_and_the_old_ones_keep_serving(world: World, tmp_path: Path) -> None:
+    one, bad = image(tmp_path, "1.0.0"), image(tmp_path, "1.0.2", health=500)
+    world.up(one)
+    before = sorted(m.id for m in world.files.load().members)
+    with pytest.raises(GateFailed):
+        world.forward(world.rollout(bad, one))  # no rollback follows
+    assert sorted(m.id for m in world.files.load().members) == before
+    assert world.served() == Counter({"1.0.0": 6})
+    assert len(world.processes()) == 3
+
+
+def test_a_canary_is_held_next_to_the_old_vms_and_a_failed_hold_drains_only_it(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world.spec = group("canary", size=2, canary_size=1)
+    one, two = image(tmp_path, "1.0.0"), image(tmp_path, "1.0.1")
+    world.up(one)
+    old = sorted(m.id for m in world.files.load().members)
+    during: list[Counter[tuple[str | None, str]]] = []
+
+    def hold(*args: Any, **kwargs: Any) -> None:
+        during.append(Counter((m.image, m.status) for m in world.files.load().members))
+        raise GateFailed("web-local-3 (web@1.0.1) went unhealthy while held", instance="web-local-3", answer="500")
+
+    monkeypatch.setattr(health, "hold", hold)
+    rollout = world.rollout(two, one)
+    with pytest.raises(GateFailed):
+        world.forward(rollout)
+    assert during == [Counter({("web@1.0.0", SERVING): 2, ("web@1.0.1", SERVING): 1})]
+    world.backward(rollout)
+    assert sorted(m.id for m in world.files.load().members) == old
+    assert world.served() == Counter({"1.0.0": 6})
+    assert len(world.processes()) == 3
+
+
+def test_a_vm_of_an_earlier_run_that_entered_haproxy_leaves_it_before_it_stops(world: World, tmp_path: Path) -> None:
+    one, two = image(tmp_path, "1.0.0"), image(tmp_path, "1.0.1")
+    world.up(one)
+
+    def serve(self: local_engine.Engine, members: Any) -> None:
+        self.ensure_haproxy().add(haproxy.Server(members[0].id, members[0].port), self.group.health)
+        raise Killed()  # killed before state.json said it serves
+
+    with pytest.MonkeyPatch.context() as patch, pytest.raises(Killed):
+        patch.setattr(local_engine.Engine, "serve", serve)
+        world.forward(world.rollout(two, one))
+    world.forward(world.rollout(two, one))  # another rollout: the READY VM of the first is stopped
+    saved = world.files.load()
+    assert saved.stats_port is not None
+    in_haproxy = set(haproxy.Runtime(saved.stats_port, "web-local").servers())
+    assert in_haproxy == {m.id for m in saved.members}
+    assert world.served() == Counter({"1.0.1": 6})
+
+
+def test_an_interrupt_while_its_cleanup_drains_still_stops_every_unserved_vm(world: World, tmp_path: Path) -> None:
+    def remove(self: haproxy.Runtime, name: str, *, interruptible: bool = True) -> None:
+        raise Interrupted(f"draining {name}: interrupted by signal SIGINT")
+
+    rollout = world.rollout(image(tmp_path, "1.0.0"), None)
+    with gate_of_wave_raises(-1, Interrupted("interrupted by signal SIGINT")), pytest.MonkeyPatch.context() as patch:
+        patch.setattr(haproxy.Runtime, "remove", remove)
+        with pytest.raises(Interrupted):
+            world.forward(rollout)
+    assert world.files.load().members == ()
+    assert find(haproxy_of(world.files.config)) == world.processes()  # HAProxy alone: no VM left
+
+
+def test_a_child_that_ended_is_not_signalled_again(world: World, tmp_path: Path) -> None:
+    world.up(image(tmp_path, "1.0.0"))
+    driver = world.driver()
+    engine = driver._engine("web-local", world.spec, TARGET)
+    (first, _second) = world.files.load().members
+    booted = engine.boot(image(tmp_path, "1.0.1"), rollout="r-x", wave=0, tags={})
+    child = engine._started[booted.id]
+    child.child.kill()
+    child.child.wait()  # reaped: its pid may be given to another process now
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(os, "killpg", lambda *_: pytest.fail("a reaped child was signalled"))
+        assert engine.stop(booted) is False
+    assert runs(first.pid, vm_of(first.overlay))

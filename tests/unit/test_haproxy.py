@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from bakery import runner
 from bakery.boot import free_port
-from bakery.errors import ProviderError
+from bakery.errors import Interrupted, ProviderError
 from bakery.groups import haproxy
 from bakery.groups.haproxy import Runtime, Server, ServerStat
 from bakery.models import Health
@@ -35,6 +36,7 @@ def test_config() -> None:
         "# Written by bakery for the local group web-local; rewritten on every change.\n"
         "global\n"
         "    maxconn 1024\n"
+        "    noreuseport\n"
         "    stats socket ipv4@127.0.0.1:40999 level admin\n"
         "\n"
         "defaults\n"
@@ -164,7 +166,12 @@ def test_add_a_new_server(scripted: type[ScriptedSocket]) -> None:
 def test_add_a_server_haproxy_has_puts_it_back_in_rotation(scripted: type[ScriptedSocket]) -> None:
     sock = scripted({"show stat": [stat_with("g-3,0,DRAIN")]})
     Runtime(sock.port, "g").add(Server("g-3", 40003), HEALTH)
-    assert sock.commands == ["show stat", "set server members/g-3 state ready"]
+    assert sock.commands == [
+        "show stat",
+        "set server members/g-3 state ready",
+        "enable health members/g-3",  # a process killed after `add server` left its checks off
+        "enable server members/g-3",
+    ]
 
 
 def test_remove_drains_until_no_session_is_left(scripted: type[ScriptedSocket]) -> None:
@@ -183,6 +190,21 @@ def test_remove_drains_until_no_session_is_left(scripted: type[ScriptedSocket]) 
         "set server members/g-1 state maint",
         "del server members/g-1",
     ]
+
+
+def test_remove_in_a_cleanup_drains_through_an_interrupt(
+    scripted: type[ScriptedSocket], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(what: str) -> None:
+        raise Interrupted(f"{what}: interrupted by signal SIGINT")
+
+    monkeypatch.setattr(runner, "check_interrupted", interrupted)
+    answers = {"show stat": [stat_with("g-1,1,UP"), stat_with("g-1,1,DRAIN"), stat_with("g-1,0,DRAIN")]}
+    with pytest.raises(Interrupted):
+        Runtime(scripted(answers).port, "g").remove("g-1")
+    sock = scripted({**answers, "del server": ["Server deleted.\n"]})
+    Runtime(sock.port, "g").remove("g-1", interruptible=False)
+    assert sock.commands[-2:] == ["set server members/g-1 state maint", "del server members/g-1"]
 
 
 def test_remove_a_server_haproxy_does_not_have(scripted: type[ScriptedSocket]) -> None:
@@ -286,3 +308,23 @@ def test_a_taken_front_port_is_reported(tmp_path: Path) -> None:
     assert failed.value.message.startswith("HAProxy of group g did not start: ")
     assert f"127.0.0.1:{front}" in failed.value.message  # HAProxy's own words: it cannot bind there
     assert failed.value.hint is not None and "change the group's local.port" in failed.value.hint
+
+
+def test_a_second_haproxy_on_the_same_front_port_fails_to_bind(tmp_path: Path) -> None:
+    front = free_port()
+    configs = []
+    for name in ("first", "second"):
+        stats = free_port()
+        config = tmp_path / f"{name}.cfg"
+        config.write_text(
+            haproxy.render_config(group=name, front_port=front, stats_port=stats, health=HEALTH, servers=[])
+        )
+        configs.append((config, Runtime(stats, name)))
+    (first_config, first_runtime), (second_config, second_runtime) = configs
+    first = haproxy.start(first_config, tmp_path / "first.log", first_runtime, front_port=front)
+    try:
+        with pytest.raises(ProviderError) as failed:
+            haproxy.start(second_config, tmp_path / "second.log", second_runtime, front_port=front)
+    finally:
+        first.stop()
+    assert "Address already in use" in failed.value.message
