@@ -442,5 +442,7 @@ def test_client_factory_builds_the_client_the_service_names(gce: FakeGce) -> Non
     assert isinstance(images, compute_v1.ImagesClient)
     assert isinstance(operations, compute_v1.GlobalOperationsClient)
     assert images._transport._host == operations._transport._host == gce.endpoint
-    with pytest.raises(LookupError, match="no GCP client for service 'zoneOperations'"):
-        default_clients("zoneOperations", PROJECT, gce.endpoint)
+    groups = default_clients("regionInstanceGroupManagers", PROJECT, gce.endpoint)  # the group driver's
+    assert isinstance(groups, compute_v1.RegionInstanceGroupManagersClient)
+    with pytest.raises(LookupError, match="no GCP client for service 'disks'"):
+        default_clients("disks", PROJECT, gce.endpoint)
