@@ -30,7 +30,6 @@ from bakery.groups.local_state import (
 from bakery.groups.local_vm import (
     Match,
     VmSpec,
-    boot_files,
     find,
     haproxy_of,
     remove_dir,
@@ -43,6 +42,7 @@ from bakery.groups.local_vm import (
 from bakery.models import Group, LocalGroup, LocalTarget
 from bakery.progress import Reporter
 from bakery.providers.local import LocalProvider
+from bakery.providers.local import image_files as boot_files
 from bakery.workspace import Workspace
 
 HAPROXY = "haproxy"  # the key of the group's HAProxy among the processes an engine started

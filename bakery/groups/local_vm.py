@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bakery import runner
-from bakery.errors import ProviderError, UsageError
+from bakery.errors import ProviderError
 from bakery.groups.haproxy import haproxy_argv
-from bakery.providers.local import boot_argv
+from bakery.providers.local import boot_argv, overlay_argv
+from bakery.providers.local import image_files as boot_files
 
 STOP_GRACE_SECONDS = 10.0
 KILL_WAIT_SECONDS = 5.0  # after SIGKILL: a process still there then is reported, not waited for
-BOOT_FILES = ("disk.qcow2", "vmlinuz", "initrd.img")
 
 Match = Callable[[Sequence[str]], bool]  # whether a command line is the one sought
 
@@ -136,19 +136,6 @@ class VmSpec:
     guest_port: int
 
 
-def boot_files(image_dir: Path) -> tuple[Path, Path, Path]:
-    """disk, kernel, initrd of a catalog image. UsageError when the directory lost them."""
-    files = tuple(image_dir / name for name in BOOT_FILES)
-    missing = [f.name for f in files if not f.is_file()]
-    if missing:
-        raise UsageError(
-            f"the image directory {image_dir} lacks {', '.join(missing)}",
-            hint="bake the image again (`bakery build`), or roll the group to another version",
-        )
-    disk, kernel, initrd = files
-    return disk, kernel, initrd
-
-
 def vm_argv(name: str, overlay: Path, image_dir: Path, spec: VmSpec, port: int, tags: dict[str, str]) -> list[str]:
     """QEMU for one member: its overlay, its loopback port to the guest's health port, its name,
     and the rollout's tags as SMBIOS OEM strings (readable in the guest with dmidecode -t 11)."""
@@ -167,16 +154,11 @@ def vm_argv(name: str, overlay: Path, image_dir: Path, spec: VmSpec, port: int, 
     return [*argv, "-name", name, *(arg for s in strings for arg in ("-smbios", s))]
 
 
-def overlay_argv(image_dir: Path, overlay: Path) -> list[str]:
-    disk, _kernel, _initrd = boot_files(image_dir)
-    return ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(disk), str(overlay)]
-
-
 def start_vm(argv: list[str], overlay: Path, image_dir: Path, *, what: str) -> runner.Background:
     """Make a fresh overlay (any earlier one of this member is discarded) and boot it."""
     overlay.parent.mkdir(parents=True, exist_ok=True)
     overlay.unlink(missing_ok=True)
-    runner.run(overlay_argv(image_dir, overlay), what="qemu-img create")
+    runner.run(overlay_argv(boot_files(image_dir)[0], overlay), what="qemu-img create")
     return runner.start(argv, what=what, log_path=overlay.parent / "qemu.log")
 
 

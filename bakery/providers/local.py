@@ -99,6 +99,27 @@ def boot_argv(
     ]
 
 
+BOOT_FILES = ("disk.qcow2", "vmlinuz", "initrd.img")
+
+
+def image_files(image_dir: Path) -> tuple[Path, Path, Path]:
+    """disk, kernel, initrd of a catalog image. UsageError when the directory lost them."""
+    files = tuple(image_dir / name for name in BOOT_FILES)
+    missing = [f.name for f in files if not f.is_file()]
+    if missing:
+        raise UsageError(
+            f"the image directory {image_dir} lacks {', '.join(missing)}",
+            hint="bake the image again (`bakery build`), or roll the group to another version",
+        )
+    disk, kernel, initrd = files
+    return disk, kernel, initrd
+
+
+def overlay_argv(disk: Path, overlay: Path) -> list[str]:
+    """A copy-on-write overlay on a read-only catalog disk: the VM writes there, never to the image."""
+    return ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(disk), str(overlay)]
+
+
 class LocalProvider:
     kind = "local"
 
@@ -296,11 +317,7 @@ class LocalProvider:
         return dict(self.store.provenance(record))
 
     def boot_files(self, record: ImageRecord) -> tuple[Path, Path, Path]:
-        directory = Path(record.locations[0])
-        files = (directory / "disk.qcow2", directory / "vmlinuz", directory / "initrd.img")
-        if not all(f.is_file() for f in files):
-            raise UsageError(f"{record.ref}: its directory {directory} is incomplete")
-        return files
+        return image_files(Path(record.locations[0]))
 
 
 class Machine:
@@ -335,10 +352,7 @@ class Machine:
         disk, kernel, initrd = LocalProvider(self.ws, _quiet()).boot_files(self.record)
         self.directory.mkdir(parents=True)
         overlay = self.directory / "disk.qcow2"
-        runner.run(
-            ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(disk), str(overlay)],
-            what="qemu-img create",
-        )
+        runner.run(overlay_argv(disk, overlay), what="qemu-img create")
         argv = boot_argv(
             disk=overlay,
             kernel=kernel,
