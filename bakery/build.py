@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bakery import inputs, leftovers, packer, provenance, render, runner, steps, tools
+from bakery.attestation import Attestations, Signed
 from bakery.catalog import ImageRecord, newest, next_version
 from bakery.config import EffectiveImage, Project
 from bakery.debris import Owner
@@ -30,6 +31,7 @@ from bakery.providers.base import BakeRequest, ClientFactory, Prepared, Provider
 from bakery.providers.local_store import exclusive, remove_tree
 from bakery.secrets import ansible_env, secret_values
 from bakery.steps import Journal, Step
+from bakery.trust import TrustContext
 from bakery.workspace import Workspace
 
 
@@ -80,6 +82,8 @@ class _Run:
     events: list[packer.Event] = field(default_factory=list)
     artifacts: list[str] = field(default_factory=list)
     statement: dict[str, Any] = field(default_factory=dict)
+    signed: Signed | None = None
+    attested: bool = False  # its envelope is in the registry (removed again if the record fails)
     launched: bool = False
     result: BuildResult | None = None
 
@@ -106,12 +110,15 @@ class Baker:
         reporter: Reporter,
         provider: Provider | None = None,
         clients: ClientFactory | None = None,
+        trust: TrustContext | None = None,
     ) -> None:
         self.project = project
         self.clients = clients
         self.ws = workspace
         self.reporter = reporter
         self._provider = provider
+        self.trust = trust or TrustContext(project, workspace, reporter)
+        self.attestations = Attestations(self.trust)
 
     def provider(self, kind: str) -> Provider:
         return self._provider or get_provider(
@@ -148,9 +155,19 @@ class Baker:
         )
         try:
             steps.execute(self._steps(run), journal, self.reporter)
-        except BaseException:
+        except BaseException as exc:
             if run.launched:  # from Packer's start on, this bake may have created images on the target
                 leftovers.remove_own(bake.provider, bake.eff.target, bake.eff.name, bake.invocation, self.reporter)
+            if run.attested:
+                self.attestations.remove(bake.eff.target, bake.eff.name, run.version)
+            if run.launched:
+                why = getattr(exc, "message", None) or type(exc).__name__
+                self.trust.record(
+                    "build",
+                    f"{bake.eff.name}@{run.version} on {bake.eff.target}",
+                    "failed",
+                    details={"invocation": bake.invocation, "reason": why, "log": str(bake.log_path)},
+                )
             raise
         finally:
             if run.workdir is not None:
@@ -206,6 +223,7 @@ class Baker:
 
     def _render_step(self, run: _Run) -> None:
         assert run.request is not None and run.staged is not None and run.workdir is not None
+        self.trust.signer()  # a signer that cannot sign fails the bake now, before Packer starts
         run.rendered = self._render(run.request, run.staged, out=run.workdir / "packer")
         runner.check_interrupted(f"bake of {run.bake.eff.name} on {run.bake.eff.target}")  # bakes in worker threads
 
@@ -227,12 +245,38 @@ class Baker:
         run.statement = provenance.finalize(
             run.staged.skeleton, subject_name=subject_name, subject_digest=subject_digest, finished=now()
         )
+        run.signed = self.attestations.sign(run.statement)
         leftovers.claim(bake.provider, eff.target, eff.name, run.version, bake.invocation)
 
     def _record_step(self, run: _Run) -> None:
-        assert run.request is not None and run.staged is not None
+        """The envelope into the registry first, then the image (carrying its digest) into the
+        catalog: an image is never complete without its attestation."""
+        assert run.request is not None and run.staged is not None and run.signed is not None
+        eff = run.bake.eff
+        self.attestations.put(eff.target, eff.name, run.version, run.signed.envelope)
+        run.attested = True
         record = run.bake.provider.publish(
-            run.request, run.staged.prepared, run.statement, run.staged.digest, run.artifacts
+            run.request,
+            run.staged.prepared,
+            run.statement,
+            run.staged.digest,
+            run.artifacts,
+            attestation=run.signed.digest,
+        )
+        run.attested = False  # recorded: the envelope stays whatever happens next
+        subject = f"{record.ref} on {record.target}"
+        details = {
+            "inputs_digest": run.staged.digest,
+            "invocation": run.bake.invocation,
+            "statement": run.signed.digest,
+        }
+        self.trust.record("build", subject, "ok", details=details)
+        self.trust.record(
+            "sign",
+            subject,
+            "ok",
+            policy=self.trust.policy(),
+            details={"keyid": run.signed.keyid, "key": run.signed.key_name},
         )
         run.result = BuildResult(
             record=record,

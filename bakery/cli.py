@@ -173,6 +173,10 @@ def validate(file: Path | None = FileOpt, as_json: bool = JsonOpt) -> None:
             raise typer.Exit(EXIT_USAGE) from None
         raise
     cfg = project.config
+    if cfg.trust.trusted:  # the public keys are files beside images.yaml: check they load
+        from bakery.keys import load_trusted
+
+        load_trusted(cfg.trust, root=project.root, workspace=_workspace(project))
     summary = {
         "file": str(path),
         "valid": True,
@@ -488,7 +492,7 @@ def boot(
 
 
 # The group commands (rollout, rollback, status, history, down) live in their own module.
-from bakery import cli_groups  # noqa: E402, F401
+from bakery import cli_groups, cli_trust  # noqa: E402, F401
 
 
 def main() -> None:

@@ -15,6 +15,11 @@ from bakery.errors import EXIT_FAILED, UsageError
 from bakery.progress import GroupView
 
 YesOpt = typer.Option(False, "--yes", "-y", help="Do not ask before acting (scheduled jobs).")
+AllowUnverifiedOpt = typer.Option(
+    False,
+    "--allow-unverified",
+    help="Deploy an image that does not verify (never a revoked one); loudly, and recorded in the audit log.",
+)
 
 
 class RolloutReporter(TerminalReporter):
@@ -172,6 +177,7 @@ def rollout(
         None, "--strategy", help="rolling, canary or blue-green (default: the group's)."
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and stop."),
+    allow_unverified: bool = AllowUnverifiedOpt,
     yes: bool = YesOpt,
     file: Path | None = FileOpt,
     as_json: bool = JsonOpt,
@@ -183,7 +189,7 @@ def rollout(
         raise UsageError(f"--strategy takes rolling, canary or blue-green, got {strategy!r}")
     reporter = RolloutReporter()
     service = _service(file, reporter)
-    planned = service.prepare(group, image=image, strategy_type=strategy)
+    planned = service.prepare(group, image=image, strategy_type=strategy, allow_unverified=allow_unverified)
     resumed = service.unfinished(group) is not None
     if not resumed and service.in_sync(planned):
         emit(
@@ -217,6 +223,7 @@ def rollout(
 def rollback(
     group: str = typer.Argument(..., help="Group name from images.yaml."),
     reason: str | None = typer.Option(None, "--reason", help="Why (kept in the group's history)."),
+    allow_unverified: bool = AllowUnverifiedOpt,
     yes: bool = YesOpt,
     file: Path | None = FileOpt,
     as_json: bool = JsonOpt,
@@ -224,7 +231,7 @@ def rollback(
     """Return GROUP to the image it ran before its last rollout (also after that rollout completed)."""
     reporter = RolloutReporter()
     service = _service(file, reporter)
-    planned, undo = service.prepare_rollback(group, reason=reason)
+    planned, undo = service.prepare_rollback(group, reason=reason, allow_unverified=allow_unverified)
     if undo:
         err(
             f"undo the unfinished rollout {planned.id} of {group}: back to "

@@ -72,3 +72,12 @@ class Interrupted(BuildError):
 
 class ProviderError(BakeryError):
     """A cloud or hypervisor API refused or failed a request."""
+
+
+class TrustError(BakeryError):
+    """A signature, a subject, a tag or a revocation check failed; `problems` names each thing that
+    did not match (the message is the first of them)."""
+
+    def __init__(self, message: str, *, problems: tuple[str, ...] = (), hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.problems = problems or (message,)

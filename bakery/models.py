@@ -382,6 +382,7 @@ class Group(Model):
     health: Health = Field(default_factory=Health)
     rollback: Bool = True  # a failed gate returns the group to the exact previous image
     keep: Int = Field(3, ge=1, le=50)  # templates of the last N rollouts are never deleted
+    require_signed: Bool | None = None  # refuse images that do not verify; default: trust.require
     aws: AwsGroup | None = None
     gcp: GcpGroup | None = None
     local: LocalGroup | None = None
@@ -396,8 +397,14 @@ class Channel(Model):
     promote_from: str | None = None
 
 
+# The trust models build on Model and the patterns above, so they are imported once those exist.
+from bakery.models_trust import LocalRegistry, Registry, Trust  # noqa: E402
+
+
 class Config(Model):
     images: dict[Annotated[str, Field(pattern=NAME_PATTERN)], Image]
     targets: dict[Annotated[str, Field(pattern=NAME_PATTERN)], Target]
     groups: dict[Annotated[str, Field(pattern=NAME_PATTERN)], Group] = Field(default_factory=dict)
     channels: dict[Annotated[str, Field(pattern=NAME_PATTERN)], Channel] = Field(default_factory=dict)
+    registry: Registry = Field(default_factory=LocalRegistry)
+    trust: Trust = Field(default_factory=Trust)

@@ -24,7 +24,8 @@ from typing import Any, Literal
 from bakery import catalog, steps, strategy
 from bakery.catalog import ImageRecord
 from bakery.config import Project
-from bakery.errors import BakeryError, ConfigError, Interrupted, ProviderError, UsageError
+from bakery.errors import BakeryError, ConfigError, Interrupted, ProviderError, TrustError, UsageError
+from bakery.gate import TrustGate
 from bakery.groups.base import (
     GateFailed,
     GroupDriver,
@@ -42,6 +43,7 @@ from bakery.providers.base import ClientFactory, Provider, get_provider
 from bakery.runner import signal_guard
 from bakery.steps import Journal, Step
 from bakery.strategy import RolloutPlan
+from bakery.trust import TrustContext
 from bakery.workspace import Workspace
 
 UNFINISHED = (steps.RUNNING, steps.INTERRUPTED)
@@ -78,12 +80,19 @@ class Rollouts:
     """The rollout service for one project."""
 
     def __init__(
-        self, project: Project, workspace: Workspace, reporter: Reporter, clients: ClientFactory | None = None
+        self,
+        project: Project,
+        workspace: Workspace,
+        reporter: Reporter,
+        clients: ClientFactory | None = None,
+        trust: TrustContext | None = None,
     ) -> None:
         self.project = project
         self.ws = workspace
         self.reporter = reporter
         self.clients = clients
+        self.trust = trust or TrustContext(project, workspace, reporter)
+        self.gate = TrustGate(project, self.trust, reporter, self.target_provider)
 
     # --- what the commands share -------------------------------------------------------------
 
@@ -101,7 +110,10 @@ class Rollouts:
         return get_driver(self.target_spec(group).kind, self.ws, self.reporter, self.clients)
 
     def provider(self, group: Group) -> Provider:
-        spec = self.target_spec(group)
+        return self.target_provider(group.target)
+
+    def target_provider(self, target: str) -> Provider:
+        spec = self.project.config.targets[target]
         return get_provider(spec.kind, self.ws, self.reporter, self.clients, self.project.config.targets)
 
     def journal_path(self, name: str) -> Any:
@@ -120,8 +132,16 @@ class Rollouts:
 
     # --- rollout -------------------------------------------------------------------------------
 
-    def prepare(self, name: str, *, image: str | None = None, strategy_type: str | None = None) -> Rollout:
-        """The rollout `bakery rollout NAME` would run (a resumed one when one is unfinished)."""
+    def prepare(
+        self,
+        name: str,
+        *,
+        image: str | None = None,
+        strategy_type: str | None = None,
+        allow_unverified: bool = False,
+    ) -> Rollout:
+        """The rollout `bakery rollout NAME` would run (a resumed one when one is unfinished): its
+        image verified by the trust gate (TrustError when refused)."""
         group = self.group(name)
         self._not_held(name)
         journal = self.unfinished(name)
@@ -140,6 +160,7 @@ class Rollouts:
         if state.active is not None:
             raise _busy(name, state.active.id, state.active.started, f"{state.active.who} on {state.active.where}")
         record = self._pick(group, image)
+        self.gate.check(name, group, record, operation="rollout", allow_unverified=allow_unverified)
         to = driver.release_of(record, spec)
         return self._new(name, group, "rollout", to, record, state.intended, state, strategy_type)
 
@@ -229,7 +250,9 @@ class Rollouts:
 
     # --- rollback ------------------------------------------------------------------------------
 
-    def prepare_rollback(self, name: str, *, reason: str | None = None) -> tuple[Rollout, bool]:
+    def prepare_rollback(
+        self, name: str, *, reason: str | None = None, allow_unverified: bool = False
+    ) -> tuple[Rollout, bool]:
         """(the rollback to run, whether it undoes an unfinished rollout with its rollback steps).
         An unfinished rollback (interrupted, killed) is resumed."""
         group = self.group(name)
@@ -245,6 +268,13 @@ class Rollouts:
         last = self._last_move(name, driver.history(name, group, spec), state)
         assert last.from_ is not None  # _last_move refuses otherwise
         record = self._record_of(group, last.from_)
+        if record is not None:
+            self.gate.check(name, group, record, operation="rollback", allow_unverified=allow_unverified)
+        elif self.gate.required(group) and not allow_unverified:
+            raise TrustError(
+                f"refusing to roll {name} back onto {_shown(last.from_)}: bakery did not bake it, so it cannot verify",
+                hint="--allow-unverified deploys it anyway (recorded in the audit log)",
+            )
         rollout = self._new(name, group, "rollback", last.from_, record, state.intended, state, None)
         return dataclasses.replace(rollout, reason=reason or f"rollback of {last.id} requested by {who()}"), False
 
@@ -316,13 +346,7 @@ class Rollouts:
     def _pick(self, group: Group, ref: str | None) -> ImageRecord:
         records = self.provider(group).images(group.target, group.image)
         if ref is None:
-            newest = catalog.newest(records)
-            if newest is None:
-                raise UsageError(
-                    f"no complete version of {group.image} on {group.target} to roll out",
-                    hint=f"bake one: bakery build {group.image} --target {group.target}",
-                )
-            return newest
+            return self.gate.newest_allowed(group, records)
         name, version = catalog.parse_ref(ref)
         if name != group.image:
             raise UsageError(f"{ref} is an image of {name}; this group runs {group.image}")
@@ -444,6 +468,15 @@ class Rollouts:
         except BakeryError as exc:  # the group moved (or not) whatever its history says: never hide that
             self.reporter.note(
                 f"warning: could not record {rollout.id} ({result}) in the group's history: {exc.message}"
+            )
+        self.trust.keep(f"rollouts/{rollout.group}/{rollout.id}.json", self._details(rollout, result, reason))
+        if result != steps.RUNNING:
+            self.trust.record(
+                rollout.kind,
+                f"group {rollout.group}",
+                result,
+                policy=self.trust.policy(required=self.gate.required(rollout.spec)),
+                details=self._details(rollout, result, reason),
             )
 
     def _watched(self, driver: GroupDriver, rollout: Rollout, sequence: Sequence[Step]) -> list[Step]:

@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 
 from bakery import catalog
 from bakery.errors import BakeryError
+from bakery.catalog import ImageRecord
 from bakery.groups.base import ActiveRollout, GroupState, Instance, Release
+from bakery.revocation import Revocation, Revocations, revocation_of
 from bakery.rollout import Rollouts
 
 EXIT_IN_SYNC, EXIT_UNREADABLE, EXIT_DRIFT = 0, 1, 3
@@ -31,6 +33,7 @@ class GroupStatus:
     newest: str | None = None  # the newest complete version of the image on the target
     drift: bool = False
     reasons: tuple[str, ...] = ()
+    revoked: tuple[str, ...] = ()  # "web@1.0.1 (2 instances): revoked since …" for each revoked image it runs
     error: str | None = None
 
 
@@ -42,23 +45,32 @@ class StatusReport:
 
 def status(rollouts: Rollouts, names: list[str]) -> StatusReport:
     groups = names or sorted(rollouts.project.config.groups)
-    out = [_one(rollouts, name) for name in groups]
+    try:
+        table = Revocations(rollouts.trust).table()
+    except BakeryError as exc:
+        table = None
+        rollouts.reporter.note(f"warning: cannot read revocations from the registry: {exc.message}")
+    out = [_one(rollouts, name, table) for name in groups]
     code = EXIT_UNREADABLE if any(g.error for g in out) else EXIT_DRIFT if any(g.drift for g in out) else EXIT_IN_SYNC
     return StatusReport(tuple(out), code)
 
 
-def _one(rollouts: Rollouts, name: str) -> GroupStatus:
+def _one(rollouts: Rollouts, name: str, table: dict[tuple[str, str], Revocation] | None) -> GroupStatus:
     group = rollouts.group(name)
     kind = rollouts.target_spec(group).kind
     base = GroupStatus(group=name, image=group.image, target=group.target, kind=kind)
     try:
         state = rollouts.read(name)
-        records = rollouts.provider(group).images(group.target, group.image)
+        everything = rollouts.provider(group).images(group.target)
     except BakeryError as exc:
         return GroupStatus(**{**base.__dict__, "error": exc.message})
+    records = [r for r in everything if r.name == group.image]
     newest = catalog.newest(records)
     active = state.active or _journal_active(rollouts, name)
     reasons = drift_of(state, active)
+    revoked = revoked_in(state, {r.ref: r for r in everything}, table) if table is not None else []
+    if table is None:
+        reasons.append("revocations could not be read from the registry")
     return GroupStatus(
         group=name,
         image=group.image,
@@ -73,9 +85,27 @@ def _one(rollouts: Rollouts, name: str) -> GroupStatus:
         unhealthy=sum(i.health == "unhealthy" for i in state.instances),
         active=active,
         newest=newest.ref if newest else None,
-        drift=bool(reasons),
-        reasons=tuple(reasons),
+        drift=bool(reasons or revoked),
+        reasons=tuple(reasons + revoked),
+        revoked=tuple(revoked),
     )
+
+
+def revoked_in(
+    state: GroupState, records: dict[str, ImageRecord], table: dict[tuple[str, str], Revocation]
+) -> list[str]:
+    """One line per revoked image (by itself or an ancestor) the group runs or intends to run."""
+    counts = state.counts()
+    refs = set(counts)
+    if state.intended is not None and state.intended.image:
+        refs.add(state.intended.image)
+    out = []
+    for ref in sorted(refs):
+        record = records.get(ref)
+        found = revocation_of(record, table, records) if record is not None else None
+        if found is not None and found.effective():
+            out.append(f"runs revoked image {ref} ({counts.get(ref, 0)} instance(s)): {found.describe()}")
+    return out
 
 
 def drift_of(state: GroupState, active: ActiveRollout | None) -> list[str]:

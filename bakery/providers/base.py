@@ -45,6 +45,19 @@ class BakeRequest:
     owner: Owner | None = None  # this bake's process, written on what it creates
 
 
+@dataclass(frozen=True)
+class Claim:
+    """What one location of an image says about itself (an AMI or one of its snapshots in one
+    region, a GCP image, a local catalog entry): the stamp and provenance it carries, each stamp
+    field with the tag or label name it was read from, so a mismatch names the tag."""
+
+    location: str  # "ami-0abc in eu-west-1", "snap-0def in eu-west-1", "image web-1-0-2 in proj"
+    stamp: Mapping[str, str]  # stamp field -> value as read ("commit" -> "3f2a...")
+    names: Mapping[str, str]  # stamp field -> where it was read ("commit" -> "tag bakery:commit")
+    attestation: str | None  # the attestation digest it carries ("sha256:..."), None if none
+    document: Mapping[str, Any] | None = None  # the provenance document it carries, if any
+
+
 class Provider(Protocol):
     """What bakes and stores images on one kind of target. Methods raise BakeryError subclasses
     (ProviderError for cloud refusals and unreachable endpoints), never an SDK's own exception."""
@@ -86,8 +99,10 @@ class Provider(Protocol):
         provenance: dict[str, Any],
         inputs_digest: str,
         artifacts: list[str],
+        attestation: str | None = None,
     ) -> ImageRecord:
-        """Record the built image with its provenance (state complete last)."""
+        """Record the built image with its provenance (state complete last), with the digest of
+        its signed attestation (tag bakery:attestation, label bakery-attestation, catalog entry)."""
 
     def images(self, target: str, name: str | None = None) -> list[ImageRecord]:
         """Every completely recorded version on `target` (of `name`, when given); one record per
@@ -98,6 +113,23 @@ class Provider(Protocol):
 
     def subject(self, request: BakeRequest, artifacts: list[str]) -> tuple[str, dict[str, str]]:
         """(name, digest set) of what was built, for the provenance subject."""
+
+    def descriptor(self, record: ImageRecord) -> dict[str, Any]:
+        """What exists of `record` now, read live, as plain JSON values: the subject of its signed
+        provenance is the sha256 of this in canonical JSON (a local image: its disk's sha256, the
+        disk hashed again). The same call at bake time and at verify time gives the same value
+        while nothing changed. Raises ProviderError if the image (or a part of it) is gone."""
+
+    def claims(self, record: ImageRecord) -> list[Claim]:
+        """What every location of `record` says about itself (tags, labels, the catalog entry)."""
+
+    def mark_revoked(self, record: ImageRecord, *, at: str, reason: str, replacement: ImageRecord | None) -> str:
+        """Mark `record` as revoked on the image itself (GCP deprecation with its replacement; AWS
+        deprecation where the endpoint supports it, tags otherwise; local: the catalog entry).
+        Returns what was done, one line. Idempotent."""
+
+    def unmark_revoked(self, record: ImageRecord) -> str:
+        """Undo mark_revoked; what was done, one line. Idempotent."""
 
     def scan(self, request: BakeRequest, secrets: Mapping[str, str]) -> None:
         """Raise BuildError naming a secret (name -> value) whose value is found in what was built,

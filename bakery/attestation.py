@@ -1,0 +1,108 @@
+"""Signed provenance in the registry: one DSSE envelope per recorded image, at
+attestations/TARGET/IMAGE/VERSION.dsse.json, whose payload is the image's in-toto Statement in
+canonical JSON. The image itself carries the payload's digest (the statement digest), which a
+co-signature does not change."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from bakery.canonical import canonical, sha256
+from bakery.catalog import ImageRecord
+from bakery.errors import BakeryError, TrustError
+from bakery.registry.base import Conflict
+from bakery.signing import PAYLOAD_TYPE, cosign, sign, signer_public_key
+from bakery.trust import TrustContext
+
+
+@dataclass(frozen=True)
+class Signed:
+    envelope: dict[str, Any]
+    digest: str  # sha256 of the payload: the statement as signed, in canonical JSON
+    keyid: str
+    key_name: str
+
+
+def key_of(target: str, name: str, version: str) -> str:
+    return f"attestations/{target}/{name}/{version}.dsse.json"
+
+
+def record_key(record: ImageRecord) -> str:
+    return key_of(record.target, record.name, record.version)
+
+
+def payload_digest(envelope: dict[str, Any]) -> str:
+    """The statement digest of an envelope (its payload's sha256), without trusting it."""
+    import base64
+    import binascii
+
+    try:
+        return sha256(base64.b64decode(envelope["payload"], validate=True))
+    except (KeyError, TypeError, binascii.Error):
+        raise TrustError("the attestation is not a DSSE envelope (no base64 payload)") from None
+
+
+class Attestations:
+    def __init__(self, trust: TrustContext) -> None:
+        self.trust = trust
+
+    def sign(self, statement: dict[str, Any]) -> Signed:
+        """A DSSE envelope over `statement` (canonical JSON) by this machine's signer."""
+        signer = self.trust.signer()
+        payload = canonical(statement)
+        key = signer_public_key(signer)
+        return Signed(sign(payload, PAYLOAD_TYPE, [signer]), sha256(payload), key.keyid, key.name)
+
+    def put(self, target: str, name: str, version: str, envelope: dict[str, Any]) -> None:
+        """Store the envelope of a new image (create-only: an attestation is never replaced by
+        another statement). Raises BakeryError if one exists for that version already."""
+        try:
+            self.trust.store.create(key_of(target, name, version), _bytes(envelope))
+        except Conflict:
+            raise BakeryError(
+                f"{name}@{version} on {target} already has an attestation in {self.trust.store.where}",
+                hint="a version number is never reused; this is a leftover of an interrupted bake: "
+                "remove it from the registry if no image carries that version",
+            ) from None
+
+    def remove(self, target: str, name: str, version: str) -> None:
+        self.trust.store.delete(key_of(target, name, version))
+
+    def get(self, record: ImageRecord) -> dict[str, Any] | None:
+        blob = self.trust.store.get(record_key(record))
+        if blob is None:
+            return None
+        try:
+            data = json.loads(blob.data)
+        except ValueError as exc:
+            raise TrustError(
+                f"the attestation of {record.ref} in {self.trust.store.where} is not JSON: {exc}"
+            ) from None
+        if not isinstance(data, dict):
+            raise TrustError(f"the attestation of {record.ref} in {self.trust.store.where} is not a DSSE envelope")
+        return data
+
+    def cosign(self, record: ImageRecord) -> Signed:
+        """Add this machine's signature to the image's envelope (for a threshold above 1). The
+        payload is unchanged, so the digest on the image still matches. Raises TrustError when
+        the image has no attestation."""
+        from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+
+        signer = self.trust.signer()
+        key = signer_public_key(signer)
+        for attempt in Retrying(
+            retry=retry_if_exception_type(Conflict), stop=stop_after_attempt(8), wait=wait_random_exponential(0.05, 1)
+        ):
+            with attempt:
+                blob = self.trust.store.get(record_key(record))
+                if blob is None:
+                    raise TrustError(f"{record.ref} on {record.target} has no attestation to co-sign")
+                envelope = cosign(json.loads(blob.data), signer)
+                self.trust.store.replace(record_key(record), _bytes(envelope), version=blob.version)
+        return Signed(envelope, payload_digest(envelope), key.keyid, key.name)
+
+
+def _bytes(envelope: dict[str, Any]) -> bytes:
+    return json.dumps(envelope, indent=2, sort_keys=True).encode() + b"\n"

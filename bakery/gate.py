@@ -1,0 +1,105 @@
+"""The trust gate in front of every rollout and rollback: the image to deploy must verify (signed
+by trusted keys, unchanged, tags agreeing, parent chain sound) when the group's policy requires
+signatures, and must never be revoked, whatever the policy or flag. An override
+(`--allow-unverified`) is loud and lands in the audit log."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from bakery import catalog
+from bakery.catalog import ImageRecord
+from bakery.config import Project
+from bakery.errors import TrustError, UsageError
+from bakery.models import Group
+from bakery.progress import Reporter
+from bakery.providers.base import Provider
+from bakery.revocation import Revocations, revocation_of
+from bakery.trust import TrustContext
+from bakery.verify import Verification, Verifier
+
+
+class TrustGate:
+    def __init__(
+        self, project: Project, trust: TrustContext, reporter: Reporter, provider_for: Callable[[str], Provider]
+    ) -> None:
+        self.trust = trust
+        self.reporter = reporter
+        self.provider_for = provider_for
+        self.verifier = Verifier(project, trust, provider_for)
+
+    def required(self, group: Group) -> bool:
+        return self.trust.trust.required if group.require_signed is None else group.require_signed
+
+    def newest_allowed(self, group: Group, records: list[ImageRecord]) -> ImageRecord:
+        """The newest version of the group's image on its target that is not revoked (by itself
+        or by an ancestor). Raises UsageError when there is none."""
+        everything = self.provider_for(group.target).images(group.target)
+        by_ref = {r.ref: r for r in everything}
+        table = Revocations(self.trust).table()
+        mine = sorted(records, key=lambda r: catalog.version_key(r.version), reverse=True)
+        for record in mine:
+            revocation = revocation_of(record, table, by_ref)
+            if revocation is None or not revocation.effective():
+                return record
+            self.reporter.note(f"skipping {record.ref}: {revocation.describe()}")
+        if mine:
+            raise UsageError(
+                f"every version of {group.image} on {group.target} is revoked",
+                hint=f"bake a new one: bakery build {group.image} --target {group.target}",
+            )
+        raise UsageError(
+            f"no complete version of {group.image} on {group.target} to roll out",
+            hint=f"bake one: bakery build {group.image} --target {group.target}",
+        )
+
+    def check(
+        self, group_name: str, group: Group, record: ImageRecord, *, operation: str, allow_unverified: bool
+    ) -> Verification:
+        """Verify `record` before `operation` ("rollout", "rollback") moves `group_name` onto it.
+        Raises TrustError (exit 1) for a revoked image, and for one that does not verify when
+        the policy requires signatures and no override was given."""
+        required = self.required(group)
+        policy = self.trust.policy(required=required)
+        subject = f"{record.ref} on {record.target} for group {group_name}"
+        records = self.provider_for(group.target).images(group.target)
+        result = self.verifier.verify_record(record, records)
+        if result.revoked:
+            assert result.revocation is not None
+            self.trust.record(operation, subject, "refused", policy=policy, details={"problems": result.problems})
+            raise TrustError(
+                f"refusing to {operation} {group_name} onto {record.ref}: it is {result.revocation.describe()}",
+                problems=tuple(result.problems),
+                hint=f"a revoked image never rolls out; `bakery rollout {group_name}` picks the newest version "
+                "that is not revoked",
+            )
+        if result.ok:
+            self.reporter.note(f"verified {record.ref}: signed by {', '.join(result.signed_by)}")
+            return result
+        if allow_unverified:
+            self.reporter.note(
+                f"WARNING: {record.ref} does NOT verify and --allow-unverified deploys it anyway "
+                f"({'; '.join(result.problems)}); this override is recorded in the audit log"
+            )
+            self.trust.record(
+                "override",
+                subject,
+                "allowed-unverified",
+                policy=policy,
+                details={"problems": result.problems},
+                strict=True,
+            )
+            return result
+        if required:
+            self.trust.record("verify-failed", subject, "refused", policy=policy, details={"problems": result.problems})
+            raise TrustError(
+                f"refusing to {operation} {group_name} onto {record.ref}: it does not verify ({policy})",
+                problems=tuple(result.problems),
+                hint=f"see `bakery verify {record.ref} --target {record.target}`; "
+                "--allow-unverified deploys it anyway (recorded in the audit log)",
+            )
+        self.reporter.note(
+            f"warning: {record.ref} does not verify ({'; '.join(result.problems)}); deploying it because "
+            "trust.require is off for this group"
+        )
+        return result

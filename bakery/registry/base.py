@@ -1,0 +1,56 @@
+"""The Store interface: the few operations the shared registry needs from a bucket or a directory.
+
+Keys are '/'-separated relative names ("attestations/local/web/1.0.2.dsse.json"); each store
+puts them under its own prefix. Every write that must not race is conditional: `create` only if
+the key does not exist yet (S3 If-None-Match: *, GCS ifGenerationMatch=0, O_EXCL on disk) and
+`replace` only if the object is still the version read (S3 If-Match: ETag, GCS
+ifGenerationMatch=generation). A lost race raises `Conflict`; the caller reads again and decides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from bakery.errors import BakeryError
+
+
+@dataclass(frozen=True)
+class Blob:
+    """An object's bytes and the version token a conditional `replace` of it needs."""
+
+    data: bytes
+    version: str  # S3: ETag; GCS: generation; local: content sha256
+
+
+class Conflict(BakeryError):
+    """A conditional write lost a race: the key exists already (`create`) or changed since it was
+    read (`replace`). Not a failure of the job by itself: the caller reads again."""
+
+
+class Store(Protocol):
+    """Objects by key. Methods raise ProviderError (bucket missing, access denied, unreachable:
+    the message names the bucket and how to fix it) or Conflict; never an SDK's exception."""
+
+    @property
+    def where(self) -> str:
+        """Where it is, for messages: 's3://bucket/prefix/', 'gs://bucket/prefix/', a directory."""
+
+    def get(self, key: str) -> Blob | None:
+        """The object at `key`, or None when there is none."""
+
+    def create(self, key: str, data: bytes) -> str:
+        """Write `key` only if it does not exist; its new version. Raises Conflict if it exists."""
+
+    def replace(self, key: str, data: bytes, *, version: str) -> str:
+        """Overwrite `key` only if it is still at `version`; its new version. Raises Conflict if
+        it changed or is gone."""
+
+    def delete(self, key: str) -> None:
+        """Remove `key`; nothing happens if it is already gone."""
+
+    def keys(self, prefix: str = "") -> list[str]:
+        """Every key starting with `prefix`, sorted (the store's own prefix not included)."""
+
+    def get_many(self, keys: list[str]) -> dict[str, Blob]:
+        """The objects at `keys` that exist (fetched concurrently where the store is remote)."""

@@ -1,0 +1,142 @@
+"""Revocations in the registry: revocations/TARGET/IMAGE/VERSION.json, one document per image
+version with its whole history (revoked, unrevoked, revoked again), written with conditional
+replaces so two machines revoking at once never lose either write.
+
+A revocation is inherited: an image built `from:` a revoked image (at any depth) is revoked too,
+from the moment its ancestor's revocation takes effect. That is worked out when asked, from the
+records' parent references, so a child baked after the revocation inherits it as well.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from bakery.catalog import ImageRecord
+from bakery.errors import UsageError
+from bakery.registry.base import Conflict
+from bakery.trust import TrustContext
+
+PREFIX = "revocations/"
+
+
+@dataclass(frozen=True)
+class Revocation:
+    target: str
+    ref: str  # the image@version revoked by name
+    at: str  # when it takes (or took) effect, UTC ISO 8601
+    reason: str
+    by: str
+    time: str  # when it was decided
+    via: str | None = None  # the revoked ancestor this image inherits it from, if not itself
+
+    def effective(self, now: datetime | None = None) -> bool:
+        return parse_time(self.at) <= (now or datetime.now(UTC))
+
+    def inherited(self, ref: str) -> Revocation:
+        return Revocation(self.target, ref, self.at, self.reason, self.by, self.time, via=self.ref)
+
+    def describe(self) -> str:
+        when = f"since {self.at}" if self.effective() else f"from {self.at} (scheduled)"
+        own = f" (inherited from {self.via})" if self.via else ""
+        return f"revoked {when}{own}: {self.reason} (by {self.by})"
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO 8601 time ('2026-12-01T00:00:00Z', '2026-12-01'); naive times are UTC. Raises
+    UsageError naming the value."""
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"{text!r} is not a time; give ISO 8601 such as 2026-12-01T09:00:00Z") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def key_of(target: str, ref: str) -> str:
+    name, _, version = ref.partition("@")
+    return f"{PREFIX}{target}/{name}/{version}.json"
+
+
+class Revocations:
+    def __init__(self, trust: TrustContext) -> None:
+        self.trust = trust
+
+    def table(self) -> dict[tuple[str, str], Revocation]:
+        """Every image revoked by name (scheduled ones included): (target, ref) -> revocation."""
+        store = self.trust.store
+        out: dict[tuple[str, str], Revocation] = {}
+        for blob in store.get_many(store.keys(PREFIX)).values():
+            doc = json.loads(blob.data)
+            if doc.get("state") == "revoked":
+                out[(doc["target"], doc["ref"])] = Revocation(
+                    doc["target"], doc["ref"], doc["at"], doc["reason"], doc["by"], doc["time"]
+                )
+        return out
+
+    def set(self, target: str, ref: str, *, revoked: bool, reason: str, at: str, by: str) -> bool:
+        """Write the new state of `ref` on `target`; False if it was in that state already (an
+        unchanged state is not written again)."""
+        from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+
+        key = key_of(target, ref)
+        state = "revoked" if revoked else "active"
+        entry = {"state": state, "at": at, "reason": reason, "by": by, "time": now_iso()}
+        for attempt in Retrying(
+            retry=retry_if_exception_type(Conflict), stop=stop_after_attempt(10), wait=wait_random_exponential(0.05, 1)
+        ):
+            with attempt:
+                blob = self.trust.store.get(key)
+                doc: dict[str, Any] = json.loads(blob.data) if blob else {"target": target, "ref": ref, "history": []}
+                if doc.get("state", "active") == state and (not revoked or doc.get("at") == at):
+                    return False
+                doc.update(entry)
+                doc["history"] = [*doc.get("history", []), entry]
+                data = json.dumps(doc, indent=2, sort_keys=True).encode() + b"\n"
+                if blob is None:
+                    self.trust.store.create(key, data)
+                else:
+                    self.trust.store.replace(key, data, version=blob.version)
+        return True
+
+
+def revocation_of(
+    record: ImageRecord,
+    table: Mapping[tuple[str, str], Revocation],
+    records: Mapping[str, ImageRecord],
+) -> Revocation | None:
+    """`record`'s own revocation, else the nearest revoked ancestor's (records: ref -> record on
+    the same target, to follow parent references). Scheduled revocations are returned too: ask
+    `effective()`."""
+    seen: set[str] = set()
+    current: ImageRecord | None = record
+    while current is not None and current.ref not in seen:
+        seen.add(current.ref)
+        found = table.get((record.target, current.ref))
+        if found is not None:
+            return found if current.ref == record.ref else found.inherited(record.ref)
+        current = records.get(current.parent) if current.parent else None
+    return None
+
+
+def descendants(ref: str, records: Iterable[ImageRecord]) -> list[ImageRecord]:
+    """Every record built on `ref` at any depth (its children, their children ...)."""
+    by_ref = {r.ref: r for r in records}
+
+    def descends(record: ImageRecord) -> bool:
+        seen: set[str] = set()
+        parent = record.parent
+        while parent and parent not in seen:
+            if parent == ref:
+                return True
+            seen.add(parent)
+            parent = by_ref[parent].parent if parent in by_ref else None
+        return False
+
+    return sorted((r for r in by_ref.values() if descends(r)), key=lambda r: r.ref)
