@@ -15,7 +15,8 @@ from pydantic import ValidationError
 
 from bakery import aptsource, limits, yamlload
 from bakery.errors import ConfigError, UsageError
-from bakery.models import BUILDERS, NAME_HINT, TARGET_KINDS, Config, Group, Image, Model
+from bakery.models import BUILDERS, NAME_HINT, TARGET_KINDS, Config, Group, Image
+from bakery.models_base import Model
 from bakery.yamlload import Loc, Marks, key_path
 
 DEFAULT_FILE = "images.yaml"

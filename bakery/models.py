@@ -15,16 +15,25 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
-    Strict,
     WithJsonSchema,
     field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
+
+from bakery.models_base import (
+    ENDPOINT_PATTERN,
+    REGION_PATTERN,
+    Bool,
+    Int,
+    Model,
+    _given,
+    _whole,
+    exactly_one,
+)
+from bakery.models_trust import LocalRegistry, Registry, Trust
 
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,39}$"
 VERSION_PATTERN = r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$"
@@ -32,32 +41,10 @@ SIZE_PATTERN = r"^([1-9][0-9]*)([MmGg]i?[Bb]?)?$"
 PERCENT_PATTERN = r"^([1-9][0-9]?|100)%$"
 ENV_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 MIRROR_PATTERN = r"^(https?|file)://[!-~]+$"
-ENDPOINT_PATTERN = r"^https?://[!-~]+$"
-REGION_PATTERN = r"^[a-z]{2}(-[a-z]+)+-[0-9]$"
 NAME_HINT = "lowercase letters, digits and '-', starting with a letter, at most 40 characters"
 TARGET_KINDS = ("local", "aws", "gcp")
 # The Packer builder (and template file) for each kind of target.
 BUILDERS = {"local": "qemu", "aws": "amazon-ebs", "gcp": "googlecompute"}
-
-
-class Model(BaseModel):
-    """Frozen, and refuses unknown keys (config.py adds the 'did you mean')."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
-
-    @classmethod
-    def keys(cls) -> list[str]:
-        """The keys images.yaml may use here (aliases where a field has one)."""
-        return sorted(f.alias or name for name, f in cls.model_fields.items())
-
-
-def _whole(value: Any) -> Any:
-    """2.0 -> 2: JSON Schema counts a whole float as an integer, and so does validate."""
-    return int(value) if isinstance(value, float) and value.is_integer() else value
-
-
-Int = Annotated[int, Strict(), BeforeValidator(_whole)]
-Bool = Annotated[bool, Strict()]
 
 
 def parse_size_mib(value: Any) -> int:
@@ -82,16 +69,6 @@ MiB = Annotated[
         }
     ),
 ]
-
-
-def _given(*keys: str) -> dict[str, Any]:
-    """JSON Schema: each of `keys` is present and not null (the models read null as absent)."""
-    return {"required": list(keys), "properties": {k: {"not": {"type": "null"}} for k in keys}}
-
-
-def exactly_one(a: str, b: str) -> dict[str, Any]:
-    """JSON Schema for a model validator that wants exactly one of `a` and `b`."""
-    return {"anyOf": [_given(a), _given(b)], "not": _given(a, b)}
 
 
 # --- sources: where an image starts -----------------------------------------------------------
@@ -395,10 +372,6 @@ class Group(Model):
 class Channel(Model):
     description: str = ""
     promote_from: str | None = None
-
-
-# The trust models build on Model and the patterns above, so they are imported once those exist.
-from bakery.models_trust import LocalRegistry, Registry, Trust  # noqa: E402
 
 
 class Config(Model):

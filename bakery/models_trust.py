@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
-from pydantic import ConfigDict
-
-from bakery.models import ENDPOINT_PATTERN, REGION_PATTERN, Bool, Int, Model, _given
+from bakery.models_base import ENDPOINT_PATTERN, REGION_PATTERN, Bool, Int, Model, _given
 
 BUCKET_PATTERN = r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$"
 PREFIX_PATTERN = r"^([A-Za-z0-9._=-]+/)*$"  # '' or 'team/bakery/': '/'-separated, ending in '/'

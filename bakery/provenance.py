@@ -155,9 +155,16 @@ AWS_HEARTBEAT_TAG = AWS_PREFIX + "heartbeat"
 # An AMI description is at most 255 characters; bakery appends its mark (" [bakery:<invocation>]").
 AWS_DESCRIPTION_MAX = 255
 AWS_MARK_LENGTH = len(" [bakery:]") + 12
-# Tags of bakery's own on an AMI: the stamp, owner, heartbeat, the chunk count and room for a
-# provenance document of typical size (the exact count is checked before a bake starts).
-AWS_RESERVED_TAGS = len(STAMP_FIELDS) + 2 + 1 + 8
+# The digest of an image's signed attestation (its DSSE envelope in the registry), beside the stamp.
+AWS_ATTESTATION_TAG = AWS_PREFIX + "attestation"
+GCP_ATTESTATION_LABEL = GCP_PREFIX + "attestation"
+# A revocation written on an AMI where the endpoint has no AMI deprecation: when, and why.
+AWS_REVOKED_TAG = AWS_PREFIX + "revoked"
+AWS_REVOKED_REASON_TAG = AWS_PREFIX + "revoked-reason"
+# Tags of bakery's own on an AMI: the stamp, owner, heartbeat, the attestation, the two of a
+# revocation, the chunk count and room for a provenance document of typical size (the exact
+# count is checked before a bake starts).
+AWS_RESERVED_TAGS = len(STAMP_FIELDS) + 2 + 1 + 2 + 1 + 8
 
 
 def aws_description(description: str, invocation: str) -> str:
@@ -264,6 +271,16 @@ def _sha256(text: str) -> bytes:
 
 def _b32_digest(digest: str) -> str:
     return _b32(bytes.fromhex(digest.removeprefix("sha256:")))
+
+
+def gcp_digest(digest: str) -> str:
+    """'sha256:<hex>' as a GCP label value: its 32 bytes in base32 (52 characters)."""
+    return _b32_digest(digest)
+
+
+def gcp_read_digest(label: str) -> str:
+    """Inverse of gcp_digest. Raises ValueError for anything but 52 base32 characters."""
+    return _digest_b32(label)
 
 
 def _digest_b32(text: str) -> str:

@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bakery import catalog
-from bakery.errors import BakeryError
 from bakery.catalog import ImageRecord
+from bakery.errors import BakeryError
 from bakery.groups.base import ActiveRollout, GroupState, Instance, Release
 from bakery.revocation import Revocation, Revocations, revocation_of
 from bakery.rollout import Rollouts

@@ -171,7 +171,8 @@ class Verifier:
             checks.add(
                 "signature",
                 [
-                    "no trusted keys: list public keys under trust.keys in images.yaml (bakery keys generate makes a pair)"
+                    "no trusted keys: list public keys under trust.keys in images.yaml "
+                    "(bakery keys generate makes a pair)"
                 ],
                 "",
             )
@@ -222,7 +223,8 @@ class Verifier:
                 problems.append(f"{where} is missing on {claim.location}")
             elif claim.attestation != statement_digest:
                 problems.append(
-                    f"{where} on {claim.location} is {claim.attestation!r}, the signed statement's is {statement_digest!r}"
+                    f"{where} on {claim.location} is {claim.attestation!r}, "
+                    f"the signed statement's is {statement_digest!r}"
                 )
             for field_name, value in expected.items():
                 name = claim.names.get(field_name, field_name)
@@ -230,7 +232,8 @@ class Verifier:
                     problems.append(f"{name} is missing on {claim.location}")
                 elif claim.stamp[field_name] != value:
                     problems.append(
-                        f"{name} on {claim.location} is {claim.stamp[field_name]!r}, the signed statement says {value!r}"
+                        f"{name} on {claim.location} is {claim.stamp[field_name]!r}, "
+                        f"the signed statement says {value!r}"
                     )
             if claim.document is not None and canonical(dict(claim.document)) != canonical(statement):
                 problems.append(

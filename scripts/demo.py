@@ -64,10 +64,12 @@ def main() -> int:
     text = (ROOT / "images.yaml").read_text()
     CHANGED.write_text(text.replace("Hello from a baked image", "Hello again, from a new version rolled out by bakery"))
     second = bake(CHANGED)
+    bakery("verify", second, "--target", "local", config=CHANGED)  # what every rollout checks first
     with Traffic(PORT) as loop:
         bakery("rollout", "web-local", "--image", second, "--yes", "--strategy", "canary", config=CHANGED)
         time.sleep(2)
     bakery("status", "web-local", config=CHANGED)
+    bakery("audit", "--since", "1h", config=CHANGED)
     print("\nrequests through 127.0.0.1:8080 during the rollout:")
     for version, count in sorted(loop.served.items()):
         print(f"  served by {version}: {count}")

@@ -23,10 +23,10 @@ from bakery.debris import Leftover, Owner
 from bakery.errors import ConfigError, ProviderError
 from bakery.models import AwsTarget
 from bakery.progress import Reporter
-from bakery.providers import aws_bakes
+from bakery.providers import aws_bakes, aws_trust
 from bakery.providers.aws_bakes import snapshots
 from bakery.providers.aws_errors import guarded, unless_gone
-from bakery.providers.base import BakeRequest, ClientFactory, CloudProvider, Prepared
+from bakery.providers.base import BakeRequest, Claim, ClientFactory, CloudProvider, Prepared
 from bakery.retry import aws_config, eventually
 from bakery.workspace import Workspace
 
@@ -143,14 +143,16 @@ class AwsProvider(CloudProvider):
         final = provenance.finalize(
             skeleton,
             subject_name=f"ec2:{'x' * 20}:ami-{'0' * 17}",
-            subject_digest={"awsImageId": f"ami-{'0' * 17}"},
+            subject_digest={"awsImageId": f"ami-{'0' * 17}", "sha256": "0" * 64},
             finished="2000-01-01T00:00:00Z",
         )
         tags = provenance.aws_tags(provenance.stamp_of(final, state="complete"), request.eff.tags, final)
-        room = provenance.AWS_MAX_TAGS - len(tags) - 2  # owner and heartbeat, while the bake runs
+        # Besides: owner and heartbeat while the bake runs, the attestation, a revocation's two.
+        extra = 2 + 1 + len(aws_trust.REVOCATION_TAGS)
+        room = provenance.AWS_MAX_TAGS - len(tags) - extra
         if room < 0:
             raise ConfigError(
-                f"image {request.eff.name}: {len(tags) + 2} tags exceed AWS's limit of {provenance.AWS_MAX_TAGS} "
+                f"image {request.eff.name}: {len(tags) + extra} tags exceed AWS's limit of {provenance.AWS_MAX_TAGS} "
                 f"({len(request.eff.tags)} from images.yaml); remove {-room} of them"
             )
         description = provenance.aws_description(request.eff.image.description, request.invocation)
@@ -169,13 +171,17 @@ class AwsProvider(CloudProvider):
 
     # --- after the build ----------------------------------------------------------------------
 
-    @guarded("reading the baked AMI")
+    @guarded("reading the baked AMIs")
     def subject(self, request: BakeRequest, artifacts: list[str]) -> tuple[str, dict[str, str]]:
+        """The primary AMI, and the digest of the descriptor of every AMI the bake made (its
+        copies, their snapshots and creation times), read now."""
         spec = self._spec(request)
-        amis = _artifact_amis(artifacts)
-        if spec.region not in amis:
-            raise ProviderError(f"Packer reported no AMI in {spec.region} (artifacts: {artifacts or 'none'})")
-        return f"ec2:{spec.region}:{amis[spec.region]}", {"awsImageId": amis[spec.region]}
+        amis = self._baked(spec, artifacts)
+        described = aws_trust.descriptor_of(
+            aws_trust.read(self, spec, amis, ref=f"{request.eff.name}@{request.version}")
+        )
+        digest = {"awsImageId": amis[spec.region], "sha256": aws_trust.subject_digest(described)}
+        return f"ec2:{spec.region}:{amis[spec.region]}", digest
 
     @guarded("tagging the baked AMIs")
     def publish(
@@ -185,14 +191,14 @@ class AwsProvider(CloudProvider):
         statement: dict[str, Any],
         inputs_digest: str,
         artifacts: list[str],
+        attestation: str | None = None,
     ) -> ImageRecord:
         spec = self._spec(request)
-        amis = _artifact_amis(artifacts)
-        missing = [r for r in self.regions(spec) if r not in amis]
-        if missing:
-            raise ProviderError(f"Packer reported no AMI in {', '.join(missing)} (artifacts: {artifacts or 'none'})")
+        amis = self._baked(spec, artifacts)
         stamp = provenance.stamp_of(statement, state="complete")
         tags = provenance.aws_tags(stamp, request.eff.tags, statement)
+        if attestation is not None:
+            tags[provenance.AWS_ATTESTATION_TAG] = attestation
         legacy = not render.wants_required_plugins(request.tools.get("packer", "1.6.6"))
         for region, ami in sorted(amis.items()):
             if legacy:  # Packer < 1.7 cannot ask for IMDSv2 at registration; set it before anyone launches
@@ -259,6 +265,26 @@ class AwsProvider(CloudProvider):
             raise ProviderError(f"{record.ref}: the provenance tags on {record.locations[0]} are incomplete")
         return document
 
+    # --- trust (aws_trust.py) -----------------------------------------------------------------
+
+    @guarded("reading the AMIs of an image")
+    def descriptor(self, record: ImageRecord) -> dict[str, Any]:
+        return aws_trust.descriptor(self, record)
+
+    @guarded("reading the tags of an image's AMIs and snapshots")
+    def claims(self, record: ImageRecord) -> list[Claim]:
+        return aws_trust.claims(self, record)
+
+    @guarded("marking AMIs revoked")
+    def mark_revoked(self, record: ImageRecord, *, at: str, reason: str, replacement: ImageRecord | None) -> str:
+        """AMI deprecation where the endpoint has it, tags otherwise (AWS's deprecation holds
+        neither a reason nor a replacement: the registry's revocation does)."""
+        return aws_trust.mark_revoked(self, record, at=at, reason=reason)
+
+    @guarded("removing the revocation from AMIs")
+    def unmark_revoked(self, record: ImageRecord) -> str:
+        return aws_trust.unmark_revoked(self, record)
+
     # --- what bakes leave behind (aws_bakes.py) ------------------------------------------------
 
     @guarded("looking for AMIs of bakes")
@@ -276,6 +302,14 @@ class AwsProvider(CloudProvider):
         return aws_bakes.remove(self, leftover)
 
     # --- helpers ------------------------------------------------------------------------------
+
+    def _baked(self, spec: AwsTarget, artifacts: list[str]) -> dict[str, str]:
+        """{region: ami} Packer reported; ProviderError unless every region of the target has one."""
+        amis = _artifact_amis(artifacts)
+        missing = [r for r in self.regions(spec) if r not in amis]
+        if missing:
+            raise ProviderError(f"Packer reported no AMI in {', '.join(missing)} (artifacts: {artifacts or 'none'})")
+        return amis
 
     def _spec(self, request: BakeRequest) -> AwsTarget:
         spec = request.project.config.targets[request.eff.target]
@@ -312,6 +346,8 @@ class AwsProvider(CloudProvider):
 
     @staticmethod
     def _record(target: str, stamp: dict[str, str], amis: dict[str, str], tags: dict[str, str]) -> ImageRecord:
+        attestation = tags.get(provenance.AWS_ATTESTATION_TAG)
+        signed = {"attestation": attestation} if attestation else {}
         return ImageRecord(
             name=stamp.get("image", ""),
             version=stamp.get("version", ""),
@@ -328,6 +364,7 @@ class AwsProvider(CloudProvider):
                 "state": stamp.get("state", ""),
                 "invocation": stamp.get("invocation", ""),
                 "registered": tags.get("bakery:registered", ""),
+                **signed,
             },
         )
 

@@ -22,16 +22,17 @@ import socket
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
-from bakery import provenance
+from bakery import canonical, provenance
 from bakery.catalog import ImageRecord
 from bakery.debris import Leftover, Owner, iso
 from bakery.errors import ConfigError, ProviderError
 from bakery.models import GcpTarget
 from bakery.progress import Reporter
-from bakery.providers.base import BakeRequest, ClientFactory, CloudProvider, Prepared, guarded_by
+from bakery.providers import gcp_trust
+from bakery.providers.base import BakeRequest, Claim, ClientFactory, CloudProvider, Prepared, guarded_by
 from bakery.providers.gcp_api import Compute, gcp_errors
+from bakery.providers.gcp_api import default_clients as default_clients  # where the group driver and tests get it
 from bakery.retry import GCP_DEADLINE_SECONDS, gcp_retry, request_timeout
 from bakery.workspace import Workspace
 
@@ -45,40 +46,6 @@ HEARTBEAT_LABEL = _PREFIX + "heartbeat"
 OWNER_LABELS = {field: f"{_PREFIX}owner-{field}" for field in ("host", "pid", "boot", "started")}
 # The stamp's fields a catalog record cannot do without.
 _REQUIRED = ("image", "version", "target", "state", "inputs-digest")
-
-# The services bakery uses, for images (the provider) and for managed instance groups (the driver).
-_CLIENTS = {
-    "images": "ImagesClient",
-    "globalOperations": "GlobalOperationsClient",
-    "zoneOperations": "ZoneOperationsClient",
-    "regionOperations": "RegionOperationsClient",
-    "instanceTemplates": "InstanceTemplatesClient",
-    "regionInstanceTemplates": "RegionInstanceTemplatesClient",
-    "instanceGroupManagers": "InstanceGroupManagersClient",
-    "regionInstanceGroupManagers": "RegionInstanceGroupManagersClient",
-    "backendServices": "BackendServicesClient",
-}
-
-
-def default_clients(service: str, project: str, endpoint: str | None) -> Any:
-    """The google-cloud-compute client for `service` (a key of _CLIENTS), over REST, at
-    `endpoint` (else Google's). Anonymous on a plain-HTTP loopback endpoint (the fake server)."""
-    from google.cloud import compute_v1
-
-    if service not in _CLIENTS:  # a bug in bakery, not a cloud's answer: not a ProviderError
-        raise LookupError(f"no GCP client for service {service!r} (known: {', '.join(_CLIENTS)})")
-    make_client = getattr(compute_v1, _CLIENTS[service])
-    options = {"api_endpoint": endpoint} if endpoint else None
-    where = urlsplit(endpoint or "")
-    if where.scheme == "http" and where.hostname in ("127.0.0.1", "localhost", "::1"):
-        from google.auth.credentials import AnonymousCredentials
-
-        return make_client(
-            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
-            transport="rest",
-            client_options=options,
-        )
-    return make_client(transport="rest", client_options=options)
 
 
 def make(workspace: Workspace, reporter: Reporter, clients: ClientFactory | None = None) -> GcpProvider:
@@ -195,7 +162,7 @@ class GcpProvider(CloudProvider):
         spec = self._spec(request)
         name = artifacts[0] if artifacts else f"{request.eff.name}-{request.version.replace('.', '-')}"
         image = self.compute(spec).get(spec.project, name, what="baked image")
-        return f"gce:{spec.project}/{image.name}", {"gceImageId": str(image.id)}
+        return f"gce:{spec.project}/{image.name}", gcp_trust.digest_set(spec.project, image)
 
     @_guarded("recording the baked image")
     def publish(
@@ -205,15 +172,19 @@ class GcpProvider(CloudProvider):
         statement: dict[str, Any],
         inputs_digest: str,
         artifacts: list[str],
+        attestation: str | None = None,
     ) -> ImageRecord:
-        """Write the final labels (the complete stamp, the user's tags) in one setLabels, wait for it
-        and read them back. Never deletes anything: on failure the Baker removes what its bake made."""
+        """Write the final labels (the complete stamp, the user's tags, the attestation's digest) in
+        one setLabels, wait for it and read them back. Never deletes anything: on failure the Baker
+        removes what its bake made."""
         spec = self._spec(request)
         name = statement["subject"][0]["name"].rpartition("/")[2]
         stamp = provenance.stamp_of(statement, state="complete")
         if request.invocation:
             stamp["invocation"] = request.invocation
         final = {**provenance.gcp_labels(request.eff.tags), **provenance.gcp_stamp_labels(stamp)}
+        if attestation is not None:
+            final[provenance.GCP_ATTESTATION_LABEL] = provenance.gcp_digest(attestation)
 
         def complete(labels: dict[str, str]) -> dict[str, str]:
             _claim(labels, f"{spec.project}/{name}", stamp["invocation"])
@@ -230,7 +201,7 @@ class GcpProvider(CloudProvider):
         spec = self.specs[target]
         records = []
         for image in self._list(spec, target=target, image=name):
-            stamp, problems = self._read_stamp(image)
+            stamp, problems = self.read_stamp(image)
             if stamp.get("state") != "complete" and "state" not in problems:
                 continue
             where = f"{spec.project}/{image.name}"
@@ -246,15 +217,34 @@ class GcpProvider(CloudProvider):
 
     @_guarded("reading the provenance in an image's description")
     def provenance(self, record: ImageRecord) -> dict[str, Any]:
-        skeleton = _skeleton(record.extra.get("description", ""))
+        skeleton = gcp_trust.skeleton(record.extra.get("description", ""))
         if skeleton is None:
             raise ProviderError(f"{record.ref}: the description of {record.locations[0]} holds no bakery provenance")
+        digests = {"gceImageId": record.extra["id"]}
+        if "descriptor" in record.extra:
+            digests["sha256"] = canonical.digest(record.extra["descriptor"]).removeprefix("sha256:")
         return provenance.finalize(
-            skeleton,
-            subject_name=f"gce:{record.locations[0]}",
-            subject_digest={"gceImageId": record.extra["id"]},
-            finished=record.created,
+            skeleton, subject_name=f"gce:{record.locations[0]}", subject_digest=digests, finished=record.created
         )
+
+    # --- trust (gcp_trust.py) -----------------------------------------------------------------
+
+    @_guarded("reading an image")
+    def descriptor(self, record: ImageRecord) -> dict[str, Any]:
+        return gcp_trust.descriptor(self, record)
+
+    @_guarded("reading an image's labels")
+    def claims(self, record: ImageRecord) -> list[Claim]:
+        return gcp_trust.claims(self, record)
+
+    @_guarded("deprecating an image")
+    def mark_revoked(self, record: ImageRecord, *, at: str, reason: str, replacement: ImageRecord | None) -> str:
+        """GCP deprecation (it holds no reason: the registry's revocation does)."""
+        return gcp_trust.mark_revoked(self, record, at=at, replacement=replacement)
+
+    @_guarded("clearing an image's deprecation")
+    def unmark_revoked(self, record: ImageRecord) -> str:
+        return gcp_trust.unmark_revoked(self, record)
 
     # --- what bakes leave behind --------------------------------------------------------------
 
@@ -265,7 +255,7 @@ class GcpProvider(CloudProvider):
         spec = self.specs[target]
         bakes: dict[str, list[tuple[Any, dict[str, str]]]] = defaultdict(list)
         for image in self._list(spec, target=target, image=name, version=version, invocation=invocation):
-            stamp, problems = self._read_stamp(image)
+            stamp, problems = self.read_stamp(image)
             if "invocation" not in stamp:
                 why = problems.get("invocation", f"no {_INVOCATION} label")
                 self.reporter.note(f"skipping GCP image {spec.project}/{image.name}: no bake's mark on it: {why}")
@@ -335,12 +325,12 @@ class GcpProvider(CloudProvider):
         return self.compute(spec).list(spec.project, flt)
 
     @staticmethod
-    def _read_stamp(image: Any) -> tuple[dict[str, str], dict[str, str]]:
+    def read_stamp(image: Any) -> tuple[dict[str, str], dict[str, str]]:
         """The stamp on `image` and its unreadable labels; values kept as digests are taken from
         the provenance in the description, which holds them whole."""
         labels = dict(image.labels)
         digested = any(k.startswith(_PREFIX) and v.startswith(provenance.GCP_DIGEST_MARK) for k, v in labels.items())
-        skeleton = _skeleton(image.description) if digested else None
+        skeleton = gcp_trust.skeleton(image.description) if digested else None
         whole = None
         if skeleton is not None:
             try:
@@ -351,6 +341,7 @@ class GcpProvider(CloudProvider):
 
     @staticmethod
     def _record(target: str, project: str, image: Any, stamp: dict[str, str]) -> ImageRecord:
+        attestation = gcp_trust.attestation_of(dict(image.labels))
         return ImageRecord(
             name=stamp.get("image", ""),
             version=stamp.get("version", ""),
@@ -368,6 +359,8 @@ class GcpProvider(CloudProvider):
                 "invocation": stamp.get("invocation", ""),
                 "registered": image.creation_timestamp,
                 "labels": dict(image.labels),
+                "descriptor": gcp_trust.descriptor_of(project, image),
+                **({"attestation": attestation} if attestation else {}),
             },
         )
 
@@ -414,18 +407,3 @@ def _readable(label: str | None) -> str | None:
         return provenance.decode_label(label)
     except ValueError:
         return None
-
-
-def _skeleton(description: str) -> dict[str, Any] | None:
-    """The provenance Packer wrote into an image's description; None if there is none to read."""
-    import binascii
-    import gzip
-    import zlib
-
-    if provenance.DESCRIPTION_MARKER not in (description or ""):
-        return None
-    try:
-        document = provenance.unpack(description.split(provenance.DESCRIPTION_MARKER, 1)[1])
-    except (ValueError, binascii.Error, gzip.BadGzipFile, zlib.error, EOFError):
-        return None
-    return document if isinstance(document, dict) else None

@@ -25,6 +25,41 @@ _HTML = re.compile(r"<\s*(!doctype|html|head|body|title)\b", re.IGNORECASE)
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 
 
+# The services bakery uses, for images (the provider) and for managed instance groups (the driver).
+_CLIENTS = {
+    "images": "ImagesClient",
+    "globalOperations": "GlobalOperationsClient",
+    "zoneOperations": "ZoneOperationsClient",
+    "regionOperations": "RegionOperationsClient",
+    "instanceTemplates": "InstanceTemplatesClient",
+    "regionInstanceTemplates": "RegionInstanceTemplatesClient",
+    "instanceGroupManagers": "InstanceGroupManagersClient",
+    "regionInstanceGroupManagers": "RegionInstanceGroupManagersClient",
+    "backendServices": "BackendServicesClient",
+}
+
+
+def default_clients(service: str, project: str, endpoint: str | None) -> Any:
+    """The google-cloud-compute client for `service` (a key of _CLIENTS), over REST, at
+    `endpoint` (else Google's). Anonymous on a plain-HTTP loopback endpoint (the fake server)."""
+    from google.cloud import compute_v1
+
+    if service not in _CLIENTS:  # a bug in bakery, not a cloud's answer: not a ProviderError
+        raise LookupError(f"no GCP client for service {service!r} (known: {', '.join(_CLIENTS)})")
+    make_client = getattr(compute_v1, _CLIENTS[service])
+    options = {"api_endpoint": endpoint} if endpoint else None
+    where = urlsplit(endpoint or "")
+    if where.scheme == "http" and where.hostname in ("127.0.0.1", "localhost", "::1"):
+        from google.auth.credentials import AnonymousCredentials
+
+        return make_client(
+            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+            transport="rest",
+            client_options=options,
+        )
+    return make_client(transport="rest", client_options=options)
+
+
 def pause(seconds: float) -> None:
     """Wait between attempts and polls (a signal's Interrupted breaks out of it)."""
     time.sleep(seconds)
@@ -212,6 +247,21 @@ class Compute:
             pause(delay * (0.5 + random.random()))
             delay = min(delay * 2, 8.0)
         raise ProviderError(f"GCP: labels of image {project}/{name} did not stick after {self.label_attempts} attempts")
+
+    def deprecate(self, project: str, name: str, status: dict[str, str]) -> Any:
+        """Set the image's deprecation status (state ACTIVE clears it), wait for DONE and read the
+        image back (returned). The same status set twice is the same status: retried as a read."""
+        from google.cloud import compute_v1
+
+        operation = self.images.deprecate_unary(
+            project=project,
+            image=name,
+            deprecation_status_resource=compute_v1.DeprecationStatus(**status),
+            retry=self.retry,
+            timeout=self.timeout,
+        )
+        self.wait(project, operation, what=f"deprecation of {project}/{name}")
+        return self.get(project, name, what="image")
 
     def delete(self, project: str, name: str) -> bool:
         """Delete the image, wait for DONE and check it is gone: True; False if it was already gone."""

@@ -13,10 +13,10 @@ from typing import Any
 from bakery import runner
 from bakery.catalog import ImageRecord
 from bakery.debris import Leftover, Owner
-from bakery.errors import BuildError, UsageError
+from bakery.errors import BuildError, ProviderError, UsageError
 from bakery.models import LocalSource, LocalTarget
 from bakery.progress import Reporter
-from bakery.providers.base import BakeRequest, ClientFactory, Prepared
+from bakery.providers.base import BakeRequest, Claim, ClientFactory, Prepared
 from bakery.providers.local_base import ensure_base, file_sha256, overlay_dir, recipe_digest
 from bakery.providers.local_store import LocalStore
 from bakery.secrets import SCAN_MIN_BYTES, leaked, needles, search
@@ -278,6 +278,7 @@ class LocalProvider:
         provenance: dict[str, Any],
         inputs_digest: str,
         artifacts: list[str],
+        attestation: str | None = None,
     ) -> ImageRecord:
         out = request.workdir / "output"
         staged = request.workdir / "image"
@@ -305,8 +306,9 @@ class LocalProvider:
             parent=prepared.parent.ref if prepared.parent else None,
             subject_sha256=subject,
         )
-        final = self.store.record(record, staged)
-        return ImageRecord(**{**record.__dict__, "locations": (str(final),)})
+        final = self.store.record(record, staged, attestation=attestation)
+        signed = {"attestation": attestation} if attestation else {}
+        return ImageRecord(**{**record.__dict__, "locations": (str(final),), "extra": signed})
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -318,6 +320,26 @@ class LocalProvider:
 
     def boot_files(self, record: ImageRecord) -> tuple[Path, Path, Path]:
         return image_files(Path(record.locations[0]))
+
+    # --- trust --------------------------------------------------------------------------------
+
+    def descriptor(self, record: ImageRecord) -> dict[str, Any]:
+        """The disk hashed again: its sha256 is the provenance subject's."""
+        disk = Path(record.locations[0]) / "disk.qcow2"
+        if not disk.is_file():
+            raise ProviderError(f"{record.ref}: its disk {disk} is gone")
+        return {"kind": "local", "sha256": file_sha256(disk)}
+
+    def claims(self, record: ImageRecord) -> list[Claim]:
+        return [self.store.claim(record)]
+
+    def mark_revoked(self, record: ImageRecord, *, at: str, reason: str, replacement: ImageRecord | None) -> str:
+        self.store.revoke(record, {"at": at, "reason": reason, "replacement": replacement.ref if replacement else None})
+        return f"local: catalog entry {record.ref} on {record.target} marked revoked from {at}"
+
+    def unmark_revoked(self, record: ImageRecord) -> str:
+        self.store.revoke(record, None)
+        return f"local: catalog entry {record.ref} on {record.target} no longer marked revoked"
 
 
 class Machine:

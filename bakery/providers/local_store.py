@@ -2,6 +2,8 @@
 
 A version enters the catalog in one transaction, after its directory is complete and moved
 into place; a directory without a row is debris of an interrupted record and is removed.
+Beside each entry, what trust adds to it (the directory itself never changes): the digest of
+its signed attestation, and its revocation while it is revoked.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ import json
 import os
 import shutil
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from bakery.catalog import ImageRecord, version_key
-from bakery.errors import BakeryError
+from bakery.errors import BakeryError, ProviderError
+from bakery.providers.base import Claim
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
@@ -32,7 +36,20 @@ CREATE TABLE IF NOT EXISTS images (
     PRIMARY KEY (name, target, version)
 );
 CREATE INDEX IF NOT EXISTS images_digest ON images (target, inputs_digest);
+CREATE TABLE IF NOT EXISTS trust (
+    name TEXT NOT NULL,
+    target TEXT NOT NULL,
+    version TEXT NOT NULL,
+    attestation TEXT,
+    revoked TEXT,
+    PRIMARY KEY (name, target, version)
+);
 """
+_COLUMNS = (
+    "i.name, i.target, i.version, i.inputs_digest, i.subject_sha256, i.base, i.parent, i.path, i.created, "
+    "t.attestation, t.revoked"
+)
+_JOIN = "images i LEFT JOIN trust t ON t.name = i.name AND t.target = i.target AND t.version = i.version"
 
 
 class LocalStore:
@@ -55,35 +72,77 @@ class LocalStore:
         return self.images / target / name / version
 
     def list(self, *, target: str, name: str | None = None) -> list[ImageRecord]:
-        query = (
-            "SELECT name, target, version, inputs_digest, subject_sha256, base, parent, path, created "
-            "FROM images WHERE target = ?"
-        )
+        query = f"SELECT {_COLUMNS} FROM {_JOIN} WHERE i.target = ?"
         args: list[str] = [target]
         if name:
-            query += " AND name = ?"
+            query += " AND i.name = ?"
             args.append(name)
         with self._connect() as conn:
             rows = conn.execute(query, args).fetchall()
-        records = [
-            ImageRecord(
-                name=r[0],
-                target=r[1],
-                version=r[2],
-                kind="local",
-                inputs_digest=r[3],
-                subject_sha256=r[4],
-                base=r[5],
-                parent=r[6],
-                locations=(r[7],),
-                created=r[8],
-            )
-            for r in rows
-        ]
+        records = [_record(row) for row in rows]
         return sorted(records, key=lambda rec: (rec.name, version_key(rec.version)))
 
-    def record(self, rec: ImageRecord, staged: Path) -> Path:
-        """Move a complete image directory into place and index it, atomically as a pair."""
+    def entry(self, rec: ImageRecord) -> ImageRecord | None:
+        """The catalog entry of `rec`'s name, target and version as it is now; None if there is none."""
+        query = f"SELECT {_COLUMNS} FROM {_JOIN} WHERE i.name = ? AND i.target = ? AND i.version = ?"
+        with self._connect() as conn:
+            row = conn.execute(query, (rec.name, rec.target, rec.version)).fetchone()
+        return None if row is None else _record(row)
+
+    def claim(self, rec: ImageRecord) -> Claim:
+        """What `rec`'s catalog entry says now (its stamp as the catalog holds it, each field named
+        "catalog entry <field>"), with the provenance.json in its directory. ProviderError without
+        an entry."""
+        entry = self.entry(rec)
+        if entry is None:
+            raise ProviderError(f"{rec.ref} on {rec.target} has no catalog entry")
+        stamp = {
+            "image": entry.name,
+            "version": entry.version,
+            "target": entry.target,
+            "state": "complete",  # the catalog holds nothing else
+            "inputs-digest": entry.inputs_digest,
+            "base": entry.base,
+            "parent": entry.parent or "",
+            "created": entry.created,
+        }
+        try:
+            document = self.provenance(entry)
+        except (OSError, ValueError):
+            document = None  # gone, or not JSON: the claim carries none
+        return Claim(
+            location=f"catalog entry {entry.ref} on {entry.target}",
+            stamp=stamp,
+            names={field: f"catalog entry {field}" for field in [*stamp, "attestation"]},
+            attestation=entry.extra.get("attestation"),
+            document=document,
+        )
+
+    def revoke(self, rec: ImageRecord, revoked: Mapping[str, str | None] | None) -> None:
+        """Write (None: clear) the revocation of `rec`'s entry. ProviderError if it has no entry."""
+        value = None if revoked is None else json.dumps(dict(revoked), sort_keys=True)
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            if self._missing(conn, rec):
+                conn.execute("ROLLBACK")
+                raise ProviderError(f"{rec.ref} on {rec.target} has no catalog entry")
+            conn.execute(
+                "INSERT INTO trust (name, target, version, revoked) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (name, target, version) DO UPDATE SET revoked = excluded.revoked",
+                (rec.name, rec.target, rec.version, value),
+            )
+            conn.execute("COMMIT")
+
+    @staticmethod
+    def _missing(conn: sqlite3.Connection, rec: ImageRecord) -> bool:
+        found = conn.execute(
+            "SELECT 1 FROM images WHERE name = ? AND target = ? AND version = ?", (rec.name, rec.target, rec.version)
+        ).fetchone()
+        return found is None
+
+    def record(self, rec: ImageRecord, staged: Path, *, attestation: str | None = None) -> Path:
+        """Move a complete image directory into place and index it (with the digest of its signed
+        attestation, if any), atomically as a pair."""
         final = self.directory(rec.target, rec.name, rec.version)
         if final.exists():
             if any(r.version == rec.version for r in self.list(target=rec.target, name=rec.name)):
@@ -110,6 +169,11 @@ class LocalStore:
                         rec.created,
                     ),
                 )
+                # A new entry starts unrevoked, whatever an entry of that version left here.
+                conn.execute(
+                    "INSERT OR REPLACE INTO trust (name, target, version, attestation) VALUES (?, ?, ?, ?)",
+                    (rec.name, rec.target, rec.version, attestation),
+                )
                 conn.execute("COMMIT")
         except BaseException:
             remove_tree(final)
@@ -120,6 +184,27 @@ class LocalStore:
     def provenance(self, rec: ImageRecord) -> dict[str, object]:
         data: dict[str, object] = json.loads((Path(rec.locations[0]) / "provenance.json").read_text("utf-8"))
         return data
+
+
+def _record(row: tuple[Any, ...]) -> ImageRecord:
+    extra: dict[str, Any] = {}
+    if row[9]:
+        extra["attestation"] = row[9]
+    if row[10]:
+        extra["revoked"] = json.loads(row[10])
+    return ImageRecord(
+        name=row[0],
+        target=row[1],
+        version=row[2],
+        kind="local",
+        inputs_digest=row[3],
+        subject_sha256=row[4],
+        base=row[5],
+        parent=row[6],
+        locations=(row[7],),
+        created=row[8],
+        extra=extra,
+    )
 
 
 def remove_tree(path: Path) -> None:

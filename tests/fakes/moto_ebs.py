@@ -16,6 +16,9 @@ durations and faults are set here too (`refresh={"batch_seconds": 0.2, "fail_at_
 as is throttling (`throttle=[{"action": "DescribeInstanceRefreshes", "every": 2}]`: every 2nd call
 of that action answers Throttling, which botocore's retries absorb).
 
+AMI deprecation (EnableImageDeprecation, DisableImageDeprecation), which moto also lacks, is
+answered InvalidAction, as by an EC2 endpoint that does not have it.
+
     python -m tests.fakes.moto_ebs PORT AMIS_JSON
 """
 
@@ -136,6 +139,18 @@ THROTTLED = (
     b"<Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>throttled</RequestId></ErrorResponse>"
 )
 
+# EC2 actions moto 5 lacks (its server answers them with a 500 page, which botocore retries): answered
+# as AWS answers an action an endpoint does not have, so what bakery does then is what is tested.
+MISSING_ACTIONS = ("EnableImageDeprecation", "DisableImageDeprecation")
+
+
+def _invalid_action(action: str) -> bytes:
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>InvalidAction</Code>'
+        f"<Message>The action {action} is not valid for this web service.</Message></Error></Errors>"
+        f"<RequestID>missing-action</RequestID></Response>"
+    ).encode()
+
 
 def _middleware(app: Any, faults: _Faults) -> Any:
     import io
@@ -165,6 +180,9 @@ def _middleware(app: Any, faults: _Faults) -> Any:
         if faults.throttled(action):
             start_response("400 Bad Request", [("Content-Type", "text/xml")])
             return [THROTTLED]
+        if action in MISSING_ACTIONS:
+            start_response("400 Bad Request", [("Content-Type", "text/xml")])
+            return [_invalid_action(action)]
         instance_refresh.tick()
         return app(environ, start_response)
 
@@ -197,9 +215,10 @@ def main() -> None:
     moto_amis.Ami.__init__ = ebs_backed  # type: ignore[method-assign]
     moto_amis.Ami.state = property(get_state, set_state)  # type: ignore[attr-defined]
 
-    from tests.fakes import instance_refresh_api
+    from tests.fakes import instance_refresh_api, moto_kms
 
     instance_refresh_api.install()
+    moto_kms.install()
 
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import run_simple

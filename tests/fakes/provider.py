@@ -9,6 +9,11 @@ what Packer made; it learns the bake's mark from `fake-cloud.json`, which before
 the work directory (a real provider hands the mark to Packer as variables). Tests that need no
 Packer create images in-process with :meth:`FakeProvider.create`.
 
+Trust: each complete image carries tags (the stamp and the attestation's digest, as
+``bakery:<field>``) that a test may change (:meth:`FakeProvider.tag`), as anyone who can tag an
+AMI can, and its content (:meth:`FakeProvider.change`): its descriptor (ids, creation times and
+the content's sha256) and its claims then tell.
+
 Faults: :meth:`FakeProvider.fail` makes a method raise (a ProviderError unless told otherwise),
 :meth:`FakeProvider.interrupt` sends this process a signal while a method is under way, as
 Ctrl-C or `kill` does while bakery waits for a cloud (runner.signal_guard must be active), and
@@ -32,7 +37,6 @@ import itertools
 import json
 import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -41,14 +45,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bakery import canonical, provenance
 from bakery.catalog import ImageRecord
 from bakery.debris import Leftover, Owner, iso, utc
 from bakery.errors import ProviderError
-from bakery.providers.base import BakeRequest, Prepared
+from bakery.providers.base import BakeRequest, Claim, Prepared
 from bakery.secrets import leaked
+from tests.fakes.packer import MARK_FILE
+from tests.fakes.packer import FakePacker as FakePacker  # where service tests import it from
 
-MARK_FILE = "fake-cloud.json"  # in the work directory: the mark the stand-in packer puts on what it creates
 REGIONS = ("region-a", "region-b")
+PREFIX = "bakery:"  # of the tags a complete image carries
+ATTESTATION_TAG = PREFIX + "attestation"
+NAMES = {field: f"tag {PREFIX}{field}" for field in [*provenance.STAMP_FIELDS, "attestation"]}
 
 
 @dataclass
@@ -70,10 +79,16 @@ class FakeImage:
     inputs_digest: str = ""
     base: str = ""
     parent: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)  # "bakery:commit" -> ..., once complete
+    revoked: dict[str, str | None] | None = None  # at, reason, replacement: written by mark_revoked
 
     @property
     def location(self) -> str:
         return f"{self.region}:{self.id}"
+
+    def described(self) -> dict[str, str]:
+        """What never changes once the image exists, and what it holds."""
+        return {"image": self.id, "created": self.created, "content": hashlib.sha256(self.content).hexdigest()}
 
 
 @dataclass(frozen=True)
@@ -182,6 +197,20 @@ class FakeProvider:
         """Someone else deleted the image (a user in the console, another bake)."""
         with self._lock:
             self._images.pop(image_id, None)
+
+    def tag(self, image_id: str, key: str, value: str | None) -> None:
+        """Someone set (None: removed) a tag on the image, as anyone who may tag an AMI can."""
+        with self._lock:
+            tags = self._images[image_id].tags
+            if value is None:
+                tags.pop(key, None)
+            else:
+                tags[key] = value
+
+    def change(self, image_id: str, content: bytes) -> None:
+        """Someone changed what the image holds (no cloud allows it; a disk can be changed)."""
+        with self._lock:
+            self._images[image_id].content = content
 
     def all_images(self) -> list[FakeImage]:
         """Every image in the cloud, marked or not, in any state (copies: changing them changes nothing)."""
@@ -296,8 +325,9 @@ class FakeProvider:
         provenance: dict[str, Any],
         inputs_digest: str,
         artifacts: list[str],
+        attestation: str | None = None,
     ) -> ImageRecord:
-        self._enter("publish", invocation=request.invocation, artifacts=tuple(artifacts))
+        self._enter("publish", invocation=request.invocation, artifacts=tuple(artifacts), attestation=attestation)
         copies = self._built(request, artifacts)
         with self._lock:
             for image in copies:  # the state last: until then, images() does not show it
@@ -305,6 +335,9 @@ class FakeProvider:
                 image.inputs_digest = inputs_digest
                 image.base = prepared.base
                 image.parent = prepared.parent.ref if prepared.parent else None
+                image.tags = {PREFIX + k: v for k, v in _stamp(provenance, image).items()}
+                if attestation is not None:
+                    image.tags[ATTESTATION_TAG] = attestation
             for image in copies:
                 image.state = "complete"
                 image.heartbeat = None
@@ -331,8 +364,57 @@ class FakeProvider:
 
     def subject(self, request: BakeRequest, artifacts: list[str]) -> tuple[str, dict[str, str]]:
         self._enter("subject", invocation=request.invocation, artifacts=tuple(artifacts))
-        primary = self._built(request, artifacts)[0]
-        return f"fake:{primary.location}", {"sha256": hashlib.sha256(primary.content).hexdigest()}
+        copies = self._built(request, artifacts)
+        digest = canonical.digest(_descriptor(copies)).removeprefix("sha256:")
+        return f"fake:{copies[0].location}", {"sha256": digest}
+
+    def descriptor(self, record: ImageRecord) -> dict[str, Any]:
+        self._enter("descriptor", ref=record.ref)
+        return _descriptor(self._located(record))
+
+    def claims(self, record: ImageRecord) -> list[Claim]:
+        self._enter("claims", ref=record.ref)
+        with self._lock:
+            return [
+                Claim(
+                    location=f"{image.id} in {image.region}",
+                    stamp={
+                        k[len(PREFIX) :]: v
+                        for k, v in image.tags.items()
+                        if k[len(PREFIX) :] in provenance.STAMP_FIELDS
+                    },
+                    names=NAMES,
+                    attestation=image.tags.get(ATTESTATION_TAG),
+                    document=copy.deepcopy(image.provenance),
+                )
+                for image in self._located(record)
+            ]
+
+    def mark_revoked(self, record: ImageRecord, *, at: str, reason: str, replacement: ImageRecord | None) -> str:
+        self._enter("mark_revoked", ref=record.ref, at=at, reason=reason)
+        revoked = {"at": at, "reason": reason, "replacement": replacement.ref if replacement else None}
+        with self._lock:
+            for image in self._located(record):
+                image.revoked = dict(revoked)
+        return f"fake: marked {', '.join(record.locations)} revoked from {at}"
+
+    def unmark_revoked(self, record: ImageRecord) -> str:
+        self._enter("unmark_revoked", ref=record.ref)
+        with self._lock:
+            for image in self._located(record):
+                image.revoked = None
+        return f"fake: {', '.join(record.locations)} no longer marked revoked"
+
+    def _located(self, record: ImageRecord) -> list[FakeImage]:
+        """The images of `record` (the live objects); ProviderError naming the first that is gone."""
+        with self._lock:
+            found = []
+            for location in record.locations:
+                image = self._images.get(location.partition(":")[2])
+                if image is None:
+                    raise ProviderError(f"{record.ref}: image {location} is gone")
+                found.append(image)
+            return found
 
     def scan(self, request: BakeRequest, secrets: Mapping[str, str]) -> None:
         self._enter("scan", invocation=request.invocation, names=tuple(sorted(secrets)))
@@ -404,108 +486,34 @@ def _record(copies: list[FakeImage]) -> ImageRecord:
         parent=first.parent,
         locations=tuple(i.location for i in copies),
         subject_sha256=hashlib.sha256(first.content).hexdigest(),
-        extra={"invocation": first.invocation},
+        extra={
+            "invocation": first.invocation,
+            **({"attestation": first.tags[ATTESTATION_TAG]} if ATTESTATION_TAG in first.tags else {}),
+            **({"revoked": dict(first.revoked)} if first.revoked else {}),
+        },
     )
 
 
-# --- the stand-in packer -------------------------------------------------------------------------
-
-_PACKER = '''\
-#!{python}
-"""Stand-in packer: `version`, `init`, and `build DIR` per scenario.json beside this script."""
-import json, os, pathlib, sys, time
-
-here = pathlib.Path(__file__).resolve().parent
-scenario = json.loads((here / "scenario.json").read_text())
-with open(here / "calls.jsonl", "a") as log:
-    log.write(json.dumps({{"argv": sys.argv[1:], "cwd": os.getcwd()}}) + "\\n")
-command = sys.argv[1] if len(sys.argv) > 1 else ""
-if command == "version":
-    print("Packer v" + scenario["version"])
-    sys.exit(0)
-if command != "build":
-    sys.exit(0)
-stamp = str(int(time.time()))
-
-def ui(text):
-    print(stamp + ",,ui,say," + text.replace(",", "%!(PACKER_COMMA)"), flush=True)
-
-mark = json.loads(pathlib.Path("{mark_file}").read_text())
-inbox = pathlib.Path(mark["inbox"])
-inbox.mkdir(parents=True, exist_ok=True)
-made = []
-for number, region in enumerate(scenario["create"]):
-    image_id = "img-" + mark["invocation"][:6] + "-" + str(number)
-    note = dict(mark, region=region, id=image_id, content=scenario["content"])
-    staged = inbox / (image_id + ".tmp")
-    staged.write_text(json.dumps(note))
-    os.replace(staged, inbox / ("%d-%s.json" % (time.monotonic_ns(), image_id)))
-    made.append(region + ":" + image_id)
-    # Said once the image exists (in the inbox): the heartbeat this line wakes finds it.
-    ui("==> fake: Creating image " + image_id + " in " + region + "...")
-for line in scenario["lines"]:
-    print(line, flush=True)
-time.sleep(scenario["sleep"])
-if scenario["exit_code"] != 0:
-    ui("Build 'fake' errored: " + scenario["error"])
-    sys.exit(scenario["exit_code"])
-if made:
-    print(stamp + ",fake,artifact-count,1")
-    print(stamp + ",fake,artifact,0,builder-id,fake")
-    print(stamp + ",fake,artifact,0,id," + "%!(PACKER_COMMA)".join(made))
-    print(stamp + ",fake,artifact,0,end")
-ui("==> Builds finished.")
-'''
+def _descriptor(copies: list[FakeImage]) -> dict[str, Any]:
+    return {"kind": "fake", "images": {image.region: image.described() for image in copies}}
 
 
-class FakePacker:
-    """A `packer` executable in `bin_dir` (put it first on PATH) that answers `version` and
-    `init`, and for `build` creates images in the FakeProvider's cloud, prints Packer's
-    machine-readable lines and exits as the scenario says. Every call is logged."""
-
-    def __init__(self, bin_dir: Path, *, version: str = "1.6.6") -> None:
-        self.bin_dir = bin_dir
-        bin_dir.mkdir(parents=True, exist_ok=True)
-        path = bin_dir / "packer"
-        path.write_text(_PACKER.format(python=sys.executable, mark_file=MARK_FILE))
-        path.chmod(0o755)
-        self._version = version
-        self.scenario()
-
-    def scenario(
-        self,
-        *,
-        create: tuple[str, ...] = ("region-a",),
-        lines: tuple[str, ...] = (),
-        exit_code: int = 0,
-        sleep: float = 0.0,
-        content: str = "a baked disk",
-        error: str = "ansible-playbook exited 2",
-        version: str | None = None,
-    ) -> None:
-        """What the next `packer build` does: create an image in each region of `create` (in
-        order), print `lines`, sleep, then exit with `exit_code` (reporting the artifact on 0)."""
-        if version is not None:
-            self._version = version
-        spec = {
-            "create": list(create),
-            "lines": list(lines),
-            "exit_code": exit_code,
-            "sleep": sleep,
-            "content": content,
-            "error": error,
-            "version": self._version,
+def _stamp(statement: Mapping[str, Any], image: FakeImage) -> dict[str, str]:
+    """The stamp of the statement as published; tests that publish a statement of their own (`{}`)
+    get the one the image knows."""
+    try:
+        return provenance.stamp_of(statement, state="complete")
+    except (KeyError, TypeError):
+        return {
+            "image": image.name,
+            "version": image.version,
+            "target": image.target,
+            "state": "complete",
+            "inputs-digest": image.inputs_digest,
+            "base": image.base,
+            "parent": image.parent or "",
+            "invocation": image.invocation or "",
         }
-        (self.bin_dir / "scenario.json").write_text(json.dumps(spec))
-
-    def calls(self) -> list[list[str]]:
-        log = self.bin_dir / "calls.jsonl"
-        if not log.exists():
-            return []
-        return [json.loads(line)["argv"] for line in log.read_text().splitlines()]
-
-    def builds(self) -> list[list[str]]:
-        return [argv for argv in self.calls() if argv[:1] == ["build"]]
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> bool:

@@ -28,7 +28,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from bakery import provenance
+from bakery import canonical, provenance
 from bakery.cli import app
 from bakery.debris import Owner, boot_id, iso
 from bakery.providers.gcp import HEARTBEAT_LABEL, owner_labels
@@ -221,7 +221,16 @@ def test_bake_labels_catalog_and_show(gcp_project: Path, gce: FakeGce, packer_st
     shown = bakery("show", "base@1.0.0", "-t", "gcp", "--json")
     assert shown.exit_code == 0, shown.output
     statement = json.loads(shown.stdout)["provenance"]
-    assert statement["subject"] == [{"name": f"gce:{PROJECT}/base-1-0-0", "digest": {"gceImageId": stored["id"]}}]
+    described = {
+        "kind": "gcp",
+        "project": PROJECT,
+        "image": "base-1-0-0",
+        "id": stored["id"],
+        "created": stored["creationTimestamp"],
+        "diskSizeGb": stored["diskSizeGb"],
+    }
+    digests = {"gceImageId": stored["id"], "sha256": canonical.digest(described).removeprefix("sha256:")}
+    assert statement["subject"] == [{"name": f"gce:{PROJECT}/base-1-0-0", "digest": digests}]
     build = statement["predicate"]["buildDefinition"]
     assert build["internalParameters"]["inputsDigest"] == result["inputs_digest"]
     assert build["externalParameters"] == {"image": "base", "target": "gcp", "version": "1.0.0"}

@@ -51,7 +51,7 @@ def world(project_dir: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDri
     project_dir.write(VALID_YAML[: VALID_YAML.index("groups:")] + GROUPS)
     driver, catalog = FakeDriver(), Catalog()
     monkeypatch.setattr("bakery.rollout.get_driver", lambda *a, **k: driver)
-    monkeypatch.setattr("bakery.rollout.Rollouts.provider", lambda self, group: catalog)
+    monkeypatch.setattr("bakery.rollout.Rollouts.target_provider", lambda self, target: catalog)
     driver.seed("web-local", Release("web@1.0.0", "/catalog/web/1.0.0", None, "sha256:1.0.0"))
     yield driver
 

@@ -1,0 +1,71 @@
+"""One audit log shared by several machines: two OS processes append at the same moment to the log
+in an S3 bucket (moto's server) and in a GCS bucket (tests/fakes/gcs.py, which enforces generation
+preconditions), through boto3 and google-cloud-storage. No entry is lost or forked, the chain
+verifies, and an event edited in the bucket afterwards is named."""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Callable, Iterator
+
+import boto3
+import pytest
+from securesystemslib.signer import CryptoSigner
+
+from bakery.audit import AuditLog
+from bakery.audit_verify import event_key
+from bakery.registry import default_clients, gcs
+from bakery.registry.base import Store
+from bakery.registry.s3 import S3Store
+from bakery.signing import PublicKey
+from tests.fakes.gcs import serve
+from tests.unit.test_audit import append_at_once, edit_payload, problems
+
+PREFIX = "team/bakery/"
+
+
+def s3_store(endpoint: str, bucket: str) -> Store:
+    return S3Store(default_clients("s3", "us-east-1", endpoint), bucket=bucket, prefix=PREFIX, endpoint=endpoint)
+
+
+def gcs_store(endpoint: str) -> Store:
+    return gcs.connect(default_clients, bucket="registry", prefix=PREFIX, project=None, endpoint=endpoint)
+
+
+@pytest.fixture
+def in_s3(moto_endpoint: str) -> Callable[[], Store]:
+    bucket = f"audit-{uuid.uuid4().hex[:12]}"  # the moto server lives for the session: a bucket of our own
+    boto3.client("s3", region_name="us-east-1", endpoint_url=moto_endpoint).create_bucket(Bucket=bucket)
+    return functools.partial(s3_store, moto_endpoint, bucket)
+
+
+@pytest.fixture
+def in_gcs() -> Iterator[Callable[[], Store]]:
+    with serve("registry") as endpoint:
+        yield functools.partial(gcs_store, endpoint)
+
+
+@pytest.mark.parametrize("where", ["in_s3", "in_gcs"])
+def test_two_machines_append_to_one_chain(where: str, request: pytest.FixtureRequest) -> None:
+    opener: Callable[[], Store] = request.getfixturevalue(where)
+    ops = CryptoSigner.generate_ed25519()
+
+    written = append_at_once(opener, ops, writers=2, each=40)
+
+    store = opener()
+    log = AuditLog(store, signer=None, keys=[PublicKey("ops-2026", ops.public_key.keyid, ops.public_key)])
+    events = log.events()
+    assert [e.seq for e in events] == list(range(1, 81))
+    assert sorted(e.subject for e in events) == written
+    report = log.verify()
+    assert (report.problems, report.events, report.head) == ((), 80, 80)
+
+    stored = store.get(event_key(17))
+    assert stored is not None
+    store.replace(event_key(17), edit_payload(stored.data, who="mallory@host"), version=stored.version)
+    label = f"event 17 (build {events[16].subject} by mallory@host)"
+    assert problems(log) == [
+        (17, f"{label} was changed: its signature by ops-2026 does not match"),
+        (17, f"{label} was changed after it was written: its digest no longer matches event 18's prev"),
+    ]
