@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import typer
 
 from bakery import __version__
-from bakery.errors import EXIT_FAILED, EXIT_USAGE, BakeryError, BuildError, UsageError
+from bakery.errors import EXIT_FAILED, EXIT_USAGE, BakeryError, BuildError, TrustError, UsageError
 
 SCHEMA_VERSION = 1
 F = TypeVar("F", bound=Callable[..., Any])
@@ -82,6 +82,8 @@ def handled(func: F) -> F:
 
 def _report_error(exc: BakeryError, *, as_json: bool) -> None:
     lines = [f"error: {exc.message}"]
+    if isinstance(exc, TrustError):
+        lines += [f"  - {problem}" for problem in exc.problems if problem != exc.message]
     if isinstance(exc, BuildError) and exc.tail:
         lines.append("last lines of output:")
         lines += [f"  | {line}" for line in exc.tail[-20:]]
@@ -101,6 +103,7 @@ def _report_error(exc: BakeryError, *, as_json: bool) -> None:
                     "hint": exc.hint,
                     "log": getattr(exc, "log_path", None),
                     **({"details": exc.details} if exc.details else {}),
+                    **({"problems": list(exc.problems)} if isinstance(exc, TrustError) else {}),
                 },
                 indent=2,
             )

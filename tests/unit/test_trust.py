@@ -1,0 +1,262 @@
+"""Trust through the CLI against the fake cloud (tests/fakes/provider.py), a stand-in packer and an
+in-memory group driver: every bake is signed into the registry, `bakery verify` names what does not
+match, rollouts refuse what does not verify or is revoked, revocation follows descendants and
+fleets, and every decision lands in the audit log."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bakery import tools
+from bakery.build import Baker
+from bakery.groups.base import Release
+from bakery.keys import generate
+from bakery.progress import Recording
+from bakery.workspace import Workspace
+from tests.conftest import VALID_YAML
+from tests.fakes.driver import FakeDriver
+from tests.fakes.packer import FakePacker
+from tests.fakes.provider import FakeProvider
+
+TRUST = """\
+trust:
+  keys:
+    - {name: ops, public_key: keys/ops.key.pub}
+  signing: {key_file: keys/ops.key}
+"""
+EXTRA = """\
+  app:
+    description: built on web
+    version: "2.0"
+    from: web
+    targets: [aws]
+    playbooks: [playbooks/web.yml]
+"""
+GROUPS = """\
+groups:
+  web-eu:
+    image: web
+    target: aws
+    aws: {asg: web-eu-asg, launch_template: web-eu}
+  app-eu:
+    image: app
+    target: aws
+    aws: {asg: app-eu-asg, launch_template: app-eu}
+"""
+
+
+def project_yaml(trust: str = TRUST) -> str:
+    head = VALID_YAML[: VALID_YAML.index("groups:")]
+    return head + EXTRA + GROUPS + trust
+
+
+@dataclass
+class World:
+    project_dir: Any
+    fake: FakeProvider
+    driver: FakeDriver
+    cli: Any
+
+    def bake(self, name: str = "web", *, force: bool = False) -> str:
+        result = Baker(self.project_dir.load(), Workspace(self.project_dir.home), Recording(), provider=self.fake).bake(
+            name, "aws", force=force
+        )
+        return result.record.ref
+
+    def image_id(self, ref: str) -> str:
+        name, version = ref.split("@")
+        return next(i.id for i in self.fake.all_images() if i.name == name and i.version == version)
+
+    def run(self, *args: str) -> Any:
+        return self.cli(*args)
+
+    def audit(self) -> list[dict[str, Any]]:
+        result = self.cli("audit", "--json")
+        assert result.exit_code == 0, result.output
+        return list(json.loads(result.stdout)["events"])
+
+
+@pytest.fixture()
+def world(project_dir: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bakery_cli: Any) -> Iterator[World]:
+    generate(project_dir.root / "keys" / "ops.key")
+    project_dir.write(project_yaml())
+    (project_dir.root / "playbooks" / "web.yml").touch()
+    packer = FakePacker(tmp_path / "bin")
+    monkeypatch.setenv("PATH", f"{packer.bin_dir}{os.pathsep}{os.environ['PATH']}")
+    tools.packer_version.cache_clear()
+    fake, driver = FakeProvider(inbox=tmp_path / "cloud"), FakeDriver()
+    for where in ("bakery.providers.base.get_provider", "bakery.rollout.get_provider"):
+        monkeypatch.setattr(where, lambda *a, **k: fake)
+    monkeypatch.setattr("bakery.rollout.get_driver", lambda *a, **k: driver)
+    yield World(project_dir, fake, driver, bakery_cli)
+    tools.packer_version.cache_clear()
+
+
+def verified(world: World, ref: str) -> dict[str, Any]:
+    result = world.run("verify", ref, "--target", "aws", "--json")
+    doc: dict[str, Any] = json.loads(result.stdout)
+    assert (result.exit_code == 0) == doc["ok"], result.output
+    return doc
+
+
+def failures(doc: dict[str, Any]) -> list[str]:
+    return [f"{c['name']}: {c['detail']}" for c in doc["checks"] if not c["ok"]]
+
+
+def test_every_bake_is_signed_and_verifies(world: World) -> None:
+    ref = world.bake()
+    result = world.run("verify", ref, "--target", "aws")
+    assert result.exit_code == 0, result.output
+    assert f"{ref} on aws: verified" in result.stdout
+    assert "signature: signed by ops (1 of 1 needed)" in result.stdout
+    envelope = json.loads(
+        (world.project_dir.home / "registry" / "attestations" / "aws" / "web" / "1.0.0.dsse.json").read_text()
+    )
+    assert envelope["payloadType"] == "application/vnd.in-toto+json"
+    assert [e["action"] for e in world.audit()] == ["build", "sign"]
+
+
+def test_a_changed_tag_fails_verification_and_names_the_tag(world: World) -> None:
+    ref = world.bake()
+    world.fake.tag(world.image_id(ref), "bakery:commit", "0" * 40)
+    doc = verified(world, ref)
+    assert not doc["ok"]
+    assert any("tag bakery:commit" in f and "0000000000" in f for f in failures(doc)), failures(doc)
+    assert world.audit()[-1]["action"] == "verify-failed"
+
+
+def test_changed_content_fails_the_subject_check(world: World) -> None:
+    ref = world.bake()
+    world.fake.change(world.image_id(ref), b"one byte more")
+    doc = verified(world, ref)
+    assert any(f.startswith("subject:") and "changed since it was signed" in f for f in failures(doc)), failures(doc)
+
+
+def test_a_changed_envelope_fails_the_signature(world: World) -> None:
+    ref = world.bake()
+    path = world.project_dir.home / "registry" / "attestations" / "aws" / "web" / "1.0.0.dsse.json"
+    envelope = json.loads(path.read_text())
+    statement = json.loads(base64.b64decode(envelope["payload"]))
+    statement["predicate"]["buildDefinition"]["externalParameters"]["version"] = "9.9.9"
+    envelope["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
+    path.write_text(json.dumps(envelope))
+    doc = verified(world, ref)
+    assert any(f.startswith("signature:") and "ops" in f and "does not match" in f for f in failures(doc)), failures(
+        doc
+    )
+
+
+def test_an_untrusted_key_is_refused_naming_it(world: World) -> None:
+    ref = world.bake()
+    other = generate(world.project_dir.root / "keys" / "other.key")
+    world.project_dir.write(project_yaml(TRUST.replace("keys/ops.key.pub", "keys/other.key.pub")))
+    doc = verified(world, ref)
+    problems = failures(doc)
+    assert any("not in trust.keys" in p and other.keyid[:8] in p for p in problems), problems
+
+
+def test_a_signature_below_the_threshold_is_refused_until_a_second_key_cosigns(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ref = world.bake()
+    generate(world.project_dir.root / "keys" / "second.key")
+    two = TRUST.replace(
+        "    - {name: ops, public_key: keys/ops.key.pub}\n",
+        "    - {name: ops, public_key: keys/ops.key.pub}\n    - {name: second, public_key: keys/second.key.pub}\n",
+    ).replace("trust:\n", "trust:\n  threshold: 2\n")
+    world.project_dir.write(project_yaml(two))
+    doc = verified(world, ref)
+    assert any("1 valid signature (ops) of the 2" in p for p in failures(doc)), failures(doc)
+    refused = world.run("rollout", "web-eu", "--yes")
+    assert refused.exit_code == 1 and "does not verify" in refused.stderr
+    monkeypatch.setenv("BAKERY_SIGNING_KEY", str(world.project_dir.root / "keys" / "second.key"))
+    cosigned = world.run("sign", ref, "--target", "aws")
+    assert cosigned.exit_code == 0, cosigned.output
+    assert verified(world, ref)["ok"]
+
+
+def test_an_unsigned_image_is_refused_and_allow_unverified_goes_through_on_the_record(world: World) -> None:
+    world.driver.seed("web-eu", Release("web@1.0.0", "img-old", None, "sha256:old"))
+    ref = world.bake()
+    (world.project_dir.home / "registry" / "attestations" / "aws" / "web" / "1.0.0.dsse.json").unlink()
+    refused = world.run("rollout", "web-eu", "--yes")
+    assert refused.exit_code == 1
+    assert f"refusing to rollout web-eu onto {ref}: it does not verify" in refused.stderr
+    assert "unsigned: no attestation" in refused.stderr
+    assert world.driver.runs("web-eu") == {"web@1.0.0": 2}
+    forced = world.run("rollout", "web-eu", "--yes", "--allow-unverified")
+    assert forced.exit_code == 0, forced.output
+    assert "WARNING" in forced.stderr and "--allow-unverified" in forced.stderr
+    assert world.driver.runs("web-eu") == {ref: 2}
+    actions = [(e["action"], e["result"]) for e in world.audit()]
+    assert ("override", "allowed-unverified") in actions and ("rollout", "succeeded") in actions
+    assert world.run("audit", "verify").exit_code == 0
+
+
+def test_revoking_a_base_revokes_its_children_and_status_names_the_groups(world: World) -> None:
+    base = world.bake("web")
+    child = world.bake("app")
+    world.driver.seed("web-eu", Release(base, world.image_id(base), None, "x"))
+    world.driver.seed("app-eu", Release(child, world.image_id(child), None, "y"))
+    result = world.run("revoke", base, "--reason", "CVE-2026-0001 in openssl", "--target", "aws")
+    assert result.exit_code == 0, result.output
+    assert f"inherited by: {child}" in result.stdout
+    doc = verified(world, child)
+    assert any(f"inherited from {base}" in p for p in failures(doc)), failures(doc)
+    status = world.run("status", "--json")
+    assert status.exit_code == 3
+    groups = {g["group"]: g for g in json.loads(status.stdout)["groups"]}
+    assert any(base in line for line in groups["web-eu"]["revoked"])
+    assert any(child in line and "CVE-2026-0001" in line for line in groups["app-eu"]["revoked"])
+    # A revoked image never rolls out, override or not.
+    again = world.run("rollout", "web-eu", "--image", base, "--yes", "--allow-unverified")
+    assert again.exit_code == 1 and "is revoked since" in again.stderr
+    assert [e["action"] for e in world.audit()].count("revoke") == 1
+    lifted = world.run("unrevoke", base, "--reason", "false alarm", "--target", "aws")
+    assert lifted.exit_code == 0, lifted.output
+    assert verified(world, child)["ok"]
+
+
+def test_rollout_moves_a_group_off_a_revoked_image_to_the_newest_that_is_not(world: World) -> None:
+    first = world.bake()
+    second = world.bake(force=True)
+    third = world.bake(force=True)
+    world.driver.seed("web-eu", Release(third, world.image_id(third), None, "z"))
+    assert world.run("revoke", third, "--reason", "bad build").exit_code == 0
+    assert world.run("status", "web-eu").exit_code == 3
+    moved = world.run("rollout", "web-eu", "--yes")
+    assert moved.exit_code == 0, moved.output
+    assert f"skipping {third}" in moved.stderr
+    assert world.driver.runs("web-eu") == {second: 2}
+    assert world.run("status", "web-eu").exit_code == 0
+    assert first != second
+
+
+def test_a_scheduled_revocation_takes_effect_at_its_time(world: World) -> None:
+    ref = world.bake()
+    result = world.run("revoke", ref, "--reason", "end of support", "--at", "2999-01-01T00:00:00Z")
+    assert result.exit_code == 0, result.output
+    doc = verified(world, ref)
+    assert doc["ok"]
+    assert any("scheduled" in c["detail"] for c in doc["checks"] if c["name"] == "revocation")
+
+
+def test_a_hand_edited_audit_event_is_named(world: World) -> None:
+    world.bake()
+    events = sorted((world.project_dir.home / "registry" / "audit" / "events").glob("*.json"))
+    first = json.loads(events[0].read_text())
+    payload = json.loads(base64.b64decode(first["payload"]))
+    payload["who"] = "mallory@elsewhere"
+    first["payload"] = base64.b64encode(json.dumps(payload).encode()).decode()
+    events[0].write_text(json.dumps(first))
+    result = world.run("audit", "verify")
+    assert result.exit_code == 1
+    assert "event 1" in result.stdout and "changed" in result.stdout
