@@ -153,7 +153,15 @@ class AuditLog:
         except ValueError as exc:
             raise BakeryError(f"the audit event's details cannot be written as canonical JSON: {exc}") from None
         event = Event(digest=sha256(payload), **document)
-        self.store.create(event_key(event.seq), self._seal(payload, AUDIT_PAYLOAD_TYPE))  # Conflict: retried
+        sealed = self._seal(payload, AUDIT_PAYLOAD_TYPE)
+        try:
+            self.store.create(event_key(event.seq), sealed)
+        except Conflict:
+            # The SDK may retry a create whose first attempt landed (a 5xx after the write): then
+            # the object there is this very event, and taking another seq would write it twice.
+            there = self.store.get(event_key(event.seq))
+            if there is None or there.data != sealed:
+                raise  # another writer's event: retried with the next seq
         return event
 
     def _tail(self) -> _Tail:

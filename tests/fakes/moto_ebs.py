@@ -30,6 +30,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator, Mapping
@@ -225,7 +226,21 @@ def main() -> None:
 
     os.environ.setdefault("MOTO_PORT", port)
     app = DomainDispatcherApplication(create_backend_app)
-    run_simple("127.0.0.1", int(port), _middleware(app, faults), threaded=True, request_handler=MotoRequestHandler)
+    # moto checks S3's If-None-Match / If-Match and then writes, without a lock: serve conditional
+    # writes one at a time, so they are atomic as on S3 (the registry's races depend on it).
+    conditional = threading.Lock()
+
+    def serialized(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("REQUEST_METHOD") in ("PUT", "POST") and (
+            "HTTP_IF_NONE_MATCH" in environ or "HTTP_IF_MATCH" in environ
+        ):
+            with conditional:
+                return list(app(environ, start_response))
+        return app(environ, start_response)
+
+    run_simple(
+        "127.0.0.1", int(port), _middleware(serialized, faults), threaded=True, request_handler=MotoRequestHandler
+    )
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from bakery import canonical
 from bakery.cli import app
 from tests.integration.aws_world import ec2, tags_of
 
@@ -36,11 +37,13 @@ def test_bake_tags_ami_snapshots_and_regional_copy(aws_project: Path, moto: str)
     assert record["base"] == "ami-0d1e0000000000002"  # the filter was resolved to the newest match first
     locations = dict(loc.split(":") for loc in record["locations"])
     assert set(locations) == {"eu-west-1", "eu-central-1"}
+    described: dict[str, Any] = {}  # what the provenance subject binds: every AMI and snapshot
     for region, ami in locations.items():
         client = ec2(moto, region)
         image = client.describe_images(ImageIds=[ami])["Images"][0]
         snapshots = [m["Ebs"]["SnapshotId"] for m in image["BlockDeviceMappings"] if "Ebs" in m]
         assert snapshots
+        described[region] = {"image": ami, "snapshots": sorted(snapshots), "created": image["CreationDate"]}
         for resource in [ami, *snapshots]:
             tags = tags_of(client, resource)
             assert tags["bakery:image"] == "base" and tags["bakery:version"] == "1.0.0", (region, resource)
@@ -58,7 +61,10 @@ def test_bake_tags_ami_snapshots_and_regional_copy(aws_project: Path, moto: str)
     shown = bakery("show", "base@1.0.0", "--target", "aws", "--json")
     assert shown.exit_code == 0, shown.output
     statement = json.loads(shown.stdout)["provenance"]
-    assert statement["subject"][0]["digest"] == {"awsImageId": locations["eu-west-1"]}
+    assert statement["subject"][0]["digest"] == {
+        "awsImageId": locations["eu-west-1"],
+        "sha256": canonical.digest({"kind": "aws", "images": described}).removeprefix("sha256:"),
+    }
     deps = {d["name"]: d for d in statement["predicate"]["buildDefinition"]["resolvedDependencies"]}
     assert deps["ami:debian-12-amd64-20260201-1000"]["digest"] == {"awsImageId": "ami-0d1e0000000000002"}
 

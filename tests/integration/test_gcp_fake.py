@@ -227,7 +227,7 @@ def test_bake_labels_catalog_and_show(gcp_project: Path, gce: FakeGce, packer_st
         "image": "base-1-0-0",
         "id": stored["id"],
         "created": stored["creationTimestamp"],
-        "diskSizeGb": stored["diskSizeGb"],
+        **{key: stored[key] for key in ("sourceDisk", "sourceDiskId", "diskSizeGb")},  # what it was made of
     }
     digests = {"gceImageId": stored["id"], "sha256": canonical.digest(described).removeprefix("sha256:")}
     assert statement["subject"] == [{"name": f"gce:{PROJECT}/base-1-0-0", "digest": digests}]

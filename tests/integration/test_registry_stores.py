@@ -15,7 +15,7 @@ import pytest
 from pydantic import TypeAdapter
 
 from bakery.errors import ProviderError
-from bakery.models import Registry
+from bakery.models_trust import Registry
 from bakery.registry import Store, open_store
 from bakery.registry.base import Blob, Conflict
 from bakery.workspace import Workspace
@@ -48,7 +48,7 @@ MakeSpec = Callable[[str], dict[str, Any]]
 
 
 @pytest.fixture(params=["local", "s3", "gcs"])
-def make_spec(request: pytest.FixtureRequest, tmp_path: Path) -> MakeSpec:
+def make_spec(request: pytest.FixtureRequest) -> MakeSpec:
     """`make_spec(prefix)`: a registry block for a fresh bucket (or directory) of this test, with
     stores under different prefixes sharing it."""
     bucket = f"registry-{uuid.uuid4().hex[:12]}"

@@ -12,7 +12,7 @@ import pytest
 from pydantic import TypeAdapter
 
 from bakery.errors import ProviderError
-from bakery.models import Registry
+from bakery.models_trust import Registry
 from bakery.registry import open_store
 from bakery.registry.base import Blob, Conflict
 from bakery.registry.local import LocalStore
