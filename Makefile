@@ -15,7 +15,7 @@ help:
 	@echo "make demo   bake web on QEMU, bring web-local up behind HAProxy, bake again and roll it (0 failed requests)"
 	@echo "make test   set up and run the whole test suite (unit, integration, e2e)"
 	@echo "make lint   ruff and mypy --strict"
-	@echo "make bench  benchmarks (bake overhead against raw Packer, plan, rollout API calls)"
+	@echo "make bench  benchmarks (bake overhead against raw Packer, plan, rollout API calls, verify and audit verify)"
 
 setup: system-packages $(STAMP)
 
@@ -52,6 +52,7 @@ bench: setup
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/plan_bench.py
 	$(BIN)/python bench/rollout_bench.py
+	$(BIN)/python bench/trust_bench.py
 
 clean:
 	rm -rf $(VENV) .bakery .pytest_cache .mypy_cache .ruff_cache
