@@ -1,0 +1,81 @@
+"""Trust on AWS through the moto server: a real `packer build` of web signs its AMIs; a tag changed
+by hand on one of them fails `bakery verify` naming the tag, and the rollout of that AMI, like that
+of an unsigned one, is refused before the Auto Scaling group is touched."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from bakery.cli import app
+from tests.fakes import moto_ebs
+from tests.integration.aws_groups import ASG, FAST, GROUP, REGION, World, build
+
+runner = CliRunner()
+
+
+def bakery(*args: str) -> Any:
+    return runner.invoke(app, list(args))
+
+
+@pytest.fixture()
+def world(moto: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    root = tmp_path / "project"
+    root.mkdir()
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("BAKERY_HOME", str(root / ".bakery"))
+    monkeypatch.setenv("BAKERY_POLL_SECONDS", "0.05")
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    moto_ebs.set_faults(moto, refresh=FAST)
+    try:
+        made = build(moto, root)
+        with (root / "images.yaml").open("a") as config:
+            config.write("trust:\n  require: true\n")  # this workspace's own key, required
+        yield made
+    finally:
+        moto_ebs.set_faults(moto)
+
+
+def test_a_tampered_tag_fails_verify_and_the_rollout_is_refused(world: World) -> None:
+    baked = bakery("build", "web", "--target", "aws", "--force", "--json")
+    assert baked.exit_code == 0, baked.output
+    ref = f"web@{json.loads(baked.stdout)['record']['version']}"
+    ami = json.loads(baked.stdout)["record"]["locations"][0].rpartition(":")[2]
+    ok = bakery("verify", ref, "--target", "aws")
+    assert ok.exit_code == 0, ok.output
+    assert "signed by workspace key" in ok.stdout
+
+    ec2 = world.client("ec2")
+    original = {t["Key"]: t["Value"] for t in ec2.describe_images(ImageIds=[ami])["Images"][0]["Tags"]}
+    ec2.create_tags(Resources=[ami], Tags=[{"Key": "bakery:commit", "Value": "f" * 40}])
+    tampered = bakery("verify", ref, "--target", "aws", "--json")
+    assert tampered.exit_code == 1
+    problems = [c["detail"] for c in json.loads(tampered.stdout)["checks"] if not c["ok"]]
+    assert any(p.startswith(f"tag bakery:commit on {ami} in {REGION} is 'ffff") for p in problems), problems
+
+    before = world.versions()
+    refused = bakery("rollout", GROUP, "--image", ref, "--yes")
+    assert refused.exit_code == 1
+    assert f"refusing to rollout {GROUP} onto {ref}: it does not verify" in refused.stderr
+    assert "tag bakery:commit" in refused.stderr
+    unsigned = bakery("rollout", GROUP, "--image", "web@1.0.1", "--yes")
+    assert unsigned.exit_code == 1 and "unsigned: no attestation" in unsigned.stderr
+    assert world.versions().keys() == before.keys() and not world.refreshes(ASG)
+
+    audit = json.loads(bakery("audit", "--json").stdout)["events"]
+    assert [e["action"] for e in audit][:2] == ["build", "sign"]
+    assert [e["result"] for e in audit if e["action"] == "verify-failed"] == ["failed", "refused", "refused"]
+
+    # The tag put back, the image verifies again and rolls out.
+    ec2.create_tags(Resources=[ami], Tags=[{"Key": "bakery:commit", "Value": original["bakery:commit"]}])
+    rolled = bakery("rollout", GROUP, "--image", ref, "--yes")
+    assert rolled.exit_code == 0, rolled.output
+    assert f"verified {ref}: signed by workspace key" in rolled.stderr
+    assert set(world.images_run()) == {ami}
