@@ -16,6 +16,7 @@ from bakery.debris import Leftover, Owner
 from bakery.errors import BuildError, ProviderError, UsageError
 from bakery.models import LocalSource, LocalTarget
 from bakery.progress import Reporter
+from bakery.provenance import stamp_of
 from bakery.providers.base import BakeRequest, Claim, ClientFactory, Prepared
 from bakery.providers.local_base import ensure_base, file_sha256, overlay_dir, recipe_digest
 from bakery.providers.local_store import LocalStore
@@ -306,9 +307,10 @@ class LocalProvider:
             parent=prepared.parent.ref if prepared.parent else None,
             subject_sha256=subject,
         )
-        final = self.store.record(record, staged, attestation=attestation)
-        signed = {"attestation": attestation} if attestation else {}
-        return ImageRecord(**{**record.__dict__, "locations": (str(final),), "extra": signed})
+        self.store.record(record, staged, attestation=attestation, stamp=stamp_of(provenance, state="complete"))
+        recorded = self.store.entry(record)
+        assert recorded is not None, "an entry just recorded"
+        return recorded
 
     # --- reading ------------------------------------------------------------------------------
 

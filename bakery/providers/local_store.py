@@ -3,7 +3,8 @@
 A version enters the catalog in one transaction, after its directory is complete and moved
 into place; a directory without a row is debris of an interrupted record and is removed.
 Beside each entry, what trust adds to it (the directory itself never changes): the digest of
-its signed attestation, and its revocation while it is revoked.
+its signed attestation, the stamp fields of its provenance the entry does not hold (commit,
+dirty, invocation), and its revocation while it is revoked.
 """
 
 from __future__ import annotations
@@ -41,13 +42,14 @@ CREATE TABLE IF NOT EXISTS trust (
     target TEXT NOT NULL,
     version TEXT NOT NULL,
     attestation TEXT,
+    stamp TEXT,
     revoked TEXT,
     PRIMARY KEY (name, target, version)
 );
 """
 _COLUMNS = (
     "i.name, i.target, i.version, i.inputs_digest, i.subject_sha256, i.base, i.parent, i.path, i.created, "
-    "t.attestation, t.revoked"
+    "t.attestation, t.stamp, t.revoked"
 )
 _JOIN = "images i LEFT JOIN trust t ON t.name = i.name AND t.target = i.target AND t.version = i.version"
 
@@ -97,6 +99,7 @@ class LocalStore:
         if entry is None:
             raise ProviderError(f"{rec.ref} on {rec.target} has no catalog entry")
         stamp = {
+            **entry.extra.get("stamp", {}),
             "image": entry.name,
             "version": entry.version,
             "target": entry.target,
@@ -140,9 +143,11 @@ class LocalStore:
         ).fetchone()
         return found is None
 
-    def record(self, rec: ImageRecord, staged: Path, *, attestation: str | None = None) -> Path:
+    def record(
+        self, rec: ImageRecord, staged: Path, *, attestation: str | None = None, stamp: Mapping[str, str] | None = None
+    ) -> Path:
         """Move a complete image directory into place and index it (with the digest of its signed
-        attestation, if any), atomically as a pair."""
+        attestation and the stamp of its provenance, if any), atomically as a pair."""
         final = self.directory(rec.target, rec.name, rec.version)
         if final.exists():
             if any(r.version == rec.version for r in self.list(target=rec.target, name=rec.name)):
@@ -171,8 +176,8 @@ class LocalStore:
                 )
                 # A new entry starts unrevoked, whatever an entry of that version left here.
                 conn.execute(
-                    "INSERT OR REPLACE INTO trust (name, target, version, attestation) VALUES (?, ?, ?, ?)",
-                    (rec.name, rec.target, rec.version, attestation),
+                    "INSERT OR REPLACE INTO trust (name, target, version, attestation, stamp) VALUES (?, ?, ?, ?, ?)",
+                    (rec.name, rec.target, rec.version, attestation, _kept(stamp)),
                 )
                 conn.execute("COMMIT")
         except BaseException:
@@ -186,12 +191,21 @@ class LocalStore:
         return data
 
 
+def _kept(stamp: Mapping[str, str] | None) -> str | None:
+    """The fields of a stamp the images table does not hold, as JSON."""
+    if not stamp:
+        return None
+    return json.dumps({k: v for k, v in stamp.items() if k in ("commit", "dirty", "invocation")}, sort_keys=True)
+
+
 def _record(row: tuple[Any, ...]) -> ImageRecord:
     extra: dict[str, Any] = {}
     if row[9]:
         extra["attestation"] = row[9]
     if row[10]:
-        extra["revoked"] = json.loads(row[10])
+        extra["stamp"] = json.loads(row[10])
+    if row[11]:
+        extra["revoked"] = json.loads(row[11])
     return ImageRecord(
         name=row[0],
         target=row[1],

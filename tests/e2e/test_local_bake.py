@@ -425,3 +425,32 @@ def test_secret_written_into_the_image_fails_the_bake_and_records_nothing(e2e_pr
     assert not (home / "images" / "local" / "leaky").exists()
     assert [p.name for p in (home / "builds").iterdir() if p.is_dir() and p.name.startswith("leaky-")] == []
     assert qemu_processes(str(home)) == []
+
+
+def test_a_baked_image_verifies_and_fails_after_one_byte_of_its_disk_changed(
+    e2e_project: Path, bakery_env: dict[str, str], web_image: Baked
+) -> None:
+    ref = f"web@{web_image.record['version']}"
+    ok = bakery(e2e_project, bakery_env, "verify", ref, "--target", "local")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert f"{ref} on local: verified" in ok.stdout
+    disk = Path(web_image.record["locations"][0]) / "disk.qcow2"
+    mode = disk.stat().st_mode
+    offset = disk.stat().st_size // 2
+    disk.chmod(mode | stat.S_IWUSR)
+    with disk.open("r+b") as handle:
+        handle.seek(offset)
+        original = handle.read(1)
+        handle.seek(offset)
+        handle.write(bytes([original[0] ^ 0x01]))
+    try:
+        changed = bakery(e2e_project, bakery_env, "verify", ref, "--target", "local")
+        assert changed.returncode == 1
+        assert f"{ref} on local: NOT VERIFIED" in changed.stdout
+        assert "FAIL subject: the disk changed since it was signed" in changed.stdout
+    finally:
+        with disk.open("r+b") as handle:
+            handle.seek(offset)
+            handle.write(original)
+        disk.chmod(mode)
+    assert bakery(e2e_project, bakery_env, "verify", ref, "--target", "local").returncode == 0

@@ -1,5 +1,6 @@
-"""An in-memory Provider that keeps every promise of bakery.providers.base.Provider, and a
-stand-in `packer` that creates images in it as Packer creates them in a cloud.
+"""An in-memory Provider that keeps every promise of bakery.providers.base.Provider, for the
+stand-in `packer` (tests/fakes/packer.py, imported here too) to create images in as Packer
+creates them in a cloud.
 
 The fake cloud holds images, each in one region, each (if it is bakery's) carrying the mark of
 the bake that created it from the moment it exists. As with a real cloud, images appear there

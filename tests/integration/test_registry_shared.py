@@ -107,7 +107,8 @@ def bake(machine: Machine, cloud: FakeProvider, *, force: bool = False) -> str:
 
     machine.monkeypatch.setenv("BAKERY_HOME", str(machine.home))
     project = load(machine.root / "images.yaml")
-    return Baker(project, Workspace(machine.home), Recording(), provider=cloud).bake("web", "aws", force=force).record.ref
+    baker = Baker(project, Workspace(machine.home), Recording(), provider=cloud)
+    return baker.bake("web", "aws", force=force).record.ref
 
 
 def test_two_machines_share_attestations_revocations_and_one_audit_chain(
