@@ -53,6 +53,17 @@ class TrustGate:
             hint=f"bake one: bakery build {group.image} --target {group.target}",
         )
 
+    def refuse_revoked(self, group_name: str, group: Group, record: ImageRecord) -> None:
+        """Raise TrustError when `record` (or an ancestor) is revoked: a rollout interrupted before
+        its image was revoked is not resumed onto it."""
+        everything = self.provider_for(group.target).images(group.target)
+        found = revocation_of(record, Revocations(self.trust).table(), {r.ref: r for r in everything})
+        if found is not None and found.effective():
+            raise TrustError(
+                f"refusing to resume the rollout of {group_name} onto {record.ref}: it is {found.describe()}",
+                hint=f"`bakery rollback {group_name}` returns the group to what it ran before",
+            )
+
     def check(
         self, group_name: str, group: Group, record: ImageRecord, *, operation: str, allow_unverified: bool
     ) -> Verification:

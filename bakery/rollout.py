@@ -147,6 +147,8 @@ class Rollouts:
         journal = self.unfinished(name)
         if journal is not None:
             rollout = self._from_journal(name, group, journal)
+            if rollout.kind == "rollout" and rollout.to_record is not None and journal.data.get("phase") != "rollback":
+                self.gate.refuse_revoked(name, group, rollout.to_record)
             if image is not None and image != rollout.to.image:
                 raise UsageError(
                     f"{rollout.kind} {rollout.id} of {name} to {rollout.to.describe()} is unfinished "

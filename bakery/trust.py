@@ -70,16 +70,9 @@ class TrustContext:
 
     @functools.cached_property
     def audit(self) -> AuditLog:
-        signer = self.signer if self._can_sign() else None
-        return AuditLog(self.store, signer=signer, keys=self.keys, threshold=1)
-
-    def _can_sign(self) -> bool:
-        try:
-            self.signer()
-        except BakeryError as exc:
-            self.reporter.note(f"warning: audit events will not be signed: {exc.message}")
-            return False
-        return True
+        """The audit log; events are signed by this machine's signer, made when the first event
+        is appended (reading or verifying the log makes no key)."""
+        return AuditLog(self.store, signer=self.signer, keys=self.keys, threshold=1)
 
     def keep(self, key: str, document: dict[str, Any]) -> None:
         """Write a shared record (a rollout's) at `key`, replacing what is there; a failure is a

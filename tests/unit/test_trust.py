@@ -260,3 +260,20 @@ def test_a_hand_edited_audit_event_is_named(world: World) -> None:
     result = world.run("audit", "verify")
     assert result.exit_code == 1
     assert "event 1" in result.stdout and "changed" in result.stdout
+
+
+def test_an_interrupted_rollout_is_not_resumed_onto_an_image_revoked_meanwhile(world: World) -> None:
+    first = world.bake()
+    second = world.bake(force=True)
+    world.driver.seed("web-eu", Release(first, world.image_id(first), None, "a"))
+    world.driver.interrupt_at = "wave-2"
+    stopped = world.run("rollout", "web-eu", "--yes")
+    assert stopped.exit_code == 130, stopped.output
+    assert world.run("revoke", second, "--reason", "leaked key in /etc").exit_code == 0
+    resumed = world.run("rollout", "web-eu", "--yes")
+    assert resumed.exit_code == 1
+    assert f"refusing to resume the rollout of web-eu onto {second}: it is revoked since" in resumed.stderr
+    assert "bakery rollback web-eu" in resumed.stderr
+    undone = world.run("rollback", "web-eu", "--yes")
+    assert undone.exit_code == 0, undone.output
+    assert world.driver.runs("web-eu") == {first: 2}
