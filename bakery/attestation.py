@@ -6,6 +6,7 @@ co-signature does not change."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,27 +56,38 @@ class Attestations:
         key = signer_public_key(signer)
         return Signed(sign(payload, PAYLOAD_TYPE, [signer]), sha256(payload), key.keyid, key.name)
 
-    def put(self, target: str, name: str, version: str, envelope: dict[str, Any]) -> None:
-        """Store the envelope of a new image (create-only: an attestation is never replaced by
-        another statement). Raises BakeryError if one exists for that version already."""
+    def put(
+        self, target: str, name: str, version: str, envelope: dict[str, Any], *, recorded: Callable[[], bool]
+    ) -> None:
+        """Store the envelope of a new image: create-only, so an attestation is never replaced by
+        another statement, unless the one there is an orphan (`recorded()` says no image carries
+        that version: a bake killed between this write and its record left it). Raises BakeryError
+        if an image of that version is recorded already."""
+        key = key_of(target, name, version)
         try:
-            self.trust.store.create(key_of(target, name, version), _bytes(envelope))
+            self.trust.store.create(key, _bytes(envelope))
+            return
         except Conflict:
-            raise BakeryError(
-                f"{name}@{version} on {target} already has an attestation in {self.trust.store.where}",
-                hint="a version number is never reused; this is a leftover of an interrupted bake: "
-                "remove it from the registry if no image carries that version",
-            ) from None
+            pass
+        there = self.trust.store.get(key)
+        if there is not None and not recorded():
+            self.trust.store.replace(key, _bytes(envelope), version=there.version)
+            return
+        raise BakeryError(
+            f"{name}@{version} on {target} already has an attestation in {self.trust.store.where}",
+            hint="a version is never reused; another bake recorded it meanwhile: bake again",
+        )
 
     def remove(self, target: str, name: str, version: str) -> None:
         self.trust.store.delete(key_of(target, name, version))
 
     def get(self, record: ImageRecord) -> dict[str, Any] | None:
         blob = self.trust.store.get(record_key(record))
-        if blob is None:
-            return None
+        return None if blob is None else self._parsed(record, blob.data)
+
+    def _parsed(self, record: ImageRecord, raw: bytes) -> dict[str, Any]:
         try:
-            data = json.loads(blob.data)
+            data = json.loads(raw)
         except ValueError as exc:
             raise TrustError(
                 f"the attestation of {record.ref} in {self.trust.store.where} is not JSON: {exc}"
@@ -93,13 +105,16 @@ class Attestations:
         signer = self.trust.signer()
         key = signer_public_key(signer)
         for attempt in Retrying(
-            retry=retry_if_exception_type(Conflict), stop=stop_after_attempt(8), wait=wait_random_exponential(0.05, 1)
+            retry=retry_if_exception_type(Conflict),
+            stop=stop_after_attempt(8),
+            wait=wait_random_exponential(0.05, 1),
+            reraise=True,
         ):
             with attempt:
                 blob = self.trust.store.get(record_key(record))
                 if blob is None:
                     raise TrustError(f"{record.ref} on {record.target} has no attestation to co-sign")
-                envelope = cosign(json.loads(blob.data), signer)
+                envelope = cosign(self._parsed(record, blob.data), signer)
                 self.trust.store.replace(record_key(record), _bytes(envelope), version=blob.version)
         return Signed(envelope, payload_digest(envelope), key.keyid, key.name)
 

@@ -24,7 +24,7 @@ from bakery.attestation import Attestations, Signed
 from bakery.catalog import ImageRecord, newest, next_version
 from bakery.config import EffectiveImage, Project
 from bakery.debris import Owner
-from bakery.errors import UsageError
+from bakery.errors import BakeryError, UsageError
 from bakery.models import BUILDERS
 from bakery.progress import Reporter
 from bakery.providers.base import BakeRequest, ClientFactory, Prepared, Provider, get_provider
@@ -159,7 +159,10 @@ class Baker:
             if run.launched:  # from Packer's start on, this bake may have created images on the target
                 leftovers.remove_own(bake.provider, bake.eff.target, bake.eff.name, bake.invocation, self.reporter)
             if run.attested:
-                self.attestations.remove(bake.eff.target, bake.eff.name, run.version)
+                try:
+                    self.attestations.remove(bake.eff.target, bake.eff.name, run.version)
+                except BakeryError as gone:  # the bake's own error matters more; the next bake replaces it
+                    self.reporter.note(f"warning: could not remove the attestation of the failed bake: {gone.message}")
             if run.launched:
                 why = getattr(exc, "message", None) or type(exc).__name__
                 self.trust.record(
@@ -243,7 +246,11 @@ class Baker:
         bake.provider.scan(run.request, run.secrets)  # an image holding a secret's value is never recorded
         subject_name, subject_digest = bake.provider.subject(run.request, run.artifacts)
         run.statement = provenance.finalize(
-            run.staged.skeleton, subject_name=subject_name, subject_digest=subject_digest, finished=now()
+            run.staged.skeleton,
+            subject_name=subject_name,
+            subject_digest=subject_digest,
+            finished=now(),
+            more=bake.provider.more_subjects(run.request),
         )
         run.signed = self.attestations.sign(run.statement)
         leftovers.claim(bake.provider, eff.target, eff.name, run.version, bake.invocation)
@@ -253,7 +260,9 @@ class Baker:
         catalog: an image is never complete without its attestation."""
         assert run.request is not None and run.staged is not None and run.signed is not None
         eff = run.bake.eff
-        self.attestations.put(eff.target, eff.name, run.version, run.signed.envelope)
+        provider, version = run.bake.provider, run.version
+        recorded = lambda: any(r.version == version for r in provider.images(eff.target, eff.name))  # noqa: E731
+        self.attestations.put(eff.target, eff.name, version, run.signed.envelope, recorded=recorded)
         run.attested = True
         record = run.bake.provider.publish(
             run.request,

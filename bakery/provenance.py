@@ -73,10 +73,20 @@ def statement(
 
 
 def finalize(
-    skeleton: Mapping[str, Any], *, subject_name: str, subject_digest: Mapping[str, str], finished: str
+    skeleton: Mapping[str, Any],
+    *,
+    subject_name: str,
+    subject_digest: Mapping[str, str],
+    finished: str,
+    more: Iterable[tuple[str, Mapping[str, str]]] = (),
 ) -> dict[str, Any]:
+    """The statement of a finished bake: its subject (the image), and `more` subjects that boot
+    with it (a local image's kernel and initrd), each (name, digest set)."""
     statement = copy.deepcopy(dict(skeleton))
-    statement["subject"] = [{"name": subject_name, "digest": dict(subject_digest)}]
+    statement["subject"] = [
+        {"name": subject_name, "digest": dict(subject_digest)},
+        *({"name": name, "digest": dict(digest)} for name, digest in more),
+    ]
     statement["predicate"]["runDetails"]["metadata"]["finishedOn"] = finished
     return statement
 

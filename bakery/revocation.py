@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bakery.catalog import ImageRecord
-from bakery.errors import UsageError
+from bakery.errors import TrustError, UsageError
 from bakery.registry.base import Conflict
 from bakery.trust import TrustContext
 
@@ -69,33 +69,59 @@ class Revocations:
         self.trust = trust
 
     def table(self) -> dict[tuple[str, str], Revocation]:
-        """Every image revoked by name (scheduled ones included): (target, ref) -> revocation."""
+        """Every image revoked by name (scheduled ones included): (target, ref) -> revocation.
+        Raises TrustError naming an object that is not a revocation document."""
         store = self.trust.store
         out: dict[tuple[str, str], Revocation] = {}
-        for blob in store.get_many(store.keys(PREFIX)).values():
-            doc = json.loads(blob.data)
+        for key, blob in sorted(store.get_many(store.keys(PREFIX)).items()):
+            doc = self._document(key, blob.data)
             if doc.get("state") == "revoked":
-                out[(doc["target"], doc["ref"])] = Revocation(
-                    doc["target"], doc["ref"], doc["at"], doc["reason"], doc["by"], doc["time"]
-                )
+                try:
+                    found = Revocation(doc["target"], doc["ref"], doc["at"], doc["reason"], doc["by"], doc["time"])
+                except KeyError as exc:
+                    raise self._unreadable(key, f"it has no {exc.args[0]!r}") from None
+                out[(found.target, found.ref)] = found
         return out
 
-    def set(self, target: str, ref: str, *, revoked: bool, reason: str, at: str, by: str) -> bool:
-        """Write the new state of `ref` on `target`; False if it was in that state already (an
-        unchanged state is not written again)."""
+    def _document(self, key: str, data: bytes) -> dict[str, Any]:
+        try:
+            doc = json.loads(data)
+        except ValueError as exc:
+            raise self._unreadable(key, f"not JSON ({exc})") from None
+        if not isinstance(doc, dict):
+            raise self._unreadable(key, "not a JSON object")
+        return doc
+
+    def _unreadable(self, key: str, why: str) -> TrustError:
+        return TrustError(
+            f"{key} in {self.trust.store.where} is not a revocation document: {why}",
+            hint="fix or remove it (`bakery revoke`/`unrevoke` write them); every verify and rollout reads them",
+        )
+
+    def set(self, target: str, ref: str, *, revoked: bool, reason: str, at: str | None, by: str) -> tuple[bool, str]:
+        """Write the new state of `ref` on `target`: (whether it changed, the time it takes
+        effect). A revocation without `at` takes effect now, or keeps the time it has when `ref`
+        is revoked already; an unchanged state is not written again."""
         from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
         key = key_of(target, ref)
         state = "revoked" if revoked else "active"
-        entry = {"state": state, "at": at, "reason": reason, "by": by, "time": now_iso()}
         for attempt in Retrying(
-            retry=retry_if_exception_type(Conflict), stop=stop_after_attempt(10), wait=wait_random_exponential(0.05, 1)
+            retry=retry_if_exception_type(Conflict),
+            stop=stop_after_attempt(10),
+            wait=wait_random_exponential(0.05, 1),
+            reraise=True,
         ):
             with attempt:
                 blob = self.trust.store.get(key)
-                doc: dict[str, Any] = json.loads(blob.data) if blob else {"target": target, "ref": ref, "history": []}
-                if doc.get("state", "active") == state and (not revoked or doc.get("at") == at):
-                    return False
+                doc: dict[str, Any] = (
+                    self._document(key, blob.data) if blob else {"target": target, "ref": ref, "history": []}
+                )
+                same_state = doc.get("state", "active") == state
+                when = at or (str(doc.get("at")) if same_state and revoked and doc.get("at") else now_iso())
+                if same_state and (not revoked or doc.get("at") == when):
+                    return False, when
+                entry = {"state": state, "at": when, "reason": reason, "by": by, "time": now_iso()}
                 doc.update(entry)
                 doc["history"] = [*doc.get("history", []), entry]
                 data = json.dumps(doc, indent=2, sort_keys=True).encode() + b"\n"
@@ -103,7 +129,7 @@ class Revocations:
                     self.trust.store.create(key, data)
                 else:
                     self.trust.store.replace(key, data, version=blob.version)
-        return True
+        return True, when
 
 
 def revocation_of(
@@ -115,13 +141,14 @@ def revocation_of(
     the same target, to follow parent references). Scheduled revocations are returned too: ask
     `effective()`."""
     seen: set[str] = set()
-    current: ImageRecord | None = record
-    while current is not None and current.ref not in seen:
-        seen.add(current.ref)
-        found = table.get((record.target, current.ref))
+    ref: str | None = record.ref
+    while ref is not None and ref not in seen:  # also past an ancestor no longer in the catalog
+        seen.add(ref)
+        found = table.get((record.target, ref))
         if found is not None:
-            return found if current.ref == record.ref else found.inherited(record.ref)
-        current = records.get(current.parent) if current.parent else None
+            return found if ref == record.ref else found.inherited(record.ref)
+        current = records.get(ref) if ref != record.ref else record
+        ref = current.parent if current is not None else None
     return None
 
 

@@ -15,7 +15,7 @@ from bakery.config import Project
 from bakery.errors import BakeryError, UsageError
 from bakery.identity import who
 from bakery.providers.base import Provider
-from bakery.revocation import Revocation, Revocations, descendants, now_iso, parse_time, revocation_of
+from bakery.revocation import Revocation, Revocations, descendants, parse_time, revocation_of
 from bakery.trust import TrustContext
 
 
@@ -58,7 +58,7 @@ class Revoker:
 
     def revoke(self, ref: str, *, reason: str, at: str | None = None, target: str | None = None) -> list[RevokeResult]:
         """Revoke `ref` (on `target`, else on every target that has it) now or from `at`."""
-        when = _iso(at) if at else now_iso()
+        when = _iso(at) if at else None
         return [
             self._apply(record, records, revoked=True, reason=reason, at=when)
             for record, records in self._records(ref, target)
@@ -66,17 +66,17 @@ class Revoker:
 
     def unrevoke(self, ref: str, *, reason: str, target: str | None = None) -> list[RevokeResult]:
         return [
-            self._apply(record, records, revoked=False, reason=reason, at=now_iso())
+            self._apply(record, records, revoked=False, reason=reason, at=None)
             for record, records in self._records(ref, target)
         ]
 
     def _apply(
-        self, record: ImageRecord, records: list[ImageRecord], *, revoked: bool, reason: str, at: str
+        self, record: ImageRecord, records: list[ImageRecord], *, revoked: bool, reason: str, at: str | None
     ) -> RevokeResult:
         operation = "revoke" if revoked else "unrevoke"
         if not reason.strip():
             raise UsageError(f"`bakery {operation}` needs --reason TEXT: it goes into the registry and the audit log")
-        changed = self.revocations.set(record.target, record.ref, revoked=revoked, reason=reason, at=at, by=who())
+        changed, at = self.revocations.set(record.target, record.ref, revoked=revoked, reason=reason, at=at, by=who())
         heirs = descendants(record.ref, records)
         table = self.revocations.table()
         by_ref = {r.ref: r for r in records}

@@ -30,6 +30,7 @@ from bakery.signing import PAYLOAD_TYPE, verify
 from bakery.trust import TrustContext
 
 STATEMENT_FIELDS = ("image", "version", "target")
+NOT_OURS = "the signed payload is not bakery's SLSA provenance"
 
 
 @dataclass(frozen=True)
@@ -113,13 +114,17 @@ class Verifier:
 
     def verify_record(self, record: ImageRecord, records: list[ImageRecord]) -> Verification:
         by_ref = {r.ref: r for r in records}
-        revocation = revocation_of(record, Revocations(self.trust).table(), by_ref)
-        return self._verify(record, by_ref, revocation, seen=set())
+        return self._verify(record, by_ref, Revocations(self.trust).table(), seen=set())
 
     def _verify(
-        self, record: ImageRecord, by_ref: dict[str, ImageRecord], revocation: Revocation | None, seen: set[str]
+        self,
+        record: ImageRecord,
+        by_ref: dict[str, ImageRecord],
+        table: dict[tuple[str, str], Revocation],
+        seen: set[str],
     ) -> Verification:
         seen.add(record.ref)
+        revocation = revocation_of(record, table, by_ref)
         checks = _Checks()
         policy = self.trust.policy()
         signed_by: tuple[str, ...] = ()
@@ -141,9 +146,11 @@ class Verifier:
             if statement is not None:
                 statement_digest = payload_digest(envelope)
                 provider = self.provider_for(record.target)
-                checks.add("statement", _statement_problems(record, statement), "names this image and its inputs")
-                self._subject(record, statement, provider, checks)
-                self._tags(record, statement, statement_digest, provider, checks)
+                about = _statement_problems(record, statement)
+                checks.add("statement", about, "names this image and its inputs")
+                if NOT_OURS not in about:  # a statement of another shape says nothing to compare
+                    self._subject(record, statement, provider, checks)
+                    self._tags(record, statement, statement_digest, provider, checks)
         if revocation is not None and revocation.effective():
             checks.add("revocation", [f"{record.ref} is {revocation.describe()}"], "")
         else:
@@ -157,7 +164,7 @@ class Verifier:
             elif parent_record.ref in seen:
                 checks.add("parent", [f"its parent chain loops at {parent_record.ref}"], "")
             else:
-                parent = self._verify(parent_record, by_ref, None, seen)
+                parent = self._verify(parent_record, by_ref, table, seen)
                 problems = [f"its parent {parent.ref} does not verify: {p}" for p in parent.problems[:3]]
                 checks.add("parent", problems, f"{parent.ref} verifies")
         return Verification(
@@ -197,6 +204,7 @@ class Verifier:
         except BakeryError as exc:
             checks.add("subject", [f"{record.ref} as it exists now cannot be read: {exc.message}"], "")
             return
+        self._files(statement, described, checks)
         live = subject_digest(described)
         what = "the disk" if "sha256" in described else "the image's descriptor (ids, snapshots, regions, times)"
         checks.add(
@@ -206,6 +214,20 @@ class Verifier:
             else [f"{what} changed since it was signed: sha256 {_hex(live)[:16]}… now, {_hex(signed)[:16]}… signed"],
             f"{what} matches the signed subject ({_hex(signed)[:16]}…)",
         )
+
+    def _files(self, statement: dict[str, Any], described: dict[str, Any], checks: _Checks) -> None:
+        """The other subjects (a local image's kernel and initrd) against their files now."""
+        now = described.get("files") or {}
+        problems = []
+        for subject in statement.get("subject", [])[1:]:
+            name, signed = subject.get("name"), (subject.get("digest") or {}).get("sha256", "")
+            if name not in now:
+                problems.append(f"{name} is signed with the image but is not there now")
+            elif _hex(str(now[name])) != _hex(str(signed)):
+                problems.append(f"{name} changed since it was signed: sha256 {_hex(str(now[name]))[:16]}… now")
+        if problems or len(statement.get("subject", [])) > 1:
+            names = ", ".join(str(s.get("name")) for s in statement.get("subject", [])[1:])
+            checks.add("files", problems, f"{names} match the signed subjects")
 
     def _tags(
         self, record: ImageRecord, statement: dict[str, Any], statement_digest: str, provider: Provider, checks: _Checks
@@ -218,6 +240,7 @@ class Verifier:
             checks.add("tags", [f"cannot read the image's tags or labels: {exc.message}"], "")
             return
         for claim in claims:
+            problems.extend(f"{p} on {claim.location}" for p in claim.problems)
             where = claim.names.get("attestation", "attestation digest")
             if claim.attestation is None:
                 problems.append(f"{where} is missing on {claim.location}")
@@ -258,7 +281,7 @@ def _statement_problems(record: ImageRecord, statement: dict[str, Any]) -> list[
         external = statement["predicate"]["buildDefinition"]["externalParameters"]
         internal = statement["predicate"]["buildDefinition"]["internalParameters"]
     except (KeyError, TypeError):
-        return ["the signed payload is not bakery's SLSA provenance"]
+        return [NOT_OURS]
     problems = []
     if statement.get("predicateType") != provenance.PREDICATE_TYPE:
         problems.append(f"predicateType is {statement.get('predicateType')!r}, not {provenance.PREDICATE_TYPE}")

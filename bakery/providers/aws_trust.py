@@ -125,6 +125,7 @@ def claims(provider: AwsProvider, record: ImageRecord) -> list[Claim]:
                     names=NAMES,
                     attestation=tags.get(provenance.AWS_ATTESTATION_TAG),
                     document=_document(tags),
+                    problems=_document_problems(tags),
                 )
             )
     return found
@@ -203,6 +204,16 @@ def _document(tags: Mapping[str, str]) -> dict[str, Any] | None:
         return provenance.aws_document(tags)
     except (ValueError, binascii.Error, OSError, EOFError, zlib.error):
         return None
+
+
+def _document_problems(tags: Mapping[str, str]) -> tuple[str, ...]:
+    """Why the provenance every bakery AMI and snapshot carries in its chunk tags is not there."""
+    chunks = provenance.AWS_PREFIX + "provenance-chunks"
+    if chunks not in tags:
+        return (f"tag {chunks} is missing (the provenance document is not there)",)
+    if _document(tags) is None:
+        return (f"the provenance tags ({chunks} and {provenance.AWS_PREFIX}provenance-NN) do not decode",)
+    return ()
 
 
 def _unsupported(exc: Any) -> bool:

@@ -56,6 +56,7 @@ class Claim:
     names: Mapping[str, str]  # stamp field -> where it was read ("commit" -> "tag bakery:commit")
     attestation: str | None  # the attestation digest it carries ("sha256:..."), None if none
     document: Mapping[str, Any] | None = None  # the provenance document it carries, if any
+    problems: tuple[str, ...] = ()  # what it should carry and does not ("tag bakery:provenance-03 does not decode")
 
 
 class Provider(Protocol):
@@ -113,6 +114,11 @@ class Provider(Protocol):
 
     def subject(self, request: BakeRequest, artifacts: list[str]) -> tuple[str, dict[str, str]]:
         """(name, digest set) of what was built, for the provenance subject."""
+
+    def more_subjects(self, request: BakeRequest) -> list[tuple[str, dict[str, str]]]:
+        """What else the bake produced that boots with the image and must be signed with it (a
+        local image's kernel and initrd), as (name, digest set); descriptor() gives their digests
+        now under "files" by the same names. [] for cloud images."""
 
     def descriptor(self, record: ImageRecord) -> dict[str, Any]:
         """What exists of `record` now, read live, as plain JSON values: the subject of its signed
@@ -208,6 +214,9 @@ class CloudProvider:
         if key not in self._clients:
             self._clients[key] = self._factory(service, where, endpoint)
         return self._clients[key]
+
+    def more_subjects(self, request: BakeRequest) -> list[tuple[str, dict[str, str]]]:
+        return []  # an AMI or a GCP image is the whole of what boots
 
     def scan(self, request: BakeRequest, secrets: Mapping[str, str]) -> None:
         """Nothing to search: an AMI or a GCP image cannot be read from this machine without

@@ -124,13 +124,15 @@ def claims(provider: GcpProvider, record: ImageRecord) -> list[Claim]:
     stamp, unreadable = provider.read_stamp(image)
     for field in unreadable:
         stamp[field] = labels[provenance.GCP_PREFIX + field]
+    document = statement(project, image, finished=stamp.get("created") or image.creation_timestamp)
     return [
         Claim(
             location=f"image {image.name} in {project}",
             stamp=stamp,
             names=NAMES,
             attestation=attestation_of(labels),
-            document=statement(project, image, finished=stamp.get("created") or image.creation_timestamp),
+            document=document,
+            problems=() if document is not None else ("its description holds no readable provenance",),
         )
     ]
 

@@ -325,12 +325,27 @@ class LocalProvider:
 
     # --- trust --------------------------------------------------------------------------------
 
+    def more_subjects(self, request: BakeRequest) -> list[tuple[str, dict[str, str]]]:
+        """The kernel and initrd a local VM boots with (-kernel/-initrd): signed with the disk."""
+        produced = {"vmlinuz": "output-vmlinuz", "initrd.img": "output-initrd.img"}
+        return [
+            (name, {"sha256": file_sha256(request.workdir / found)})
+            for name, found in produced.items()
+            if (request.workdir / found).is_file()  # publish refuses a bake without them
+        ]
+
     def descriptor(self, record: ImageRecord) -> dict[str, Any]:
-        """The disk hashed again: its sha256 is the provenance subject's."""
-        disk = Path(record.locations[0]) / "disk.qcow2"
-        if not disk.is_file():
-            raise ProviderError(f"{record.ref}: its disk {disk} is gone")
-        return {"kind": "local", "sha256": file_sha256(disk)}
+        """The disk hashed again (its sha256 is the provenance subject's), and the kernel and
+        initrd beside it."""
+        directory = Path(record.locations[0])
+        missing = [name for name in BOOT_FILES if not (directory / name).is_file()]
+        if missing:
+            raise ProviderError(f"{record.ref}: {', '.join(missing)} gone from {directory}")
+        return {
+            "kind": "local",
+            "sha256": file_sha256(directory / "disk.qcow2"),
+            "files": {name: file_sha256(directory / name) for name in ("vmlinuz", "initrd.img")},
+        }
 
     def claims(self, record: ImageRecord) -> list[Claim]:
         return [self.store.claim(record)]

@@ -109,11 +109,14 @@ class LocalStore:
             "parent": entry.parent or "",
             "created": entry.created,
         }
+        problems: tuple[str, ...] = ()
         try:
             document = self.provenance(entry)
-        except (OSError, ValueError):
-            document = None  # gone, or not JSON: the claim carries none
+        except (OSError, ValueError) as exc:
+            document = None  # gone, or not JSON: the claim carries none, and says so
+            problems = (f"its provenance.json cannot be read ({exc})",)
         return Claim(
+            problems=problems,
             location=f"catalog entry {entry.ref} on {entry.target}",
             stamp=stamp,
             names={field: f"catalog entry {field}" for field in [*stamp, "attestation"]},

@@ -454,3 +454,15 @@ def test_a_baked_image_verifies_and_fails_after_one_byte_of_its_disk_changed(
             handle.write(original)
         disk.chmod(mode)
     assert bakery(e2e_project, bakery_env, "verify", ref, "--target", "local").returncode == 0
+    # The initrd a local VM boots with is signed with the disk.
+    initrd = disk.with_name("initrd.img")
+    kept = initrd.read_bytes()
+    initrd.chmod(initrd.stat().st_mode | stat.S_IWUSR)
+    initrd.write_bytes(kept + b"\0")
+    try:
+        changed = bakery(e2e_project, bakery_env, "verify", ref, "--target", "local")
+        assert changed.returncode == 1
+        assert "FAIL files: initrd.img changed since it was signed" in changed.stdout
+    finally:
+        initrd.write_bytes(kept)
+        initrd.chmod(mode)

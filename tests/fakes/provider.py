@@ -363,6 +363,9 @@ class FakeProvider:
                     return copy.deepcopy(image.provenance)
         raise ProviderError(f"{record.ref}: {', '.join(record.locations)} no longer exists")
 
+    def more_subjects(self, request: BakeRequest) -> list[tuple[str, dict[str, str]]]:
+        return []  # an image of the fake cloud is the whole of what boots
+
     def subject(self, request: BakeRequest, artifacts: list[str]) -> tuple[str, dict[str, str]]:
         self._enter("subject", invocation=request.invocation, artifacts=tuple(artifacts))
         copies = self._built(request, artifacts)

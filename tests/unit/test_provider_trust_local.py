@@ -41,7 +41,11 @@ def signed_bake(provider: Provider, request: Any, artifacts: list[str]) -> tuple
     )
     name, digest_set = provider.subject(request, artifacts)
     statement = provenance.finalize(
-        skeleton, subject_name=name, subject_digest=digest_set, finished="2026-01-01T00:09:00Z"
+        skeleton,
+        subject_name=name,
+        subject_digest=digest_set,
+        finished="2026-01-01T00:09:00Z",
+        more=provider.more_subjects(request),
     )
     record = provider.publish(request, prepared, statement, "sha256:" + "d1" * 32, artifacts, attestation=ATTESTATION)
     return record, statement
@@ -76,7 +80,11 @@ def test_the_subject_is_the_disks_sha256_and_the_descriptor_hashes_the_disk_agai
     disk_sha = hashlib.sha256(disk_of(record).read_bytes()).hexdigest()  # what `sha256sum disk.qcow2` prints
     assert statement["subject"][0]["digest"] == {"sha256": disk_sha}
     (listed,) = local.images("local", "web")
-    assert local.descriptor(listed) == {"kind": "local", "sha256": disk_sha}
+    directory = Path(listed.locations[0])
+    files = {name: hashlib.sha256((directory / name).read_bytes()).hexdigest() for name in ("vmlinuz", "initrd.img")}
+    assert local.descriptor(listed) == {"kind": "local", "sha256": disk_sha, "files": files}
+    # The kernel and initrd a local VM boots with are signed with the disk.
+    assert [(s["name"], s["digest"]["sha256"]) for s in statement["subject"][1:]] == list(files.items())
 
 
 def test_one_byte_changed_on_the_disk_changes_the_descriptor(
@@ -97,7 +105,7 @@ def test_one_byte_changed_on_the_disk_changes_the_descriptor(
 def test_a_disk_that_is_gone_is_named(local: LocalProvider, baked: tuple[ImageRecord, dict[str, Any]]) -> None:
     record, _ = baked
     gone = ImageRecord(**{**record.__dict__, "locations": (str(Path(record.locations[0]).parent / "9.9.9"),)})
-    with pytest.raises(ProviderError, match=r"web@1\.0\.0: its disk .*9\.9\.9/disk\.qcow2 is gone"):
+    with pytest.raises(ProviderError, match=r"web@1\.0\.0: disk\.qcow2, vmlinuz, initrd\.img gone from .*9\.9\.9"):
         local.descriptor(gone)
 
 
