@@ -170,8 +170,14 @@ class AuditLog:
         seq = self._hinted()
         blob = self.store.get(event_key(seq)) if seq else None
         if seq and blob is None:
-            seq = max((seq_of(key) or 0 for key in self._names()), default=0)
-            blob = self.store.get(event_key(seq)) if seq else None
+            # The head records an event that is not there: events were removed. Appending on would
+            # bury that; the log stays as it is for `bakery audit verify` to name it.
+            newest = max((seq_of(key) or 0 for key in self._names()), default=0)
+            raise BakeryError(
+                f"the audit log in {self.store.where} records event {seq} in its head, but its newest event is "
+                f"{newest}: events were removed; nothing more is appended",
+                hint="`bakery audit verify` names what is missing; restore the events before going on",
+            )
         while (after := self.store.get(event_key(seq + 1))) is not None:
             seq, blob = seq + 1, after
         if blob is None:
@@ -191,7 +197,14 @@ class AuditLog:
         hint = _head_of(head) if head else None
         if hint is not None:
             return hint[0]
-        return max((seq_of(key) or 0 for key in self._names()), default=0)
+        newest = max((seq_of(key) or 0 for key in self._names()), default=0)
+        if newest > 1:  # only a first append stopped before it wrote the head leaves one event without it
+            raise BakeryError(
+                f"the audit log in {self.store.where} has {newest} events but its head "
+                f"({HEAD}) is {'unreadable' if head else 'gone'}: nothing more is appended",
+                hint="`bakery audit verify` says what else changed",
+            )
+        return newest
 
     def _advance_head(self, event: Event) -> None:
         """Move the head to `event` unless it records that one or a newer one already."""

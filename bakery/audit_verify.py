@@ -251,7 +251,7 @@ class _Check:
                 self.note(
                     newest,
                     f"the head ({HEAD}) is missing: it records the newest event, so removed newest events"
-                    " cannot be ruled out (the next append writes it again)",
+                    " cannot be ruled out (nothing more is appended until it is restored)",
                 )
             return
         try:

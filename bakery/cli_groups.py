@@ -189,7 +189,9 @@ def rollout(
         raise UsageError(f"--strategy takes rolling, canary or blue-green, got {strategy!r}")
     reporter = RolloutReporter()
     service = _service(file, reporter)
-    planned = service.prepare(group, image=image, strategy_type=strategy, allow_unverified=allow_unverified)
+    planned = service.prepare(
+        group, image=image, strategy_type=strategy, allow_unverified=allow_unverified, dry_run=dry_run
+    )
     resumed = service.unfinished(group) is not None
     if not resumed and service.in_sync(planned):
         emit(

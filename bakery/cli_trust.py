@@ -130,7 +130,7 @@ def keys_export(file: Path | None = FileOpt, as_json: bool = JsonOpt) -> None:
     from bakery.signing import signer_public_key
 
     _, trust, _ = _trust(file, TerminalReporter())
-    signer = trust.signer()
+    signer = trust.signer(trusted=False)  # exported to be trusted
     pem = public_pem(signer)
     key = signer_public_key(signer)
     emit("keys-export", {"keyid": key.keyid, "name": key.name, "pem": pem}, as_json=as_json, text=lambda: pem.rstrip())

@@ -11,10 +11,11 @@ from bakery import catalog
 from bakery.catalog import ImageRecord
 from bakery.config import Project
 from bakery.errors import TrustError, UsageError
+from bakery.groups.base import RolloutRefused
 from bakery.models import Group
 from bakery.progress import Reporter
 from bakery.providers.base import Provider
-from bakery.revocation import Revocations, revocation_of
+from bakery.revocation import Revocation, Revocations, revocation_of
 from bakery.trust import TrustContext
 from bakery.verify import Verification, Verifier
 
@@ -44,7 +45,7 @@ class TrustGate:
                 return record
             self.reporter.note(f"skipping {record.ref}: {revocation.describe()}")
         if mine:
-            raise UsageError(
+            raise TrustError(
                 f"every version of {group.image} on {group.target} is revoked",
                 hint=f"bake a new one: bakery build {group.image} --target {group.target}",
             )
@@ -53,23 +54,43 @@ class TrustGate:
             hint=f"bake one: bakery build {group.image} --target {group.target}",
         )
 
-    def refuse_revoked(self, group_name: str, group: Group, record: ImageRecord) -> None:
-        """Raise TrustError when `record` (or an ancestor) is revoked: a rollout interrupted before
-        its image was revoked is not resumed onto it."""
+    def revoked(self, group: Group, record: ImageRecord) -> Revocation | None:
+        """`record`'s revocation (its own or an ancestor's) when in effect now, else None."""
         everything = self.provider_for(group.target).images(group.target)
         found = revocation_of(record, Revocations(self.trust).table(), {r.ref: r for r in everything})
-        if found is not None and found.effective():
+        return found if found is not None and found.effective() else None
+
+    def refuse_revoked(self, group_name: str, group: Group, record: ImageRecord, *, during: str | None = None) -> None:
+        """Raise when `record` is revoked: a rollout is not resumed onto an image revoked since it
+        was interrupted (TrustError), nor goes on past `during`, its next step, onto one revoked
+        while it runs (RolloutRefused: the rollout pauses, resumable or undone by `rollback`)."""
+        found = self.revoked(group, record)
+        if found is None:
+            return
+        if during is None:
             raise TrustError(
                 f"refusing to resume the rollout of {group_name} onto {record.ref}: it is {found.describe()}",
                 hint=f"`bakery rollback {group_name}` returns the group to what it ran before",
             )
+        raise RolloutRefused(
+            f"{record.ref} was revoked while the rollout ran ({found.describe()}); stopped before {during}",
+            hint=f"`bakery rollback {group_name}` returns the group to what it ran before",
+        )
 
     def check(
-        self, group_name: str, group: Group, record: ImageRecord, *, operation: str, allow_unverified: bool
+        self,
+        group_name: str,
+        group: Group,
+        record: ImageRecord,
+        *,
+        operation: str,
+        allow_unverified: bool,
+        audit: bool = True,
     ) -> Verification:
         """Verify `record` before `operation` ("rollout", "rollback") moves `group_name` onto it.
         Raises TrustError (exit 1) for a revoked image, and for one that does not verify when
-        the policy requires signatures and no override was given."""
+        the policy requires signatures and no override was given. Without `audit` (a dry run:
+        nothing is deployed) no decision is written to the audit log."""
         required = self.required(group)
         policy = self.trust.policy(required=required)
         subject = f"{record.ref} on {record.target} for group {group_name}"
@@ -77,7 +98,8 @@ class TrustGate:
         result = self.verifier.verify_record(record, records)
         if result.revoked:
             assert result.revocation is not None
-            self.trust.record(operation, subject, "refused", policy=policy, details={"problems": result.problems})
+            if audit:
+                self.trust.record(operation, subject, "refused", policy=policy, details={"problems": result.problems})
             raise TrustError(
                 f"refusing to {operation} {group_name} onto {record.ref}: it is {result.revocation.describe()}",
                 problems=tuple(result.problems),
@@ -92,17 +114,21 @@ class TrustGate:
                 f"WARNING: {record.ref} does NOT verify and --allow-unverified deploys it anyway "
                 f"({'; '.join(result.problems)}); this override is recorded in the audit log"
             )
-            self.trust.record(
-                "override",
-                subject,
-                "allowed-unverified",
-                policy=policy,
-                details={"problems": result.problems},
-                strict=True,
-            )
+            if audit:
+                self.trust.record(
+                    "override",
+                    subject,
+                    "allowed-unverified",
+                    policy=policy,
+                    details={"problems": result.problems},
+                    strict=True,
+                )
             return result
         if required:
-            self.trust.record("verify-failed", subject, "refused", policy=policy, details={"problems": result.problems})
+            if audit:
+                self.trust.record(
+                    "verify-failed", subject, "refused", policy=policy, details={"problems": result.problems}
+                )
             raise TrustError(
                 f"refusing to {operation} {group_name} onto {record.ref}: it does not verify ({policy})",
                 problems=tuple(result.problems),

@@ -139,6 +139,7 @@ class Rollouts:
         image: str | None = None,
         strategy_type: str | None = None,
         allow_unverified: bool = False,
+        dry_run: bool = False,
     ) -> Rollout:
         """The rollout `bakery rollout NAME` would run (a resumed one when one is unfinished): its
         image verified by the trust gate (TrustError when refused)."""
@@ -147,7 +148,7 @@ class Rollouts:
         journal = self.unfinished(name)
         if journal is not None:
             rollout = self._from_journal(name, group, journal)
-            if rollout.kind == "rollout" and rollout.to_record is not None and journal.data.get("phase") != "rollback":
+            if rollout.to_record is not None and journal.data.get("phase") != "rollback":
                 self.gate.refuse_revoked(name, group, rollout.to_record)
             if image is not None and image != rollout.to.image:
                 raise UsageError(
@@ -162,7 +163,7 @@ class Rollouts:
         if state.active is not None:
             raise _busy(name, state.active.id, state.active.started, f"{state.active.who} on {state.active.where}")
         record = self._pick(group, image)
-        self.gate.check(name, group, record, operation="rollout", allow_unverified=allow_unverified)
+        self.gate.check(name, group, record, operation="rollout", allow_unverified=allow_unverified, audit=not dry_run)
         to = driver.release_of(record, spec)
         return self._new(name, group, "rollout", to, record, state.intended, state, strategy_type)
 
@@ -198,7 +199,8 @@ class Rollouts:
             if journal.data.get("phase") == "rollback":
                 return self._roll_back(driver, rollout, journal, journal.data.get("error") or "resumed", started)
             try:
-                steps.execute(self._watched(driver, rollout, driver.rollout_steps(rollout)), journal, self.reporter)
+                forward = self._watched(driver, rollout, driver.rollout_steps(rollout), guard=True)
+                steps.execute(forward, journal, self.reporter)
             except (Interrupted, KeyboardInterrupt):  # the signal guard turns the latter into Interrupted
                 self._record(driver, rollout, steps.INTERRUPTED, reason="interrupted")
                 raise
@@ -227,6 +229,18 @@ class Rollouts:
                 f"{journal.data.get('current') or 'its start'}: {reason}",
                 hint=f"`bakery rollout {rollout.group}` resumes it, `bakery rollback {rollout.group}` undoes it; "
                 f"`bakery status {rollout.group}` shows where the group stands",
+                details=self._details(rollout, steps.INTERRUPTED, reason),
+            ) from None
+        previous = self._record_of(rollout.spec, rollout.previous) if rollout.previous else None
+        revoked = self.gate.revoked(rollout.spec, previous) if previous is not None else None
+        if revoked is not None and rollout.spec.rollback and rollout.kind == "rollout":
+            journal.mark(status=steps.INTERRUPTED, error=reason)
+            self._record(driver, rollout, steps.INTERRUPTED, reason=f"{reason}; not rolled back onto a revoked image")
+            raise BakeryError(
+                f"{rollout.kind} {rollout.id} of {rollout.group} failed ({reason}) and is paused: the image to roll "
+                f"back to, {previous.ref if previous else '?'}, is {revoked.describe()}",
+                hint=f"move it forward with `bakery rollout {rollout.group} --image NAME@VERSION`, or back anyway "
+                f"with `bakery rollback {rollout.group}`",
                 details=self._details(rollout, steps.INTERRUPTED, reason),
             ) from None
         if not rollout.spec.rollback or rollout.kind == "rollback":
@@ -261,7 +275,11 @@ class Rollouts:
         self._not_held(name)
         journal = self.unfinished(name)
         if journal is not None:
-            return self._from_journal(name, group, journal), journal.data.get("rollout", {}).get("kind") == "rollout"
+            rollout = self._from_journal(name, group, journal)
+            undo = rollout.kind == "rollout"
+            if not undo and rollout.to_record is not None and journal.data.get("phase") != "rollback":
+                self.gate.refuse_revoked(name, group, rollout.to_record)  # a rollback resumed onto a revoked image
+            return rollout, undo
         spec = self.target_spec(group)
         driver = self.driver(group)
         state = driver.read(name, group, spec)
@@ -481,11 +499,16 @@ class Rollouts:
                 details=self._details(rollout, result, reason),
             )
 
-    def _watched(self, driver: GroupDriver, rollout: Rollout, sequence: Sequence[Step]) -> list[Step]:
-        """`sequence`, each step followed by a look at the group for the live view."""
+    def _watched(
+        self, driver: GroupDriver, rollout: Rollout, sequence: Sequence[Step], *, guard: bool = False
+    ) -> list[Step]:
+        """`sequence`, each step followed by a look at the group for the live view; with `guard`,
+        each preceded by a look at the registry: an image revoked meanwhile goes no further."""
 
         def after(step: Step) -> Step:
             def run(journal: Journal) -> None:
+                if guard and rollout.to_record is not None:
+                    self.gate.refuse_revoked(rollout.group, rollout.spec, rollout.to_record, during=step.name)
                 step.run(journal)
                 self._show(driver, rollout, step.name)
 

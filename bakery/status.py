@@ -51,7 +51,8 @@ def status(rollouts: Rollouts, names: list[str]) -> StatusReport:
         table = None
         rollouts.reporter.note(f"warning: cannot read revocations from the registry: {exc.message}")
     out = [_one(rollouts, name, table) for name in groups]
-    code = EXIT_UNREADABLE if any(g.error for g in out) else EXIT_DRIFT if any(g.drift for g in out) else EXIT_IN_SYNC
+    unreadable = table is None or any(g.error for g in out)  # revocations unread: drift cannot be ruled out
+    code = EXIT_UNREADABLE if unreadable else EXIT_DRIFT if any(g.drift for g in out) else EXIT_IN_SYNC
     return StatusReport(tuple(out), code)
 
 

@@ -11,14 +11,14 @@ from typing import Any
 
 from bakery.audit import AuditLog, Event
 from bakery.config import Project
-from bakery.errors import BakeryError
+from bakery.errors import BakeryError, ConfigError
 from bakery.identity import who
 from bakery.keys import load_signer, load_trusted
 from bakery.models_trust import Trust
 from bakery.progress import Reporter
 from bakery.registry import open_store
 from bakery.registry.base import Store
-from bakery.signing import PublicKey, Signer
+from bakery.signing import PublicKey, Signer, short, signer_public_key
 from bakery.workspace import Workspace
 
 
@@ -48,9 +48,10 @@ class TrustContext:
     def threshold(self) -> int:
         return self.trust.threshold if self.trust.trusted else 1
 
-    def signer(self) -> Signer:
+    def signer(self, *, trusted: bool = True) -> Signer:
         """This machine's signer (the workspace key is made on first use, and then trusted by
-        a project that lists no keys of its own)."""
+        a project that lists no keys of its own). ConfigError when `trusted` and the project
+        lists keys that do not include it: what it signed would verify nowhere."""
         if self._signer is None:
             self._signer = load_signer(
                 self.trust,
@@ -60,6 +61,15 @@ class TrustContext:
                 note=self.reporter.note,
             )
             self.__dict__.pop("keys", None)  # a workspace key made just now is trusted from now on
+        if trusted and self.trust.trusted:
+            key = signer_public_key(self._signer)
+            if key.keyid not in {k.keyid for k in self.keys}:
+                raise ConfigError(
+                    f"this machine signs with {key.name} (key {short(key.keyid)}), which is not in trust.keys: "
+                    "its images and audit events would verify nowhere",
+                    hint="set trust.signing or $BAKERY_SIGNING_KEY to a trusted key, or add this key's public half "
+                    "(`bakery keys export`) to trust.keys",
+                )
         return self._signer
 
     def policy(self, *, required: bool | None = None) -> str:

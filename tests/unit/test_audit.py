@@ -281,21 +281,30 @@ def test_an_object_that_is_no_event_is_named(log: AuditLog, registry: Path, thre
         log.events()
 
 
-def test_a_lost_head_is_named_and_the_next_append_continues_the_chain(
-    log: AuditLog, registry: Path, three: list[Event]
-) -> None:
+def test_a_lost_head_is_named_and_nothing_more_is_appended(log: AuditLog, registry: Path, three: list[Event]) -> None:
     (registry / "audit" / "head.json").unlink()
-    assert problems(log) == [
+    expected = [
         (
             3,
             "the head (audit/head.json) is missing: it records the newest event, so removed newest events"
-            " cannot be ruled out (the next append writes it again)",
+            " cannot be ruled out (nothing more is appended until it is restored)",
         )
     ]
+    assert problems(log) == expected
+    with pytest.raises(BakeryError, match=r"has 3 events but its head \(audit/head.json\) is gone"):
+        build(log, "1.0.4")
+    assert problems(log) == expected  # an append does not heal what it cannot vouch for
 
-    fourth = build(log, "1.0.4")
-    assert (fourth.seq, fourth.prev) == (4, three[2].digest)
-    assert log.verify().ok
+
+def test_removed_newest_events_stay_named_whatever_is_appended_after(
+    log: AuditLog, registry: Path, three: list[Event]
+) -> None:
+    (registry / "audit" / "events" / f"{3:012d}.json").unlink()
+    with pytest.raises(
+        BakeryError, match="records event 3 in its head, but its newest event is 2: events were removed"
+    ):
+        build(log, "1.0.4")
+    assert [p[1] for p in problems(log)] == ["event 3 was removed (the head records 3)"]
 
 
 def test_a_head_behind_the_events_is_probed_forward(log: AuditLog, registry: Path, three: list[Event]) -> None:

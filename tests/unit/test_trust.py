@@ -237,7 +237,7 @@ def test_rollout_moves_a_group_off_a_revoked_image_to_the_newest_that_is_not(wor
     assert f"skipping {third}" in moved.stderr
     assert world.driver.runs("web-eu") == {second: 2}
     assert world.run("status", "web-eu").exit_code == 0
-    assert first != second
+    assert verified(world, first)["ok"]  # older versions stay as they were: verified, not revoked
 
 
 def test_a_scheduled_revocation_takes_effect_at_its_time(world: World) -> None:
@@ -277,3 +277,83 @@ def test_an_interrupted_rollout_is_not_resumed_onto_an_image_revoked_meanwhile(w
     undone = world.run("rollback", "web-eu", "--yes")
     assert undone.exit_code == 0, undone.output
     assert world.driver.runs("web-eu") == {first: 2}
+
+
+def test_a_resumed_rollback_is_refused_onto_an_image_revoked_meanwhile(world: World) -> None:
+    first = world.bake()
+    second = world.bake(force=True)
+    world.driver.seed("web-eu", Release(first, world.image_id(first), None, "a"))
+    assert world.run("rollout", "web-eu", "--yes").exit_code == 0
+    world.driver.interrupt_at = "wave-2"
+    assert world.run("rollback", "web-eu", "--yes").exit_code == 130
+    assert world.run("revoke", first, "--reason", "bad openssl").exit_code == 0
+    resumed = world.run("rollback", "web-eu", "--yes")
+    assert resumed.exit_code == 1
+    assert f"onto {first}: it is revoked since" in resumed.stderr
+    assert second in world.driver.runs("web-eu")
+
+
+def test_a_failed_rollout_is_paused_rather_than_rolled_back_onto_a_revoked_image(world: World) -> None:
+    first = world.bake()
+    second = world.bake(force=True)
+    world.driver.seed("web-eu", Release(first, world.image_id(first), None, "a"))
+    assert world.run("revoke", first, "--reason", "bad openssl").exit_code == 0
+    world.driver.bad.add(second)
+    failed = world.run("rollout", "web-eu", "--yes")
+    assert failed.exit_code == 1
+    assert f"is paused: the image to roll back to, {first}, is revoked since" in failed.stderr
+    assert "rolled back" not in failed.stderr
+    status = world.run("status", "web-eu")
+    assert status.exit_code == 3
+    assert "(interrupted)" in status.stdout and f"runs revoked image {first}" in status.stdout
+
+
+def test_a_rollout_stops_before_its_next_wave_when_its_image_is_revoked_meanwhile(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bakery.revocation import Revocations
+    from bakery.trust import TrustContext
+
+    first = world.bake()
+    second = world.bake(force=True)
+    world.driver.seed("web-eu", Release(first, world.image_id(first), None, "a"))
+    move = world.driver._move
+
+    def revoked_after_the_first_wave(*args: Any, **kwargs: Any) -> None:
+        move(*args, **kwargs)
+        trust = TrustContext(world.project_dir.load(), Workspace(world.project_dir.home), Recording())
+        Revocations(trust).set("aws", second, revoked=True, reason="found a leaked key", at=None, by="sec@team")
+
+    monkeypatch.setattr(world.driver, "_move", revoked_after_the_first_wave)
+    stopped = world.run("rollout", "web-eu", "--yes")
+    assert stopped.exit_code == 1
+    assert f"{second} was revoked while the rollout ran" in stopped.stderr and "stopped before wave-2" in stopped.stderr
+    assert world.driver.runs("web-eu") == {first: 1, second: 1}  # the first wave only
+    undone = world.run("rollback", "web-eu", "--yes")
+    assert undone.exit_code == 0, undone.output
+    assert world.driver.runs("web-eu") == {first: 2}
+
+
+def test_a_machine_whose_key_is_not_trusted_is_refused_before_packer_starts(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bakery.errors import ConfigError
+
+    generate(world.project_dir.root / "keys" / "laptop.key")
+    monkeypatch.setenv("BAKERY_SIGNING_KEY", str(world.project_dir.root / "keys" / "laptop.key"))
+    with pytest.raises(ConfigError, match=r"this machine signs with .* which is not in trust.keys"):
+        world.bake()
+    assert world.fake.all_images() == []
+    exported = world.run("keys", "export")
+    assert exported.exit_code == 0 and "BEGIN PUBLIC KEY" in exported.stdout
+
+
+def test_a_malformed_revocation_in_the_registry_is_named(world: World) -> None:
+    ref = world.bake()
+    bad = world.project_dir.home / "registry" / "revocations" / "aws" / "web" / "1.0.0.json"
+    bad.parent.mkdir(parents=True)
+    bad.write_text("not json")
+    result = world.run("verify", ref, "--target", "aws")
+    assert result.exit_code == 1
+    assert "revocations/aws/web/1.0.0.json in" in result.stderr and "is not a revocation document" in result.stderr
+    assert world.run("status").exit_code == 1
