@@ -19,6 +19,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -410,3 +411,41 @@ def test_a_long_source_image_name_is_recorded_whole(
     assert bakery("build", "base", "-t", "gcp").output.count("up to date: base@1.0.0 on gcp") == 1
     shown = json.loads(bakery("show", "base@1.0.0", "-t", "gcp", "--json").stdout)["provenance"]
     assert shown["predicate"]["buildDefinition"]["internalParameters"]["base"] == base
+
+
+def test_a_signed_gcp_image_verifies_a_changed_label_is_named_and_revocation_deprecates(
+    gcp_project: Path, gce: FakeGce, packer_stand_in: StandIn
+) -> None:
+    from google.api_core.client_options import ClientOptions
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import compute_v1
+
+    assert bakery("build", "base", "-t", "gcp").exit_code == 0
+    assert bakery("build", "base", "-t", "gcp", "--force").exit_code == 0
+    ok = bakery("verify", "base@1.0.0", "-t", "gcp")
+    assert ok.exit_code == 0, ok.output
+    assert "attestation digest" not in ok.stdout and "verified" in ok.stdout
+
+    images = compute_v1.ImagesClient(
+        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+        transport="rest",
+        client_options=ClientOptions(api_endpoint=gce.endpoint),
+    )
+    stored = gce.image(PROJECT, "base-1-0-0")
+    labels = {**stored["labels"], "bakery-commit": "f" * 40}
+    request = compute_v1.GlobalSetLabelsRequest(labels=labels, label_fingerprint=stored["labelFingerprint"])
+    images.set_labels(project=PROJECT, resource="base-1-0-0", global_set_labels_request_resource=request)
+    for _ in range(100):  # the operation lands a moment later, as GCE's do
+        if gce.image(PROJECT, "base-1-0-0")["labels"]["bakery-commit"] == "f" * 40:
+            break
+        time.sleep(0.05)
+    changed = bakery("verify", "base@1.0.0", "-t", "gcp")
+    assert changed.exit_code == 1
+    assert f"FAIL tags: label bakery-commit on image base-1-0-0 in {PROJECT} is 'ffff" in changed.stdout
+
+    revoked = bakery("revoke", "base@1.0.1", "--reason", "CVE-2026-0003", "-t", "gcp")
+    assert revoked.exit_code == 0, revoked.output
+    deprecated = gce.image(PROJECT, "base-1-0-1")["deprecated"]
+    assert deprecated["state"] == "DEPRECATED" and deprecated["replacement"].endswith("/base-1-0-0")
+    assert bakery("unrevoke", "base@1.0.1", "--reason", "fixed upstream", "-t", "gcp").exit_code == 0
+    assert gce.image(PROJECT, "base-1-0-1").get("deprecated", {}).get("state", "ACTIVE") == "ACTIVE"
