@@ -223,7 +223,16 @@ def rollout_images(
     staged = tmp_path_factory.mktemp("staged") / "web"
     shutil.copytree(web_image.directory, staged)
     record = ImageRecord(**{**web_image.record, "locations": ()})
-    LocalStore(home / "catalog.sqlite", home / "images").record(record, staged)
+    # Signed as it was: the session's signing key (this project lists none: its workspace key is
+    # trusted) and the bake's attestation come along into this project's workspace and registry.
+    shutil.copytree(e2e_project / ".bakery" / "keys", home / "keys")
+    attestation = Path("registry", "attestations", "local", "web", f"{web_image.version}.dsse.json")
+    (home / attestation).parent.mkdir(parents=True)
+    shutil.copy(e2e_project / ".bakery" / attestation, home / attestation)
+    extra = web_image.record.get("extra", {})
+    LocalStore(home / "catalog.sqlite", home / "images").record(
+        record, staged, attestation=extra.get("attestation"), stamp=extra.get("stamp")
+    )
 
     def bake(*extra: str) -> str:
         made = run_bakery(root, e2e_env, "build", "web", "--target", "local", "--json", *extra)
