@@ -13,7 +13,7 @@ from typing import Any
 from bakery.canonical import canonical, sha256
 from bakery.catalog import ImageRecord
 from bakery.errors import BakeryError, TrustError
-from bakery.registry.base import Conflict
+from bakery.registry.base import Blob, Conflict, update
 from bakery.signing import PAYLOAD_TYPE, cosign, sign, signer_public_key
 from bakery.trust import TrustContext
 
@@ -100,23 +100,18 @@ class Attestations:
         """Add this machine's signature to the image's envelope (for a threshold above 1). The
         payload is unchanged, so the digest on the image still matches. Raises TrustError when
         the image has no attestation."""
-        from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
-
         signer = self.trust.signer()
         key = signer_public_key(signer)
-        for attempt in Retrying(
-            retry=retry_if_exception_type(Conflict),
-            stop=stop_after_attempt(8),
-            wait=wait_random_exponential(0.05, 1),
-            reraise=True,
-        ):
-            with attempt:
-                blob = self.trust.store.get(record_key(record))
-                if blob is None:
-                    raise TrustError(f"{record.ref} on {record.target} has no attestation to co-sign")
-                envelope = cosign(self._parsed(record, blob.data), signer)
-                self.trust.store.replace(record_key(record), _bytes(envelope), version=blob.version)
-        return Signed(envelope, payload_digest(envelope), key.keyid, key.name)
+        signed: list[dict[str, Any]] = []
+
+        def add_signature(there: Blob | None) -> bytes:
+            if there is None:
+                raise TrustError(f"{record.ref} on {record.target} has no attestation to co-sign")
+            signed[:] = [cosign(self._parsed(record, there.data), signer)]
+            return _bytes(signed[0])
+
+        update(self.trust.store, record_key(record), add_signature, attempts=8)
+        return Signed(signed[0], payload_digest(signed[0]), key.keyid, key.name)
 
 
 def _bytes(envelope: dict[str, Any]) -> bytes:

@@ -17,7 +17,7 @@ from typing import Any
 
 from bakery.catalog import ImageRecord
 from bakery.errors import TrustError, UsageError
-from bakery.registry.base import Conflict
+from bakery.registry.base import Blob, update
 from bakery.trust import TrustContext
 
 PREFIX = "revocations/"
@@ -102,34 +102,26 @@ class Revocations:
         """Write the new state of `ref` on `target`: (whether it changed, the time it takes
         effect). A revocation without `at` takes effect now, or keeps the time it has when `ref`
         is revoked already; an unchanged state is not written again."""
-        from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
-
         key = key_of(target, ref)
         state = "revoked" if revoked else "active"
-        for attempt in Retrying(
-            retry=retry_if_exception_type(Conflict),
-            stop=stop_after_attempt(10),
-            wait=wait_random_exponential(0.05, 1),
-            reraise=True,
-        ):
-            with attempt:
-                blob = self.trust.store.get(key)
-                doc: dict[str, Any] = (
-                    self._document(key, blob.data) if blob else {"target": target, "ref": ref, "history": []}
-                )
-                same_state = doc.get("state", "active") == state
-                when = at or (str(doc.get("at")) if same_state and revoked and doc.get("at") else now_iso())
-                if same_state and (not revoked or doc.get("at") == when):
-                    return False, when
-                entry = {"state": state, "at": when, "reason": reason, "by": by, "time": now_iso()}
-                doc.update(entry)
-                doc["history"] = [*doc.get("history", []), entry]
-                data = json.dumps(doc, indent=2, sort_keys=True).encode() + b"\n"
-                if blob is None:
-                    self.trust.store.create(key, data)
-                else:
-                    self.trust.store.replace(key, data, version=blob.version)
-        return True, when
+        decided: list[str] = []
+
+        def change(there: Blob | None) -> bytes | None:
+            doc: dict[str, Any] = (
+                self._document(key, there.data) if there else {"target": target, "ref": ref, "history": []}
+            )
+            same_state = doc.get("state", "active") == state
+            when = at or (str(doc.get("at")) if same_state and revoked and doc.get("at") else now_iso())
+            decided[:] = [when]
+            if same_state and (not revoked or doc.get("at") == when):
+                return None
+            entry = {"state": state, "at": when, "reason": reason, "by": by, "time": now_iso()}
+            doc.update(entry)
+            doc["history"] = [*doc.get("history", []), entry]
+            return json.dumps(doc, indent=2, sort_keys=True).encode() + b"\n"
+
+        changed = update(self.trust.store, key, change)
+        return changed, decided[0]
 
 
 def revocation_of(

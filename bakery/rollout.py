@@ -222,26 +222,28 @@ class Rollouts:
             self._record(driver, rollout, steps.FAILED, reason=reason)
             raise exc
         if isinstance(exc, ProviderError) or (isinstance(exc, RolloutRefused) and moved):
-            journal.mark(status=steps.INTERRUPTED, error=reason)
-            self._record(driver, rollout, steps.INTERRUPTED, reason=reason)
-            raise BakeryError(
+            raise self._paused(
+                driver,
+                rollout,
+                journal,
+                reason,
                 f"{rollout.kind} {rollout.id} of {rollout.group} is paused at "
                 f"{journal.data.get('current') or 'its start'}: {reason}",
                 hint=f"`bakery rollout {rollout.group}` resumes it, `bakery rollback {rollout.group}` undoes it; "
                 f"`bakery status {rollout.group}` shows where the group stands",
-                details=self._details(rollout, steps.INTERRUPTED, reason),
             ) from None
         previous = self._record_of(rollout.spec, rollout.previous) if rollout.previous else None
         revoked = self.gate.revoked(rollout.spec, previous) if previous is not None else None
-        if revoked is not None and rollout.spec.rollback and rollout.kind == "rollout":
-            journal.mark(status=steps.INTERRUPTED, error=reason)
-            self._record(driver, rollout, steps.INTERRUPTED, reason=f"{reason}; not rolled back onto a revoked image")
-            raise BakeryError(
+        if previous is not None and revoked is not None and rollout.spec.rollback and rollout.kind == "rollout":
+            raise self._paused(
+                driver,
+                rollout,
+                journal,
+                f"{reason}; not rolled back onto a revoked image",
                 f"{rollout.kind} {rollout.id} of {rollout.group} failed ({reason}) and is paused: the image to roll "
-                f"back to, {previous.ref if previous else '?'}, is {revoked.describe()}",
+                f"back to, {previous.ref}, is {revoked.describe()}",
                 hint=f"move it forward with `bakery rollout {rollout.group} --image NAME@VERSION`, or back anyway "
                 f"with `bakery rollback {rollout.group}`",
-                details=self._details(rollout, steps.INTERRUPTED, reason),
             ) from None
         if not rollout.spec.rollback or rollout.kind == "rollback":
             self._record(driver, rollout, steps.FAILED, reason=reason)
@@ -249,6 +251,15 @@ class Rollouts:
             raise exc
         self.reporter.note(f"{_gate_or_step(exc)}; rolling back to {_shown(rollout.previous)}")
         return self._roll_back(driver, rollout, journal, reason, started, failed=True)
+
+    def _paused(
+        self, driver: GroupDriver, rollout: Rollout, journal: Journal, why: str, message: str, *, hint: str
+    ) -> BakeryError:
+        """Leave `rollout` paused (its journal interrupted, its history saying `why`): resumable
+        with `bakery rollout`, undone with `bakery rollback`. Returns the error to raise."""
+        journal.mark(status=steps.INTERRUPTED, error=why)
+        self._record(driver, rollout, steps.INTERRUPTED, reason=why)
+        return BakeryError(message, hint=hint, details=self._details(rollout, steps.INTERRUPTED, why))
 
     def _unchanged_since_plan(self, driver: GroupDriver, rollout: Rollout) -> None:
         state = driver.read(rollout.group, rollout.spec, rollout.target_spec)

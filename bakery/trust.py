@@ -89,15 +89,11 @@ class TrustContext:
         warning: the job's own state lives elsewhere (the group, its journal)."""
         import json
 
-        from bakery.registry.base import Conflict
+        from bakery.registry.base import Conflict, update
 
         data = json.dumps(document, indent=2, sort_keys=True, default=str).encode() + b"\n"
         try:
-            blob = self.store.get(key)
-            if blob is None:
-                self.store.create(key, data)
-            else:
-                self.store.replace(key, data, version=blob.version)
+            update(self.store, key, lambda _there: data)
         except Conflict:
             self.reporter.note(f"warning: {key} in the registry changed under this write; kept the other")
         except BakeryError as exc:

@@ -9,6 +9,7 @@ ifGenerationMatch=generation). A lost race raises `Conflict`; the caller reads a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -54,3 +55,28 @@ class Store(Protocol):
 
     def get_many(self, keys: list[str]) -> dict[str, Blob]:
         """The objects at `keys` that exist (fetched concurrently where the store is remote)."""
+
+
+def update(store: Store, key: str, change: Callable[[Blob | None], bytes | None], *, attempts: int = 10) -> bool:
+    """Read `key`, write what `change` makes of it (None: leave it) with a conditional create or
+    replace, and start again after a lost race: the one read-modify-write every shared document
+    goes through, so two machines never lose each other's write. Returns whether it wrote.
+    Raises Conflict after `attempts` lost races, and whatever `change` or the store raise."""
+    from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+
+    for attempt in Retrying(
+        retry=retry_if_exception_type(Conflict),
+        stop=stop_after_attempt(attempts),
+        wait=wait_random_exponential(0.05, 1),
+        reraise=True,
+    ):
+        with attempt:
+            blob = store.get(key)
+            data = change(blob)
+            if data is None:
+                return False
+            if blob is None:
+                store.create(key, data)
+            else:
+                store.replace(key, data, version=blob.version)
+    return True

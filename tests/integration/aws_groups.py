@@ -6,11 +6,13 @@ rolls it. Also the bench helper that counts the API calls of a watch."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import boto3
+import pytest
 import yaml
 
 from bakery import provenance
@@ -178,6 +180,21 @@ def build(endpoint: str, root: Path, *, size: int = 4, version: str = "1") -> Wo
     )
     world.write_config()
     return world
+
+
+@pytest.fixture()
+def asg_world(moto: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    """The world, in a project directory of its own that bakery runs in, with fast fake refreshes."""
+    root = tmp_path / "project"
+    root.mkdir()
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("BAKERY_HOME", str(root / ".bakery"))
+    monkeypatch.setenv("BAKERY_POLL_SECONDS", "0.05")
+    moto_ebs.set_faults(moto, refresh=FAST)
+    try:
+        yield build(moto, root)
+    finally:
+        moto_ebs.set_faults(moto)
 
 
 def driver_rollout(world: World, strategy: dict[str, Any], *, to: str = "1.0.1", clients: Any = None) -> Any:

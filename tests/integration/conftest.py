@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.aws_groups import asg_world  # noqa: F401 (fixture)
 from tests.integration.aws_world import aws_project, fake_clouds, moto, moto_endpoint  # noqa: F401 (fixtures)
 
 REPO = Path(__file__).resolve().parents[2]

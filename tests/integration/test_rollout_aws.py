@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from bakery.cli import app
 from bakery.steps import Journal, execute
 from tests.fakes import moto_ebs
-from tests.integration.aws_groups import ASG, FAST, GROUP, World, build, driver_rollout
+from tests.integration.aws_groups import ASG, FAST, GROUP, World, driver_rollout
 
 REPO = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -34,17 +34,8 @@ def bakery(*args: str) -> Any:
 
 
 @pytest.fixture()
-def world(moto: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    root = tmp_path / "project"
-    root.mkdir()
-    monkeypatch.chdir(root)
-    monkeypatch.setenv("BAKERY_HOME", str(root / ".bakery"))
-    monkeypatch.setenv("BAKERY_POLL_SECONDS", "0.05")
-    moto_ebs.set_faults(moto, refresh=FAST)
-    try:
-        yield build(moto, root)
-    finally:
-        moto_ebs.set_faults(moto)
+def world(asg_world: World) -> World:
+    return asg_world
 
 
 def when(check: Callable[[], bool], action: Callable[[], None]) -> threading.Thread:

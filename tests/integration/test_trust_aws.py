@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bakery.cli import app
-from tests.fakes import moto_ebs
-from tests.integration.aws_groups import ASG, FAST, GROUP, REGION, World, build
+from tests.integration.aws_groups import ASG, GROUP, REGION, World
 
 runner = CliRunner()
 
@@ -26,21 +24,11 @@ def bakery(*args: str) -> Any:
 
 
 @pytest.fixture()
-def world(moto: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    root = tmp_path / "project"
-    root.mkdir()
-    monkeypatch.chdir(root)
-    monkeypatch.setenv("BAKERY_HOME", str(root / ".bakery"))
-    monkeypatch.setenv("BAKERY_POLL_SECONDS", "0.05")
+def world(asg_world: World, monkeypatch: pytest.MonkeyPatch) -> World:
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    moto_ebs.set_faults(moto, refresh=FAST)
-    try:
-        made = build(moto, root)
-        with (root / "images.yaml").open("a") as config:
-            config.write("trust:\n  require: true\n")  # this workspace's own key, required
-        yield made
-    finally:
-        moto_ebs.set_faults(moto)
+    with (asg_world.root / "images.yaml").open("a") as config:
+        config.write("trust:\n  require: true\n")  # this workspace's own key, required
+    return asg_world
 
 
 def test_a_tampered_tag_fails_verify_and_the_rollout_is_refused(world: World) -> None:
@@ -62,7 +50,7 @@ def test_a_tampered_tag_fails_verify_and_the_rollout_is_refused(world: World) ->
 
     before = world.versions()
     refused = bakery("rollout", GROUP, "--image", ref, "--yes")
-    assert refused.exit_code == 1
+    assert refused.exit_code == 1, refused.output
     assert f"refusing to rollout {GROUP} onto {ref}: it does not verify" in refused.stderr
     assert "tag bakery:commit" in refused.stderr
     unsigned = bakery("rollout", GROUP, "--image", "web@1.0.1", "--yes")
