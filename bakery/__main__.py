@@ -1,5 +1,5 @@
 from __future__ import annotations
 
-from bakery.cli import main
+from bakery.cli.app import main
 
 main()

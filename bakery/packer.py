@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,3 +66,16 @@ def ui_text(event: Event) -> str | None:
 def artifact_ids(events: list[Event]) -> list[str]:
     """Artifact ids ('us-east-1:ami-0abc,eu-west-1:ami-0def' for AMIs; a path for qemu)."""
     return [e.data[2] for e in events if e.type == "artifact" and len(e.data) >= 3 and e.data[1] == "id"]
+
+
+def parse_version(text: str) -> tuple[int, ...]:
+    """'Packer v1.6.6' or '1.10.0' -> (1, 6, 6)."""
+    match = re.search(r"(\d+)\.(\d+)\.(\d+)", text)
+    if not match:
+        raise ValueError(f"no version in {text!r}")
+    return tuple(int(p) for p in match.groups())
+
+
+def wants_required_plugins(packer_version: str) -> bool:
+    """Packer 1.7 and later take (and need) a required_plugins block; 1.6 rejects it."""
+    return parse_version(packer_version) >= (1, 7, 0)

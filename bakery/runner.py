@@ -10,8 +10,10 @@ the group afterwards is killed, so no qemu outlives its bake.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -25,7 +27,8 @@ from pathlib import Path
 from types import FrameType
 
 from bakery.errors import BuildError, Interrupted
-from bakery.secrets import forms as secret_forms
+
+_PEM_ARMOR = re.compile(r"-----(BEGIN|END) [A-Z0-9 ]+-----")
 
 log = logging.getLogger("bakery.runner")
 
@@ -109,8 +112,21 @@ def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def secret_forms(value: str) -> set[str]:
+    """How a secret may appear once written out: as is, escaped inside JSON (how Ansible passes
+    module arguments), and line by line (a PEM key, a wrapped log line): each line of 8
+    characters or more, except PEM armor, which is the same in every key."""
+    if not value:
+        return set()
+    found = {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
+    for line in value.splitlines():
+        if len(line.strip()) >= 8 and not _PEM_ARMOR.fullmatch(line.strip()):
+            found.add(line)
+    return found
+
+
 def mask(text: str, secrets: Sequence[str]) -> str:
-    """Hide each secret in every form bakery.secrets.forms names (as written, inside JSON, by line)."""
+    """Hide each secret in every form secret_forms names (as written, inside JSON, by line)."""
     forms: set[str] = set().union(*(secret_forms(secret) for secret in secrets))
     for form in sorted(forms, key=len, reverse=True):
         text = text.replace(form, "********")

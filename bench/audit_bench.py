@@ -28,9 +28,9 @@ def audit_verify(count: int, rounds: int = 3) -> dict[str, Any]:
     """Seconds to write `count` events, and the best of `rounds` verify() over them."""
     from securesystemslib.signer import CryptoSigner
 
-    from bakery.audit import AuditLog
     from bakery.registry.local import LocalStore
-    from bakery.signing import PublicKey
+    from bakery.trust.audit import AuditLog
+    from bakery.trust.signing import PublicKey
 
     signer = CryptoSigner.generate_ed25519()
     key = PublicKey("bench", signer.public_key.keyid, signer.public_key)

@@ -37,12 +37,14 @@ def main() -> None:
         }
     )
 
-    from bakery import config, provenance, tools
-    from bakery.catalog import ImageRecord
-    from bakery.plan import Planner
+    from bakery.bake import tools
+    from bakery.bake.plan import Planner
+    from bakery.config import load as config
+    from bakery.core import provenance
+    from bakery.core.catalog import ImageRecord
     from bakery.progress import Silent
-    from bakery.providers.aws import default_clients
-    from bakery.providers.local_store import LocalStore
+    from bakery.providers.aws.provider import default_clients
+    from bakery.providers.local.store import LocalStore
     from bakery.workspace import Workspace
     from tests.fakes import moto_ebs
     from tests.fakes.gce import FakeGce, global_operations_client, images_client

@@ -45,7 +45,7 @@ def gcp_watch(size: int) -> dict[str, Any]:
     """A `size`-instance MIG moved by a rolling update on the fake GCE, counting requests."""
     import pytest
 
-    from bakery.groups import gcp_watch as watch
+    from bakery.groups.gcp import watch
     from tests.integration.gcp_groups import gcp_world, seed_mig
 
     with (

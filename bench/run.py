@@ -35,7 +35,8 @@ def help_time(runs: int = 7) -> float:
 
 def renders(count: int = 200) -> float:
     """Seconds to render `count` generated images (aws target: no base disk needed)."""
-    from bakery import config, render
+    from bakery.bake import render
+    from bakery.config import load as config
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

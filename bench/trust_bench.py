@@ -26,11 +26,12 @@ GOAL_RATIO = 1.1
 def local_image() -> tuple[Any, Any, list[Any]]:
     """(verifier, record, records) for the newest local `web`, baked first when there is none
     that is signed (images baked before bakery signed them are not)."""
-    from bakery import catalog, config
-    from bakery.cli import TerminalReporter
+    from bakery.cli.app import TerminalReporter
+    from bakery.config import load as config
+    from bakery.core import catalog
     from bakery.providers.base import get_provider
-    from bakery.trust import TrustContext
-    from bakery.verify import Verifier
+    from bakery.trust.context import TrustContext
+    from bakery.trust.verify import Verifier
     from bakery.workspace import Workspace
 
     project = config.load(REPO / "images.yaml")

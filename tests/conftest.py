@@ -88,7 +88,7 @@ def machine_apt_sources(request: pytest.FixtureRequest, tmp_path_factory: pytest
     if request.node.get_closest_marker("e2e"):
         yield
         return
-    from bakery import aptsource
+    from bakery.config import aptsource
 
     etc = tmp_path_factory.mktemp("etc-apt")
     (etc / "sources.list").write_text(f"deb {MACHINE_MIRROR} bookworm main\n")
@@ -121,7 +121,7 @@ class ProjectDir:
         return self.config
 
     def load(self):  # -> bakery.config.Project
-        from bakery import config
+        from bakery.config import load as config
 
         return config.load(self.config)
 
@@ -153,7 +153,7 @@ def valid_yaml() -> str:
 @pytest.fixture
 def bakery_cli():
     """Invoke the typer app in-process: bakery_cli('validate', '-f', path) -> click Result."""
-    from bakery.cli import app
+    from bakery.cli.app import app
 
     runner = CliRunner()
 

@@ -15,16 +15,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from bakery.catalog import ImageRecord
+from bakery.config.models import Group
+from bakery.core.catalog import ImageRecord
 from bakery.errors import BakeryError, UsageError
-from bakery.models import Group
+from bakery.groups.strategy import RolloutPlan
 from bakery.progress import Reporter
 from bakery.providers.base import ClientFactory
 from bakery.steps import Step
-from bakery.strategy import RolloutPlan
 from bakery.workspace import Workspace
 
-_REGISTRY = {"local": "bakery.groups.local", "aws": "bakery.groups.aws", "gcp": "bakery.groups.gcp"}
+_REGISTRY = {
+    "local": "bakery.groups.local.driver",
+    "aws": "bakery.groups.aws.driver",
+    "gcp": "bakery.groups.gcp.driver",
+}
 
 # What a driver writes on every instance a rollout launches (AWS tags, GCP labels, local metadata),
 # so that logs and metrics tie back to the exact image. GCP encodes keys and values to its rules.

@@ -10,16 +10,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from bakery.catalog import ImageRecord
-from bakery.config import EffectiveImage, Project
-from bakery.debris import Leftover, Owner
+from bakery.config.load import EffectiveImage, Project
+from bakery.core.catalog import ImageRecord
+from bakery.core.debris import Leftover, Owner
 from bakery.errors import UsageError
 from bakery.progress import Reporter
 from bakery.workspace import Workspace
 
 # kind -> module that defines `make(workspace, reporter, clients) -> Provider`; imported on first use
 # so `bakery --help` never loads boto3 or google.cloud.
-_REGISTRY = {"local": "bakery.providers.local", "aws": "bakery.providers.aws", "gcp": "bakery.providers.gcp"}
+_REGISTRY = {
+    "local": "bakery.providers.local.provider",
+    "aws": "bakery.providers.aws.provider",
+    "gcp": "bakery.providers.gcp.provider",
+}
 
 
 @dataclass(frozen=True)

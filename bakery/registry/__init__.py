@@ -14,17 +14,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from bakery.registry.base import Blob, Conflict, Store
+from bakery.registry.base import Blob, BucketStore, Conflict, Store
 
 if TYPE_CHECKING:
-    from bakery.models_trust import Registry
+    from bakery.config.trust_models import Registry
     from bakery.workspace import Workspace
 
 __all__ = ["Blob", "BucketStore", "Conflict", "Store", "default_clients", "open_store"]
 
 LOCAL_GCS_PROJECT = "bakery-local"  # what a loopback emulator is told when images.yaml names no project
-# boto3 and requests each keep 10 connections per host: more threads would only wait for one.
-FETCH_THREADS = 10
 
 
 def open_store(
@@ -64,7 +62,7 @@ def default_clients(service: str, where: str | None, endpoint: str | None) -> An
     if service == "s3":
         import boto3
 
-        from bakery.retry import aws_config
+        from bakery.core.retry import aws_config
 
         return boto3.session.Session().client("s3", region_name=where, endpoint_url=endpoint, config=aws_config())
     if service == "storage":
@@ -85,27 +83,3 @@ def default_clients(service: str, where: str | None, endpoint: str | None) -> An
 def _loopback_http(endpoint: str) -> bool:
     where = urlsplit(endpoint)
     return where.scheme == "http" and where.hostname in ("127.0.0.1", "localhost", "::1")
-
-
-class BucketStore:
-    """What the S3 and GCS stores share: a thread-safe SDK client, a bucket, a key prefix ('' or
-    ending in '/'), and `get_many` as concurrent `get`s (each one a round trip)."""
-
-    def __init__(self, client: Any, *, bucket: str, prefix: str, endpoint: str | None = None) -> None:
-        self.client = client
-        self.bucket = bucket
-        self.prefix = prefix
-        self.endpoint = endpoint
-
-    def get(self, key: str) -> Blob | None:
-        raise NotImplementedError
-
-    def get_many(self, keys: list[str]) -> dict[str, Blob]:
-        from concurrent.futures import ThreadPoolExecutor
-
-        if len(keys) <= 1:
-            blobs = [self.get(key) for key in keys]
-        else:
-            with ThreadPoolExecutor(max_workers=min(FETCH_THREADS, len(keys))) as pool:
-                blobs = list(pool.map(self.get, keys))
-        return {key: blob for key, blob in zip(keys, blobs, strict=True) if blob is not None}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from bakery.errors import BakeryError
 
@@ -80,3 +80,31 @@ def update(store: Store, key: str, change: Callable[[Blob | None], bytes | None]
             else:
                 store.replace(key, data, version=blob.version)
     return True
+
+
+# boto3 and requests each keep 10 connections per host: more threads would only wait for one.
+FETCH_THREADS = 10
+
+
+class BucketStore:
+    """What the S3 and GCS stores share: a thread-safe SDK client, a bucket, a key prefix ('' or
+    ending in '/'), and `get_many` as concurrent `get`s (each one a round trip)."""
+
+    def __init__(self, client: Any, *, bucket: str, prefix: str, endpoint: str | None = None) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix
+        self.endpoint = endpoint
+
+    def get(self, key: str) -> Blob | None:
+        raise NotImplementedError
+
+    def get_many(self, keys: list[str]) -> dict[str, Blob]:
+        from concurrent.futures import ThreadPoolExecutor
+
+        if len(keys) <= 1:
+            blobs = [self.get(key) for key in keys]
+        else:
+            with ThreadPoolExecutor(max_workers=min(FETCH_THREADS, len(keys))) as pool:
+                blobs = list(pool.map(self.get, keys))
+        return {key: blob for key, blob in zip(keys, blobs, strict=True) if blob is not None}

@@ -15,11 +15,10 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from bakery.core.retry import gcp_retry, request_timeout
 from bakery.errors import ProviderError
-from bakery.providers.gcp_api import api_error, network_error, one_line
-from bakery.registry import BucketStore
-from bakery.registry.base import Blob, Conflict
-from bakery.retry import gcp_retry, request_timeout
+from bakery.providers.gcp.api import api_error, network_error, one_line
+from bakery.registry.base import Blob, BucketStore, Conflict
 
 CONTENT_TYPE = "application/octet-stream"
 

@@ -14,9 +14,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from bakery.errors import ProviderError
-from bakery.providers.aws_errors import one_line
-from bakery.registry import BucketStore
-from bakery.registry.base import Blob, Conflict
+from bakery.providers.aws.errors import one_line
+from bakery.registry.base import Blob, BucketStore, Conflict
 
 LOST_RACE = ("PreconditionFailed", "ConditionalRequestConflict")
 DENIED = ("AccessDenied", "403", "AllAccessDisabled", "AccountProblem")

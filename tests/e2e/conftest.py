@@ -201,9 +201,9 @@ def rollout_images(
     """Baked once per session: `one` is the session's web bake (web_image) copied into this
     project's catalog, `two` a second bake of web (its page shows its own version), `bad` a bake
     with playbooks/unhealthy.yml added. The base disk is the session's, copied."""
-    from bakery.boot import free_port
-    from bakery.catalog import ImageRecord
-    from bakery.providers.local_store import LocalStore
+    from bakery.core.catalog import ImageRecord
+    from bakery.providers.local.boot import free_port
+    from bakery.providers.local.store import LocalStore
 
     root = tmp_path_factory.mktemp("rollouts")
     shutil.copytree(REPO / "playbooks", root / "playbooks")

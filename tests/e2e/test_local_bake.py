@@ -24,7 +24,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from bakery.cli import app
+from bakery.cli.app import app
 from tests.e2e.conftest import BIN, HOSTILE, REPO, SECRET, Baked, qemu_processes, run_bakery
 
 runner = CliRunner()
@@ -219,9 +219,9 @@ def test_each_instance_makes_its_own_host_keys_and_machine_id(
     e2e_project: Path, bakery_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, web_image: Baked
 ) -> None:
     """Two machines booted from one image: different SSH host keys (made at first boot)."""
-    from bakery.boot import free_port
     from bakery.progress import Silent
-    from bakery.providers.local import LocalProvider, Machine
+    from bakery.providers.local.boot import free_port
+    from bakery.providers.local.provider import LocalProvider, Machine
     from bakery.workspace import Workspace
 
     monkeypatch.setenv("PATH", bakery_env["PATH"])

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from bakery.cli import app
+from bakery.cli.app import app
 from tests.e2e.conftest import BIN, RolloutImages, Traffic, group_processes, page_version
 
 

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bakery.catalog import ImageRecord
+from bakery.config.models import Group
+from bakery.core.catalog import ImageRecord
 from bakery.errors import BakeryError, Interrupted, UsageError
 from bakery.groups.base import GateFailed, GroupState, HistoryEntry, Instance, Release, Rollout
-from bakery.models import Group
 from bakery.steps import Journal, Step
 
 

@@ -46,12 +46,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bakery import canonical, provenance
-from bakery.catalog import ImageRecord
-from bakery.debris import Leftover, Owner, iso, utc
+from bakery.config.secrets import leaked
+from bakery.core import jcs as canonical
+from bakery.core import provenance
+from bakery.core.catalog import ImageRecord
+from bakery.core.debris import Leftover, Owner, iso, utc
 from bakery.errors import ProviderError
 from bakery.providers.base import BakeRequest, Claim, Prepared
-from bakery.secrets import leaked
 from tests.fakes.packer import MARK_FILE
 from tests.fakes.packer import FakePacker as FakePacker  # where service tests import it from
 

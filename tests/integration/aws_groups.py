@@ -15,7 +15,7 @@ import boto3
 import pytest
 import yaml
 
-from bakery import provenance
+from bakery.core import provenance
 from tests.fakes import moto_ebs
 
 REGION = "eu-west-1"
@@ -199,12 +199,12 @@ def asg_world(moto: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
 
 def driver_rollout(world: World, strategy: dict[str, Any], *, to: str = "1.0.1", clients: Any = None) -> Any:
     """(driver, rollout) for driving the AWS driver directly, as the rollout service would."""
-    from bakery.groups.aws import make
+    from bakery.config.models import AwsTarget, Group, Strategy
+    from bakery.groups.aws.driver import make
     from bakery.groups.base import Release, Rollout
-    from bakery.models import AwsTarget, Group, Strategy
+    from bakery.groups.strategy import plan
     from bakery.progress import Recording
-    from bakery.providers.aws import default_clients
-    from bakery.strategy import plan
+    from bakery.providers.aws.provider import default_clients
     from bakery.workspace import Workspace
 
     spec = AwsTarget(kind="aws", region=REGION, endpoint=world.endpoint)
@@ -265,8 +265,8 @@ def bench_watch_calls(endpoint: str, root: Path, *, size: int = 100, batch_secon
     import time
     import urllib.request
 
-    from bakery.groups import aws_requests
-    from bakery.providers.aws import default_clients
+    from bakery.groups.aws import requests as aws_requests
+    from bakery.providers.aws.provider import default_clients
     from bakery.steps import Journal, execute
 
     urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")).read()

@@ -14,11 +14,13 @@ from typing import Any
 
 import pytest
 
-from bakery import provenance, steps, strategy
-from bakery.catalog import ImageRecord
-from bakery.groups import gcp
+from bakery import steps
+from bakery.config.models import GcpGroup, GcpTarget, Group, Health, Strategy
+from bakery.core import provenance
+from bakery.core.catalog import ImageRecord
+from bakery.groups import strategy
 from bakery.groups.base import Release, Rollout
-from bakery.models import GcpGroup, GcpTarget, Group, Health, Strategy
+from bakery.groups.gcp import driver as gcp
 from bakery.progress import Recording
 from bakery.workspace import Workspace
 from tests.fakes.gce import FakeGce

@@ -13,12 +13,12 @@ import boto3
 import pytest
 from securesystemslib.signer import CryptoSigner
 
-from bakery.audit import AuditLog
-from bakery.audit_verify import event_key
 from bakery.registry import default_clients, gcs
 from bakery.registry.base import Store
 from bakery.registry.s3 import S3Store
-from bakery.signing import PublicKey
+from bakery.trust.audit import AuditLog
+from bakery.trust.audit_chain import event_key
+from bakery.trust.signing import PublicKey
 from tests.fakes.gcs import serve
 from tests.unit.test_audit import append_at_once, edit_payload, problems
 

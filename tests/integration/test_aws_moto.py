@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from bakery import canonical
-from bakery.cli import app
+from bakery.cli.app import app
+from bakery.core import jcs as canonical
 from tests.integration.aws_world import ec2, tags_of
 
 runner = CliRunner()
@@ -140,7 +140,7 @@ def test_concurrent_bakes_of_one_image_make_one_version(aws_project: Path, moto:
 def _left_by_a_dead_bake(moto: str, version: str, *, host: str, pid: int, heartbeat: str | None) -> str:
     """An AMI as a bake leaves it when it is killed after Packer registered it: bakery's mark in
     the description from the start, the pending tags, and the owner and heartbeat it wrote."""
-    from bakery.debris import Owner
+    from bakery.core.debris import Owner
 
     client = ec2(moto)
     ami = client.register_image(
@@ -192,7 +192,7 @@ def test_debris_of_a_bake_on_another_host_is_kept_while_its_heartbeat_runs(aws_p
 def test_debris_of_a_dead_process_on_this_host_is_removed_at_once(aws_project: Path, moto: str) -> None:
     import socket
 
-    from bakery.debris import boot_id
+    from bakery.core.debris import boot_id
 
     dead = subprocess.Popen(["true"])
     dead.wait()
@@ -256,10 +256,10 @@ def test_missing_tags_are_repaired_and_faults_retried(aws_project: Path, moto: s
     """A throttle and a 5xx, once each, are retried; tags that did not stick are written again."""
     from botocore.awsrequest import AWSResponse
 
-    from bakery import config
-    from bakery.build import Baker
+    from bakery.bake.service import Baker
+    from bakery.config import load as config
     from bakery.progress import Recording
-    from bakery.providers.aws import default_clients
+    from bakery.providers.aws.provider import default_clients
     from bakery.workspace import Workspace
 
     calls: dict[str, int] = {}
@@ -334,11 +334,11 @@ def test_a_bake_that_cannot_be_recorded_removes_its_amis(aws_project: Path, moto
     """Packer made the AMIs, but tagging is refused: nothing half-registered is left behind."""
     from botocore.awsrequest import AWSResponse
 
-    from bakery import config
-    from bakery.build import Baker
+    from bakery.bake.service import Baker
+    from bakery.config import load as config
     from bakery.errors import ProviderError
     from bakery.progress import Recording
-    from bakery.providers.aws import default_clients
+    from bakery.providers.aws.provider import default_clients
     from bakery.workspace import Workspace
 
     def client_factory(service: str, region: str, endpoint: str | None) -> Any:

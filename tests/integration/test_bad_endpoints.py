@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from bakery.cli import app
+from bakery.cli.app import app
 
 runner = CliRunner()
 

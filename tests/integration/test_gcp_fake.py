@@ -29,10 +29,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from bakery import canonical, provenance
-from bakery.cli import app
-from bakery.debris import Owner, boot_id, iso
-from bakery.providers.gcp import HEARTBEAT_LABEL, owner_labels
+from bakery.cli.app import app
+from bakery.core import jcs as canonical
+from bakery.core import provenance
+from bakery.core.debris import Owner, boot_id, iso
+from bakery.providers.gcp.provider import HEARTBEAT_LABEL, owner_labels
 from tests.fakes.gce import FakeGce
 
 REPO = Path(__file__).resolve().parents[2]

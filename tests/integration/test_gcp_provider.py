@@ -19,13 +19,15 @@ from typing import Any
 import pytest
 import yaml
 
-from bakery import config, inputs, provenance
-from bakery.debris import Leftover, Owner, iso, judge, utc
+from bakery.bake import inputs
+from bakery.config import load as config
+from bakery.core import provenance
+from bakery.core.debris import Leftover, Owner, iso, judge, utc
 from bakery.errors import ProviderError
 from bakery.progress import Recording
-from bakery.providers import gcp_api
 from bakery.providers.base import BakeRequest, Prepared
-from bakery.providers.gcp import GcpProvider, default_clients
+from bakery.providers.gcp import api as gcp_api
+from bakery.providers.gcp.provider import GcpProvider, default_clients
 from tests.fakes.gce import FakeGce
 
 PROJECT = "bakery-test"
@@ -54,7 +56,7 @@ def provider_for(gce: FakeGce | str, reporter: Recording, **options: Any) -> Gcp
 
 
 def config_spec(endpoint: str) -> Any:
-    from bakery.models import GcpTarget
+    from bakery.config.models import GcpTarget
 
     return GcpTarget(kind="gcp", project=PROJECT, zone="europe-west1-b", endpoint=endpoint)
 

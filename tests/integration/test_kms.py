@@ -14,12 +14,12 @@ import pytest
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 from securesystemslib.signer import SSlibKey
 
+from bakery.config.models import Trust
+from bakery.config.trust_models import AwsKmsKey, GcpKmsKey
 from bakery.errors import ProviderError
-from bakery.keys import load_signer, load_trusted, public_pem
-from bakery.kms import AwsKmsSigner, GcpKmsSigner
-from bakery.models import Trust
-from bakery.models_trust import AwsKmsKey, GcpKmsKey
-from bakery.signing import PAYLOAD_TYPE, PublicKey, sign, signer_public_key, verify
+from bakery.trust.keys import load_signer, load_trusted, public_pem
+from bakery.trust.kms import AwsKmsSigner, GcpKmsSigner
+from bakery.trust.signing import PAYLOAD_TYPE, PublicKey, sign, signer_public_key, verify
 from bakery.workspace import Workspace
 from tests.fakes.gcp_kms import FakeKms
 

@@ -11,8 +11,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from bakery import config, render
-from bakery.cli import app
+from bakery.bake import render
+from bakery.cli.app import app
+from bakery.config import load as config
 from tests.integration.conftest import HOSTILE
 
 runner = CliRunner()

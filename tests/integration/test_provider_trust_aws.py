@@ -16,12 +16,15 @@ from typing import Any
 
 import pytest
 
-from bakery import canonical, config, inputs, provenance
-from bakery.catalog import ImageRecord
-from bakery.debris import iso
+from bakery.bake import inputs
+from bakery.config import load as config
+from bakery.core import jcs as canonical
+from bakery.core import provenance
+from bakery.core.catalog import ImageRecord
+from bakery.core.debris import iso
 from bakery.errors import ProviderError
 from bakery.progress import Recording
-from bakery.providers.aws import AwsProvider, default_clients
+from bakery.providers.aws.provider import AwsProvider, default_clients
 from bakery.providers.base import BakeRequest
 from tests.integration.aws_world import ec2, tags_of
 

@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 from google.cloud import compute_v1
 
-from bakery import canonical, provenance
-from bakery.catalog import ImageRecord
+from bakery.core import jcs as canonical
+from bakery.core import provenance
+from bakery.core.catalog import ImageRecord
 from bakery.errors import ProviderError
 from bakery.progress import Recording
-from bakery.providers.gcp import GcpProvider
+from bakery.providers.gcp.provider import GcpProvider
 from tests.fakes.gce import FakeGce, images_client, wait_done
 from tests.integration.test_gcp_provider import DIGEST, PROJECT, Bake, project_for, provider_for
 

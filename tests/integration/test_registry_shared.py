@@ -16,11 +16,11 @@ import boto3
 import pytest
 import yaml
 
-from bakery import tools
-from bakery.build import Baker
+from bakery.bake import tools
+from bakery.bake.service import Baker
 from bakery.groups.base import Release
-from bakery.keys import generate
 from bakery.progress import Recording
+from bakery.trust.keys import generate
 from bakery.workspace import Workspace
 from tests.conftest import VALID_YAML
 from tests.fakes.driver import FakeDriver
@@ -95,15 +95,15 @@ def machines(
     monkeypatch.setenv("PATH", f"{packer.bin_dir}{os.pathsep}{os.environ['PATH']}")
     tools.packer_version.cache_clear()
     cloud, driver = FakeProvider(inbox=tmp_path / "cloud"), FakeDriver()  # one cloud both machines see
-    for where in ("bakery.providers.base.get_provider", "bakery.rollout.get_provider"):
+    for where in ("bakery.providers.base.get_provider", "bakery.rollout.service.get_provider"):
         monkeypatch.setattr(where, lambda *a, **k: cloud)
-    monkeypatch.setattr("bakery.rollout.get_driver", lambda *a, **k: driver)
+    monkeypatch.setattr("bakery.rollout.service.get_driver", lambda *a, **k: driver)
     yield pair[0], pair[1], cloud, driver
     tools.packer_version.cache_clear()
 
 
 def bake(machine: Machine, cloud: FakeProvider, *, force: bool = False) -> str:
-    from bakery.config import load
+    from bakery.config.load import load
 
     machine.monkeypatch.setenv("BAKERY_HOME", str(machine.home))
     project = load(machine.root / "images.yaml")

@@ -14,8 +14,8 @@ import boto3
 import pytest
 from pydantic import TypeAdapter
 
+from bakery.config.trust_models import Registry
 from bakery.errors import ProviderError
-from bakery.models_trust import Registry
 from bakery.registry import Store, open_store
 from bakery.registry.base import Blob, Conflict
 from bakery.workspace import Workspace

@@ -10,8 +10,8 @@ from typing import Any
 
 from typer.testing import CliRunner
 
-from bakery import render
-from bakery.cli import app
+from bakery.bake import render
+from bakery.cli.app import app
 
 runner = CliRunner()
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from bakery.cli import app
+from bakery.cli.app import app
 from bakery.steps import Journal, execute
 from tests.fakes import moto_ebs
 from tests.integration.aws_groups import ASG, FAST, GROUP, World, driver_rollout

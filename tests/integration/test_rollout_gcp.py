@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from bakery import provenance, steps
+from bakery import steps
+from bakery.core import provenance
 from bakery.errors import ProviderError, UsageError
-from bakery.groups import gcp_api, gcp_watch
 from bakery.groups.base import GateFailed, HistoryEntry, Release, Rollout, RolloutRefused
+from bakery.groups.gcp import api as gcp_api
+from bakery.groups.gcp import watch as gcp_watch
 from tests.fakes.gce import GceError
 from tests.integration.gcp_groups import (
     CHECK,

@@ -13,7 +13,7 @@ import yaml
 from typer.testing import CliRunner, Result
 
 from bakery import steps
-from bakery.cli import app
+from bakery.cli.app import app
 from tests.integration.gcp_groups import CHECK, OWN_POLICY, PROJECT, TEMPLATES, ZONE, World, gcp_world, seed_mig
 
 GROUP = "web-gcp"

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from bakery.cli import app
+from bakery.cli.app import app
 from tests.integration.aws_groups import ASG, GROUP, REGION, World
 
 runner = CliRunner()

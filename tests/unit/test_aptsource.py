@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bakery.aptsource import AptSource, debian_mirror, read_sources
+from bakery.config.aptsource import AptSource, debian_mirror, read_sources
 
 DEB822 = """\
 Types: deb

@@ -16,12 +16,12 @@ import pytest
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from securesystemslib.signer import CryptoSigner
 
-from bakery.audit import AuditLog, Event, parse_since
-from bakery.canonical import canonical, sha256
+from bakery.core.jcs import canonical, sha256
 from bakery.errors import BakeryError, UsageError
 from bakery.registry.base import Conflict, Store
 from bakery.registry.local import LocalStore
-from bakery.signing import AUDIT_PAYLOAD_TYPE, PublicKey, sign
+from bakery.trust.audit import AuditLog, Event, parse_since
+from bakery.trust.signing import AUDIT_PAYLOAD_TYPE, PublicKey, sign
 
 START = datetime(2026, 11, 27, 5, 0, tzinfo=UTC)
 
@@ -334,7 +334,7 @@ class Contested:
 def test_appending_gives_up_after_many_lost_races(
     registry: Path, ops: CryptoSigner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("bakery.audit.APPEND_ATTEMPTS", 3)
+    monkeypatch.setattr("bakery.trust.audit.APPEND_ATTEMPTS", 3)
     contested = AuditLog(Contested(LocalStore(registry)), signer=lambda: ops, keys=[])  # type: ignore[arg-type]
 
     with pytest.raises(BakeryError) as caught:

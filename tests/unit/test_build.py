@@ -1,4 +1,4 @@
-"""The bake (bakery/build.py) against the fake provider and a stand-in `packer` on PATH.
+"""The bake (bakery/bake/service.py) against the fake provider and a stand-in `packer` on PATH.
 
 What a user sees of a bake: the version it takes, the image recorded with its provenance, the
 notes about what it removed and why, the error that stopped it, and that nothing it created
@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from bakery import tools
-from bakery.build import Baker, BuildResult
-from bakery.debris import Owner, boot_id, iso
+from bakery.bake import tools
+from bakery.bake.service import Baker, BuildResult
+from bakery.core.debris import Owner, boot_id, iso
 from bakery.errors import BakeryError, BuildError, Interrupted, ProviderError
 from bakery.progress import Recording
 from bakery.workspace import Workspace

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bakery.catalog import ImageRecord, newest, next_version, parse_ref, select
+from bakery.core.catalog import ImageRecord, newest, next_version, parse_ref, select
 from bakery.errors import UsageError
 
 

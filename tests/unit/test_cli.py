@@ -100,8 +100,8 @@ def test_images_reports_each_unreachable_target_and_exits_1(project_dir, bakery_
 
 
 def test_images_lists_a_recorded_version(project_dir, bakery_cli, tmp_path):
-    from bakery.catalog import ImageRecord
-    from bakery.providers.local_store import LocalStore
+    from bakery.core.catalog import ImageRecord
+    from bakery.providers.local.store import LocalStore
 
     store = LocalStore(project_dir.home / "catalog.sqlite", project_dir.home / "images")
     image = tmp_path / "staged"

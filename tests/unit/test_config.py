@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bakery import aptsource
+from bakery.config import aptsource
 from bakery.errors import ConfigError, UsageError
 
 DATA = Path(__file__).parent / "data"

@@ -1,4 +1,4 @@
-"""Proving a bake dead (bakery/debris.py): only then may a later bake remove what it left."""
+"""Proving a bake dead (bakery/core/debris.py): only then may a later bake remove what it left."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from bakery import debris
-from bakery.debris import LEASE, Leftover, Owner, boot_id, iso, judge, utc
+from bakery.core import debris
+from bakery.core.debris import LEASE, Leftover, Owner, boot_id, iso, judge, utc
 
 NOW = datetime(2026, 3, 4, 12, 0, 0, tzinfo=UTC)
 HERE = socket.gethostname()

@@ -122,7 +122,7 @@ def test_declared_exactly_when_imported(distribution: str) -> None:
 
 
 def test_cryptography_is_declared_for_the_local_build_key() -> None:
-    assert "bakery/providers/local.py" in IMPORTED["cryptography"]
+    assert "bakery/providers/local/provider.py" in IMPORTED["cryptography"]
     assert "cryptography" in DECLARED
 
 
@@ -149,7 +149,7 @@ def test_imports_are_read_from_the_source_without_running_it() -> None:
         ("google.api_core.exceptions", "google-api-core"),
         ("google.auth", "google-auth"),
         ("json", None),
-        ("bakery.models", None),
+        ("bakery.config.models", None),
     ],
 )
 def test_modules_map_to_the_distribution_that_provides_them(module: str, distribution: str | None) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bakery.digest import canonical, inputs_digest
+from bakery.core.digest import canonical, inputs_digest
 
 INPUTS = {
     "files": {"playbooks/web.yml": "a" * 64, "templates/amazon-ebs.pkr.hcl": "b" * 64},

@@ -7,10 +7,11 @@ import socket
 
 import pytest
 
-from bakery import provenance
-from bakery.debris import Owner
-from bakery.provenance import decode_label, gcp_read_value, gcp_stamp, gcp_stamp_labels, gcp_value, user_labels
-from bakery.providers import gcp, gcp_api
+from bakery.core import provenance
+from bakery.core.debris import Owner
+from bakery.core.provenance import decode_label, gcp_read_value, gcp_stamp, gcp_stamp_labels, gcp_value, user_labels
+from bakery.providers.gcp import api as gcp_api
+from bakery.providers.gcp import provider as gcp
 
 LABEL = re.compile(r"^[a-z0-9_-]{0,63}$")
 DIGEST = "sha256:" + "0f" * 32

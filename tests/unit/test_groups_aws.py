@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import pytest
 
-from bakery.catalog import ImageRecord
+from bakery.config.models import AwsGroup, AwsTarget, Group, Strategy
+from bakery.core.catalog import ImageRecord
 from bakery.errors import ConfigError, UsageError
-from bakery.groups import aws_requests
-from bakery.groups.aws import make
-from bakery.groups.aws_api import template_of
-from bakery.groups.aws_bluegreen import green_name, green_request, parse_capacity
-from bakery.groups.aws_marks import (
+from bakery.groups.aws import requests as aws_requests
+from bakery.groups.aws.api import template_of
+from bakery.groups.aws.bluegreen import green_name, green_request, parse_capacity
+from bakery.groups.aws.driver import make
+from bakery.groups.aws.marks import (
     Mark,
     decode_entry,
     encode_entry,
@@ -22,9 +23,8 @@ from bakery.groups.aws_marks import (
     version_description,
 )
 from bakery.groups.base import HistoryEntry, Release
-from bakery.models import AwsGroup, AwsTarget, Group, Strategy
+from bakery.groups.strategy import plan
 from bakery.progress import Silent
-from bakery.strategy import plan
 from bakery.workspace import Workspace
 
 SETTINGS = AwsGroup(asg="web-asg", launch_template="web-lt", instance_warmup=30, alarms=("web-5xx", "web-latency"))

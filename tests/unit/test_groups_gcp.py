@@ -7,16 +7,16 @@ from typing import Any
 
 import pytest
 
-from bakery import provenance
+from bakery.config.models import GcpGroup, Group, Health, Strategy
+from bakery.core import provenance
 from bakery.errors import ConfigError, ProviderError
-from bakery.groups import gcp_requests as rq
 from bakery.groups.base import HistoryEntry, Release, Rollout
-from bakery.groups.gcp_history import Record, _served_until
-from bakery.groups.gcp_steps import has_policy
-from bakery.groups.gcp_watch import Goal, Watcher, health_of, ready
-from bakery.models import GcpGroup, Group, Health, Strategy
+from bakery.groups.gcp import requests as rq
+from bakery.groups.gcp.history import Record, _served_until
+from bakery.groups.gcp.steps import has_policy
+from bakery.groups.gcp.watch import Goal, Watcher, health_of, ready
+from bakery.groups.strategy import plan
 from bakery.progress import Recording
-from bakery.strategy import plan
 
 RID = "r-0123456789ab"
 IMAGE = "projects/p/global/images/web-1-0-1"

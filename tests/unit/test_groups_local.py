@@ -21,17 +21,19 @@ from typing import Any
 
 import pytest
 
-from bakery import health, runner, steps, strategy
-from bakery.boot import free_port
-from bakery.catalog import ImageRecord
+from bakery import runner, steps
+from bakery.config.models import Group, Health, LocalGroup, LocalTarget, Strategy
+from bakery.core.catalog import ImageRecord
 from bakery.errors import BakeryError, Interrupted, UsageError
-from bakery.groups import haproxy, local_engine
+from bakery.groups import health, strategy
 from bakery.groups.base import GateFailed, HistoryEntry, Release, Rollout
-from bakery.groups.local import LocalDriver
-from bakery.groups.local_state import RETAINED, SERVING, GroupFiles, Member, Saved
-from bakery.groups.local_vm import VmSpec, find, haproxy_of, runs, terminate, vm_argv, vm_of, vm_under
-from bakery.models import Group, Health, LocalGroup, LocalTarget, Strategy
+from bakery.groups.local import engine as local_engine
+from bakery.groups.local import haproxy
+from bakery.groups.local.driver import LocalDriver
+from bakery.groups.local.state import RETAINED, SERVING, GroupFiles, Member, Saved
+from bakery.groups.local.vm import VmSpec, find, haproxy_of, runs, terminate, vm_argv, vm_of, vm_under
 from bakery.progress import Recording
+from bakery.providers.local.boot import free_port
 from bakery.workspace import Workspace
 from tests.e2e.conftest import Traffic, page_version
 

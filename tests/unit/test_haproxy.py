@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from bakery import runner
-from bakery.boot import free_port
+from bakery.config.models import Health
 from bakery.errors import Interrupted, ProviderError
-from bakery.groups import haproxy
-from bakery.groups.haproxy import Runtime, Server, ServerStat
-from bakery.models import Health
+from bakery.groups.local import haproxy
+from bakery.groups.local.haproxy import Runtime, Server, ServerStat
+from bakery.providers.local.boot import free_port
 
 HEALTH = Health(path="/healthz", port=80, interval_seconds=2, healthy_threshold=3)
 

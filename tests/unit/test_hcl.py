@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bakery import hcl
+from bakery.bake import hcl
 
 HOSTILE = [
     ("double-quote", '"'),

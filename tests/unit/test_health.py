@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from bakery.boot import free_port
+from bakery.config.models import Health
 from bakery.groups.base import GateFailed
-from bakery.health import Answer, Target, gate, hold, probe
-from bakery.models import Health
+from bakery.groups.health import Answer, Target, gate, hold, probe
+from bakery.providers.local.boot import free_port
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The bake key (bakery/inputs.py): it changes with everything that changes the image, and with
+"""The bake key (bakery/bake/inputs.py): it changes with everything that changes the image, and with
 nothing that differs from one bake of the same inputs to the next (the version, the bake's key
 and mark, paths on this machine, the endpoint it talks to)."""
 
@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from bakery import inputs, render
-from bakery.catalog import ImageRecord
+from bakery.bake import inputs, render
+from bakery.core.catalog import ImageRecord
 from bakery.providers.base import Prepared
 
 TOOLS = {"packer": "1.6.6", "ansible": "2.17.0"}

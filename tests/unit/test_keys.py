@@ -11,10 +11,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from securesystemslib.signer import CryptoSigner
 
+from bakery.config.models import Trust
 from bakery.errors import ConfigError, UsageError
-from bakery.keys import WORKSPACE_KEY, generate, load_signer, load_trusted, public_pem
-from bakery.models import Trust
-from bakery.signing import PAYLOAD_TYPE, sign, signer_public_key, verify
+from bakery.trust.keys import WORKSPACE_KEY, generate, load_signer, load_trusted, public_pem
+from bakery.trust.signing import PAYLOAD_TYPE, sign, signer_public_key, verify
 from bakery.workspace import Workspace
 
 

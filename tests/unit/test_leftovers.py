@@ -1,4 +1,4 @@
-"""A bake's duties toward what bakes leave on a target (bakery/leftovers.py), against the fake provider."""
+"""A bake's duties toward what bakes leave on a target (bakery/bake/leftovers.py), against the fake provider."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bakery import leftovers, runner
-from bakery.debris import Owner, iso
+from bakery import runner
+from bakery.bake import leftovers
+from bakery.core.debris import Owner, iso
 from bakery.errors import Interrupted, ProviderError
 from bakery.progress import Recording
 from tests.fakes.provider import FakeProvider, wait_for

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from bakery import limits, provenance
-from bakery.models import Image
+from bakery.config import limits
+from bakery.config.models import Image
+from bakery.core import provenance
 
 
 def image(**fields: Any) -> Image:

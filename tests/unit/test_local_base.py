@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from bakery import aptsource
+from bakery.config import aptsource
+from bakery.config.models import LocalSource
 from bakery.errors import ConfigError
-from bakery.models import LocalSource
-from bakery.providers import local_base
-from bakery.providers.local_base import convert_argv, mkfs_argv, mmdebstrap_argv, recipe_digest
+from bakery.providers.local import basedisk as local_base
+from bakery.providers.local.basedisk import convert_argv, mkfs_argv, mmdebstrap_argv, recipe_digest
 
 REPO = Path(__file__).resolve().parents[2]
 MACHINE_MIRROR = "file:///srv/mirror"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from bakery.models import LocalSource, LocalTarget, Strategy, parse_size_mib
+from bakery.config.models import LocalSource, LocalTarget, Strategy, parse_size_mib
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""What needs baking (bakery/plan.py), against the fake provider: images are baked by Baker with a
+"""What needs baking (bakery/bake/plan.py), against the fake provider: images are baked by Baker with a
 stand-in `packer`, so the plan compares with what a real bake records (its key, its provenance)."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from bakery import tools
-from bakery.build import Baker
+from bakery.bake import tools
+from bakery.bake.plan import NEW, STALE, UP_TO_DATE, Plan, Planner
+from bakery.bake.service import Baker
 from bakery.errors import ProviderError, UsageError
-from bakery.plan import NEW, STALE, UP_TO_DATE, Plan, Planner
 from bakery.progress import Recording
 from bakery.workspace import Workspace
 from tests.fakes.provider import FakePacker, FakeProvider

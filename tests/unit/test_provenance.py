@@ -8,8 +8,8 @@ import re
 import pytest
 
 from bakery import __version__
+from bakery.core.provenance import Dependency, decode_label, gcp_labels, statement
 from bakery.errors import ConfigError
-from bakery.provenance import Dependency, decode_label, gcp_labels, statement
 
 
 def make_statement():

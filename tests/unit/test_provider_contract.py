@@ -16,13 +16,15 @@ from typing import Any
 
 import pytest
 
-from bakery import inputs, provenance, runner
-from bakery.catalog import ImageRecord
-from bakery.debris import Leftover, Owner
+from bakery import runner
+from bakery.bake import inputs
+from bakery.core import provenance
+from bakery.core.catalog import ImageRecord
+from bakery.core.debris import Leftover, Owner
 from bakery.errors import BakeryError, BuildError, Interrupted, ProviderError, UsageError
 from bakery.progress import Recording
 from bakery.providers.base import BakeRequest, Prepared, Provider
-from bakery.providers.local import LocalProvider
+from bakery.providers.local.provider import LocalProvider
 from bakery.workspace import Workspace
 from tests.fakes.provider import FakeProvider
 

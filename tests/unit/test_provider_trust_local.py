@@ -11,12 +11,14 @@ from typing import Any
 
 import pytest
 
-from bakery import canonical, inputs, provenance
-from bakery.catalog import ImageRecord
+from bakery.bake import inputs
+from bakery.core import jcs as canonical
+from bakery.core import provenance
+from bakery.core.catalog import ImageRecord
 from bakery.errors import ProviderError
 from bakery.progress import Recording
 from bakery.providers.base import Provider
-from bakery.providers.local import LocalProvider
+from bakery.providers.local.provider import LocalProvider
 from bakery.workspace import Workspace
 from tests.fakes.provider import FakeProvider
 from tests.unit.test_provider_contract import GIT, TOOLS, bake_request

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from bakery.build import Baker, BuildResult
-from bakery.catalog import ImageRecord
+from bakery.bake.plan import NEW, STALE, UP_TO_DATE, Plan, PlanItem
+from bakery.bake.rebuild import BUILT, FAILED, NOT_BUILT, SKIPPED, rebuild
+from bakery.bake.service import Baker, BuildResult
+from bakery.core.catalog import ImageRecord
 from bakery.errors import BuildError
-from bakery.plan import NEW, STALE, UP_TO_DATE, Plan, PlanItem
 from bakery.progress import Recording
-from bakery.rebuild import BUILT, FAILED, NOT_BUILT, SKIPPED, rebuild
 from bakery.workspace import Workspace
 
 

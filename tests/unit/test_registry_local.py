@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter
 
+from bakery.config.trust_models import Registry
 from bakery.errors import ProviderError
-from bakery.models_trust import Registry
 from bakery.registry import open_store
 from bakery.registry.base import Blob, Conflict
 from bakery.registry.local import LocalStore

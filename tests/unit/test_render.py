@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bakery import hcl, render
+from bakery import packer
+from bakery.bake import hcl, render
+from bakery.core.provenance import decode_label
 from bakery.errors import ConfigError
-from bakery.provenance import decode_label
 
 BASE = {
     "targets": {
@@ -296,19 +297,19 @@ def test_gate_compares_versions_numerically():
     ],
 )
 def test_parse_version(text, expected):
-    assert render.parse_version(text) == expected
+    assert packer.parse_version(text) == expected
 
 
 @pytest.mark.parametrize("text", ["", "packer", "1.10", "v1"])
 def test_parse_version_refuses_text_without_a_version(text):
     with pytest.raises(ValueError, match="no version"):
-        render.parse_version(text)
+        packer.parse_version(text)
 
 
 def test_wants_required_plugins_compares_numerically():
-    assert render.wants_required_plugins("1.6.6") is False
-    assert render.wants_required_plugins("1.7.0") is True
-    assert render.wants_required_plugins("1.10.0") is True
+    assert packer.wants_required_plugins("1.6.6") is False
+    assert packer.wants_required_plugins("1.7.0") is True
+    assert packer.wants_required_plugins("1.10.0") is True
 
 
 # --- refusing, and the inputs of a bake ---------------------------------------------------------
@@ -407,7 +408,8 @@ def test_bake_key_of_a_target_ignores_other_targets_sources(project_dir):
     """Changing the gcp source must not rebake the image on local or aws."""
     import yaml
 
-    from bakery import config, inputs
+    from bakery.bake import inputs
+    from bakery.config import load as config
 
     def entries() -> dict[str, object]:
         project = config.load(project_dir.root / "images.yaml")

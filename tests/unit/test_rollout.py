@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bakery.catalog import ImageRecord
+from bakery.core.catalog import ImageRecord
 from bakery.groups.base import Release
 from tests.conftest import VALID_YAML
 from tests.fakes.driver import FakeDriver
@@ -50,8 +50,8 @@ class Catalog:
 def world(project_dir: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDriver]:
     project_dir.write(VALID_YAML[: VALID_YAML.index("groups:")] + GROUPS)
     driver, catalog = FakeDriver(), Catalog()
-    monkeypatch.setattr("bakery.rollout.get_driver", lambda *a, **k: driver)
-    monkeypatch.setattr("bakery.rollout.Rollouts.target_provider", lambda self, target: catalog)
+    monkeypatch.setattr("bakery.rollout.service.get_driver", lambda *a, **k: driver)
+    monkeypatch.setattr("bakery.rollout.service.Rollouts.target_provider", lambda self, target: catalog)
     driver.seed("web-local", Release("web@1.0.0", "/catalog/web/1.0.0", None, "sha256:1.0.0"))
     yield driver
 
@@ -171,7 +171,7 @@ def test_status_reports_drift_and_images_bakery_did_not_bake(world: FakeDriver, 
 def test_a_second_rollout_of_a_group_is_refused_and_names_the_first(
     world: FakeDriver, bakery_cli: Any, project_dir: Any
 ) -> None:
-    from bakery.grouplock import held
+    from bakery.rollout.locks import held
 
     with held(project_dir.home / "locks" / "group-web-local.lock", "web-local", "r-0123456789ab", "ops@build-1"):
         result = bakery_cli("rollout", "web-local", "--yes")

@@ -13,8 +13,8 @@ import jsonschema
 import pytest
 from pydantic import ValidationError
 
-from bakery import aptsource, yamlload
-from bakery.models import Config
+from bakery.config import aptsource, yamlload
+from bakery.config.models import Config
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).parent / "data"
@@ -34,7 +34,7 @@ def machine_apt(tmp_path, monkeypatch) -> Path:
 def validator() -> jsonschema.Draft202012Validator:
     from typer.testing import CliRunner
 
-    from bakery.cli import app
+    from bakery.cli.app import app
 
     result = CliRunner().invoke(app, ["schema"])
     assert result.exit_code == 0, result.output

@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bakery import runner, secrets
-from bakery.build import Baker
+from bakery import runner
+from bakery.bake.service import Baker
+from bakery.config import secrets
 from bakery.errors import BuildError, ConfigError, UsageError
 from bakery.progress import Recording
 from bakery.providers.base import BakeRequest, CloudProvider
-from bakery.providers.local import LocalProvider
+from bakery.providers.local.provider import LocalProvider
 from bakery.workspace import Workspace
 
 VALUE = "pa55-w0rd-{{ 7*7 }}-'q\"-é"

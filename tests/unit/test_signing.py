@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from securesystemslib.signer import CryptoSigner
 
 from bakery.errors import TrustError
-from bakery.signing import (
+from bakery.trust.signing import (
     AUDIT_PAYLOAD_TYPE,
     PAYLOAD_TYPE,
     PublicKey,

@@ -6,8 +6,8 @@ import itertools
 
 import pytest
 
-from bakery.models import Strategy
-from bakery.strategy import RolloutPlan, Wave, count_of, describe, plan
+from bakery.config.models import Strategy
+from bakery.groups.strategy import RolloutPlan, Wave, count_of, describe, plan
 
 
 @pytest.mark.parametrize(

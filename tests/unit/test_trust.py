@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from bakery import tools
-from bakery.build import Baker
+from bakery.bake import tools
+from bakery.bake.service import Baker
 from bakery.groups.base import Release
-from bakery.keys import generate
 from bakery.progress import Recording
+from bakery.trust.keys import generate
 from bakery.workspace import Workspace
 from tests.conftest import VALID_YAML
 from tests.fakes.driver import FakeDriver
@@ -93,9 +93,9 @@ def world(project_dir: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bak
     monkeypatch.setenv("PATH", f"{packer.bin_dir}{os.pathsep}{os.environ['PATH']}")
     tools.packer_version.cache_clear()
     fake, driver = FakeProvider(inbox=tmp_path / "cloud"), FakeDriver()
-    for where in ("bakery.providers.base.get_provider", "bakery.rollout.get_provider"):
+    for where in ("bakery.providers.base.get_provider", "bakery.rollout.service.get_provider"):
         monkeypatch.setattr(where, lambda *a, **k: fake)
-    monkeypatch.setattr("bakery.rollout.get_driver", lambda *a, **k: driver)
+    monkeypatch.setattr("bakery.rollout.service.get_driver", lambda *a, **k: driver)
     yield World(project_dir, fake, driver, bakery_cli)
     tools.packer_version.cache_clear()
 
@@ -311,8 +311,8 @@ def test_a_failed_rollout_is_paused_rather_than_rolled_back_onto_a_revoked_image
 def test_a_rollout_stops_before_its_next_wave_when_its_image_is_revoked_meanwhile(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bakery.revocation import Revocations
-    from bakery.trust import TrustContext
+    from bakery.trust.context import TrustContext
+    from bakery.trust.revocations import Revocations
 
     first = world.bake()
     second = world.bake(force=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bakery import yamlload
+from bakery.config import yamlload
 from bakery.errors import ConfigError
 
 

@@ -1,0 +1,126 @@
+"""Everything a bake reads, reduced to the bake key and described in its provenance.
+
+Shared by the bake (which records both) and the plan (which compares the key with the catalog).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from bakery import __version__
+from bakery.bake import render
+from bakery.config.load import EffectiveImage, Project
+from bakery.core import provenance
+from bakery.core.digest import canonical, inputs_digest, sha256_hex
+from bakery.providers.base import Prepared
+
+# Packer variables that are paths on this machine or differ per bake: not part of the bake key.
+LOCAL_ONLY_VARIABLES = frozenset({"base_disk", "kernel", "initrd", "accelerator", "endpoint", "custom_endpoint_ec2"})
+
+
+def resolved_entry(project: Project, eff: EffectiveImage) -> dict[str, Any]:
+    """The image's images.yaml entry as this bake sees it (overrides applied, target included)."""
+    image = eff.image.model_dump(mode="json", by_alias=True, exclude={"overrides"})
+    # Only what this target reads: another target's source or (on local) tags change nothing here.
+    if image.get("source"):
+        image["source"] = {eff.kind: image["source"].get(eff.kind)}
+    image.update(playbooks=list(eff.playbooks), vars=eff.vars, secrets=sorted(eff.image.secrets))
+    image["tags"] = eff.tags if eff.kind != "local" else {}
+    target = project.config.targets[eff.target].model_dump(mode="json", exclude={"endpoint"})
+    return {"image": eff.name, "entry": image, "target": {"name": eff.target, **target}}
+
+
+def stable_variables(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if k not in render.PER_BAKE_VARIABLES and k not in LOCAL_ONLY_VARIABLES}
+
+
+def bake_key(
+    project: Project,
+    eff: EffectiveImage,
+    values: Mapping[str, Any],
+    prepared: Prepared,
+    tools: Mapping[str, str],
+    files: Mapping[str, str] | None = None,
+) -> str:
+    """The inputs digest: templates, rendered variables, playbooks and roles, resolved base,
+    parent digest, and the Packer and Ansible versions. `files` saves hashing them again."""
+    return inputs_digest(
+        files=files if files is not None else render.input_files(project, eff),
+        variables=stable_variables(values),
+        entry=resolved_entry(project, eff),
+        base=prepared.base,
+        parent_digest=prepared.parent.inputs_digest if prepared.parent else None,
+        tools={"packer": tools["packer"], "ansible": tools["ansible"]},
+    )
+
+
+def statement_skeleton(
+    project: Project,
+    eff: EffectiveImage,
+    *,
+    version: str,
+    prepared: Prepared,
+    digest: str,
+    tools: Mapping[str, str],
+    git: Mapping[str, Any],
+    invocation: str,
+    started: str,
+    builder: str,
+    files: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The provenance document minus what only the finished build knows (subject, finish time)."""
+    entry = resolved_entry(project, eff)
+    deps = [
+        provenance.Dependency(
+            name="git",
+            uri=git["uri"],
+            digest={"gitCommit": git["commit"]} if git["commit"] else {},
+            annotations={"dirty": git["dirty"]},
+        )
+    ]
+    if prepared.base_dependency:
+        dep = prepared.base_dependency
+        deps.append(
+            provenance.Dependency(
+                name=str(dep["name"]), uri=dep.get("uri"), digest=dep["digest"], annotations=dep.get("annotations")
+            )
+        )
+    if prepared.parent is not None:
+        parent = prepared.parent
+        digest_set = {"sha256": parent.subject_sha256} if parent.subject_sha256 else {}
+        deps.append(
+            provenance.Dependency(
+                name=f"parent:{parent.ref}",
+                digest=digest_set,
+                uri=parent.locations[0] if parent.locations else None,
+                annotations={"inputsDigest": parent.inputs_digest, "target": parent.target},
+            )
+        )
+    deps += [
+        provenance.Dependency(name=path, digest={"sha256": sha})
+        for path, sha in (files if files is not None else render.input_files(project, eff)).items()
+    ]
+    deps.append(
+        provenance.Dependency(
+            name=f"{project.path.name}#images.{eff.name}",
+            digest={"sha256": sha256_hex(canonical(entry))},
+            annotations={"entry": entry},
+        )
+    )
+    return provenance.statement(
+        subject_name="",
+        subject_digest={},
+        external={"image": eff.name, "target": eff.target, "version": version},
+        internal={
+            "inputsDigest": digest,
+            "builder": builder,
+            "base": prepared.base,
+            "parent": prepared.parent.ref if prepared.parent else None,
+        },
+        dependencies=deps,
+        tool_versions={"bakery": __version__, **tools},
+        invocation_id=invocation,
+        started=started,
+        finished="",
+    )

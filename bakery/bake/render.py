@@ -1,0 +1,325 @@
+"""Project + one image on one target -> a self-contained Packer build directory.
+
+Pure: reads templates and playbooks, writes files; no subprocess, no network. Everything a
+provider had to look up first (a resolved AMI, the base disk, the build key) comes in as
+`resolved`. `packer build DIR` runs the result without bakery.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bakery.bake import hcl
+from bakery.config import secrets
+from bakery.config.load import EffectiveImage, Project, template_dirs
+from bakery.config.models import BUILDERS, AwsTarget, GcpTarget, LocalTarget
+from bakery.errors import ConfigError
+from bakery.packer import parse_version, wants_required_plugins
+
+VARS_FILE = "bakery.auto.pkrvars.hcl"
+PLUGINS_FILE = "plugins.pkr.hcl"
+COMMON_TEMPLATE = "common-variables.pkr.hcl"
+SCRIPTS = ("hygiene.sh", "stage-boot.sh")
+# Directories Ansible resolves relative to a playbook; they travel with it.
+PLAYBOOK_SIBLINGS = ("roles", "templates", "files", "vars", "group_vars", "host_vars")
+GALAXY_FILES = ("requirements.yml", "requirements.yaml")
+# Packer >= 1.7 loads builders as plugins and wants them declared.
+REQUIRED_PLUGINS = {
+    "qemu": ("github.com/hashicorp/qemu", ">= 1.0.9"),
+    "amazon-ebs": ("github.com/hashicorp/amazon", ">= 1.2.8"),
+    "googlecompute": ("github.com/hashicorp/googlecompute", ">= 1.1.4"),
+    "ansible": ("github.com/hashicorp/ansible", ">= 1.1.0"),
+}
+# Packer variables that differ on every bake and so stay out of the bake key. (ansible_extra_vars
+# carries the version; everything else in it comes from the images.yaml entry, which is in the key.)
+PER_BAKE_VARIABLES = frozenset(
+    {
+        "image_version",
+        "ansible_extra_vars",
+        "image_description",
+        "gcp_image_name",
+        "ssh_private_key_file",
+        "kernel_cmdline",
+        "output_directory",
+        "build_tags",
+        "ami_name",
+        "gcp_build_labels",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    directory: Path
+    builder: str
+    variables: dict[str, Any]
+    files: dict[str, str]  # path inside the directory -> sha256 of its content
+
+
+_GATE = re.compile(
+    r"^[ \t]*# bakery:(packer>=(\d+\.\d+)|provision)[^\n]*\n(.*?)^[ \t]*# bakery:end[^\n]*\n", re.M | re.S
+)
+
+
+def gate_sections(template: str, packer_version: str, *, provision: bool = True) -> str:
+    """Keep `# bakery:packer>=X.Y ... # bakery:end` sections only for Packer >= X.Y, and
+    `# bakery:provision ... # bakery:end` sections only when the target provisions.
+
+    Templates are written for current Packer; the few settings older Packer rejects are marked,
+    and so are the provisioners, which an API-only target (communicator: none) cannot run.
+    """
+    have = parse_version(packer_version)[:2]
+
+    def keep(match: re.Match[str]) -> str:
+        if match.group(1) == "provision":
+            return match.group(3) if provision else ""
+        need = tuple(int(p) for p in match.group(2).split("."))
+        return match.group(3) if have >= need else ""
+
+    return _GATE.sub(keep, template)
+
+
+def provisions(project: Project, eff: EffectiveImage) -> bool:
+    """False for an API-only target (communicator: none): no instance to provision."""
+    return getattr(project.config.targets[eff.target], "communicator", "ssh") != "none"
+
+
+def template_path(project: Project, name: str) -> Path:
+    for directory in template_dirs(project.root):
+        if (directory / name).is_file():
+            return directory / name
+    raise ConfigError(f"template {name} not found in {', '.join(map(str, template_dirs(project.root)))}")
+
+
+def variables(project: Project, eff: EffectiveImage, version: str, resolved: Mapping[str, Any]) -> dict[str, Any]:
+    """Every Packer variable of this bake, by name."""
+    spec = project.config.targets[eff.target]
+    extra_vars = {
+        **eff.vars,
+        "bakery_image": eff.name,
+        "bakery_version": version,
+        "bakery_target": eff.target,
+        "bakery_description": eff.image.description,
+    }
+    common: dict[str, Any] = {
+        "image_name": eff.name,
+        "image_version": version,
+        "image_description": eff.image.description,
+        "image_tags": dict(eff.tags),
+        "ansible_extra_vars": json.dumps(extra_vars, sort_keys=True, ensure_ascii=False, default=str),
+        "galaxy_file": resolved.get("galaxy_file", ""),
+    }
+    if isinstance(spec, LocalTarget):
+        kind_vars = _local(spec, resolved)
+    elif isinstance(spec, AwsTarget):
+        kind_vars = _aws(eff, spec, version, resolved)
+    else:
+        kind_vars = _gcp(eff, spec, version, resolved)
+    return {**common, **kind_vars}
+
+
+def _local(spec: LocalTarget, resolved: Mapping[str, Any]) -> dict[str, Any]:
+    # Paths are empty when only the bake key is wanted (plan); a build always has them.
+    return {
+        "image_tags": {},  # a local image carries no tags: they must not enter its bake key either
+        "base_disk": str(resolved.get("base_disk", "")),
+        "kernel": str(resolved.get("kernel", "")),
+        "initrd": str(resolved.get("initrd", "")),
+        "kernel_cmdline": str(resolved.get("kernel_cmdline", "")),
+        "ssh_private_key_file": str(resolved.get("ssh_private_key_file", "")),
+        "accelerator": str(resolved.get("accelerator", "tcg")),
+        "memory": spec.memory,
+        "cpus": spec.cpus,
+        "disk_size": spec.disk_size,
+        "ssh_timeout": spec.ssh_timeout,
+        "output_directory": str(resolved.get("output_directory", "output")),
+    }
+
+
+def _aws(eff: EffectiveImage, spec: AwsTarget, version: str, resolved: Mapping[str, Any]) -> dict[str, Any]:
+    source = eff.image.source.aws if eff.image.source else None
+    ami = str(resolved.get("source_ami") or (source.ami if source else "") or "")
+    flt = source.filter if source and not resolved.get("source_ami") else None
+    out: dict[str, Any] = {
+        "region": spec.region,
+        "source_ami": ami,
+        "source_ami_filter_name": flt.name if flt else "",
+        "source_ami_filter_owners": list(flt.owners) if flt else [],
+        "source_ami_most_recent": flt.most_recent if flt else True,
+        "instance_type": spec.instance_type,
+        "subnet_id": spec.subnet_id or "",
+        "vpc_id": spec.vpc_id or "",
+        "security_group_ids": list(spec.security_group_ids),
+        "iam_instance_profile": spec.iam_instance_profile or "",
+        "encrypt_boot": spec.encrypted,
+        "kms_key_id": spec.kms_key_id or "",
+        "volume_size": spec.volume_size,
+        "ssh_username": spec.ssh_username,
+        "ssh_interface": spec.ssh_interface,
+        "ami_regions": list(spec.copy_to),
+        "ami_users": list(spec.share_with),
+        "custom_endpoint_ec2": str(resolved.get("endpoint") or spec.endpoint or ""),
+    }
+    out["build_tags"] = dict(resolved.get("build_tags", {}))
+    out["communicator"] = spec.communicator
+    # The AMI's name carries the bake's invocation: the one mark AWS sets when CreateImage is
+    # called (Packer sets descriptions and tags only later), and the copies inherit it.
+    out["ami_name"] = str(resolved.get("ami_name") or f"{eff.name}-{version}")
+    if "image_description" in resolved:  # the description with the bake's mark
+        out["image_description"] = resolved["image_description"]
+    return out
+
+
+def _gcp(eff: EffectiveImage, spec: GcpTarget, version: str, resolved: Mapping[str, Any]) -> dict[str, Any]:
+    from bakery.core.provenance import gcp_labels
+
+    source = eff.image.source.gcp if eff.image.source else None
+    image = str(resolved.get("source_image") or (source.image if source else "") or "")
+    family = "" if image else (source.family or "" if source else "")
+    return {
+        "project_id": spec.project,
+        "zone": spec.zone,
+        "machine_type": spec.machine_type,
+        "source_image": image,
+        "source_image_family": family,
+        "source_image_project_id": list(
+            resolved.get("source_image_project_id") or ([source.project] if source and source.project else [])
+        ),
+        "gcp_image_name": f"{eff.name}-{version.replace('.', '-')}",
+        "image_family": eff.name,
+        "image_tags": gcp_labels(eff.tags),
+        "network": spec.network or "",
+        "subnetwork": spec.subnetwork or "",
+        "service_account_email": spec.service_account_email or "",
+        "disk_size": spec.disk_size,
+        "ssh_username": spec.ssh_username,
+        "use_internal_ip": spec.use_internal_ip,
+        "network_tags": list(spec.network_tags),
+        "gcp_build_labels": dict(resolved.get("gcp_build_labels", {})),
+        **({"image_description": resolved["image_description"]} if "image_description" in resolved else {}),
+    }
+
+
+def render(
+    project: Project,
+    eff: EffectiveImage,
+    *,
+    version: str,
+    packer_version: str,
+    out: Path,
+    resolved: Mapping[str, Any],
+) -> Rendered:
+    """Write the build directory `out` (created; must be empty or absent). Raises ConfigError."""
+    if out.exists() and any(out.glob("*.pkr.hcl")):
+        raise ConfigError(f"{out} already holds a Packer build; render into a new directory")
+    out.mkdir(parents=True, exist_ok=True)
+    builder = BUILDERS[eff.kind]
+    for name in (COMMON_TEMPLATE, f"{builder}.pkr.hcl"):
+        text = template_path(project, name).read_text(encoding="utf-8")
+        (out / name).write_text(
+            gate_sections(text, packer_version, provision=provisions(project, eff)), encoding="utf-8"
+        )
+    (out / "scripts").mkdir()
+    for script in SCRIPTS:
+        shutil.copyfile(template_path(project, f"scripts/{script}"), out / "scripts" / script)
+    galaxy = _copy_playbooks(project, eff.playbooks, out / "ansible")
+    # Names only: the values reach ansible-playbook through its environment (bakery.secrets).
+    (out / "ansible" / secrets.VARS_FILE).write_text(secrets.vars_file(eff.image.secrets), encoding="utf-8")
+    resolved = {**resolved, "galaxy_file": galaxy or ""}
+    values = variables(project, eff, version, resolved)
+    (out / VARS_FILE).write_text(
+        "# Written by bakery from images.yaml; every value is a quoted HCL literal.\n" + hcl.dumps_assignments(values),
+        encoding="utf-8",
+    )
+    if wants_required_plugins(packer_version):
+        (out / PLUGINS_FILE).write_text(plugins_block((builder, "ansible")), encoding="utf-8")
+    files = {
+        str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and p.name != VARS_FILE
+    }
+    return Rendered(directory=out, builder=builder, variables=values, files=files)
+
+
+def plugins_block(plugins: tuple[str, ...]) -> str:
+    import hcl2
+
+    required = {
+        name.replace("-ebs", ""): {
+            "source": hcl.literal(REQUIRED_PLUGINS[name][0]),
+            "version": hcl.literal(REQUIRED_PLUGINS[name][1]),
+        }
+        for name in plugins
+    }
+    doc: Any = hcl2.Builder()
+    packer_block: Any = doc.block("packer")
+    packer_block.block("required_plugins", **required)
+    return hcl.dumps_body(doc.build())
+
+
+def _copy_playbooks(project: Project, playbooks: tuple[str, ...], dest: Path) -> str | None:
+    """Copy playbooks with what Ansible resolves beside them; write site.yml importing them in order."""
+    dest.mkdir()
+    galaxy: str | None = None
+    for book in playbooks:
+        src = project.root / book
+        target = dest / book
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, target)
+        for sibling in PLAYBOOK_SIBLINGS:
+            if (src.parent / sibling).is_dir() and not (target.parent / sibling).exists():
+                shutil.copytree(src.parent / sibling, target.parent / sibling, ignore=_ignored)
+        for name in GALAXY_FILES:
+            if galaxy is None and (src.parent / name).is_file():
+                shutil.copyfile(src.parent / name, target.parent / name)
+                galaxy = str(Path(book).parent / name)
+    site: list[dict[str, Any]] = [{"import_playbook": book} for book in playbooks] or [
+        {"name": "no playbooks", "hosts": "all", "gather_facts": False, "tasks": []}
+    ]
+    (dest / "site.yml").write_text(
+        "# Written by bakery: the image's playbooks, in order.\n" + yaml.safe_dump(site, sort_keys=False),
+        encoding="utf-8",
+    )
+    return galaxy
+
+
+def _ignored(directory: str, names: list[str]) -> list[str]:
+    return [n for n in names if n.startswith(".") or n == "__pycache__" or n.endswith((".retry", ".pyc"))]
+
+
+def input_files(project: Project, eff: EffectiveImage) -> dict[str, str]:
+    """Project-relative path -> sha256 for every file a bake of `eff` reads (templates, playbooks, roles)."""
+    paths: list[Path] = [
+        template_path(project, COMMON_TEMPLATE),
+        template_path(project, f"{BUILDERS[eff.kind]}.pkr.hcl"),
+        *(template_path(project, f"scripts/{s}") for s in SCRIPTS),
+    ]
+    for book in eff.playbooks:
+        src = project.root / book
+        paths.append(src)
+        for sibling in PLAYBOOK_SIBLINGS:
+            tree = src.parent / sibling
+            if tree.is_dir():
+                paths += [p for p in sorted(tree.rglob("*")) if p.is_file() and not _hidden(p, tree)]
+        paths += [src.parent / g for g in GALAXY_FILES if (src.parent / g).is_file()]
+    out: dict[str, str] = {}
+    for path in paths:
+        try:
+            name = str(path.relative_to(project.root))
+        except ValueError:
+            name = f"bakery:{path.relative_to(path.parents[1])}"
+        out[name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return dict(sorted(out.items()))
+
+
+def _hidden(path: Path, tree: Path) -> bool:
+    return any(part.startswith(".") or part == "__pycache__" for part in path.relative_to(tree).parts)

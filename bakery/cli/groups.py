@@ -1,0 +1,354 @@
+"""The group commands: rollout, rollback, status, history, down (registered on bakery.cli.app)."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from bakery.cli.app import FileOpt, JsonOpt, TerminalReporter, _project, _workspace, app, emit, err, handled
+from bakery.errors import EXIT_FAILED, UsageError
+from bakery.progress import GroupView
+
+YesOpt = typer.Option(False, "--yes", "-y", help="Do not ask before acting (scheduled jobs).")
+AllowUnverifiedOpt = typer.Option(
+    False,
+    "--allow-unverified",
+    help="Deploy an image that does not verify (never a revoked one); loudly, and recorded in the audit log.",
+)
+
+
+class RolloutReporter(TerminalReporter):
+    """Progress of a rollout on stderr: on a terminal, a live view (rich) of the step, the waves,
+    instances per state and health; elsewhere, timestamped plain lines (logs, scheduled jobs)."""
+
+    def __init__(self) -> None:
+        super().__init__(verbose=True)
+        self.tty = sys.stderr.isatty()
+        self._live: Any = None
+        self._step = ""
+        self._view: GroupView | None = None
+        self._notes: list[str] = []
+
+    def _stamp(self) -> str:
+        return time.strftime("%H:%M:%S ", time.gmtime())
+
+    def phase(self, name: str, detail: str = "") -> None:
+        self._step = f"{name}: {detail}" if detail else name
+        if self.tty:
+            self._show()
+        else:
+            err(f"{self._stamp()}==> {self._step}")
+
+    def note(self, text: str) -> None:
+        if self.tty:
+            self._notes = [*self._notes[-5:], text]
+            self._show()
+        else:
+            err(f"{self._stamp()}    {text}")
+
+    def line(self, source: str, text: str) -> None:
+        self.note(f"{source}: {text}")
+
+    def progress(self, view: GroupView) -> None:
+        self._view = view
+        if self.tty:
+            self._show()
+        else:
+            super().progress(view)
+
+    def _show(self) -> None:
+        from rich.console import Console, Group
+        from rich.live import Live
+        from rich.table import Table
+        from rich.text import Text
+
+        if self._live is None:
+            self._live = Live(console=Console(stderr=True), refresh_per_second=4, transient=False)
+            self._live.start()
+        table = Table(show_header=True, header_style="bold", box=None)
+        table.add_column("instances")
+        table.add_column("count", justify="right")
+        view = self._view
+        for state, count in sorted((view.states if view else {}).items()):
+            table.add_row(state, str(count))
+        head = Text(f"==> {self._step}", style="bold")
+        waves = (
+            Text(
+                f"waves {view.waves_done}/{view.waves}"
+                + (f"  {view.percent}% on the new image" if view.percent is not None else "")
+                + "  health: "
+                + (", ".join(f"{n} {h}" for h, n in sorted(view.health.items())) or "-")
+            )
+            if view
+            else Text("")
+        )
+        notes = Text("\n".join(f"  {n}" for n in self._notes), style="dim")
+        self._live.update(Group(head, waves, table, notes))
+
+    def close(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
+
+def jsonable(value: Any) -> Any:
+    """A result as JSON data: dataclasses as objects, and `from_` (a Python name) as `from`."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    if isinstance(value, dict):
+        return {("from" if k == "from_" else k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def _service(file: Path | None, reporter: Any) -> Any:
+    from bakery.rollout.service import Rollouts
+
+    project = _project(file)
+    return Rollouts(project, _workspace(project), reporter)
+
+
+def _gates(rollout: Any) -> str:
+    health = rollout.spec.health
+    parts = [
+        f"GET {health.path} on port {health.port}: {health.healthy_threshold} consecutive 200s within "
+        f"{health.timeout_seconds}s, from {health.grace_seconds}s after start"
+    ]
+    if rollout.spec.aws is not None:
+        if rollout.spec.aws.target_groups:
+            parts.append("target health in " + ", ".join(rollout.spec.aws.target_groups))
+        if rollout.spec.aws.alarms:
+            parts.append("alarms in OK: " + ", ".join(rollout.spec.aws.alarms))
+    if rollout.spec.gcp is not None and rollout.spec.gcp.health_check:
+        parts.append(f"MIG instanceHealth ({rollout.spec.gcp.health_check})")
+    return "; ".join(parts)
+
+
+def plan_text(rollout: Any, resumed: bool) -> str:
+    from bakery.groups.strategy import describe
+
+    previous = rollout.previous.describe() if rollout.previous else "nothing (the group is empty or down)"
+    head = "resume" if resumed else rollout.kind
+    lines = [
+        f"{head} {rollout.id} of {rollout.group} ({rollout.target}, {rollout.plan.size} instances): "
+        f"{rollout.plan.strategy}",
+        f"  now:      {previous}",
+        f"  new:      {rollout.to.describe()}",
+        *(f"  {line}" for line in describe(rollout.plan)),
+        f"  gates:    {_gates(rollout)}",
+        "  rollback: "
+        + (f"automatic on a failed gate, to {previous}" if rollout.spec.rollback else "off (rollback: false)"),
+    ]
+    return "\n".join(lines)
+
+
+def _confirm(as_json: bool, yes: bool) -> Any:
+    def ask(rollout: Any) -> bool:
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            raise UsageError(
+                "not on a terminal, and --yes was not given: nothing was changed",
+                hint="scheduled jobs pass --yes; --dry-run shows the plan",
+            )
+        return bool(typer.confirm(f"{rollout.kind} {rollout.group} to {rollout.to.describe()}?", err=True))
+
+    return ask
+
+
+def _result_text(result: Any) -> str:
+    verb = {"succeeded": "now runs", "rolled-back": "was rolled back to"}.get(result.result, result.result)
+    shown = result.to.describe() if result.result == "succeeded" else (result.from_ and result.from_.describe())
+    return f"{result.operation} {result.id} of {result.group}: {verb} {shown} in {result.seconds:.0f}s"
+
+
+@app.command()
+@handled
+def rollout(
+    group: str = typer.Argument(..., help="Group name from images.yaml."),
+    image: str | None = typer.Option(None, "--image", help="NAME@VERSION (default: the newest complete version)."),
+    strategy: str | None = typer.Option(
+        None, "--strategy", help="rolling, canary or blue-green (default: the group's)."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and stop."),
+    allow_unverified: bool = AllowUnverifiedOpt,
+    yes: bool = YesOpt,
+    file: Path | None = FileOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Move GROUP onto an image: plan, confirm, then waves gated on health, rolled back on failure.
+
+    An unfinished rollout of GROUP (interrupted, or its process killed) is resumed."""
+    if strategy is not None and strategy not in ("rolling", "canary", "blue-green"):
+        raise UsageError(f"--strategy takes rolling, canary or blue-green, got {strategy!r}")
+    reporter = RolloutReporter()
+    service = _service(file, reporter)
+    planned = service.prepare(
+        group, image=image, strategy_type=strategy, allow_unverified=allow_unverified, dry_run=dry_run
+    )
+    resumed = service.unfinished(group) is not None
+    if not resumed and service.in_sync(planned):
+        emit(
+            "rollout",
+            {"group": group, "result": "up-to-date", "to": jsonable(planned.to)},
+            as_json=as_json,
+            text=lambda: f"up to date: every instance of {group} runs {planned.to.describe()}; nothing to do",
+        )
+        return
+    err(plan_text(planned, resumed))
+    if dry_run:
+        payload = {
+            "rollout": planned.id,
+            "group": group,
+            "resume": resumed,
+            "to": jsonable(planned.to),
+            "previous": jsonable(planned.previous),
+            "plan": jsonable(planned.plan),
+        }
+        emit("rollout-plan", payload, as_json=as_json, text=lambda: "dry run: nothing changed")
+        return
+    try:
+        result = service.run(planned, confirm=_confirm(as_json, yes))
+    finally:
+        reporter.close()
+    emit("rollout", jsonable(result), as_json=as_json, text=lambda: _result_text(result))
+
+
+@app.command()
+@handled
+def rollback(
+    group: str = typer.Argument(..., help="Group name from images.yaml."),
+    reason: str | None = typer.Option(None, "--reason", help="Why (kept in the group's history)."),
+    allow_unverified: bool = AllowUnverifiedOpt,
+    yes: bool = YesOpt,
+    file: Path | None = FileOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Return GROUP to the image it ran before its last rollout (also after that rollout completed)."""
+    reporter = RolloutReporter()
+    service = _service(file, reporter)
+    planned, undo = service.prepare_rollback(group, reason=reason, allow_unverified=allow_unverified)
+    if undo:
+        err(
+            f"undo the unfinished rollout {planned.id} of {group}: back to "
+            f"{planned.previous.describe() if planned.previous else 'nothing'}"
+        )
+    else:
+        err(plan_text(planned, False))
+    try:
+        result = service.rollback(planned, undo=undo, confirm=_confirm(as_json, yes))
+    finally:
+        reporter.close()
+    emit("rollback", jsonable(result), as_json=as_json, text=lambda: _result_text(result))
+
+
+@app.command()
+@handled
+def status(
+    groups: list[str] = typer.Argument(None, help="Groups (default: all)."),
+    file: Path | None = FileOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Per group: intended image, instances per version, rollout under way, health, drift.
+
+    Exit 0 in sync, 3 on drift, 1 when a group cannot be read."""
+    from bakery.rollout.status import status as compute
+
+    report = compute(_service(file, TerminalReporter()), list(groups or []))
+    emit(
+        "status",
+        {"groups": jsonable(report.groups), "exit_code": report.exit_code},
+        as_json=as_json,
+        text=lambda: _status_text(report),
+    )
+    if report.exit_code:
+        raise typer.Exit(report.exit_code)
+
+
+def _status_text(report: Any) -> str:
+    lines = []
+    for g in report.groups:
+        if g.error:
+            lines.append(f"{g.group} ({g.kind} on {g.target}): cannot be read: {g.error}")
+            continue
+        state = "DRIFT" if g.drift else "in sync"
+        intended = g.intended.describe() if g.intended else "nothing"
+        lines.append(f"{g.group} ({g.kind} on {g.target}): {state}")
+        lines.append(f"  intended:  {intended}" + (f" (newest: {g.newest})" if g.newest else ""))
+        runs = ", ".join(f"{n} x {image}" for image, n in sorted(g.counts.items())) or "no instances"
+        lines.append(f"  instances: {runs}; healthy {g.healthy}, unhealthy {g.unhealthy}")
+        if g.kept:
+            kept = ", ".join(sorted({i.image or i.image_id for i in g.kept}))
+            lines.append(f"  kept:      {len(g.kept)} out of rotation on {kept} (an immediate rollback)")
+        if g.active:
+            pct = f" {g.active.percent}%" if g.active.percent is not None else ""
+            lines.append(
+                f"  rollout:   {g.active.id} to {g.active.to} at {g.active.step}{pct}, "
+                f"since {g.active.started} by {g.active.who} on {g.active.where}"
+            )
+        lines += [f"  drift:     {r}" for r in g.reasons]
+    return "\n".join(lines)
+
+
+@app.command()
+@handled
+def history(
+    group: str = typer.Argument(..., help="Group name from images.yaml."),
+    file: Path | None = FileOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Every rollout and rollback of GROUP: when, who, from -> to, strategy, result, reason."""
+    service = _service(file, TerminalReporter())
+    spec = service.group(group)
+    entries = service.driver(spec).history(group, spec, service.target_spec(spec))
+    emit(
+        "history",
+        {"group": group, "entries": jsonable(entries)},
+        as_json=as_json,
+        text=lambda: "\n".join(_history_line(e) for e in entries) or f"{group}: no rollouts yet",
+    )
+
+
+def _history_line(e: Any) -> str:
+    src = e.from_.describe() if e.from_ else "nothing"
+    why = f" ({e.reason})" if e.reason else ""
+    return f"{e.started}  {e.id}  {e.kind:<8} {src} -> {e.to.describe()}  {e.strategy}  {e.result}{why}  by {e.who}"
+
+
+@app.command()
+@handled
+def down(
+    group: str = typer.Argument(..., help="A local group from images.yaml."),
+    file: Path | None = FileOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Stop a local group: its VMs and HAProxy; no process is left behind."""
+    from bakery.core.identity import who
+    from bakery.rollout.locks import held
+    from bakery.runner import signal_guard
+
+    service = _service(file, TerminalReporter())
+    spec = service.group(group)
+    # Never under a running rollout's feet: the group's lock is taken (or the holder named).
+    with signal_guard(), held(service.ws.locks / f"group-{group}.lock", group, "down", who()):
+        stopped = service.driver(spec).down(group, spec, service.target_spec(spec))
+    unfinished = service.unfinished(group)
+    if unfinished is not None:  # nothing is left to resume: the next rollout brings the group up afresh
+        unfinished.mark(status="failed", error="abandoned: the group was stopped (bakery down)")
+    emit(
+        "down",
+        {"group": group, "stopped": stopped},
+        as_json=as_json,
+        text=lambda: (
+            "\n".join([f"stopped {group}:"] + [f"  {s}" for s in stopped]) if stopped else f"{group} was not running"
+        ),
+    )
+
+
+__all__ = ["EXIT_FAILED", "down", "history", "rollback", "rollout", "status"]

@@ -1,0 +1,250 @@
+"""The trust commands: verify, sign, keys, revoke, unrevoke, audit (registered on bakery.cli.app)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from bakery.cli.app import FileOpt, JsonOpt, TerminalReporter, _project, _workspace, app, emit, handled
+from bakery.errors import EXIT_FAILED
+
+TargetOpt = typer.Option(None, "--target", "-t", help="Target name (default: the image's only target).")
+
+keys_app = typer.Typer(help="Signing keys: make a pair, print a public key.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+audit_app = typer.Typer(help="The audit log: who did what, when, under which policy.", invoke_without_command=True)
+app.add_typer(audit_app, name="audit")
+
+
+def _trust(file: Path | None, reporter: Any) -> tuple[Any, Any, Callable[[str], Any]]:
+    """(project, trust context, target name -> provider)."""
+    from bakery.providers.base import get_provider
+    from bakery.trust.context import TrustContext
+
+    project = _project(file)
+    workspace = _workspace(project)
+    targets = project.config.targets
+
+    def provider_for(target: str) -> Any:
+        return get_provider(targets[target].kind, workspace, reporter, None, targets)
+
+    return project, TrustContext(project, workspace, reporter), provider_for
+
+
+@app.command()
+@handled
+def verify(
+    image: str = typer.Argument(..., help="IMAGE or IMAGE@VERSION (default: the newest version)."),
+    target: str | None = TargetOpt,
+    file: Path | None = FileOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Check an image: signed by trusted keys, unchanged since (disk, tags, labels), not revoked,
+    its parent chain sound. Exit 0 if it verifies, 1 naming every mismatch if not."""
+    from bakery.trust.verify import Verifier
+
+    reporter = TerminalReporter()
+    project, trust, provider_for = _trust(file, reporter)
+    result = Verifier(project, trust, provider_for).verify(image, target=target)
+    emit("verify", {**dataclasses.asdict(result), "ok": result.ok}, as_json=as_json, text=lambda: _verify_text(result))
+    if not result.ok:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _verify_text(result: Any, indent: str = "") -> str:
+    head = "verified" if result.ok else "NOT VERIFIED"
+    lines = [f"{indent}{result.ref} on {result.target}: {head}"]
+    for check in result.checks:
+        lines.append(f"{indent}  {'ok  ' if check.ok else 'FAIL'} {check.name}: {check.detail}")
+    if result.parent is not None:
+        lines.append(_verify_text(result.parent, indent + "  "))
+    return "\n".join(lines)
+
+
+@app.command()
+@handled
+def sign(
+    image: str = typer.Argument(..., help="IMAGE@VERSION to co-sign."),
+    target: str | None = TargetOpt,
+    file: Path | None = FileOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Add this machine's signature to an image's attestation (for trust.threshold above 1). The
+    image must verify in every other respect first."""
+    from bakery.errors import TrustError
+    from bakery.trust.attestation import Attestations
+    from bakery.trust.verify import Verifier
+
+    reporter = TerminalReporter()
+    project, trust, provider_for = _trust(file, reporter)
+    verifier = Verifier(project, trust, provider_for)
+    record, _records = verifier.record(image, target)
+    result = verifier.verify_record(record, _records)
+    others = [p for p in result.problems if not p.startswith("signature:")]
+    if others:
+        raise TrustError(f"refusing to co-sign {record.ref}: " + "; ".join(others), problems=tuple(others))
+    signed = Attestations(trust).cosign(record)
+    subject = f"{record.ref} on {record.target}"
+    trust.record("sign", subject, "ok", policy=trust.policy(), details={"keyid": signed.keyid, "key": signed.key_name})
+    payload = {"image": record.ref, "target": record.target, "keyid": signed.keyid, "key": signed.key_name}
+    emit(
+        "sign",
+        payload,
+        as_json=as_json,
+        text=lambda: f"co-signed {subject} with {signed.key_name} ({signed.keyid[:16]}…)",
+    )
+
+
+@keys_app.command("generate")
+@handled
+def keys_generate(
+    out: Path = typer.Option(..., "--out", "-o", help="Private key file to write (its public half: OUT.pub)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Make an ed25519 key pair: OUT (private, mode 0600) and OUT.pub (list it under trust.keys)."""
+    from bakery.trust.keys import generate
+
+    key = generate(out)
+    payload = {"private_key": str(out), "public_key": f"{out}.pub", "keyid": key.keyid}
+    emit(
+        "keys-generate",
+        payload,
+        as_json=as_json,
+        text=lambda: (
+            f"wrote {out} (private: keep it off shared disks; give it to bakery as trust.signing.key_file or "
+            f"$BAKERY_SIGNING_KEY) and {out}.pub\nkeyid {key.keyid}\ntrust it in images.yaml:\n"
+            f"trust:\n  keys:\n    - name: {out.stem}\n      public_key: {out}.pub"
+        ),
+    )
+
+
+@keys_app.command("export")
+@handled
+def keys_export(file: Path | None = FileOpt, as_json: bool = JsonOpt) -> None:
+    """Print the public key this machine signs with (a KMS key's too), as PEM for trust.keys."""
+    from bakery.trust.keys import public_pem
+    from bakery.trust.signing import signer_public_key
+
+    _, trust, _ = _trust(file, TerminalReporter())
+    signer = trust.signer(trusted=False)  # exported to be trusted
+    pem = public_pem(signer)
+    key = signer_public_key(signer)
+    emit("keys-export", {"keyid": key.keyid, "name": key.name, "pem": pem}, as_json=as_json, text=lambda: pem.rstrip())
+
+
+@app.command()
+@handled
+def revoke(
+    image: str = typer.Argument(..., help="IMAGE@VERSION to revoke (its descendants inherit it)."),
+    reason: str = typer.Option(..., "--reason", help="Why (kept in the registry and the audit log)."),
+    at: str | None = typer.Option(None, "--at", help="From when (ISO 8601, e.g. 2026-12-01T09:00:00Z); default now."),
+    target: str | None = typer.Option(None, "--target", "-t", help="Only on this target (default: every target)."),
+    file: Path | None = FileOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Revoke an image and every image built on it: no rollout deploys them, `bakery status`
+    names the groups that run them (exit 3)."""
+    from bakery.trust.revoke import Revoker
+
+    reporter = TerminalReporter()
+    project, trust, provider_for = _trust(file, reporter)
+    results = Revoker(project, trust, provider_for).revoke(image, reason=reason, at=at, target=target)
+    emit(
+        "revoke",
+        {"results": [dataclasses.asdict(r) for r in results]},
+        as_json=as_json,
+        text=lambda: _revoke_text(results),
+    )
+
+
+@app.command()
+@handled
+def unrevoke(
+    image: str = typer.Argument(..., help="IMAGE@VERSION to trust again."),
+    reason: str = typer.Option(..., "--reason", help="Why (kept in the registry and the audit log)."),
+    target: str | None = typer.Option(None, "--target", "-t", help="Only on this target (default: every target)."),
+    file: Path | None = FileOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Lift a revocation (its descendants are lifted too, unless revoked themselves)."""
+    from bakery.trust.revoke import Revoker
+
+    reporter = TerminalReporter()
+    project, trust, provider_for = _trust(file, reporter)
+    results = Revoker(project, trust, provider_for).unrevoke(image, reason=reason, target=target)
+    emit(
+        "unrevoke",
+        {"results": [dataclasses.asdict(r) for r in results]},
+        as_json=as_json,
+        text=lambda: _revoke_text(results),
+    )
+
+
+def _revoke_text(results: list[Any]) -> str:
+    lines = []
+    for r in results:
+        state = "revoked" if r.operation == "revoke" else "no longer revoked"
+        when = f" from {r.at}" if r.operation == "revoke" else ""
+        same = "" if r.changed else " (already so; marks checked again)"
+        lines.append(f"{r.ref} on {r.target}: {state}{when}{same}: {r.reason}")
+        if r.descendants:
+            lines.append(f"  inherited by: {', '.join(r.descendants)}")
+        lines += [f"  {m}" for m in r.marks]
+    return "\n".join(lines)
+
+
+@audit_app.callback()
+@handled
+def audit(
+    ctx: typer.Context,
+    since: str | None = typer.Option(None, "--since", help="Only events from then (ISO 8601, or 2h, 7d)."),
+    file: Path | None = FileOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Show the audit log (`bakery audit verify` checks its chain and signatures)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    _, trust, _ = _trust(file, TerminalReporter())
+    events = trust.audit.events(since=since)
+    emit(
+        "audit",
+        {"store": trust.store.where, "events": [dataclasses.asdict(e) for e in events]},
+        as_json=as_json,
+        text=lambda: "\n".join(_event_text(e) for e in events) or f"no events in {trust.store.where}",
+    )
+
+
+def _event_text(event: Any) -> str:
+    policy = f" [{event.policy}]" if event.policy else ""
+    return f"{event.seq:>6} {event.time} {event.who}: {event.action} {event.subject} -> {event.result}{policy}"
+
+
+@audit_app.command("verify")
+@handled
+def audit_verify(file: Path | None = FileOpt, as_json: bool = JsonOpt) -> None:
+    """Check the audit log: every event signed by a trusted key, in order, none changed or removed.
+    Exit 0 if it holds, 1 naming each event that does not."""
+    _, trust, _ = _trust(file, TerminalReporter())
+    report = trust.audit.verify()
+    emit(
+        "audit-verify",
+        {**dataclasses.asdict(report), "ok": not report.problems},
+        as_json=as_json,
+        text=lambda: _audit_text(report),
+    )
+    if report.problems:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _audit_text(report: Any) -> str:
+    if not report.problems:
+        if not report.signatures_checked:
+            return f"audit log chain intact: {report.events} events; signatures not checked: {report.unchecked_why}"
+        return f"audit log intact: {report.events} events, chain and signatures verified"
+    lines = [f"audit log BROKEN: {len(report.problems)} problem(s) in {report.events} events"]
+    lines += [f"  {p.what}" for p in report.problems]
+    return "\n".join(lines)

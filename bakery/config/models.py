@@ -1,0 +1,374 @@
+"""The shape of images.yaml as frozen pydantic models.
+
+Only shape lives here (types, ranges, mutually exclusive keys). Cross-references (an image's
+`from:`, a group's target, files on disk) are checked in config.py, which knows the whole file.
+
+`bakery schema` is generated from these models, so each rule is written once for both: patterns
+use ASCII classes (`[0-9]`, not `\\d`, which means more in Python and in pydantic's regex than in
+JSON Schema), numbers and booleans are strict (YAML's "2" is text, not a number), and a value
+validated by code (sizes, batch sizes) declares the schema of exactly what it accepts.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from bakery.config.model_base import ENDPOINT_PATTERN, REGION_PATTERN, Bool, Int, Model, _given, _whole, exactly_one
+from bakery.config.trust_models import LocalRegistry, Registry, Trust
+
+NAME_PATTERN = r"^[a-z][a-z0-9-]{0,39}$"
+VERSION_PATTERN = r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$"
+SIZE_PATTERN = r"^([1-9][0-9]*)([MmGg]i?[Bb]?)?$"
+PERCENT_PATTERN = r"^([1-9][0-9]?|100)%$"
+ENV_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+MIRROR_PATTERN = r"^(https?|file)://[!-~]+$"
+NAME_HINT = "lowercase letters, digits and '-', starting with a letter, at most 40 characters"
+TARGET_KINDS = ("local", "aws", "gcp")
+# The Packer builder (and template file) for each kind of target.
+BUILDERS = {"local": "qemu", "aws": "amazon-ebs", "gcp": "googlecompute"}
+
+
+def parse_size_mib(value: Any) -> int:
+    """'4G', '512M', '4096' or 4096 (MiB) -> MiB. Raises ValueError for anything else."""
+    value = _whole(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    match = re.fullmatch(SIZE_PATTERN, value) if isinstance(value, str) else None
+    if not match:
+        raise ValueError(f"expected a size such as 4096 (MiB), '512M' or '4G', got {value!r}")
+    number, unit = int(match.group(1)), (match.group(2) or "M")[0].upper()
+    return number * 1024 if unit == "G" else number
+
+
+MiB = Annotated[
+    int,
+    Field(ge=1),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "integer", "minimum": 1}, {"type": "string", "pattern": SIZE_PATTERN}],
+            "description": "MiB: a number such as 4096, or text such as '512M' or '4G'",
+        }
+    ),
+]
+
+
+# --- sources: where an image starts -----------------------------------------------------------
+
+
+class LocalSource(Model):
+    """A Debian bootstrap recipe: mmdebstrap makes the base disk from it."""
+
+    suite: str = Field("bookworm", pattern=r"^[a-z][a-z0-9-]*$")
+    # None: the Debian archive this machine's apt uses (bakery.aptsource), found when it is needed.
+    mirror: str | None = Field(
+        None,
+        pattern=MIRROR_PATTERN,
+        description="Debian archive to bootstrap from (http://, https:// or file://); "
+        "by default the one this machine's apt uses",
+    )
+    packages: tuple[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9+.:=~-]*$")], ...] = ()
+
+
+class AmiFilter(Model):
+    owners: tuple[str, ...] = Field(min_length=1)
+    name: str = Field(min_length=1)
+    most_recent: Bool = True
+
+
+class AwsSource(Model):
+    model_config = ConfigDict(json_schema_extra=exactly_one("ami", "filter"))
+
+    ami: str | None = Field(None, pattern=r"^ami-[0-9a-f]{8,17}$")
+    filter: AmiFilter | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> AwsSource:
+        if (self.ami is None) == (self.filter is None):
+            raise ValueError("give exactly one of 'ami' (an AMI id) or 'filter' {owners, name, most_recent}")
+        return self
+
+
+class GcpSource(Model):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "allOf": [exactly_one("image", "family"), {"if": _given("family"), "then": _given("project")}]
+        }
+    )
+
+    image: str | None = None
+    family: str | None = None
+    project: str | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> GcpSource:
+        if (self.image is None) == (self.family is None):
+            raise ValueError("give exactly one of 'image' or 'family' (with 'project')")
+        if self.family is not None and self.project is None:
+            raise ValueError("'family' needs 'project' (the project that publishes the family)")
+        return self
+
+
+class Sources(Model):
+    local: LocalSource | None = None
+    aws: AwsSource | None = None
+    gcp: GcpSource | None = None
+
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(kind for kind in TARGET_KINDS if getattr(self, kind) is not None)
+
+
+# --- images -----------------------------------------------------------------------------------
+
+
+class TargetOverride(Model):
+    """Per-target changes to an image: vars and tags merge, playbooks replace."""
+
+    playbooks: tuple[str, ...] | None = None
+    vars: dict[str, Any] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class Image(Model):
+    model_config = ConfigDict(json_schema_extra=exactly_one("source", "from"))
+
+    description: str = ""
+    version: str = Field(pattern=VERSION_PATTERN)
+    source: Sources | None = None
+    parent: str | None = Field(None, alias="from")
+    playbooks: tuple[str, ...] = ()
+    vars: dict[str, Any] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
+    secrets: dict[str, Annotated[str, Field(pattern=ENV_PATTERN)]] = Field(default_factory=dict)
+    targets: tuple[str, ...] | None = None
+    overrides: dict[str, TargetOverride] = Field(default_factory=dict)
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_is_text(cls, value: Any) -> Any:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            raise PydanticCustomError(
+                "version_not_string",
+                'write the version as a quoted string such as "1.0" (YAML reads {value} as a number)',
+                {"value": value},
+            )
+        if not isinstance(value, str) or not re.fullmatch(VERSION_PATTERN, value):
+            raise PydanticCustomError(
+                "version_form",
+                "expected MAJOR.MINOR such as \"1.0\" (bakery adds the PATCH), got '{value}'",
+                {"value": value},
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _source_or_parent(self) -> Image:
+        if self.parent is None and self.source is None:
+            raise ValueError("an image needs a 'source' (where it starts) or 'from' (a parent image)")
+        if self.parent is not None and self.source is not None:
+            raise ValueError("'source' and 'from' exclude each other: a child starts from its parent")
+        return self
+
+    def override_for(self, target: str) -> TargetOverride:
+        return self.overrides.get(target, TargetOverride())
+
+
+# --- targets ----------------------------------------------------------------------------------
+
+
+class LocalTarget(Model):
+    kind: Literal["local"]
+    memory: MiB = 1024
+    cpus: Int = Field(1, ge=1, le=64)
+    accelerator: Literal["auto", "kvm", "tcg"] = "auto"
+    disk_size: MiB = 3072
+    ssh_timeout: str = Field("20m", pattern=r"^[0-9]+[smh]$")
+
+    @field_validator("memory", "disk_size", mode="before")
+    @classmethod
+    def _size(cls, value: Any) -> int:
+        return parse_size_mib(value)
+
+
+class AwsTarget(Model):
+    kind: Literal["aws"]
+    region: str = Field(pattern=REGION_PATTERN)
+    instance_type: str = "t3.small"
+    subnet_id: str | None = None
+    vpc_id: str | None = None
+    security_group_ids: tuple[str, ...] = ()
+    iam_instance_profile: str | None = None
+    encrypted: Bool = True
+    kms_key_id: str | None = None
+    volume_size: Int = Field(8, ge=1, le=16384)
+    ssh_username: str = "admin"
+    # How Packer reaches the build instance: a public IP, a private one (from inside the VPC), or
+    # through SSM Session Manager (no inbound port at all).
+    ssh_interface: Literal["public_ip", "private_ip", "public_dns", "private_dns", "session_manager"] = "public_ip"
+    copy_to: tuple[Annotated[str, Field(pattern=REGION_PATTERN)], ...] = ()
+    share_with: tuple[Annotated[str, Field(pattern=r"^[0-9]{12}$")], ...] = ()
+    endpoint: str | None = Field(None, pattern=ENDPOINT_PATTERN)
+    # 'none': register the AMI without running provisioners (API-level tests against moto).
+    communicator: Literal["ssh", "none"] = "ssh"
+
+
+class GcpTarget(Model):
+    kind: Literal["gcp"]
+    project: str = Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+    zone: str = Field(pattern=r"^[a-z]+-[a-z]+[0-9]+-[a-z]$")
+    machine_type: str = "e2-small"
+    network: str | None = None
+    subnetwork: str | None = None
+    service_account_email: str | None = None
+    disk_size: Int = Field(10, ge=10, le=65536)
+    ssh_username: str = "packer"
+    use_internal_ip: Bool = False  # reach the build VM on its internal IP (from inside the VPC)
+    network_tags: tuple[str, ...] = ()  # firewall rules apply by tag
+    endpoint: str | None = Field(None, pattern=ENDPOINT_PATTERN)
+
+
+Target = Annotated[LocalTarget | AwsTarget | GcpTarget, Field(discriminator="kind")]
+
+
+# --- groups: the fleets that run images, and how they move onto a new one ---------------------
+
+Percent = Annotated[
+    int | str,
+    WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 1}, {"type": "string", "pattern": PERCENT_PATTERN}]}),
+]
+SurgeValue = Annotated[
+    int | str,
+    WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": PERCENT_PATTERN}]}),
+]
+
+
+def _count_or_percent(value: Any, *, minimum: int, what: str) -> Any:
+    value = _whole(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= minimum:
+        return value
+    if isinstance(value, str) and re.fullmatch(PERCENT_PATTERN, value):
+        return value
+    raise PydanticCustomError(
+        what,
+        f'expected a number of instances ({minimum} or more) or a percentage such as "25%" (1-100%), got {{value}}',
+        {"value": repr(value)},
+    )
+
+
+class Health(Model):
+    """The gate every new instance passes: `healthy_threshold` consecutive 200s from GET `path`
+    on `port`, within `timeout_seconds`, checked from `grace_seconds` after it started."""
+
+    path: str = Field("/healthz", pattern=r"^/[!-~]*$")
+    port: Int = Field(80, ge=1, le=65535)
+    grace_seconds: Int = Field(60, ge=0)
+    timeout_seconds: Int = Field(300, ge=1)
+    healthy_threshold: Int = Field(2, ge=1)
+    interval_seconds: Int = Field(2, ge=1, le=300)
+
+
+class Strategy(Model):
+    type: Literal["rolling", "canary", "blue-green"] = "rolling"
+    batch_size: Percent = 1
+    canary_size: Percent = 1
+    # How long a canary is held, its gate still green, before the rest follows.
+    bake_seconds: Int = Field(60, ge=0)
+    pause_seconds: Int = Field(0, ge=0)  # between batches
+    # blue-green: how long the old group is kept (scaled to zero, or stopped) so that rollback is immediate.
+    retention_seconds: Int = Field(3600, ge=0)
+
+    @field_validator("batch_size", "canary_size", mode="before")
+    @classmethod
+    def _count(cls, value: Any) -> Any:
+        return _count_or_percent(value, minimum=1, what="batch_size")
+
+
+class AwsGroup(Model):
+    """An Auto Scaling group moved by instance refresh."""
+
+    asg: str = Field(min_length=1, max_length=255)
+    launch_template: str = Field(min_length=1, max_length=128)  # its name (or lt-... id)
+    region: str | None = Field(None, pattern=REGION_PATTERN)  # the target's region unless given
+    instance_warmup: Int = Field(60, ge=0)
+    min_healthy_percentage: Int | None = Field(None, ge=0, le=100)
+    max_healthy_percentage: Int | None = Field(None, ge=100, le=200)
+    alarms: tuple[Annotated[str, Field(min_length=1, max_length=255)], ...] = ()
+    target_groups: tuple[Annotated[str, Field(min_length=1)], ...] = ()  # ARNs or names
+
+
+class GcpGroup(Model):
+    """A managed instance group moved by the MIG updater: zonal (`zone`) or regional (`region`)."""
+
+    model_config = ConfigDict(json_schema_extra=exactly_one("zone", "region"))
+    mig: str = Field(pattern=r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+    zone: str | None = Field(None, pattern=r"^[a-z]+-[a-z]+[0-9]+-[a-z]$")
+    region: str | None = Field(None, pattern=r"^[a-z]+-[a-z]+[0-9]+$")
+    max_surge: SurgeValue = 1
+    max_unavailable: SurgeValue = 0
+    health_check: str | None = None  # the autohealing health check whose instanceHealth counts
+    backend_service: str | None = None  # blue-green: the backend service both groups join
+
+    @field_validator("max_surge", "max_unavailable", mode="before")
+    @classmethod
+    def _surge(cls, value: Any) -> Any:
+        return _count_or_percent(value, minimum=0, what="max_surge")
+
+    @model_validator(mode="after")
+    def _where(self) -> GcpGroup:
+        if (self.zone is None) == (self.region is None):
+            raise PydanticCustomError("zone_or_region", "give exactly one of zone (zonal group) or region (regional)")
+        return self
+
+
+class LocalGroup(Model):
+    """`size` QEMU VMs from the local catalog behind HAProxy on 127.0.0.1:`port`."""
+
+    size: Int = Field(2, ge=1, le=16)
+    port: Int = Field(ge=1024, le=65535)
+    memory: MiB = 512
+    cpus: Int = Field(1, ge=1, le=64)
+
+    @field_validator("memory", mode="before")
+    @classmethod
+    def _size(cls, value: Any) -> int:
+        return parse_size_mib(value)
+
+
+class Group(Model):
+    image: str
+    target: str
+    channel: str | None = None
+    strategy: Strategy = Field(default_factory=Strategy)
+    health: Health = Field(default_factory=Health)
+    rollback: Bool = True  # a failed gate returns the group to the exact previous image
+    keep: Int = Field(3, ge=1, le=50)  # templates of the last N rollouts are never deleted
+    require_signed: Bool | None = None  # refuse images that do not verify; default: trust.require
+    aws: AwsGroup | None = None
+    gcp: GcpGroup | None = None
+    local: LocalGroup | None = None
+
+    def settings(self) -> AwsGroup | GcpGroup | LocalGroup | None:
+        """The block of the group's kind (config.py checks that it matches the target's kind)."""
+        return self.aws or self.gcp or self.local
+
+
+class Channel(Model):
+    description: str = ""
+    promote_from: str | None = None
+
+
+class Config(Model):
+    images: dict[Annotated[str, Field(pattern=NAME_PATTERN)], Image]
+    targets: dict[Annotated[str, Field(pattern=NAME_PATTERN)], Target]
+    groups: dict[Annotated[str, Field(pattern=NAME_PATTERN)], Group] = Field(default_factory=dict)
+    channels: dict[Annotated[str, Field(pattern=NAME_PATTERN)], Channel] = Field(default_factory=dict)
+    registry: Registry = Field(default_factory=LocalRegistry)
+    trust: Trust = Field(default_factory=Trust)

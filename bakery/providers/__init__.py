@@ -1,0 +1,1 @@
+"""Image providers: one folder per target kind (aws, gcp, local) behind providers.base.Provider."""

@@ -1,0 +1,430 @@
+"""Local target: QEMU images made from bakery base disks, kept in the local catalog."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from bakery import runner
+from bakery.config.models import LocalSource, LocalTarget
+from bakery.config.secrets import SCAN_MIN_BYTES, leaked, needles, search
+from bakery.core.catalog import ImageRecord
+from bakery.core.debris import Leftover, Owner
+from bakery.core.provenance import stamp_of
+from bakery.errors import BuildError, ProviderError, UsageError
+from bakery.progress import Reporter
+from bakery.providers.base import BakeRequest, Claim, ClientFactory, Prepared
+from bakery.providers.local.basedisk import ensure_base, file_sha256, overlay_dir, recipe_digest
+from bakery.providers.local.store import LocalStore
+from bakery.workspace import Workspace
+
+QEMU = "qemu-system-x86_64"
+KVM_PROBE_SECONDS = 20
+KERNEL_CMDLINE = "root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet"
+
+
+def make(workspace: Workspace, reporter: Reporter, clients: ClientFactory | None = None) -> LocalProvider:
+    return LocalProvider(workspace, reporter)
+
+
+def kvm_probe_argv(kernel: Path, initrd: Path) -> list[str]:
+    """Boot the kernel under KVM into an init that exits at once: a panic proves KVM runs guests."""
+    return [
+        QEMU,
+        "-accel",
+        "kvm",
+        "-m",
+        "256",
+        "-display",
+        "none",
+        "-no-reboot",
+        "-serial",
+        "stdio",
+        "-monitor",
+        "none",
+        "-nodefaults",
+        "-kernel",
+        str(kernel),
+        "-initrd",
+        str(initrd),
+        "-append",
+        "console=ttyS0 panic=-1 rdinit=/bin/false",
+    ]
+
+
+def boot_argv(
+    *,
+    disk: Path,
+    kernel: Path,
+    initrd: Path,
+    accelerator: str,
+    memory: int,
+    cpus: int,
+    forwards: dict[int, int],
+    serial_log: Path,
+) -> list[str]:
+    """QEMU command line that boots a local image, with host ports (127.0.0.1 only) forwarded in."""
+    fwd = "".join(f",hostfwd=tcp:127.0.0.1:{host}-:{guest}" for host, guest in sorted(forwards.items()))
+    return [
+        QEMU,
+        "-accel",
+        accelerator,
+        "-m",
+        str(memory),
+        "-smp",
+        str(cpus),
+        "-display",
+        "none",
+        "-monitor",
+        "none",
+        "-serial",
+        f"file:{serial_log}",
+        "-no-reboot",
+        "-drive",
+        f"file={disk},if=virtio,format=qcow2",
+        "-netdev",
+        f"user,id=net0{fwd}",
+        "-device",
+        "virtio-net,netdev=net0",
+        "-kernel",
+        str(kernel),
+        "-initrd",
+        str(initrd),
+        "-append",
+        KERNEL_CMDLINE,
+    ]
+
+
+BOOT_FILES = ("disk.qcow2", "vmlinuz", "initrd.img")
+
+
+def image_files(image_dir: Path) -> tuple[Path, Path, Path]:
+    """disk, kernel, initrd of a catalog image. UsageError when the directory lost them."""
+    files = tuple(image_dir / name for name in BOOT_FILES)
+    missing = [f.name for f in files if not f.is_file()]
+    if missing:
+        raise UsageError(
+            f"the image directory {image_dir} lacks {', '.join(missing)}",
+            hint="bake the image again (`bakery build`), or roll the group to another version",
+        )
+    disk, kernel, initrd = files
+    return disk, kernel, initrd
+
+
+def overlay_argv(disk: Path, overlay: Path) -> list[str]:
+    """A copy-on-write overlay on a read-only catalog disk: the VM writes there, never to the image."""
+    return ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(disk), str(overlay)]
+
+
+class LocalProvider:
+    kind = "local"
+
+    def __init__(self, workspace: Workspace, reporter: Reporter) -> None:
+        self.ws = workspace
+        self.reporter = reporter
+        self.store = LocalStore(workspace.catalog_db, workspace.images)
+
+    def bind(self, target: str, spec: Any) -> None:
+        pass  # local targets keep no per-target state
+
+    # --- before the build ---------------------------------------------------------------------
+
+    def resolve(self, request: BakeRequest) -> Prepared:
+        """The base this bake would start from: the parent's image, or the cached base disk."""
+        if request.parent is not None:
+            return Prepared(variables={}, base=request.parent.ref, base_dependency={}, parent=request.parent)
+        source = request.project.config.images[request.eff.name].source
+        recipe = source.local if source and source.local else LocalSource()
+        digest = recipe_digest(recipe, overlay_dir(request.project.root))
+        cached = self.ws.base_cache / digest.removeprefix("sha256:")[:32] / "disk.sha256"
+        base = "sha256:" + cached.read_text().strip() if cached.is_file() else f"unbuilt:{digest}"
+        return Prepared(variables={}, base=base, base_dependency={}, parent=None)
+
+    # A local bake creates nothing outside its work directory (removed on any failure) until the
+    # store records the version in one transaction: there is never anything of it left behind.
+    def marked(
+        self, target: str, name: str, *, version: str | None = None, invocation: str | None = None
+    ) -> list[Leftover]:
+        return []
+
+    def heartbeat(self, target: str, name: str, owner: Owner) -> None:
+        pass
+
+    def remove(self, leftover: Leftover) -> list[str]:
+        return []
+
+    def prepare(self, request: BakeRequest) -> Prepared:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        spec = request.project.config.targets[request.eff.target]
+        if not isinstance(spec, LocalTarget):
+            raise UsageError(f"target '{request.eff.target}' is {spec.kind}, not local")
+        log_path = request.log_path or request.workdir / "bake.log"
+        if request.parent is not None:
+            start = Path(request.parent.locations[0])
+            disk, kernel, initrd = start / "disk.qcow2", start / "vmlinuz", start / "initrd.img"
+            base = f"{request.parent.ref}"
+            dependency: dict[str, Any] = {}  # the parent is listed as a dependency of its own
+        else:
+            source = request.project.config.images[request.eff.name].source
+            recipe = source.local if source and source.local else LocalSource()
+            made, reused = ensure_base(
+                recipe,
+                cache=self.ws.base_cache,
+                project_root=request.project.root,
+                reporter=self.reporter,
+                log_path=log_path,
+            )
+            self.reporter.note(("reused cached" if reused else "made") + f" base disk {made.directory.name}")
+            disk, kernel, initrd = made.disk, made.kernel, made.initrd
+            base = "sha256:" + made.sha256
+            dependency = {
+                "name": f"base-disk:debian-{recipe.suite}",
+                "uri": made.recipe.mirror,
+                "digest": {"sha256": made.sha256},
+                "annotations": {"recipeDigest": made.recipe_digest},
+            }
+        # A key for this bake alone; its public half reaches the VM on the kernel command line.
+        key = Ed25519PrivateKey.generate()
+        private = request.workdir / "build-key"
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+        )
+        # Created 0600: the key is never readable by anyone else, not even for a moment.
+        with os.fdopen(os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as handle:
+            handle.write(pem)
+        public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        token = base64.b64encode(public + b" bakery-build\n").decode()
+        variables = {
+            "base_disk": str(disk),
+            "kernel": str(kernel),
+            "initrd": str(initrd),
+            "kernel_cmdline": f"{KERNEL_CMDLINE} bakery.ssh_key={token}",
+            "ssh_private_key_file": str(private),
+            "accelerator": self.accelerator(spec.accelerator, kernel, initrd),
+            "output_directory": str(request.workdir / "output"),
+        }
+        return Prepared(variables=variables, base=base, base_dependency=dependency, parent=request.parent)
+
+    def accelerator(self, requested: str, kernel: Path, initrd: Path) -> str:
+        """kvm only where a probe booted a kernel with it; the verdict is cached per host."""
+        if requested != "auto":
+            return requested
+        if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+            return "tcg"
+        cache = self.ws.probes / "accelerator.json"
+        host = f"{os.uname().release}|{shutil.which(QEMU)}"
+        if cache.is_file():
+            seen = json.loads(cache.read_text())
+            if seen.get("host") == host:
+                return str(seen["accelerator"])
+        self.reporter.phase("probe", "checking whether KVM can boot a guest here")
+        result = runner.run(kvm_probe_argv(kernel, initrd), what="kvm probe", timeout=KVM_PROBE_SECONDS, check=False)
+        booted = "Linux version" in result.output and (
+            "Kernel panic" in result.output or "Attempted to kill init" in result.output
+        )
+        verdict = "kvm" if booted else "tcg"
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps({"host": host, "accelerator": verdict}))
+        self.reporter.note(f"accelerator: {verdict}" + ("" if booted else " (KVM did not boot a guest here)"))
+        return verdict
+
+    # --- after the build ----------------------------------------------------------------------
+
+    def before_build(self, request: BakeRequest, skeleton: dict[str, Any]) -> dict[str, Any]:
+        return {}
+
+    def scan(self, request: BakeRequest, secrets: Mapping[str, str]) -> None:
+        """Search every file of the built image for each secret's value, byte for byte; raise
+        BuildError naming the first secret found (never its value).
+
+        The qcow2 is read as it is: the template leaves it uncompressed, so what the guest wrote,
+        deleted files' blocks included, is in it as written (a value split across two clusters
+        that are not adjacent in the file is the one it would miss).
+        """
+        wanted, short = needles(secrets)
+        for name in short:
+            self.reporter.note(f"secret '{name}' is under {SCAN_MIN_BYTES} bytes: too short to search the image for")
+        if not wanted:
+            return
+        built = (
+            ("disk", request.workdir / "output" / "disk.qcow2"),
+            ("kernel", request.workdir / "output-vmlinuz"),
+            ("initrd", request.workdir / "output-initrd.img"),
+        )
+        for what, path in built:
+            found = search(path, wanted) if path.is_file() else None
+            if found is not None:
+                raise leaked(request.eff, found, what, log_path=str(request.log_path or ""))
+        self.reporter.note(f"searched the image for {len(wanted)} secret(s): none found")
+
+    def subject(self, request: BakeRequest, artifacts: list[str]) -> tuple[str, dict[str, str]]:
+        disk = request.workdir / "output" / "disk.qcow2"
+        if not disk.is_file():
+            raise BuildError(
+                "Packer finished without producing output/disk.qcow2", log_path=str(request.log_path or "")
+            )
+        return f"{request.eff.name}-{request.version}.qcow2", {"sha256": file_sha256(disk)}
+
+    def publish(
+        self,
+        request: BakeRequest,
+        prepared: Prepared,
+        provenance: dict[str, Any],
+        inputs_digest: str,
+        artifacts: list[str],
+        attestation: str | None = None,
+    ) -> ImageRecord:
+        out = request.workdir / "output"
+        staged = request.workdir / "image"
+        staged.mkdir()
+        for produced, name in (
+            (out / "disk.qcow2", "disk.qcow2"),
+            (request.workdir / "output-vmlinuz", "vmlinuz"),
+            (request.workdir / "output-initrd.img", "initrd.img"),
+        ):
+            if not produced.is_file():
+                raise BuildError(f"the build did not produce {produced.name}", log_path=str(request.log_path or ""))
+            os.replace(produced, staged / name)
+        (staged / "provenance.json").write_text(
+            json.dumps(provenance, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+        subject = provenance["subject"][0]["digest"]["sha256"]
+        record = ImageRecord(
+            name=request.eff.name,
+            version=request.version,
+            target=request.eff.target,
+            kind="local",
+            inputs_digest=inputs_digest,
+            created=provenance["predicate"]["runDetails"]["metadata"]["finishedOn"],
+            base=prepared.base,
+            parent=prepared.parent.ref if prepared.parent else None,
+            subject_sha256=subject,
+        )
+        self.store.record(record, staged, attestation=attestation, stamp=stamp_of(provenance, state="complete"))
+        recorded = self.store.entry(record)
+        assert recorded is not None, "an entry just recorded"
+        return recorded
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def images(self, target: str, name: str | None = None) -> list[ImageRecord]:
+        return self.store.list(target=target, name=name)
+
+    def provenance(self, record: ImageRecord) -> dict[str, Any]:
+        return dict(self.store.provenance(record))
+
+    def boot_files(self, record: ImageRecord) -> tuple[Path, Path, Path]:
+        return image_files(Path(record.locations[0]))
+
+    # --- trust --------------------------------------------------------------------------------
+
+    def more_subjects(self, request: BakeRequest) -> list[tuple[str, dict[str, str]]]:
+        """The kernel and initrd a local VM boots with (-kernel/-initrd): signed with the disk."""
+        produced = {"vmlinuz": "output-vmlinuz", "initrd.img": "output-initrd.img"}
+        return [
+            (name, {"sha256": file_sha256(request.workdir / found)})
+            for name, found in produced.items()
+            if (request.workdir / found).is_file()  # publish refuses a bake without them
+        ]
+
+    def descriptor(self, record: ImageRecord) -> dict[str, Any]:
+        """The disk hashed again (its sha256 is the provenance subject's), and the kernel and
+        initrd beside it."""
+        directory = Path(record.locations[0])
+        missing = [name for name in BOOT_FILES if not (directory / name).is_file()]
+        if missing:
+            raise ProviderError(f"{record.ref}: {', '.join(missing)} gone from {directory}")
+        return {
+            "kind": "local",
+            "sha256": file_sha256(directory / "disk.qcow2"),
+            "files": {name: file_sha256(directory / name) for name in ("vmlinuz", "initrd.img")},
+        }
+
+    def claims(self, record: ImageRecord) -> list[Claim]:
+        return [self.store.claim(record)]
+
+    def mark_revoked(self, record: ImageRecord, *, at: str, reason: str, replacement: ImageRecord | None) -> str:
+        self.store.revoke(record, {"at": at, "reason": reason, "replacement": replacement.ref if replacement else None})
+        return f"local: catalog entry {record.ref} on {record.target} marked revoked from {at}"
+
+    def unmark_revoked(self, record: ImageRecord) -> str:
+        self.store.revoke(record, None)
+        return f"local: catalog entry {record.ref} on {record.target} no longer marked revoked"
+
+
+class Machine:
+    """A VM booted from a local image on a throwaway overlay; the image itself is never written."""
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        record: ImageRecord,
+        *,
+        forwards: dict[int, int],
+        accelerator: str,
+        memory: int = 1024,
+        cpus: int = 1,
+        ssh_public_key: str | None = None,
+    ) -> None:
+        self.ws = workspace
+        self.record = record
+        self.forwards = forwards
+        self.accelerator = accelerator
+        self.memory = memory
+        self.cpus = cpus
+        self.ssh_public_key = ssh_public_key
+        self.directory = workspace.root / "instances" / f"{record.name}-{os.urandom(4).hex()}"
+        self._vm: runner.Background | None = None
+
+    @property
+    def serial_log(self) -> Path:
+        return self.directory / "serial.log"
+
+    def start(self) -> Machine:
+        disk, kernel, initrd = LocalProvider(self.ws, _quiet()).boot_files(self.record)
+        self.directory.mkdir(parents=True)
+        overlay = self.directory / "disk.qcow2"
+        runner.run(overlay_argv(disk, overlay), what="qemu-img create")
+        argv = boot_argv(
+            disk=overlay,
+            kernel=kernel,
+            initrd=initrd,
+            accelerator=self.accelerator,
+            memory=self.memory,
+            cpus=self.cpus,
+            forwards=self.forwards,
+            serial_log=self.serial_log,
+        )
+        if self.ssh_public_key:
+            token = base64.b64encode(self.ssh_public_key.strip().encode() + b"\n").decode()
+            argv[-1] = f"{argv[-1]} bakery.ssh_key={token}"
+        self._vm = runner.start(argv, what="qemu", log_path=self.directory / "qemu.log")
+        return self
+
+    def alive(self) -> bool:
+        return self._vm is not None and self._vm.alive()
+
+    def stop(self) -> None:
+        if self._vm is not None:
+            self._vm.stop()
+            self._vm = None
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def __enter__(self) -> Machine:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _quiet() -> Reporter:
+    from bakery.progress import Silent
+
+    return Silent()

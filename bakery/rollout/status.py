@@ -1,0 +1,147 @@
+"""`bakery status`: per group, the intended image, what its instances run, any rollout under way,
+health, and drift (instances on another image than the intended one, or on images bakery did not
+bake). Exit 0 in sync, 3 on drift, 1 when a group cannot be read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bakery.core import catalog
+from bakery.core.catalog import ImageRecord
+from bakery.errors import BakeryError
+from bakery.groups.base import ActiveRollout, GroupState, Instance, Release
+from bakery.rollout.service import Rollouts
+from bakery.trust.revocations import Revocation, Revocations, revocation_of
+
+EXIT_IN_SYNC, EXIT_UNREADABLE, EXIT_DRIFT = 0, 1, 3
+
+
+@dataclass(frozen=True)
+class GroupStatus:
+    group: str
+    image: str  # the image the group is declared to run (images.yaml)
+    target: str
+    kind: str
+    running: bool = False
+    intended: Release | None = None
+    counts: dict[str, int] = field(default_factory=dict)  # instances per image ref (or id)
+    instances: tuple[Instance, ...] = ()
+    kept: tuple[Instance, ...] = ()  # out of rotation, for an immediate blue-green rollback
+    healthy: int = 0
+    unhealthy: int = 0
+    active: ActiveRollout | None = None
+    newest: str | None = None  # the newest complete version of the image on the target
+    drift: bool = False
+    reasons: tuple[str, ...] = ()
+    revoked: tuple[str, ...] = ()  # "web@1.0.1 (2 instances): revoked since …" for each revoked image it runs
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    groups: tuple[GroupStatus, ...]
+    exit_code: int
+
+
+def status(rollouts: Rollouts, names: list[str]) -> StatusReport:
+    groups = names or sorted(rollouts.project.config.groups)
+    try:
+        table = Revocations(rollouts.trust).table()
+    except BakeryError as exc:
+        table = None
+        rollouts.reporter.note(f"warning: cannot read revocations from the registry: {exc.message}")
+    out = [_one(rollouts, name, table) for name in groups]
+    unreadable = table is None or any(g.error for g in out)  # revocations unread: drift cannot be ruled out
+    code = EXIT_UNREADABLE if unreadable else EXIT_DRIFT if any(g.drift for g in out) else EXIT_IN_SYNC
+    return StatusReport(tuple(out), code)
+
+
+def _one(rollouts: Rollouts, name: str, table: dict[tuple[str, str], Revocation] | None) -> GroupStatus:
+    group = rollouts.group(name)
+    kind = rollouts.target_spec(group).kind
+    base = GroupStatus(group=name, image=group.image, target=group.target, kind=kind)
+    try:
+        state = rollouts.read(name)
+        everything = rollouts.provider(group).images(group.target)
+    except BakeryError as exc:
+        return GroupStatus(**{**base.__dict__, "error": exc.message})
+    records = [r for r in everything if r.name == group.image]
+    newest = catalog.newest(records)
+    active = state.active or _journal_active(rollouts, name)
+    reasons = drift_of(state, active)
+    revoked = revoked_in(state, {r.ref: r for r in everything}, table) if table is not None else []
+    if table is None:
+        reasons.append("revocations could not be read from the registry")
+    return GroupStatus(
+        group=name,
+        image=group.image,
+        target=group.target,
+        kind=kind,
+        running=state.running,
+        intended=state.intended,
+        counts=state.counts(),
+        instances=state.instances,
+        kept=state.kept,
+        healthy=sum(i.health == "healthy" for i in state.instances),
+        unhealthy=sum(i.health == "unhealthy" for i in state.instances),
+        active=active,
+        newest=newest.ref if newest else None,
+        drift=bool(reasons or revoked),
+        reasons=tuple(reasons + revoked),
+        revoked=tuple(revoked),
+    )
+
+
+def revoked_in(
+    state: GroupState, records: dict[str, ImageRecord], table: dict[tuple[str, str], Revocation]
+) -> list[str]:
+    """One line per revoked image (by itself or an ancestor) the group runs or intends to run."""
+    counts = state.counts()
+    refs = set(counts)
+    if state.intended is not None and state.intended.image:
+        refs.add(state.intended.image)
+    out = []
+    for ref in sorted(refs):
+        record = records.get(ref)
+        found = revocation_of(record, table, records) if record is not None else None
+        if found is not None and found.effective():
+            out.append(f"runs revoked image {ref} ({counts.get(ref, 0)} instance(s)): {found.describe()}")
+    return out
+
+
+def drift_of(state: GroupState, active: ActiveRollout | None) -> list[str]:
+    """Why the group is not in sync with its intended image (empty: in sync)."""
+    reasons: list[str] = []
+    if not state.running:
+        return ["the group is not running (bakery rollout brings it up)"]
+    intended = state.intended
+    if intended is None or intended.image is None:
+        shown = intended.image_id if intended else "nothing"
+        reasons.append(f"its template runs {shown}, an image bakery did not bake")
+    for image, count in sorted(state.counts().items()):
+        if intended is not None and intended.image is not None and image == intended.image:
+            continue
+        baked = any(i.image == image for i in state.instances)
+        what = image if baked else f"{image}, an image bakery did not bake"
+        wanted = intended.image if intended is not None and intended.image else "the intended image"
+        reasons.append(f"{count} instance(s) on {what}, not {wanted}")
+    if active is not None:
+        reasons.append(f"rollout {active.id} to {active.to} is unfinished (at {active.step})")
+    return reasons
+
+
+def _journal_active(rollouts: Rollouts, name: str) -> ActiveRollout | None:
+    journal = rollouts.unfinished(name)
+    if journal is None:
+        return None
+    data = journal.data.get("rollout") or {}
+    to = (data.get("to") or {}).get("image") or (data.get("to") or {}).get("image_id") or "?"
+    return ActiveRollout(
+        id=str(data.get("id", "?")),
+        to=str(to),
+        step=f"{journal.data.get('current') or 'start'} ({journal.status})",
+        percent=None,
+        started=str(journal.data.get("started", "?")),
+        who=str(data.get("who", "?")),
+        where=f"{data.get('host', '?')} (pid {data.get('pid', '?')})",
+    )

@@ -1,0 +1,124 @@
+"""What every trust-minded service shares for one project: the registry's store, the trusted
+keys, this machine's signer and the audit log, each made on first use (so `bakery images` never
+opens a bucket, and a bake without KMS access fails before Packer starts, not after)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bakery.config.load import Project
+from bakery.config.trust_models import Trust
+from bakery.core.identity import who
+from bakery.errors import BakeryError, ConfigError
+from bakery.progress import Reporter
+from bakery.registry import open_store
+from bakery.registry.base import Store
+from bakery.trust.audit import AuditLog, Event
+from bakery.trust.keys import load_signer, load_trusted
+from bakery.trust.signing import PublicKey, Signer, short, signer_public_key
+from bakery.workspace import Workspace
+
+
+@dataclass
+class TrustContext:
+    project: Project
+    workspace: Workspace
+    reporter: Reporter
+    clients: Callable[..., Any] | None = None  # for the store and KMS (tests point them at moto or a fake)
+    _signer: Signer | None = field(default=None, init=False, repr=False)
+
+    @property
+    def trust(self) -> Trust:
+        return self.project.config.trust
+
+    @functools.cached_property
+    def store(self) -> Store:
+        return open_store(
+            self.project.config.registry, root=self.project.root, workspace=self.workspace, clients=self.clients
+        )
+
+    @functools.cached_property
+    def keys(self) -> list[PublicKey]:
+        return load_trusted(self.trust, root=self.project.root, workspace=self.workspace)
+
+    @property
+    def threshold(self) -> int:
+        return self.trust.threshold if self.trust.trusted else 1
+
+    def signer(self, *, trusted: bool = True) -> Signer:
+        """This machine's signer (the workspace key is made on first use, and then trusted by
+        a project that lists no keys of its own). ConfigError when `trusted` and the project
+        lists keys that do not include it: what it signed would verify nowhere."""
+        if self._signer is None:
+            self._signer = load_signer(
+                self.trust,
+                root=self.project.root,
+                workspace=self.workspace,
+                clients=self.clients,
+                note=self.reporter.note,
+            )
+            self.__dict__.pop("keys", None)  # a workspace key made just now is trusted from now on
+        if trusted and self.trust.trusted:
+            key = signer_public_key(self._signer)
+            if key.keyid not in {k.keyid for k in self.keys}:
+                raise ConfigError(
+                    f"this machine signs with {key.name} (key {short(key.keyid)}), which is not in trust.keys: "
+                    "its images and audit events would verify nowhere",
+                    hint="set trust.signing or $BAKERY_SIGNING_KEY to a trusted key, or add this key's public half "
+                    "(`bakery keys export`) to trust.keys",
+                )
+        return self._signer
+
+    def policy(self, *, required: bool | None = None) -> str:
+        """Which policy decides, in words, for messages and audit events."""
+        names = ", ".join(k.name for k in self.keys) or "none"
+        need = self.trust.required if required is None else required
+        return f"trust.require={'on' if need else 'off'}, threshold {self.threshold} of keys: {names}"
+
+    @functools.cached_property
+    def audit(self) -> AuditLog:
+        """The audit log; events are signed by this machine's signer, made when the first event
+        is appended (reading or verifying the log makes no key)."""
+        return AuditLog(self.store, signer=self.signer, keys=self.keys, threshold=1)
+
+    def keep(self, key: str, document: dict[str, Any]) -> None:
+        """Write a shared record (a rollout's) at `key`, replacing what is there; a failure is a
+        warning: the job's own state lives elsewhere (the group, its journal)."""
+        import json
+
+        from bakery.registry.base import Conflict, update
+
+        data = json.dumps(document, indent=2, sort_keys=True, default=str).encode() + b"\n"
+        try:
+            update(self.store, key, lambda _there: data)
+        except Conflict:
+            self.reporter.note(f"warning: {key} in the registry changed under this write; kept the other")
+        except BakeryError as exc:
+            self.reporter.note(f"warning: could not keep {key} in the registry: {exc.message}")
+
+    def record(
+        self,
+        action: str,
+        subject: str,
+        result: str,
+        *,
+        policy: str = "",
+        details: dict[str, Any] | None = None,
+        strict: bool = False,
+    ) -> Event | None:
+        """Append one audit event. A failure to append is a warning (the job itself is done and
+        says so) unless `strict`, when it raises."""
+        try:
+            return self.audit.append(
+                action=action, subject=subject, result=result, policy=policy, details=details or {}, who=who()
+            )
+        except BakeryError as exc:
+            if strict:
+                raise
+            self.reporter.note(
+                f"warning: could not write the audit event ({action} {subject}: {result}): {exc.message}"
+            )
+            return None

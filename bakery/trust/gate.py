@@ -1,0 +1,142 @@
+"""The trust gate in front of every rollout and rollback: the image to deploy must verify (signed
+by trusted keys, unchanged, tags agreeing, parent chain sound) when the group's policy requires
+signatures, and must never be revoked, whatever the policy or flag. An override
+(`--allow-unverified`) is loud and lands in the audit log."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from bakery.config.load import Project
+from bakery.config.models import Group
+from bakery.core import catalog
+from bakery.core.catalog import ImageRecord
+from bakery.errors import TrustError, UsageError
+from bakery.groups.base import RolloutRefused
+from bakery.progress import Reporter
+from bakery.providers.base import Provider
+from bakery.trust.context import TrustContext
+from bakery.trust.revocations import Revocation, Revocations, revocation_of
+from bakery.trust.verify import Verification, Verifier
+
+
+class TrustGate:
+    def __init__(
+        self, project: Project, trust: TrustContext, reporter: Reporter, provider_for: Callable[[str], Provider]
+    ) -> None:
+        self.trust = trust
+        self.reporter = reporter
+        self.provider_for = provider_for
+        self.verifier = Verifier(project, trust, provider_for)
+
+    def required(self, group: Group) -> bool:
+        return self.trust.trust.required if group.require_signed is None else group.require_signed
+
+    def newest_allowed(self, group: Group, records: list[ImageRecord]) -> ImageRecord:
+        """The newest version of the group's image on its target that is not revoked (by itself
+        or by an ancestor). Raises UsageError when there is none."""
+        everything = self.provider_for(group.target).images(group.target)
+        by_ref = {r.ref: r for r in everything}
+        table = Revocations(self.trust).table()
+        mine = sorted(records, key=lambda r: catalog.version_key(r.version), reverse=True)
+        for record in mine:
+            revocation = revocation_of(record, table, by_ref)
+            if revocation is None or not revocation.effective():
+                return record
+            self.reporter.note(f"skipping {record.ref}: {revocation.describe()}")
+        if mine:
+            raise TrustError(
+                f"every version of {group.image} on {group.target} is revoked",
+                hint=f"bake a new one: bakery build {group.image} --target {group.target}",
+            )
+        raise UsageError(
+            f"no complete version of {group.image} on {group.target} to roll out",
+            hint=f"bake one: bakery build {group.image} --target {group.target}",
+        )
+
+    def revoked(self, group: Group, record: ImageRecord) -> Revocation | None:
+        """`record`'s revocation (its own or an ancestor's) when in effect now, else None."""
+        everything = self.provider_for(group.target).images(group.target)
+        found = revocation_of(record, Revocations(self.trust).table(), {r.ref: r for r in everything})
+        return found if found is not None and found.effective() else None
+
+    def refuse_revoked(self, group_name: str, group: Group, record: ImageRecord, *, during: str | None = None) -> None:
+        """Raise when `record` is revoked: a rollout is not resumed onto an image revoked since it
+        was interrupted (TrustError), nor goes on past `during`, its next step, onto one revoked
+        while it runs (RolloutRefused: the rollout pauses, resumable or undone by `rollback`)."""
+        found = self.revoked(group, record)
+        if found is None:
+            return
+        if during is None:
+            raise TrustError(
+                f"refusing to resume the rollout of {group_name} onto {record.ref}: it is {found.describe()}",
+                hint=f"`bakery rollback {group_name}` returns the group to what it ran before",
+            )
+        raise RolloutRefused(
+            f"{record.ref} was revoked while the rollout ran ({found.describe()}); stopped before {during}",
+            hint=f"`bakery rollback {group_name}` returns the group to what it ran before",
+        )
+
+    def check(
+        self,
+        group_name: str,
+        group: Group,
+        record: ImageRecord,
+        *,
+        operation: str,
+        allow_unverified: bool,
+        audit: bool = True,
+    ) -> Verification:
+        """Verify `record` before `operation` ("rollout", "rollback") moves `group_name` onto it.
+        Raises TrustError (exit 1) for a revoked image, and for one that does not verify when
+        the policy requires signatures and no override was given. Without `audit` (a dry run:
+        nothing is deployed) no decision is written to the audit log."""
+        required = self.required(group)
+        policy = self.trust.policy(required=required)
+        subject = f"{record.ref} on {record.target} for group {group_name}"
+        records = self.provider_for(group.target).images(group.target)
+        result = self.verifier.verify_record(record, records)
+        if result.revoked:
+            assert result.revocation is not None
+            if audit:
+                self.trust.record(operation, subject, "refused", policy=policy, details={"problems": result.problems})
+            raise TrustError(
+                f"refusing to {operation} {group_name} onto {record.ref}: it is {result.revocation.describe()}",
+                problems=tuple(result.problems),
+                hint=f"a revoked image never rolls out; `bakery rollout {group_name}` picks the newest version "
+                "that is not revoked",
+            )
+        if result.ok:
+            self.reporter.note(f"verified {record.ref}: signed by {', '.join(result.signed_by)}")
+            return result
+        if allow_unverified:
+            self.reporter.note(
+                f"WARNING: {record.ref} does NOT verify and --allow-unverified deploys it anyway "
+                f"({'; '.join(result.problems)}); this override is recorded in the audit log"
+            )
+            if audit:
+                self.trust.record(
+                    "override",
+                    subject,
+                    "allowed-unverified",
+                    policy=policy,
+                    details={"problems": result.problems},
+                    strict=True,
+                )
+            return result
+        if required:
+            if audit:
+                self.trust.record(
+                    "verify-failed", subject, "refused", policy=policy, details={"problems": result.problems}
+                )
+            raise TrustError(
+                f"refusing to {operation} {group_name} onto {record.ref}: it does not verify ({policy})",
+                problems=tuple(result.problems),
+                hint=f"see `bakery verify {record.ref} --target {record.target}`; "
+                "--allow-unverified deploys it anyway (recorded in the audit log)",
+            )
+        self.reporter.note(
+            f"warning: {record.ref} does not verify ({'; '.join(result.problems)}); deploying it because "
+            "trust.require is off for this group"
+        )
+        return result

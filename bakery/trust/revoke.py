@@ -1,0 +1,146 @@
+"""`bakery revoke` and `bakery unrevoke`: the registry's record first (the truth every machine
+reads), then the mark on the image and on every descendant built on it (GCP deprecation with a
+replacement, AWS deprecation or tags, the local catalog entry). Both are idempotent: after a
+failure, running the same command again finishes the job."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC
+
+from bakery.config.load import Project
+from bakery.core import catalog
+from bakery.core.catalog import ImageRecord
+from bakery.core.identity import who
+from bakery.errors import BakeryError, UsageError
+from bakery.providers.base import Provider
+from bakery.trust.context import TrustContext
+from bakery.trust.revocations import Revocation, Revocations, descendants, parse_time, revocation_of
+
+
+@dataclass(frozen=True)
+class RevokeResult:
+    operation: str  # revoke | unrevoke
+    target: str
+    ref: str
+    at: str
+    reason: str
+    changed: bool  # False: it was in that state already (the marks were checked again)
+    descendants: tuple[str, ...]  # images built on it, which inherit the revocation
+    marks: tuple[str, ...]  # what was done on the images themselves
+
+
+class Revoker:
+    def __init__(self, project: Project, trust: TrustContext, provider_for: Callable[[str], Provider]) -> None:
+        self.project = project
+        self.trust = trust
+        self.provider_for = provider_for
+        self.revocations = Revocations(trust)
+
+    def _records(self, ref: str, target: str | None) -> list[tuple[ImageRecord, list[ImageRecord]]]:
+        name, version = catalog.parse_ref(ref)
+        if version is None:
+            raise UsageError(f"say which version: {name}@MAJOR.MINOR.PATCH (`bakery images {name}` lists them)")
+        image = self.project.image(name)
+        targets = [target] if target else list(image.targets or self.project.config.targets)
+        found = []
+        for each in targets:
+            if each not in self.project.config.targets:
+                raise UsageError(f"no target '{each}'; targets: {', '.join(sorted(self.project.config.targets))}")
+            records = self.provider_for(each).images(each)
+            mine = [r for r in records if r.ref == ref]
+            if mine:
+                found.append((mine[0], records))
+        if not found:
+            raise UsageError(f"no image {ref} on {target or ', '.join(targets)}", hint=f"`bakery images {name}`")
+        return found
+
+    def revoke(self, ref: str, *, reason: str, at: str | None = None, target: str | None = None) -> list[RevokeResult]:
+        """Revoke `ref` (on `target`, else on every target that has it) now or from `at`."""
+        when = _iso(at) if at else None
+        return [
+            self._apply(record, records, revoked=True, reason=reason, at=when)
+            for record, records in self._records(ref, target)
+        ]
+
+    def unrevoke(self, ref: str, *, reason: str, target: str | None = None) -> list[RevokeResult]:
+        return [
+            self._apply(record, records, revoked=False, reason=reason, at=None)
+            for record, records in self._records(ref, target)
+        ]
+
+    def _apply(
+        self, record: ImageRecord, records: list[ImageRecord], *, revoked: bool, reason: str, at: str | None
+    ) -> RevokeResult:
+        operation = "revoke" if revoked else "unrevoke"
+        if not reason.strip():
+            raise UsageError(f"`bakery {operation}` needs --reason TEXT: it goes into the registry and the audit log")
+        changed, at = self.revocations.set(record.target, record.ref, revoked=revoked, reason=reason, at=at, by=who())
+        heirs = descendants(record.ref, records)
+        table = self.revocations.table()
+        by_ref = {r.ref: r for r in records}
+        provider = self.provider_for(record.target)
+        marks: list[str] = []
+        problems: list[str] = []
+        for each in [record, *heirs]:
+            try:
+                found = revocation_of(each, table, by_ref)
+                if found is not None:
+                    replacement = _replacement(each, records, table, by_ref)
+                    marks.append(provider.mark_revoked(each, at=found.at, reason=found.reason, replacement=replacement))
+                else:
+                    marks.append(provider.unmark_revoked(each))
+            except BakeryError as exc:
+                problems.append(f"{each.ref}: {exc.message}")
+        result = RevokeResult(
+            operation,
+            record.target,
+            record.ref,
+            at,
+            reason,
+            changed,
+            tuple(r.ref for r in heirs),
+            tuple(m for m in marks if m),
+        )
+        self.trust.record(
+            operation,
+            f"{record.ref} on {record.target}",
+            "ok" if not problems else "partial",
+            details={
+                "at": at,
+                "reason": reason,
+                "descendants": list(result.descendants),
+                "marks": list(result.marks),
+                "problems": problems,
+            },
+            strict=True,
+        )
+        if problems:
+            raise BakeryError(
+                f"{record.ref} is {operation}d in {self.trust.store.where}, but marking the images failed: "
+                + "; ".join(problems),
+                hint=f"run the same `bakery {operation}` again to finish",
+            )
+        return result
+
+
+def _replacement(
+    record: ImageRecord,
+    records: list[ImageRecord],
+    table: dict[tuple[str, str], Revocation],
+    by_ref: dict[str, ImageRecord],
+) -> ImageRecord | None:
+    """The newest version of the same image that is not revoked (a GCP deprecation points to it)."""
+    same = sorted((r for r in records if r.name == record.name), key=lambda r: catalog.version_key(r.version))
+    for candidate in reversed(same):
+        if candidate.ref == record.ref:
+            continue
+        found = revocation_of(candidate, table, by_ref)
+        if found is None or not found.effective():
+            return candidate
+    return None
+
+
+def _iso(text: str) -> str:
+    return parse_time(text).astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
