@@ -1,4 +1,4 @@
-"""The group commands: rollout, rollback, status, history, down (registered on bakery.cli.app)."""
+"""The group commands: rollout, rollback, status, history, down."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 
 import typer
 
-from bakery.cli.app import FileOpt, JsonOpt, TerminalReporter, _project, _workspace, app, emit, err, handled
-from bakery.errors import EXIT_FAILED, UsageError
+from bakery.cli.common import FileOpt, JsonOpt, TerminalReporter, emit, err, handled, project_of, workspace_of
+from bakery.errors import UsageError
 from bakery.progress import GroupView
 
 YesOpt = typer.Option(False, "--yes", "-y", help="Do not ask before acting (scheduled jobs).")
@@ -110,8 +110,8 @@ def jsonable(value: Any) -> Any:
 def _service(file: Path | None, reporter: Any) -> Any:
     from bakery.rollout.service import Rollouts
 
-    project = _project(file)
-    return Rollouts(project, _workspace(project), reporter)
+    project = project_of(file)
+    return Rollouts(project, workspace_of(project), reporter)
 
 
 def _gates(rollout: Any) -> str:
@@ -168,7 +168,6 @@ def _result_text(result: Any) -> str:
     return f"{result.operation} {result.id} of {result.group}: {verb} {shown} in {result.seconds:.0f}s"
 
 
-@app.command()
 @handled
 def rollout(
     group: str = typer.Argument(..., help="Group name from images.yaml."),
@@ -220,7 +219,6 @@ def rollout(
     emit("rollout", jsonable(result), as_json=as_json, text=lambda: _result_text(result))
 
 
-@app.command()
 @handled
 def rollback(
     group: str = typer.Argument(..., help="Group name from images.yaml."),
@@ -248,7 +246,6 @@ def rollback(
     emit("rollback", jsonable(result), as_json=as_json, text=lambda: _result_text(result))
 
 
-@app.command()
 @handled
 def status(
     groups: list[str] = typer.Argument(None, help="Groups (default: all)."),
@@ -296,7 +293,6 @@ def _status_text(report: Any) -> str:
     return "\n".join(lines)
 
 
-@app.command()
 @handled
 def history(
     group: str = typer.Argument(..., help="Group name from images.yaml."),
@@ -321,7 +317,6 @@ def _history_line(e: Any) -> str:
     return f"{e.started}  {e.id}  {e.kind:<8} {src} -> {e.to.describe()}  {e.strategy}  {e.result}{why}  by {e.who}"
 
 
-@app.command()
 @handled
 def down(
     group: str = typer.Argument(..., help="A local group from images.yaml."),
@@ -351,4 +346,4 @@ def down(
     )
 
 
-__all__ = ["EXIT_FAILED", "down", "history", "rollback", "rollout", "status"]
+COMMANDS = (rollout, rollback, status, history, down)

@@ -1,4 +1,4 @@
-"""The trust commands: verify, sign, keys, revoke, unrevoke, audit (registered on bakery.cli.app)."""
+"""The trust commands: verify, sign, keys, revoke, unrevoke, audit."""
 
 from __future__ import annotations
 
@@ -9,15 +9,13 @@ from typing import Any
 
 import typer
 
-from bakery.cli.app import FileOpt, JsonOpt, TerminalReporter, _project, _workspace, app, emit, handled
+from bakery.cli.common import FileOpt, JsonOpt, TerminalReporter, emit, handled, project_of, workspace_of
 from bakery.errors import EXIT_FAILED
 
 TargetOpt = typer.Option(None, "--target", "-t", help="Target name (default: the image's only target).")
 
 keys_app = typer.Typer(help="Signing keys: make a pair, print a public key.", no_args_is_help=True)
-app.add_typer(keys_app, name="keys")
 audit_app = typer.Typer(help="The audit log: who did what, when, under which policy.", invoke_without_command=True)
-app.add_typer(audit_app, name="audit")
 
 
 def _trust(file: Path | None, reporter: Any) -> tuple[Any, Any, Callable[[str], Any]]:
@@ -25,8 +23,8 @@ def _trust(file: Path | None, reporter: Any) -> tuple[Any, Any, Callable[[str], 
     from bakery.providers.base import get_provider
     from bakery.trust.context import TrustContext
 
-    project = _project(file)
-    workspace = _workspace(project)
+    project = project_of(file)
+    workspace = workspace_of(project)
     targets = project.config.targets
 
     def provider_for(target: str) -> Any:
@@ -35,7 +33,6 @@ def _trust(file: Path | None, reporter: Any) -> tuple[Any, Any, Callable[[str], 
     return project, TrustContext(project, workspace, reporter), provider_for
 
 
-@app.command()
 @handled
 def verify(
     image: str = typer.Argument(..., help="IMAGE or IMAGE@VERSION (default: the newest version)."),
@@ -65,7 +62,6 @@ def _verify_text(result: Any, indent: str = "") -> str:
     return "\n".join(lines)
 
 
-@app.command()
 @handled
 def sign(
     image: str = typer.Argument(..., help="IMAGE@VERSION to co-sign."),
@@ -136,7 +132,6 @@ def keys_export(file: Path | None = FileOpt, as_json: bool = JsonOpt) -> None:
     emit("keys-export", {"keyid": key.keyid, "name": key.name, "pem": pem}, as_json=as_json, text=lambda: pem.rstrip())
 
 
-@app.command()
 @handled
 def revoke(
     image: str = typer.Argument(..., help="IMAGE@VERSION to revoke (its descendants inherit it)."),
@@ -161,7 +156,6 @@ def revoke(
     )
 
 
-@app.command()
 @handled
 def unrevoke(
     image: str = typer.Argument(..., help="IMAGE@VERSION to trust again."),
@@ -248,3 +242,7 @@ def _audit_text(report: Any) -> str:
     lines = [f"audit log BROKEN: {len(report.problems)} problem(s) in {report.events} events"]
     lines += [f"  {p.what}" for p in report.problems]
     return "\n".join(lines)
+
+
+COMMANDS = (verify, sign, revoke, unrevoke)
+SUBCOMMANDS = (("keys", keys_app), ("audit", audit_app))

@@ -14,13 +14,42 @@ from bakery import __version__
 COMMANDS = ("validate", "schema", "render", "build", "plan", "images", "show", "boot")
 
 
+PANELS = {
+    "Images": COMMANDS,
+    "Groups": ("rollout", "rollback", "status", "history", "down"),
+    "Trust": ("verify", "sign", "revoke", "unrevoke", "keys", "audit"),
+}
+
+
 def test_help_lists_every_command(bakery_cli):
     result = bakery_cli("--help")
     assert result.exit_code == 0
     assert "Usage: bakery" in result.stdout
-    commands = result.stdout.split("Commands:", 1)[1]
+    commands = result.stdout.split("Images:", 1)[1]
     for command in COMMANDS:
         assert f"  {command} " in commands, command
+
+
+def test_help_groups_the_commands_under_their_panels_with_whole_summaries(bakery_cli):
+    text = bakery_cli("--help").stdout
+    headings = [line for line in text.splitlines() if line.endswith(":") and not line.startswith(" ")]
+    assert headings == ["Options:", "Images:", "Groups:", "Trust:"]
+    sections = dict(
+        zip(
+            PANELS,
+            text.split("Images:", 1)[1].replace("Groups:", "\0").replace("Trust:", "\0").split("\0"),
+            strict=True,
+        )
+    )
+    for panel, names in PANELS.items():
+        listed = [
+            line.split()[0]
+            for line in sections[panel].splitlines()
+            if line.startswith("  ") and not line.startswith("   ")
+        ]
+        assert listed == list(names), panel
+    assert "..." not in text.split("Images:", 1)[1]  # click cuts summaries at 45 characters; none is here
+    assert "rolled back on failure." in " ".join(text.split())  # rollout's summary, to its last word
 
 
 def test_no_arguments_shows_help(bakery_cli):
