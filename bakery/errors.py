@@ -81,3 +81,30 @@ class TrustError(BakeryError):
     def __init__(self, message: str, *, problems: tuple[str, ...] = (), hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.problems = problems or (message,)
+
+
+class OperationFailed(ProviderError):
+    """A GCP operation the API accepted finished with an error (`status`: its HTTP status, if any)."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Conflict(BakeryError):
+    """A conditional write to the registry lost a race: the key exists already (`create`) or changed since it was
+    read (`replace`). Not a failure of the job by itself: the caller reads again."""
+
+
+class GateFailed(BakeryError):
+    """A health gate failed: which instance, what it answered (or which alarm, which target).
+    The rollout service rolls back when the group's `rollback` is on."""
+
+    def __init__(self, message: str, *, instance: str | None = None, answer: str | None = None) -> None:
+        super().__init__(message)
+        self.instance = instance
+        self.answer = answer
+
+
+class RolloutRefused(BakeryError):
+    """The group cannot be moved now (another rollout runs, the engine is busy or in a bad state)."""

@@ -17,7 +17,7 @@ from typing import Any, Literal, Protocol
 
 from bakery.config.models import Group
 from bakery.core.catalog import ImageRecord
-from bakery.errors import BakeryError, UsageError
+from bakery.errors import UsageError
 from bakery.groups.strategy import RolloutPlan
 from bakery.progress import Reporter
 from bakery.providers.base import ClientFactory
@@ -33,20 +33,6 @@ _REGISTRY = {
 # What a driver writes on every instance a rollout launches (AWS tags, GCP labels, local metadata),
 # so that logs and metrics tie back to the exact image. GCP encodes keys and values to its rules.
 INSTANCE_TAGS = ("bakery:image", "bakery:version", "bakery:inputs-digest", "bakery:rollout")
-
-
-class GateFailed(BakeryError):
-    """A health gate failed: which instance, what it answered (or which alarm, which target).
-    The rollout service rolls back when the group's `rollback` is on."""
-
-    def __init__(self, message: str, *, instance: str | None = None, answer: str | None = None) -> None:
-        super().__init__(message)
-        self.instance = instance
-        self.answer = answer
-
-
-class RolloutRefused(BakeryError):
-    """The group cannot be moved now (another rollout runs, the engine is busy or in a bad state)."""
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from bakery import runner
 from bakery.config.models import Health
-from bakery.groups.base import GateFailed
+from bakery.errors import GateFailed
 
 PROBE_TIMEOUT_SECONDS = 3.0
 SHOWN_BODY_CHARS = 120

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from bakery.registry.base import Blob, BucketStore, Conflict, Store
+from bakery.errors import Conflict
+from bakery.registry.base import Blob, BucketStore, Store
 
 if TYPE_CHECKING:
     from bakery.config.trust_models import Registry

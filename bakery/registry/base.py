@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from bakery.errors import BakeryError
+from bakery.errors import Conflict
 
 
 @dataclass(frozen=True)
@@ -22,11 +22,6 @@ class Blob:
 
     data: bytes
     version: str  # S3: ETag; GCS: generation; local: content sha256
-
-
-class Conflict(BakeryError):
-    """A conditional write lost a race: the key exists already (`create`) or changed since it was
-    read (`replace`). Not a failure of the job by itself: the caller reads again."""
 
 
 class Store(Protocol):

@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from bakery.core.retry import gcp_retry, request_timeout
-from bakery.errors import ProviderError
+from bakery.errors import Conflict, ProviderError
 from bakery.providers.gcp.api import api_error, network_error, one_line
-from bakery.registry.base import Blob, BucketStore, Conflict
+from bakery.registry.base import Blob, BucketStore
 
 CONTENT_TYPE = "application/octet-stream"
 

@@ -19,8 +19,8 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
-from bakery.errors import ProviderError
-from bakery.registry.base import Blob, Conflict
+from bakery.errors import Conflict, ProviderError
+from bakery.registry.base import Blob
 
 LOCK_NAME = ".lock"
 

@@ -13,9 +13,9 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from bakery.errors import ProviderError
+from bakery.errors import Conflict, ProviderError
 from bakery.providers.aws.errors import one_line
-from bakery.registry.base import Blob, BucketStore, Conflict
+from bakery.registry.base import Blob, BucketStore
 
 LOST_RACE = ("PreconditionFailed", "ConditionalRequestConflict")
 DENIED = ("AccessDenied", "403", "AllAccessDisabled", "AccountProblem")

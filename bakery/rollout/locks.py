@@ -11,8 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bakery.errors import BakeryError
-from bakery.groups.base import RolloutRefused
+from bakery.errors import BakeryError, RolloutRefused
 from bakery.steps import now
 
 

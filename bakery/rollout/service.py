@@ -27,18 +27,18 @@ from bakery.config.models import Group
 from bakery.core import catalog
 from bakery.core.catalog import ImageRecord
 from bakery.core.identity import who
-from bakery.errors import BakeryError, ConfigError, Interrupted, ProviderError, TrustError, UsageError
-from bakery.groups import strategy
-from bakery.groups.base import (
+from bakery.errors import (
+    BakeryError,
+    ConfigError,
     GateFailed,
-    GroupDriver,
-    GroupState,
-    HistoryEntry,
-    Release,
-    Rollout,
+    Interrupted,
+    ProviderError,
     RolloutRefused,
-    get_driver,
+    TrustError,
+    UsageError,
 )
+from bakery.groups import strategy
+from bakery.groups.base import GroupDriver, GroupState, HistoryEntry, Release, Rollout, get_driver
 from bakery.groups.strategy import RolloutPlan
 from bakery.progress import GroupView, Reporter
 from bakery.providers.base import ClientFactory, Provider, get_provider

@@ -12,8 +12,8 @@ from typing import Any
 
 from bakery.core.catalog import ImageRecord
 from bakery.core.jcs import canonical, sha256
-from bakery.errors import BakeryError, TrustError
-from bakery.registry.base import Blob, Conflict, update
+from bakery.errors import BakeryError, Conflict, TrustError
+from bakery.registry.base import Blob, update
 from bakery.trust.context import TrustContext
 from bakery.trust.signing import PAYLOAD_TYPE, cosign, sign, signer_public_key
 

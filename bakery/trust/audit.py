@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 
 from bakery.core.identity import who as whoami
 from bakery.core.jcs import canonical, sha256
-from bakery.errors import BakeryError, UsageError
-from bakery.registry.base import Blob, Conflict, Store
+from bakery.errors import BakeryError, Conflict, UsageError
+from bakery.registry.base import Blob, Store
 from bakery.trust.audit_chain import (
     EVENTS,
     HEAD,

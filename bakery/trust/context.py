@@ -89,7 +89,8 @@ class TrustContext:
         warning: the job's own state lives elsewhere (the group, its journal)."""
         import json
 
-        from bakery.registry.base import Conflict, update
+        from bakery.errors import Conflict
+        from bakery.registry.base import update
 
         data = json.dumps(document, indent=2, sort_keys=True, default=str).encode() + b"\n"
         try:

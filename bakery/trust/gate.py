@@ -11,8 +11,7 @@ from bakery.config.load import Project
 from bakery.config.models import Group
 from bakery.core import catalog
 from bakery.core.catalog import ImageRecord
-from bakery.errors import TrustError, UsageError
-from bakery.groups.base import RolloutRefused
+from bakery.errors import RolloutRefused, TrustError, UsageError
 from bakery.progress import Reporter
 from bakery.providers.base import Provider
 from bakery.trust.context import TrustContext

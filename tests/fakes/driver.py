@@ -13,8 +13,8 @@ from typing import Any
 
 from bakery.config.models import Group
 from bakery.core.catalog import ImageRecord
-from bakery.errors import BakeryError, Interrupted, UsageError
-from bakery.groups.base import GateFailed, GroupState, HistoryEntry, Instance, Release, Rollout
+from bakery.errors import BakeryError, GateFailed, Interrupted, UsageError
+from bakery.groups.base import GroupState, HistoryEntry, Instance, Release, Rollout
 from bakery.steps import Journal, Step
 
 

@@ -15,9 +15,9 @@ import pytest
 from pydantic import TypeAdapter
 
 from bakery.config.trust_models import Registry
-from bakery.errors import ProviderError
+from bakery.errors import Conflict, ProviderError
 from bakery.registry import Store, open_store
-from bakery.registry.base import Blob, Conflict
+from bakery.registry.base import Blob
 from bakery.workspace import Workspace
 from tests.fakes.gcs import FakeGcs
 

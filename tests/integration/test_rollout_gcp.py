@@ -13,8 +13,8 @@ import pytest
 
 from bakery import steps
 from bakery.core import provenance
-from bakery.errors import ProviderError, UsageError
-from bakery.groups.base import GateFailed, HistoryEntry, Release, Rollout, RolloutRefused
+from bakery.errors import GateFailed, ProviderError, RolloutRefused, UsageError
+from bakery.groups.base import HistoryEntry, Release, Rollout
 from bakery.groups.gcp import api as gcp_api
 from bakery.groups.gcp import watch as gcp_watch
 from tests.fakes.gce import GceError

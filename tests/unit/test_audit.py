@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from securesystemslib.signer import CryptoSigner
 
 from bakery.core.jcs import canonical, sha256
-from bakery.errors import BakeryError, UsageError
-from bakery.registry.base import Conflict, Store
+from bakery.errors import BakeryError, Conflict, UsageError
+from bakery.registry.base import Store
 from bakery.registry.local import LocalStore
 from bakery.trust.audit import AuditLog, Event, parse_since
 from bakery.trust.signing import AUDIT_PAYLOAD_TYPE, PublicKey, sign

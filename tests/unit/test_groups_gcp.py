@@ -338,7 +338,7 @@ def test_the_watch_returns_once_every_instance_runs_the_template_ready_in_two_ca
 
 
 def test_an_instance_unhealthy_past_the_gate_s_time_fails_it_by_name() -> None:
-    from bakery.groups.base import GateFailed
+    from bakery.errors import GateFailed
 
     moving = {"target_size": 1, "status": {"is_stable": False, "version_target": {"is_reached": False}}}
     api = ScriptedApi([(moving, [managed("bad", "T1", action="VERIFYING", health="UNHEALTHY")])])

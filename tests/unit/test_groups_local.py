@@ -24,9 +24,9 @@ import pytest
 from bakery import runner, steps
 from bakery.config.models import Group, Health, LocalGroup, LocalTarget, Strategy
 from bakery.core.catalog import ImageRecord
-from bakery.errors import BakeryError, Interrupted, UsageError
+from bakery.errors import BakeryError, GateFailed, Interrupted, UsageError
 from bakery.groups import health, strategy
-from bakery.groups.base import GateFailed, HistoryEntry, Release, Rollout
+from bakery.groups.base import HistoryEntry, Release, Rollout
 from bakery.groups.local import engine as local_engine
 from bakery.groups.local import haproxy
 from bakery.groups.local.driver import LocalDriver

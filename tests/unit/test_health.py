@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from bakery.config.models import Health
-from bakery.groups.base import GateFailed
+from bakery.errors import GateFailed
 from bakery.groups.health import Answer, Target, gate, hold, probe
 from bakery.providers.local.boot import free_port
 

@@ -12,9 +12,9 @@ import pytest
 from pydantic import TypeAdapter
 
 from bakery.config.trust_models import Registry
-from bakery.errors import ProviderError
+from bakery.errors import Conflict, ProviderError
 from bakery.registry import open_store
-from bakery.registry.base import Blob, Conflict
+from bakery.registry.base import Blob
 from bakery.registry.local import LocalStore
 from bakery.workspace import Workspace
 

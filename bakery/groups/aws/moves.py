@@ -9,7 +9,7 @@ import socket
 from typing import Any
 
 from bakery.config.models import AwsGroup
-from bakery.errors import BakeryError, ConfigError, UsageError
+from bakery.errors import BakeryError, ConfigError, RolloutRefused, UsageError
 from bakery.groups.aws import requests as aws_requests
 from bakery.groups.aws.api import AsgApi, TemplateRef, template_of
 from bakery.groups.aws.marks import (
@@ -21,7 +21,7 @@ from bakery.groups.aws.marks import (
     version_description,
 )
 from bakery.groups.aws.watch import Gate
-from bakery.groups.base import ActiveRollout, RolloutRefused, instance_tags
+from bakery.groups.base import ActiveRollout, instance_tags
 from bakery.groups.base import Rollout as RolloutSpec
 from bakery.progress import Reporter
 from bakery.providers.aws.errors import aws_errors

@@ -23,8 +23,7 @@ from typing import Any
 
 from bakery import runner
 from bakery import steps as engine
-from bakery.errors import BakeryError, ProviderError
-from bakery.groups.base import GateFailed
+from bakery.errors import BakeryError, GateFailed, ProviderError
 from bakery.groups.gcp.requests import TEMPLATE_MARKER, describe, name_of, resource_path, successor_name, versions_of
 from bakery.groups.gcp.steps import MIG, SIZE, TEMPLATE, Mover
 from bakery.groups.gcp.watch import Goal

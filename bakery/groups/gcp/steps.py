@@ -32,8 +32,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bakery import steps as engine
-from bakery.errors import ProviderError
-from bakery.groups.base import GateFailed, Rollout, RolloutRefused
+from bakery.errors import GateFailed, ProviderError, RolloutRefused
+from bakery.groups.base import Rollout
 from bakery.groups.gcp.history import History
 from bakery.groups.gcp.read import Site
 from bakery.groups.gcp.requests import (

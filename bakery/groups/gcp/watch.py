@@ -19,8 +19,7 @@ from typing import Any
 
 from bakery import runner
 from bakery.config.models import Group
-from bakery.errors import BakeryError, ProviderError, UsageError
-from bakery.groups.base import GateFailed
+from bakery.errors import BakeryError, GateFailed, ProviderError, UsageError
 from bakery.groups.gcp.api import GroupApi
 from bakery.groups.gcp.requests import name_of, resource_path
 from bakery.progress import GroupView, Reporter

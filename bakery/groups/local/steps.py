@@ -20,8 +20,9 @@ import dataclasses
 import functools
 from collections.abc import Callable
 
+from bakery.errors import GateFailed
 from bakery.groups import health
-from bakery.groups.base import GateFailed, Release, Rollout, instance_tags
+from bakery.groups.base import Release, Rollout, instance_tags
 from bakery.groups.local.engine import Engine, is_past
 from bakery.groups.local.state import BOOTING, DRAINING, READY, RETAINED, SERVING, Member
 from bakery.groups.strategy import Wave

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from bakery.errors import ProviderError
+from bakery.errors import OperationFailed, ProviderError
 from bakery.progress import Reporter
 
 _NETWORK_HINT = "check the endpoint (the target's endpoint, BAKERY_GCP_ENDPOINT) and the network"
@@ -63,14 +63,6 @@ def default_clients(service: str, project: str, endpoint: str | None) -> Any:
 def pause(seconds: float) -> None:
     """Wait between attempts and polls (a signal's Interrupted breaks out of it)."""
     time.sleep(seconds)
-
-
-class OperationFailed(ProviderError):
-    """An operation the API accepted finished with an error (`status`: its HTTP status, if any)."""
-
-    def __init__(self, message: str, *, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def one_line(text: object, limit: int = 160) -> str:
