@@ -5,6 +5,10 @@ line by line to a callback and a log file; the last lines are kept for the error
 SIGINT/SIGTERM to bakery are forwarded to the child group (as a terminal's Ctrl-C would be),
 the child is given time to clean up (Packer removes its VM and output), and whatever is left of
 the group afterwards is killed, so no qemu outlives its bake.
+
+Over 400 lines on purpose: starting children and handling signals are one concern here (the
+handler must reach the child group it forwards to, and cleanup is timed against that child);
+split apart, each half would have to know the other's state.
 """
 
 from __future__ import annotations

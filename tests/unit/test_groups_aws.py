@@ -10,7 +10,6 @@ from bakery.config.models import AwsGroup, AwsTarget, Group, Strategy
 from bakery.core.catalog import ImageRecord
 from bakery.errors import ConfigError, UsageError
 from bakery.groups.aws import requests as aws_requests
-from bakery.groups.aws.api import template_of
 from bakery.groups.aws.bluegreen import green_name, green_request, parse_capacity
 from bakery.groups.aws.driver import make
 from bakery.groups.aws.marks import (
@@ -22,6 +21,7 @@ from bakery.groups.aws.marks import (
     parse_version_description,
     version_description,
 )
+from bakery.groups.aws.resources import template_of
 from bakery.groups.base import HistoryEntry, Release
 from bakery.groups.strategy import plan
 from bakery.progress import Silent

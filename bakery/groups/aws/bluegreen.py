@@ -23,8 +23,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bakery.errors import BakeryError, Interrupted, RolloutRefused
-from bakery.groups.aws.api import CAPACITY_TAG, GROUP_TAG, RETAIN_TAG, ROLLOUT_TAG, SERVING_TAG, tags_of, template_of
 from bakery.groups.aws.moves import Mover
+from bakery.groups.aws.resources import (
+    CAPACITY_TAG,
+    GROUP_TAG,
+    RETAIN_TAG,
+    ROLLOUT_TAG,
+    SERVING_TAG,
+    tags_of,
+    template_of,
+)
 from bakery.groups.aws.watch import Gate, target_group_name, wait_for
 from bakery.providers.aws.errors import aws_errors
 from bakery.steps import Journal, Step

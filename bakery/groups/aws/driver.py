@@ -16,12 +16,13 @@ from typing import Any
 from bakery.config.models import AwsGroup, AwsTarget, Group
 from bakery.core.catalog import ImageRecord
 from bakery.errors import ConfigError, UsageError
-from bakery.groups.aws.api import AsgApi, template_of, version_instance_tags
+from bakery.groups.aws.api import AsgApi
 from bakery.groups.aws.bluegreen import BlueGreenMover
 from bakery.groups.aws.history import history, prune, record
 from bakery.groups.aws.marks import ACTIVE_TAG, Mark, template_label
 from bakery.groups.aws.moves import active_rollout, blue_green_active
 from bakery.groups.aws.refresh import RefreshMover
+from bakery.groups.aws.resources import template_of, version_instance_tags
 from bakery.groups.aws.watch import target_group_name
 from bakery.groups.base import ActiveRollout, GroupState, HistoryEntry, Instance, Release, Rollout
 from bakery.progress import Reporter

@@ -8,15 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bakery.core.provenance import AWS_MAX_TAGS
-from bakery.groups.aws.api import (
-    GROUP_TAG,
-    RETAIN_TAG,
-    SERVING_TAG,
-    AsgApi,
-    tags_of,
-    template_of,
-    version_instance_tags,
-)
+from bakery.groups.aws.api import AsgApi
 from bakery.groups.aws.marks import (
     ACTIVE_TAG,
     HISTORY_PREFIX,
@@ -29,6 +21,7 @@ from bakery.groups.aws.marks import (
     template_label,
 )
 from bakery.groups.aws.requests import desired_version
+from bakery.groups.aws.resources import GROUP_TAG, RETAIN_TAG, SERVING_TAG, tags_of, template_of, version_instance_tags
 from bakery.groups.base import HistoryEntry, Release
 from bakery.progress import Reporter
 

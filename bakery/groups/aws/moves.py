@@ -11,7 +11,7 @@ from typing import Any
 from bakery.config.models import AwsGroup
 from bakery.errors import BakeryError, ConfigError, RolloutRefused, UsageError
 from bakery.groups.aws import requests as aws_requests
-from bakery.groups.aws.api import AsgApi, TemplateRef, template_of
+from bakery.groups.aws.api import AsgApi
 from bakery.groups.aws.marks import (
     ACTIVE_TAG,
     Mark,
@@ -20,6 +20,7 @@ from bakery.groups.aws.marks import (
     template_label,
     version_description,
 )
+from bakery.groups.aws.resources import TemplateRef, template_of
 from bakery.groups.aws.watch import Gate
 from bakery.groups.base import ActiveRollout, instance_tags
 from bakery.groups.base import Rollout as RolloutSpec

@@ -21,9 +21,9 @@ from typing import Any
 
 from bakery.errors import GateFailed, RolloutRefused
 from bakery.groups.aws import requests as aws_requests
-from bakery.groups.aws.api import ACTIVE, template_of
 from bakery.groups.aws.marks import ACTIVE_TAG, Mark
 from bakery.groups.aws.moves import Mover, active_rollout, refusal
+from bakery.groups.aws.resources import ACTIVE, template_of
 from bakery.groups.aws.watch import Look, watch
 from bakery.progress import GroupView
 from bakery.providers.aws.errors import aws_errors

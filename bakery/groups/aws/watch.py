@@ -13,8 +13,9 @@ from typing import Any
 from bakery import runner
 from bakery.config.models import Health
 from bakery.errors import GateFailed
-from bakery.groups.aws.api import ACTIVE, AsgApi
+from bakery.groups.aws.api import AsgApi
 from bakery.groups.aws.requests import poll_seconds, progress_line
+from bakery.groups.aws.resources import ACTIVE
 from bakery.progress import Reporter
 
 
