@@ -1,0 +1,1 @@
+"""AWS Auto Scaling groups, moved by instance refresh (rolling, canary) or a second ASG (blue-green)."""

@@ -1,0 +1,1 @@
+"""AWS: AMIs baked by Packer's amazon-ebs builder, tagged with provenance, with their copies."""
