@@ -116,7 +116,7 @@ def rebuild(
                 if parent is not None:  # its descendants learn of it when they are ready in turn
                     ready.remove(key)
                     settle(key, Outcome(item.image, item.target, NOT_BUILT, f"not built: {parent} failed"))
-                elif len(running) < slots:
+                elif len(running) < slots and not runner.interrupted():
                     ready.remove(key)
                     running[pool.submit(bake, item)] = item
             if not running:
