@@ -5,8 +5,11 @@ was running, and the facts steps saved for the ones after them (a refresh id, a 
 the VMs booted). A rerun skips what finished and runs the interrupted step again, so every step is
 written to be safe to run twice: it first looks at what its earlier attempt already did.
 
-A rollout and a rollback are both sequences of steps on this engine; the rollout service decides,
-when a forward step fails, whether the group's rollback steps run.
+What a step makes for the steps after it within one run (a rendered directory, a signed
+statement) it returns as a frozen value into Results, read back through its typed Handoff.
+
+A bake, a rollout and a rollback are sequences of steps on this engine; the rollout service
+decides, when a forward step fails, whether the group's rollback steps run.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 from bakery import runner
 from bakery.errors import BakeryError, Interrupted
@@ -29,6 +32,8 @@ from bakery.progress import Reporter
 RUNNING, INTERRUPTED, FAILED, SUCCEEDED = "running", "interrupted", "failed", "succeeded"
 ROLLED_BACK, ROLLBACK_FAILED = "rolled-back", "rollback-failed"
 FINAL = (FAILED, SUCCEEDED, ROLLED_BACK, ROLLBACK_FAILED)
+
+T = TypeVar("T")
 
 
 def now() -> str:
@@ -103,6 +108,37 @@ class Journal:
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, self.path)
+
+
+@dataclass(frozen=True)
+class Handoff(Generic[T]):
+    """The typed name of what the step `step` hands on: `results[HANDOFF]` is a `T`."""
+
+    step: str
+
+
+class Results:
+    """What the steps of one run handed on, each once, for the steps after them."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, object] = {}
+
+    def put(self, handoff: Handoff[T], value: T) -> None:
+        if handoff.step in self._values:
+            raise ValueError(f"step {handoff.step} handed on its result twice")
+        self._values[handoff.step] = value
+
+    def handing(self, handoff: Handoff[T], make: Callable[[Journal], T]) -> Callable[[Journal], None]:
+        """A step's `run` that hands on what `make` returns."""
+        return lambda journal: self.put(handoff, make(journal))
+
+    def __getitem__(self, handoff: Handoff[T]) -> T:
+        if handoff.step not in self._values:  # a sequence that reads a result before its step: a bug
+            raise LookupError(f"step {handoff.step} has handed on nothing yet")
+        return cast(T, self._values[handoff.step])
+
+    def __contains__(self, handoff: Handoff[Any]) -> bool:
+        return handoff.step in self._values
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from bakery import __version__
 from bakery.bake import render
 from bakery.config.load import EffectiveImage, Project
 from bakery.core import provenance
-from bakery.core.digest import canonical, inputs_digest, sha256_hex
+from bakery.core.digest import digest_json, inputs_digest, sha256_hex
 from bakery.providers.base import Prepared
 
 # Packer variables that are paths on this machine or differ per bake: not part of the bake key.
@@ -104,7 +104,7 @@ def statement_skeleton(
     deps.append(
         provenance.Dependency(
             name=f"{project.path.name}#images.{eff.name}",
-            digest={"sha256": sha256_hex(canonical(entry))},
+            digest={"sha256": sha256_hex(digest_json(entry))},
             annotations={"entry": entry},
         )
     )

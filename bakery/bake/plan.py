@@ -8,6 +8,7 @@ the newest recorded version's. Reasons come from that version's provenance.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from graphlib import TopologicalSorter
 from typing import Any
 
 from bakery.bake import inputs, render, tools
@@ -51,12 +52,15 @@ class Plan:
 
     def waves(self) -> list[list[PlanItem]]:
         """Stale bakes grouped so that each wave only needs the waves before it (CI fan-out)."""
-        depth: dict[str, int] = {}
-        for item in self.stale:  # items are in dependency order
-            depth[item.key] = 1 + max((depth[d] for d in item.depends_on if d in depth), default=-1)
-        waves: list[list[PlanItem]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
-        for item in self.stale:
-            waves[depth[item.key]].append(item)
+        stale = {item.key: item for item in self.stale}
+        order = list(stale)
+        sorter = TopologicalSorter({key: [d for d in item.depends_on if d in stale] for key, item in stale.items()})
+        sorter.prepare()
+        waves: list[list[PlanItem]] = []
+        while sorter.is_active():  # each round: what only needs the rounds before it, in plan order
+            ready = sorted(sorter.get_ready(), key=order.index)
+            waves.append([stale[key] for key in ready])
+            sorter.done(*ready)
         return waves
 
 

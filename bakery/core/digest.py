@@ -10,7 +10,7 @@ from typing import Any
 DIGEST_SCHEMA = "bakery.bake.inputs/v1"
 
 
-def canonical(data: Any) -> bytes:
+def digest_json(data: Any) -> bytes:
     """Deterministic JSON: sorted keys, no whitespace, UTF-8."""
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
 
@@ -44,4 +44,4 @@ def inputs_digest(
         "parent": parent_digest,
         "tools": dict(tools),
     }
-    return "sha256:" + sha256_hex(canonical(document))
+    return "sha256:" + sha256_hex(digest_json(document))

@@ -10,7 +10,7 @@ from typing import Any
 import rfc8785
 
 
-def canonical(document: Mapping[str, Any] | list[Any]) -> bytes:
+def jcs_bytes(document: Mapping[str, Any] | list[Any]) -> bytes:
     """`document` in RFC 8785 canonical form. Raises ValueError for what JSON cannot hold
     exactly (floats such as NaN, integers beyond 2**53)."""
     try:
@@ -26,4 +26,4 @@ def sha256(data: bytes) -> str:
 
 def digest(document: Mapping[str, Any] | list[Any]) -> str:
     """'sha256:<hex>' of `document` in canonical JSON."""
-    return sha256(canonical(document))
+    return sha256(jcs_bytes(document))

@@ -6,20 +6,19 @@ unfinished (interrupted, or its process killed), `bakery rollout GROUP` resumes 
 `bakery rollback GROUP` undoes it. The group's lock (.bakery/locks/group-GROUP.lock) keeps a second
 rollout of the same group from starting on this machine; a cloud group's engine (an active refresh,
 a MIG on the move) refuses one from any other machine.
+
+The rooms: planning.py picks the image and plans; engine.py runs the steps and, after a failure,
+does what decide.py picks; record.py writes the result, the journal's form and the history.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
-import secrets
-import socket
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any
 
 from bakery import steps
 from bakery.config.load import Project
@@ -27,55 +26,22 @@ from bakery.config.models import Group
 from bakery.core import catalog
 from bakery.core.catalog import ImageRecord
 from bakery.core.identity import who
-from bakery.errors import (
-    BakeryError,
-    ConfigError,
-    GateFailed,
-    Interrupted,
-    ProviderError,
-    RolloutRefused,
-    TrustError,
-    UsageError,
-)
-from bakery.groups import strategy
-from bakery.groups.base import GroupDriver, GroupState, HistoryEntry, Release, Rollout, get_driver
-from bakery.groups.strategy import RolloutPlan
-from bakery.progress import GroupView, Reporter
+from bakery.errors import BakeryError, RolloutRefused, TrustError, UsageError
+from bakery.groups.base import GroupDriver, GroupState, Release, Rollout, get_driver
+from bakery.progress import Reporter
 from bakery.providers.base import ClientFactory, Provider, get_provider
+from bakery.rollout import planning
+from bakery.rollout.engine import Engine
+from bakery.rollout.record import History, RolloutResult, saved, shown
 from bakery.runner import signal_guard
-from bakery.steps import Journal, Step
+from bakery.steps import Journal
 from bakery.trust.context import TrustContext
 from bakery.trust.gate import TrustGate
 from bakery.workspace import Workspace
 
 UNFINISHED = (steps.RUNNING, steps.INTERRUPTED)
 
-
-@dataclass(frozen=True)
-class RolloutResult:
-    group: str
-    id: str
-    operation: Literal["rollout", "rollback"]
-    strategy: str
-    from_: Release | None
-    to: Release
-    result: str  # planned, succeeded, rolled-back, up-to-date
-    plan: RolloutPlan
-    resumed_at: str | None = None  # the step a resumed rollout started from
-    reason: str | None = None
-    seconds: float = 0.0
-
-
-def new_id() -> str:
-    return "r-" + secrets.token_hex(6)
-
-
-def release_dict(release: Release | None) -> dict[str, Any] | None:
-    return dataclasses.asdict(release) if release is not None else None
-
-
-def release_of(data: dict[str, Any] | None) -> Release | None:
-    return Release(**data) if data else None
+__all__ = ["UNFINISHED", "RolloutResult", "Rollouts"]
 
 
 class Rollouts:
@@ -95,6 +61,7 @@ class Rollouts:
         self.clients = clients
         self.trust = trust or TrustContext(project, workspace, reporter)
         self.gate = TrustGate(project, self.trust, reporter, self.target_provider)
+        self.history = History(reporter, self.trust, self.gate)
 
     # --- what the commands share -------------------------------------------------------------
 
@@ -118,7 +85,7 @@ class Rollouts:
         spec = self.project.config.targets[target]
         return get_provider(spec.kind, self.ws, self.reporter, self.clients, self.project.config.targets)
 
-    def journal_path(self, name: str) -> Any:
+    def journal_path(self, name: str) -> Path:
         return self.ws.root / "rollouts" / f"{name}.json"
 
     def journal(self, name: str) -> Journal | None:
@@ -162,12 +129,11 @@ class Rollouts:
         spec = self.target_spec(group)
         driver = self.driver(group)
         state = driver.read(name, group, spec)
-        if state.active is not None:
-            raise _busy(name, state.active.id, state.active.started, f"{state.active.who} on {state.active.where}")
-        record = self._pick(group, image)
+        planning.refuse_active(name, state)
+        record = planning.pick(self.gate, group, self.provider(group).images(group.target, group.image), image)
         self.gate.check(name, group, record, operation="rollout", allow_unverified=allow_unverified, audit=not dry_run)
         to = driver.release_of(record, spec)
-        return self._new(name, group, "rollout", to, record, state.intended, state, strategy_type)
+        return planning.new(name, group, spec, "rollout", to, record, state, strategy_type)
 
     def in_sync(self, rollout: Rollout) -> bool:
         """Whether the group already runs `rollout.to` on every instance (a rollout would be a no-op)."""
@@ -181,11 +147,10 @@ class Rollouts:
 
     def run(self, rollout: Rollout, *, confirm: Callable[[Rollout], bool] | None = None) -> RolloutResult:
         """Run (or resume) `rollout`. Raises BakeryError (exit 1) when it failed or rolled back."""
-        group = rollout.spec
         with self._lock(rollout), signal_guard():
             journal = self.unfinished(rollout.group)
             resumed_at = None
-            driver = self.driver(group)
+            driver = self.driver(rollout.spec)
             if journal is not None and journal.data.get("rollout", {}).get("id") == rollout.id:
                 resumed_at = journal.data.get("current") or "the start"
                 if confirm is not None and not confirm(rollout):
@@ -194,88 +159,11 @@ class Rollouts:
             else:
                 if confirm is not None and not confirm(rollout):
                     raise BakeryError("not confirmed; the group was not touched")
-                self._unchanged_since_plan(driver, rollout)  # another machine may have moved it meanwhile
-                journal = Journal.create(self.journal_path(rollout.group), rollout=self._to_json(rollout))
+                # another machine may have moved it meanwhile
+                planning.unchanged_since_plan(driver.read(rollout.group, rollout.spec, rollout.target_spec), rollout)
+                journal = Journal.create(self.journal_path(rollout.group), rollout=saved(rollout))
             started = time.monotonic()
-            self._record(driver, rollout, steps.RUNNING)
-            if journal.data.get("phase") == "rollback":
-                return self._roll_back(driver, rollout, journal, journal.data.get("error") or "resumed", started)
-            try:
-                forward = self._watched(driver, rollout, driver.rollout_steps(rollout), guard=True)
-                steps.execute(forward, journal, self.reporter)
-            except (Interrupted, KeyboardInterrupt):  # the signal guard turns the latter into Interrupted
-                self._record(driver, rollout, steps.INTERRUPTED, reason="interrupted")
-                raise
-            except BakeryError as exc:
-                return self._failed(driver, rollout, journal, exc, started)
-            journal.mark(status=steps.SUCCEEDED)
-            self._record(driver, rollout, steps.SUCCEEDED)
-            self._prune(driver, rollout)
-            return self._result(rollout, "succeeded", started, resumed_at=resumed_at)
-
-    def _failed(
-        self, driver: GroupDriver, rollout: Rollout, journal: Journal, exc: BakeryError, started: float
-    ) -> RolloutResult:
-        """A forward step failed: roll back on a failed gate or engine outcome; pause when the cloud
-        could not be asked (the group stays as it is, resumable); stop when nothing moved."""
-        reason = exc.message
-        moved = bool(journal.done) or bool(journal.values)
-        if isinstance(exc, (RolloutRefused, ConfigError, UsageError)) and not moved:
-            self._record(driver, rollout, steps.FAILED, reason=reason)
-            raise exc
-        if isinstance(exc, ProviderError) or (isinstance(exc, RolloutRefused) and moved):
-            raise self._paused(
-                driver,
-                rollout,
-                journal,
-                reason,
-                f"{rollout.kind} {rollout.id} of {rollout.group} is paused at "
-                f"{journal.data.get('current') or 'its start'}: {reason}",
-                hint=f"`bakery rollout {rollout.group}` resumes it, `bakery rollback {rollout.group}` undoes it; "
-                f"`bakery status {rollout.group}` shows where the group stands",
-            ) from None
-        previous = self._record_of(rollout.spec, rollout.previous) if rollout.previous else None
-        revoked = self.gate.revoked(rollout.spec, previous) if previous is not None else None
-        if previous is not None and revoked is not None and rollout.spec.rollback and rollout.kind == "rollout":
-            raise self._paused(
-                driver,
-                rollout,
-                journal,
-                f"{reason}; not rolled back onto a revoked image",
-                f"{rollout.kind} {rollout.id} of {rollout.group} failed ({reason}) and is paused: the image to roll "
-                f"back to, {previous.ref}, is {revoked.describe()}",
-                hint=f"move it forward with `bakery rollout {rollout.group} --image NAME@VERSION`, or back anyway "
-                f"with `bakery rollback {rollout.group}`",
-            ) from None
-        if not rollout.spec.rollback or rollout.kind == "rollback":
-            self._record(driver, rollout, steps.FAILED, reason=reason)
-            exc.details = self._details(rollout, steps.FAILED, reason)
-            raise exc
-        self.reporter.note(f"{_gate_or_step(exc)}; rolling back to {_shown(rollout.previous)}")
-        return self._roll_back(driver, rollout, journal, reason, started, failed=True)
-
-    def _paused(
-        self, driver: GroupDriver, rollout: Rollout, journal: Journal, why: str, message: str, *, hint: str
-    ) -> BakeryError:
-        """Leave `rollout` paused (its journal interrupted, its history saying `why`): resumable
-        with `bakery rollout`, undone with `bakery rollback`. Returns the error to raise."""
-        journal.mark(status=steps.INTERRUPTED, error=why)
-        self._record(driver, rollout, steps.INTERRUPTED, reason=why)
-        return BakeryError(message, hint=hint, details=self._details(rollout, steps.INTERRUPTED, why))
-
-    def _unchanged_since_plan(self, driver: GroupDriver, rollout: Rollout) -> None:
-        state = driver.read(rollout.group, rollout.spec, rollout.target_spec)
-        if state.active is not None:
-            active = state.active
-            raise _busy(rollout.group, active.id, active.started, f"{active.who} on {active.where}")
-        now_id = state.intended.image_id if state.intended else None
-        planned = rollout.previous.image_id if rollout.previous else None
-        if now_id != planned:
-            raise RolloutRefused(
-                f"{rollout.group} changed since the plan was made: it now runs {_shown(state.intended)}, "
-                f"the plan said {_shown(rollout.previous)}",
-                hint=f"run `bakery rollout {rollout.group}` again for a new plan",
-            )
+            return self._engine(driver, rollout, journal).forward(started, resumed_at=resumed_at)
 
     # --- rollback ------------------------------------------------------------------------------
 
@@ -296,42 +184,18 @@ class Rollouts:
         spec = self.target_spec(group)
         driver = self.driver(group)
         state = driver.read(name, group, spec)
-        if state.active is not None:
-            raise _busy(name, state.active.id, state.active.started, f"{state.active.who} on {state.active.where}")
-        last = self._last_move(name, driver.history(name, group, spec), state)
-        assert last.from_ is not None  # _last_move refuses otherwise
-        record = self._record_of(group, last.from_)
+        planning.refuse_active(name, state)
+        last, before = planning.last_move(name, driver.history(name, group, spec), state)
+        record = self._record_of(group, before)
         if record is not None:
             self.gate.check(name, group, record, operation="rollback", allow_unverified=allow_unverified)
         elif self.gate.required(group) and not allow_unverified:
             raise TrustError(
-                f"refusing to roll {name} back onto {_shown(last.from_)}: bakery did not bake it, so it cannot verify",
+                f"refusing to roll {name} back onto {shown(before)}: bakery did not bake it, so it cannot verify",
                 hint="--allow-unverified deploys it anyway (recorded in the audit log)",
             )
-        rollout = self._new(name, group, "rollback", last.from_, record, state.intended, state, None)
+        rollout = planning.new(name, group, spec, "rollback", before, record, state, None)
         return dataclasses.replace(rollout, reason=reason or f"rollback of {last.id} requested by {who()}"), False
-
-    def _last_move(self, name: str, history: list[HistoryEntry], state: GroupState) -> HistoryEntry:
-        """The completed rollout that brought the group to what it runs now."""
-        now_id = state.intended.image_id if state.intended else None
-        for entry in reversed(history):
-            if entry.result != steps.SUCCEEDED or entry.to.image_id != now_id:
-                continue  # refused, failed, rolled back, or not what the group runs now
-            if entry.from_ is not None and entry.from_.image_id == entry.to.image_id:
-                continue  # moved nowhere
-            if entry.kind == "rollback":
-                forward = entry.from_.image if entry.from_ and entry.from_.image else "NAME@VERSION"
-                raise UsageError(
-                    f"the last change of {name} ({entry.id}) was a rollback; the group runs {_shown(entry.to)}",
-                    hint=f"roll forward with `bakery rollout {name} --image {forward}`",
-                )
-            if entry.from_ is None:
-                raise UsageError(f"{name} ran nothing before rollout {entry.id}: there is nothing to roll back to")
-            return entry
-        raise UsageError(
-            f"no completed rollout of {name} led to what it runs now ({_shown(state.intended)})",
-            hint=f"`bakery history {name}` lists its rollouts; `bakery rollout {name} --image NAME@VERSION` moves it",
-        )
 
     def rollback(
         self, rollout: Rollout, *, undo: bool, confirm: Callable[[Rollout], bool] | None = None
@@ -345,56 +209,21 @@ class Rollouts:
             if confirm is not None and not confirm(rollout):
                 raise BakeryError("not confirmed; the group was not touched")
             reason = f"rollback requested by {who()}"
-            return self._roll_back(self.driver(rollout.spec), rollout, journal, reason, time.monotonic(), failed=False)
+            engine = self._engine(self.driver(rollout.spec), rollout, journal)
+            return engine.roll_back(reason, time.monotonic(), failed=False)
 
     # --- inner workings ------------------------------------------------------------------------
 
-    def _roll_back(
-        self, driver: GroupDriver, rollout: Rollout, journal: Journal, reason: str, started: float, failed: bool = True
-    ) -> RolloutResult:
-        journal.mark(error=reason)
-        try:
-            sequence = self._watched(driver, rollout, driver.rollback_steps(rollout))
-            steps.execute(sequence, journal, self.reporter, phase="rollback")
-        except (Interrupted, KeyboardInterrupt):
-            self._record(driver, rollout, steps.INTERRUPTED, reason=f"{reason}; its rollback was interrupted")
-            raise
-        except BakeryError as exc:
-            journal.mark(status=steps.ROLLBACK_FAILED)
-            self._record(driver, rollout, steps.ROLLBACK_FAILED, reason=f"{reason}; rollback failed: {exc.message}")
-            raise BakeryError(
-                f"{rollout.id}: {reason}; the rollback to {_shown(rollout.previous)} failed too: {exc.message}",
-                hint=f"see `bakery status {rollout.group}`; `bakery rollback {rollout.group}` tries again",
-            ) from None
-        journal.mark(status=steps.ROLLED_BACK)
-        self._record(driver, rollout, steps.ROLLED_BACK, reason=reason)
-        if failed:
-            raise BakeryError(
-                f"{rollout.kind} {rollout.id} of {rollout.group} to {_shown(rollout.to)} failed and was rolled back "
-                f"to {_shown(rollout.previous)}: {reason}",
-                details=self._details(rollout, steps.ROLLED_BACK, reason),
-            )
-        return self._result(rollout, steps.ROLLED_BACK, started, reason=reason)
-
-    def _pick(self, group: Group, ref: str | None) -> ImageRecord:
-        records = self.provider(group).images(group.target, group.image)
-        if ref is None:
-            return self.gate.newest_allowed(group, records)
-        name, version = catalog.parse_ref(ref)
-        if name != group.image:
-            raise UsageError(f"{ref} is an image of {name}; this group runs {group.image}")
-        if version is None:
-            raise UsageError(f"--image takes NAME@VERSION, got {ref!r}")
-        found = [r for r in records if r.version == version]
-        if not found:
-            known = ", ".join(r.version for r in sorted(records, key=lambda r: catalog.version_key(r.version)))
-            raise UsageError(
-                f"{ref} is not a completely recorded image on {group.target}",
-                hint=f"versions of {name} on {group.target}: {known or 'none'} (bakery images {name})",
-            )
-        if len(found) > 1:
-            raise UsageError(f"{ref} is claimed by {len(found)} images on {group.target}; see `bakery images {name}`")
-        return found[0]
+    def _engine(self, driver: GroupDriver, rollout: Rollout, journal: Journal) -> Engine:
+        return Engine(
+            driver,
+            rollout,
+            journal,
+            reporter=self.reporter,
+            gate=self.gate,
+            history=self.history,
+            record_of=self._record_of,
+        )
 
     def _record_of(self, group: Group, release: Release) -> ImageRecord | None:
         if release.image is None:
@@ -402,156 +231,10 @@ class Rollouts:
         name, version = catalog.parse_ref(release.image)
         return next((r for r in self.provider(group).images(group.target, name) if r.version == version), None)
 
-    def _new(
-        self,
-        name: str,
-        group: Group,
-        kind: Literal["rollout", "rollback"],
-        to: Release,
-        record: ImageRecord | None,
-        previous: Release | None,
-        state: GroupState,
-        strategy_type: str | None,
-    ) -> Rollout:
-        chosen = group.strategy if strategy_type is None else group.strategy.model_copy(update={"type": strategy_type})
-        if kind == "rollback" and chosen.type == "canary":
-            chosen = chosen.model_copy(update={"type": "rolling"})  # going back: no canary to hold
-        size = state.desired if state.desired is not None else getattr(group.settings(), "size", 0)
-        aws = group.aws
-        plan = strategy.plan(
-            chosen,
-            size,
-            min_healthy=aws.min_healthy_percentage if aws else None,
-            max_healthy=aws.max_healthy_percentage if aws else None,
-        )
-        return Rollout(
-            id=new_id(),
-            kind=kind,
-            group=name,
-            spec=group,
-            target=group.target,
-            target_spec=self.target_spec(group),
-            to=to,
-            to_record=record,
-            previous=previous,
-            plan=plan,
-            who=who(),
-            started=steps.now(),
-        )
-
-    def _to_json(self, rollout: Rollout) -> dict[str, Any]:
-        return {
-            "id": rollout.id,
-            "kind": rollout.kind,
-            "to": release_dict(rollout.to),
-            "previous": release_dict(rollout.previous),
-            "strategy": rollout.plan.strategy,
-            "size": rollout.plan.size,
-            "who": rollout.who,
-            "started": rollout.started,
-            "reason": rollout.reason,
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-        }
-
     def _from_journal(self, name: str, group: Group, journal: Journal) -> Rollout:
         data = journal.data.get("rollout") or {}
-        to = release_of(data.get("to"))
-        if to is None:
-            raise BakeryError(f"the saved state {journal.path} names no image", hint="move it away to start over")
-        chosen = group.strategy.model_copy(update={"type": data.get("strategy", group.strategy.type)})
-        aws = group.aws
-        plan = strategy.plan(
-            chosen,
-            int(data.get("size", 0)),
-            min_healthy=aws.min_healthy_percentage if aws else None,
-            max_healthy=aws.max_healthy_percentage if aws else None,
-        )
-        return Rollout(
-            id=data["id"],
-            kind=data.get("kind", "rollout"),
-            group=name,
-            spec=group,
-            target=group.target,
-            target_spec=self.target_spec(group),
-            to=to,
-            to_record=self._record_of(group, to),
-            previous=release_of(data.get("previous")),
-            plan=plan,
-            who=data.get("who", "?"),
-            started=data.get("started", ""),
-            reason=data.get("reason"),
-        )
-
-    def _record(self, driver: GroupDriver, rollout: Rollout, result: str, reason: str | None = None) -> None:
-        entry = HistoryEntry(
-            id=rollout.id,
-            kind=rollout.kind,
-            started=rollout.started,
-            who=rollout.who,
-            from_=rollout.previous,
-            to=rollout.to,
-            strategy=rollout.plan.strategy,
-            result=result,
-            finished=None if result == steps.RUNNING else steps.now(),
-            reason=reason or rollout.reason,
-        )
-        try:
-            driver.record(rollout.group, rollout.spec, rollout.target_spec, entry)
-        except BakeryError as exc:  # the group moved (or not) whatever its history says: never hide that
-            self.reporter.note(
-                f"warning: could not record {rollout.id} ({result}) in the group's history: {exc.message}"
-            )
-        self.trust.keep(f"rollouts/{rollout.group}/{rollout.id}.json", self._details(rollout, result, reason))
-        if result != steps.RUNNING:
-            self.trust.record(
-                rollout.kind,
-                f"group {rollout.group}",
-                result,
-                policy=self.trust.policy(required=self.gate.required(rollout.spec)),
-                details=self._details(rollout, result, reason),
-            )
-
-    def _watched(
-        self, driver: GroupDriver, rollout: Rollout, sequence: Sequence[Step], *, guard: bool = False
-    ) -> list[Step]:
-        """`sequence`, each step followed by a look at the group for the live view; with `guard`,
-        each preceded by a look at the registry: an image revoked meanwhile goes no further."""
-
-        def after(step: Step) -> Step:
-            def run(journal: Journal) -> None:
-                if guard and rollout.to_record is not None:
-                    self.gate.refuse_revoked(rollout.group, rollout.spec, rollout.to_record, during=step.name)
-                step.run(journal)
-                self._show(driver, rollout, step.name)
-
-            return dataclasses.replace(step, run=run)
-
-        return [after(step) for step in sequence]
-
-    def _show(self, driver: GroupDriver, rollout: Rollout, step: str) -> None:
-        try:
-            state = driver.read(rollout.group, rollout.spec, rollout.target_spec)
-        except BakeryError:
-            return  # the view waits for the next look; the steps themselves report what fails
-        states = Counter(f"{i.image or i.image_id} {i.state}" for i in state.instances)
-        health: Counter[str] = Counter(i.health for i in state.instances)
-        on_new = sum(i.image_id == rollout.to.image_id for i in state.instances)
-        percent = round(100 * on_new / len(state.instances)) if state.instances else None
-        waves = rollout.plan.waves
-        done = sum(w.total <= on_new for w in waves)
-        self.reporter.progress(GroupView(rollout.group, step, done, len(waves), dict(states), dict(health), percent))
-
-    def _details(self, rollout: Rollout, result: str, reason: str | None) -> dict[str, Any]:
-        return {
-            "rollout": rollout.id,
-            "operation": rollout.kind,
-            "group": rollout.group,
-            "from": release_dict(rollout.previous),
-            "to": release_dict(rollout.to),
-            "result": result,
-            "reason": reason,
-        }
+        rollout = planning.from_saved(name, group, self.target_spec(group), data, where=str(journal.path))
+        return dataclasses.replace(rollout, to_record=self._record_of(group, rollout.to))
 
     def _not_held(self, name: str) -> None:
         from bakery.rollout.locks import holder
@@ -563,56 +246,9 @@ class Rollouts:
                 hint=f"wait for it to finish (bakery status {name}); one group never runs two rollouts",
             )
 
-    def _prune(self, driver: GroupDriver, rollout: Rollout) -> None:
-        try:
-            removed = driver.prune(rollout.group, rollout.spec, rollout.target_spec, rollout.spec.keep)
-        except BakeryError as exc:  # the rollout succeeded; an old template left behind is no failure
-            self.reporter.note(f"warning: could not prune old templates: {exc.message}")
-            return
-        for line in removed:
-            self.reporter.note(f"pruned {line} (older than the last {rollout.spec.keep} rollouts)")
-
-    def _result(
-        self,
-        rollout: Rollout,
-        result: str,
-        started: float,
-        *,
-        resumed_at: str | None = None,
-        reason: str | None = None,
-    ) -> RolloutResult:
-        return RolloutResult(
-            group=rollout.group,
-            id=rollout.id,
-            operation=rollout.kind,
-            strategy=rollout.plan.strategy,
-            from_=rollout.previous,
-            to=rollout.to,
-            result=result,
-            plan=rollout.plan,
-            resumed_at=resumed_at,
-            reason=reason,
-            seconds=round(time.monotonic() - started, 1),
-        )
-
     @contextmanager
     def _lock(self, rollout: Rollout) -> Iterator[None]:
         from bakery.rollout.locks import held
 
         with held(self.ws.locks / f"group-{rollout.group}.lock", rollout.group, rollout.id, rollout.who):
             yield
-
-
-def _busy(group: str, rollout_id: str, since: str, where: str) -> RolloutRefused:
-    return RolloutRefused(
-        f"another rollout of {group} is running: {rollout_id}, started {since} by {where}",
-        hint=f"wait for it (bakery status {group}); a second rollout of one group is never started",
-    )
-
-
-def _shown(release: Release | None) -> str:
-    return release.describe() if release is not None else "nothing (the group was empty)"
-
-
-def _gate_or_step(exc: BakeryError) -> str:
-    return f"gate failed: {exc.message}" if isinstance(exc, GateFailed) else f"failed: {exc.message}"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bakery.core.catalog import ImageRecord
-from bakery.core.jcs import canonical, sha256
+from bakery.core.jcs import jcs_bytes, sha256
 from bakery.errors import BakeryError, Conflict, TrustError
 from bakery.registry.base import Blob, update
 from bakery.trust.context import TrustContext
@@ -52,7 +52,7 @@ class Attestations:
     def sign(self, statement: dict[str, Any]) -> Signed:
         """A DSSE envelope over `statement` (canonical JSON) by this machine's signer."""
         signer = self.trust.signer()
-        payload = canonical(statement)
+        payload = jcs_bytes(statement)
         key = signer_public_key(signer)
         return Signed(sign(payload, PAYLOAD_TYPE, [signer]), sha256(payload), key.keyid, key.name)
 

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from bakery.core.identity import who as whoami
-from bakery.core.jcs import canonical, sha256
+from bakery.core.jcs import jcs_bytes, sha256
 from bakery.errors import BakeryError, Conflict, UsageError
 from bakery.registry.base import Blob, Store
 from bakery.trust.audit_chain import (
@@ -149,7 +149,7 @@ class AuditLog:
         tail = self._tail()
         document = {"seq": tail.seq + 1, "prev": tail.digest, "time": self._clock().strftime(TIME_FORMAT), **fields}
         try:
-            payload = canonical(document)
+            payload = jcs_bytes(document)
         except ValueError as exc:
             raise BakeryError(f"the audit event's details cannot be written as canonical JSON: {exc}") from None
         event = Event(digest=sha256(payload), **document)
@@ -212,7 +212,7 @@ class AuditLog:
         hint = _head_of(head) if head else None
         if hint is not None and hint[0] >= event.seq:
             return
-        data = self._seal(canonical({"seq": event.seq, "digest": event.digest}), HEAD_PAYLOAD_TYPE)
+        data = self._seal(jcs_bytes({"seq": event.seq, "digest": event.digest}), HEAD_PAYLOAD_TYPE)
         if head is None:
             self.store.create(HEAD, data)
         else:

@@ -21,7 +21,7 @@ from typing import Any
 from bakery.config.load import Project
 from bakery.core import catalog, provenance
 from bakery.core.catalog import ImageRecord
-from bakery.core.jcs import canonical, digest
+from bakery.core.jcs import digest, jcs_bytes
 from bakery.errors import BakeryError, TrustError, UsageError
 from bakery.providers.base import Provider
 from bakery.trust.attestation import Attestations, payload_digest
@@ -258,7 +258,7 @@ class Verifier:
                         f"{name} on {claim.location} is {claim.stamp[field_name]!r}, "
                         f"the signed statement says {value!r}"
                     )
-            if claim.document is not None and canonical(dict(claim.document)) != canonical(statement):
+            if claim.document is not None and jcs_bytes(dict(claim.document)) != jcs_bytes(statement):
                 problems.append(
                     f"the provenance document carried by {claim.location} differs from the signed statement"
                 )

@@ -47,8 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from bakery.config.secrets import leaked
-from bakery.core import jcs as canonical
-from bakery.core import provenance
+from bakery.core import jcs, provenance
 from bakery.core.catalog import ImageRecord
 from bakery.core.debris import Leftover, Owner, iso, utc
 from bakery.errors import ProviderError
@@ -370,7 +369,7 @@ class FakeProvider:
     def subject(self, request: BakeRequest, artifacts: list[str]) -> tuple[str, dict[str, str]]:
         self._enter("subject", invocation=request.invocation, artifacts=tuple(artifacts))
         copies = self._built(request, artifacts)
-        digest = canonical.digest(_descriptor(copies)).removeprefix("sha256:")
+        digest = jcs.digest(_descriptor(copies)).removeprefix("sha256:")
         return f"fake:{copies[0].location}", {"sha256": digest}
 
     def descriptor(self, record: ImageRecord) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bakery.cli.app import app
-from bakery.core import jcs as canonical
+from bakery.core import jcs
 from tests.integration.aws_world import ec2, tags_of
 
 runner = CliRunner()
@@ -63,7 +63,7 @@ def test_bake_tags_ami_snapshots_and_regional_copy(aws_project: Path, moto: str)
     statement = json.loads(shown.stdout)["provenance"]
     assert statement["subject"][0]["digest"] == {
         "awsImageId": locations["eu-west-1"],
-        "sha256": canonical.digest({"kind": "aws", "images": described}).removeprefix("sha256:"),
+        "sha256": jcs.digest({"kind": "aws", "images": described}).removeprefix("sha256:"),
     }
     deps = {d["name"]: d for d in statement["predicate"]["buildDefinition"]["resolvedDependencies"]}
     assert deps["ami:debian-12-amd64-20260201-1000"]["digest"] == {"awsImageId": "ami-0d1e0000000000002"}

@@ -30,8 +30,7 @@ import yaml
 from typer.testing import CliRunner
 
 from bakery.cli.app import app
-from bakery.core import jcs as canonical
-from bakery.core import provenance
+from bakery.core import jcs, provenance
 from bakery.core.debris import Owner, boot_id, iso
 from bakery.providers.gcp.provider import HEARTBEAT_LABEL, owner_labels
 from tests.fakes.gce import FakeGce
@@ -231,7 +230,7 @@ def test_bake_labels_catalog_and_show(gcp_project: Path, gce: FakeGce, packer_st
         "created": stored["creationTimestamp"],
         **{key: stored[key] for key in ("sourceDisk", "sourceDiskId", "diskSizeGb")},  # what it was made of
     }
-    digests = {"gceImageId": stored["id"], "sha256": canonical.digest(described).removeprefix("sha256:")}
+    digests = {"gceImageId": stored["id"], "sha256": jcs.digest(described).removeprefix("sha256:")}
     assert statement["subject"] == [{"name": f"gce:{PROJECT}/base-1-0-0", "digest": digests}]
     build = statement["predicate"]["buildDefinition"]
     assert build["internalParameters"]["inputsDigest"] == result["inputs_digest"]

@@ -18,8 +18,7 @@ import pytest
 
 from bakery.bake import inputs
 from bakery.config import load as config
-from bakery.core import jcs as canonical
-from bakery.core import provenance
+from bakery.core import jcs, provenance
 from bakery.core.catalog import ImageRecord
 from bakery.core.debris import iso
 from bakery.errors import ProviderError
@@ -109,7 +108,7 @@ def test_the_subject_is_the_digest_of_the_descriptor_read_again_later(baked: Bak
     }
     assert baked.statement["subject"][0]["digest"] == {
         "awsImageId": baked.amis["eu-west-1"],
-        "sha256": canonical.digest(described).removeprefix("sha256:"),
+        "sha256": jcs.digest(described).removeprefix("sha256:"),
     }
     assert baked.provider.descriptor(baked.record) == described  # stable
     ec2(moto).create_tags(Resources=[baked.amis["eu-west-1"]], Tags=[{"Key": "team", "Value": "other"}])

@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 from google.cloud import compute_v1
 
-from bakery.core import jcs as canonical
-from bakery.core import provenance
+from bakery.core import jcs, provenance
 from bakery.core.catalog import ImageRecord
 from bakery.errors import ProviderError
 from bakery.progress import Recording
@@ -84,7 +83,7 @@ def test_the_subject_is_the_digest_of_the_descriptor_read_again_later(
     }
     assert statement["subject"][0]["digest"] == {
         "gceImageId": image["id"],
-        "sha256": canonical.digest(described).removeprefix("sha256:"),
+        "sha256": jcs.digest(described).removeprefix("sha256:"),
     }
     assert provider.provenance(record) == statement  # as signed, from the description and labels
 

@@ -16,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from securesystemslib.signer import CryptoSigner
 
-from bakery.core.jcs import canonical, sha256
+from bakery.core.jcs import jcs_bytes, sha256
 from bakery.errors import BakeryError, Conflict, UsageError
 from bakery.registry.base import Store
 from bakery.registry.local import LocalStore
@@ -68,7 +68,7 @@ def edit_payload(data: bytes, **changes: Any) -> bytes:
     """A stored envelope with fields of its payload changed, still valid JSON and DSSE."""
     envelope = json.loads(data)
     document = json.loads(base64.b64decode(envelope["payload"]))
-    envelope["payload"] = base64.b64encode(canonical({**document, **changes})).decode()
+    envelope["payload"] = base64.b64encode(jcs_bytes({**document, **changes})).decode()
     return json.dumps(envelope).encode()
 
 
@@ -86,7 +86,7 @@ def test_appends_form_a_contiguous_signed_chain(log: AuditLog, registry: Path, t
     payload = base64.b64decode(envelope["payload"])
     assert envelope["payloadType"] == AUDIT_PAYLOAD_TYPE
     assert [s["keyid"] for s in envelope["signatures"]] == [log.keys[0].keyid]
-    assert payload == canonical(
+    assert payload == jcs_bytes(
         {
             "seq": 2,
             "prev": three[0].digest,
@@ -204,7 +204,7 @@ def test_an_event_whose_prev_skips_its_predecessor_is_out_of_order(
 ) -> None:
     # What a writer that ignored the chain would leave: event 3 linked to event 1, signed.
     forked = {**three[2].document(), "prev": three[0].digest}
-    event_file(registry, 3).write_text(json.dumps(sign(canonical(forked), AUDIT_PAYLOAD_TYPE, [ops])))
+    event_file(registry, 3).write_text(json.dumps(sign(jcs_bytes(forked), AUDIT_PAYLOAD_TYPE, [ops])))
 
     assert problems(log) == [
         (3, "event 3 is out of order: its prev names event 1's digest, not event 2's"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bakery.core.digest import canonical, inputs_digest
+from bakery.core.digest import digest_json, inputs_digest
 
 INPUTS = {
     "files": {"playbooks/web.yml": "a" * 64, "templates/amazon-ebs.pkr.hcl": "b" * 64},
@@ -74,5 +74,5 @@ def test_digest_changes_with_every_input(change):
     assert digest(**change) != digest()
 
 
-def test_canonical_is_sorted_compact_utf8():
-    assert canonical({"b": 1, "a": ["é", None]}) == '{"a":["é",null],"b":1}'.encode()
+def test_digest_json_is_sorted_compact_utf8():
+    assert digest_json({"b": 1, "a": ["é", None]}) == '{"a":["é",null],"b":1}'.encode()

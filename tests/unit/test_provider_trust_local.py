@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 
 from bakery.bake import inputs
-from bakery.core import jcs as canonical
-from bakery.core import provenance
+from bakery.core import jcs, provenance
 from bakery.core.catalog import ImageRecord
 from bakery.errors import ProviderError
 from bakery.progress import Recording
@@ -193,7 +192,7 @@ def test_fake_subject_is_the_digest_of_its_descriptor_and_its_tags_are_claims(
     fake, record, statement = fake_baked
     described = fake.descriptor(record)
     assert set(described["images"]) == {"region-a", "region-b"}
-    assert statement["subject"][0]["digest"]["sha256"] == canonical.digest(described).removeprefix("sha256:")
+    assert statement["subject"][0]["digest"]["sha256"] == jcs.digest(described).removeprefix("sha256:")
     claims = fake.claims(record)
     assert [c.location for c in claims] == [f"{loc.split(':')[1]} in {loc.split(':')[0]}" for loc in record.locations]
     assert all(c.attestation == ATTESTATION for c in claims)

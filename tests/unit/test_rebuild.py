@@ -81,3 +81,12 @@ def test_failure_marks_descendants_and_spares_unrelated(baked: list[str]) -> Non
 def test_waves_group_by_dependency_depth() -> None:
     waves = [[i.image for i in wave] for wave in PLAN.waves()]
     assert waves == [["base", "other"], ["web"], ["api"]]
+
+
+def test_a_failure_stops_every_generation_below_it(baked: list[str]) -> None:
+    FAILING.add("base")
+    outcome = run(jobs=1)
+    assert outcome["web"].status == NOT_BUILT and outcome["web"].detail == "not built: base@aws failed"
+    assert outcome["api"].status == NOT_BUILT and outcome["api"].detail == "not built: web@aws failed"
+    assert outcome["other"].status == BUILT
+    assert baked == ["base", "other"]

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from bakery import runner
-from bakery.bake.service import Baker
+from bakery.bake.build import run_packer
 from bakery.config import secrets
 from bakery.errors import BuildError, ConfigError, UsageError
 from bakery.progress import Recording
@@ -114,7 +114,7 @@ def test_ansible_playbook_fails_naming_an_unset_secret(tmp_path):
 
 
 def test_packer_gets_secrets_in_its_environment_never_in_its_argv(project_dir, tmp_path, monkeypatch):
-    """Baker runs Packer (a stand-in script here): the value is in the child's environment only,
+    """A bake runs Packer (a stand-in script here): the value is in the child's environment only,
     and masked in the log even when the child prints it."""
     fake = tmp_path / "bin"
     fake.mkdir()
@@ -128,9 +128,8 @@ def test_packer_gets_secrets_in_its_environment_never_in_its_argv(project_dir, t
     monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("BAKERY_SECRET_stray", "from-the-shell")  # bakery's own environment is not passed on
     reporter = Recording()
-    baker = Baker(project_dir.load(), Workspace(project_dir.home), reporter)
     log = tmp_path / "bake.log"
-    baker._packer(tmp_path / "rendered", tmp_path, log, {"db_password": VALUE})
+    run_packer(tmp_path / "rendered", tmp_path, log, {"db_password": VALUE}, reporter)
 
     argv = (tmp_path / "argv").read_text()
     assert VALUE not in argv and "BAKERY_SECRET" not in argv

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from bakery.core import jcs as canonical
-from bakery.core import provenance
+from bakery.core import jcs, provenance
 from bakery.core.catalog import ImageRecord
 from bakery.core.debris import iso, utc
 from bakery.errors import ProviderError, UsageError
@@ -94,7 +93,7 @@ def descriptor_of(copies: list[Copy]) -> dict[str, Any]:
 
 def subject_digest(descriptor: Mapping[str, Any]) -> str:
     """The provenance subject's sha256 (hex, as in-toto digest sets hold it) of a descriptor."""
-    return canonical.digest(descriptor).removeprefix("sha256:")
+    return jcs.digest(descriptor).removeprefix("sha256:")
 
 
 def descriptor(provider: AwsAccess, record: ImageRecord) -> dict[str, Any]:

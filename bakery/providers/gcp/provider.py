@@ -24,8 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bakery.config.models import GcpTarget
-from bakery.core import jcs as canonical
-from bakery.core import provenance
+from bakery.core import jcs, provenance
 from bakery.core.catalog import ImageRecord
 from bakery.core.debris import Leftover, Owner, iso
 from bakery.core.retry import GCP_DEADLINE_SECONDS, gcp_retry, request_timeout
@@ -223,7 +222,7 @@ class GcpProvider(CloudProvider):
             raise ProviderError(f"{record.ref}: the description of {record.locations[0]} holds no bakery provenance")
         digests = {"gceImageId": record.extra["id"]}
         if "descriptor" in record.extra:
-            digests["sha256"] = canonical.digest(record.extra["descriptor"]).removeprefix("sha256:")
+            digests["sha256"] = jcs.digest(record.extra["descriptor"]).removeprefix("sha256:")
         return provenance.finalize(
             skeleton, subject_name=f"gce:{record.locations[0]}", subject_digest=digests, finished=record.created
         )

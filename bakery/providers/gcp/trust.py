@@ -14,8 +14,7 @@ import gzip
 import zlib
 from typing import TYPE_CHECKING, Any
 
-from bakery.core import jcs as canonical
-from bakery.core import provenance
+from bakery.core import jcs, provenance
 from bakery.core.catalog import ImageRecord
 from bakery.errors import ProviderError
 from bakery.providers.base import Claim
@@ -59,7 +58,7 @@ def descriptor_of(project: str, image: Any) -> dict[str, Any]:
 
 def digest_set(project: str, image: Any) -> dict[str, str]:
     """The provenance subject's digests: the image's id, and the sha256 (hex) of its descriptor."""
-    described = canonical.digest(descriptor_of(project, image))
+    described = jcs.digest(descriptor_of(project, image))
     return {"gceImageId": str(image.id), "sha256": described.removeprefix("sha256:")}
 
 

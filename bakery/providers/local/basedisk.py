@@ -22,7 +22,7 @@ from bakery import runner
 from bakery.config import aptsource
 from bakery.config.load import template_dirs
 from bakery.config.models import LocalSource
-from bakery.core.digest import canonical, sha256_hex
+from bakery.core.digest import digest_json, sha256_hex
 from bakery.errors import BuildError, ConfigError
 from bakery.progress import Reporter
 
@@ -111,7 +111,7 @@ def recipe_digest(recipe: LocalSource, overlay: Path) -> str:
         "overlay": files,
         "fs_mib": BASE_FS_MIB,
     }
-    return "sha256:" + sha256_hex(canonical(doc))
+    return "sha256:" + sha256_hex(digest_json(doc))
 
 
 def mmdebstrap_argv(recipe: LocalSource, rootfs: Path, overlay: Path) -> list[str]:

@@ -1,0 +1,182 @@
+"""Running one rollout (or rollback) on the step engine: its forward steps, each guarded against
+a revocation and followed by a look at the group; after a failure, the outcome `decide` picks;
+the group's rollback steps. The service holds the group's lock around it."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Callable, Sequence
+
+from bakery import steps
+from bakery.config.models import Group
+from bakery.core.catalog import ImageRecord
+from bakery.errors import BakeryError, Interrupted
+from bakery.groups.base import GroupDriver, Release, Rollout
+from bakery.progress import GroupView, Reporter
+from bakery.rollout.decide import Failure, Outcome, classify, decide
+from bakery.rollout.record import History, RolloutResult, details, result_of, shown
+from bakery.steps import Journal, Step
+from bakery.trust.gate import TrustGate
+from bakery.trust.revocations import Revocation
+
+RecordOf = Callable[[Group, Release], ImageRecord | None]
+
+
+class Engine:
+    """One rollout on its journal. Raises BakeryError (exit 1) when it failed, paused or rolled back."""
+
+    def __init__(
+        self,
+        driver: GroupDriver,
+        rollout: Rollout,
+        journal: Journal,
+        *,
+        reporter: Reporter,
+        gate: TrustGate,
+        history: History,
+        record_of: RecordOf,
+    ) -> None:
+        self.driver = driver
+        self.rollout = rollout
+        self.journal = journal
+        self.reporter = reporter
+        self.gate = gate
+        self.history = history
+        self.record_of = record_of
+
+    def forward(self, started: float, *, resumed_at: str | None) -> RolloutResult:
+        """Run (or resume) the rollout's steps; a journal stopped in its rollback resumes that."""
+        driver, rollout, journal = self.driver, self.rollout, self.journal
+        self.history.record(driver, rollout, steps.RUNNING)
+        if journal.data.get("phase") == "rollback":
+            return self.roll_back(journal.data.get("error") or "resumed", started)
+        try:
+            forward = self._watched(driver.rollout_steps(rollout), guard=True)
+            steps.execute(forward, journal, self.reporter)
+        except (Interrupted, KeyboardInterrupt):  # the signal guard turns the latter into Interrupted
+            self.history.record(driver, rollout, steps.INTERRUPTED, reason="interrupted")
+            raise
+        except BakeryError as exc:
+            return self._failed(exc, started)
+        journal.mark(status=steps.SUCCEEDED)
+        self.history.record(driver, rollout, steps.SUCCEEDED)
+        self.history.prune(driver, rollout)
+        return result_of(rollout, "succeeded", started, resumed_at=resumed_at)
+
+    def roll_back(self, reason: str, started: float, *, failed: bool = True) -> RolloutResult:
+        """Run the group's rollback steps. With `failed` (the rollout failed), raises once they
+        succeeded; else returns the rolled-back result."""
+        driver, rollout, journal = self.driver, self.rollout, self.journal
+        journal.mark(error=reason)
+        try:
+            sequence = self._watched(driver.rollback_steps(rollout))
+            steps.execute(sequence, journal, self.reporter, phase="rollback")
+        except (Interrupted, KeyboardInterrupt):
+            self.history.record(driver, rollout, steps.INTERRUPTED, reason=f"{reason}; its rollback was interrupted")
+            raise
+        except BakeryError as exc:
+            journal.mark(status=steps.ROLLBACK_FAILED)
+            self.history.record(
+                driver, rollout, steps.ROLLBACK_FAILED, reason=f"{reason}; rollback failed: {exc.message}"
+            )
+            raise BakeryError(
+                f"{rollout.id}: {reason}; the rollback to {shown(rollout.previous)} failed too: {exc.message}",
+                hint=f"see `bakery status {rollout.group}`; `bakery rollback {rollout.group}` tries again",
+            ) from None
+        journal.mark(status=steps.ROLLED_BACK)
+        self.history.record(driver, rollout, steps.ROLLED_BACK, reason=reason)
+        if failed:
+            raise BakeryError(
+                f"{rollout.kind} {rollout.id} of {rollout.group} to {shown(rollout.to)} failed and was rolled back "
+                f"to {shown(rollout.previous)}: {reason}",
+                details=details(rollout, steps.ROLLED_BACK, reason),
+            )
+        return result_of(rollout, steps.ROLLED_BACK, started, reason=reason)
+
+    def _failed(self, exc: BakeryError, started: float) -> RolloutResult:
+        """A forward step failed: carry out what `decide` says."""
+        rollout, journal = self.rollout, self.journal
+        reason = exc.message
+        failure = classify(exc)
+
+        def outcome(*, previous_revoked: bool) -> Outcome:
+            moved = bool(journal.done) or bool(journal.values)
+            kind, rollback = rollout.kind, rollout.spec.rollback
+            return decide(failure, moved=moved, rollback=rollback, kind=kind, previous_revoked=previous_revoked)
+
+        chosen = outcome(previous_revoked=False)
+        # The previous image's revocation only matters to a rollback onto it: looked up then only.
+        if chosen is Outcome.ROLL_BACK and (held := self._revoked_previous()) is not None:
+            chosen = outcome(previous_revoked=True)
+            previous, revocation = held
+            if chosen is Outcome.PAUSE_REVOKED:
+                raise self._paused(
+                    f"{reason}; not rolled back onto a revoked image",
+                    f"{rollout.kind} {rollout.id} of {rollout.group} failed ({reason}) and is paused: the image to "
+                    f"roll back to, {previous.ref}, is {revocation.describe()}",
+                    hint=f"move it forward with `bakery rollout {rollout.group} --image NAME@VERSION`, or back "
+                    f"anyway with `bakery rollback {rollout.group}`",
+                ) from None
+        if chosen is Outcome.STOP:
+            self.history.record(self.driver, rollout, steps.FAILED, reason=reason)
+            raise exc
+        if chosen is Outcome.PAUSE:
+            raise self._paused(
+                reason,
+                f"{rollout.kind} {rollout.id} of {rollout.group} is paused at "
+                f"{journal.data.get('current') or 'its start'}: {reason}",
+                hint=f"`bakery rollout {rollout.group}` resumes it, `bakery rollback {rollout.group}` undoes it; "
+                f"`bakery status {rollout.group}` shows where the group stands",
+            ) from None
+        if chosen is Outcome.FAIL:
+            self.history.record(self.driver, rollout, steps.FAILED, reason=reason)
+            exc.details = details(rollout, steps.FAILED, reason)
+            raise exc
+        what = "gate failed" if failure is Failure.GATE else "failed"
+        self.reporter.note(f"{what}: {reason}; rolling back to {shown(rollout.previous)}")
+        return self.roll_back(reason, started)
+
+    def _revoked_previous(self) -> tuple[ImageRecord, Revocation] | None:
+        """The image a rollback would restore, with its revocation, when it is revoked."""
+        rollout = self.rollout
+        previous = self.record_of(rollout.spec, rollout.previous) if rollout.previous else None
+        revocation = self.gate.revoked(rollout.spec, previous) if previous is not None else None
+        return (previous, revocation) if previous is not None and revocation is not None else None
+
+    def _paused(self, why: str, message: str, *, hint: str) -> BakeryError:
+        """Leave the rollout paused (its journal interrupted, its history saying `why`): resumable
+        with `bakery rollout`, undone with `bakery rollback`. Returns the error to raise."""
+        self.journal.mark(status=steps.INTERRUPTED, error=why)
+        self.history.record(self.driver, self.rollout, steps.INTERRUPTED, reason=why)
+        return BakeryError(message, hint=hint, details=details(self.rollout, steps.INTERRUPTED, why))
+
+    def _watched(self, sequence: Sequence[Step], *, guard: bool = False) -> list[Step]:
+        """`sequence`, each step followed by a look at the group for the live view; with `guard`,
+        each preceded by a look at the registry: an image revoked meanwhile goes no further."""
+        rollout = self.rollout
+
+        def after(step: Step) -> Step:
+            def run(journal: Journal) -> None:
+                if guard and rollout.to_record is not None:
+                    self.gate.refuse_revoked(rollout.group, rollout.spec, rollout.to_record, during=step.name)
+                step.run(journal)
+                self._show(step.name)
+
+            return dataclasses.replace(step, run=run)
+
+        return [after(step) for step in sequence]
+
+    def _show(self, step: str) -> None:
+        rollout = self.rollout
+        try:
+            state = self.driver.read(rollout.group, rollout.spec, rollout.target_spec)
+        except BakeryError:
+            return  # the view waits for the next look; the steps themselves report what fails
+        states = Counter(f"{i.image or i.image_id} {i.state}" for i in state.instances)
+        health: Counter[str] = Counter(i.health for i in state.instances)
+        on_new = sum(i.image_id == rollout.to.image_id for i in state.instances)
+        percent = round(100 * on_new / len(state.instances)) if state.instances else None
+        waves = rollout.plan.waves
+        done = sum(w.total <= on_new for w in waves)
+        self.reporter.progress(GroupView(rollout.group, step, done, len(waves), dict(states), dict(health), percent))
