@@ -10,6 +10,7 @@ from typing import Any
 
 from bakery import __version__
 from bakery.bake import render
+from bakery.config import kinds
 from bakery.config.load import EffectiveImage, Project
 from bakery.core import provenance
 from bakery.core.digest import canonical, inputs_digest, sha256_hex
@@ -26,7 +27,7 @@ def resolved_entry(project: Project, eff: EffectiveImage) -> dict[str, Any]:
     if image.get("source"):
         image["source"] = {eff.kind: image["source"].get(eff.kind)}
     image.update(playbooks=list(eff.playbooks), vars=eff.vars, secrets=sorted(eff.image.secrets))
-    image["tags"] = eff.tags if eff.kind != "local" else {}
+    image["tags"] = eff.tags if kinds.get(eff.kind).tags else {}
     target = project.config.targets[eff.target].model_dump(mode="json", exclude={"endpoint"})
     return {"image": eff.name, "entry": image, "target": {"name": eff.target, **target}}
 

@@ -19,9 +19,9 @@ from typing import Any
 import yaml
 
 from bakery.bake import hcl
-from bakery.config import secrets
+from bakery.config import kinds, secrets
 from bakery.config.load import EffectiveImage, Project, template_dirs
-from bakery.config.models import BUILDERS, AwsTarget, GcpTarget, LocalTarget
+from bakery.config.models import AwsSource, AwsTarget, GcpSource, GcpTarget, LocalTarget
 from bakery.errors import ConfigError
 from bakery.packer import parse_version, wants_required_plugins
 
@@ -32,13 +32,8 @@ SCRIPTS = ("hygiene.sh", "stage-boot.sh")
 # Directories Ansible resolves relative to a playbook; they travel with it.
 PLAYBOOK_SIBLINGS = ("roles", "templates", "files", "vars", "group_vars", "host_vars")
 GALAXY_FILES = ("requirements.yml", "requirements.yaml")
-# Packer >= 1.7 loads builders as plugins and wants them declared.
-REQUIRED_PLUGINS = {
-    "qemu": ("github.com/hashicorp/qemu", ">= 1.0.9"),
-    "amazon-ebs": ("github.com/hashicorp/amazon", ">= 1.2.8"),
-    "googlecompute": ("github.com/hashicorp/googlecompute", ">= 1.1.4"),
-    "ansible": ("github.com/hashicorp/ansible", ">= 1.1.0"),
-}
+# Packer >= 1.7 loads builders as plugins and wants them declared (each kind names its builder's).
+ANSIBLE_PLUGIN = ("github.com/hashicorp/ansible", ">= 1.1.0")
 # Packer variables that differ on every bake and so stay out of the bake key. (ansible_extra_vars
 # carries the version; everything else in it comes from the images.yaml entry, which is in the key.)
 PER_BAKE_VARIABLES = frozenset(
@@ -90,7 +85,7 @@ def gate_sections(template: str, packer_version: str, *, provision: bool = True)
 
 def provisions(project: Project, eff: EffectiveImage) -> bool:
     """False for an API-only target (communicator: none): no instance to provision."""
-    return getattr(project.config.targets[eff.target], "communicator", "ssh") != "none"
+    return project.config.targets[eff.target].provisions()
 
 
 def template_path(project: Project, name: str) -> Path:
@@ -122,8 +117,10 @@ def variables(project: Project, eff: EffectiveImage, version: str, resolved: Map
         kind_vars = _local(spec, resolved)
     elif isinstance(spec, AwsTarget):
         kind_vars = _aws(eff, spec, version, resolved)
-    else:
+    elif isinstance(spec, GcpTarget):
         kind_vars = _gcp(eff, spec, version, resolved)
+    else:
+        raise ConfigError(f"target '{eff.target}': no Packer variables for kind '{spec.kind}'")
     return {**common, **kind_vars}
 
 
@@ -146,7 +143,7 @@ def _local(spec: LocalTarget, resolved: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _aws(eff: EffectiveImage, spec: AwsTarget, version: str, resolved: Mapping[str, Any]) -> dict[str, Any]:
-    source = eff.image.source.aws if eff.image.source else None
+    source = eff.image.source.of("aws", AwsSource) if eff.image.source else None
     ami = str(resolved.get("source_ami") or (source.ami if source else "") or "")
     flt = source.filter if source and not resolved.get("source_ami") else None
     out: dict[str, Any] = {
@@ -182,7 +179,7 @@ def _aws(eff: EffectiveImage, spec: AwsTarget, version: str, resolved: Mapping[s
 def _gcp(eff: EffectiveImage, spec: GcpTarget, version: str, resolved: Mapping[str, Any]) -> dict[str, Any]:
     from bakery.core.provenance import gcp_labels
 
-    source = eff.image.source.gcp if eff.image.source else None
+    source = eff.image.source.of("gcp", GcpSource) if eff.image.source else None
     image = str(resolved.get("source_image") or (source.image if source else "") or "")
     family = "" if image else (source.family or "" if source else "")
     return {
@@ -222,7 +219,8 @@ def render(
     if out.exists() and any(out.glob("*.pkr.hcl")):
         raise ConfigError(f"{out} already holds a Packer build; render into a new directory")
     out.mkdir(parents=True, exist_ok=True)
-    builder = BUILDERS[eff.kind]
+    kind = kinds.get(eff.kind)
+    builder = kind.builder
     for name in (COMMON_TEMPLATE, f"{builder}.pkr.hcl"):
         text = template_path(project, name).read_text(encoding="utf-8")
         (out / name).write_text(
@@ -241,7 +239,8 @@ def render(
         encoding="utf-8",
     )
     if wants_required_plugins(packer_version):
-        (out / PLUGINS_FILE).write_text(plugins_block((builder, "ansible")), encoding="utf-8")
+        plugins = {builder: kind.plugin} if kind.plugin else {}
+        (out / PLUGINS_FILE).write_text(plugins_block({**plugins, "ansible": ANSIBLE_PLUGIN}), encoding="utf-8")
     files = {
         str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(out.rglob("*"))
@@ -250,15 +249,13 @@ def render(
     return Rendered(directory=out, builder=builder, variables=values, files=files)
 
 
-def plugins_block(plugins: tuple[str, ...]) -> str:
+def plugins_block(plugins: Mapping[str, tuple[str, str]]) -> str:
+    """`packer { required_plugins { ... } }` for builders and provisioners: name -> (source, version)."""
     import hcl2
 
     required = {
-        name.replace("-ebs", ""): {
-            "source": hcl.literal(REQUIRED_PLUGINS[name][0]),
-            "version": hcl.literal(REQUIRED_PLUGINS[name][1]),
-        }
-        for name in plugins
+        name.replace("-ebs", ""): {"source": hcl.literal(source), "version": hcl.literal(version)}
+        for name, (source, version) in plugins.items()
     }
     doc: Any = hcl2.Builder()
     packer_block: Any = doc.block("packer")
@@ -300,7 +297,7 @@ def input_files(project: Project, eff: EffectiveImage) -> dict[str, str]:
     """Project-relative path -> sha256 for every file a bake of `eff` reads (templates, playbooks, roles)."""
     paths: list[Path] = [
         template_path(project, COMMON_TEMPLATE),
-        template_path(project, f"{BUILDERS[eff.kind]}.pkr.hcl"),
+        template_path(project, f"{kinds.get(eff.kind).builder}.pkr.hcl"),
         *(template_path(project, f"scripts/{s}") for s in SCRIPTS),
     ]
     for book in eff.playbooks:

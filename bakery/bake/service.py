@@ -21,8 +21,8 @@ from typing import Any
 
 from bakery import packer, runner, steps
 from bakery.bake import inputs, leftovers, render, tools
+from bakery.config import kinds
 from bakery.config.load import EffectiveImage, Project
-from bakery.config.models import BUILDERS
 from bakery.config.secrets import ansible_env, secret_values
 from bakery.core import provenance
 from bakery.core.catalog import ImageRecord, newest, next_version
@@ -327,7 +327,7 @@ class Baker:
             git=tools.git_state(self.project.root),
             invocation=request.invocation,
             started=request.owner.started if request.owner else now(),
-            builder=BUILDERS[eff.kind],
+            builder=kinds.get(eff.kind).builder,
             files=files,
         )
         extra = provider.before_build(request, skeleton)

@@ -9,12 +9,11 @@ runs the steps and records the outcome through the driver, where the group lives
 
 from __future__ import annotations
 
-import functools
-import importlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from bakery.config import kinds
 from bakery.config.models import Group
 from bakery.core.catalog import ImageRecord
 from bakery.errors import BakeryError, UsageError
@@ -23,12 +22,6 @@ from bakery.progress import Reporter
 from bakery.providers.base import ClientFactory
 from bakery.steps import Step
 from bakery.workspace import Workspace
-
-_REGISTRY = {
-    "local": "bakery.groups.local.driver",
-    "aws": "bakery.groups.aws.driver",
-    "gcp": "bakery.groups.gcp.driver",
-}
 
 # What a driver writes on every instance a rollout launches (AWS tags, GCP labels, local metadata),
 # so that logs and metrics tie back to the exact image. GCP encodes keys and values to its rules.
@@ -192,11 +185,6 @@ class GroupDriver(Protocol):
         """Stop the group and leave no process behind (local); cloud groups raise UsageError."""
 
 
-@functools.cache
-def _module(kind: str) -> Any:
-    return importlib.import_module(_REGISTRY[kind])
-
-
 def get_driver(
     kind: str,
     workspace: Workspace,
@@ -206,9 +194,9 @@ def get_driver(
     """The group driver for a target kind. UsageError lists the valid kinds.
 
     `clients(service, region_or_project, endpoint)` makes API clients, as for providers."""
-    if kind not in _REGISTRY:
-        raise UsageError(f"no group driver for target kind '{kind}'; valid kinds: {', '.join(sorted(_REGISTRY))}")
-    driver: GroupDriver = _module(kind).make(workspace, reporter, clients)
+    if not kinds.known(kind):
+        raise UsageError(f"no group driver for target kind '{kind}'; valid kinds: {', '.join(sorted(kinds.names()))}")
+    driver: GroupDriver = kinds.get(kind).module("driver").make(workspace, reporter, clients)
     return driver
 
 

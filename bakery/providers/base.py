@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 import functools
-import importlib
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from bakery.config import kinds
 from bakery.config.load import EffectiveImage, Project
 from bakery.core.catalog import ImageRecord
 from bakery.core.debris import Leftover, Owner
 from bakery.errors import UsageError
 from bakery.progress import Reporter
 from bakery.workspace import Workspace
-
-# kind -> module that defines `make(workspace, reporter, clients) -> Provider`; imported on first use
-# so `bakery --help` never loads boto3 or google.cloud.
-_REGISTRY = {
-    "local": "bakery.providers.local.provider",
-    "aws": "bakery.providers.aws.provider",
-    "gcp": "bakery.providers.gcp.provider",
-}
 
 
 @dataclass(frozen=True)
@@ -168,11 +160,6 @@ def guarded_by(errors: Callable[[str], AbstractContextManager[None]]) -> Callabl
     return guarded
 
 
-@functools.cache
-def _module(kind: str) -> Any:
-    return importlib.import_module(_REGISTRY[kind])
-
-
 def get_provider(
     kind: str,
     workspace: Workspace,
@@ -185,9 +172,11 @@ def get_provider(
     `clients(service, region_or_project, endpoint)` makes API clients; tests hand in one that
     points at moto or the fake GCE server.
     """
-    if kind not in _REGISTRY:
-        raise UsageError(f"no provider for target kind '{kind}'; valid kinds: {', '.join(sorted(_REGISTRY))}")
-    provider: Provider = _module(kind).make(workspace, reporter, clients)
+    # Each kind names the module that defines `make(workspace, reporter, clients) -> Provider`,
+    # imported on first use so `bakery --help` never loads boto3 or google.cloud.
+    if not kinds.known(kind):
+        raise UsageError(f"no provider for target kind '{kind}'; valid kinds: {', '.join(sorted(kinds.names()))}")
+    provider: Provider = kinds.get(kind).module("provider").make(workspace, reporter, clients)
     for name, spec in (targets or {}).items():
         if spec.kind == kind:
             provider.bind(name, spec)

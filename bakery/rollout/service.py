@@ -416,14 +416,10 @@ class Rollouts:
         chosen = group.strategy if strategy_type is None else group.strategy.model_copy(update={"type": strategy_type})
         if kind == "rollback" and chosen.type == "canary":
             chosen = chosen.model_copy(update={"type": "rolling"})  # going back: no canary to hold
-        size = state.desired if state.desired is not None else getattr(group.settings(), "size", 0)
-        aws = group.aws
-        plan = strategy.plan(
-            chosen,
-            size,
-            min_healthy=aws.min_healthy_percentage if aws else None,
-            max_healthy=aws.max_healthy_percentage if aws else None,
-        )
+        settings = group.settings()
+        size = state.desired if state.desired is not None else (settings.planned_size() if settings else 0)
+        low, high = settings.healthy_bounds() if settings else (None, None)
+        plan = strategy.plan(chosen, size, min_healthy=low, max_healthy=high)
         return Rollout(
             id=new_id(),
             kind=kind,
@@ -460,13 +456,9 @@ class Rollouts:
         if to is None:
             raise BakeryError(f"the saved state {journal.path} names no image", hint="move it away to start over")
         chosen = group.strategy.model_copy(update={"type": data.get("strategy", group.strategy.type)})
-        aws = group.aws
-        plan = strategy.plan(
-            chosen,
-            int(data.get("size", 0)),
-            min_healthy=aws.min_healthy_percentage if aws else None,
-            max_healthy=aws.max_healthy_percentage if aws else None,
-        )
+        settings = group.settings()
+        low, high = settings.healthy_bounds() if settings else (None, None)
+        plan = strategy.plan(chosen, int(data.get("size", 0)), min_healthy=low, max_healthy=high)
         return Rollout(
             id=data["id"],
             kind=data.get("kind", "rollout"),

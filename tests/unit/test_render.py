@@ -12,6 +12,7 @@ import yaml
 
 from bakery import packer
 from bakery.bake import hcl, render
+from bakery.config import kinds
 from bakery.core.provenance import decode_label
 from bakery.errors import ConfigError
 
@@ -232,7 +233,7 @@ def test_secrets_are_never_rendered(project_dir, tmp_path, monkeypatch, target):
     extra = yaml.safe_load((out / "ansible" / "bakery-secrets.yml").read_text())
     assert list(extra) == ["api_token"]
     assert "lookup('ansible.builtin.env', 'BAKERY_SECRET_api_token'" in extra["api_token"]
-    builder = (out / f"{render.BUILDERS[target]}.pkr.hcl").read_text()
+    builder = (out / f"{kinds.get(target).builder}.pkr.hcl").read_text()
     assert '"--extra-vars", "@${path.root}/ansible/bakery-secrets.yml",' in builder
     assert '"ANSIBLE_PIPELINING=True"' in builder  # module arguments reach the VM on stdin, not in a file
 

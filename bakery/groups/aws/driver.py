@@ -37,9 +37,10 @@ def make(workspace: Workspace, reporter: Reporter, clients: ClientFactory | None
 
 
 def settings_of(group: Group) -> AwsGroup:
-    if group.aws is None:
+    settings = group.block(AwsGroup)
+    if settings is None:
         raise ConfigError(f"group on target '{group.target}' has no aws settings (groups.<name>.aws)")
-    return group.aws
+    return settings
 
 
 class AwsGroupDriver:

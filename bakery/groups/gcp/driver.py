@@ -92,7 +92,7 @@ class GcpDriver:
     def site(self, name: str, group: Group, target_spec: Any) -> Site:
         if not isinstance(target_spec, GcpTarget):
             raise ConfigError(f"group {name}: its target is {getattr(target_spec, 'kind', '?')}, not gcp")
-        gcp = group.gcp
+        gcp = group.block(GcpGroup)
         if not isinstance(gcp, GcpGroup):
             raise ConfigError(f"group {name} has no gcp settings (mig, zone or region)")
         where = Where.of(target_spec.project, gcp)

@@ -45,9 +45,10 @@ def group_files(workspace: Workspace, name: str) -> GroupFiles:
 
 
 def settings(name: str, group: Group) -> LocalGroup:
-    if group.local is None:
+    local = group.block(LocalGroup)
+    if local is None:
         raise ConfigError(f"group '{name}' has no local: block", hint="add local: {size: 2, port: 8080}")
-    return group.local
+    return local
 
 
 def utc_in(seconds: float) -> str:

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from bakery import packer
-from bakery.config.models import AwsTarget
+from bakery.config.models import AwsSource, AwsTarget
 from bakery.core import provenance
 from bakery.core.catalog import ImageRecord
 from bakery.core.debris import Leftover, Owner
@@ -74,12 +74,13 @@ class AwsProvider(CloudProvider):
             image = self._describe_one(ec2, ami, what=f"parent {request.parent.ref}")
         else:
             source = request.project.config.images[request.eff.name].source
-            if source is None or source.aws is None:
+            chosen = source.of("aws", AwsSource) if source else None
+            if chosen is None:
                 raise ConfigError(f"image '{request.eff.name}' has no aws source")
-            if source.aws.ami:
-                image = self._describe_one(ec2, source.aws.ami, what="source AMI")
-            elif source.aws.filter is not None:
-                flt = source.aws.filter
+            if chosen.ami:
+                image = self._describe_one(ec2, chosen.ami, what="source AMI")
+            elif chosen.filter is not None:
+                flt = chosen.filter
                 key = (spec.region, self.endpoint(spec), flt.owners, flt.name, flt.most_recent)
                 if key not in self._resolved:  # images sharing a base filter look it up once
                     self._resolved[key] = self._newest(ec2, spec, flt)
@@ -110,7 +111,7 @@ class AwsProvider(CloudProvider):
         if not found:
             raise ProviderError(
                 f"no AMI in {spec.region} matches name {flt.name!r} from owners {', '.join(flt.owners)}",
-                hint="check source.aws.filter in images.yaml and the region of the target",
+                hint="check chosen.filter in images.yaml and the region of the target",
             )
         found.sort(key=lambda i: (i.get("CreationDate", ""), i["ImageId"]))
         image: dict[str, Any] = found[-1] if flt.most_recent else found[0]

@@ -23,7 +23,7 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
-from bakery.config.models import GcpTarget
+from bakery.config.models import GcpSource, GcpTarget
 from bakery.core import jcs as canonical
 from bakery.core import provenance
 from bakery.core.catalog import ImageRecord
@@ -106,15 +106,16 @@ class GcpProvider(CloudProvider):
             image = api.get(project, name, what=f"parent {request.parent.ref}")
         else:
             source = request.project.config.images[request.eff.name].source
-            if source is None or source.gcp is None:
+            chosen = source.of("gcp", GcpSource) if source else None
+            if chosen is None:
                 raise ConfigError(f"image '{request.eff.name}' has no gcp source")
-            project = source.gcp.project or spec.project
-            if source.gcp.image:
-                image = api.get(project, source.gcp.image, what="source image")
+            project = chosen.project or spec.project
+            if chosen.image:
+                image = api.get(project, chosen.image, what="source image")
             else:
-                key = (project, source.gcp.family, self.endpoint(spec))
+                key = (project, chosen.family, self.endpoint(spec))
                 if key not in self._resolved:  # images sharing a family look it up once
-                    self._resolved[key] = api.family(project, str(source.gcp.family))
+                    self._resolved[key] = api.family(project, str(chosen.family))
                 image = self._resolved[key]
         return Prepared(
             variables={"source_image": image.name, "source_image_project_id": [project]},

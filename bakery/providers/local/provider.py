@@ -139,7 +139,7 @@ class LocalProvider:
         if request.parent is not None:
             return Prepared(variables={}, base=request.parent.ref, base_dependency={}, parent=request.parent)
         source = request.project.config.images[request.eff.name].source
-        recipe = source.local if source and source.local else LocalSource()
+        recipe = (source.of("local", LocalSource) if source else None) or LocalSource()
         digest = recipe_digest(recipe, overlay_dir(request.project.root))
         cached = self.ws.base_cache / digest.removeprefix("sha256:")[:32] / "disk.sha256"
         base = "sha256:" + cached.read_text().strip() if cached.is_file() else f"unbuilt:{digest}"
@@ -173,7 +173,7 @@ class LocalProvider:
             dependency: dict[str, Any] = {}  # the parent is listed as a dependency of its own
         else:
             source = request.project.config.images[request.eff.name].source
-            recipe = source.local if source and source.local else LocalSource()
+            recipe = (source.of("local", LocalSource) if source else None) or LocalSource()
             made, reused = ensure_base(
                 recipe,
                 cache=self.ws.base_cache,
