@@ -29,7 +29,7 @@ from bakery.core.catalog import ImageRecord, newest, next_version
 from bakery.core.debris import Owner
 from bakery.errors import BakeryError, UsageError
 from bakery.progress import Reporter
-from bakery.providers.base import BakeRequest, ClientFactory, Prepared, Provider, get_provider
+from bakery.providers.base import BakeRequest, BuildMarks, ClientFactory, Prepared, Provider, get_provider
 from bakery.providers.local.store import exclusive, remove_tree
 from bakery.steps import Journal, Step
 from bakery.trust.attestation import Attestations, Signed
@@ -62,7 +62,7 @@ class _Staged:
     prepared: Prepared
     digest: str
     skeleton: dict[str, Any]
-    variables: dict[str, Any]  # every Packer variable the provider resolved, marks included
+    marks: BuildMarks  # the provider's marks for what the build creates
 
 
 @dataclass
@@ -314,7 +314,7 @@ class Baker:
         provenance known before the build and the provider's marks for what the build creates."""
         eff = request.eff
         prepared = provider.prepare(request)
-        values = render.variables(self.project, eff, request.version, prepared.variables)
+        values = render.variables(self.project, eff, request.version, prepared)
         files = render.input_files(self.project, eff)  # hashed once: the key and the provenance agree
         digest = inputs.bake_key(self.project, eff, values, prepared, request.tools, files)
         skeleton = inputs.statement_skeleton(
@@ -331,7 +331,7 @@ class Baker:
             files=files,
         )
         extra = provider.before_build(request, skeleton)
-        return _Staged(prepared=prepared, digest=digest, skeleton=skeleton, variables={**prepared.variables, **extra})
+        return _Staged(prepared=prepared, digest=digest, skeleton=skeleton, marks=extra)
 
     def _render(self, request: BakeRequest, staged: _Staged, *, out: Path) -> render.Rendered:
         packer_version = request.tools["packer"]
@@ -341,7 +341,8 @@ class Baker:
             version=request.version,
             packer_version=packer_version,
             out=out,
-            resolved=staged.variables,
+            prepared=staged.prepared,
+            marks=staged.marks,
         )
         if packer.wants_required_plugins(packer_version):
             runner.run(
@@ -375,13 +376,15 @@ class Baker:
             request = self._request(bake, version, out, parent)
             if packer_version:
                 request = replace(request, tools={**request.tools, "packer": packer_version})
+            staged = self._stage(request, provider)
             rendered = render.render(
                 self.project,
                 eff,
                 version=version,
                 packer_version=request.tools["packer"],
                 out=out,
-                resolved=self._stage(request, provider).variables,
+                prepared=staged.prepared,
+                marks=staged.marks,
             )
         return RenderResult(
             directory=str(rendered.directory),

@@ -69,6 +69,10 @@ class GroupSettings(Model):
         """(min, max) percentage of healthy capacity a rolling plan keeps, when the engine has them."""
         return (None, None)
 
+    def gates(self) -> list[str]:
+        """What the engine checks beside the health gate, one phrase each (shown before a rollout)."""
+        return []
+
 
 S = TypeVar("S", bound=Model)
 

@@ -311,6 +311,11 @@ class AwsGroup(GroupSettings):
     def healthy_bounds(self) -> tuple[int | None, int | None]:
         return (self.min_healthy_percentage, self.max_healthy_percentage)
 
+    def gates(self) -> list[str]:
+        return (["target health in " + ", ".join(self.target_groups)] if self.target_groups else []) + (
+            ["alarms in OK: " + ", ".join(self.alarms)] if self.alarms else []
+        )
+
 
 class GcpGroup(GroupSettings):
     """A managed instance group moved by the MIG updater: zonal (`zone`) or regional (`region`)."""
@@ -323,6 +328,9 @@ class GcpGroup(GroupSettings):
     max_unavailable: SurgeValue = 0
     health_check: str | None = None  # the autohealing health check whose instanceHealth counts
     backend_service: str | None = None  # blue-green: the backend service both groups join
+
+    def gates(self) -> list[str]:
+        return [f"MIG instanceHealth ({self.health_check})"] if self.health_check else []
 
     @field_validator("max_surge", "max_unavailable", mode="before")
     @classmethod
@@ -413,7 +421,8 @@ def _built(generation: int) -> dict[str, Any]:
     blocks: dict[str, Any] = {k.name: (k.group | None, None) for k in sorted(registered, key=lambda k: k.name)}
     group = create_model("Group", __base__=GroupBase, __module__=here, **blocks)
     members: Any = Union[tuple(k.target for k in registered)]  # noqa: UP007 (built from a tuple)
-    target = Annotated[members, Field(discriminator="kind")]
+    # One kind alone is no union to discriminate: its `kind: Literal[...]` refuses the others.
+    target: Any = Annotated[members, Field(discriminator="kind")] if len(registered) > 1 else members
     config = create_model(
         "Config",
         __base__=ConfigBase,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from bakery.config import kinds
+from bakery.config.kinds import TargetSpec
 from bakery.config.models import Group
 from bakery.core.catalog import ImageRecord
 from bakery.errors import BakeryError, UsageError
@@ -133,7 +134,7 @@ class Rollout:
     group: str  # its name in images.yaml
     spec: Group
     target: str
-    target_spec: Any  # the group's target (LocalTarget, AwsTarget, GcpTarget)
+    target_spec: TargetSpec  # the group's target, of its kind's model (LocalTarget, AwsTarget, GcpTarget, ...)
     to: Release
     to_record: ImageRecord | None  # the catalog record of `to` (None when restoring an image by template)
     previous: Release | None  # what the group ran before: what a rollback restores
@@ -151,10 +152,10 @@ class GroupDriver(Protocol):
 
     kind: str
 
-    def read(self, name: str, group: Group, target_spec: Any) -> GroupState:
+    def read(self, name: str, group: Group, target_spec: TargetSpec) -> GroupState:
         """The group as the engine reports it now: template, instances per image, active rollout."""
 
-    def release_of(self, record: ImageRecord, target_spec: Any) -> Release:
+    def release_of(self, record: ImageRecord, target_spec: TargetSpec) -> Release:
         """The Release for a catalog image on this kind of target (its image id in the group's
         region or project). Raises UsageError when the image does not exist where the group is."""
 
@@ -170,18 +171,18 @@ class GroupDriver(Protocol):
         when the phase becomes rollback): AWS RollbackInstanceRefresh, GCP
         versions patched back, local new VMs removed and the old ones serving again."""
 
-    def record(self, name: str, group: Group, target_spec: Any, entry: HistoryEntry) -> None:
+    def record(self, name: str, group: Group, target_spec: TargetSpec, entry: HistoryEntry) -> None:
         """Keep `entry` where the group lives (launch template, instance template, local store),
         replacing an earlier entry with the same id."""
 
-    def history(self, name: str, group: Group, target_spec: Any) -> list[HistoryEntry]:
+    def history(self, name: str, group: Group, target_spec: TargetSpec) -> list[HistoryEntry]:
         """Every rollout and rollback of the group, oldest first."""
 
-    def prune(self, name: str, group: Group, target_spec: Any, keep: int) -> list[str]:
+    def prune(self, name: str, group: Group, target_spec: TargetSpec, keep: int) -> list[str]:
         """Delete templates bakery made for rollouts older than the last `keep` (never one the
         group or a kept rollout uses). Returns what was deleted."""
 
-    def down(self, name: str, group: Group, target_spec: Any) -> list[str]:
+    def down(self, name: str, group: Group, target_spec: TargetSpec) -> list[str]:
         """Stop the group and leave no process behind (local); cloud groups raise UsageError."""
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from bakery import steps
+from bakery.config.kinds import TargetSpec
 from bakery.config.load import Project
 from bakery.config.models import Group
 from bakery.core import catalog
@@ -105,7 +106,7 @@ class Rollouts:
             raise UsageError(f"no group '{name}' in {self.project.path}; groups: {known}")
         return groups[name]
 
-    def target_spec(self, group: Group) -> Any:
+    def target_spec(self, group: Group) -> TargetSpec:
         return self.project.config.targets[group.target]
 
     def driver(self, group: Group) -> GroupDriver:

@@ -47,7 +47,7 @@ def write_project(project_dir, **image: object):
 
 def do_render(project, target: str, out: Path, packer_version: str = "1.11.0", version: str = "1.0.0"):
     return render.render(
-        project, project.effective("web", target), version=version, packer_version=packer_version, out=out, resolved={}
+        project, project.effective("web", target), version=version, packer_version=packer_version, out=out
     )
 
 
@@ -118,8 +118,8 @@ def test_pkrvars_parse_back_to_the_variables(project_dir, tmp_path, target):
     out = tmp_path / "out"
     result = do_render(project, target, out, version="1.0.7")
     parsed = read_vars(out)
-    expected = render.variables(project, project.effective("web", target), "1.0.7", {})
-    assert parsed == expected == result.variables
+    expected = render.variables(project, project.effective("web", target), "1.0.7").as_dict()
+    assert parsed == expected == result.variables.as_dict()
     assert parsed["image_name"] == "web"
     assert parsed["image_version"] == "1.0.7"
     assert parsed["image_description"] == "the web image"
@@ -402,7 +402,7 @@ def test_pkrvars_hold_each_value_as_its_escaped_literal(project_dir, tmp_path):
     result = do_render(project, "aws", out)
     text = (out / render.VARS_FILE).read_text(encoding="utf-8")
     for name in ("image_description", "ansible_extra_vars"):
-        assert f"{name} = {hcl.literal(result.variables[name])}\n" in text, name
+        assert f"{name} = {hcl.literal(result.variables.as_dict()[name])}\n" in text, name
 
 
 def test_bake_key_of_a_target_ignores_other_targets_sources(project_dir):

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bakery import runner
+from bakery.config.kinds import TargetSpec
 from bakery.config.models import Group, LocalGroup, LocalTarget
 from bakery.errors import BakeryError, ConfigError, Interrupted
 from bakery.groups import health
@@ -63,7 +64,7 @@ class Engine:
     """The group `name` on this machine. One process moves it at a time (the rollout service
     holds the group's lock); readers only read."""
 
-    def __init__(self, workspace: Workspace, reporter: Reporter, name: str, group: Group, target: Any) -> None:
+    def __init__(self, workspace: Workspace, reporter: Reporter, name: str, group: Group, target: TargetSpec) -> None:
         self.ws = workspace
         self.reporter = reporter
         self.name = name

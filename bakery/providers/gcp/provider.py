@@ -28,6 +28,7 @@ from bakery.core import jcs as canonical
 from bakery.core import provenance
 from bakery.core.catalog import ImageRecord
 from bakery.core.debris import Leftover, Owner, iso
+from bakery.core.provenance import Dependency
 from bakery.core.retry import GCP_DEADLINE_SECONDS, gcp_retry, request_timeout
 from bakery.errors import ConfigError, ProviderError
 from bakery.progress import Reporter
@@ -35,6 +36,8 @@ from bakery.providers.base import BakeRequest, Claim, ClientFactory, CloudProvid
 from bakery.providers.gcp import trust as gcp_trust
 from bakery.providers.gcp.api import Compute, gcp_errors
 from bakery.providers.gcp.api import default_clients as default_clients  # where the group driver and tests get it
+from bakery.providers.gcp.variables import GcpMarks, GcpPrepared
+from bakery.providers.gcp.variables import packer_variables as packer_variables  # the kind's Packer variables
 from bakery.workspace import Workspace
 
 OPERATION_DEADLINE = 120.0  # seconds for an operation to be DONE
@@ -56,7 +59,7 @@ def make(workspace: Workspace, reporter: Reporter, clients: ClientFactory | None
 _guarded = guarded_by(gcp_errors)
 
 
-class GcpProvider(CloudProvider):
+class GcpProvider(CloudProvider[GcpTarget]):
     kind = "gcp"
     spec_type = GcpTarget
 
@@ -98,7 +101,7 @@ class GcpProvider(CloudProvider):
     # --- before the build ---------------------------------------------------------------------
 
     @_guarded("looking up the source image")
-    def resolve(self, request: BakeRequest) -> Prepared:
+    def resolve(self, request: BakeRequest) -> GcpPrepared:
         spec = self._spec(request)
         api = self.compute(spec)
         if request.parent is not None:
@@ -117,21 +120,20 @@ class GcpProvider(CloudProvider):
                 if key not in self._resolved:  # images sharing a family look it up once
                     self._resolved[key] = api.family(project, str(chosen.family))
                 image = self._resolved[key]
-        return Prepared(
-            variables={"source_image": image.name, "source_image_project_id": [project]},
+        return GcpPrepared(
+            source_image=image.name,
+            source_image_project_id=(project,),
             base=f"{project}/{image.name}",
-            base_dependency={
-                "name": f"gce-image:{project}/{image.name}",
-                "uri": image.self_link,
-                "digest": {"gceImageId": str(image.id)},
-            },
+            base_dependency=Dependency(
+                name=f"gce-image:{project}/{image.name}", uri=image.self_link, digest={"gceImageId": str(image.id)}
+            ),
             parent=request.parent,
         )
 
-    def prepare(self, request: BakeRequest) -> Prepared:
+    def prepare(self, request: BakeRequest) -> GcpPrepared:
         return self.resolve(request)
 
-    def before_build(self, request: BakeRequest, skeleton: dict[str, Any]) -> dict[str, Any]:
+    def before_build(self, request: BakeRequest, skeleton: dict[str, Any]) -> GcpMarks:
         """What Packer sets when it creates the image: the description (the image's own, then the
         provenance known so far) and bakery's labels: the pending stamp, the bake's invocation and
         its owner. Raises ConfigError if the image's tags leave no room for them."""
@@ -155,7 +157,7 @@ class GcpProvider(CloudProvider):
                 f"GCP's {provenance.GCP_MAX_LABELS}: remove some (overrides.<target>.tags)"
             )
         description = request.eff.image.description + provenance.DESCRIPTION_MARKER + provenance.pack(skeleton)
-        return {"image_description": description, "gcp_build_labels": labels}
+        return GcpMarks(image_description=description, gcp_build_labels=labels)
 
     # --- after the build ----------------------------------------------------------------------
 
