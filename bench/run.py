@@ -64,7 +64,6 @@ def renders(count: int = 200) -> float:
                 version="1.0.0",
                 packer_version="1.6.6",
                 out=root / "out" / name,
-                resolved={},
             )
         return time.perf_counter() - start
 

@@ -10,13 +10,11 @@ from typing import Any
 
 from bakery import __version__
 from bakery.bake import render
+from bakery.config import kinds
 from bakery.config.load import EffectiveImage, Project
 from bakery.core import provenance
 from bakery.core.digest import digest_json, inputs_digest, sha256_hex
 from bakery.providers.base import Prepared
-
-# Packer variables that are paths on this machine or differ per bake: not part of the bake key.
-LOCAL_ONLY_VARIABLES = frozenset({"base_disk", "kernel", "initrd", "accelerator", "endpoint", "custom_endpoint_ec2"})
 
 
 def resolved_entry(project: Project, eff: EffectiveImage) -> dict[str, Any]:
@@ -26,19 +24,15 @@ def resolved_entry(project: Project, eff: EffectiveImage) -> dict[str, Any]:
     if image.get("source"):
         image["source"] = {eff.kind: image["source"].get(eff.kind)}
     image.update(playbooks=list(eff.playbooks), vars=eff.vars, secrets=sorted(eff.image.secrets))
-    image["tags"] = eff.tags if eff.kind != "local" else {}
+    image["tags"] = eff.tags if kinds.get(eff.kind).tags else {}
     target = project.config.targets[eff.target].model_dump(mode="json", exclude={"endpoint"})
     return {"image": eff.name, "entry": image, "target": {"name": eff.target, **target}}
-
-
-def stable_variables(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if k not in render.PER_BAKE_VARIABLES and k not in LOCAL_ONLY_VARIABLES}
 
 
 def bake_key(
     project: Project,
     eff: EffectiveImage,
-    values: Mapping[str, Any],
+    values: render.BakeVariables,
     prepared: Prepared,
     tools: Mapping[str, str],
     files: Mapping[str, str] | None = None,
@@ -47,7 +41,7 @@ def bake_key(
     parent digest, and the Packer and Ansible versions. `files` saves hashing them again."""
     return inputs_digest(
         files=files if files is not None else render.input_files(project, eff),
-        variables=stable_variables(values),
+        variables=values.keyed(),
         entry=resolved_entry(project, eff),
         base=prepared.base,
         parent_digest=prepared.parent.inputs_digest if prepared.parent else None,
@@ -79,13 +73,8 @@ def statement_skeleton(
             annotations={"dirty": git["dirty"]},
         )
     ]
-    if prepared.base_dependency:
-        dep = prepared.base_dependency
-        deps.append(
-            provenance.Dependency(
-                name=str(dep["name"]), uri=dep.get("uri"), digest=dep["digest"], annotations=dep.get("annotations")
-            )
-        )
+    if prepared.base_dependency is not None:
+        deps.append(prepared.base_dependency)
     if prepared.parent is not None:
         parent = prepared.parent
         digest_set = {"sha256": parent.subject_sha256} if parent.subject_sha256 else {}

@@ -152,7 +152,7 @@ class Planner:
         provider = self.provider(eff.kind)
         request = BakeRequest(self.project, eff, "0.0.0", self.ws.builds, parent_record)
         prepared = provider.resolve(request)
-        values = render.variables(self.project, eff, "0.0.0", prepared.variables)
+        values = render.variables(self.project, eff, "0.0.0", prepared)
         digest = inputs.bake_key(self.project, eff, values, prepared, versions, self.files(eff))
         if current is None:
             return PlanItem(name, target, NEW, ["no version on this target yet"], digest, None, parent_name, depends)

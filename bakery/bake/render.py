@@ -1,8 +1,9 @@
 """Project + one image on one target -> a self-contained Packer build directory.
 
 Pure: reads templates and playbooks, writes files; no subprocess, no network. Everything a
-provider had to look up first (a resolved AMI, the base disk, the build key) comes in as
-`resolved`. `packer build DIR` runs the result without bakery.
+provider had to look up first (a resolved AMI, the base disk, the build key) comes in as its
+typed `Prepared`, and the kind's Packer variables come from the kind's provider module.
+`packer build DIR` runs the result without bakery.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from typing import Any
 import yaml
 
 from bakery.bake import hcl
-from bakery.config import secrets
+from bakery.config import kinds, secrets
 from bakery.config.load import EffectiveImage, Project, template_dirs
-from bakery.config.models import BUILDERS, AwsTarget, GcpTarget, LocalTarget
 from bakery.errors import ConfigError
 from bakery.packer import parse_version, wants_required_plugins
+from bakery.providers.base import BuildMarks, PackerVariables, Prepared, packer_variables, per_bake
 
 VARS_FILE = "bakery.auto.pkrvars.hcl"
 PLUGINS_FILE = "plugins.pkr.hcl"
@@ -32,36 +33,50 @@ SCRIPTS = ("hygiene.sh", "stage-boot.sh")
 # Directories Ansible resolves relative to a playbook; they travel with it.
 PLAYBOOK_SIBLINGS = ("roles", "templates", "files", "vars", "group_vars", "host_vars")
 GALAXY_FILES = ("requirements.yml", "requirements.yaml")
-# Packer >= 1.7 loads builders as plugins and wants them declared.
-REQUIRED_PLUGINS = {
-    "qemu": ("github.com/hashicorp/qemu", ">= 1.0.9"),
-    "amazon-ebs": ("github.com/hashicorp/amazon", ">= 1.2.8"),
-    "googlecompute": ("github.com/hashicorp/googlecompute", ">= 1.1.4"),
-    "ansible": ("github.com/hashicorp/ansible", ">= 1.1.0"),
-}
-# Packer variables that differ on every bake and so stay out of the bake key. (ansible_extra_vars
-# carries the version; everything else in it comes from the images.yaml entry, which is in the key.)
-PER_BAKE_VARIABLES = frozenset(
-    {
-        "image_version",
-        "ansible_extra_vars",
-        "image_description",
-        "gcp_image_name",
-        "ssh_private_key_file",
-        "kernel_cmdline",
-        "output_directory",
-        "build_tags",
-        "ami_name",
-        "gcp_build_labels",
-    }
-)
+# Packer >= 1.7 loads builders as plugins and wants them declared (each kind names its builder's).
+ANSIBLE_PLUGIN = ("github.com/hashicorp/ansible", ">= 1.1.0")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CommonVariables(PackerVariables):
+    """The Packer variables every template reads (common-variables.pkr.hcl)."""
+
+    image_name: str
+    image_version: str = per_bake()
+    image_description: str = per_bake()
+    image_tags: Mapping[str, str]
+    # Carries the version; everything else in it comes from the images.yaml entry, which is in the key.
+    ansible_extra_vars: str = per_bake()
+    galaxy_file: str
+
+
+@dataclass(frozen=True)
+class BakeVariables:
+    """Every Packer variable of one bake: the common ones, then the kind's (which may replace a
+    common one: a local image's tags, a cloud image's description with the bake's mark)."""
+
+    common: CommonVariables
+    kind: PackerVariables
+
+    def _items(self) -> dict[str, tuple[Any, bool]]:
+        merged = {name: (value, keyed) for name, value, keyed in self.common.items()}
+        merged.update({name: (value, keyed) for name, value, keyed in self.kind.items()})
+        return merged
+
+    def as_dict(self) -> dict[str, Any]:
+        """Name -> value, as the variables file holds them."""
+        return {name: value for name, (value, _) in self._items().items()}
+
+    def keyed(self) -> dict[str, Any]:
+        """What enters the bake key: every variable not declared per_bake()."""
+        return {name: value for name, (value, keyed) in self._items().items() if keyed}
 
 
 @dataclass(frozen=True)
 class Rendered:
     directory: Path
     builder: str
-    variables: dict[str, Any]
+    variables: BakeVariables
     files: dict[str, str]  # path inside the directory -> sha256 of its content
 
 
@@ -90,7 +105,7 @@ def gate_sections(template: str, packer_version: str, *, provision: bool = True)
 
 def provisions(project: Project, eff: EffectiveImage) -> bool:
     """False for an API-only target (communicator: none): no instance to provision."""
-    return getattr(project.config.targets[eff.target], "communicator", "ssh") != "none"
+    return project.config.targets[eff.target].provisions()
 
 
 def template_path(project: Project, name: str) -> Path:
@@ -100,8 +115,18 @@ def template_path(project: Project, name: str) -> Path:
     raise ConfigError(f"template {name} not found in {', '.join(map(str, template_dirs(project.root)))}")
 
 
-def variables(project: Project, eff: EffectiveImage, version: str, resolved: Mapping[str, Any]) -> dict[str, Any]:
-    """Every Packer variable of this bake, by name."""
+def variables(
+    project: Project,
+    eff: EffectiveImage,
+    version: str,
+    prepared: Prepared | None = None,
+    marks: BuildMarks | None = None,
+    *,
+    galaxy_file: str = "",
+) -> BakeVariables:
+    """Every Packer variable of this bake: the common ones, and the kind's from its provider
+    (`prepared` and `marks` as the provider gave them; None: nothing resolved yet). Raises
+    UsageError for a target kind nobody registered."""
     spec = project.config.targets[eff.target]
     extra_vars = {
         **eff.vars,
@@ -110,103 +135,15 @@ def variables(project: Project, eff: EffectiveImage, version: str, resolved: Map
         "bakery_target": eff.target,
         "bakery_description": eff.image.description,
     }
-    common: dict[str, Any] = {
-        "image_name": eff.name,
-        "image_version": version,
-        "image_description": eff.image.description,
-        "image_tags": dict(eff.tags),
-        "ansible_extra_vars": json.dumps(extra_vars, sort_keys=True, ensure_ascii=False, default=str),
-        "galaxy_file": resolved.get("galaxy_file", ""),
-    }
-    if isinstance(spec, LocalTarget):
-        kind_vars = _local(spec, resolved)
-    elif isinstance(spec, AwsTarget):
-        kind_vars = _aws(eff, spec, version, resolved)
-    else:
-        kind_vars = _gcp(eff, spec, version, resolved)
-    return {**common, **kind_vars}
-
-
-def _local(spec: LocalTarget, resolved: Mapping[str, Any]) -> dict[str, Any]:
-    # Paths are empty when only the bake key is wanted (plan); a build always has them.
-    return {
-        "image_tags": {},  # a local image carries no tags: they must not enter its bake key either
-        "base_disk": str(resolved.get("base_disk", "")),
-        "kernel": str(resolved.get("kernel", "")),
-        "initrd": str(resolved.get("initrd", "")),
-        "kernel_cmdline": str(resolved.get("kernel_cmdline", "")),
-        "ssh_private_key_file": str(resolved.get("ssh_private_key_file", "")),
-        "accelerator": str(resolved.get("accelerator", "tcg")),
-        "memory": spec.memory,
-        "cpus": spec.cpus,
-        "disk_size": spec.disk_size,
-        "ssh_timeout": spec.ssh_timeout,
-        "output_directory": str(resolved.get("output_directory", "output")),
-    }
-
-
-def _aws(eff: EffectiveImage, spec: AwsTarget, version: str, resolved: Mapping[str, Any]) -> dict[str, Any]:
-    source = eff.image.source.aws if eff.image.source else None
-    ami = str(resolved.get("source_ami") or (source.ami if source else "") or "")
-    flt = source.filter if source and not resolved.get("source_ami") else None
-    out: dict[str, Any] = {
-        "region": spec.region,
-        "source_ami": ami,
-        "source_ami_filter_name": flt.name if flt else "",
-        "source_ami_filter_owners": list(flt.owners) if flt else [],
-        "source_ami_most_recent": flt.most_recent if flt else True,
-        "instance_type": spec.instance_type,
-        "subnet_id": spec.subnet_id or "",
-        "vpc_id": spec.vpc_id or "",
-        "security_group_ids": list(spec.security_group_ids),
-        "iam_instance_profile": spec.iam_instance_profile or "",
-        "encrypt_boot": spec.encrypted,
-        "kms_key_id": spec.kms_key_id or "",
-        "volume_size": spec.volume_size,
-        "ssh_username": spec.ssh_username,
-        "ssh_interface": spec.ssh_interface,
-        "ami_regions": list(spec.copy_to),
-        "ami_users": list(spec.share_with),
-        "custom_endpoint_ec2": str(resolved.get("endpoint") or spec.endpoint or ""),
-    }
-    out["build_tags"] = dict(resolved.get("build_tags", {}))
-    out["communicator"] = spec.communicator
-    # The AMI's name carries the bake's invocation: the one mark AWS sets when CreateImage is
-    # called (Packer sets descriptions and tags only later), and the copies inherit it.
-    out["ami_name"] = str(resolved.get("ami_name") or f"{eff.name}-{version}")
-    if "image_description" in resolved:  # the description with the bake's mark
-        out["image_description"] = resolved["image_description"]
-    return out
-
-
-def _gcp(eff: EffectiveImage, spec: GcpTarget, version: str, resolved: Mapping[str, Any]) -> dict[str, Any]:
-    from bakery.core.provenance import gcp_labels
-
-    source = eff.image.source.gcp if eff.image.source else None
-    image = str(resolved.get("source_image") or (source.image if source else "") or "")
-    family = "" if image else (source.family or "" if source else "")
-    return {
-        "project_id": spec.project,
-        "zone": spec.zone,
-        "machine_type": spec.machine_type,
-        "source_image": image,
-        "source_image_family": family,
-        "source_image_project_id": list(
-            resolved.get("source_image_project_id") or ([source.project] if source and source.project else [])
-        ),
-        "gcp_image_name": f"{eff.name}-{version.replace('.', '-')}",
-        "image_family": eff.name,
-        "image_tags": gcp_labels(eff.tags),
-        "network": spec.network or "",
-        "subnetwork": spec.subnetwork or "",
-        "service_account_email": spec.service_account_email or "",
-        "disk_size": spec.disk_size,
-        "ssh_username": spec.ssh_username,
-        "use_internal_ip": spec.use_internal_ip,
-        "network_tags": list(spec.network_tags),
-        "gcp_build_labels": dict(resolved.get("gcp_build_labels", {})),
-        **({"image_description": resolved["image_description"]} if "image_description" in resolved else {}),
-    }
+    common = CommonVariables(
+        image_name=eff.name,
+        image_version=version,
+        image_description=eff.image.description,
+        image_tags=dict(eff.tags),
+        ansible_extra_vars=json.dumps(extra_vars, sort_keys=True, ensure_ascii=False, default=str),
+        galaxy_file=galaxy_file,
+    )
+    return BakeVariables(common, packer_variables(spec.kind)(eff, spec, version, prepared, marks))
 
 
 def render(
@@ -216,13 +153,15 @@ def render(
     version: str,
     packer_version: str,
     out: Path,
-    resolved: Mapping[str, Any],
+    prepared: Prepared | None = None,
+    marks: BuildMarks | None = None,
 ) -> Rendered:
     """Write the build directory `out` (created; must be empty or absent). Raises ConfigError."""
     if out.exists() and any(out.glob("*.pkr.hcl")):
         raise ConfigError(f"{out} already holds a Packer build; render into a new directory")
     out.mkdir(parents=True, exist_ok=True)
-    builder = BUILDERS[eff.kind]
+    kind = kinds.get(eff.kind)
+    builder = kind.builder
     for name in (COMMON_TEMPLATE, f"{builder}.pkr.hcl"):
         text = template_path(project, name).read_text(encoding="utf-8")
         (out / name).write_text(
@@ -234,14 +173,15 @@ def render(
     galaxy = _copy_playbooks(project, eff.playbooks, out / "ansible")
     # Names only: the values reach ansible-playbook through its environment (bakery.secrets).
     (out / "ansible" / secrets.VARS_FILE).write_text(secrets.vars_file(eff.image.secrets), encoding="utf-8")
-    resolved = {**resolved, "galaxy_file": galaxy or ""}
-    values = variables(project, eff, version, resolved)
+    values = variables(project, eff, version, prepared, marks, galaxy_file=galaxy or "")
     (out / VARS_FILE).write_text(
-        "# Written by bakery from images.yaml; every value is a quoted HCL literal.\n" + hcl.dumps_assignments(values),
+        "# Written by bakery from images.yaml; every value is a quoted HCL literal.\n"
+        + hcl.dumps_assignments(values.as_dict()),
         encoding="utf-8",
     )
     if wants_required_plugins(packer_version):
-        (out / PLUGINS_FILE).write_text(plugins_block((builder, "ansible")), encoding="utf-8")
+        plugins = {builder: kind.plugin} if kind.plugin else {}
+        (out / PLUGINS_FILE).write_text(plugins_block({**plugins, "ansible": ANSIBLE_PLUGIN}), encoding="utf-8")
     files = {
         str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(out.rglob("*"))
@@ -250,15 +190,13 @@ def render(
     return Rendered(directory=out, builder=builder, variables=values, files=files)
 
 
-def plugins_block(plugins: tuple[str, ...]) -> str:
+def plugins_block(plugins: Mapping[str, tuple[str, str]]) -> str:
+    """`packer { required_plugins { ... } }` for builders and provisioners: name -> (source, version)."""
     import hcl2
 
     required = {
-        name.replace("-ebs", ""): {
-            "source": hcl.literal(REQUIRED_PLUGINS[name][0]),
-            "version": hcl.literal(REQUIRED_PLUGINS[name][1]),
-        }
-        for name in plugins
+        name.replace("-ebs", ""): {"source": hcl.literal(source), "version": hcl.literal(version)}
+        for name, (source, version) in plugins.items()
     }
     doc: Any = hcl2.Builder()
     packer_block: Any = doc.block("packer")
@@ -300,7 +238,7 @@ def input_files(project: Project, eff: EffectiveImage) -> dict[str, str]:
     """Project-relative path -> sha256 for every file a bake of `eff` reads (templates, playbooks, roles)."""
     paths: list[Path] = [
         template_path(project, COMMON_TEMPLATE),
-        template_path(project, f"{BUILDERS[eff.kind]}.pkr.hcl"),
+        template_path(project, f"{kinds.get(eff.kind).builder}.pkr.hcl"),
         *(template_path(project, f"scripts/{s}") for s in SCRIPTS),
     ]
     for book in eff.playbooks:

@@ -340,13 +340,15 @@ class Baker:
             )
             if packer_version:
                 request = replace(request, tools={**request.tools, "packer": packer_version})
+            staged = stage(self.project, request, provider)
             rendered = render.render(
                 self.project,
                 eff,
                 version=version,
                 packer_version=request.tools["packer"],
                 out=out,
-                resolved=stage(self.project, request, provider).variables,
+                prepared=staged.prepared,
+                marks=staged.marks,
             )
         return RenderResult(
             directory=str(rendered.directory),

@@ -10,13 +10,13 @@ from typing import Any
 
 from bakery import packer, runner, steps
 from bakery.bake import inputs, render, tools
+from bakery.config import kinds
 from bakery.config.load import EffectiveImage, Project
-from bakery.config.models import BUILDERS
 from bakery.core.catalog import ImageRecord, newest
 from bakery.core.debris import Owner
 from bakery.errors import UsageError
 from bakery.progress import Reporter
-from bakery.providers.base import BakeRequest, Prepared, Provider
+from bakery.providers.base import BakeRequest, BuildMarks, Prepared, Provider
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class Staged:
     prepared: Prepared
     digest: str
     skeleton: dict[str, Any]
-    variables: dict[str, Any]  # every Packer variable the provider resolved, marks included
+    marks: BuildMarks  # the provider's marks for what the build creates
 
 
 def request_for(
@@ -69,7 +69,7 @@ def stage(project: Project, request: BakeRequest, provider: Provider) -> Staged:
     """What the render of `request` needs, resolved by `provider` (raises its BakeryError)."""
     eff = request.eff
     prepared = provider.prepare(request)
-    values = render.variables(project, eff, request.version, prepared.variables)
+    values = render.variables(project, eff, request.version, prepared)
     files = render.input_files(project, eff)  # hashed once: the key and the provenance agree
     digest = inputs.bake_key(project, eff, values, prepared, request.tools, files)
     skeleton = inputs.statement_skeleton(
@@ -82,11 +82,11 @@ def stage(project: Project, request: BakeRequest, provider: Provider) -> Staged:
         git=tools.git_state(project.root),
         invocation=request.invocation,
         started=request.owner.started if request.owner else steps.now(),
-        builder=BUILDERS[eff.kind],
+        builder=kinds.get(eff.kind).builder,
         files=files,
     )
     extra = provider.before_build(request, skeleton)
-    return Staged(prepared=prepared, digest=digest, skeleton=skeleton, variables={**prepared.variables, **extra})
+    return Staged(prepared=prepared, digest=digest, skeleton=skeleton, marks=extra)
 
 
 def render_staged(
@@ -101,7 +101,8 @@ def render_staged(
         version=request.version,
         packer_version=packer_version,
         out=out,
-        resolved=staged.variables,
+        prepared=staged.prepared,
+        marks=staged.marks,
     )
     if packer.wants_required_plugins(packer_version):
         runner.run(

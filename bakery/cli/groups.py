@@ -120,14 +120,8 @@ def _gates(rollout: Any) -> str:
         f"GET {health.path} on port {health.port}: {health.healthy_threshold} consecutive 200s within "
         f"{health.timeout_seconds}s, from {health.grace_seconds}s after start"
     ]
-    if rollout.spec.aws is not None:
-        if rollout.spec.aws.target_groups:
-            parts.append("target health in " + ", ".join(rollout.spec.aws.target_groups))
-        if rollout.spec.aws.alarms:
-            parts.append("alarms in OK: " + ", ".join(rollout.spec.aws.alarms))
-    if rollout.spec.gcp is not None and rollout.spec.gcp.health_check:
-        parts.append(f"MIG instanceHealth ({rollout.spec.gcp.health_check})")
-    return "; ".join(parts)
+    settings = rollout.spec.settings()
+    return "; ".join(parts + (settings.gates() if settings is not None else []))
 
 
 def plan_text(rollout: Any, resumed: bool) -> str:

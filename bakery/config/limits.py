@@ -3,15 +3,16 @@
 An image's tags, description and name become AMI tags and names on aws targets, GCP labels and
 image names on gcp targets. A value that one of them would refuse fails here, before a bake starts
 (the exact AWS tag count, which depends on the size of the provenance document, is checked again
-when the bake starts). One table maps a target kind to its checks; kinds without one have none.
+when the bake starts). Each kind names its checks (bakery.config.kinds); kinds without one have none.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
-from bakery.config.models import Image
+from bakery.config import kinds
+from bakery.config.models import ImageBase as Image
 from bakery.config.yamlload import Loc
 from bakery.core import provenance
 from bakery.errors import ConfigError
@@ -38,7 +39,7 @@ def image_problems(name: str, image: Image, targets: Mapping[str, str]) -> list[
     """What the clouds of `targets` (target name -> kind) would refuse of image `name`."""
     problems: list[Problem] = []
     for target, kind in targets.items():
-        check = CHECKS.get(kind)
+        check = kinds.get(kind).limits if kinds.known(kind) else None
         if check is not None:
             problems += check(name, image, target)
     return list(dict.fromkeys(problems))  # two targets of one kind find the same problems
@@ -145,6 +146,3 @@ def gcp_problems(name: str, image: Image, target: str) -> list[Problem]:
 
 def _gcp_name(text: str) -> bool:
     return len(text) <= GCP_NAME_MAX and GCP_NAME.fullmatch(text) is not None
-
-
-CHECKS: dict[str, Callable[[str, Image, str], list[Problem]]] = {"aws": aws_problems, "gcp": gcp_problems}

@@ -13,9 +13,9 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import ValidationError
 
-from bakery.config import aptsource, limits, yamlload
+from bakery.config import kinds, limits, yamlload
 from bakery.config.model_base import Model
-from bakery.config.models import BUILDERS, NAME_HINT, TARGET_KINDS, Config, Group, Image
+from bakery.config.models import NAME_HINT, Config, Group, Image, config_model
 from bakery.config.yamlload import Loc, Marks, key_path
 from bakery.errors import ConfigError, UsageError
 
@@ -94,6 +94,12 @@ class Project:
             tags={**image.tags, **override.tags},
         )
 
+    def lineages_ok(self) -> bool:
+        """Whether every `from:` names a known image and none makes a cycle (lineages end)."""
+        images = self.config.images
+        known = all(i.parent is None or i.parent in images for i in images.values())
+        return known and not _cycles("images", "from", {n: i.parent for n, i in images.items()})
+
     def order(self, names: list[str] | None = None) -> tuple[str, ...]:
         """Images in dependency order (parents first, then by name), limited to `names` and their
         ancestors."""
@@ -132,7 +138,7 @@ def load(path: Path) -> Project:
     # Top-level `x-` keys are the file's own (a home for anchors that `<<:` merges), not bakery's.
     data = {k: v for k, v in data.items() if not k.startswith(EXTENSION_PREFIX)}
     try:
-        config = Config.model_validate(data)
+        config = config_model().model_validate(data)
     except ValidationError as exc:
         raise _config_error(path, marks, _pydantic_problems(exc, data)) from None
     project = Project(path=path, config=config, marks=marks)
@@ -147,7 +153,7 @@ def load(path: Path) -> Project:
 
 def _allowed_at(data: Any, loc: Loc) -> list[str]:
     """Keys allowed at `loc`, found by walking the models along the path (for 'did you mean')."""
-    node: Any = Config
+    node: Any = config_model()
     value: Any = data
     for part in loc:
         value = value.get(part) if isinstance(value, dict) else None
@@ -190,7 +196,7 @@ def _pydantic_problems(exc: ValidationError, data: Any) -> list[Problem]:
     for err in exc.errors(include_url=False):
         loc: Loc = tuple(err["loc"])
         # pydantic appends the discriminator tag to union paths ('targets.x.aws.region'): drop it.
-        if len(loc) > 2 and loc[0] == "targets" and loc[2] in TARGET_KINDS:
+        if len(loc) > 2 and loc[0] == "targets" and loc[2] in kinds.names():
             loc = loc[:2] + loc[3:]
         message = err["msg"]
         if err["type"] == "extra_forbidden":
@@ -207,10 +213,10 @@ def _pydantic_problems(exc: ValidationError, data: Any) -> list[Problem]:
         elif err["type"] == "string_pattern_mismatch" and len(loc) > 1 and loc[-2] == "secrets":
             message = f"secret '{loc[-1]}' must name an environment variable, got {err['input']!r}"
         elif err["type"] == "union_tag_invalid":
-            message = f"'kind' must be one of {', '.join(TARGET_KINDS)}, got {err['ctx']['tag']!r}"
+            message = f"'kind' must be one of {', '.join(kinds.names())}, got {err['ctx']['tag']!r}"
             loc = (*loc, "kind")
         elif err["type"] == "union_tag_not_found":
-            message = f"missing 'kind' (one of {', '.join(TARGET_KINDS)})"
+            message = f"missing 'kind' (one of {', '.join(kinds.names())})"
         elif err["type"] == "string_pattern_mismatch":
             message = f"{err['input']!r} does not have the expected form (pattern {err['ctx']['pattern']})"
         elif err["type"] == "missing":
@@ -263,10 +269,10 @@ def _cross_check(project: Project) -> list[Problem]:
                 problems.append((loc, f"playbook '{book}' must be a path inside {root}"))
     cycles = _cycles("images", "from", {n: i.parent for n, i in cfg.images.items()})
     # Lineages are only followed once every `from:` names a known image and none makes a cycle.
-    lineages_ok = not cycles and all(i.parent is None or i.parent in cfg.images for i in cfg.images.values())
+    lineages_ok = project.lineages_ok()
     problems += cycles
     if lineages_ok:
-        problems += _target_fit(project) + _mirrors(project) + _cloud_limits(project)
+        problems += _target_fit(project) + _cloud_limits(project)
     for name, group in cfg.groups.items():
         here = ("groups", name)
         if group.image not in cfg.images:
@@ -278,7 +284,9 @@ def _cross_check(project: Project) -> list[Problem]:
         if group.channel is not None and group.channel not in cfg.channels:
             problems.append(((*here, "channel"), _unknown("channel", group.channel, cfg.channels)))
         problems += _group_kind(name, group, cfg.targets.get(group.target))
-    problems += _shared_ports(cfg.groups)
+    for kind in kinds.all_kinds():
+        if kind.checks is not None:
+            problems += kind.checks(project)
     for name, channel in cfg.channels.items():
         if channel.promote_from is not None and channel.promote_from not in cfg.channels:
             problems.append(
@@ -291,7 +299,7 @@ def _cross_check(project: Project) -> list[Problem]:
 def _group_kind(name: str, group: Group, target: Any) -> list[Problem]:
     """A group has exactly the settings block of its target's kind (aws:, gcp: or local:)."""
     here = ("groups", name)
-    given = [kind for kind in TARGET_KINDS if getattr(group, kind) is not None]
+    given = list(group.blocks())
     problems: list[Problem] = [
         (
             (*here, kind),
@@ -301,30 +309,8 @@ def _group_kind(name: str, group: Group, target: Any) -> list[Problem]:
         if target is not None and kind != target.kind
     ]
     if target is not None and target.kind not in given:
-        needs = {
-            "aws": "aws: {asg: NAME, launch_template: NAME}",
-            "gcp": "gcp: {mig: NAME, zone: ZONE} (or region: REGION)",
-            "local": "local: {size: 2, port: 8080}",
-        }[target.kind]
+        needs = kinds.get(target.kind).group_example
         problems.append((here, f"a group on {target.kind} target '{group.target}' needs its settings: {needs}"))
-    return problems
-
-
-def _shared_ports(groups: Mapping[str, Group]) -> list[Problem]:
-    """Two local groups cannot listen on one front port."""
-    problems: list[Problem] = []
-    seen: dict[int, str] = {}
-    for name, group in groups.items():
-        if group.local is None:
-            continue
-        other = seen.setdefault(group.local.port, name)
-        if other != name:
-            problems.append(
-                (
-                    ("groups", name, "local", "port"),
-                    f"port {group.local.port} is already the front port of group '{other}'",
-                )
-            )
     return problems
 
 
@@ -352,36 +338,10 @@ def _cycles(section: str, key: str, edges: Mapping[str, str | None]) -> list[Pro
             graph = {n: deps - set(cycle) for n, deps in graph.items() if n not in cycle}
 
 
-def _mirrors(project: Project) -> list[Problem]:
-    """Local recipes without `mirror:` that a local target uses need this machine's apt source."""
-    problems: list[Problem] = []
-    for name, image in project.config.images.items():
-        recipe = image.source.local if image.source else None
-        if recipe is None or recipe.mirror is not None or not _bakes_locally(project, name):
-            continue
-        if aptsource.debian_mirror(aptsource.ETC_APT, recipe.suite) is None:
-            problems.append(
-                (
-                    ("images", name, "source", "local"),
-                    "no 'mirror:' here, and this machine's apt sources "
-                    f"({aptsource.ETC_APT}/sources.list, sources.list.d/) name no Debian archive: "
-                    "add mirror: URL (http://, https:// or file:// of a Debian archive)",
-                )
-            )
-    return problems
-
-
 def _kinds(project: Project, name: str) -> dict[str, str]:
     """The targets image `name` bakes on and their kinds (unknown names are reported elsewhere)."""
     targets = project.config.targets
     return {t: targets[t].kind for t in project.targets_of(name) if t in targets}
-
-
-def _bakes_locally(project: Project, root: str) -> bool:
-    """Whether an image rooted at `root` bakes on a local target (and so needs its recipe)."""
-    return any(
-        "local" in _kinds(project, name).values() for name in project.config.images if project.lineage(name)[-1] == root
-    )
 
 
 def _cloud_limits(project: Project) -> list[Problem]:
@@ -395,16 +355,16 @@ def _target_fit(project: Project) -> list[Problem]:
     problems: list[Problem] = []
     templates = template_dirs(project.root)
     for name in project.config.images:
-        kinds = project.root_source_kinds(name)
+        source_kinds = project.root_source_kinds(name)
         for target, kind in _kinds(project, name).items():
-            if kind not in kinds:
+            if kind not in source_kinds:
                 problems.append(
                     (
                         ("images", name, "targets"),
                         f"target '{target}' is {kind}, but the image's source has no '{kind}'",
                     )
                 )
-            template = f"{BUILDERS[kind]}.pkr.hcl"
+            template = f"{kinds.get(kind).builder}.pkr.hcl"
             if not any((d / template).is_file() for d in templates):
                 problems.append((("targets", target, "kind"), f"no template {template} in {templates[0]}"))
     return problems

@@ -11,18 +11,22 @@ validated by code (sizes, batch sizes) declares the schema of exactly what it ac
 
 from __future__ import annotations
 
+import functools
 import re
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, Union
 
 from pydantic import (
     ConfigDict,
     Field,
     WithJsonSchema,
+    create_model,
     field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
+from bakery.config import kinds
+from bakery.config.kinds import GroupSettings, TargetSpec
 from bakery.config.model_base import ENDPOINT_PATTERN, REGION_PATTERN, Bool, Int, Model, _given, _whole, exactly_one
 from bakery.config.trust_models import LocalRegistry, Registry, Trust
 
@@ -33,9 +37,7 @@ PERCENT_PATTERN = r"^([1-9][0-9]?|100)%$"
 ENV_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 MIRROR_PATTERN = r"^(https?|file)://[!-~]+$"
 NAME_HINT = "lowercase letters, digits and '-', starting with a letter, at most 40 characters"
-TARGET_KINDS = ("local", "aws", "gcp")
-# The Packer builder (and template file) for each kind of target.
-BUILDERS = {"local": "qemu", "aws": "amazon-ebs", "gcp": "googlecompute"}
+M = TypeVar("M", bound=Model)
 
 
 def parse_size_mib(value: Any) -> int:
@@ -118,13 +120,16 @@ class GcpSource(Model):
         return self
 
 
-class Sources(Model):
-    local: LocalSource | None = None
-    aws: AwsSource | None = None
-    gcp: GcpSource | None = None
+class SourcesBase(Model):
+    """An image's `source:`: one block per kind of target (the fields come from bakery.config.kinds)."""
 
     def kinds(self) -> tuple[str, ...]:
-        return tuple(kind for kind in TARGET_KINDS if getattr(self, kind) is not None)
+        return tuple(kind for kind in kinds.names() if getattr(self, kind, None) is not None)
+
+    def of(self, kind: str, model: type[M]) -> M | None:
+        """The block for `kind`, as `model` (the kind's source model), or None when not given."""
+        block = getattr(self, kind, None)
+        return block if isinstance(block, model) else None
 
 
 # --- images -----------------------------------------------------------------------------------
@@ -138,12 +143,12 @@ class TargetOverride(Model):
     tags: dict[str, str] = Field(default_factory=dict)
 
 
-class Image(Model):
+class ImageBase(Model):
     model_config = ConfigDict(json_schema_extra=exactly_one("source", "from"))
 
     description: str = ""
     version: str = Field(pattern=VERSION_PATTERN)
-    source: Sources | None = None
+    source: SourcesBase | None = None
     parent: str | None = Field(None, alias="from")
     playbooks: tuple[str, ...] = ()
     vars: dict[str, Any] = Field(default_factory=dict)
@@ -170,7 +175,7 @@ class Image(Model):
         return value
 
     @model_validator(mode="after")
-    def _source_or_parent(self) -> Image:
+    def _source_or_parent(self) -> ImageBase:
         if self.parent is None and self.source is None:
             raise ValueError("an image needs a 'source' (where it starts) or 'from' (a parent image)")
         if self.parent is not None and self.source is not None:
@@ -184,7 +189,7 @@ class Image(Model):
 # --- targets ----------------------------------------------------------------------------------
 
 
-class LocalTarget(Model):
+class LocalTarget(TargetSpec):
     kind: Literal["local"]
     memory: MiB = 1024
     cpus: Int = Field(1, ge=1, le=64)
@@ -198,7 +203,7 @@ class LocalTarget(Model):
         return parse_size_mib(value)
 
 
-class AwsTarget(Model):
+class AwsTarget(TargetSpec):
     kind: Literal["aws"]
     region: str = Field(pattern=REGION_PATTERN)
     instance_type: str = "t3.small"
@@ -219,8 +224,11 @@ class AwsTarget(Model):
     # 'none': register the AMI without running provisioners (API-level tests against moto).
     communicator: Literal["ssh", "none"] = "ssh"
 
+    def provisions(self) -> bool:
+        return self.communicator != "none"
 
-class GcpTarget(Model):
+
+class GcpTarget(TargetSpec):
     kind: Literal["gcp"]
     project: str = Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
     zone: str = Field(pattern=r"^[a-z]+-[a-z]+[0-9]+-[a-z]$")
@@ -233,9 +241,6 @@ class GcpTarget(Model):
     use_internal_ip: Bool = False  # reach the build VM on its internal IP (from inside the VPC)
     network_tags: tuple[str, ...] = ()  # firewall rules apply by tag
     endpoint: str | None = Field(None, pattern=ENDPOINT_PATTERN)
-
-
-Target = Annotated[LocalTarget | AwsTarget | GcpTarget, Field(discriminator="kind")]
 
 
 # --- groups: the fleets that run images, and how they move onto a new one ---------------------
@@ -291,7 +296,7 @@ class Strategy(Model):
         return _count_or_percent(value, minimum=1, what="batch_size")
 
 
-class AwsGroup(Model):
+class AwsGroup(GroupSettings):
     """An Auto Scaling group moved by instance refresh."""
 
     asg: str = Field(min_length=1, max_length=255)
@@ -303,8 +308,16 @@ class AwsGroup(Model):
     alarms: tuple[Annotated[str, Field(min_length=1, max_length=255)], ...] = ()
     target_groups: tuple[Annotated[str, Field(min_length=1)], ...] = ()  # ARNs or names
 
+    def healthy_bounds(self) -> tuple[int | None, int | None]:
+        return (self.min_healthy_percentage, self.max_healthy_percentage)
 
-class GcpGroup(Model):
+    def gates(self) -> list[str]:
+        return (["target health in " + ", ".join(self.target_groups)] if self.target_groups else []) + (
+            ["alarms in OK: " + ", ".join(self.alarms)] if self.alarms else []
+        )
+
+
+class GcpGroup(GroupSettings):
     """A managed instance group moved by the MIG updater: zonal (`zone`) or regional (`region`)."""
 
     model_config = ConfigDict(json_schema_extra=exactly_one("zone", "region"))
@@ -315,6 +328,9 @@ class GcpGroup(Model):
     max_unavailable: SurgeValue = 0
     health_check: str | None = None  # the autohealing health check whose instanceHealth counts
     backend_service: str | None = None  # blue-green: the backend service both groups join
+
+    def gates(self) -> list[str]:
+        return [f"MIG instanceHealth ({self.health_check})"] if self.health_check else []
 
     @field_validator("max_surge", "max_unavailable", mode="before")
     @classmethod
@@ -328,7 +344,7 @@ class GcpGroup(Model):
         return self
 
 
-class LocalGroup(Model):
+class LocalGroup(GroupSettings):
     """`size` QEMU VMs from the local catalog behind HAProxy on 127.0.0.1:`port`."""
 
     size: Int = Field(2, ge=1, le=16)
@@ -341,8 +357,11 @@ class LocalGroup(Model):
     def _size(cls, value: Any) -> int:
         return parse_size_mib(value)
 
+    def planned_size(self) -> int:
+        return self.size
 
-class Group(Model):
+
+class GroupBase(Model):
     image: str
     target: str
     channel: str | None = None
@@ -351,13 +370,21 @@ class Group(Model):
     rollback: Bool = True  # a failed gate returns the group to the exact previous image
     keep: Int = Field(3, ge=1, le=50)  # templates of the last N rollouts are never deleted
     require_signed: Bool | None = None  # refuse images that do not verify; default: trust.require
-    aws: AwsGroup | None = None
-    gcp: GcpGroup | None = None
-    local: LocalGroup | None = None
+    # and one optional block per kind of target (aws:, gcp:, local:, ...): see bakery.config.kinds
 
-    def settings(self) -> AwsGroup | GcpGroup | LocalGroup | None:
-        """The block of the group's kind (config.py checks that it matches the target's kind)."""
-        return self.aws or self.gcp or self.local
+    def blocks(self) -> dict[str, GroupSettings]:
+        """The kind blocks given, by kind (load.py checks that there is exactly the target's)."""
+        given = {kind: getattr(self, kind, None) for kind in kinds.names()}
+        return {kind: block for kind, block in given.items() if isinstance(block, GroupSettings)}
+
+    def settings(self) -> GroupSettings | None:
+        """The block of the group's kind (load.py checks that it matches the target's kind)."""
+        return next(iter(self.blocks().values()), None)
+
+    def block(self, model: type[G]) -> G | None:
+        """The group's block if it is a `model` (the driver's own kind), else None."""
+        found = self.settings()
+        return found if isinstance(found, model) else None
 
 
 class Channel(Model):
@@ -365,10 +392,63 @@ class Channel(Model):
     promote_from: str | None = None
 
 
-class Config(Model):
-    images: dict[Annotated[str, Field(pattern=NAME_PATTERN)], Image]
-    targets: dict[Annotated[str, Field(pattern=NAME_PATTERN)], Target]
-    groups: dict[Annotated[str, Field(pattern=NAME_PATTERN)], Group] = Field(default_factory=dict)
-    channels: dict[Annotated[str, Field(pattern=NAME_PATTERN)], Channel] = Field(default_factory=dict)
+G = TypeVar("G", bound=GroupSettings)
+
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+
+
+class ConfigBase(Model):
+    images: dict[Name, ImageBase]
+    targets: dict[Name, TargetSpec]
+    groups: dict[Name, GroupBase] = Field(default_factory=dict)
+    channels: dict[Name, Channel] = Field(default_factory=dict)
     registry: Registry = Field(default_factory=LocalRegistry)
     trust: Trust = Field(default_factory=Trust)
+
+
+# --- the models of the whole file, built from the registered kinds ------------------------------
+
+
+@functools.cache
+def _built(generation: int) -> dict[str, Any]:
+    registered = kinds.all_kinds()
+    here = __name__
+    given = {k.name: (k.source | None, None) for k in registered if k.source}
+    sources = create_model("Sources", __base__=SourcesBase, __module__=here, **given)  # type: ignore[call-overload]
+    source: Any = (sources | None, None)
+    image = create_model("Image", __base__=ImageBase, __module__=here, source=source)
+    # A group's kind blocks come in the order of their names (the schema has always listed them so).
+    blocks: dict[str, Any] = {k.name: (k.group | None, None) for k in sorted(registered, key=lambda k: k.name)}
+    group = create_model("Group", __base__=GroupBase, __module__=here, **blocks)
+    members: Any = Union[tuple(k.target for k in registered)]  # noqa: UP007 (built from a tuple)
+    # One kind alone is no union to discriminate: its `kind: Literal[...]` refuses the others.
+    target: Any = Annotated[members, Field(discriminator="kind")] if len(registered) > 1 else members
+    config = create_model(
+        "Config",
+        __base__=ConfigBase,
+        __module__=here,
+        images=(dict[Name, image], ...),
+        targets=(dict[Name, target], ...),
+        groups=(dict[Name, group], Field(default_factory=dict)),
+    )
+    return {"Sources": sources, "Image": image, "Group": group, "Config": config, "Target": target}
+
+
+def config_model() -> type[ConfigBase]:
+    """The model of images.yaml for the kinds registered now."""
+    model: type[ConfigBase] = _built(kinds.generation())["Config"]
+    return model
+
+
+if TYPE_CHECKING:
+    Sources = SourcesBase
+    Image = ImageBase
+    Group = GroupBase
+    Config = ConfigBase
+else:
+
+    def __getattr__(name: str) -> Any:
+        """Sources, Image, Group, Config and Target: the models for the kinds registered now."""
+        if name in ("Sources", "Image", "Group", "Config", "Target"):
+            return _built(kinds.generation())[name]
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,7 +13,7 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
 from bakery.config.load import EXTENSION_PREFIX
-from bakery.config.models import Config
+from bakery.config.models import config_model
 
 
 class _Generator(GenerateJsonSchema):
@@ -31,7 +31,7 @@ class _Generator(GenerateJsonSchema):
 
 def json_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of images.yaml."""
-    schema = Config.model_json_schema(by_alias=True, mode="validation", schema_generator=_Generator)
+    schema = config_model().model_json_schema(by_alias=True, mode="validation", schema_generator=_Generator)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://bakery.dev/schemas/images.schema.json",

@@ -9,12 +9,12 @@ runs the steps and records the outcome through the driver, where the group lives
 
 from __future__ import annotations
 
-import functools
-import importlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from bakery.config import kinds
+from bakery.config.kinds import TargetSpec
 from bakery.config.models import Group
 from bakery.core.catalog import ImageRecord
 from bakery.errors import UsageError
@@ -23,12 +23,6 @@ from bakery.progress import Reporter
 from bakery.providers.base import ClientFactory
 from bakery.steps import Step
 from bakery.workspace import Workspace
-
-_REGISTRY = {
-    "local": "bakery.groups.local.driver",
-    "aws": "bakery.groups.aws.driver",
-    "gcp": "bakery.groups.gcp.driver",
-}
 
 # What a driver writes on every instance a rollout launches (AWS tags, GCP labels, local metadata),
 # so that logs and metrics tie back to the exact image. GCP encodes keys and values to its rules.
@@ -126,7 +120,7 @@ class Rollout:
     group: str  # its name in images.yaml
     spec: Group
     target: str
-    target_spec: Any  # the group's target (LocalTarget, AwsTarget, GcpTarget)
+    target_spec: TargetSpec  # the group's target, of its kind's model (LocalTarget, AwsTarget, GcpTarget, ...)
     to: Release
     to_record: ImageRecord | None  # the catalog record of `to` (None when restoring an image by template)
     previous: Release | None  # what the group ran before: what a rollback restores
@@ -144,10 +138,10 @@ class GroupDriver(Protocol):
 
     kind: str
 
-    def read(self, name: str, group: Group, target_spec: Any) -> GroupState:
+    def read(self, name: str, group: Group, target_spec: TargetSpec) -> GroupState:
         """The group as the engine reports it now: template, instances per image, active rollout."""
 
-    def release_of(self, record: ImageRecord, target_spec: Any) -> Release:
+    def release_of(self, record: ImageRecord, target_spec: TargetSpec) -> Release:
         """The Release for a catalog image on this kind of target (its image id in the group's
         region or project). Raises UsageError when the image does not exist where the group is."""
 
@@ -163,24 +157,19 @@ class GroupDriver(Protocol):
         when the phase becomes rollback): AWS RollbackInstanceRefresh, GCP
         versions patched back, local new VMs removed and the old ones serving again."""
 
-    def record(self, name: str, group: Group, target_spec: Any, entry: HistoryEntry) -> None:
+    def record(self, name: str, group: Group, target_spec: TargetSpec, entry: HistoryEntry) -> None:
         """Keep `entry` where the group lives (launch template, instance template, local store),
         replacing an earlier entry with the same id."""
 
-    def history(self, name: str, group: Group, target_spec: Any) -> list[HistoryEntry]:
+    def history(self, name: str, group: Group, target_spec: TargetSpec) -> list[HistoryEntry]:
         """Every rollout and rollback of the group, oldest first."""
 
-    def prune(self, name: str, group: Group, target_spec: Any, keep: int) -> list[str]:
+    def prune(self, name: str, group: Group, target_spec: TargetSpec, keep: int) -> list[str]:
         """Delete templates bakery made for rollouts older than the last `keep` (never one the
         group or a kept rollout uses). Returns what was deleted."""
 
-    def down(self, name: str, group: Group, target_spec: Any) -> list[str]:
+    def down(self, name: str, group: Group, target_spec: TargetSpec) -> list[str]:
         """Stop the group and leave no process behind (local); cloud groups raise UsageError."""
-
-
-@functools.cache
-def _module(kind: str) -> Any:
-    return importlib.import_module(_REGISTRY[kind])
 
 
 def get_driver(
@@ -192,9 +181,9 @@ def get_driver(
     """The group driver for a target kind. UsageError lists the valid kinds.
 
     `clients(service, region_or_project, endpoint)` makes API clients, as for providers."""
-    if kind not in _REGISTRY:
-        raise UsageError(f"no group driver for target kind '{kind}'; valid kinds: {', '.join(sorted(_REGISTRY))}")
-    driver: GroupDriver = _module(kind).make(workspace, reporter, clients)
+    if not kinds.known(kind):
+        raise UsageError(f"no group driver for target kind '{kind}'; valid kinds: {', '.join(sorted(kinds.names()))}")
+    driver: GroupDriver = kinds.get(kind).module("driver").make(workspace, reporter, clients)
     return driver
 
 

@@ -3,37 +3,84 @@
 from __future__ import annotations
 
 import functools
-import importlib
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
+from bakery.config import kinds
+from bakery.config.kinds import TargetSpec
 from bakery.config.load import EffectiveImage, Project
 from bakery.core.catalog import ImageRecord
 from bakery.core.debris import Leftover, Owner
+from bakery.core.provenance import Dependency
 from bakery.errors import UsageError
 from bakery.progress import Reporter
 from bakery.workspace import Workspace
 
-# kind -> module that defines `make(workspace, reporter, clients) -> Provider`; imported on first use
-# so `bakery --help` never loads boto3 or google.cloud.
-_REGISTRY = {
-    "local": "bakery.providers.local.provider",
-    "aws": "bakery.providers.aws.provider",
-    "gcp": "bakery.providers.gcp.provider",
-}
+BAKE_KEY = "bake_key"  # field metadata: False keeps a Packer variable out of the bake key
+
+
+def per_bake(**kwargs: Any) -> Any:
+    """A Packer variable that differs on every bake, or on every machine (a path, the bake's
+    mark, an endpoint): a field that stays out of the bake key. Takes dataclasses.field's arguments."""
+    return field(metadata={BAKE_KEY: False}, **kwargs)
+
+
+def _plain(value: Any) -> Any:
+    """A field's value as Packer variables are written: tuples as lists, mappings as dicts."""
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class PackerVariables:
+    """Packer variables as typed fields, in the order they are written. Every field enters the bake
+    key unless it is declared with `per_bake()`; a field left None is not written at all."""
+
+    def items(self) -> list[tuple[str, Any, bool]]:
+        """(name, value, enters the bake key) of every field that is set."""
+        return [
+            (f.name, _plain(getattr(self, f.name)), bool(f.metadata.get(BAKE_KEY, True)))
+            for f in fields(self)
+            if getattr(self, f.name) is not None
+        ]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: value for name, value, _ in self.items()}
 
 
 @dataclass(frozen=True)
 class Prepared:
-    """What a provider resolved before rendering: Packer variables and the identity of the base."""
+    """What a provider resolved before rendering: the identity of the base, what provenance says
+    of it, and (in each kind's subclass) what its Packer variables need (a resolved AMI, paths)."""
 
-    variables: Mapping[str, Any]
     base: str  # a stable identity of what the build starts from ("sha256:...", "ami-0abc")
-    base_dependency: Mapping[str, Any]  # name/uri/digest for provenance
+    base_dependency: Dependency | None  # the base as a dependency of the provenance (None: the parent is)
     parent: ImageRecord | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildMarks:
+    """What before_build adds to a bake's Packer variables, outside the bake key: the bake's mark
+    on what it creates, and provenance known before the build. Each kind subclasses it."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+
+
+class VariablesOf(Protocol):
+    """A kind's Packer variables: `packer_variables` in its provider module. `prepared` is None
+    (nothing resolved: plan, render) or what a provider resolved, possibly of another kind's
+    class (a test's stand-in provider): then only the base is known. Raises ConfigError."""
+
+    def __call__(
+        self, eff: EffectiveImage, spec: TargetSpec, version: str, prepared: Prepared | None, marks: BuildMarks | None
+    ) -> PackerVariables: ...
 
 
 @dataclass(frozen=True)
@@ -69,7 +116,7 @@ class Provider(Protocol):
 
     kind: str
 
-    def bind(self, target: str, spec: Any) -> None:
+    def bind(self, target: str, spec: TargetSpec) -> None:
         """Tell the provider the settings of one of its targets (before images() is asked)."""
 
     def resolve(self, request: BakeRequest) -> Prepared:
@@ -78,7 +125,7 @@ class Provider(Protocol):
     def prepare(self, request: BakeRequest) -> Prepared:
         """resolve(), plus what a build needs made first (base disk, build key). Raises BakeryError."""
 
-    def before_build(self, request: BakeRequest, skeleton: dict[str, Any]) -> dict[str, Any]:
+    def before_build(self, request: BakeRequest, skeleton: dict[str, Any]) -> BuildMarks:
         """Extra Packer variables outside the bake key: the mark that every image this bake creates
         carries from its creation (request.invocation), and provenance known before the build."""
 
@@ -168,47 +215,58 @@ def guarded_by(errors: Callable[[str], AbstractContextManager[None]]) -> Callabl
     return guarded
 
 
-@functools.cache
-def _module(kind: str) -> Any:
-    return importlib.import_module(_REGISTRY[kind])
-
-
 def get_provider(
     kind: str,
     workspace: Workspace,
     reporter: Reporter,
     clients: ClientFactory | None = None,
-    targets: Mapping[str, Any] | None = None,
+    targets: Mapping[str, TargetSpec] | None = None,
 ) -> Provider:
     """The provider for a target kind, told about its targets. UsageError lists the valid kinds.
 
     `clients(service, region_or_project, endpoint)` makes API clients; tests hand in one that
     points at moto or the fake GCE server.
     """
-    if kind not in _REGISTRY:
-        raise UsageError(f"no provider for target kind '{kind}'; valid kinds: {', '.join(sorted(_REGISTRY))}")
-    provider: Provider = _module(kind).make(workspace, reporter, clients)
+    # Each kind names the module that defines `make(workspace, reporter, clients) -> Provider`,
+    # imported on first use so `bakery --help` never loads boto3 or google.cloud.
+    if not kinds.known(kind):
+        raise UsageError(f"no provider for target kind '{kind}'; valid kinds: {', '.join(sorted(kinds.names()))}")
+    provider: Provider = kinds.get(kind).module("provider").make(workspace, reporter, clients)
     for name, spec in (targets or {}).items():
         if spec.kind == kind:
             provider.bind(name, spec)
     return provider
 
 
-class CloudProvider:
+def packer_variables(kind: str) -> VariablesOf:
+    """The function that gives a kind's Packer variables (its provider module's `packer_variables`).
+    Raises UsageError for a kind nobody registered."""
+    if not kinds.known(kind):
+        raise UsageError(f"no provider for target kind '{kind}'; valid kinds: {', '.join(sorted(kinds.names()))}")
+    found: VariablesOf | None = getattr(kinds.get(kind).module("provider"), "packer_variables", None)
+    if found is None:
+        raise UsageError(f"the provider of target kind '{kind}' ({kinds.get(kind).provider}) has no packer_variables")
+    return found
+
+
+T = TypeVar("T", bound=TargetSpec)
+
+
+class CloudProvider(Generic[T]):
     """What the AWS and GCP providers share: API clients made once per (region or project,
-    endpoint) by the injected factory, and their targets' settings."""
+    endpoint) by the injected factory, and their targets' settings (of the kind's model T)."""
 
     kind = ""
-    spec_type: type = object
+    spec_type: type[T]
 
     def __init__(self, reporter: Reporter, clients: ClientFactory) -> None:
         self.reporter = reporter
         self._factory = clients
         self._clients: dict[tuple[str, str, str | None], Any] = {}
         self._resolved: dict[tuple[Any, ...], Any] = {}  # sources looked up once per process
-        self.specs: dict[str, Any] = {}
+        self.specs: dict[str, T] = {}
 
-    def bind(self, target: str, spec: Any) -> None:
+    def bind(self, target: str, spec: TargetSpec) -> None:
         if not isinstance(spec, self.spec_type):
             raise UsageError(f"target '{target}' is {getattr(spec, 'kind', '?')}, not {self.kind}")
         self.specs[target] = spec

@@ -7,6 +7,7 @@ import secrets
 from typing import Any, Literal
 
 from bakery import steps
+from bakery.config.kinds import TargetSpec
 from bakery.config.models import Group, Strategy
 from bakery.core import catalog
 from bakery.core.catalog import ImageRecord
@@ -85,7 +86,7 @@ def last_move(name: str, history: list[HistoryEntry], state: GroupState) -> tupl
 def new(
     name: str,
     group: Group,
-    target_spec: Any,
+    target_spec: TargetSpec,
     kind: Literal["rollout", "rollback"],
     to: Release,
     record: ImageRecord | None,
@@ -97,7 +98,8 @@ def new(
     chosen = group.strategy if strategy_type is None else group.strategy.model_copy(update={"type": strategy_type})
     if kind == "rollback" and chosen.type == "canary":
         chosen = chosen.model_copy(update={"type": "rolling"})  # going back: no canary to hold
-    size = state.desired if state.desired is not None else getattr(group.settings(), "size", 0)
+    settings = group.settings()
+    size = state.desired if state.desired is not None else (settings.planned_size() if settings else 0)
     return Rollout(
         id=new_id(),
         kind=kind,
@@ -114,7 +116,7 @@ def new(
     )
 
 
-def from_saved(name: str, group: Group, target_spec: Any, data: dict[str, Any], *, where: str) -> Rollout:
+def from_saved(name: str, group: Group, target_spec: TargetSpec, data: dict[str, Any], *, where: str) -> Rollout:
     """The rollout a journal (at `where`) saved with record.saved, without its catalog record."""
     to = release_of(data.get("to"))
     if to is None:
@@ -151,10 +153,6 @@ def unchanged_since_plan(state: GroupState, rollout: Rollout) -> None:
 
 
 def _plan(group: Group, chosen: Strategy, size: int) -> RolloutPlan:
-    aws = group.aws
-    return strategy.plan(
-        chosen,
-        size,
-        min_healthy=aws.min_healthy_percentage if aws else None,
-        max_healthy=aws.max_healthy_percentage if aws else None,
-    )
+    settings = group.settings()
+    low, high = settings.healthy_bounds() if settings else (None, None)
+    return strategy.plan(chosen, size, min_healthy=low, max_healthy=high)

@@ -18,9 +18,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from bakery import steps
+from bakery.config.kinds import TargetSpec
 from bakery.config.load import Project
 from bakery.config.models import Group
 from bakery.core import catalog
@@ -72,7 +72,7 @@ class Rollouts:
             raise UsageError(f"no group '{name}' in {self.project.path}; groups: {known}")
         return groups[name]
 
-    def target_spec(self, group: Group) -> Any:
+    def target_spec(self, group: Group) -> TargetSpec:
         return self.project.config.targets[group.target]
 
     def driver(self, group: Group) -> GroupDriver:

@@ -51,7 +51,7 @@ from bakery.core import jcs, provenance
 from bakery.core.catalog import ImageRecord
 from bakery.core.debris import Leftover, Owner, iso, utc
 from bakery.errors import ProviderError
-from bakery.providers.base import BakeRequest, Claim, Prepared
+from bakery.providers.base import BakeRequest, BuildMarks, Claim, Prepared
 from tests.fakes.packer import MARK_FILE
 from tests.fakes.packer import FakePacker as FakePacker  # where service tests import it from
 
@@ -90,6 +90,13 @@ class FakeImage:
     def described(self) -> dict[str, str]:
         """What never changes once the image exists, and what it holds."""
         return {"image": self.id, "created": self.created, "content": hashlib.sha256(self.content).hexdigest()}
+
+
+@dataclass(frozen=True, kw_only=True)
+class FakeMarks(BuildMarks):
+    """The bake's mark, as a real provider hands it to Packer (here Packer reads fake-cloud.json)."""
+
+    fake_mark: str
 
 
 @dataclass(frozen=True)
@@ -253,20 +260,20 @@ class FakeProvider:
 
     def _resolve(self, request: BakeRequest) -> Prepared:
         if request.parent is not None:
-            return Prepared(variables={}, base=request.parent.ref, base_dependency={}, parent=request.parent)
-        dependency = {
-            "name": f"fake-image:{self.base}",
-            "uri": f"fake://images/{self.base}",
-            "digest": {"sha256": hashlib.sha256(self.base.encode()).hexdigest()},
-        }
-        return Prepared(variables={}, base=self.base, base_dependency=dependency, parent=None)
+            return Prepared(base=request.parent.ref, base_dependency=None, parent=request.parent)
+        dependency = provenance.Dependency(
+            name=f"fake-image:{self.base}",
+            uri=f"fake://images/{self.base}",
+            digest={"sha256": hashlib.sha256(self.base.encode()).hexdigest()},
+        )
+        return Prepared(base=self.base, base_dependency=dependency, parent=None)
 
     def prepare(self, request: BakeRequest) -> Prepared:
         self._enter("prepare", image=request.eff.name, target=request.eff.target, invocation=request.invocation)
         self.prepared.append(request.invocation)
         return self._resolve(request)
 
-    def before_build(self, request: BakeRequest, skeleton: dict[str, Any]) -> dict[str, Any]:
+    def before_build(self, request: BakeRequest, skeleton: dict[str, Any]) -> FakeMarks:
         self._enter("before_build", invocation=request.invocation)
         eff = request.eff
         self.marks[request.invocation] = (eff.target, eff.name, request.version)
@@ -279,7 +286,7 @@ class FakeProvider:
         }
         if request.workdir.is_dir():
             (request.workdir / MARK_FILE).write_text(json.dumps(mark))
-        return {"fake_mark": request.invocation}
+        return FakeMarks(fake_mark=request.invocation)
 
     def marked(
         self, target: str, name: str, *, version: str | None = None, invocation: str | None = None

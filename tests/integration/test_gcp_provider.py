@@ -113,9 +113,9 @@ class Bake:
 
     def create(self) -> dict[str, Any]:
         """What googlecompute does at the end of a build: insert the image, labelled and described."""
-        labels = {**provenance.gcp_labels(self.request.eff.tags), **self.variables["gcp_build_labels"]}
+        labels = {**provenance.gcp_labels(self.request.eff.tags), **self.variables.gcp_build_labels}
         return self.gce.add_image(
-            PROJECT, self.name, family="web", labels=labels, description=self.variables["image_description"]
+            PROJECT, self.name, family="web", labels=labels, description=self.variables.image_description
         )
 
     def publish(self) -> Any:
@@ -215,7 +215,7 @@ def test_long_source_name_is_recorded_whole(tmp_path: Path, gce: FakeGce, provid
     bake = Bake(
         provider, gce, project_for(tmp_path, gce.endpoint, {"image": source_name, "project": source_project}), "a5" * 6
     )
-    labels = bake.variables["gcp_build_labels"]
+    labels = bake.variables.gcp_build_labels
     assert all(LABEL.match(k) and LABEL.match(v) for k, v in labels.items()), labels
     assert labels["bakery-base"].startswith(provenance.GCP_DIGEST_MARK)
     bake.create()

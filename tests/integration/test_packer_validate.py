@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from bakery.bake import render
 from bakery.cli.app import app
 from bakery.config import load as config
+from bakery.providers.local.variables import LocalPrepared
 from tests.integration.conftest import HOSTILE
 
 runner = CliRunner()
@@ -59,15 +60,17 @@ def _local_render(project_dir: Path, version: str = "1.6.6") -> Path:
         version="1.0.0",
         packer_version=version,
         out=out,
-        resolved={
-            "base_disk": str(stand_ins / "disk.qcow2"),
-            "kernel": str(stand_ins / "vmlinuz"),
-            "initrd": str(stand_ins / "initrd.img"),
-            "kernel_cmdline": "root=/dev/vda bakery.ssh_key=AAAA",
-            "ssh_private_key_file": str(stand_ins / "key"),
-            "accelerator": "tcg",
-            "output_directory": str(out / "output"),
-        },
+        prepared=LocalPrepared(
+            base="sha256:stand-in",
+            base_dependency=None,
+            base_disk=str(stand_ins / "disk.qcow2"),
+            kernel=str(stand_ins / "vmlinuz"),
+            initrd=str(stand_ins / "initrd.img"),
+            kernel_cmdline="root=/dev/vda bakery.ssh_key=AAAA",
+            ssh_private_key_file=str(stand_ins / "key"),
+            accelerator="tcg",
+            output_directory=str(out / "output"),
+        ),
     )
     return out
 

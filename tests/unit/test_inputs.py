@@ -11,10 +11,14 @@ import pytest
 
 from bakery.bake import inputs, render
 from bakery.core.catalog import ImageRecord
-from bakery.providers.base import Prepared
+from bakery.core.provenance import Dependency
+from bakery.providers.aws.variables import AwsMarks, AwsPrepared
+from bakery.providers.base import BuildMarks, Prepared
+from bakery.providers.gcp.variables import GcpMarks
+from bakery.providers.local.variables import LocalPrepared
 
 TOOLS = {"packer": "1.6.6", "ansible": "2.17.0"}
-BASE = Prepared(variables={}, base="ami-0123456789abcdef0", base_dependency={})
+BASE = Prepared(base="ami-0123456789abcdef0", base_dependency=None)
 
 
 def key(
@@ -22,14 +26,14 @@ def key(
     target: str = "aws",
     *,
     version: str = "1.0.0",
-    resolved: dict[str, Any] | None = None,
     prepared: Prepared = BASE,
+    marks: BuildMarks | None = None,
     tools: dict[str, str] = TOOLS,
 ) -> str:
     """The bake key as a bake computes it (render.variables, then inputs.bake_key)."""
     project = project_dir.load()
     eff = project.effective("web", target)
-    values = render.variables(project, eff, version, {**prepared.variables, **(resolved or {})})
+    values = render.variables(project, eff, version, prepared, marks)
     return inputs.bake_key(project, eff, values, prepared, tools)
 
 
@@ -53,7 +57,7 @@ def test_the_key_is_a_sha256_and_the_same_for_the_same_inputs(project_dir: Any) 
     assert key(project_dir) == first
     project = project_dir.load()
     eff = project.effective("web", "aws")
-    values = render.variables(project, eff, "1.0.0", {})
+    values = render.variables(project, eff, "1.0.0")
     # Files hashed once by the caller give the same key as files hashed here.
     assert inputs.bake_key(project, eff, values, BASE, TOOLS, render.input_files(project, eff)) == first
 
@@ -78,7 +82,7 @@ CHANGES: dict[str, Callable[[Any], dict[str, Any]]] = {
     "a setting of the target": lambda p: edit(
         p, "    region: eu-west-1\n", "    region: eu-west-1\n    instance_type: t3.large\n"
     ),
-    "the base": lambda p: {"prepared": Prepared(variables={}, base="ami-0fffffffffffffff0", base_dependency={})},
+    "the base": lambda p: {"prepared": Prepared(base="ami-0fffffffffffffff0", base_dependency=None)},
     "the parent's inputs": lambda p: {"prepared": _with_parent("sha256:" + "2" * 64)},
     "Packer's version": lambda p: {"tools": {**TOOLS, "packer": "1.11.2"}},
     "Ansible's version": lambda p: {"tools": {**TOOLS, "ansible": "2.18.1"}},
@@ -87,7 +91,7 @@ CHANGES: dict[str, Callable[[Any], dict[str, Any]]] = {
 
 def _with_parent(digest: str) -> Prepared:
     parent = ImageRecord("base", "1.0.4", "aws", "aws", digest, "2026-01-01T00:00:00Z", "ami-0base")
-    return Prepared(variables={}, base=parent.ref, base_dependency={}, parent=parent)
+    return Prepared(base=parent.ref, base_dependency=None, parent=parent)
 
 
 @pytest.mark.parametrize("change", list(CHANGES))
@@ -104,27 +108,40 @@ SAME: dict[str, tuple[str, dict[str, Any]]] = {
     "the bake's mark on AWS": (
         "aws",
         {
-            "resolved": {
-                "ami_name": "web-1.0.0-0123456789ab",
-                "image_description": "the web image [bakery:0123456789ab]",
-                "build_tags": {"bakery:invocation": "0123456789ab", "bakery:state": "pending"},
-                "endpoint": "http://127.0.0.1:5000",
-            }
+            "prepared": AwsPrepared(
+                base=BASE.base,
+                base_dependency=None,
+                build_tags={"bakery:invocation": "0123456789ab", "bakery:state": "pending"},
+                endpoint="http://127.0.0.1:5000",
+            ),
+            "marks": AwsMarks(
+                ami_name="web-1.0.0-0123456789ab", image_description="the web image [bakery:0123456789ab]"
+            ),
         },
     ),
-    "the bake's labels on GCP": ("gcp", {"resolved": {"gcp_build_labels": {"bakery-invocation": "0123456789ab"}}}),
+    "the bake's labels on GCP": (
+        "gcp",
+        {
+            "marks": GcpMarks(
+                image_description="the web image",
+                gcp_build_labels={"bakery-invocation": "0123456789ab"},
+            )
+        },
+    ),
     "the bake's key and paths on this machine": (
         "local",
         {
-            "resolved": {
-                "base_disk": "/home/u/.bakery/cache/base/ab12/disk.qcow2",
-                "kernel": "/home/u/.bakery/cache/base/ab12/vmlinuz",
-                "initrd": "/home/u/.bakery/cache/base/ab12/initrd.img",
-                "kernel_cmdline": "root=/dev/vda rw bakery.ssh_key=c3NoLWVkMjU1MTk=",
-                "ssh_private_key_file": "/home/u/.bakery/builds/web-local-0123/build-key",
-                "output_directory": "/home/u/.bakery/builds/web-local-0123/output",
-                "accelerator": "kvm",
-            }
+            "prepared": LocalPrepared(
+                base=BASE.base,
+                base_dependency=None,
+                base_disk="/home/u/.bakery/cache/base/ab12/disk.qcow2",
+                kernel="/home/u/.bakery/cache/base/ab12/vmlinuz",
+                initrd="/home/u/.bakery/cache/base/ab12/initrd.img",
+                kernel_cmdline="root=/dev/vda rw bakery.ssh_key=c3NoLWVkMjU1MTk=",
+                ssh_private_key_file="/home/u/.bakery/builds/web-local-0123/build-key",
+                output_directory="/home/u/.bakery/builds/web-local-0123/output",
+                accelerator="kvm",
+            )
         },
     ),
 }
@@ -172,9 +189,8 @@ def test_the_statement_lists_what_the_key_was_computed_from(project_dir: Any) ->
     project = project_dir.load()
     eff = project.effective("web", "aws")
     prepared = Prepared(
-        variables={},
         base="ami-0123456789abcdef0",
-        base_dependency={"name": "ami:eu-west-1", "uri": "ami-0123456789abcdef0", "digest": {"awsImageId": "x"}},
+        base_dependency=Dependency(name="ami:eu-west-1", uri="ami-0123456789abcdef0", digest={"awsImageId": "x"}),
     )
     skeleton = inputs.statement_skeleton(
         project,

@@ -23,7 +23,7 @@ from bakery.core.catalog import ImageRecord
 from bakery.core.debris import Leftover, Owner
 from bakery.errors import BakeryError, BuildError, Interrupted, ProviderError, UsageError
 from bakery.progress import Recording
-from bakery.providers.base import BakeRequest, Prepared, Provider
+from bakery.providers.base import BakeRequest, BuildMarks, Prepared, Provider
 from bakery.providers.local.provider import LocalProvider
 from bakery.workspace import Workspace
 from tests.fakes.provider import FakeProvider
@@ -113,7 +113,7 @@ def bake(subject: Subject, project_dir: Any, tmp_path: Path, version: str, invoc
         started="2026-01-01T00:00:00Z",
         builder="fake",
     )
-    assert isinstance(provider.before_build(request, skeleton), dict)
+    assert isinstance(provider.before_build(request, skeleton), BuildMarks)
     artifacts = subject.build(request)
     name, digest_set = provider.subject(request, artifacts)
     statement = provenance.finalize(
@@ -171,9 +171,9 @@ def test_marked_never_returns_what_a_bake_did_not_mark_and_remove_skips_what_is_
 def test_before_build_gives_extra_variables(subject: Subject, project_dir: Any, tmp_path: Path) -> None:
     request = bake_request(project_dir, subject.target, "1.0.0", "feedfeedfeed", tmp_path)
     extra = subject.provider.before_build(request, {})
-    assert isinstance(extra, dict)
+    assert isinstance(extra, BuildMarks)
     if isinstance(subject.provider, FakeProvider):  # it creates images outside the work directory: they carry the mark
-        assert "feedfeedfeed" in extra.values()
+        assert "feedfeedfeed" in extra.as_dict().values()
 
 
 # --- marks, owners, heartbeats (what providers that create images elsewhere promise) ---------------

@@ -12,6 +12,7 @@ import yaml
 
 from bakery import packer
 from bakery.bake import hcl, render
+from bakery.config import kinds
 from bakery.core.provenance import decode_label
 from bakery.errors import ConfigError
 
@@ -46,7 +47,7 @@ def write_project(project_dir, **image: object):
 
 def do_render(project, target: str, out: Path, packer_version: str = "1.11.0", version: str = "1.0.0"):
     return render.render(
-        project, project.effective("web", target), version=version, packer_version=packer_version, out=out, resolved={}
+        project, project.effective("web", target), version=version, packer_version=packer_version, out=out
     )
 
 
@@ -117,8 +118,8 @@ def test_pkrvars_parse_back_to_the_variables(project_dir, tmp_path, target):
     out = tmp_path / "out"
     result = do_render(project, target, out, version="1.0.7")
     parsed = read_vars(out)
-    expected = render.variables(project, project.effective("web", target), "1.0.7", {})
-    assert parsed == expected == result.variables
+    expected = render.variables(project, project.effective("web", target), "1.0.7").as_dict()
+    assert parsed == expected == result.variables.as_dict()
     assert parsed["image_name"] == "web"
     assert parsed["image_version"] == "1.0.7"
     assert parsed["image_description"] == "the web image"
@@ -232,7 +233,7 @@ def test_secrets_are_never_rendered(project_dir, tmp_path, monkeypatch, target):
     extra = yaml.safe_load((out / "ansible" / "bakery-secrets.yml").read_text())
     assert list(extra) == ["api_token"]
     assert "lookup('ansible.builtin.env', 'BAKERY_SECRET_api_token'" in extra["api_token"]
-    builder = (out / f"{render.BUILDERS[target]}.pkr.hcl").read_text()
+    builder = (out / f"{kinds.get(target).builder}.pkr.hcl").read_text()
     assert '"--extra-vars", "@${path.root}/ansible/bakery-secrets.yml",' in builder
     assert '"ANSIBLE_PIPELINING=True"' in builder  # module arguments reach the VM on stdin, not in a file
 
@@ -401,7 +402,7 @@ def test_pkrvars_hold_each_value_as_its_escaped_literal(project_dir, tmp_path):
     result = do_render(project, "aws", out)
     text = (out / render.VARS_FILE).read_text(encoding="utf-8")
     for name in ("image_description", "ansible_extra_vars"):
-        assert f"{name} = {hcl.literal(result.variables[name])}\n" in text, name
+        assert f"{name} = {hcl.literal(result.variables.as_dict()[name])}\n" in text, name
 
 
 def test_bake_key_of_a_target_ignores_other_targets_sources(project_dir):

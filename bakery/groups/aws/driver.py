@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from bakery.config.kinds import TargetSpec, typed
 from bakery.config.models import AwsGroup, AwsTarget, Group
 from bakery.core.catalog import ImageRecord
 from bakery.errors import ConfigError, UsageError
@@ -38,9 +39,10 @@ def make(workspace: Workspace, reporter: Reporter, clients: ClientFactory | None
 
 
 def settings_of(group: Group) -> AwsGroup:
-    if group.aws is None:
+    settings = group.block(AwsGroup)
+    if settings is None:
         raise ConfigError(f"group on target '{group.target}' has no aws settings (groups.<name>.aws)")
-    return group.aws
+    return settings
 
 
 class AwsGroupDriver:
@@ -52,7 +54,7 @@ class AwsGroupDriver:
         # The region of the groups read so far, per target: release_of is told only the target.
         self._regions: dict[str, str] = {}
 
-    def api(self, group: Group, target_spec: AwsTarget) -> AsgApi:
+    def api(self, group: Group, target_spec: TargetSpec) -> AsgApi:
         if not isinstance(target_spec, AwsTarget):
             raise UsageError(f"target '{group.target}' is {getattr(target_spec, 'kind', '?')}, not aws")
         api = AsgApi(self._clients, target_spec, settings_of(group))
@@ -62,7 +64,7 @@ class AwsGroupDriver:
     # --- reading ------------------------------------------------------------------------------
 
     @guarded("reading the Auto Scaling group")
-    def read(self, name: str, group: Group, target_spec: Any) -> GroupState:
+    def read(self, name: str, group: Group, target_spec: TargetSpec) -> GroupState:
         api = self.api(group, target_spec)
         template_id = api.template()["LaunchTemplateId"]
         live = api.live_group(name)
@@ -116,9 +118,9 @@ class AwsGroupDriver:
             return active_rollout(api, template_id, refresh, mark)
         return blue_green_active(api, name, mark)
 
-    def release_of(self, record: ImageRecord, target_spec: Any) -> Release:
+    def release_of(self, record: ImageRecord, target_spec: TargetSpec) -> Release:
         """The record's AMI in the region of the group last read on its target (else the target's)."""
-        region = self._regions.get(record.target) or target_spec.region
+        region = self._regions.get(record.target) or typed(target_spec, AwsTarget, f"target '{record.target}'").region
         for location in record.locations:
             where, _, ami = location.partition(":")
             if where == region:
@@ -145,18 +147,18 @@ class AwsGroupDriver:
     # --- history ------------------------------------------------------------------------------
 
     @guarded("recording the rollout on the launch template")
-    def record(self, name: str, group: Group, target_spec: Any, entry: HistoryEntry) -> None:
+    def record(self, name: str, group: Group, target_spec: TargetSpec, entry: HistoryEntry) -> None:
         record(self.api(group, target_spec), entry)
 
     @guarded("reading the group's history from its launch template")
-    def history(self, name: str, group: Group, target_spec: Any) -> list[HistoryEntry]:
+    def history(self, name: str, group: Group, target_spec: TargetSpec) -> list[HistoryEntry]:
         return history(self.api(group, target_spec))
 
     @guarded("pruning launch template versions")
-    def prune(self, name: str, group: Group, target_spec: Any, keep: int) -> list[str]:
+    def prune(self, name: str, group: Group, target_spec: TargetSpec, keep: int) -> list[str]:
         return prune(self.api(group, target_spec), name, keep, self.reporter)
 
-    def down(self, name: str, group: Group, target_spec: Any) -> list[str]:
+    def down(self, name: str, group: Group, target_spec: TargetSpec) -> list[str]:
         asg = settings_of(group).asg
         raise UsageError(
             f"AWS groups keep running; scale group {name} with `aws autoscaling update-auto-scaling-group "

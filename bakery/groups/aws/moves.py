@@ -100,7 +100,7 @@ class Mover:
         self.api = api
         self.reporter = reporter
         self.rollout = rollout
-        settings = rollout.spec.aws
+        settings = rollout.spec.block(AwsGroup)
         if settings is None:
             raise ConfigError(f"group {rollout.group} has no aws settings")
         self.settings: AwsGroup = settings

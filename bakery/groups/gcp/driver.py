@@ -20,6 +20,7 @@ import socket
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from bakery.config.kinds import TargetSpec
 from bakery.config.models import GcpGroup, GcpTarget, Group
 from bakery.core.catalog import ImageRecord
 from bakery.core.retry import GCP_DEADLINE_SECONDS, gcp_retry, request_timeout
@@ -89,10 +90,10 @@ class GcpDriver:
             operation_deadline=self.operation_deadline,
         )
 
-    def site(self, name: str, group: Group, target_spec: Any) -> Site:
+    def site(self, name: str, group: Group, target_spec: TargetSpec) -> Site:
         if not isinstance(target_spec, GcpTarget):
             raise ConfigError(f"group {name}: its target is {getattr(target_spec, 'kind', '?')}, not gcp")
-        gcp = group.gcp
+        gcp = group.block(GcpGroup)
         if not isinstance(gcp, GcpGroup):
             raise ConfigError(f"group {name} has no gcp settings (mig, zone or region)")
         where = Where.of(target_spec.project, gcp)
@@ -101,7 +102,7 @@ class GcpDriver:
     # --- reading ------------------------------------------------------------------------------
 
     @_guarded("reading the managed instance group")
-    def read(self, name: str, group: Group, target_spec: Any) -> GroupState:
+    def read(self, name: str, group: Group, target_spec: TargetSpec) -> GroupState:
         site = self.site(name, group, target_spec)
         live = site.live()
         managed = site.api.managed(live["name"])
@@ -117,7 +118,7 @@ class GcpDriver:
         )
 
     @_guarded("looking up the image")
-    def release_of(self, record: ImageRecord, target_spec: Any) -> Release:
+    def release_of(self, record: ImageRecord, target_spec: TargetSpec) -> Release:
         if not isinstance(target_spec, GcpTarget):
             raise UsageError(f"{record.ref} is not on a gcp target")
         if not record.locations:
@@ -149,19 +150,19 @@ class GcpDriver:
     # --- history ------------------------------------------------------------------------------
 
     @_guarded("recording the rollout")
-    def record(self, name: str, group: Group, target_spec: Any, entry: HistoryEntry) -> None:
+    def record(self, name: str, group: Group, target_spec: TargetSpec, entry: HistoryEntry) -> None:
         History(self.site(name, group, target_spec)).write(entry)
 
     @_guarded("reading the group's history")
-    def history(self, name: str, group: Group, target_spec: Any) -> list[HistoryEntry]:
+    def history(self, name: str, group: Group, target_spec: TargetSpec) -> list[HistoryEntry]:
         return History(self.site(name, group, target_spec)).entries()
 
     @_guarded("pruning the group's templates")
-    def prune(self, name: str, group: Group, target_spec: Any, keep: int) -> list[str]:
+    def prune(self, name: str, group: Group, target_spec: TargetSpec, keep: int) -> list[str]:
         site = self.site(name, group, target_spec)
         return History(site).prune(keep, group.strategy.retention_seconds)
 
-    def down(self, name: str, group: Group, target_spec: Any) -> list[str]:
+    def down(self, name: str, group: Group, target_spec: TargetSpec) -> list[str]:
         raise UsageError(
             f"group {name} is a GCP managed instance group: bakery moves it between images but does not stop it",
             hint="resize it with `gcloud compute instance-groups managed resize` if you mean to",

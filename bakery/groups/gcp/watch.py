@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bakery import runner
-from bakery.config.models import Group
+from bakery.config.models import GcpGroup, Group
 from bakery.errors import BakeryError, GateFailed, ProviderError, UsageError
 from bakery.groups.gcp.api import GroupApi
 from bakery.groups.gcp.requests import name_of, resource_path
@@ -101,7 +101,8 @@ class Watcher:
 
     @property
     def checked(self) -> bool:
-        return bool(self.group.gcp and self.group.gcp.health_check)
+        gcp = self.group.block(GcpGroup)
+        return bool(gcp and gcp.health_check)
 
     @property
     def limit(self) -> float:
@@ -181,7 +182,8 @@ class Watcher:
     def _answer(self, instance: dict[str, Any]) -> str:
         health = health_of(instance)
         if self.checked and health is not None and instance.get("instance_status") == "RUNNING":
-            check = name_of(self.group.gcp.health_check or "") if self.group.gcp else ""
+            gcp = self.group.block(GcpGroup)
+            check = name_of(gcp.health_check or "") if gcp else ""
             return f"{health} by health check {check}"
         return f"still {state_of(instance)}"
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
+from bakery.config.kinds import TargetSpec
 from bakery.config.models import Group
 from bakery.core.catalog import ImageRecord
 from bakery.errors import UsageError
@@ -41,14 +41,14 @@ class LocalDriver:
         self.reporter = reporter
         self._engines: dict[str, Engine] = {}
 
-    def _engine(self, name: str, group: Group, target_spec: Any) -> Engine:
+    def _engine(self, name: str, group: Group, target_spec: TargetSpec) -> Engine:
         """One engine per group for the life of this driver: it keeps the VMs it started."""
         engine = self._engines.get(name)
         if engine is None or engine.group != group:
             engine = self._engines[name] = Engine(self.ws, self.reporter, name, group, target_spec)
         return engine
 
-    def read(self, name: str, group: Group, target_spec: Any) -> GroupState:
+    def read(self, name: str, group: Group, target_spec: TargetSpec) -> GroupState:
         """The group from state.json, with each VM's liveness and one probe of its health check.
         VMs kept out of rotation for a blue-green rollback are `kept`, not among its instances."""
         local = settings(name, group)
@@ -75,7 +75,7 @@ class LocalDriver:
             member.id, member.image, member.image_dir, member.status, "healthy" if answer.ok else "unhealthy", detail
         )
 
-    def release_of(self, record: ImageRecord, target_spec: Any) -> Release:
+    def release_of(self, record: ImageRecord, target_spec: TargetSpec) -> Release:
         """The image's catalog directory is its id: VMs boot from the files in it."""
         if not record.locations or not Path(record.locations[0]).is_dir():
             raise UsageError(
@@ -92,18 +92,18 @@ class LocalDriver:
         engine = self._engine(rollout.group, rollout.spec, rollout.target_spec)
         return steps_of(engine, rollout, backward=True)
 
-    def record(self, name: str, group: Group, target_spec: Any, entry: HistoryEntry) -> None:
+    def record(self, name: str, group: Group, target_spec: TargetSpec, entry: HistoryEntry) -> None:
         group_files(self.ws, name).record(entry)
 
-    def history(self, name: str, group: Group, target_spec: Any) -> list[HistoryEntry]:
+    def history(self, name: str, group: Group, target_spec: TargetSpec) -> list[HistoryEntry]:
         return group_files(self.ws, name).history()
 
-    def prune(self, name: str, group: Group, target_spec: Any, keep: int) -> list[str]:
+    def prune(self, name: str, group: Group, target_spec: TargetSpec, keep: int) -> list[str]:
         """Nothing to delete: a local rollout makes no template, and VMs kept for a blue-green
         rollback are stopped by the next command that moves the group, or by `down`."""
         return []
 
-    def down(self, name: str, group: Group, target_spec: Any) -> list[str]:
+    def down(self, name: str, group: Group, target_spec: TargetSpec) -> list[str]:
         """Stop HAProxy and every VM of the group (kept ones too), delete their overlays, and
         stop any process still naming the group's directory. Returns what was stopped."""
         engine = self._engine(name, group, target_spec)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bakery import runner
+from bakery.config.kinds import TargetSpec
 from bakery.config.models import Group, LocalGroup, LocalTarget
 from bakery.errors import BakeryError, ConfigError, Interrupted
 from bakery.groups import health
@@ -45,9 +46,10 @@ def group_files(workspace: Workspace, name: str) -> GroupFiles:
 
 
 def settings(name: str, group: Group) -> LocalGroup:
-    if group.local is None:
+    local = group.block(LocalGroup)
+    if local is None:
         raise ConfigError(f"group '{name}' has no local: block", hint="add local: {size: 2, port: 8080}")
-    return group.local
+    return local
 
 
 def utc_in(seconds: float) -> str:
@@ -62,7 +64,7 @@ class Engine:
     """The group `name` on this machine. One process moves it at a time (the rollout service
     holds the group's lock); readers only read."""
 
-    def __init__(self, workspace: Workspace, reporter: Reporter, name: str, group: Group, target: Any) -> None:
+    def __init__(self, workspace: Workspace, reporter: Reporter, name: str, group: Group, target: TargetSpec) -> None:
         self.ws = workspace
         self.reporter = reporter
         self.name = name

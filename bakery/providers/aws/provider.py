@@ -15,13 +15,15 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from bakery import packer
-from bakery.config.models import AwsTarget
+from bakery.config.models import AwsSource, AwsTarget
 from bakery.core import provenance
 from bakery.core.catalog import ImageRecord
 from bakery.core.debris import Leftover, Owner
+from bakery.core.provenance import Dependency
 from bakery.core.retry import aws_config, eventually
 from bakery.errors import ConfigError, ProviderError
 from bakery.progress import Reporter
@@ -29,6 +31,8 @@ from bakery.providers.aws import bakes as aws_bakes
 from bakery.providers.aws import trust as aws_trust
 from bakery.providers.aws.bakes import snapshots
 from bakery.providers.aws.errors import guarded, unless_gone
+from bakery.providers.aws.variables import AwsMarks, AwsPrepared
+from bakery.providers.aws.variables import packer_variables as packer_variables  # the kind's Packer variables
 from bakery.providers.base import BakeRequest, Claim, ClientFactory, CloudProvider, Prepared
 from bakery.workspace import Workspace
 
@@ -43,7 +47,7 @@ def make(workspace: Workspace, reporter: Reporter, clients: ClientFactory | None
     return AwsProvider(reporter, clients or default_clients)
 
 
-class AwsProvider(CloudProvider):
+class AwsProvider(CloudProvider[AwsTarget]):
     kind = "aws"
     spec_type = AwsTarget
 
@@ -65,7 +69,7 @@ class AwsProvider(CloudProvider):
     # --- before the build ---------------------------------------------------------------------
 
     @guarded("looking up the source AMI")
-    def resolve(self, request: BakeRequest) -> Prepared:
+    def resolve(self, request: BakeRequest) -> AwsPrepared:
         """The concrete source AMI (an id, or the newest match of the filter), looked up now."""
         spec = self._spec(request)
         ec2 = self.ec2(spec)
@@ -74,12 +78,13 @@ class AwsProvider(CloudProvider):
             image = self._describe_one(ec2, ami, what=f"parent {request.parent.ref}")
         else:
             source = request.project.config.images[request.eff.name].source
-            if source is None or source.aws is None:
+            chosen = source.of("aws", AwsSource) if source else None
+            if chosen is None:
                 raise ConfigError(f"image '{request.eff.name}' has no aws source")
-            if source.aws.ami:
-                image = self._describe_one(ec2, source.aws.ami, what="source AMI")
-            elif source.aws.filter is not None:
-                flt = source.aws.filter
+            if chosen.ami:
+                image = self._describe_one(ec2, chosen.ami, what="source AMI")
+            elif chosen.filter is not None:
+                flt = chosen.filter
                 key = (spec.region, self.endpoint(spec), flt.owners, flt.name, flt.most_recent)
                 if key not in self._resolved:  # images sharing a base filter look it up once
                     self._resolved[key] = self._newest(ec2, spec, flt)
@@ -87,17 +92,13 @@ class AwsProvider(CloudProvider):
             else:
                 raise ConfigError(f"image '{request.eff.name}': source.aws needs 'ami' or 'filter'")
         ami = image["ImageId"]
-        variables: dict[str, Any] = {"source_ami": ami}
-        if self.endpoint(spec):
-            variables["endpoint"] = self.endpoint(spec)
-        return Prepared(
-            variables=variables,
+        return AwsPrepared(
+            source_ami=ami,
+            endpoint=self.endpoint(spec) or "",
             base=ami,
-            base_dependency={
-                "name": f"ami:{image.get('Name', ami)}",
-                "uri": f"ec2:{spec.region}:{ami}",
-                "digest": {"awsImageId": ami},
-            },
+            base_dependency=Dependency(
+                name=f"ami:{image.get('Name', ami)}", uri=f"ec2:{spec.region}:{ami}", digest={"awsImageId": ami}
+            ),
             parent=request.parent,
         )
 
@@ -110,13 +111,13 @@ class AwsProvider(CloudProvider):
         if not found:
             raise ProviderError(
                 f"no AMI in {spec.region} matches name {flt.name!r} from owners {', '.join(flt.owners)}",
-                hint="check source.aws.filter in images.yaml and the region of the target",
+                hint="check chosen.filter in images.yaml and the region of the target",
             )
         found.sort(key=lambda i: (i.get("CreationDate", ""), i["ImageId"]))
         image: dict[str, Any] = found[-1] if flt.most_recent else found[0]
         return image
 
-    def prepare(self, request: BakeRequest) -> Prepared:
+    def prepare(self, request: BakeRequest) -> AwsPrepared:
         resolved = self.resolve(request)
         pending = {
             "bakery:image": request.eff.name,
@@ -125,14 +126,9 @@ class AwsProvider(CloudProvider):
             "bakery:state": "pending",
             "bakery:invocation": request.invocation,
         }
-        return Prepared(
-            variables={**resolved.variables, "build_tags": pending},
-            base=resolved.base,
-            base_dependency=resolved.base_dependency,
-            parent=resolved.parent,
-        )
+        return replace(resolved, build_tags=pending)
 
-    def before_build(self, request: BakeRequest, skeleton: dict[str, Any]) -> dict[str, Any]:
+    def before_build(self, request: BakeRequest, skeleton: dict[str, Any]) -> AwsMarks:
         """Fail now, not after an AMI exists, if the tags cannot hold the provenance; and mark the
         AMI's description with this bake's invocation, which AWS sets at registration."""
         for key in request.eff.tags:
@@ -164,12 +160,10 @@ class AwsProvider(CloudProvider):
                 f"AMI descriptions hold {provenance.AWS_DESCRIPTION_MAX - provenance.AWS_MARK_LENGTH} "
                 "beside bakery's mark"
             )
-        return {
-            "image_description": description,
-            "ami_name": provenance.aws_ami_name(
-                request.eff.name, request.version, request.eff.target, request.invocation
-            ),
-        }
+        return AwsMarks(
+            image_description=description,
+            ami_name=provenance.aws_ami_name(request.eff.name, request.version, request.eff.target, request.invocation),
+        )
 
     # --- after the build ----------------------------------------------------------------------
 

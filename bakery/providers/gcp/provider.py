@@ -23,10 +23,11 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
-from bakery.config.models import GcpTarget
+from bakery.config.models import GcpSource, GcpTarget
 from bakery.core import jcs, provenance
 from bakery.core.catalog import ImageRecord
 from bakery.core.debris import Leftover, Owner, iso
+from bakery.core.provenance import Dependency
 from bakery.core.retry import GCP_DEADLINE_SECONDS, gcp_retry, request_timeout
 from bakery.errors import ConfigError, ProviderError
 from bakery.progress import Reporter
@@ -34,6 +35,8 @@ from bakery.providers.base import BakeRequest, Claim, ClientFactory, CloudProvid
 from bakery.providers.gcp import trust as gcp_trust
 from bakery.providers.gcp.api import Compute, gcp_errors
 from bakery.providers.gcp.api import default_clients as default_clients  # where the group driver and tests get it
+from bakery.providers.gcp.variables import GcpMarks, GcpPrepared
+from bakery.providers.gcp.variables import packer_variables as packer_variables  # the kind's Packer variables
 from bakery.workspace import Workspace
 
 OPERATION_DEADLINE = 120.0  # seconds for an operation to be DONE
@@ -55,7 +58,7 @@ def make(workspace: Workspace, reporter: Reporter, clients: ClientFactory | None
 _guarded = guarded_by(gcp_errors)
 
 
-class GcpProvider(CloudProvider):
+class GcpProvider(CloudProvider[GcpTarget]):
     kind = "gcp"
     spec_type = GcpTarget
 
@@ -97,7 +100,7 @@ class GcpProvider(CloudProvider):
     # --- before the build ---------------------------------------------------------------------
 
     @_guarded("looking up the source image")
-    def resolve(self, request: BakeRequest) -> Prepared:
+    def resolve(self, request: BakeRequest) -> GcpPrepared:
         spec = self._spec(request)
         api = self.compute(spec)
         if request.parent is not None:
@@ -105,31 +108,31 @@ class GcpProvider(CloudProvider):
             image = api.get(project, name, what=f"parent {request.parent.ref}")
         else:
             source = request.project.config.images[request.eff.name].source
-            if source is None or source.gcp is None:
+            chosen = source.of("gcp", GcpSource) if source else None
+            if chosen is None:
                 raise ConfigError(f"image '{request.eff.name}' has no gcp source")
-            project = source.gcp.project or spec.project
-            if source.gcp.image:
-                image = api.get(project, source.gcp.image, what="source image")
+            project = chosen.project or spec.project
+            if chosen.image:
+                image = api.get(project, chosen.image, what="source image")
             else:
-                key = (project, source.gcp.family, self.endpoint(spec))
+                key = (project, chosen.family, self.endpoint(spec))
                 if key not in self._resolved:  # images sharing a family look it up once
-                    self._resolved[key] = api.family(project, str(source.gcp.family))
+                    self._resolved[key] = api.family(project, str(chosen.family))
                 image = self._resolved[key]
-        return Prepared(
-            variables={"source_image": image.name, "source_image_project_id": [project]},
+        return GcpPrepared(
+            source_image=image.name,
+            source_image_project_id=(project,),
             base=f"{project}/{image.name}",
-            base_dependency={
-                "name": f"gce-image:{project}/{image.name}",
-                "uri": image.self_link,
-                "digest": {"gceImageId": str(image.id)},
-            },
+            base_dependency=Dependency(
+                name=f"gce-image:{project}/{image.name}", uri=image.self_link, digest={"gceImageId": str(image.id)}
+            ),
             parent=request.parent,
         )
 
-    def prepare(self, request: BakeRequest) -> Prepared:
+    def prepare(self, request: BakeRequest) -> GcpPrepared:
         return self.resolve(request)
 
-    def before_build(self, request: BakeRequest, skeleton: dict[str, Any]) -> dict[str, Any]:
+    def before_build(self, request: BakeRequest, skeleton: dict[str, Any]) -> GcpMarks:
         """What Packer sets when it creates the image: the description (the image's own, then the
         provenance known so far) and bakery's labels: the pending stamp, the bake's invocation and
         its owner. Raises ConfigError if the image's tags leave no room for them."""
@@ -153,7 +156,7 @@ class GcpProvider(CloudProvider):
                 f"GCP's {provenance.GCP_MAX_LABELS}: remove some (overrides.<target>.tags)"
             )
         description = request.eff.image.description + provenance.DESCRIPTION_MARKER + provenance.pack(skeleton)
-        return {"image_description": description, "gcp_build_labels": labels}
+        return GcpMarks(image_description=description, gcp_build_labels=labels)
 
     # --- after the build ----------------------------------------------------------------------
 

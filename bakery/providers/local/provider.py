@@ -15,12 +15,14 @@ from bakery.config.models import LocalSource, LocalTarget
 from bakery.config.secrets import SCAN_MIN_BYTES, leaked, needles, search
 from bakery.core.catalog import ImageRecord
 from bakery.core.debris import Leftover, Owner
-from bakery.core.provenance import stamp_of
+from bakery.core.provenance import Dependency, stamp_of
 from bakery.errors import BuildError, ProviderError, UsageError
 from bakery.progress import Reporter
-from bakery.providers.base import BakeRequest, Claim, ClientFactory, Prepared
+from bakery.providers.base import BakeRequest, BuildMarks, Claim, ClientFactory, Prepared
 from bakery.providers.local.basedisk import ensure_base, file_sha256, overlay_dir, recipe_digest
 from bakery.providers.local.store import LocalStore
+from bakery.providers.local.variables import LocalPrepared
+from bakery.providers.local.variables import packer_variables as packer_variables  # the kind's Packer variables
 from bakery.workspace import Workspace
 
 QEMU = "qemu-system-x86_64"
@@ -137,13 +139,13 @@ class LocalProvider:
     def resolve(self, request: BakeRequest) -> Prepared:
         """The base this bake would start from: the parent's image, or the cached base disk."""
         if request.parent is not None:
-            return Prepared(variables={}, base=request.parent.ref, base_dependency={}, parent=request.parent)
+            return Prepared(base=request.parent.ref, base_dependency=None, parent=request.parent)
         source = request.project.config.images[request.eff.name].source
-        recipe = source.local if source and source.local else LocalSource()
+        recipe = (source.of("local", LocalSource) if source else None) or LocalSource()
         digest = recipe_digest(recipe, overlay_dir(request.project.root))
         cached = self.ws.base_cache / digest.removeprefix("sha256:")[:32] / "disk.sha256"
         base = "sha256:" + cached.read_text().strip() if cached.is_file() else f"unbuilt:{digest}"
-        return Prepared(variables={}, base=base, base_dependency={}, parent=None)
+        return Prepared(base=base, base_dependency=None, parent=None)
 
     # A local bake creates nothing outside its work directory (removed on any failure) until the
     # store records the version in one transaction: there is never anything of it left behind.
@@ -170,10 +172,10 @@ class LocalProvider:
             start = Path(request.parent.locations[0])
             disk, kernel, initrd = start / "disk.qcow2", start / "vmlinuz", start / "initrd.img"
             base = f"{request.parent.ref}"
-            dependency: dict[str, Any] = {}  # the parent is listed as a dependency of its own
+            dependency = None  # the parent is listed as a dependency of its own
         else:
             source = request.project.config.images[request.eff.name].source
-            recipe = source.local if source and source.local else LocalSource()
+            recipe = (source.of("local", LocalSource) if source else None) or LocalSource()
             made, reused = ensure_base(
                 recipe,
                 cache=self.ws.base_cache,
@@ -184,12 +186,12 @@ class LocalProvider:
             self.reporter.note(("reused cached" if reused else "made") + f" base disk {made.directory.name}")
             disk, kernel, initrd = made.disk, made.kernel, made.initrd
             base = "sha256:" + made.sha256
-            dependency = {
-                "name": f"base-disk:debian-{recipe.suite}",
-                "uri": made.recipe.mirror,
-                "digest": {"sha256": made.sha256},
-                "annotations": {"recipeDigest": made.recipe_digest},
-            }
+            dependency = Dependency(
+                name=f"base-disk:debian-{recipe.suite}",
+                uri=made.recipe.mirror,
+                digest={"sha256": made.sha256},
+                annotations={"recipeDigest": made.recipe_digest},
+            )
         # A key for this bake alone; its public half reaches the VM on the kernel command line.
         key = Ed25519PrivateKey.generate()
         private = request.workdir / "build-key"
@@ -201,16 +203,18 @@ class LocalProvider:
             handle.write(pem)
         public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
         token = base64.b64encode(public + b" bakery-build\n").decode()
-        variables = {
-            "base_disk": str(disk),
-            "kernel": str(kernel),
-            "initrd": str(initrd),
-            "kernel_cmdline": f"{KERNEL_CMDLINE} bakery.ssh_key={token}",
-            "ssh_private_key_file": str(private),
-            "accelerator": self.accelerator(spec.accelerator, kernel, initrd),
-            "output_directory": str(request.workdir / "output"),
-        }
-        return Prepared(variables=variables, base=base, base_dependency=dependency, parent=request.parent)
+        return LocalPrepared(
+            base_disk=str(disk),
+            kernel=str(kernel),
+            initrd=str(initrd),
+            kernel_cmdline=f"{KERNEL_CMDLINE} bakery.ssh_key={token}",
+            ssh_private_key_file=str(private),
+            accelerator=self.accelerator(spec.accelerator, kernel, initrd),
+            output_directory=str(request.workdir / "output"),
+            base=base,
+            base_dependency=dependency,
+            parent=request.parent,
+        )
 
     def accelerator(self, requested: str, kernel: Path, initrd: Path) -> str:
         """kvm only where a probe booted a kernel with it; the verdict is cached per host."""
@@ -237,8 +241,8 @@ class LocalProvider:
 
     # --- after the build ----------------------------------------------------------------------
 
-    def before_build(self, request: BakeRequest, skeleton: dict[str, Any]) -> dict[str, Any]:
-        return {}
+    def before_build(self, request: BakeRequest, skeleton: dict[str, Any]) -> BuildMarks:
+        return BuildMarks()
 
     def scan(self, request: BakeRequest, secrets: Mapping[str, str]) -> None:
         """Search every file of the built image for each secret's value, byte for byte; raise
