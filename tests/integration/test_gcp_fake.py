@@ -46,7 +46,7 @@ STAND_IN = '''#!{python}
 """A stand-in for `packer` (version, build) that does to the Compute API what googlecompute does."""
 import json, pathlib, sys, time, urllib.request
 
-from bakery import hcl
+from bakery.bake import hcl
 
 ENDPOINT = {endpoint!r}
 HERE = pathlib.Path(__file__).parent
