@@ -82,4 +82,3 @@ def test_decide(case: tuple[Any, ...], expected: Outcome) -> None:
 )
 def test_classify(error: BakeryError, failure: Failure) -> None:
     assert classify(error) == failure
-
