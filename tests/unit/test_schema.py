@@ -121,6 +121,7 @@ def test_the_corpus_has_each_kind_of_file():
 
 # --- field by field: the schema and the models agree on every value ------------------------------
 
+
 class _Deleted:
     """The value of a key left out of the document (a stable test id, unlike object()'s address)."""
 
