@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from bakery.config import aptsource, yamlload
 from bakery.config.models import Config
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 DATA = Path(__file__).parent / "data"
 
 
