@@ -14,8 +14,10 @@ STAMP := $(VENV)/.installed
 help:
 	@echo "make demo   bake web on QEMU, bring web-local up behind HAProxy, bake again and roll it (0 failed requests)"
 	@echo "make test   set up and run the whole test suite (unit, integration, e2e)"
-	@echo "make lint   ruff and mypy --strict"
+	@echo "make lint   ruff, mypy --strict and the import contracts (lint-imports)"
 	@echo "make bench  benchmarks (bake overhead against raw Packer, plan, rollout API calls, verify and audit verify)"
+	@echo "make test-unit  the unit tier alone: pure Python, on every core, under a minute"
+	@echo "make test-fast  the unit and integration tiers (no QEMU)"
 
 setup: system-packages $(STAMP)
 
@@ -41,12 +43,17 @@ demo: setup
 test: setup
 	$(BIN)/pytest
 
-test-fast: setup
-	$(BIN)/pytest -m "not e2e"
+.PHONY: test-unit
+test-unit: setup
+	$(BIN)/pytest -n auto tests/unit
+
+test-fast: test-unit
+	$(BIN)/pytest tests/integration
 
 lint: setup
 	$(BIN)/ruff check bakery tests bench scripts
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: setup
 	$(BIN)/python bench/run.py

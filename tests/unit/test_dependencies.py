@@ -1,6 +1,9 @@
 """pyproject.toml declares exactly the third-party distributions bakery/ imports: an import of an
 undeclared one works here (it came with another) and breaks a user's install the day that other
-drops it; a declared one nothing imports is weight and attack surface for every user."""
+drops it; a declared one nothing imports is weight and attack surface for every user.
+
+The same holds for tests/ and the `dev` extra: what the tests import is declared there (or is a
+runtime dependency already), and what the extra declares is imported by a test or is a tool."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import importlib.metadata as metadata
 import re
 import sys
 import tomllib
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 
@@ -16,10 +20,21 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE = REPO / "bakery"
+TESTS = REPO / "tests"
 
 # Declared for what they install rather than for an import: bakery runs them as programs.
 TOOLS = {
     "ansible-core": "ansible-playbook runs beside bakery (Packer's ansible provisioner); tools.py reads its version",
+}
+
+# The dev extra's tools: run as programs or loaded as pytest plugins, never imported by a test.
+DEV_TOOLS = {
+    "mypy": "make lint",
+    "ruff": "make lint",
+    "import-linter": "make lint (lint-imports)",
+    "types-pyyaml": "stubs read by mypy",
+    "pytest-xdist": "make test-unit runs the unit tier on every core (-n)",
+    "pytest-socket": "pyproject's addopts: loopback only (--allow-hosts)",
 }
 
 # Drift found when this test was written, for the lead to settle in pyproject.toml (add the
@@ -46,37 +61,48 @@ def imported_modules(source: str) -> set[str]:
 
 
 @cache
-def _files_of(distribution: str) -> frozenset[str]:
-    files = metadata.distribution(distribution).files or []
-    return frozenset(str(f).replace("\\", "/") for f in files)
+def _packages_distributions() -> Mapping[str, list[str]]:
+    return metadata.packages_distributions()
 
 
+@cache
+def _paths_of(distribution: str) -> frozenset[str]:
+    """The module paths a distribution's files provide: each directory ('google/cloud/compute_v1')
+    and each .py file without its suffix ('six')."""
+    paths: set[str] = set()
+    for file in metadata.distribution(distribution).files or []:
+        parts = str(file).replace("\\", "/").split("/")
+        paths.update("/".join(parts[:depth]) for depth in range(1, len(parts)))
+        if parts[-1].endswith(".py"):
+            paths.add("/".join(parts)[: -len(".py")])
+    return frozenset(paths)
+
+
+@cache
 def distribution_of(module: str) -> str | None:
     """The installed distribution that provides `module`; None for the standard library and bakery.
 
     A namespace package (google.*) is shared by several distributions: the one whose files hold
     the deepest part of the module path is the one that provides it."""
     top = module.split(".")[0]
-    if top in sys.stdlib_module_names or top == "bakery":
+    if top in sys.stdlib_module_names or top in ("bakery", "tests"):
         return None
-    candidates = metadata.packages_distributions().get(top, [])
+    candidates = _packages_distributions().get(top, [])
     if len(set(candidates)) == 1:
         return normalise(candidates[0])
     parts = module.split(".")
     for depth in range(len(parts), 1, -1):
         path = "/".join(parts[:depth])
-        owners = {
-            normalise(d) for d in candidates if any(f.startswith(path + "/") or f == path + ".py" for f in _files_of(d))
-        }
+        owners = {normalise(d) for d in candidates if path in _paths_of(d)}
         if len(owners) == 1:
             return owners.pop()
     raise AssertionError(f"cannot tell which distribution provides {module} (candidates: {candidates or 'none'})")
 
 
-def imported_distributions() -> dict[str, set[str]]:
-    """Third-party distribution -> the bakery/ files that import it."""
+def imported_distributions(root: Path = PACKAGE) -> dict[str, set[str]]:
+    """Third-party distribution -> the files under `root` (bakery/ unless told) that import it."""
     out: dict[str, set[str]] = {}
-    for path in sorted(PACKAGE.rglob("*.py")):
+    for path in sorted(root.rglob("*.py")):
         for module in imported_modules(path.read_text(encoding="utf-8")):
             try:
                 distribution = distribution_of(module)
@@ -89,10 +115,11 @@ def imported_distributions() -> dict[str, set[str]]:
     return out
 
 
-def declared_distributions() -> set[str]:
+def declared_distributions(extra: str | None = None) -> set[str]:
+    """The distributions of pyproject.toml's dependencies, or of one of its optional extras."""
     project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     names = set()
-    for requirement in project["dependencies"]:
+    for requirement in project["dependencies"] if extra is None else project["optional-dependencies"][extra]:
         match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
         assert match, requirement
         names.add(normalise(match.group(1)))
@@ -101,6 +128,8 @@ def declared_distributions() -> set[str]:
 
 IMPORTED = imported_distributions()
 DECLARED = declared_distributions()
+TESTS_IMPORT = imported_distributions(TESTS)
+DEV = declared_distributions("dev")
 
 
 def _mark(name: str) -> list[pytest.MarkDecorator]:
@@ -119,6 +148,26 @@ def test_declared_exactly_when_imported(distribution: str) -> None:
         if imported
         else f"{distribution} is declared in pyproject.toml's dependencies but imported nowhere in bakery/"
     )
+
+
+@pytest.mark.parametrize("distribution", sorted(set(TESTS_IMPORT) | DEV))
+def test_dev_extra_declares_what_the_tests_import_and_nothing_else(distribution: str) -> None:
+    imported = distribution in TESTS_IMPORT or distribution in DEV_TOOLS
+    where = ", ".join(sorted(TESTS_IMPORT.get(distribution, ()))) or "nowhere"
+    if imported:
+        assert distribution in DEV | DECLARED, (
+            f"{distribution} is imported by {where} but declared neither in pyproject.toml's dev extra "
+            "nor in its dependencies"
+        )
+    else:
+        assert distribution not in DEV, f"{distribution} is declared in pyproject.toml's dev extra but used nowhere"
+
+
+def test_the_tests_own_imports_are_read_too() -> None:
+    assert "tests/fakes/gcs.py" in TESTS_IMPORT["google-crc32c"]
+    assert "tests/fakes/moto_ebs.py" in TESTS_IMPORT["werkzeug"]
+    assert "tests/unit/test_dependencies.py" in TESTS_IMPORT["pytest"]
+    assert not any(name.startswith(("tests", "bakery")) for name in TESTS_IMPORT)
 
 
 def test_cryptography_is_declared_for_the_local_build_key() -> None:

@@ -43,7 +43,7 @@ def elsewhere() -> Owner:
 
 
 def dead_pid() -> int:
-    child = subprocess.Popen(["true"])
+    child = subprocess.Popen([sys.executable, "-c", ""])  # the unit tier starts no program but Python
     child.wait()
     return child.pid
 

@@ -1,14 +1,11 @@
-"""HAProxy for local groups: the configuration and the runtime commands by equality, the runtime
-client against a scripted stats socket, and once the real HAProxy (Debian's) moving servers
-under a request loop."""
+"""HAProxy for local groups (bakery/groups/local/haproxy.py): the configuration and the runtime
+commands by equality, and the runtime client against a scripted stats socket. The real HAProxy
+(Debian's) is in tests/integration/test_haproxy.py."""
 
 from __future__ import annotations
 
-import http.server
 import socket
 import threading
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -67,17 +64,6 @@ def test_config_escapes_what_haproxy_would_read_as_syntax() -> None:
     odd = Health(path="/health#z?a='b'&c=\"d\"\\")
     text = haproxy.render_config(group="g", front_port=9000, stats_port=9001, health=odd, servers=[])
     assert "    option httpchk GET /health\\#z?a=\\'b\\'&c=\\\"d\\\"\\\\\n" in text
-
-
-def test_config_is_accepted_by_haproxy(tmp_path: Path) -> None:
-    from bakery import runner
-
-    config = tmp_path / "haproxy.cfg"
-    odd = Health(path="/health#z?a='b'")
-    config.write_text(
-        haproxy.render_config(group="g", front_port=9000, stats_port=9001, health=odd, servers=[Server("g-1", 9002)])
-    )
-    assert runner.run(haproxy.check_argv(config), what="haproxy -c").returncode == 0
 
 
 def test_commands() -> None:
@@ -229,102 +215,3 @@ def test_an_unreachable_runtime_api() -> None:
         Runtime(port, "web-local").send("show info")
     assert f"the HAProxy of group web-local does not answer on 127.0.0.1:{port}" in failed.value.message
     assert failed.value.hint == "`bakery rollout web-local` starts it again"
-
-
-# --- the real HAProxy ---------------------------------------------------------------------------
-
-
-def backend(name: str) -> tuple[http.server.ThreadingHTTPServer, int]:
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = name.encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    return httpd, httpd.server_address[1]
-
-
-def test_real_haproxy_moves_servers_without_a_failed_request(tmp_path: Path) -> None:
-    one, one_port = backend("one")
-    two, two_port = backend("two")
-    front, stats = free_port(), free_port()
-    config = tmp_path / "haproxy.cfg"
-    health = Health(path="/healthz", interval_seconds=1, healthy_threshold=1)
-    config.write_text(
-        haproxy.render_config(
-            group="t", front_port=front, stats_port=stats, health=health, servers=[Server("t-1", one_port)]
-        )
-    )
-    runtime = Runtime(stats, "t")
-    process = haproxy.start(config, tmp_path / "haproxy.log", runtime, front_port=front)
-    served: list[str] = []
-    failed: list[str] = []
-    stop = threading.Event()
-
-    def loop() -> None:
-        while not stop.is_set():
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{front}/", timeout=10) as answer:
-                    served.append(answer.read().decode())
-            except OSError as exc:
-                failed.append(repr(exc))
-
-    requests = threading.Thread(target=loop)
-    requests.start()
-    try:
-        runtime.add(Server("t-2", two_port), health)
-        runtime.remove("t-1")
-        one.shutdown()  # as a VM is stopped once it left HAProxy
-        after = len(served)
-        while len(served) < after + 20 and requests.is_alive():
-            time.sleep(0.01)
-    finally:
-        stop.set()
-        requests.join()
-        process.stop()
-        two.shutdown()
-    assert failed == []
-    assert "one" in served
-    assert set(served[after:]) == {"two"}
-
-
-def test_a_taken_front_port_is_reported(tmp_path: Path) -> None:
-    with socket.create_server(("127.0.0.1", 0)) as taken:
-        front = taken.getsockname()[1]
-        config = tmp_path / "haproxy.cfg"
-        stats = free_port()
-        config.write_text(
-            haproxy.render_config(group="g", front_port=front, stats_port=stats, health=HEALTH, servers=[])
-        )
-        with pytest.raises(ProviderError) as failed:
-            haproxy.start(config, tmp_path / "haproxy.log", Runtime(stats, "g"), front_port=front)
-    assert failed.value.message.startswith("HAProxy of group g did not start: ")
-    assert f"127.0.0.1:{front}" in failed.value.message  # HAProxy's own words: it cannot bind there
-    assert failed.value.hint is not None and "change the group's local.port" in failed.value.hint
-
-
-def test_a_second_haproxy_on_the_same_front_port_fails_to_bind(tmp_path: Path) -> None:
-    front = free_port()
-    configs = []
-    for name in ("first", "second"):
-        stats = free_port()
-        config = tmp_path / f"{name}.cfg"
-        config.write_text(
-            haproxy.render_config(group=name, front_port=front, stats_port=stats, health=HEALTH, servers=[])
-        )
-        configs.append((config, Runtime(stats, name)))
-    (first_config, first_runtime), (second_config, second_runtime) = configs
-    first = haproxy.start(first_config, tmp_path / "first.log", first_runtime, front_port=front)
-    try:
-        with pytest.raises(ProviderError) as failed:
-            haproxy.start(second_config, tmp_path / "second.log", second_runtime, front_port=front)
-    finally:
-        first.stop()
-    assert "Address already in use" in failed.value.message

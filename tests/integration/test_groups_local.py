@@ -1,6 +1,6 @@
-"""The local group driver: its state files, its process handling, and its rollouts and rollbacks
-end to end on the real HAProxy, with a stand-in for QEMU (a small Python web server per "VM"
-that answers what its image's directory says), so that each rollout takes seconds.
+"""The local group driver's rollouts and rollbacks end to end on the real HAProxy, with a stand-in
+for QEMU (a small Python web server per "VM" that answers what its image's directory says), so that
+each rollout takes seconds. Its pure parts are in tests/unit/groups/local/.
 
 The QEMU side itself (overlays, boots, the real nginx) is proven by tests/e2e/test_local_rollout.py.
 """
@@ -23,15 +23,14 @@ import pytest
 
 from bakery import runner, steps
 from bakery.config.models import Group, Health, LocalGroup, LocalTarget, Strategy
-from bakery.core.catalog import ImageRecord
-from bakery.errors import BakeryError, GateFailed, Interrupted, UsageError
+from bakery.errors import GateFailed, Interrupted
 from bakery.groups import health, strategy
-from bakery.groups.base import HistoryEntry, Release, Rollout
+from bakery.groups.base import Release, Rollout
 from bakery.groups.local import engine as local_engine
 from bakery.groups.local import haproxy
 from bakery.groups.local.driver import LocalDriver
-from bakery.groups.local.state import RETAINED, SERVING, GroupFiles, Member, Saved
-from bakery.groups.local.vm import VmSpec, find, haproxy_of, runs, terminate, vm_argv, vm_of, vm_under
+from bakery.groups.local.state import RETAINED, SERVING, GroupFiles
+from bakery.groups.local.vm import VmSpec, find, haproxy_of, runs, vm_of, vm_under
 from bakery.progress import Recording
 from bakery.providers.local.boot import free_port
 from bakery.workspace import Workspace
@@ -175,104 +174,6 @@ def world(tmp_path: Path, fake_qemu: None) -> Iterator[World]:
     assert made.processes() == []
 
 
-# --- state files ----------------------------------------------------------------------------
-
-
-def member(member_id: str, status: str = SERVING, **changes: Any) -> Member:
-    values: dict[str, Any] = {
-        "id": member_id,
-        "image": "web@1.0.0",
-        "image_dir": "/images/web/1.0.0",
-        "port": 40001,
-        "overlay": f"/g/vms/{member_id}/disk.qcow2",
-        "status": status,
-        "rollout": "r-1",
-        "wave": 0,
-        "tags": {"bakery:image": "web"},
-    }
-    return Member(**{**values, **changes})
-
-
-def test_state_round_trip(tmp_path: Path) -> None:
-    files = GroupFiles(tmp_path / "g", "g")
-    assert files.load() == Saved()
-    release = Release("web@1.0.0", "/images/web/1.0.0", None, "sha256:1")
-    saved = Saved(front_port=8080, stats_port=9000, haproxy_pid=12, release=release, members=(member("g-1"),), serial=1)
-    files.save(saved)
-    assert files.load() == saved
-    files.update(lambda s: s.put(member("g-2", pid=77)).drop("g-1"))
-    assert [m.id for m in files.load().members] == ["g-2"]
-    assert files.load().member("g-2") == member("g-2", pid=77)
-    assert json.loads(files.state_path.read_text())["schema"] == "bakery.local-group/v1"
-
-
-def test_history_replaces_an_entry_by_id_and_keeps_full_releases(tmp_path: Path) -> None:
-    files = GroupFiles(tmp_path / "g", "g")
-    one = Release("web@1.0.0", "/images/web/1.0.0", None, "sha256:1")
-    two = Release("web@1.0.1", "/images/web/1.0.1", None, "sha256:2")
-    first = HistoryEntry("r-1", "rollout", "2026-01-01T00:00:00Z", "a@h", None, one, "rolling", "succeeded")
-    running = HistoryEntry("r-2", "rollout", "2026-01-02T00:00:00Z", "a@h", one, two, "canary", "running")
-    files.record(running)
-    files.record(first)
-    done = HistoryEntry(
-        "r-2", "rollout", "2026-01-02T00:00:00Z", "a@h", one, two, "canary", "rolled-back", "2026-01-02T00:05:00Z", "x"
-    )
-    files.record(done)
-    assert files.history() == [first, done]
-
-
-def test_a_damaged_state_file_is_reported_with_its_path(tmp_path: Path) -> None:
-    files = GroupFiles(tmp_path / "g", "g")
-    files.directory.mkdir()
-    files.state_path.write_text("{not json")
-    with pytest.raises(BakeryError) as failed:
-        files.load()
-    assert str(files.state_path) in failed.value.message
-    assert failed.value.hint is not None and "bakery down" in failed.value.hint
-
-
-def test_release_of_a_catalog_image(tmp_path: Path) -> None:
-    directory = tmp_path / "web" / "1.0.3"
-    directory.mkdir(parents=True)
-    record = ImageRecord("web", "1.0.3", "local", "local", "sha256:abc", "now", "base", locations=(str(directory),))
-    driver = LocalDriver(Workspace(tmp_path), Recording())
-    assert driver.release_of(record, TARGET) == Release("web@1.0.3", str(directory), None, "sha256:abc")
-    gone = ImageRecord("web", "1.0.4", "local", "local", "sha256:d", "now", "base", locations=(str(tmp_path / "x"),))
-    with pytest.raises(UsageError) as missing:
-        driver.release_of(gone, TARGET)
-    assert missing.value.message == "web@1.0.4 has no directory in the local catalog"
-
-
-def test_vm_argv_names_the_vm_and_carries_the_tags(tmp_path: Path) -> None:
-    release = image(tmp_path, "1.0.0")
-    overlay = tmp_path / "vms" / "g-1" / "disk.qcow2"
-    tags = {"bakery:image": "web", "bakery:rollout": "r-0123456789ab", "bakery:version": "1.0.0"}
-    argv = vm_argv("g-1", overlay, Path(release.image_id), VmSpec("tcg", 512, 1, 80), 40001, tags)
-    assert argv[argv.index("-drive") + 1] == f"file={overlay},if=virtio,format=qcow2"
-    assert argv[argv.index("-netdev") + 1] == "user,id=net0,hostfwd=tcp:127.0.0.1:40001-:80"
-    assert argv[argv.index("-serial") + 1] == f"file:{overlay.parent / 'serial.log'}"
-    assert argv[-8:] == [
-        "-name",
-        "g-1",
-        "-smbios",
-        "type=11,value=bakery:image=web",
-        "-smbios",
-        "type=11,value=bakery:rollout=r-0123456789ab",
-        "-smbios",
-        "type=11,value=bakery:version=1.0.0",
-    ]
-
-
-def test_haproxy_is_known_by_its_whole_command_line(tmp_path: Path) -> None:
-    config = str(tmp_path / "haproxy.cfg")
-    match = haproxy_of(config)
-    assert match(["haproxy", "-f", config, "-db"])
-    assert match(["/usr/sbin/haproxy", "-f", config, "-db"])
-    assert not match(["haproxy", "-c", "-q", "-f", config])  # a check of the config, not the group's HAProxy
-    assert not match(["haproxy", "-f", f"{config}.old", "-db"])
-    assert not match(["vi", "-f", config, "-db"])
-
-
 SLEEPER = "import time; print('started', flush=True); time.sleep(600)"
 
 
@@ -281,33 +182,6 @@ def started(process: runner.Background) -> None:
     line yet (the new program's arguments are not mapped until its exec is done)."""
     while process.alive() and b"started" not in Path(f"/proc/{process.pid}/cmdline").read_bytes():
         time.sleep(0.01)
-
-
-def test_a_pid_is_trusted_only_while_it_is_qemu_on_the_overlay(tmp_path: Path, qemu: str) -> None:
-    overlay = tmp_path / "vms" / "g-1" / "disk.qcow2"
-    sleeper = runner.start([qemu, "-c", SLEEPER, drive(overlay)], what="sleeper", log_path=tmp_path / "log")
-    # Not QEMU, or QEMU on another overlay whose path starts with this one's: never the VM.
-    other = runner.start([sys.executable, "-c", SLEEPER, drive(overlay)], what="other", log_path=tmp_path / "log")
-    longer = runner.start([qemu, "-c", SLEEPER, drive(f"{overlay}.old")], what="longer", log_path=tmp_path / "log")
-    try:
-        for process in (sleeper, other, longer):
-            started(process)
-        assert runs(sleeper.pid, vm_of(overlay))
-        assert not runs(sleeper.pid, vm_of(tmp_path / "vms" / "g-2" / "disk.qcow2"))
-        assert find(vm_of(overlay)) == [sleeper.pid]
-        assert terminate(sleeper.pid, vm_of(tmp_path / "else")) is False
-        assert terminate(other.pid, vm_of(overlay)) is False
-        assert sleeper.alive() and other.alive() and longer.alive()
-        assert terminate(sleeper.pid, vm_of(overlay)) is True
-        assert not runs(sleeper.pid, vm_of(overlay))
-        assert find(vm_of(overlay)) == []
-        assert other.alive() and longer.alive()
-    finally:
-        for process in (sleeper, other, longer):
-            process.stop()
-
-
-# --- rollouts on the real HAProxy -------------------------------------------------------------
 
 
 def test_a_group_that_is_not_running_is_brought_up(world: World, tmp_path: Path) -> None:
@@ -484,12 +358,6 @@ def test_a_changed_front_port_moves_haproxy(world: World, tmp_path: Path) -> Non
     with pytest.raises(OSError):
         page_version(before)
     assert len(world.processes()) == 3
-
-
-def test_down_of_a_group_that_never_ran_writes_nothing(tmp_path: Path) -> None:
-    ws = Workspace(tmp_path / "home")
-    assert LocalDriver(ws, Recording()).down("web-local", group(), TARGET) == []
-    assert not (ws.root / "groups").exists()
 
 
 def test_a_haproxy_whose_pid_was_lost_is_stopped_before_another_starts(world: World, tmp_path: Path) -> None:

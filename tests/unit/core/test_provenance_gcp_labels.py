@@ -1,17 +1,14 @@
-"""GCP label codecs (bakery.provenance's gcp_* functions, the owner labels) and GCP error lines."""
+"""GCP label codecs (bakery/core/provenance.py's gcp_* functions). The owner labels are in
+tests/unit/providers/gcp/test_provider.py, GCP error lines in tests/unit/providers/gcp/test_api.py."""
 
 from __future__ import annotations
 
 import re
-import socket
 
 import pytest
 
 from bakery.core import provenance
-from bakery.core.debris import Owner
 from bakery.core.provenance import decode_label, gcp_read_value, gcp_stamp, gcp_stamp_labels, gcp_value, user_labels
-from bakery.providers.gcp import api as gcp_api
-from bakery.providers.gcp import provider as gcp
 
 LABEL = re.compile(r"^[a-z0-9_-]{0,63}$")
 DIGEST = "sha256:" + "0f" * 32
@@ -107,77 +104,3 @@ def test_a_version_that_is_not_one_is_a_problem() -> None:
 def test_user_labels_made_by_hand_are_shown_as_they_are() -> None:
     labels = {**gcp_stamp_labels(stamp()), "owner": "ops_20team", "cost_center": "a_b", "env": "prod"}
     assert user_labels(labels) == {"owner": "ops team", "cost_center": "a_b", "env": "prod"}
-
-
-# --- owner labels -----------------------------------------------------------------------------------
-
-
-def owner(host: str) -> Owner:
-    return Owner(invocation="0123456789ab", host=host, pid=4242, boot="d00dfeed1234", started="2026-03-01T10:00:00Z")
-
-
-def test_owner_labels_read_back() -> None:
-    written = owner("build-01.ci.example.com")
-    labels = gcp.owner_labels(written)
-    assert set(labels) == {"bakery-owner-host", "bakery-owner-pid", "bakery-owner-boot", "bakery-owner-started"}
-    assert all(LABEL.match(k) and LABEL.match(v) for k, v in labels.items())
-    assert gcp.owner_of(labels, "0123456789ab") == written
-
-
-def test_a_long_host_name_is_a_digest_known_again_on_its_own_host(monkeypatch: pytest.MonkeyPatch) -> None:
-    host = "a-very-long-build-host-name-" * 3 + ".ci.Example.COM"
-    labels = gcp.owner_labels(owner(host))
-    assert all(LABEL.match(v) for v in labels.values())
-    monkeypatch.setattr(socket, "gethostname", lambda: host)
-    assert gcp.owner_of(labels, "0123456789ab") == owner(host)  # what judge() needs: is it this host?
-    monkeypatch.setattr(socket, "gethostname", lambda: "elsewhere")
-    assert gcp.owner_of(labels, "0123456789ab") is None  # another host's: judge() goes by the heartbeat
-
-
-@pytest.mark.parametrize(
-    "change",
-    [
-        {"bakery-owner-host": "bad_host"},
-        {"bakery-owner-pid": "12x"},
-        {"bakery-owner-boot": None},
-    ],
-)
-def test_owner_labels_that_cannot_be_read_give_no_owner(change: dict[str, str | None]) -> None:
-    labels: dict[str, str] = gcp.owner_labels(owner("build-01"))
-    for key, value in change.items():
-        if value is None:
-            del labels[key]
-        else:
-            labels[key] = value
-    assert gcp.owner_of(labels, "0123456789ab") is None
-
-
-# --- errors as one line ------------------------------------------------------------------------------
-
-
-class FakeApiError:
-    def __init__(self, code: int, message: str) -> None:
-        self.code, self.message = code, message
-
-
-def test_an_html_error_page_is_one_short_line() -> None:
-    page = (
-        "GET https://compute.googleapis.com/compute/v1/projects/p/global/images: <!DOCTYPE html>\n"
-        "<html lang=en><title>Error 502 (Server Error)!!1</title>\n<p>The server encountered a temporary error"
-    )
-    assert (
-        gcp_api.api_error(FakeApiError(502, page))
-        == "502 an HTML page, not the API's answer (Error 502 (Server Error)!!1)"
-    )
-
-
-def test_an_api_error_keeps_its_status_and_message_without_the_url() -> None:
-    error = FakeApiError(
-        404, "GET http://127.0.0.1:1/compute/v1/projects/p/global/images/x: The resource was not found"
-    )
-    assert gcp_api.api_error(error) == "404 The resource was not found"
-
-
-def test_one_line_is_short() -> None:
-    assert gcp_api.one_line("\n\n  first   line \nsecond") == "first line"
-    assert len(gcp_api.one_line("x" * 500)) == 160

@@ -12,6 +12,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -72,7 +73,7 @@ def ago(**delta: float) -> str:
 
 
 def dead_pid() -> int:
-    child = subprocess.Popen(["true"])
+    child = subprocess.Popen([sys.executable, "-c", ""])  # the unit tier starts no program but Python
     child.wait()
     return child.pid
 

@@ -20,7 +20,7 @@ from bakery.providers.base import Provider
 from bakery.providers.local.provider import LocalProvider
 from bakery.workspace import Workspace
 from tests.fakes.provider import FakeProvider
-from tests.unit.test_provider_contract import GIT, TOOLS, bake_request
+from tests.unit.providers.test_base import GIT, TOOLS, bake_request
 
 ATTESTATION = "sha256:" + "a7" * 32
 

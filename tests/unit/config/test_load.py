@@ -385,7 +385,7 @@ def test_group_batch_size_out_of_range_is_refused(project_dir, bakery_cli, valid
     located(stderr, project_dir.config, None, None, "groups.web-eu.strategy.batch_size")
 
 
-# --- the corpus: tests/unit/data/invalid/*.yaml ------------------------------------------------
+# --- the corpus: tests/unit/config/data/invalid/*.yaml---------------------------------------------
 # Each file says in its first lines where it must be refused and what the message starts with:
 #   # refused: LINE:COL
 #   # says: KEY.PATH: message

@@ -1,5 +1,5 @@
-"""What the GCP group driver writes, by equality: names, update policies, versions, the new instance
-template, descriptions and history records; and how its watch reads a MIG's instances."""
+"""What the GCP group driver writes (bakery/groups/gcp/requests.py), by equality: names, update policies,
+versions, the new instance template, descriptions and history records."""
 
 from __future__ import annotations
 
@@ -7,18 +7,17 @@ from typing import Any
 
 import pytest
 
-from bakery.config.models import GcpGroup, Group, Health, Strategy
+from bakery.config.models import GcpGroup, Group, Strategy
 from bakery.core import provenance
 from bakery.errors import ConfigError, ProviderError
 from bakery.groups.base import HistoryEntry, Release, Rollout
 from bakery.groups.gcp import requests as rq
-from bakery.groups.gcp.history import Record, _served_until
 from bakery.groups.gcp.steps import has_policy
-from bakery.groups.gcp.watch import Goal, Watcher, health_of, ready
 from bakery.groups.strategy import plan
-from bakery.progress import Recording
 
 RID = "r-0123456789ab"
+
+
 IMAGE = "projects/p/global/images/web-1-0-1"
 
 
@@ -242,112 +241,6 @@ def test_a_history_entry_survives_its_record() -> None:
     back = rq.entry_from(facts)
     assert back == HistoryEntry(**{**entry.__dict__, "reason": entry.reason[: rq.REASON_MAX]})  # type: ignore[index]
     assert rq.entry_from({"kind": "rollout"}) is None
-
-
-def record(rollout_id: str, mig: str, finished: str) -> list[Record]:
-    entry = HistoryEntry(
-        rollout_id, "rollout", finished, "a", None, Release(None, "i"), "blue-green", "succeeded", finished
-    )
-    return [Record(entry, 1, "", mig)]
-
-
-def test_a_retired_mig_is_dated_by_the_rollout_after_which_another_served() -> None:
-    first, second = "r-00000000000a", "r-00000000000b"
-    ordered = [
-        record(first, "web-mig-" + first, "2026-03-01T10:00:00Z"),  # web-mig -> its successor
-        record(second, "web-mig-" + first, "2026-03-02T10:00:00Z"),  # a failed swap: web-mig-<second> never served
-    ]
-    served = _served_until(ordered, "web-mig")
-    assert {k: v.isoformat() for k, v in served.items()} == {
-        "web-mig-" + second: "2026-03-02T10:00:00+00:00",
-    }
-    served = _served_until([[Record(ordered[0][0].entry, 1, "", "web-mig")], *ordered], "web-mig")
-    assert served["web-mig"].isoformat() == "2026-03-01T10:00:00+00:00"
-
-
-# --- the watch ---------------------------------------------------------------------------------------
-
-
-def managed(
-    name: str, template: str, *, status: str = "RUNNING", action: str = "NONE", health: str | None = "HEALTHY"
-) -> dict[str, Any]:
-    entry: dict[str, Any] = {
-        "instance": f"https://x/projects/p/zones/z/instances/{name}",
-        "instance_status": status,
-        "current_action": action,
-        "version": {"instance_template": f"projects/p/global/instanceTemplates/{template}"},
-    }
-    if health:
-        entry["instance_health"] = [{"health_check": "hc", "detailed_health_state": health}]
-    return entry
-
-
-def test_an_instance_is_ready_when_running_idle_and_healthy_where_checked() -> None:
-    assert ready(managed("a", "t"), checked=True)
-    assert not ready(managed("a", "t", health="UNHEALTHY"), checked=True)
-    assert not ready(managed("a", "t", action="VERIFYING"), checked=True)
-    assert ready(managed("a", "t", health=None), checked=False)
-    assert not ready(managed("a", "t", health=None), checked=True)
-    assert (
-        health_of({"instance_health": [{"detailed_health_state": "HEALTHY"}, {"detailed_health_state": "TIMEOUT"}]})
-        == "TIMEOUT"
-    )
-
-
-class ScriptedApi:
-    """Answers the watch's two calls a look from a script of (mig, instances)."""
-
-    def __init__(self, looks: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> None:
-        self.looks = looks
-        self.calls = 0
-        self.where = rq.Where("p", zone="z")
-
-    def mig(self, name: str) -> dict[str, Any]:
-        self.calls += 1
-        return self.looks[0][0]
-
-    def managed(self, name: str) -> list[dict[str, Any]]:
-        self.calls += 1
-        return self.looks.pop(0)[1] if len(self.looks) > 1 else self.looks[0][1]
-
-
-def watcher(api: ScriptedApi, clock: list[float]) -> Watcher:
-    group = Group(
-        image="web", target="gcp", gcp=gcp(health_check="hc"), health=Health(grace_seconds=0, timeout_seconds=5)
-    )
-
-    def tick() -> float:
-        clock[0] += 1.0
-        return clock[0]
-
-    return Watcher(api, "web-mig", group, Recording(), interval=0.0, clock=tick)  # type: ignore[arg-type]
-
-
-def test_the_watch_returns_once_every_instance_runs_the_template_ready_in_two_calls_a_look() -> None:
-    moving = {"target_size": 2, "status": {"is_stable": False, "version_target": {"is_reached": False}}}
-    done = {"target_size": 2, "status": {"is_stable": True, "version_target": {"is_reached": True}}}
-    api = ScriptedApi(
-        [
-            (moving, [managed("a", "T0"), managed("b", "T1", action="VERIFYING", health=None)]),
-            (done, [managed("b", "T1"), managed("c", "T1")]),
-        ]
-    )
-    look = watcher(api, [0.0]).until(Goal("projects/p/global/instanceTemplates/T1"))
-    assert [i["instance"].rpartition("/")[2] for i in look.instances] == ["b", "c"]
-    assert api.calls == 4
-
-
-def test_an_instance_unhealthy_past_the_gate_s_time_fails_it_by_name() -> None:
-    from bakery.errors import GateFailed
-
-    moving = {"target_size": 1, "status": {"is_stable": False, "version_target": {"is_reached": False}}}
-    api = ScriptedApi([(moving, [managed("bad", "T1", action="VERIFYING", health="UNHEALTHY")])])
-    with pytest.raises(GateFailed) as failed:
-        watcher(api, [0.0]).until(Goal("projects/p/global/instanceTemplates/T1"))
-    assert (failed.value.instance, failed.value.answer) == ("bad", "UNHEALTHY by health check hc")
-    assert (
-        "instance bad is UNHEALTHY by health check hc 6s after it appeared (the gate allows 5s" in failed.value.message
-    )
 
 
 def test_a_blue_green_successor_is_known_by_its_name() -> None:

@@ -1,10 +1,10 @@
-"""secrets: how a value reaches Ansible (environment only), is masked, and is searched for in an image."""
+"""secrets (bakery/config/secrets.py): how a value reaches Ansible (environment only), is masked, and is
+searched for in an image. The real ansible-playbook reading it is in tests/integration/test_secrets_ansible.py."""
 
 from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -75,54 +75,18 @@ def test_vars_file_refuses_a_name_ansible_cannot_use():
         secrets.vars_file(["db-password"])
 
 
-def _playbook(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    (tmp_path / secrets.VARS_FILE).write_text(secrets.vars_file(["db_password"]))
-    (tmp_path / "play.yml").write_text(
-        "- hosts: localhost\n  gather_facts: false\n  vars: {db_password: play-vars-lose}\n  tasks:\n"
-        "    - ansible.builtin.copy:\n        dest: " + str(tmp_path / "got") + "\n"
-        '        content: "{{ db_password }}"\n'
-    )
-    argv = [
-        str(Path(sys.executable).parent / "ansible-playbook"),
-        "-i",
-        "localhost,",
-        "-c",
-        "local",
-        "--extra-vars",
-        f"ansible_python_interpreter={sys.executable}",
-        "--extra-vars",
-        f"@{tmp_path / secrets.VARS_FILE}",
-        str(tmp_path / "play.yml"),
-    ]
-    clean = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "ANSIBLE_NOCOLOR": "1", **env}
-    return subprocess.run(argv, env=clean, capture_output=True, text=True, timeout=120)
-
-
-def test_ansible_playbook_reads_the_value_from_its_environment(tmp_path):
-    """The generated file, as Packer passes it: `{{ db_password }}` is the value, literally (never
-    templated again), and wins over play vars as an extra var did."""
-    done = _playbook(tmp_path, secrets.ansible_env({"db_password": VALUE}))
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert (tmp_path / "got").read_text() == VALUE
-
-
-def test_ansible_playbook_fails_naming_an_unset_secret(tmp_path):
-    done = _playbook(tmp_path, {})
-    assert done.returncode != 0
-    assert "BAKERY_SECRET_db_password is not set" in done.stdout + done.stderr
-    assert not (tmp_path / "got").exists()
-
-
 def test_packer_gets_secrets_in_its_environment_never_in_its_argv(project_dir, tmp_path, monkeypatch):
     """A bake runs Packer (a stand-in script here): the value is in the child's environment only,
     and masked in the log even when the child prints it."""
     fake = tmp_path / "bin"
     fake.mkdir()
-    (fake / "packer").write_text(
-        "#!/bin/sh\n"
-        f'printf "%s\\n" "$@" > {tmp_path}/argv\n'
-        f'printf "%s" "$BAKERY_SECRET_db_password" | sha256sum > {tmp_path}/received\n'
-        'echo "ansible says: $BAKERY_SECRET_db_password"\n'
+    (fake / "packer").write_text(  # a Python stand-in: the unit tier starts no other program
+        f"#!{sys.executable}\n"
+        "import hashlib, os, pathlib, sys\n"
+        f"pathlib.Path({str(tmp_path / 'argv')!r}).write_text(''.join(a + '\\n' for a in sys.argv[1:]))\n"
+        "value = os.environb.get(b'BAKERY_SECRET_db_password', b'')\n"
+        f"pathlib.Path({str(tmp_path / 'received')!r}).write_text(hashlib.sha256(value).hexdigest() + '  -\\n')\n"
+        "print('ansible says: ' + os.environ.get('BAKERY_SECRET_db_password', ''), flush=True)\n"
     )
     (fake / "packer").chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")

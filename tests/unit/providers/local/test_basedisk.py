@@ -14,7 +14,7 @@ from bakery.errors import ConfigError
 from bakery.providers.local import basedisk as local_base
 from bakery.providers.local.basedisk import convert_argv, mkfs_argv, mmdebstrap_argv, recipe_digest
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[4]
 MACHINE_MIRROR = "file:///srv/mirror"
 
 

@@ -7,97 +7,15 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bakery.bake import tools
-from bakery.bake.service import Baker
 from bakery.groups.base import Release
 from bakery.progress import Recording
 from bakery.trust.keys import generate
 from bakery.workspace import Workspace
-from tests.conftest import VALID_YAML
-from tests.fakes.driver import FakeDriver
-from tests.fakes.packer import FakePacker
-from tests.fakes.provider import FakeProvider
-
-TRUST = """\
-trust:
-  keys:
-    - {name: ops, public_key: keys/ops.key.pub}
-  signing: {key_file: keys/ops.key}
-"""
-EXTRA = """\
-  app:
-    description: built on web
-    version: "2.0"
-    from: web
-    targets: [aws]
-    playbooks: [playbooks/web.yml]
-"""
-GROUPS = """\
-groups:
-  web-eu:
-    image: web
-    target: aws
-    aws: {asg: web-eu-asg, launch_template: web-eu}
-  app-eu:
-    image: app
-    target: aws
-    aws: {asg: app-eu-asg, launch_template: app-eu}
-"""
-
-
-def project_yaml(trust: str = TRUST) -> str:
-    head = VALID_YAML[: VALID_YAML.index("groups:")]
-    return head + EXTRA + GROUPS + trust
-
-
-@dataclass
-class World:
-    project_dir: Any
-    fake: FakeProvider
-    driver: FakeDriver
-    cli: Any
-
-    def bake(self, name: str = "web", *, force: bool = False) -> str:
-        result = Baker(self.project_dir.load(), Workspace(self.project_dir.home), Recording(), provider=self.fake).bake(
-            name, "aws", force=force
-        )
-        return result.record.ref
-
-    def image_id(self, ref: str) -> str:
-        name, version = ref.split("@")
-        return next(i.id for i in self.fake.all_images() if i.name == name and i.version == version)
-
-    def run(self, *args: str) -> Any:
-        return self.cli(*args)
-
-    def audit(self) -> list[dict[str, Any]]:
-        result = self.cli("audit", "--json")
-        assert result.exit_code == 0, result.output
-        return list(json.loads(result.stdout)["events"])
-
-
-@pytest.fixture()
-def world(project_dir: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bakery_cli: Any) -> Iterator[World]:
-    generate(project_dir.root / "keys" / "ops.key")
-    project_dir.write(project_yaml())
-    (project_dir.root / "playbooks" / "web.yml").touch()
-    packer = FakePacker(tmp_path / "bin")
-    monkeypatch.setenv("PATH", f"{packer.bin_dir}{os.pathsep}{os.environ['PATH']}")
-    tools.packer_version.cache_clear()
-    fake, driver = FakeProvider(inbox=tmp_path / "cloud"), FakeDriver()
-    for where in ("bakery.providers.base.get_provider", "bakery.rollout.service.get_provider"):
-        monkeypatch.setattr(where, lambda *a, **k: fake)
-    monkeypatch.setattr("bakery.rollout.service.get_driver", lambda *a, **k: driver)
-    yield World(project_dir, fake, driver, bakery_cli)
-    tools.packer_version.cache_clear()
+from tests.unit.trust.conftest import TRUST, World, project_yaml
 
 
 def verified(world: World, ref: str) -> dict[str, Any]:
