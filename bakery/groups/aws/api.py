@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from bakery.config.models import AwsGroup, AwsTarget
+from bakery.config.targets.aws import AwsGroup, AwsTarget
 from bakery.errors import ConfigError, ProviderError
 from bakery.providers.base import ClientFactory
 
