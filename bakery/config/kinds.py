@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from bakery.config.model_base import Model
 from bakery.config.yamlload import Loc
@@ -97,8 +97,9 @@ class Kind:
     # Checks of the whole project this kind needs (the local kind: apt mirrors, front ports).
     checks: Callable[[ProjectView], list[Problem]] | None = None
 
-    def module(self, job: str) -> Any:
-        """The kind's provider ("provider") or group-driver ("driver") module, imported now."""
+    def module(self, job: Literal["provider", "driver"]) -> Any:
+        """The kind's provider or group-driver module, imported now (its `make` is typed by the
+        Provider and GroupDriver protocols of bakery.providers.base and bakery.groups.base)."""
         return importlib.import_module(self.provider if job == "provider" else self.driver)
 
 

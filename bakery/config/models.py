@@ -27,7 +27,7 @@ from pydantic_core import PydanticCustomError
 
 from bakery.config import kinds
 from bakery.config.kinds import GroupSettings, TargetSpec
-from bakery.config.model_base import ENDPOINT_PATTERN, REGION_PATTERN, Bool, Int, Model, _given, _whole, exactly_one
+from bakery.config.model_base import Bool, Int, Model, _whole, exactly_one
 from bakery.config.trust_models import LocalRegistry, Registry, Trust
 
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,39}$"
@@ -64,60 +64,7 @@ MiB = Annotated[
 ]
 
 
-# --- sources: where an image starts -----------------------------------------------------------
-
-
-class LocalSource(Model):
-    """A Debian bootstrap recipe: mmdebstrap makes the base disk from it."""
-
-    suite: str = Field("bookworm", pattern=r"^[a-z][a-z0-9-]*$")
-    # None: the Debian archive this machine's apt uses (bakery.aptsource), found when it is needed.
-    mirror: str | None = Field(
-        None,
-        pattern=MIRROR_PATTERN,
-        description="Debian archive to bootstrap from (http://, https:// or file://); "
-        "by default the one this machine's apt uses",
-    )
-    packages: tuple[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9+.:=~-]*$")], ...] = ()
-
-
-class AmiFilter(Model):
-    owners: tuple[str, ...] = Field(min_length=1)
-    name: str = Field(min_length=1)
-    most_recent: Bool = True
-
-
-class AwsSource(Model):
-    model_config = ConfigDict(json_schema_extra=exactly_one("ami", "filter"))
-
-    ami: str | None = Field(None, pattern=r"^ami-[0-9a-f]{8,17}$")
-    filter: AmiFilter | None = None
-
-    @model_validator(mode="after")
-    def _one_of(self) -> AwsSource:
-        if (self.ami is None) == (self.filter is None):
-            raise ValueError("give exactly one of 'ami' (an AMI id) or 'filter' {owners, name, most_recent}")
-        return self
-
-
-class GcpSource(Model):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "allOf": [exactly_one("image", "family"), {"if": _given("family"), "then": _given("project")}]
-        }
-    )
-
-    image: str | None = None
-    family: str | None = None
-    project: str | None = None
-
-    @model_validator(mode="after")
-    def _one_of(self) -> GcpSource:
-        if (self.image is None) == (self.family is None):
-            raise ValueError("give exactly one of 'image' or 'family' (with 'project')")
-        if self.family is not None and self.project is None:
-            raise ValueError("'family' needs 'project' (the project that publishes the family)")
-        return self
+# --- sources: where an image starts (each kind's block is in bakery/config/targets/) ----------
 
 
 class SourcesBase(Model):
@@ -186,61 +133,7 @@ class ImageBase(Model):
         return self.overrides.get(target, TargetOverride())
 
 
-# --- targets ----------------------------------------------------------------------------------
-
-
-class LocalTarget(TargetSpec):
-    kind: Literal["local"]
-    memory: MiB = 1024
-    cpus: Int = Field(1, ge=1, le=64)
-    accelerator: Literal["auto", "kvm", "tcg"] = "auto"
-    disk_size: MiB = 3072
-    ssh_timeout: str = Field("20m", pattern=r"^[0-9]+[smh]$")
-
-    @field_validator("memory", "disk_size", mode="before")
-    @classmethod
-    def _size(cls, value: Any) -> int:
-        return parse_size_mib(value)
-
-
-class AwsTarget(TargetSpec):
-    kind: Literal["aws"]
-    region: str = Field(pattern=REGION_PATTERN)
-    instance_type: str = "t3.small"
-    subnet_id: str | None = None
-    vpc_id: str | None = None
-    security_group_ids: tuple[str, ...] = ()
-    iam_instance_profile: str | None = None
-    encrypted: Bool = True
-    kms_key_id: str | None = None
-    volume_size: Int = Field(8, ge=1, le=16384)
-    ssh_username: str = "admin"
-    # How Packer reaches the build instance: a public IP, a private one (from inside the VPC), or
-    # through SSM Session Manager (no inbound port at all).
-    ssh_interface: Literal["public_ip", "private_ip", "public_dns", "private_dns", "session_manager"] = "public_ip"
-    copy_to: tuple[Annotated[str, Field(pattern=REGION_PATTERN)], ...] = ()
-    share_with: tuple[Annotated[str, Field(pattern=r"^[0-9]{12}$")], ...] = ()
-    endpoint: str | None = Field(None, pattern=ENDPOINT_PATTERN)
-    # 'none': register the AMI without running provisioners (API-level tests against moto).
-    communicator: Literal["ssh", "none"] = "ssh"
-
-    def provisions(self) -> bool:
-        return self.communicator != "none"
-
-
-class GcpTarget(TargetSpec):
-    kind: Literal["gcp"]
-    project: str = Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
-    zone: str = Field(pattern=r"^[a-z]+-[a-z]+[0-9]+-[a-z]$")
-    machine_type: str = "e2-small"
-    network: str | None = None
-    subnetwork: str | None = None
-    service_account_email: str | None = None
-    disk_size: Int = Field(10, ge=10, le=65536)
-    ssh_username: str = "packer"
-    use_internal_ip: Bool = False  # reach the build VM on its internal IP (from inside the VPC)
-    network_tags: tuple[str, ...] = ()  # firewall rules apply by tag
-    endpoint: str | None = Field(None, pattern=ENDPOINT_PATTERN)
+# --- targets: TargetSpec (bakery.config.kinds) and each kind's model in bakery/config/targets/ --
 
 
 # --- groups: the fleets that run images, and how they move onto a new one ---------------------
@@ -255,7 +148,7 @@ SurgeValue = Annotated[
 ]
 
 
-def _count_or_percent(value: Any, *, minimum: int, what: str) -> Any:
+def count_or_percent(value: Any, *, minimum: int, what: str) -> Any:
     value = _whole(value)
     if isinstance(value, int) and not isinstance(value, bool) and value >= minimum:
         return value
@@ -293,72 +186,7 @@ class Strategy(Model):
     @field_validator("batch_size", "canary_size", mode="before")
     @classmethod
     def _count(cls, value: Any) -> Any:
-        return _count_or_percent(value, minimum=1, what="batch_size")
-
-
-class AwsGroup(GroupSettings):
-    """An Auto Scaling group moved by instance refresh."""
-
-    asg: str = Field(min_length=1, max_length=255)
-    launch_template: str = Field(min_length=1, max_length=128)  # its name (or lt-... id)
-    region: str | None = Field(None, pattern=REGION_PATTERN)  # the target's region unless given
-    instance_warmup: Int = Field(60, ge=0)
-    min_healthy_percentage: Int | None = Field(None, ge=0, le=100)
-    max_healthy_percentage: Int | None = Field(None, ge=100, le=200)
-    alarms: tuple[Annotated[str, Field(min_length=1, max_length=255)], ...] = ()
-    target_groups: tuple[Annotated[str, Field(min_length=1)], ...] = ()  # ARNs or names
-
-    def healthy_bounds(self) -> tuple[int | None, int | None]:
-        return (self.min_healthy_percentage, self.max_healthy_percentage)
-
-    def gates(self) -> list[str]:
-        return (["target health in " + ", ".join(self.target_groups)] if self.target_groups else []) + (
-            ["alarms in OK: " + ", ".join(self.alarms)] if self.alarms else []
-        )
-
-
-class GcpGroup(GroupSettings):
-    """A managed instance group moved by the MIG updater: zonal (`zone`) or regional (`region`)."""
-
-    model_config = ConfigDict(json_schema_extra=exactly_one("zone", "region"))
-    mig: str = Field(pattern=r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
-    zone: str | None = Field(None, pattern=r"^[a-z]+-[a-z]+[0-9]+-[a-z]$")
-    region: str | None = Field(None, pattern=r"^[a-z]+-[a-z]+[0-9]+$")
-    max_surge: SurgeValue = 1
-    max_unavailable: SurgeValue = 0
-    health_check: str | None = None  # the autohealing health check whose instanceHealth counts
-    backend_service: str | None = None  # blue-green: the backend service both groups join
-
-    def gates(self) -> list[str]:
-        return [f"MIG instanceHealth ({self.health_check})"] if self.health_check else []
-
-    @field_validator("max_surge", "max_unavailable", mode="before")
-    @classmethod
-    def _surge(cls, value: Any) -> Any:
-        return _count_or_percent(value, minimum=0, what="max_surge")
-
-    @model_validator(mode="after")
-    def _where(self) -> GcpGroup:
-        if (self.zone is None) == (self.region is None):
-            raise PydanticCustomError("zone_or_region", "give exactly one of zone (zonal group) or region (regional)")
-        return self
-
-
-class LocalGroup(GroupSettings):
-    """`size` QEMU VMs from the local catalog behind HAProxy on 127.0.0.1:`port`."""
-
-    size: Int = Field(2, ge=1, le=16)
-    port: Int = Field(ge=1024, le=65535)
-    memory: MiB = 512
-    cpus: Int = Field(1, ge=1, le=64)
-
-    @field_validator("memory", mode="before")
-    @classmethod
-    def _size(cls, value: Any) -> int:
-        return parse_size_mib(value)
-
-    def planned_size(self) -> int:
-        return self.size
+        return count_or_percent(value, minimum=1, what="batch_size")
 
 
 class GroupBase(Model):
@@ -448,7 +276,13 @@ if TYPE_CHECKING:
 else:
 
     def __getattr__(name: str) -> Any:
-        """Sources, Image, Group, Config and Target: the models for the kinds registered now."""
+        """Sources, Image, Group, Config and Target: the models for the kinds registered now; and,
+        by their class names, the models of the registered kinds (`from bakery.config.models import
+        AwsTarget`, where they were defined before each kind got its own module)."""
         if name in ("Sources", "Image", "Group", "Config", "Target"):
             return _built(kinds.generation())[name]
+        for kind in kinds.all_kinds():
+            for model in (kind.target, kind.source, kind.group):
+                if model is not None and model.__name__ == name:
+                    return model
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

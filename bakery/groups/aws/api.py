@@ -10,7 +10,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
-from bakery.config.models import AwsGroup, AwsTarget
+from bakery.config.targets.aws import AwsGroup, AwsTarget
 from bakery.errors import ConfigError, ProviderError
 from bakery.groups.aws.resources import (
     ACTIVE,

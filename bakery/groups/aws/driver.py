@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from bakery.config.kinds import TargetSpec, typed
-from bakery.config.models import AwsGroup, AwsTarget, Group
+from bakery.config.models import Group
+from bakery.config.targets.aws import AwsGroup, AwsTarget
 from bakery.core.catalog import ImageRecord
 from bakery.errors import ConfigError, UsageError
 from bakery.groups.aws.api import AsgApi

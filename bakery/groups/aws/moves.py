@@ -8,7 +8,7 @@ import os
 import socket
 from typing import Any
 
-from bakery.config.models import AwsGroup
+from bakery.config.targets.aws import AwsGroup
 from bakery.errors import BakeryError, ConfigError, RolloutRefused, UsageError
 from bakery.groups.aws import requests as aws_requests
 from bakery.groups.aws.api import AsgApi

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from bakery.config.models import AwsGroup
+from bakery.config.targets.aws import AwsGroup
 from bakery.core.provenance import AWS_MAX_TAGS
 from bakery.errors import BakeryError, ConfigError, UsageError
 from bakery.groups.base import INSTANCE_TAGS

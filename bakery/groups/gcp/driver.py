@@ -21,7 +21,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from bakery.config.kinds import TargetSpec
-from bakery.config.models import GcpGroup, GcpTarget, Group
+from bakery.config.models import Group
+from bakery.config.targets.gcp import GcpGroup, GcpTarget
 from bakery.core.catalog import ImageRecord
 from bakery.core.retry import GCP_DEADLINE_SECONDS, gcp_retry, request_timeout
 from bakery.errors import ConfigError, UsageError

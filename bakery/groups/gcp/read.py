@@ -15,7 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from bakery.config.models import GcpGroup, Group
+from bakery.config.models import Group
+from bakery.config.targets.gcp import GcpGroup
 from bakery.core import provenance
 from bakery.errors import ConfigError, ProviderError
 from bakery.groups.base import ActiveRollout, Instance, Release

@@ -20,7 +20,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from bakery.config.models import GcpGroup
+from bakery.config.targets.gcp import GcpGroup
 from bakery.core import provenance
 from bakery.errors import ConfigError, ProviderError
 from bakery.groups.base import HistoryEntry, Release, Rollout, instance_tags

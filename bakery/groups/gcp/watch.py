@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bakery import runner
-from bakery.config.models import GcpGroup, Group
+from bakery.config.models import Group
+from bakery.config.targets.gcp import GcpGroup
 from bakery.errors import BakeryError, GateFailed, ProviderError, UsageError
 from bakery.groups.gcp.api import GroupApi
 from bakery.groups.gcp.requests import name_of, resource_path

@@ -14,7 +14,8 @@ from typing import Any
 
 from bakery import runner
 from bakery.config.kinds import TargetSpec
-from bakery.config.models import Group, LocalGroup, LocalTarget
+from bakery.config.models import Group
+from bakery.config.targets.local import LocalGroup, LocalTarget
 from bakery.errors import BakeryError, ConfigError, Interrupted
 from bakery.groups import health
 from bakery.groups.base import Release

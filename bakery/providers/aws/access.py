@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from bakery.config.models import AwsTarget
+from bakery.config.targets.aws import AwsTarget
 
 
 class AwsAccess(Protocol):

@@ -19,7 +19,7 @@ from dataclasses import replace
 from typing import Any
 
 from bakery import packer
-from bakery.config.models import AwsSource, AwsTarget
+from bakery.config.targets.aws import AwsSource, AwsTarget
 from bakery.core import provenance
 from bakery.core.catalog import ImageRecord
 from bakery.core.debris import Leftover, Owner

@@ -25,7 +25,7 @@ from bakery.providers.aws.errors import GONE
 from bakery.providers.base import Claim
 
 if TYPE_CHECKING:
-    from bakery.config.models import AwsTarget
+    from bakery.config.targets.aws import AwsTarget
 
 # What an endpoint without an action answers (AWS: InvalidAction; others: 501 or NotImplemented).
 UNSUPPORTED = ("InvalidAction", "UnsupportedOperation", "NotImplemented", "UnknownOperationException")

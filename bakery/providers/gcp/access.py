@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from bakery.config.models import GcpTarget
+from bakery.config.targets.gcp import GcpTarget
 from bakery.providers.gcp.api import Compute
 
 

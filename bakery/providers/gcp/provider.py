@@ -23,7 +23,7 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
-from bakery.config.models import GcpSource, GcpTarget
+from bakery.config.targets.gcp import GcpSource, GcpTarget
 from bakery.core import jcs, provenance
 from bakery.core.catalog import ImageRecord
 from bakery.core.debris import Leftover, Owner, iso

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from bakery.config.kinds import TargetSpec, typed
 from bakery.config.load import EffectiveImage
-from bakery.config.models import GcpSource, GcpTarget
+from bakery.config.targets.gcp import GcpSource, GcpTarget
 from bakery.core.provenance import gcp_labels
 from bakery.providers.base import BuildMarks, PackerVariables, Prepared, per_bake
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from bakery import runner
 from bakery.config import aptsource
 from bakery.config.load import template_dirs
-from bakery.config.models import LocalSource
+from bakery.config.targets.local import LocalSource
 from bakery.core.digest import digest_json, sha256_hex
 from bakery.errors import BuildError, ConfigError
 from bakery.progress import Reporter

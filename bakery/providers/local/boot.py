@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from bakery import runner
 from bakery.config.load import Project
-from bakery.config.models import LocalTarget
+from bakery.config.targets.local import LocalTarget
 from bakery.core import catalog
 from bakery.errors import BakeryError, Interrupted, UsageError
 from bakery.progress import Reporter

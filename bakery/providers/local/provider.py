@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from bakery import runner
-from bakery.config.models import LocalSource, LocalTarget
 from bakery.config.secrets import SCAN_MIN_BYTES, leaked, needles, search
+from bakery.config.targets.local import LocalSource, LocalTarget
 from bakery.core.catalog import ImageRecord
 from bakery.core.debris import Leftover, Owner
 from bakery.core.provenance import Dependency, stamp_of

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from bakery.config.kinds import TargetSpec, typed
 from bakery.config.load import EffectiveImage
-from bakery.config.models import LocalTarget
+from bakery.config.targets.local import LocalTarget
 from bakery.providers.base import BuildMarks, PackerVariables, Prepared, per_bake
 
 
