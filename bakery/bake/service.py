@@ -28,11 +28,10 @@ from bakery.core.debris import Owner
 from bakery.errors import BakeryError
 from bakery.progress import Reporter
 from bakery.providers.base import BakeRequest, ClientFactory, Provider, get_provider
-from bakery.providers.local.store import exclusive, remove_tree
 from bakery.steps import Handoff, Journal, Results, Step
 from bakery.trust.attestation import Attestations, Signed
 from bakery.trust.context import TrustContext
-from bakery.workspace import Workspace
+from bakery.workspace import Workspace, exclusive, remove_tree
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,8 @@ dirty, invocation), and its revocation while it is revoked.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
-import shutil
 import sqlite3
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -22,6 +20,7 @@ from typing import Any
 from bakery.core.catalog import ImageRecord, version_key
 from bakery.errors import BakeryError, ProviderError
 from bakery.providers.base import Claim
+from bakery.workspace import remove_tree
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
@@ -224,43 +223,8 @@ def _record(row: tuple[Any, ...]) -> ImageRecord:
     )
 
 
-def remove_tree(path: Path) -> None:
-    """rmtree that also removes frozen (read-only) directories."""
-    if not path.exists():
-        return
-    for sub in [path, *path.rglob("*")]:
-        if sub.is_dir() and not sub.is_symlink():
-            sub.chmod(0o755)
-    shutil.rmtree(path)
-
-
 def _freeze(directory: Path) -> None:
     """Read-only files and directory: a recorded version is not to be edited in place."""
     for path in directory.iterdir():
         path.chmod(0o444)
     directory.chmod(0o555)
-
-
-@contextlib.contextmanager
-def exclusive(lock_file: Path, on_wait: object = None) -> Iterator[None]:
-    """Hold an exclusive lock; if another process holds it, call on_wait(pid) and wait."""
-    lock_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_file, "a+", encoding="utf-8") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "?"
-            if callable(on_wait):
-                on_wait(holder)
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        try:
-            yield
-        finally:
-            handle.seek(0)
-            handle.truncate()
-            fcntl.flock(handle, fcntl.LOCK_UN)

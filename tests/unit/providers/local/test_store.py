@@ -13,7 +13,8 @@ import pytest
 
 from bakery.core.catalog import ImageRecord
 from bakery.errors import BakeryError
-from bakery.providers.local.store import LocalStore, exclusive, remove_tree
+from bakery.providers.local.store import LocalStore
+from bakery.workspace import exclusive, remove_tree
 
 
 @pytest.fixture
@@ -167,7 +168,7 @@ def test_exclusive_waits_for_the_holder_and_names_it(tmp_path):
         [
             sys.executable,
             "-c",
-            "import sys\nfrom pathlib import Path\nfrom bakery.providers.local.store import exclusive\n"
+            "import sys\nfrom pathlib import Path\nfrom bakery.workspace import exclusive\n"
             "with exclusive(Path(sys.argv[1])):\n    print('holding', flush=True)\n    sys.stdin.readline()\n",
             str(lock),
         ],
