@@ -113,6 +113,9 @@ def _ensure() -> None:
         _loading[0] = True
         try:
             importlib.import_module(_BUILTIN)
+        except BaseException:
+            _KINDS.clear()  # never half the built-in kinds: the next read tries again, or fails the same way
+            raise
         finally:
             _loading[0] = False
 

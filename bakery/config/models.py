@@ -279,6 +279,8 @@ else:
         """Sources, Image, Group, Config and Target: the models for the kinds registered now; and,
         by their class names, the models of the registered kinds (`from bakery.config.models import
         AwsTarget`, where they were defined before each kind got its own module)."""
+        if name.startswith("__"):  # the import system asks for __path__, __spec__...: never the registry
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
         if name in ("Sources", "Image", "Group", "Config", "Target"):
             return _built(kinds.generation())[name]
         for kind in kinds.all_kinds():

@@ -110,3 +110,24 @@ def test_what_enters_the_bake_key_of_each_kind(project_dir: Any, target: str) ->
     assert set(values.keyed()) == KEYED[target]
     per_bake_names = set(values.as_dict()) - KEYED[target]
     assert {"image_version", "image_description", "ansible_extra_vars"} <= per_bake_names
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        "bakery.config.targets.gcp",
+        "bakery.config.targets.aws",
+        "bakery.config.targets.local",
+        "bakery.providers.gcp.provider",
+    ],
+)
+def test_every_built_in_kind_is_known_whichever_module_is_imported_first(first: str) -> None:
+    """A kind's own module imported before anything else (as a test module or a plugin may) must not
+    leave the registry with the kinds registered before it: the import system's questions to
+    bakery.config.models (`__path__`, `__spec__`) never read the registry half-way."""
+    import subprocess
+    import sys
+
+    code = f"import {first}\nfrom bakery.config import kinds\nprint(','.join(kinds.names()))"
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert shown.strip() == "local,aws,gcp"
