@@ -221,7 +221,8 @@ def test_each_instance_makes_its_own_host_keys_and_machine_id(
     """Two machines booted from one image: different SSH host keys (made at first boot)."""
     from bakery.progress import Silent
     from bakery.providers.local.boot import free_port
-    from bakery.providers.local.provider import LocalProvider, Machine
+    from bakery.providers.local.machine import Machine
+    from bakery.providers.local.provider import LocalProvider
     from bakery.workspace import Workspace
 
     monkeypatch.setenv("PATH", bakery_env["PATH"])

@@ -36,7 +36,7 @@ from bakery.groups.local.vm import (
 from bakery.progress import Reporter
 from bakery.providers.local.boot import free_port
 from bakery.providers.local.provider import LocalProvider
-from bakery.providers.local.provider import image_files as boot_files
+from bakery.providers.local.qemu import image_files as boot_files
 from bakery.workspace import Workspace
 
 HAPROXY = "haproxy"  # the key of the group's HAProxy among the processes an engine started

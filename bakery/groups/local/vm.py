@@ -22,8 +22,8 @@ from pathlib import Path
 from bakery import runner
 from bakery.errors import ProviderError
 from bakery.groups.local.haproxy import haproxy_argv
-from bakery.providers.local.provider import boot_argv, overlay_argv
-from bakery.providers.local.provider import image_files as boot_files
+from bakery.providers.local.qemu import boot_argv, overlay_argv
+from bakery.providers.local.qemu import image_files as boot_files
 
 STOP_GRACE_SECONDS = 10.0
 KILL_WAIT_SECONDS = 5.0  # after SIGKILL: a process still there then is reported, not waited for

@@ -15,7 +15,8 @@ from bakery.config.targets.local import LocalTarget
 from bakery.core import catalog
 from bakery.errors import BakeryError, Interrupted, UsageError
 from bakery.progress import Reporter
-from bakery.providers.local.provider import LocalProvider, Machine
+from bakery.providers.local.machine import Machine
+from bakery.providers.local.provider import LocalProvider
 from bakery.workspace import Workspace
 
 

@@ -20,107 +20,15 @@ from bakery.errors import BuildError, ProviderError, UsageError
 from bakery.progress import Reporter
 from bakery.providers.base import BakeRequest, BuildMarks, Claim, ClientFactory, Prepared
 from bakery.providers.local.basedisk import ensure_base, file_sha256, overlay_dir, recipe_digest
+from bakery.providers.local.qemu import BOOT_FILES, KERNEL_CMDLINE, KVM_PROBE_SECONDS, QEMU, image_files, kvm_probe_argv
 from bakery.providers.local.store import LocalStore
 from bakery.providers.local.variables import LocalPrepared
 from bakery.providers.local.variables import packer_variables as packer_variables  # the kind's Packer variables
 from bakery.workspace import Workspace
 
-QEMU = "qemu-system-x86_64"
-KVM_PROBE_SECONDS = 20
-KERNEL_CMDLINE = "root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet"
-
 
 def make(workspace: Workspace, reporter: Reporter, clients: ClientFactory | None = None) -> LocalProvider:
     return LocalProvider(workspace, reporter)
-
-
-def kvm_probe_argv(kernel: Path, initrd: Path) -> list[str]:
-    """Boot the kernel under KVM into an init that exits at once: a panic proves KVM runs guests."""
-    return [
-        QEMU,
-        "-accel",
-        "kvm",
-        "-m",
-        "256",
-        "-display",
-        "none",
-        "-no-reboot",
-        "-serial",
-        "stdio",
-        "-monitor",
-        "none",
-        "-nodefaults",
-        "-kernel",
-        str(kernel),
-        "-initrd",
-        str(initrd),
-        "-append",
-        "console=ttyS0 panic=-1 rdinit=/bin/false",
-    ]
-
-
-def boot_argv(
-    *,
-    disk: Path,
-    kernel: Path,
-    initrd: Path,
-    accelerator: str,
-    memory: int,
-    cpus: int,
-    forwards: dict[int, int],
-    serial_log: Path,
-) -> list[str]:
-    """QEMU command line that boots a local image, with host ports (127.0.0.1 only) forwarded in."""
-    fwd = "".join(f",hostfwd=tcp:127.0.0.1:{host}-:{guest}" for host, guest in sorted(forwards.items()))
-    return [
-        QEMU,
-        "-accel",
-        accelerator,
-        "-m",
-        str(memory),
-        "-smp",
-        str(cpus),
-        "-display",
-        "none",
-        "-monitor",
-        "none",
-        "-serial",
-        f"file:{serial_log}",
-        "-no-reboot",
-        "-drive",
-        f"file={disk},if=virtio,format=qcow2",
-        "-netdev",
-        f"user,id=net0{fwd}",
-        "-device",
-        "virtio-net,netdev=net0",
-        "-kernel",
-        str(kernel),
-        "-initrd",
-        str(initrd),
-        "-append",
-        KERNEL_CMDLINE,
-    ]
-
-
-BOOT_FILES = ("disk.qcow2", "vmlinuz", "initrd.img")
-
-
-def image_files(image_dir: Path) -> tuple[Path, Path, Path]:
-    """disk, kernel, initrd of a catalog image. UsageError when the directory lost them."""
-    files = tuple(image_dir / name for name in BOOT_FILES)
-    missing = [f.name for f in files if not f.is_file()]
-    if missing:
-        raise UsageError(
-            f"the image directory {image_dir} lacks {', '.join(missing)}",
-            hint="bake the image again (`bakery build`), or roll the group to another version",
-        )
-    disk, kernel, initrd = files
-    return disk, kernel, initrd
-
-
-def overlay_argv(disk: Path, overlay: Path) -> list[str]:
-    """A copy-on-write overlay on a read-only catalog disk: the VM writes there, never to the image."""
-    return ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(disk), str(overlay)]
 
 
 class LocalProvider:
@@ -361,74 +269,3 @@ class LocalProvider:
     def unmark_revoked(self, record: ImageRecord) -> str:
         self.store.revoke(record, None)
         return f"local: catalog entry {record.ref} on {record.target} no longer marked revoked"
-
-
-class Machine:
-    """A VM booted from a local image on a throwaway overlay; the image itself is never written."""
-
-    def __init__(
-        self,
-        workspace: Workspace,
-        record: ImageRecord,
-        *,
-        forwards: dict[int, int],
-        accelerator: str,
-        memory: int = 1024,
-        cpus: int = 1,
-        ssh_public_key: str | None = None,
-    ) -> None:
-        self.ws = workspace
-        self.record = record
-        self.forwards = forwards
-        self.accelerator = accelerator
-        self.memory = memory
-        self.cpus = cpus
-        self.ssh_public_key = ssh_public_key
-        self.directory = workspace.root / "instances" / f"{record.name}-{os.urandom(4).hex()}"
-        self._vm: runner.Background | None = None
-
-    @property
-    def serial_log(self) -> Path:
-        return self.directory / "serial.log"
-
-    def start(self) -> Machine:
-        disk, kernel, initrd = LocalProvider(self.ws, _quiet()).boot_files(self.record)
-        self.directory.mkdir(parents=True)
-        overlay = self.directory / "disk.qcow2"
-        runner.run(overlay_argv(disk, overlay), what="qemu-img create")
-        argv = boot_argv(
-            disk=overlay,
-            kernel=kernel,
-            initrd=initrd,
-            accelerator=self.accelerator,
-            memory=self.memory,
-            cpus=self.cpus,
-            forwards=self.forwards,
-            serial_log=self.serial_log,
-        )
-        if self.ssh_public_key:
-            token = base64.b64encode(self.ssh_public_key.strip().encode() + b"\n").decode()
-            argv[-1] = f"{argv[-1]} bakery.ssh_key={token}"
-        self._vm = runner.start(argv, what="qemu", log_path=self.directory / "qemu.log")
-        return self
-
-    def alive(self) -> bool:
-        return self._vm is not None and self._vm.alive()
-
-    def stop(self) -> None:
-        if self._vm is not None:
-            self._vm.stop()
-            self._vm = None
-        shutil.rmtree(self.directory, ignore_errors=True)
-
-    def __enter__(self) -> Machine:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-def _quiet() -> Reporter:
-    from bakery.progress import Silent
-
-    return Silent()

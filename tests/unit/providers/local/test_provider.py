@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bakery.providers.local.provider import KERNEL_CMDLINE, boot_argv, kvm_probe_argv
+from bakery.providers.local.qemu import KERNEL_CMDLINE, boot_argv, kvm_probe_argv
 
 
 def test_boot_argv():
