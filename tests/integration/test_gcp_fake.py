@@ -32,7 +32,7 @@ from typer.testing import CliRunner
 from bakery.cli.app import app
 from bakery.core import jcs, provenance
 from bakery.core.debris import Owner, boot_id, iso
-from bakery.providers.gcp.provider import HEARTBEAT_LABEL, owner_labels
+from bakery.providers.gcp.labels import HEARTBEAT_LABEL, owner_labels
 from tests.fakes.gce import FakeGce
 
 REPO = Path(__file__).resolve().parents[2]

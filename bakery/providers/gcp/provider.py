@@ -18,7 +18,6 @@ made for the target's endpoint, then read back; every call has a timeout.
 from __future__ import annotations
 
 import os
-import socket
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
@@ -35,20 +34,24 @@ from bakery.providers.base import BakeRequest, Claim, ClientFactory, CloudProvid
 from bakery.providers.gcp import trust as gcp_trust
 from bakery.providers.gcp.api import Compute, gcp_errors
 from bakery.providers.gcp.api import default_clients as default_clients  # where the group driver and tests get it
+from bakery.providers.gcp.labels import (
+    HEARTBEAT_LABEL,
+    INVOCATION_LABEL,
+    OWNER_LABELS,
+    PREFIX,
+    REQUIRED,
+    STATE_LABEL,
+    claim,
+    mark_of,
+    owner_labels,
+    owner_of,
+    readable,
+)
 from bakery.providers.gcp.variables import GcpMarks, GcpPrepared
 from bakery.providers.gcp.variables import packer_variables as packer_variables  # the kind's Packer variables
 from bakery.workspace import Workspace
 
 OPERATION_DEADLINE = 120.0  # seconds for an operation to be DONE
-
-_PREFIX = provenance.GCP_PREFIX
-_STATE = _PREFIX + "state"
-_INVOCATION = _PREFIX + "invocation"
-HEARTBEAT_LABEL = _PREFIX + "heartbeat"
-# The owner of a running bake, a label a field (its invocation is the stamp's own).
-OWNER_LABELS = {field: f"{_PREFIX}owner-{field}" for field in ("host", "pid", "boot", "started")}
-# The stamp's fields a catalog record cannot do without.
-_REQUIRED = ("image", "version", "target", "state", "inputs-digest")
 
 
 def make(workspace: Workspace, reporter: Reporter, clients: ClientFactory | None = None) -> GcpProvider:
@@ -143,11 +146,11 @@ class GcpProvider(CloudProvider[GcpTarget]):
         if request.owner is not None:
             labels.update(owner_labels(request.owner))
         tags = provenance.gcp_labels(request.eff.tags)
-        ours = sorted(k for k in tags if k.startswith(_PREFIX))
+        ours = sorted(k for k in tags if k.startswith(PREFIX))
         if ours:
             raise ConfigError(
                 f"image {request.eff.name}: tag(s) {', '.join(ours)}: GCP labels starting with "
-                f"'{_PREFIX}' are bakery's own; rename them"
+                f"'{PREFIX}' are bakery's own; rename them"
             )
         needed = len(provenance.STAMP_FIELDS) + len(OWNER_LABELS) + 1  # + the heartbeat
         if len(tags) + needed > provenance.GCP_MAX_LABELS:
@@ -190,9 +193,9 @@ class GcpProvider(CloudProvider[GcpTarget]):
             final[provenance.GCP_ATTESTATION_LABEL] = provenance.gcp_digest(attestation)
 
         def complete(labels: dict[str, str]) -> dict[str, str]:
-            _claim(labels, f"{spec.project}/{name}", stamp["invocation"])
+            claim(labels, f"{spec.project}/{name}", stamp["invocation"])
             # Labels not bakery's stay; the owner and the heartbeat were for the running bake.
-            return {**{k: v for k, v in labels.items() if not k.startswith(_PREFIX)}, **final}
+            return {**{k: v for k, v in labels.items() if not k.startswith(PREFIX)}, **final}
 
         image = self.compute(spec).relabel(spec.project, name, complete)
         return self._record(request.eff.target, spec.project, image, stamp)
@@ -208,9 +211,9 @@ class GcpProvider(CloudProvider[GcpTarget]):
             if stamp.get("state") != "complete" and "state" not in problems:
                 continue
             where = f"{spec.project}/{image.name}"
-            missing = [f for f in _REQUIRED if f not in stamp]
+            missing = [f for f in REQUIRED if f not in stamp]
             if missing:
-                why = "; ".join(problems.get(f, f"no {_PREFIX}{f} label") for f in missing)
+                why = "; ".join(problems.get(f, f"no {PREFIX}{f} label") for f in missing)
                 self.reporter.note(f"skipping GCP image {where}: bakery cannot read its labels: {why}")
                 continue
             for problem in problems.values():
@@ -260,7 +263,7 @@ class GcpProvider(CloudProvider[GcpTarget]):
         for image in self._list(spec, target=target, image=name, version=version, invocation=invocation):
             stamp, problems = self.read_stamp(image)
             if "invocation" not in stamp:
-                why = problems.get("invocation", f"no {_INVOCATION} label")
+                why = problems.get("invocation", f"no {INVOCATION_LABEL} label")
                 self.reporter.note(f"skipping GCP image {spec.project}/{image.name}: no bake's mark on it: {why}")
                 continue
             bakes[stamp["invocation"]].append((image, stamp))
@@ -280,7 +283,7 @@ class GcpProvider(CloudProvider[GcpTarget]):
             created=first.creation_timestamp,
             state=stamp.get("state", ""),
             owner=owner_of(labels, bake),
-            heartbeat=_readable(labels.get(HEARTBEAT_LABEL)),
+            heartbeat=readable(labels.get(HEARTBEAT_LABEL)),
         )
 
     @_guarded("writing the bake's heartbeat")
@@ -289,7 +292,7 @@ class GcpProvider(CloudProvider[GcpTarget]):
         beat = {**owner_labels(owner), HEARTBEAT_LABEL: provenance.gcp_value(iso(datetime.now(UTC)))}
 
         def renew(labels: dict[str, str]) -> dict[str, str] | None:
-            if _mark(labels) != owner.invocation or labels.get(_STATE) == "complete":
+            if mark_of(labels) != owner.invocation or labels.get(STATE_LABEL) == "complete":
                 return None  # a published image does not change
             return {**labels, **beat}
 
@@ -306,7 +309,7 @@ class GcpProvider(CloudProvider[GcpTarget]):
             image = api.find(project, name)
             if image is None:
                 continue  # already gone: another cleanup got there first
-            if _mark(dict(image.labels)) != leftover.invocation:
+            if mark_of(dict(image.labels)) != leftover.invocation:
                 self.reporter.note(f"not removing GCP image {location}: it is no longer bake {leftover.invocation}'s")
                 continue
             if api.delete(project, name):
@@ -324,7 +327,7 @@ class GcpProvider(CloudProvider[GcpTarget]):
 
     def _list(self, spec: GcpTarget, **wanted: str | None) -> list[Any]:
         """Images of the target's project whose bakery labels have the `wanted` values."""
-        flt = " AND ".join(f"labels.{_PREFIX}{k}={provenance.gcp_value(v)}" for k, v in wanted.items() if v)
+        flt = " AND ".join(f"labels.{PREFIX}{k}={provenance.gcp_value(v)}" for k, v in wanted.items() if v)
         return self.compute(spec).list(spec.project, flt)
 
     @staticmethod
@@ -332,7 +335,7 @@ class GcpProvider(CloudProvider[GcpTarget]):
         """The stamp on `image` and its unreadable labels; values kept as digests are taken from
         the provenance in the description, which holds them whole."""
         labels = dict(image.labels)
-        digested = any(k.startswith(_PREFIX) and v.startswith(provenance.GCP_DIGEST_MARK) for k, v in labels.items())
+        digested = any(k.startswith(PREFIX) and v.startswith(provenance.GCP_DIGEST_MARK) for k, v in labels.items())
         skeleton = gcp_trust.skeleton(image.description) if digested else None
         whole = None
         if skeleton is not None:
@@ -366,47 +369,3 @@ class GcpProvider(CloudProvider[GcpTarget]):
                 **({"attestation": attestation} if attestation else {}),
             },
         )
-
-
-def owner_labels(owner: Owner) -> dict[str, str]:
-    """The owner of a running bake as labels (a host name too long for a label, as its digest)."""
-    fields = owner.fields()
-    return {label: provenance.gcp_value(fields[field]) for field, label in OWNER_LABELS.items()}
-
-
-def owner_of(labels: dict[str, str], invocation: str) -> Owner | None:
-    """The owner written by `owner_labels`, for debris.judge(). A host kept as its digest is known
-    again when it is this host (all judge() asks of it); a field that cannot be read gives None,
-    and judge() goes by the heartbeat."""
-    fields = {"invocation": invocation}
-    for field, label in OWNER_LABELS.items():
-        if label not in labels:
-            return None
-        try:
-            fields[field] = provenance.gcp_read_value(labels[label], [socket.gethostname()] if field == "host" else [])
-        except ValueError:
-            return None
-    return Owner.from_fields(fields)
-
-
-def _mark(labels: dict[str, str]) -> str | None:
-    """The invocation of the bake that made the image, from its labels."""
-    return _readable(labels.get(_INVOCATION))
-
-
-def _claim(labels: dict[str, str], where: str, invocation: str) -> None:
-    """Refuse to stamp an image another bake made."""
-    if _mark(labels) != invocation:
-        raise ProviderError(
-            f"GCP: image {where} is not this bake's (it carries invocation {_mark(labels) or 'none'}, "
-            f"not {invocation}): bakery leaves it as it is"
-        )
-
-
-def _readable(label: str | None) -> str | None:
-    if label is None:
-        return None
-    try:
-        return provenance.decode_label(label)
-    except ValueError:
-        return None

@@ -9,7 +9,7 @@ import socket
 import pytest
 
 from bakery.core.debris import Owner
-from bakery.providers.gcp import provider as gcp
+from bakery.providers.gcp import labels as gcp
 
 LABEL = re.compile(r"^[a-z0-9_-]{0,63}$")
 
