@@ -38,8 +38,18 @@ venv: $(STAMP)
 demo: setup
 	$(BIN)/python scripts/demo.py
 
+# The e2e tier (QEMU under TCG: minutes of CPU) runs in the foreground while the unit and
+# integration tiers (mostly waiting on moto, the fake GCE server and Packer) run beside it; their
+# report follows the e2e one, and the target fails when either process does.
 test: setup
-	$(BIN)/pytest
+	@fast_log=$$(mktemp); \
+	$(BIN)/pytest tests/unit tests/integration >"$$fast_log" 2>&1 & fast=$$!; \
+	trap 'kill $$fast 2>/dev/null; rm -f "$$fast_log"' EXIT; \
+	$(BIN)/pytest tests/e2e; e2e_status=$$?; \
+	wait $$fast; fast_status=$$?; \
+	echo "=== unit and integration tiers (run beside the e2e tier) ==="; cat "$$fast_log"; \
+	echo "=== exit status: unit+integration $$fast_status, e2e $$e2e_status ==="; \
+	[ $$fast_status -eq 0 ] && [ $$e2e_status -eq 0 ]
 
 test-fast: setup
 	$(BIN)/pytest -m "not e2e"
