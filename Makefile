@@ -40,15 +40,25 @@ venv: $(STAMP)
 demo: setup
 	$(BIN)/python scripts/demo.py
 
+# The e2e tier (QEMU under TCG: minutes of CPU) runs in the foreground while the unit and
+# integration tiers (mostly waiting on moto, the fake GCE server and Packer) run beside it; their
+# report follows the e2e one, and the target fails when either process does.
 test: setup
-	$(BIN)/pytest
+	@fast_log=$$(mktemp); \
+	$(BIN)/pytest --ignore=tests/e2e --durations=10 >"$$fast_log" 2>&1 & fast=$$!; \
+	trap 'kill $$fast 2>/dev/null; rm -f "$$fast_log"' EXIT; \
+	$(BIN)/pytest tests/e2e --durations=10; e2e_status=$$?; \
+	wait $$fast; fast_status=$$?; \
+	echo "=== unit, integration and toy-kind tests (run beside the e2e tier) ==="; cat "$$fast_log"; \
+	echo "=== exit status: unit+integration $$fast_status, e2e $$e2e_status ==="; \
+	[ $$fast_status -eq 0 ] && [ $$e2e_status -eq 0 ]
 
 .PHONY: test-unit
 test-unit: setup
 	$(BIN)/pytest -n auto tests/unit
 
 test-fast: test-unit
-	$(BIN)/pytest tests/integration
+	$(BIN)/pytest tests/integration tests/toykind
 
 lint: setup
 	$(BIN)/ruff check bakery tests bench scripts

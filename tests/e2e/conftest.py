@@ -1,15 +1,21 @@
 """The e2e session: one demo project and one BAKERY_HOME, and what tests share in it as fixtures
-(the base disk, a baked web image) that any test requests for itself: no test counts on another
-having run first, so any one of them runs alone or in any order."""
+(the base disk, two bakes of web) that any test requests for itself, and bakes in homes of their
+own that run beside the tests (the `lane` fixture): no test counts on another having run first,
+so any one of them runs alone or in any order."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,6 +100,13 @@ def run_bakery(
     )
 
 
+def catalog(project: Path, env: dict[str, str], image: str) -> list[dict[str, object]]:
+    listed = run_bakery(project, env, "images", image, "--target", "local", "--json")
+    assert listed.returncode == 0, listed.stderr
+    images: list[dict[str, object]] = json.loads(listed.stdout)["images"]
+    return images
+
+
 @pytest.fixture(scope="session")
 def base_disk(e2e_project: Path, e2e_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> None:
     """The local base disk in the session's home, made once (by `bakery render`, which prepares a
@@ -126,17 +139,295 @@ class Baked:
 
 
 @pytest.fixture(scope="session")
-def web_image(e2e_project: Path, e2e_env: dict[str, str], base_disk: None) -> Baked:
+def web_image(e2e_project: Path, e2e_env: dict[str, str], base_disk: None, lane: Lane) -> Baked:
     """The web image, baked once for the session; any test that needs a baked image requests it."""
-    result = run_bakery(e2e_project, e2e_env, "build", "web", "--target", "local", "--json")
-    assert result.returncode == 0, result.stderr[-3000:]
-    return Baked(result, json.loads(result.stdout))
+    with fulfilling(lane, "web_image") as promised:
+        result = run_bakery(e2e_project, e2e_env, "build", "web", "--target", "local", "--json")
+        assert result.returncode == 0, result.stderr[-3000:]
+        promised.set_result(Baked(result, json.loads(result.stdout)))
+    baked: Baked = promised.result()
+    return baked
+
+
+def tree_digest(directory: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
+
+
+@dataclass(frozen=True)
+class Rebaked:
+    """web baked a second time from the same inputs (`--force`), in-process through typer's
+    CliRunner as a user types it: what the catalog listed and the first version's files before
+    it, what it printed, and the version it recorded."""
+
+    listed_before: list[str]
+    first_before: dict[str, str]  # tree_digest of web_image's directory
+    exit_code: int
+    output: str
+    record: dict[str, Any]
+
+    @property
+    def version(self) -> str:
+        return str(self.record["version"])
+
+
+@pytest.fixture(scope="session")
+def web_rebake(e2e_project: Path, e2e_env: dict[str, str], web_image: Baked, lane: Lane) -> Rebaked:
+    """The second bake of web, once for the session: the test of a second bake reads it, and the
+    rollouts use it as the version they move to (`two`)."""
+    from typer.testing import CliRunner
+
+    from bakery.cli.app import app
+
+    with fulfilling(lane, "web_rebake") as promised:
+        listed_before = [str(r["version"]) for r in catalog(e2e_project, e2e_env, "web")]
+        with lane.image_files:
+            first_before = tree_digest(web_image.directory)
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            monkeypatch.chdir(e2e_project)
+            monkeypatch.delenv("BAKERY_HOME", raising=False)
+            monkeypatch.setenv("PATH", e2e_env["PATH"])
+            monkeypatch.setenv("BAKERY_E2E_TOKEN", SECRET)
+            result = CliRunner().invoke(app, ["build", "web", "--target", "local", "--force"])
+        assert result.exit_code == 0, result.output[-3000:]
+        (record,) = [r for r in catalog(e2e_project, e2e_env, "web") if r["version"] not in listed_before]
+        promised.set_result(Rebaked(listed_before, first_before, result.exit_code, result.output, record))
+    rebaked: Rebaked = promised.result()
+    return rebaked
 
 
 def qemu_processes(marker: str) -> list[str]:
     """Command lines of running qemu processes that mention `marker` (a path of ours)."""
     out = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True, check=True).stdout
     return [line for line in out.splitlines() if "qemu-system" in line and marker in line]
+
+
+class CommandLines(threading.Thread):
+    """Every process's command line on this machine, sampled every 25 ms until stopped."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.seen: set[bytes] = set()
+        self.rounds = 0
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.is_set():
+            for pid in os.listdir("/proc"):
+                if pid.isdigit():
+                    try:
+                        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                            self.seen.add(handle.read())
+                    except OSError:  # the process ended meanwhile
+                        pass
+            self.rounds += 1
+            self._done.wait(0.025)
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
+
+
+def secret_project(root: Path, home: Path, image: str, tasks: str) -> tuple[Path, dict[str, str]]:
+    """A project of its own with one image whose play uses secret `api_token`, baked in `home`."""
+    demo = yaml.safe_load((REPO / "images.yaml").read_text())
+    (root / "playbooks").mkdir(parents=True)
+    shutil.copytree(REPO / "templates", root / "templates")
+    (root / "playbooks" / f"{image}.yml").write_text(f"- hosts: all\n  gather_facts: false\n  tasks:\n{tasks}")
+    data = {
+        "targets": {"local": demo["targets"]["local"]},
+        "images": {
+            image: {
+                "version": "1.0",
+                "source": {"local": demo["images"]["web"]["source"]["local"]},
+                "playbooks": [f"playbooks/{image}.yml"],
+                "secrets": {"api_token": "BAKERY_E2E_TOKEN"},
+            }
+        },
+    }
+    (root / "images.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    git = ["git", "-C", str(root), "-c", "user.email=t@localhost", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", image], check=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BAKERY_")}
+    # A value of this test alone: no other bake on this machine can show it.
+    token = f"{SECRET}-{os.urandom(8).hex()}"
+    env.update(PATH=f"{BIN}{os.pathsep}{env['PATH']}", BAKERY_HOME=str(home), BAKERY_E2E_TOKEN=token)
+    return root, env
+
+
+# --- bakes beside the tests ------------------------------------------------------------------------
+# A TCG bake keeps the machine busy for minutes, and much of it is waiting (on SSH, apt, the disk):
+# bakes that need nothing of the session's home but its base disk run on one thread of their own
+# (one VM at a time) while the tests go on, each in a home of its own (its base disk copied in), so
+# that no test of the session's home sees them. They start with the session, for the tests
+# selected; the fixture of each test awaits its own (and starts it, when it was not started).
+
+
+class Lane:
+    def __init__(self, jobs: dict[str, Callable[[], Any]]) -> None:
+        self._jobs = jobs
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="e2e-lane")
+        self._started: dict[str, Future[Any]] = {}
+        self._promised: dict[str, Future[Any]] = {}
+        self._guard = threading.Lock()
+        # Held while a test changes a baked image's files in place, and while a job copies them.
+        self.image_files = threading.Lock()
+
+    def start(self, name: str) -> Future[Any]:
+        with self._guard:
+            if name not in self._started:
+                self._started[name] = self._pool.submit(self._jobs[name])
+            return self._started[name]
+
+    def result(self, name: str) -> Any:
+        return self.start(name).result()
+
+    def promise(self, name: str) -> Future[Any]:
+        """What a fixture of the tests (web_image, web_rebake) hands to the jobs that wait for it."""
+        with self._guard:
+            return self._promised.setdefault(name, Future())
+
+    def close(self) -> None:
+        with self._guard:
+            for promised in self._promised.values():
+                if not promised.done():  # the session ended before it: the job waiting stops
+                    promised.set_exception(RuntimeError("the session ended first"))
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextlib.contextmanager
+def fulfilling(lane: Lane, name: str) -> Iterator[Future[Any]]:
+    """A fixture's value promised to the jobs: set when the block ends, failed when it raises."""
+    promised = lane.promise(name)
+    try:
+        yield promised
+    except BaseException as exc:
+        if not promised.done():
+            promised.set_exception(exc)
+        raise
+
+
+def own_home(e2e_project: Path, home: Path) -> Path:
+    """`home`, new, holding a copy of the session's base disk."""
+    shutil.copytree(e2e_project / ".bakery" / "cache" / "base", home / "cache" / "base")
+    return home
+
+
+@dataclass(frozen=True)
+class PlainBuild:
+    """`bakery render web` into `out`, then `packer build out` run by hand, in a copy of the project."""
+
+    project: Path
+    out: Path
+    rendered: subprocess.CompletedProcess[str]
+    built: subprocess.CompletedProcess[str] | None
+
+
+def build_plain_render(e2e_project: Path, e2e_env: dict[str, str], tmp: pytest.TempPathFactory) -> PlainBuild:
+    project = tmp.mktemp("plain") / "project"
+    shutil.copytree(e2e_project, project, ignore=shutil.ignore_patterns(".bakery"))  # a checkout, clean
+    own_home(e2e_project, project / ".bakery")
+    # Outside the project: a directory there would make the checkout dirty.
+    out = tmp.mktemp("render") / "by-hand"
+    rendered = run_bakery(project, e2e_env, "render", "web", "--target", "local", "--out", str(out))
+    if rendered.returncode != 0:
+        return PlainBuild(project, out, rendered, None)
+    env = {**e2e_env, "BAKERY_SECRET_api_token": SECRET}  # what `bakery build` sets for Packer
+    built = subprocess.run(
+        ["packer", "build", str(out)], cwd=out, env=env, capture_output=True, text=True, timeout=1800
+    )
+    return PlainBuild(project, out, rendered, built)
+
+
+@dataclass(frozen=True)
+class SecretBake:
+    """A bake of a project whose play uses secret `api_token` (a value of its own), in a home of its
+    own, and every command line seen on this machine while it ran."""
+
+    project: Path
+    env: dict[str, str]
+    home: Path
+    result: subprocess.CompletedProcess[str]
+    started: float
+    seen: frozenset[bytes]
+    rounds: int
+
+    @property
+    def token(self) -> str:
+        return self.env["BAKERY_E2E_TOKEN"]
+
+
+def secret_bake(e2e_project: Path, tmp: pytest.TempPathFactory, image: str, tasks: str, *args: str) -> SecretBake:
+    root = tmp.mktemp(image)
+    home = own_home(e2e_project, root / "home")
+    project, env = secret_project(root / image, home, image, tasks)
+    started = time.time()
+    sampler = CommandLines()
+    sampler.start()
+    try:
+        result = run_bakery(project, env, "build", image, "--target", "local", *args)
+    finally:
+        sampler.stop()
+    return SecretBake(project, env, home, result, started, frozenset(sampler.seen), sampler.rounds)
+
+
+VAULT_TASKS = (
+    "    - name: The token arrived\n      ansible.builtin.assert: {that: api_token | length > 0}\n"
+    "    - name: Keep its hash, never the token\n      ansible.builtin.copy:\n"
+    "        dest: /etc/bakery-token.sha256\n        content: \"{{ api_token | hash('sha256') }}\"\n"
+)
+LEAKY_TASKS = (
+    "    - name: Write the token into the image\n      ansible.builtin.copy:\n"
+    "        dest: /etc/leaked-token\n        content: \"{{ api_token }}\"\n        mode: '0600'\n"
+)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def lane(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    e2e_project: Path,
+    e2e_env: dict[str, str],
+    base_disk: None,
+) -> Iterator[Lane]:
+    tmp = tmp_path_factory
+    jobs: dict[str, Callable[[], Any]] = {}  # in the order they start
+    jobs["plain_build"] = lambda: build_plain_render(e2e_project, e2e_env, tmp)
+    jobs["vault_bake"] = lambda: secret_bake(e2e_project, tmp, "vault", VAULT_TASKS, "--json")
+    jobs["leaky_bake"] = lambda: secret_bake(e2e_project, tmp, "leaky", LEAKY_TASKS)
+    jobs["rollout_images"] = lambda: make_rollout_images(
+        tmp, e2e_project, e2e_env, lane.promise("web_image").result(), lane.promise("web_rebake").result(), lane
+    )
+    lane = Lane(jobs)
+    wanted = {name for item in request.session.items for name in getattr(item, "fixturenames", ())}
+    for name in jobs:
+        if name in wanted:
+            lane.start(name)
+    yield lane
+    lane.close()
+
+
+@pytest.fixture(scope="session")
+def plain_build(lane: Lane) -> PlainBuild:
+    result: PlainBuild = lane.result("plain_build")
+    return result
+
+
+@pytest.fixture(scope="session")
+def vault_bake(lane: Lane) -> SecretBake:
+    result: SecretBake = lane.result("vault_bake")
+    return result
+
+
+@pytest.fixture(scope="session")
+def leaky_bake(lane: Lane) -> SecretBake:
+    result: SecretBake = lane.result("leaky_bake")
+    return result
 
 
 # --- rollouts of local groups (tests/e2e/test_local_rollout.py) --------------------------------
@@ -194,16 +485,45 @@ def _rollout_config(ports: dict[str, int]) -> dict[str, Any]:
     return data
 
 
-@pytest.fixture(scope="session")
-def rollout_images(
-    tmp_path_factory: pytest.TempPathFactory, e2e_project: Path, e2e_env: dict[str, str], web_image: Baked
-) -> RolloutImages:
-    """Baked once per session: `one` is the session's web bake (web_image) copied into this
-    project's catalog, `two` a second bake of web (its page shows its own version), `bad` a bake
-    with playbooks/unhealthy.yml added. The base disk is the session's, copied."""
+def _import_bake(record: dict[str, Any], project: Path, home: Path, staging: Path) -> None:
+    """A local bake of `project` recorded in `home`'s catalog as it was made: its files, and its
+    attestation in `home`'s registry (signed with the session's key, copied along by the caller)."""
     from bakery.core.catalog import ImageRecord
-    from bakery.providers.local.boot import free_port
     from bakery.providers.local.store import LocalStore
+
+    staged = staging / str(record["version"])
+    shutil.copytree(Path(record["locations"][0]), staged)
+    attestation = Path("registry", "attestations", "local", record["name"], f"{record['version']}.dsse.json")
+    (home / attestation).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(project / ".bakery" / attestation, home / attestation)
+    extra = record.get("extra", {})
+    LocalStore(home / "catalog.sqlite", home / "images").record(
+        ImageRecord(**{**record, "locations": ()}),
+        staged,
+        attestation=extra.get("attestation"),
+        stamp=extra.get("stamp"),
+    )
+
+
+@pytest.fixture(scope="session")
+def rollout_images(lane: Lane, web_image: Baked, web_rebake: Rebaked) -> RolloutImages:
+    """Made once per session, beside the tests (see make_rollout_images)."""
+    images: RolloutImages = lane.result("rollout_images")
+    return images
+
+
+def make_rollout_images(
+    tmp_path_factory: pytest.TempPathFactory,
+    e2e_project: Path,
+    e2e_env: dict[str, str],
+    web_image: Baked,
+    web_rebake: Rebaked,
+    lane: Lane,
+) -> RolloutImages:
+    """`one` and `two` are the session's two bakes of web (web_image and web_rebake: each page
+    shows its own version) copied into this project's catalog, `bad` a bake with
+    playbooks/unhealthy.yml added. The base disk is the session's, copied."""
+    from bakery.providers.local.boot import free_port
 
     root = tmp_path_factory.mktemp("rollouts")
     shutil.copytree(REPO / "playbooks", root / "playbooks")
@@ -220,31 +540,21 @@ def rollout_images(
 
     home = root / ".bakery"
     shutil.copytree(e2e_project / ".bakery" / "cache" / "base", home / "cache" / "base")
-    staged = tmp_path_factory.mktemp("staged") / "web"
-    shutil.copytree(web_image.directory, staged)
-    record = ImageRecord(**{**web_image.record, "locations": ()})
-    # Signed as it was: the session's signing key (this project lists none: its workspace key is
-    # trusted) and the bake's attestation come along into this project's workspace and registry.
+    # Signed as they were: the session's signing key (this project lists none: its workspace key
+    # is trusted) and each bake's attestation come along into this project's workspace and registry.
     shutil.copytree(e2e_project / ".bakery" / "keys", home / "keys")
-    attestation = Path("registry", "attestations", "local", "web", f"{web_image.version}.dsse.json")
-    (home / attestation).parent.mkdir(parents=True)
-    shutil.copy(e2e_project / ".bakery" / attestation, home / attestation)
-    extra = web_image.record.get("extra", {})
-    LocalStore(home / "catalog.sqlite", home / "images").record(
-        record, staged, attestation=extra.get("attestation"), stamp=extra.get("stamp")
-    )
+    staging = tmp_path_factory.mktemp("staged")
+    with lane.image_files:
+        for baked in (web_image.record, web_rebake.record):
+            _import_bake(baked, e2e_project, home, staging)
 
-    def bake(*extra: str) -> str:
-        made = run_bakery(root, e2e_env, "build", "web", "--target", "local", "--json", *extra)
-        assert made.returncode == 0, made.stderr[-3000:]
-        return str(json.loads(made.stdout)["record"]["version"])
-
-    two = bake("--force")
     config["images"]["web"]["playbooks"].append("playbooks/unhealthy.yml")
     (root / "images.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     subprocess.run([*git, "commit", "-qam", "web whose health check fails"], check=True)
-    bad = bake()
-    return RolloutImages(root, ports, f"web@{web_image.version}", f"web@{two}", f"web@{bad}")
+    made = run_bakery(root, e2e_env, "build", "web", "--target", "local", "--json")
+    assert made.returncode == 0, made.stderr[-3000:]
+    bad = json.loads(made.stdout)["record"]["version"]
+    return RolloutImages(root, ports, f"web@{web_image.version}", f"web@{web_rebake.version}", f"web@{bad}")
 
 
 def group_processes(home: Path, group: str) -> list[str]:

@@ -1,49 +1,45 @@
 """The real thing on this machine: QEMU bakes with Ansible, booted and checked afterwards.
 
 The tests share one project and one BAKERY_HOME (see conftest.py), and each sets up what it
-needs through fixtures: `base_disk` (made once), `web_image` (web baked once). None counts on
-another having run first: any one runs alone, in any order.
+needs through fixtures: `base_disk` (made once), `web_image` and `web_rebake` (web baked once,
+then once again), and the bakes that run beside the tests in homes of their own (`plain_build`,
+`vault_bake`, `leaky_bake`: see `lane`). None counts on another having run first: any one runs
+alone, in any order.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-import shutil
 import signal
 import stat
 import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
-from typer.testing import CliRunner
 
-from bakery.cli.app import app
-from tests.e2e.conftest import BIN, HOSTILE, REPO, SECRET, Baked, qemu_processes, run_bakery
+from bakery.providers.local.machine import Machine
+from tests.e2e.conftest import (
+    BIN,
+    HOSTILE,
+    SECRET,
+    Baked,
+    Lane,
+    PlainBuild,
+    Rebaked,
+    SecretBake,
+    catalog,
+    qemu_processes,
+    run_bakery,
+    tree_digest,
+)
 
-runner = CliRunner()
 bakery = run_bakery
-
-
-def catalog(project: Path, env: dict[str, str], image: str) -> list[dict[str, object]]:
-    listed = bakery(project, env, "images", image, "--target", "local", "--json")
-    assert listed.returncode == 0, listed.stderr
-    images: list[dict[str, object]] = json.loads(listed.stdout)["images"]
-    return images
-
-
-def tree_digest(directory: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(directory.rglob("*"))
-        if p.is_file()
-    }
 
 
 def debugfs(disk: Path, tmp: Path, command: str) -> str:
@@ -183,19 +179,13 @@ def test_bake_boot_and_inspect(e2e_project: Path, bakery_env: dict[str, str], tm
 
 
 def test_second_bake_reuses_the_base_and_adds_a_version(
-    e2e_project: Path, bakery_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, web_image: Baked
+    e2e_project: Path, bakery_env: dict[str, str], web_image: Baked, web_rebake: Rebaked
 ) -> None:
-    first = catalog(e2e_project, bakery_env, "web")
-    assert [r["version"] for r in first] == [web_image.version]
-    first_dir = web_image.directory
-    before = tree_digest(first_dir)
-
-    # In-process this time (typer's CliRunner), the same command a user types.
-    monkeypatch.chdir(e2e_project)
-    monkeypatch.delenv("BAKERY_HOME", raising=False)
-    monkeypatch.setenv("PATH", bakery_env["PATH"])
-    monkeypatch.setenv("BAKERY_E2E_TOKEN", SECRET)
-    result = runner.invoke(app, ["build", "web", "--target", "local", "--force"])
+    """web baked again from the same inputs (`--force`), in-process this time (typer's CliRunner,
+    the same command a user types): the session bakes it once (web_rebake), for this test and
+    as the version the rollouts move to."""
+    assert web_rebake.listed_before == [web_image.version]
+    result = web_rebake
     assert result.exit_code == 0, result.output[-3000:]
     assert "reused cached base disk" in result.output
     assert "baked web@1.0.1 on local" in result.output
@@ -212,7 +202,8 @@ def test_second_bake_reuses_the_base_and_adds_a_version(
         "1.0.0",
         "1.0.1",
     ]
-    assert tree_digest(first_dir) == before  # the first version's directory never changed
+    # The first version's directory never changed.
+    assert tree_digest(web_image.directory) == web_rebake.first_before
 
 
 def test_each_instance_makes_its_own_host_keys_and_machine_id(
@@ -221,77 +212,56 @@ def test_each_instance_makes_its_own_host_keys_and_machine_id(
     """Two machines booted from one image: different SSH host keys (made at first boot)."""
     from bakery.progress import Silent
     from bakery.providers.local.boot import free_port
-    from bakery.providers.local.machine import Machine
     from bakery.providers.local.provider import LocalProvider
     from bakery.workspace import Workspace
 
     monkeypatch.setenv("PATH", bakery_env["PATH"])
     ws = Workspace(e2e_project / ".bakery")
     (record,) = [r for r in LocalProvider(ws, Silent()).images("local", "web") if r.version == web_image.version]
-    keys = []
-    for _ in range(2):
-        port = free_port()
-        with Machine(ws, record, forwards={port: 22}, accelerator="tcg", cpus=2) as machine:
-            deadline = time.monotonic() + 300
-            scanned = ""
-            while time.monotonic() < deadline and "ssh-ed25519" not in scanned:
-                assert machine.alive(), machine.serial_log.read_text(errors="replace")[-2000:]
-                scanned = subprocess.run(
-                    ["ssh-keyscan", "-T", "5", "-t", "ed25519", "-p", str(port), "127.0.0.1"],
-                    capture_output=True,
-                    text=True,
-                ).stdout
-                time.sleep(2)
-            assert "ssh-ed25519" in scanned
-            keys.append(scanned.split()[-1])
+    ports: list[int] = []
+    while len(ports) < 2:
+        if (port := free_port()) not in ports:
+            ports.append(port)
+    # Both boot at once: the waits for their SSH servers overlap.
+    with contextlib.ExitStack() as running:
+        machines = [
+            running.enter_context(Machine(ws, record, forwards={port: 22}, accelerator="tcg", cpus=2)) for port in ports
+        ]
+        keys = [_host_key(machine, port) for machine, port in zip(machines, ports, strict=True)]
     assert keys[0] != keys[1]
     assert qemu_processes(str(e2e_project)) == []
 
 
-def test_plain_packer_builds_the_local_render(e2e_project: Path, bakery_env: dict[str, str], tmp_path: Path) -> None:
-    """`bakery render` writes a directory that Packer builds on its own, without bakery."""
-    # Outside the project: a directory there would make the checkout dirty for the bakes after it.
-    out = tmp_path / "by-hand"
-    rendered = bakery(e2e_project, bakery_env, "render", "web", "--target", "local", "--out", str(out))
+def _host_key(machine: Machine, port: int) -> str:
+    """The ed25519 host key a booted machine's SSH server offers on 127.0.0.1:`port`."""
+    deadline = time.monotonic() + 300
+    scanned = ""
+    while time.monotonic() < deadline and "ssh-ed25519" not in scanned:
+        assert machine.alive(), machine.serial_log.read_text(errors="replace")[-2000:]
+        scanned = subprocess.run(
+            ["ssh-keyscan", "-T", "5", "-t", "ed25519", "-p", str(port), "127.0.0.1"],
+            capture_output=True,
+            text=True,
+        ).stdout
+        time.sleep(2)
+    assert "ssh-ed25519" in scanned
+    return scanned.split()[-1]
+
+
+def test_plain_packer_builds_the_local_render(plain_build: PlainBuild) -> None:
+    """`bakery render` writes a directory that Packer builds on its own, without bakery (in a copy
+    of the session's project, beside the other tests: see the `lane` fixture)."""
+    rendered, built, out = plain_build.rendered, plain_build.built, plain_build.out
     assert rendered.returncode == 0, rendered.stderr
     assert f"packer build {out}" in rendered.stdout
-    env = {**bakery_env, "BAKERY_SECRET_api_token": SECRET}  # what `bakery build` sets for Packer
-    built = subprocess.run(
-        ["packer", "build", str(out)], cwd=out, env=env, capture_output=True, text=True, timeout=1800
-    )
+    assert built is not None
     assert built.returncode == 0, built.stdout[-3000:]
     assert (out / "output" / "disk.qcow2").is_file()
     assert (out / "output-vmlinuz").is_file() and (out / "output-initrd.img").is_file()
-    assert qemu_processes(str(e2e_project)) == [] and qemu_processes(str(out)) == []
+    assert qemu_processes(str(plain_build.project)) == [] and qemu_processes(str(out)) == []
 
 
 # --- secrets -------------------------------------------------------------------------------------
-
-
-class CommandLines(threading.Thread):
-    """Every process's command line on this machine, sampled every 25 ms until stopped."""
-
-    def __init__(self) -> None:
-        super().__init__(daemon=True)
-        self.seen: set[bytes] = set()
-        self.rounds = 0
-        self._done = threading.Event()
-
-    def run(self) -> None:
-        while not self._done.is_set():
-            for pid in os.listdir("/proc"):
-                if pid.isdigit():
-                    try:
-                        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-                            self.seen.add(handle.read())
-                    except OSError:  # the process ended meanwhile
-                        pass
-            self.rounds += 1
-            self._done.wait(0.025)
-
-    def stop(self) -> None:
-        self._done.set()
-        self.join()
 
 
 def holds(path: Path, needle: bytes) -> bool:
@@ -322,67 +292,24 @@ def files_under(root: Path, *, since: float = 0.0, prune: tuple[Path, ...] = ())
                 yield path
 
 
-def secret_project(root: Path, home: Path, image: str, tasks: str) -> tuple[Path, dict[str, str]]:
-    """A project of its own with one image whose play uses secret `api_token`; its bakes share the
-    session's BAKERY_HOME (and so its base disk, made here if no bake made it yet)."""
-    demo = yaml.safe_load((REPO / "images.yaml").read_text())
-    (root / "playbooks").mkdir(parents=True)
-    shutil.copytree(REPO / "templates", root / "templates")
-    (root / "playbooks" / f"{image}.yml").write_text(f"- hosts: all\n  gather_facts: false\n  tasks:\n{tasks}")
-    data = {
-        "targets": {"local": demo["targets"]["local"]},
-        "images": {
-            image: {
-                "version": "1.0",
-                "source": {"local": demo["images"]["web"]["source"]["local"]},
-                "playbooks": [f"playbooks/{image}.yml"],
-                "secrets": {"api_token": "BAKERY_E2E_TOKEN"},
-            }
-        },
-    }
-    (root / "images.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
-    git = ["git", "-C", str(root), "-c", "user.email=t@localhost", "-c", "user.name=t"]
-    subprocess.run([*git, "init", "-q"], check=True)
-    subprocess.run([*git, "add", "-A"], check=True)
-    subprocess.run([*git, "commit", "-qm", image], check=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BAKERY_")}
-    # A value of this test alone: no other bake on this machine can show it.
-    token = f"{SECRET}-{os.urandom(8).hex()}"
-    env.update(PATH=f"{BIN}{os.pathsep}{env['PATH']}", BAKERY_HOME=str(home), BAKERY_E2E_TOKEN=token)
-    return root, env
-
-
 def test_secret_reaches_ansible_only_through_its_environment(
-    e2e_project: Path, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+    vault_bake: SecretBake, e2e_project: Path, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    home = e2e_project / ".bakery"
-    project, env = secret_project(
-        tmp_path / "vault",
-        home,
-        "vault",
-        "    - name: The token arrived\n      ansible.builtin.assert: {that: api_token | length > 0}\n"
-        "    - name: Keep its hash, never the token\n      ansible.builtin.copy:\n"
-        "        dest: /etc/bakery-token.sha256\n        content: \"{{ api_token | hash('sha256') }}\"\n",
-    )
-    token = env["BAKERY_E2E_TOKEN"].encode()
-    started = time.time()
-    sampler = CommandLines()
-    sampler.start()
-    try:
-        result = bakery(project, env, "build", "vault", "--target", "local", "--json")
-    finally:
-        sampler.stop()
+    """vault's play uses the secret; baked beside the other tests (see the `lane` fixture) while a
+    sampler read every command line on this machine."""
+    bake, project, home, result = vault_bake, vault_bake.project, vault_bake.home, vault_bake.result
+    token = bake.token.encode()
     assert result.returncode == 0, result.stderr[-3000:]
     assert "searched the image for 1 secret(s): none found" in result.stderr
 
     # No process showed the value on its command line, while the sampler did see the bake at work.
-    assert sampler.rounds > 100
-    assert not [line for line in sampler.seen if token in line]
-    assert any(b"packer\0build\0" in line and b"/vault-local-" in line for line in sampler.seen)
-    assert any(b"ansible-playbook" in line and b"bakery-secrets.yml" in line for line in sampler.seen)
+    assert bake.rounds > 100
+    assert not [line for line in bake.seen if token in line]
+    assert any(b"packer\0build\0" in line and b"/vault-local-" in line for line in bake.seen)
+    assert any(b"ansible-playbook" in line and b"bakery-secrets.yml" in line for line in bake.seen)
 
-    # Nor is it on disk: the project, BAKERY_HOME (the log, the provenance, the image, every
-    # other image), what the bake left in the temporary directory or in Ansible's home.
+    # Nor is it on disk: the project, its BAKERY_HOME (the log, the provenance, the image) and the
+    # session's (every other image), what the bake left in the temporary directory or in Ansible's home.
     built = json.loads(result.stdout)
     directory = Path(built["record"]["locations"][0])
     log, statement = Path(built["log_path"]), directory / "provenance.json"
@@ -390,8 +317,9 @@ def test_secret_reaches_ansible_only_through_its_environment(
     scanned = [
         *files_under(project),
         *files_under(home),
-        *files_under(Path(tempfile.gettempdir()), since=started, prune=(tmp_path_factory.getbasetemp().parent,)),
-        *files_under(Path.home() / ".ansible", since=started),
+        *files_under(e2e_project / ".bakery"),
+        *files_under(Path(tempfile.gettempdir()), since=bake.started, prune=(tmp_path_factory.getbasetemp().parent,)),
+        *files_under(Path.home() / ".ansible", since=bake.started),
     ]
     assert {log, statement, directory / "disk.qcow2"} <= set(scanned)
     assert [str(path) for path in scanned if holds(path, token)] == []
@@ -403,17 +331,15 @@ def test_secret_reaches_ansible_only_through_its_environment(
     assert qemu_processes(str(home)) == []
 
 
-def test_secret_written_into_the_image_fails_the_bake_and_records_nothing(e2e_project: Path, tmp_path: Path) -> None:
-    home = e2e_project / ".bakery"
-    project, env = secret_project(
-        tmp_path / "leaky",
-        home,
-        "leaky",
-        "    - name: Write the token into the image\n      ansible.builtin.copy:\n"
-        "        dest: /etc/leaked-token\n        content: \"{{ api_token }}\"\n        mode: '0600'\n",
+def test_secret_written_into_the_image_fails_the_bake_and_records_nothing(leaky_bake: SecretBake) -> None:
+    """leaky's play writes the secret into the image; baked beside the other tests (see `lane`)."""
+    project, env, home, result, token = (
+        leaky_bake.project,
+        leaky_bake.env,
+        leaky_bake.home,
+        leaky_bake.result,
+        leaky_bake.token,
     )
-    token = env["BAKERY_E2E_TOKEN"]
-    result = bakery(project, env, "build", "leaky", "--target", "local")
     assert result.returncode == 1, result.stderr[-3000:]
     assert (
         "error: secret 'api_token' (from $BAKERY_E2E_TOKEN) was found in the built disk; refusing to record it"
@@ -429,8 +355,14 @@ def test_secret_written_into_the_image_fails_the_bake_and_records_nothing(e2e_pr
 
 
 def test_a_baked_image_verifies_and_fails_after_one_byte_of_its_disk_changed(
-    e2e_project: Path, bakery_env: dict[str, str], web_image: Baked
+    e2e_project: Path, bakery_env: dict[str, str], web_image: Baked, lane: Lane
 ) -> None:
+    """Changed in place: the jobs beside the tests (see `lane`) copy no image meanwhile."""
+    with lane.image_files:
+        _verify_then_change_one_byte(e2e_project, bakery_env, web_image)
+
+
+def _verify_then_change_one_byte(e2e_project: Path, bakery_env: dict[str, str], web_image: Baked) -> None:
     ref = f"web@{web_image.record['version']}"
     ok = bakery(e2e_project, bakery_env, "verify", ref, "--target", "local")
     assert ok.returncode == 0, ok.stdout + ok.stderr
