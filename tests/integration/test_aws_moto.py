@@ -373,7 +373,8 @@ def test_two_machines_baking_one_image_make_one_version(aws_project: Path, moto:
     from tests.fakes import moto_ebs
 
     if race == "simultaneous":
-        moto_ebs.set_faults(moto, delays=[{"action": "CreateImage", "agent": "aws-sdk-go", "seconds": 4}])
+        # Long enough that both bakes pass the check before either AMI exists, on a loaded machine too.
+        moto_ebs.set_faults(moto, delays=[{"action": "CreateImage", "agent": "aws-sdk-go", "seconds": 12}])
     argv = [str(Path(sys.executable).parent / "bakery"), "build", "app", "-t", "aws"]
     bakes = [
         subprocess.Popen(

@@ -97,7 +97,9 @@ def test_rolling_rollout_succeeds_and_every_new_instance_carries_the_image_tags(
 
 
 def test_canary_holds_at_each_checkpoint_until_its_new_instances_are_healthy(moto: str, world: World) -> None:
-    moto_ebs.set_faults(moto, refresh={**FAST, "health_warmup_seconds": 0.5})  # targets start `initial`
+    # targets start `initial`; the fake holds each checkpoint 5x the asked 1 s, so that a loaded machine
+    # still reads the canary at its checkpoint (on AWS, bakery answers well within a delay)
+    moto_ebs.set_faults(moto, refresh={**FAST, "health_warmup_seconds": 0.5, "delay_scale": 5})
     world.write_config(strategy={"type": "canary", "canary_size": 1, "batch_size": 2, "bake_seconds": 1})
     result = bakery("rollout", GROUP, "--image", "web@1.0.1", "--yes")
     assert result.exit_code == 0, result.output
