@@ -390,7 +390,8 @@ def test_two_machines_baking_one_image_make_one_version(aws_project: Path, moto:
     outputs = [p.communicate(timeout=300)[0] for p in bakes]
     moto_ebs.set_faults(moto)
     codes = sorted(p.returncode for p in bakes)
-    assert codes == [0, 1], outputs
+    both = [f"--- machine {m} (exit {p.returncode}):\n{o}" for m, p, o in zip("ab", bakes, outputs, strict=True)]
+    assert codes == [0, 1], "\n\n".join(both)
     winner = outputs[[p.returncode for p in bakes].index(0)]
     loser = outputs[[p.returncode for p in bakes].index(1)]
     assert "baked app@0.3.0 on aws" in winner
