@@ -107,11 +107,14 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def _service(file: Path | None, reporter: Any) -> Any:
+def _service(file: Path | None, reporter: Any, *, creates_key: bool = True) -> Any:
     from bakery.rollout.service import Rollouts
+    from bakery.trust.context import TrustContext
 
     project = project_of(file)
-    return Rollouts(project, workspace_of(project), reporter)
+    workspace = workspace_of(project)
+    trust = TrustContext(project, workspace, reporter, creates_key=creates_key)
+    return Rollouts(project, workspace, reporter, trust=trust)
 
 
 def _gates(rollout: Any) -> str:
@@ -251,7 +254,7 @@ def status(
     Exit 0 in sync, 3 on drift, 1 when a group cannot be read."""
     from bakery.rollout.status import status as compute
 
-    report = compute(_service(file, TerminalReporter()), list(groups or []))
+    report = compute(_service(file, TerminalReporter(), creates_key=False), list(groups or []))
     emit(
         "status",
         {"groups": jsonable(report.groups), "exit_code": report.exit_code},

@@ -18,8 +18,9 @@ keys_app = typer.Typer(help="Signing keys: make a pair, print a public key.", no
 audit_app = typer.Typer(help="The audit log: who did what, when, under which policy.", invoke_without_command=True)
 
 
-def _trust(file: Path | None, reporter: Any) -> tuple[Any, Any, Callable[[str], Any]]:
-    """(project, trust context, target name -> provider)."""
+def _trust(file: Path | None, reporter: Any, *, creates_key: bool = True) -> tuple[Any, Any, Callable[[str], Any]]:
+    """(project, trust context, target name -> provider); `creates_key` False for commands that
+    only check (they never make a workspace key)."""
     from bakery.providers.base import get_provider
     from bakery.trust.context import TrustContext
 
@@ -30,7 +31,7 @@ def _trust(file: Path | None, reporter: Any) -> tuple[Any, Any, Callable[[str], 
     def provider_for(target: str) -> Any:
         return get_provider(targets[target].kind, workspace, reporter, None, targets)
 
-    return project, TrustContext(project, workspace, reporter), provider_for
+    return project, TrustContext(project, workspace, reporter, creates_key=creates_key), provider_for
 
 
 @handled
@@ -45,7 +46,7 @@ def verify(
     from bakery.trust.verify import Verifier
 
     reporter = TerminalReporter()
-    project, trust, provider_for = _trust(file, reporter)
+    project, trust, provider_for = _trust(file, reporter, creates_key=False)
     result = Verifier(project, trust, provider_for).verify(image, target=target)
     emit("verify", {**dataclasses.asdict(result), "ok": result.ok}, as_json=as_json, text=lambda: _verify_text(result))
     if not result.ok:

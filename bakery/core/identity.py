@@ -1,4 +1,6 @@
-"""Who is acting: user@host at a terminal, or the CI job's identity taken from its environment."""
+"""Who is acting: user@host at a terminal, or the CI job's identity taken from its environment,
+only where that CI's own markers say so (GITHUB_ACTIONS=true with its run id, and the like): a
+GITHUB_ACTOR set by hand on a workstation does not make its user someone else."""
 
 from __future__ import annotations
 
@@ -6,6 +8,8 @@ import getpass
 import os
 import socket
 from collections.abc import Callable, Mapping
+
+from bakery.core.text import shown
 
 
 def _github(e: Mapping[str, str]) -> str:
@@ -24,23 +28,23 @@ def _buildkite(e: Mapping[str, str]) -> str:
     return f"buildkite:{e.get('BUILDKITE_PIPELINE_SLUG', '?')}#{e.get('BUILDKITE_BUILD_NUMBER', '?')}"
 
 
-# (the variable that says "this is that CI", how to name the actor from its environment)
-_CI: tuple[tuple[str, Callable[[Mapping[str, str]], str]], ...] = (
-    ("GITHUB_ACTIONS", _github),
-    ("GITLAB_CI", _gitlab),
-    ("JENKINS_URL", _jenkins),
-    ("BUILDKITE", _buildkite),
+# (what that CI sets to say "this is a job of mine", the job's id it always sets, how to name the actor)
+_CI: tuple[tuple[tuple[str, str], str, Callable[[Mapping[str, str]], str]], ...] = (
+    (("GITHUB_ACTIONS", "true"), "GITHUB_RUN_ID", _github),
+    (("GITLAB_CI", "true"), "CI_JOB_ID", _gitlab),
+    (("JENKINS_URL", ""), "BUILD_NUMBER", _jenkins),
+    (("BUILDKITE", "true"), "BUILDKITE_BUILD_ID", _buildkite),
 )
 
 
 def who(environ: Mapping[str, str] | None = None) -> str:
     """'github:alice@org/repo#123' in a CI job, else 'user@host'."""
     env = os.environ if environ is None else environ
-    for flag, name in _CI:
-        if env.get(flag):
-            return name(env)
+    for (flag, value), job, name in _CI:
+        if env.get(flag) and (not value or env[flag] == value) and env.get(job):
+            return shown(name(env))
     try:
         user = getpass.getuser()
     except (KeyError, OSError):
         user = str(os.getuid())
-    return f"{user}@{socket.gethostname()}"
+    return shown(f"{user}@{socket.gethostname()}")

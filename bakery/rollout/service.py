@@ -26,6 +26,7 @@ from bakery.config.models import Group
 from bakery.core import catalog
 from bakery.core.catalog import ImageRecord
 from bakery.core.identity import who
+from bakery.core.text import clean
 from bakery.errors import BakeryError, RolloutRefused, TrustError, UsageError
 from bakery.groups.base import GroupDriver, GroupState, Release, Rollout, get_driver
 from bakery.progress import Reporter
@@ -172,6 +173,8 @@ class Rollouts:
     ) -> tuple[Rollout, bool]:
         """(the rollback to run, whether it undoes an unfinished rollout with its rollback steps).
         An unfinished rollback (interrupted, killed) is resumed."""
+        if reason is not None:
+            clean(reason, what="--reason")
         group = self.group(name)
         self._not_held(name)
         journal = self.unfinished(name)

@@ -28,6 +28,9 @@ class TrustContext:
     workspace: Workspace
     reporter: Reporter
     clients: Callable[..., Any] | None = None  # for the store and KMS (tests point them at moto or a fake)
+    # False for commands that only read and check (verify, status): they never make a workspace
+    # key, which would then be trusted by a project that lists none.
+    creates_key: bool = True
     _signer: Signer | None = field(default=None, init=False, repr=False)
 
     @property
@@ -58,6 +61,7 @@ class TrustContext:
                 root=self.project.root,
                 workspace=self.workspace,
                 clients=self.clients,
+                create=self.creates_key,
                 note=self.reporter.note,
             )
             self.__dict__.pop("keys", None)  # a workspace key made just now is trusted from now on

@@ -95,10 +95,10 @@ def load_signer(
     ProviderError when a KMS refuses."""
     signing = trust.signing
     if environ.get(ENV_KEY, "").strip():
-        return _from_environment(environ[ENV_KEY], note)
+        return _from_environment(environ[ENV_KEY])
     if signing.key_file is not None:
         path = _path(signing.key_file, root)
-        return _file_signer(path, name=signing.key_file, where="trust.signing.key_file", error=ConfigError, note=note)
+        return _file_signer(path, name=signing.key_file, where="trust.signing.key_file", error=ConfigError)
     if signing.aws_kms is not None:
         from bakery.trust.kms import AwsKmsSigner
 
@@ -206,9 +206,7 @@ def _write(path: Path, data: bytes, *, mode: int, overwrite: bool) -> None:
             os.unlink(tmp)
 
 
-def _file_signer(
-    path: Path, *, name: str, where: str, error: type[UsageError | ConfigError], note: Callable[[str], None]
-) -> FileSigner:
+def _file_signer(path: Path, *, name: str, where: str, error: type[UsageError | ConfigError]) -> FileSigner:
     try:
         data = path.read_bytes()
         mode = path.stat().st_mode
@@ -218,13 +216,16 @@ def _file_signer(
             hint="give an ed25519 private key PEM; `bakery keys generate --out FILE` makes one",
         ) from None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        note(f"warning: the signing key {path} can be read by other users (mode {stat.filemode(mode)}): chmod 600 it")
+        raise error(
+            f"{where}: the signing key {path} can be read or written by other users (mode {stat.filemode(mode)})",
+            hint=f"chmod 600 {path}",
+        )
     from bakery.trust import keyfile
 
     return keyfile.load(data, name=name, where=f"{where} ({path})", error=error)
 
 
-def _from_environment(value: str, note: Callable[[str], None]) -> FileSigner:
+def _from_environment(value: str) -> FileSigner:
     text = value.strip()
     if "\\n" in text and "\n" not in text:  # a PEM pasted into a one-line CI secret
         text = text.replace("\\n", "\n")
@@ -238,7 +239,7 @@ def _from_environment(value: str, note: Callable[[str], None]) -> FileSigner:
             hint="set it to the key file's path, or to the whole PEM text",
         )
     path = Path(text).expanduser()
-    return _file_signer(path, name=str(path), where=f"${ENV_KEY}", error=UsageError, note=note)
+    return _file_signer(path, name=str(path), where=f"${ENV_KEY}", error=UsageError)
 
 
 def _workspace_signer(workspace: Workspace, *, create: bool, note: Callable[[str], None]) -> FileSigner:
@@ -258,4 +259,4 @@ def _workspace_signer(workspace: Workspace, *, create: bool, note: Callable[[str
                 f"made a signing key for this workspace: {path} (keyid {short(made.keyid)}); "
                 f"list its .pub under trust.keys to trust it elsewhere"
             )
-    return _file_signer(path, name=WORKSPACE_KEY_NAME, where=WORKSPACE_KEY_NAME, error=UsageError, note=note)
+    return _file_signer(path, name=WORKSPACE_KEY_NAME, where=WORKSPACE_KEY_NAME, error=UsageError)

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bakery.core.catalog import ImageRecord
+from bakery.core.text import shown
 from bakery.errors import TrustError, UsageError
 from bakery.registry.base import Blob, update
 from bakery.trust.context import TrustContext
@@ -42,7 +43,7 @@ class Revocation:
     def describe(self) -> str:
         when = f"since {self.at}" if self.effective() else f"from {self.at} (scheduled)"
         own = f" (inherited from {self.via})" if self.via else ""
-        return f"revoked {when}{own}: {self.reason} (by {self.by})"
+        return f"revoked {when}{own}: {shown(self.reason)} (by {shown(self.by)})"
 
 
 def now_iso() -> str:

@@ -13,6 +13,7 @@ from bakery.config.load import Project
 from bakery.core import catalog
 from bakery.core.catalog import ImageRecord
 from bakery.core.identity import who
+from bakery.core.text import clean
 from bakery.errors import BakeryError, UsageError
 from bakery.providers.base import Provider
 from bakery.trust.context import TrustContext
@@ -58,6 +59,7 @@ class Revoker:
 
     def revoke(self, ref: str, *, reason: str, at: str | None = None, target: str | None = None) -> list[RevokeResult]:
         """Revoke `ref` (on `target`, else on every target that has it) now or from `at`."""
+        _check_reason("revoke", reason)
         when = _iso(at) if at else None
         return [
             self._apply(record, records, revoked=True, reason=reason, at=when)
@@ -65,6 +67,7 @@ class Revoker:
         ]
 
     def unrevoke(self, ref: str, *, reason: str, target: str | None = None) -> list[RevokeResult]:
+        _check_reason("unrevoke", reason)
         return [
             self._apply(record, records, revoked=False, reason=reason, at=None)
             for record, records in self._records(ref, target)
@@ -74,8 +77,6 @@ class Revoker:
         self, record: ImageRecord, records: list[ImageRecord], *, revoked: bool, reason: str, at: str | None
     ) -> RevokeResult:
         operation = "revoke" if revoked else "unrevoke"
-        if not reason.strip():
-            raise UsageError(f"`bakery {operation}` needs --reason TEXT: it goes into the registry and the audit log")
         changed, at = self.revocations.set(record.target, record.ref, revoked=revoked, reason=reason, at=at, by=who())
         heirs = descendants(record.ref, records)
         table = self.revocations.table()
@@ -140,6 +141,13 @@ def _replacement(
         if found is None or not found.effective():
             return candidate
     return None
+
+
+def _check_reason(operation: str, reason: str) -> None:
+    """UsageError (exit 2) for a reason that is empty or holds control characters."""
+    if not reason.strip():
+        raise UsageError(f"`bakery {operation}` needs --reason TEXT: it goes into the registry and the audit log")
+    clean(reason, what="--reason")
 
 
 def _iso(text: str) -> str:

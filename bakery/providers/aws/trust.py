@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from bakery.core import jcs, provenance
 from bakery.core.catalog import ImageRecord
 from bakery.core.debris import iso, utc
+from bakery.core.text import tag_value
 from bakery.errors import ProviderError, UsageError
 from bakery.providers.aws.access import AwsAccess
 from bakery.providers.aws.bakes import snapshots
@@ -139,7 +140,7 @@ def mark_revoked(provider: AwsAccess, record: ImageRecord, *, at: str, reason: s
     when = _deprecation_time(at)
     tags = [
         {"Key": provenance.AWS_REVOKED_TAG, "Value": at},
-        {"Key": provenance.AWS_REVOKED_REASON_TAG, "Value": reason[: provenance.AWS_MAX_VALUE]},
+        {"Key": provenance.AWS_REVOKED_REASON_TAG, "Value": tag_value(reason, limit=provenance.AWS_MAX_VALUE)},
     ]
     deprecated, tagged, gone = [], [], []
     for region, ami in sorted(amis_of(record).items()):

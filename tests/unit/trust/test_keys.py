@@ -230,16 +230,26 @@ def test_a_passphrase_protected_key_says_so(tmp_path: Path, root: Path, workspac
         signer_for(trust(signing={"key_file": "locked.key"}), root, workspace)
 
 
-def test_a_key_file_others_can_read_is_used_with_a_warning(root: Path, workspace: Workspace) -> None:
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o602])
+def test_a_key_file_others_can_read_is_refused_with_the_chmod_that_fixes_it(
+    root: Path, workspace: Workspace, mode: int
+) -> None:
     generate(root / "ops.key")
-    (root / "ops.key").chmod(0o644)
-    notes: list[str] = []
+    (root / "ops.key").chmod(mode)
 
-    signer_for(trust(signing={"key_file": "ops.key"}), root, workspace, note=notes.append)
+    with pytest.raises(ConfigError) as refused:
+        signer_for(trust(signing={"key_file": "ops.key"}), root, workspace)
 
-    assert notes == [
-        f"warning: the signing key {root / 'ops.key'} can be read by other users (mode -rw-r--r--): chmod 600 it"
-    ]
+    assert f"the signing key {root / 'ops.key'} can be read or written by other users" in refused.value.message
+    assert refused.value.hint == f"chmod 600 {root / 'ops.key'}"
+    (root / "ops.key").chmod(0o600)
+    assert signer_for(trust(signing={"key_file": "ops.key"}), root, workspace) is not None
+
+
+def test_checking_commands_never_make_a_workspace_key(root: Path, workspace: Workspace) -> None:
+    with pytest.raises(UsageError, match="no signing key"):
+        signer_for(trust(), root, workspace, create=False)
+    assert not (workspace.root / "keys").exists()
 
 
 def test_the_workspace_key_is_made_once_and_then_reused(root: Path, workspace: Workspace) -> None:

@@ -275,3 +275,30 @@ def test_a_malformed_revocation_in_the_registry_is_named(world: World) -> None:
     assert result.exit_code == 1
     assert "revocations/aws/web/1.0.0.json in" in result.stderr and "is not a revocation document" in result.stderr
     assert world.run("status").exit_code == 1
+
+
+@pytest.mark.parametrize("command", ["revoke", "unrevoke"])
+def test_a_reason_with_a_newline_is_refused_and_nothing_is_written(world: World, command: str) -> None:
+    ref = world.bake()
+    events = len(world.audit())
+    result = world.run(command, ref, "--reason", "bad build\nok revocation: not revoked", "--target", "aws")
+    assert result.exit_code == 2, result.output
+    assert "--reason holds a control character (a newline, U+000A)" in result.stderr
+    assert not (world.project_dir.home / "registry" / "revocations").exists()
+    assert len(world.audit()) == events
+
+
+def test_verify_and_status_never_make_a_signing_key(world: World) -> None:
+    """A project that trusts its workspace key loses it: verify fails and status reads, and
+    neither makes a new key that would then be trusted."""
+    world.project_dir.write(project_yaml(trust=""))
+    ref = world.bake()
+    keys = world.project_dir.home / "keys"
+    assert (keys / "signing.key").exists()
+    for made in keys.iterdir():
+        made.unlink()
+    keys.rmdir()
+    verified = world.run("verify", ref, "--target", "aws")
+    assert verified.exit_code == 1, verified.output
+    world.run("status")
+    assert not keys.exists()
