@@ -13,7 +13,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from bakery.errors import Conflict
+from bakery.errors import Conflict, TrustError
+
+# No document bakery writes comes near this (an attestation is a few KiB); what is larger was
+# not written by bakery, and reading it whole could exhaust memory.
+MAX_OBJECT_BYTES = 8 * 1024 * 1024
+
+
+def refused_object(where: str, key: str, why: str) -> TrustError:
+    """A registry object that is no document of bakery's (too large, not a regular file, a
+    link out of the registry): named with its key; exit 1."""
+    return TrustError(
+        f"registry {where}: {key} {why}",
+        hint="remove it: bakery writes only regular files of documents it signs or checks there",
+    )
+
+
+def too_large(where: str, key: str, size: int) -> TrustError:
+    return refused_object(where, key, f"is {size} bytes, more than the {MAX_OBJECT_BYTES} a registry document may be")
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any
 from bakery.core.retry import gcp_retry, request_timeout
 from bakery.errors import Conflict, ProviderError
 from bakery.providers.gcp.api import api_error, network_error, one_line
-from bakery.registry.base import Blob, BucketStore
+from bakery.registry.base import MAX_OBJECT_BYTES, Blob, BucketStore, too_large
 
 CONTENT_TYPE = "application/octet-stream"
 
@@ -54,10 +54,13 @@ class GcsStore(BucketStore):
         blob = self._bucket.blob(self.prefix + key)
         with self._errors(f"read {key}"):
             try:
-                data: bytes = blob.download_as_bytes(**self._call)
+                # At most one byte past the cap: a larger object is named, never read whole.
+                data: bytes = blob.download_as_bytes(start=0, end=MAX_OBJECT_BYTES, **self._call)
             except NotFound:
                 self._check_bucket()
                 return None
+        if len(data) > MAX_OBJECT_BYTES:
+            raise too_large(self.where, key, blob.size or len(data))
         return Blob(data, str(blob.generation))
 
     def create(self, key: str, data: bytes) -> str:

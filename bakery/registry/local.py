@@ -6,6 +6,11 @@ an object, and of two creators exactly one wins, across processes). `replace` co
 version (the content's sha256) and renames over the key under an exclusive lock on the store's
 lock file, which `delete` takes too, so a replace never resurrects what was deleted meanwhile.
 Names starting with '.' are the store's own (temporary files, the lock): no key may use them.
+
+What is read back is untrusted: only regular files are read (opened without following a symlink
+and without blocking, so a FIFO or a device is named, never waited on or read whole), no larger
+than MAX_OBJECT_BYTES, and only in directories that really are inside the store (a directory
+replaced by a symlink to elsewhere is refused, for reads and writes alike).
 """
 
 from __future__ import annotations
@@ -16,11 +21,12 @@ import fcntl
 import hashlib
 import os
 import secrets
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
 from bakery.errors import Conflict, ProviderError
-from bakery.registry.base import Blob
+from bakery.registry.base import MAX_OBJECT_BYTES, Blob, refused_object, too_large
 
 LOCK_NAME = ".lock"
 
@@ -47,7 +53,13 @@ class LocalStore:
     def create(self, key: str, data: bytes) -> str:
         path = Path(self._path(key))
         with self._errors(f"create {key}"):
+            existing = path.parent
+            while existing != self.root and not existing.exists():
+                existing = existing.parent
+            if existing.exists():
+                self._inside(str(existing), key)  # before making anything below it
             path.parent.mkdir(parents=True, exist_ok=True)
+            self._inside(str(path.parent), key)
             with self._staged(path, data) as staged:
                 try:
                     os.link(staged, path)
@@ -58,6 +70,7 @@ class LocalStore:
     def replace(self, key: str, data: bytes, *, version: str) -> str:
         path = Path(self._path(key))
         with self._errors(f"replace {key}"), self._locked():
+            self._inside(str(path.parent), key)
             current = self.get(key)
             if current is None:
                 raise Conflict(f"{key} is gone from {self.where}")
@@ -76,6 +89,7 @@ class LocalStore:
             self._locked(),
             contextlib.suppress(FileNotFoundError, NotADirectoryError),
         ):
+            self._inside(str(path.parent), key)
             path.unlink()
 
     def keys(self, prefix: str = "") -> list[str]:
@@ -83,6 +97,8 @@ class LocalStore:
         top = prefix.rpartition("/")[0]
         directory = self._path(top) if top else self._top
         with self._errors(f"list {prefix or 'every key'}"):
+            if os.path.isdir(directory):
+                self._inside(directory, prefix)
             found = list(_walk(directory, f"{top}/" if top else ""))
         return sorted(key for key in found if key.startswith(prefix))
 
@@ -90,15 +106,61 @@ class LocalStore:
         # One plain loop of open/read (no pathlib, one error guard): 10,000 small objects, such as
         # a long audit log being verified, are read in a fraction of a second.
         found: dict[str, Blob] = {}
+        checked: set[str] = set()  # directories seen to be inside the store
         with self._errors(f"read {keys[0] if len(keys) == 1 else f'{len(keys)} objects'}"):
             for key in keys:
-                try:
-                    with open(self._path(key), "rb") as stored:
-                        data = stored.read()
-                except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-                    continue  # no object there (a directory is only a prefix of keys)
-                found[key] = Blob(data, version_of(data))
+                path = self._path(key)
+                directory = os.path.dirname(path)
+                if directory not in checked:
+                    if not os.path.isdir(directory):
+                        continue  # no object there
+                    self._inside(directory, key)
+                    checked.add(directory)
+                data = self._read(path, key)
+                if data is not None:
+                    found[key] = Blob(data, version_of(data))
         return found
+
+    def _read(self, path: str, key: str) -> bytes | None:
+        """The bytes of the regular file at `path`; None when there is none (or a directory)."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise refused_object(self.where, key, "is a symbolic link, not a file of the registry") from None
+            raise
+        try:
+            info = os.fstat(fd)
+            if stat.S_ISDIR(info.st_mode):
+                return None  # a directory is only a prefix of keys
+            if not stat.S_ISREG(info.st_mode):
+                raise refused_object(self.where, key, f"is {_kind(info.st_mode)}, not a regular file")
+            if info.st_size > MAX_OBJECT_BYTES:
+                raise too_large(self.where, key, info.st_size)
+            data = os.read(fd, info.st_size + 1)
+            while len(data) <= MAX_OBJECT_BYTES and (more := os.read(fd, MAX_OBJECT_BYTES + 1 - len(data))):
+                data += more  # the file grew since fstat
+        finally:
+            os.close(fd)
+        if len(data) > MAX_OBJECT_BYTES:
+            raise too_large(self.where, key, len(data))
+        return data
+
+    def _inside(self, directory: str, key: str) -> None:
+        """Refuse a directory of `key` that is not where it seems: a symlink (at any depth below
+        the store's root) to somewhere else."""
+        real_root = os.path.realpath(self._top)
+        relative = os.path.relpath(directory, self._top)
+        wanted = real_root if relative == "." else os.path.join(real_root, relative)
+        if os.path.realpath(directory) != wanted:
+            top = key.split("/")[0]
+            raise refused_object(
+                self.where,
+                key,
+                f"lies in a directory that links out of the registry ({top}/ leads to {os.path.realpath(directory)})",
+            )
 
     def _path(self, key: str) -> str:
         """The file of `key` (a string: reads of many objects skip pathlib's cost)."""
@@ -148,6 +210,16 @@ class LocalStore:
                 errno.EEXIST: "a file stands where the registry's directories go: move it away",
             }.get(exc.errno or 0, "check the directory (registry.path in images.yaml)")
             raise ProviderError(f"registry {self.where}: cannot {what}: {exc.strerror or exc}", hint=hint) from exc
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
 
 
 def _walk(directory: str, base: str) -> Iterator[str]:

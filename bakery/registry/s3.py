@@ -15,7 +15,7 @@ from typing import Any
 
 from bakery.errors import Conflict, ProviderError
 from bakery.providers.aws.errors import one_line
-from bakery.registry.base import Blob, BucketStore
+from bakery.registry.base import MAX_OBJECT_BYTES, Blob, BucketStore, too_large
 
 LOST_RACE = ("PreconditionFailed", "ConditionalRequestConflict")
 DENIED = ("AccessDenied", "403", "AllAccessDisabled", "AccountProblem")
@@ -45,7 +45,13 @@ class S3Store(BucketStore):
                 if _code(exc) == "NoSuchKey":
                     return None
                 raise
-            data: bytes = answer["Body"].read()
+            size = int(answer.get("ContentLength") or 0)
+            if size > MAX_OBJECT_BYTES:
+                answer["Body"].close()
+                raise too_large(self.where, key, size)
+            data: bytes = answer["Body"].read(MAX_OBJECT_BYTES + 1)
+        if len(data) > MAX_OBJECT_BYTES:
+            raise too_large(self.where, key, len(data))
         return Blob(data, str(answer["ETag"]))
 
     def create(self, key: str, data: bytes) -> str:

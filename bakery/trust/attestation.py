@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bakery.core import documents
 from bakery.core.catalog import ImageRecord
 from bakery.core.jcs import jcs_bytes, sha256
 from bakery.errors import BakeryError, Conflict, TrustError
@@ -87,14 +88,13 @@ class Attestations:
 
     def _parsed(self, record: ImageRecord, raw: bytes) -> dict[str, Any]:
         try:
-            data = json.loads(raw)
+            return documents.parse_object(raw)
         except ValueError as exc:
             raise TrustError(
-                f"the attestation of {record.ref} in {self.trust.store.where} is not JSON: {exc}"
+                f"the attestation of {record.ref} ({record_key(record)} in {self.trust.store.where}) is not "
+                f"a DSSE envelope: {exc}",
+                hint="bake the image again, or remove the file if it is not bakery's",
             ) from None
-        if not isinstance(data, dict):
-            raise TrustError(f"the attestation of {record.ref} in {self.trust.store.where} is not a DSSE envelope")
-        return data
 
     def cosign(self, record: ImageRecord) -> Signed:
         """Add this machine's signature to the image's envelope (for a threshold above 1). The

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bakery.core import documents
 from bakery.core.jcs import sha256
 from bakery.errors import TrustError
 from bakery.registry.base import Blob
@@ -86,10 +86,7 @@ def seq_of(key: str) -> int | None:
 def open_envelope(data: bytes, payload_type: str) -> tuple[dict[str, Any], bytes]:
     """The envelope's JSON and its decoded payload, signatures not checked. Raises ValueError
     saying what is wrong with it."""
-    try:
-        envelope = json.loads(data)
-    except ValueError as exc:
-        raise ValueError(f"not JSON ({exc})") from None
+    envelope = documents.parse(data)
     if not isinstance(envelope, dict) or not isinstance(envelope.get("signatures"), list):
         raise ValueError("not a DSSE envelope")
     if envelope.get("payloadType") != payload_type:
@@ -289,12 +286,9 @@ def read_head(payload: bytes) -> tuple[int, str]:
 
 def _json_object(payload: bytes) -> dict[str, Any]:
     try:
-        document = json.loads(payload)
+        return documents.parse_object(payload)
     except ValueError as exc:
-        raise ValueError(f"its payload is not JSON ({exc})") from None
-    if not isinstance(document, dict):
-        raise ValueError("its payload is not a JSON object")
-    return document
+        raise ValueError(f"its payload is {exc}") from None
 
 
 def _runs(numbers: list[int]) -> list[tuple[int, int]]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from bakery.core import documents
 from bakery.core.catalog import ImageRecord
 from bakery.core.text import shown
 from bakery.errors import TrustError, UsageError
@@ -22,6 +23,7 @@ from bakery.registry.base import Blob, update
 from bakery.trust.context import TrustContext
 
 PREFIX = "revocations/"
+_FIELDS = ("target", "ref", "at", "reason", "by", "time")
 
 
 @dataclass(frozen=True)
@@ -77,21 +79,26 @@ class Revocations:
         for key, blob in sorted(store.get_many(store.keys(PREFIX)).items()):
             doc = self._document(key, blob.data)
             if doc.get("state") == "revoked":
+                fields = [doc.get(name) for name in _FIELDS]
+                wrong = [name for name, value in zip(_FIELDS, fields, strict=True) if not isinstance(value, str)]
+                if wrong:
+                    raise self._unreadable(key, f"its {', '.join(wrong)} must be text")
+                found = Revocation(*(str(value) for value in fields))
                 try:
-                    found = Revocation(doc["target"], doc["ref"], doc["at"], doc["reason"], doc["by"], doc["time"])
-                except KeyError as exc:
-                    raise self._unreadable(key, f"it has no {exc.args[0]!r}") from None
+                    parse_time(found.at)
+                except UsageError:
+                    raise self._unreadable(key, f"its at ({shown(found.at)}) is not an ISO 8601 time") from None
+                if key_of(found.target, found.ref) != key:
+                    named = f"{shown(found.ref)} on {shown(found.target)}"
+                    raise self._unreadable(key, f"it names {named}, not its own key")
                 out[(found.target, found.ref)] = found
         return out
 
     def _document(self, key: str, data: bytes) -> dict[str, Any]:
         try:
-            doc = json.loads(data)
+            return documents.parse_object(data)
         except ValueError as exc:
-            raise self._unreadable(key, f"not JSON ({exc})") from None
-        if not isinstance(doc, dict):
-            raise self._unreadable(key, "not a JSON object")
-        return doc
+            raise self._unreadable(key, str(exc)) from None
 
     def _unreadable(self, key: str, why: str) -> TrustError:
         return TrustError(

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bakery.core import documents
 from bakery.errors import TrustError
 
 if TYPE_CHECKING:
@@ -274,9 +274,6 @@ class _Trusted:
 
 def _document(payload: bytes) -> dict[str, Any]:
     try:
-        document = json.loads(payload)
+        return documents.parse_object(payload)
     except ValueError as exc:
-        raise TrustError(f"the signed payload is not JSON: {exc}") from None
-    if not isinstance(document, dict):
-        raise TrustError(f"the signed payload is a JSON {type(document).__name__}, not an object")
-    return document
+        raise TrustError(f"the signed payload is {exc}") from None

@@ -141,3 +141,64 @@ def test_two_processes_creating_the_same_keys_at_once_leave_exactly_one_winner_e
     assert len(reported) == len(keys) + len(racers)  # no key was won twice
     assert sorted(winners) == keys
     assert {key: blob.data.decode() for key, blob in store.get_many(keys).items()} == winners
+
+
+# ------------------------------------------------------------------ what is read back is untrusted
+
+
+def test_a_symlink_to_dev_zero_is_named_not_read(store: LocalStore) -> None:
+    from bakery.errors import TrustError
+
+    store.create("attestations/local/web/1.0.0.dsse.json", b"{}")
+    planted = store.root / "attestations" / "local" / "web" / "1.0.1.dsse.json"
+    planted.symlink_to("/dev/zero")
+    with pytest.raises(TrustError) as refused:
+        store.get("attestations/local/web/1.0.1.dsse.json")
+    assert refused.value.message == (
+        f"registry {store.where}: attestations/local/web/1.0.1.dsse.json is a symbolic link, not a file of the registry"
+    )
+    assert store.get("attestations/local/web/1.0.0.dsse.json") == Blob(b"{}", hashlib.sha256(b"{}").hexdigest())
+
+
+def test_a_fifo_is_named_at_once_never_waited_on(store: LocalStore) -> None:
+    import os
+
+    from bakery.errors import TrustError
+
+    store.create("revocations/aws/web/1.0.0.json", b"{}")
+    os.mkfifo(store.root / "revocations" / "aws" / "web" / "1.0.1.json")
+    keys = store.keys("revocations/")
+    with pytest.raises(TrustError, match=r"revocations/aws/web/1.0.1.json is a FIFO \(named pipe\), not a regular"):
+        store.get_many(keys)
+
+
+def test_a_directory_linked_out_of_the_registry_is_refused_for_reads_and_writes(
+    store: LocalStore, tmp_path: Path
+) -> None:
+    from bakery.errors import TrustError
+
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "aws" / "web").mkdir(parents=True)
+    (elsewhere / "aws" / "web" / "1.0.0.json").write_text("{}")
+    store.create("audit/head.json", b"{}")
+    (store.root / "revocations").symlink_to(elsewhere)
+    with pytest.raises(TrustError, match="links out of the registry"):
+        store.get_many(store.keys("revocations/"))
+    with pytest.raises(TrustError, match=r"revocations/ leads to .*elsewhere"):
+        store.create("revocations/aws/web/1.0.1.json", b"{}")
+    with pytest.raises(TrustError, match="links out of the registry"):
+        store.replace("revocations/aws/web/1.0.0.json", b"[]", version=hashlib.sha256(b"{}").hexdigest())
+    assert sorted(p.name for p in (elsewhere / "aws" / "web").iterdir()) == ["1.0.0.json"]
+    assert (elsewhere / "aws" / "web" / "1.0.0.json").read_text() == "{}"
+
+
+def test_an_object_over_the_size_cap_is_named_not_read_whole(store: LocalStore) -> None:
+    from bakery.errors import TrustError
+    from bakery.registry.base import MAX_OBJECT_BYTES
+
+    store.create("audit/events/000000000001.json", b"{}")
+    big = store.root / "audit" / "events" / "000000000002.json"
+    with big.open("wb") as out:
+        out.truncate(MAX_OBJECT_BYTES + 1)
+    with pytest.raises(TrustError, match=rf"is {MAX_OBJECT_BYTES + 1} bytes, more than the {MAX_OBJECT_BYTES}"):
+        store.get("audit/events/000000000002.json")

@@ -81,12 +81,23 @@ def test_the_orphan_of_a_killed_bake_is_replaced(world: World, attestations: Att
     assert attestations.get(WEB) is None
 
 
-@pytest.mark.parametrize(("content", "says"), [(b"{not json", "is not JSON: "), (b"[]", "is not a DSSE envelope")])
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (b"{not json", "not JSON ("),
+        (b"[]", "a JSON list, not an object"),
+        (b"[" * 100_000 + b"]" * 100_000, "it is nested deeper than 64 levels"),
+        (b'{"a":' * 70 + b"1" + b"}" * 70, "it is nested deeper than 64 levels"),
+    ],
+)
 def test_a_damaged_attestation_is_named(attestations: Attestations, content: bytes, says: str) -> None:
     attestations.trust.store.create(record_key(WEB), content)
     with pytest.raises(TrustError) as failed:
         attestations.get(WEB)
-    assert failed.value.message.startswith(f"the attestation of web@1.0.0 in {attestations.trust.store.where} {says}")
+    where = attestations.trust.store.where
+    assert failed.value.message.startswith(
+        f"the attestation of web@1.0.0 ({record_key(WEB)} in {where}) is not a DSSE envelope: {says}"
+    )
 
 
 def test_a_cosignature_keeps_the_payload_and_its_digest(world: World, attestations: Attestations) -> None:

@@ -126,7 +126,7 @@ def test_a_head_records_a_seq_and_a_digest() -> None:
     for bad in (b'{"seq": 0, "digest": "x"}', b'{"seq": 4}', b'{"seq": "4", "digest": "x"}'):
         with pytest.raises(ValueError, match="its payload has no seq and digest"):
             read_head(bad)
-    with pytest.raises(ValueError, match="its payload is not a JSON object"):
+    with pytest.raises(ValueError, match="its payload is a JSON list, not an object"):
         read_head(b"[4]")
 
 

@@ -146,8 +146,29 @@ def test_revoking_again_keeps_its_time_and_writes_nothing_and_unrevoking_keeps_t
     ("content", "why"),
     [
         (b"{not json", "not JSON"),
-        (b"[1, 2]", "not a JSON object"),
-        (b'{"state": "revoked", "target": "aws"}', "it has no 'ref'"),
+        (b"[1, 2]", "a JSON list, not an object"),
+        (b'{"state": "revoked", "target": "aws"}', "its ref, at, reason, by, time must be text"),
+        (b"[" * 50_000 + b"]" * 50_000, "it is nested deeper than 64 levels"),
+        (
+            b'{"state": "revoked", "target": "aws", "ref": "web@1.0.0", "at": 5, "reason": "r", "by": "b", '
+            b'"time": "t"}',
+            "its at must be text",
+        ),
+        (
+            b'{"state": "revoked", "target": "aws", "ref": ["web@1.0.0"], "at": "2026-01-01", "reason": "r", '
+            b'"by": "b", "time": "t"}',
+            "its ref must be text",
+        ),
+        (
+            b'{"state": "revoked", "target": "aws", "ref": "web@1.0.0", "at": "soon", "reason": "r", "by": "b", '
+            b'"time": "t"}',
+            "its at (soon) is not an ISO 8601 time",
+        ),
+        (
+            b'{"state": "revoked", "target": "aws", "ref": "web@9.9.9", "at": "2026-01-01", "reason": "r", '
+            b'"by": "b", "time": "t"}',
+            "it names web@9.9.9 on aws, not its own key",
+        ),
     ],
 )
 def test_a_document_that_is_not_a_revocation_is_named(revocations: Revocations, content: bytes, why: str) -> None:

@@ -302,3 +302,43 @@ def test_verify_and_status_never_make_a_signing_key(world: World) -> None:
     assert verified.exit_code == 1, verified.output
     world.run("status")
     assert not keys.exists()
+
+
+@pytest.mark.parametrize("hostile", ["fifo", "dev-zero", "deep", "wrong-types", "linked-directory"])
+def test_a_hostile_registry_file_is_named_by_every_command_without_a_traceback_or_a_hang(
+    world: World, hostile: str, tmp_path: Any
+) -> None:
+    import os
+
+    ref = world.bake()
+    registry = world.project_dir.home / "registry"
+    revocation = registry / "revocations" / "aws" / "web" / "1.0.0.json"
+    revocation.parent.mkdir(parents=True)
+    if hostile == "fifo":
+        os.mkfifo(revocation)
+    elif hostile == "dev-zero":
+        attestation = registry / "attestations" / "aws" / "web" / "1.0.0.dsse.json"
+        attestation.unlink()
+        attestation.symlink_to("/dev/zero")
+    elif hostile == "deep":
+        revocation.write_bytes(b"[" * 200_000 + b"]" * 200_000)
+    elif hostile == "wrong-types":
+        revocation.write_text(json.dumps({"state": "revoked", "target": "aws", "ref": ["x"], "at": 5}))
+    else:
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        revocation.parent.rmdir()
+        (registry / "revocations" / "aws").rmdir()
+        (registry / "revocations").rmdir()
+        (registry / "revocations").symlink_to(elsewhere)
+    commands = [["verify", ref, "--target", "aws"]]
+    if hostile != "dev-zero":  # status and revoke read revocations, not attestations
+        commands += [["status"], ["revoke", ref, "--reason", "x", "-t", "aws"]]
+    for command in commands:
+        result = world.run(*command)
+        assert result.exit_code == 1, (command, result.output)
+        assert "Traceback" not in result.output, (command, result.output)
+        assert result.exception is None or isinstance(result.exception, SystemExit), (command, result.exception)
+        assert "registry" in result.output or "revocation" in result.output or "attestation" in result.output
+    if hostile == "linked-directory":
+        assert list((tmp_path / "elsewhere").iterdir()) == []
