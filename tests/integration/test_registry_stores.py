@@ -102,6 +102,21 @@ def test_replace_of_a_deleted_key_is_a_conflict(store: Store) -> None:
     assert store.get("head.json") is None
 
 
+def test_an_object_over_the_size_cap_is_named_with_its_key_and_not_read_whole(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bakery.errors import TrustError
+
+    store.create("revocations/aws/web/1.0.0.json", b"x" * 64)
+    store.create("revocations/aws/web/1.0.1.json", b"x" * 65)
+    for module in ("base", "local", "s3", "gcs"):
+        monkeypatch.setattr(f"bakery.registry.{module}.MAX_OBJECT_BYTES", 64, raising=False)
+    assert store.get("revocations/aws/web/1.0.0.json") is not None
+    with pytest.raises(TrustError) as refused:
+        store.get_many(store.keys("revocations/"))
+    assert f"registry {store.where}: revocations/aws/web/1.0.1.json is 65 bytes, more than the" in refused.value.message
+
+
 def test_get_of_a_missing_key_is_none_and_delete_of_it_does_nothing(store: Store) -> None:
     assert store.get("nothing/here.json") is None
     store.delete("nothing/here.json")
