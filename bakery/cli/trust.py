@@ -220,27 +220,50 @@ def _event_text(event: Any) -> str:
 
 @audit_app.command("verify")
 @handled
-def audit_verify(file: Path | None = FileOpt, as_json: bool = JsonOpt) -> None:
-    """Check the audit log: every event signed by a trusted key, in order, none changed or removed.
-    Exit 0 if it holds, 1 naming each event that does not."""
-    _, trust, _ = _trust(file, TerminalReporter())
-    report = trust.audit.verify()
+def audit_verify(
+    full: bool = typer.Option(False, "--full", help="Check every event, not only those new since the last check."),
+    unsigned: bool = typer.Option(
+        False, "--unsigned", help="With no trusted key, check the chain alone (signatures unchecked) and pass."
+    ),
+    file: Path | None = FileOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Check the audit log: every event signed by a trusted key, in order, none changed or removed,
+    and not older, forked or emptier than this machine saw it last. Checks what is new since the
+    last check (--full: everything). Exit 0 if it holds, 1 naming what does not."""
+    _, trust, _ = _trust(file, TerminalReporter(), creates_key=False)
+    followed = trust.audit.follow(full=full)
+    report = followed.report
+    refused = not report.signatures_checked and not unsigned
+    ok = not report.problems and not refused
     emit(
         "audit-verify",
-        {**dataclasses.asdict(report), "ok": not report.problems},
+        {
+            **dataclasses.asdict(report),
+            "ok": ok,
+            "checked_from": followed.checked_from,
+            "witness": str(trust.audit.witness.path) if trust.audit.witness else None,
+        },
         as_json=as_json,
-        text=lambda: _audit_text(report),
+        text=lambda: _audit_text(report, followed.checked_from, refused),
     )
-    if report.problems:
+    if not ok:
         raise typer.Exit(EXIT_FAILED)
 
 
-def _audit_text(report: Any) -> str:
+def _audit_text(report: Any, checked_from: int, refused: bool) -> str:
+    span = f"events {checked_from}..{report.head}" if checked_from > 1 else f"{report.events} events"
+    if refused:
+        return (
+            f"audit log NOT VERIFIED: signatures cannot be checked: {report.unchecked_why}\n"
+            "  list the keys that sign this project's events under trust.keys, or pass --unsigned to check the "
+            "chain alone"
+        )
     if not report.problems:
         if not report.signatures_checked:
-            return f"audit log chain intact: {report.events} events; signatures not checked: {report.unchecked_why}"
-        return f"audit log intact: {report.events} events, chain and signatures verified"
-    lines = [f"audit log BROKEN: {len(report.problems)} problem(s) in {report.events} events"]
+            return f"audit log chain intact ({span}); signatures NOT checked (--unsigned): {report.unchecked_why}"
+        return f"audit log intact: {span}, chain and signatures verified (head: event {report.head})"
+    lines = [f"audit log BROKEN: {len(report.problems)} problem(s) in {span}"]
     lines += [f"  {p.what}" for p in report.problems]
     return "\n".join(lines)
 

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from bakery.core.identity import who as whoami
 from bakery.core.jcs import jcs_bytes, sha256
-from bakery.errors import BakeryError, Conflict, UsageError
+from bakery.errors import BakeryError, Conflict, TrustError, UsageError
 from bakery.registry.base import Blob, Store
 from bakery.trust.audit_chain import (
     EVENTS,
@@ -30,6 +30,7 @@ from bakery.trust.audit_chain import (
     Event,
     Problem,
     check,
+    check_from,
     decode_event,
     event_key,
     open_envelope,
@@ -37,8 +38,10 @@ from bakery.trust.audit_chain import (
     seq_of,
 )
 from bakery.trust.signing import AUDIT_PAYLOAD_TYPE, PublicKey, Signer, sign
+from bakery.trust.witness import Mark, Remembered, Revoked, Witness
+from bakery.trust.witness import key as revocation_key
 
-__all__ = ["AuditLog", "AuditReport", "Event", "Problem", "parse_since"]
+__all__ = ["AuditLog", "AuditReport", "Event", "Followed", "Problem", "parse_since"]
 
 T = TypeVar("T")
 
@@ -53,6 +56,16 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Followed:
+    """The log as far as it verified: its check, the revocations its events record, its newest event."""
+
+    report: AuditReport
+    revocations: dict[str, Revoked]  # witness.key(target, ref) ->
+    newest: Mark
+    checked_from: int  # the first seq looked at (1: all of it)
 
 
 @dataclass(frozen=True)
@@ -73,10 +86,12 @@ class AuditLog:
         keys: Sequence[PublicKey],
         threshold: int = 1,
         clock: Callable[[], datetime] = _now,
+        witness: Witness | None = None,
     ) -> None:
         self.store = store
         self.keys = tuple(keys)
         self.threshold = threshold
+        self.witness = witness
         self._make_signer = signer
         self._signer: Signer | None = None
         self._clock = clock
@@ -101,9 +116,12 @@ class AuditLog:
             "result": result,
             "details": dict(details or {}),
         }
+        if self.witness is not None:
+            self._refuse_rollback(self.witness.load().seen)
         try:
             event = _retrying(self._append_once, attempts=APPEND_ATTEMPTS, fields=fields)
         except _GaveUp:
+            self._hinted(final=True)  # a head that stayed missing is named as such
             raise BakeryError(
                 f"could not append to the audit log in {self.store.where}: other writers took the next"
                 f" entry {APPEND_ATTEMPTS} times in a row",
@@ -111,6 +129,8 @@ class AuditLog:
             ) from None
         with contextlib.suppress(_GaveUp):  # the head is only a hint: the writers that won moved it on
             _retrying(self._advance_head, attempts=HEAD_ATTEMPTS, event=event)
+        if self.witness is not None:
+            self.witness.saw(event.seq, event.digest, event.time)
         return event
 
     def events(self, *, since: str | None = None) -> list[Event]:
@@ -139,6 +159,60 @@ class AuditLog:
         """Every event changed, removed or reordered, and every signature that does not count."""
         names = self._names()
         return check(self.store.get_many(names), self.store.get(HEAD), keys=self.keys, threshold=self.threshold)
+
+    def follow(self, *, full: bool = False) -> Followed:
+        """The log checked against what this machine remembers (its witness), then verified from
+        where it was verified last (`full`: from event 1), and the witness moved on. Raises
+        TrustError when the log went back in time (older, forked or wiped) or is broken."""
+        remembered = self.witness.load() if self.witness is not None else Remembered.nothing()
+        names = self._names()
+        self._refuse_rollback(remembered.seen, names=names)
+        start = 0 if full else remembered.verified.seq
+        first = max(start, 1)
+        wanted = [name for name in names if (seq_of(name) or 0) >= first]
+        report, chain = check_from(
+            first, self.store.get_many(wanted), self.store.get(HEAD), keys=self.keys, threshold=self.threshold
+        )
+        if start and start in chain and chain[start].digest != remembered.verified.digest:
+            raise self._went_back(f"event {start} is not the one this machine verified", remembered.verified)
+        revocations = dict(remembered.revocations) if start else {}
+        for seq in sorted(chain):
+            if seq > start and (found := _revocation_in(chain[seq])) is not None:
+                revocations[found[0]] = found[1]
+        newest = max(chain, default=0)
+        mark = Mark(newest, chain[newest].digest, chain[newest].time) if newest else Mark(0, "")
+        if not report.problems and report.signatures_checked and self.witness is not None and newest >= start:
+            self.witness.verified(mark, revocations)
+        return Followed(report, revocations, mark, first)
+
+    def _refuse_rollback(self, seen: Mark, *, names: list[str] | None = None) -> None:
+        """TrustError unless the log still holds the event this machine saw last, unchanged."""
+        if not seen.seq:
+            return
+        blob = self.store.get(event_key(seen.seq))
+        if blob is None:
+            listed = self._names() if names is None else names
+            newest = max((seq_of(name) or 0 for name in listed), default=0)
+            if not newest:
+                raise self._went_back("it has no events (wiped?)", seen)
+            if newest < seen.seq:
+                raise self._went_back(f"its newest event is {newest} (rolled back?)", seen)
+            raise self._went_back(f"event {seen.seq} is gone", seen)
+        try:
+            digest = sha256(open_envelope(blob.data, AUDIT_PAYLOAD_TYPE)[1])
+        except ValueError as exc:
+            raise self._went_back(f"event {seen.seq} is not readable ({exc})", seen) from None
+        if digest != seen.digest:
+            raise self._went_back(f"event {seen.seq} is another event now ({digest[:19]}…: forked?)", seen)
+
+    def _went_back(self, found: str, seen: Mark) -> TrustError:
+        where = self.witness.path if self.witness is not None else "this machine"
+        return TrustError(
+            f"the audit log in {self.store.where} went back in time: this machine saw event {seen.seq} "
+            f"({seen.digest[:19]}…) at {seen.time or 'an earlier run'}, but {found}",
+            hint=f"restore the registry's audit/ from a backup (or the write-once checkpoint); only if the log was "
+            f"replaced on purpose, remove {where} to trust what the registry shows now",
+        )
 
     # --------------------------------------------------------------------------------- internals
 
@@ -191,19 +265,23 @@ class AuditLog:
             ) from None
         return _Tail(seq, sha256(payload))
 
-    def _hinted(self) -> int:
-        """The seq the head records; with no usable head, the newest one a listing finds."""
+    def _hinted(self, *, final: bool = False) -> int:
+        """The seq the head records; with no usable head, the newest one a listing finds. Events
+        without a head are normal only while the log's first writers race (each writes its event,
+        then the head): that is retried as a lost race, and named once it outlasts the retries."""
         head = self.store.get(HEAD)
         hint = _head_of(head) if head else None
         if hint is not None:
             return hint[0]
         newest = max((seq_of(key) or 0 for key in self._names()), default=0)
-        if newest > 1:  # only a first append stopped before it wrote the head leaves one event without it
-            raise BakeryError(
+        if newest > 1:
+            message = (
                 f"the audit log in {self.store.where} has {newest} events but its head "
-                f"({HEAD}) is {'unreadable' if head else 'gone'}: nothing more is appended",
-                hint="`bakery audit verify` says what else changed",
+                f"({HEAD}) is {'unreadable' if head else 'gone'}: nothing more is appended"
             )
+            if final or head is not None:
+                raise BakeryError(message, hint="`bakery audit verify` says what else changed")
+            raise _HeadPending(message)
         return newest
 
     def _advance_head(self, event: Event) -> None:
@@ -228,6 +306,19 @@ class AuditLog:
                 self._signer = self._make_signer()
             envelope = sign(payload, payload_type, [self._signer])
         return json.dumps(envelope, separators=(",", ":")).encode()
+
+
+def _revocation_in(event: Event) -> tuple[str, Revoked] | None:
+    """The revocation state a revoke or unrevoke event records for its image and target."""
+    if event.action not in ("revoke", "unrevoke") or event.result not in ("ok", "partial"):
+        return None
+    ref, sep, target = event.subject.partition(" on ")
+    if not sep:
+        return None
+    state = "revoked" if event.action == "revoke" else "active"
+    details = event.details
+    at, reason = details.get("at", ""), details.get("reason", "")
+    return revocation_key(target, ref), Revoked(state, event.seq, str(at), event.who, str(reason))
 
 
 def parse_since(text: str, *, now: datetime) -> str:
@@ -255,6 +346,10 @@ def _head_of(blob: Blob) -> tuple[int, str] | None:
         return read_head(open_envelope(blob.data, HEAD_PAYLOAD_TYPE)[1])
     except ValueError:
         return None
+
+
+class _HeadPending(Conflict):
+    """Events and no head yet: another writer of the log's first events has not written it."""
 
 
 class _GaveUp(Exception):

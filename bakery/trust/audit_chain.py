@@ -119,10 +119,23 @@ def check(blobs: Mapping[str, Blob], head: Blob | None, *, keys: Sequence[Public
     return _Check(keys, threshold).run(blobs, head)
 
 
+def check_from(
+    first: int, blobs: Mapping[str, Blob], head: Blob | None, *, keys: Sequence[PublicKey], threshold: int
+) -> tuple[AuditReport, dict[int, Event]]:
+    """As `check`, for the events from seq `first` on (`blobs` holds them and nothing older: event
+    `first` is taken as it is, checked by the caller against what it remembers of it); with the
+    events of the chain by seq."""
+    checking = _Check(keys, threshold, first=first)
+    report = checking.run(blobs, head)
+    return report, checking.chain
+
+
 @dataclass
 class _Check:
     keys: Sequence[PublicKey]
     threshold: int
+    first: int = 1  # the oldest seq looked at: the ones before it were checked before
+    chain: dict[int, Event] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     unsigned: set[int] = field(default_factory=set)  # seqs whose signature did not verify
     unreadable: set[int] = field(default_factory=set)  # places whose object is no readable event
@@ -134,6 +147,7 @@ class _Check:
         placed = {seq: blobs[key] for key in blobs if (seq := seq_of(key)) is not None}
         events = self._events(placed)
         chain = self._chain(events)
+        self.chain = chain
         newest = max(chain, default=0)
         self.unreadable = set(placed) - set(events)
         self._gaps(chain)
@@ -208,7 +222,7 @@ class _Check:
 
     def _gaps(self, chain: Mapping[int, Event]) -> None:
         newest = max(chain, default=0)
-        missing = [seq for seq in range(1, newest) if seq not in chain and seq not in self.unreadable]
+        missing = [seq for seq in range(self.first, newest) if seq not in chain and seq not in self.unreadable]
         for first, last in _runs(missing):
             if first == last:
                 self.note(first, f"event {first} is missing (removed?)")
@@ -225,6 +239,8 @@ class _Check:
                 if event.prev:
                     self.note(1, "event 1 names a predecessor: the events before it were removed")
                 continue
+            if seq == self.first:
+                continue  # its predecessor was checked before
             before = chain.get(seq - 1)
             if before is None or event.prev == before.digest:
                 continue  # a missing predecessor is named as missing

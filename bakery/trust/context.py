@@ -12,13 +12,14 @@ from typing import Any
 from bakery.config.load import Project
 from bakery.config.trust_models import Trust
 from bakery.core.identity import who
-from bakery.errors import BakeryError, ConfigError
+from bakery.errors import BakeryError, ConfigError, TrustError
 from bakery.progress import Reporter
 from bakery.registry import open_store
 from bakery.registry.base import Store
-from bakery.trust.audit import AuditLog, Event
+from bakery.trust.audit import AuditLog, Event, Followed
 from bakery.trust.keys import load_signer, load_trusted
 from bakery.trust.signing import PublicKey, Signer, short, signer_public_key
+from bakery.trust.witness import Witness
 from bakery.workspace import Workspace
 
 
@@ -32,6 +33,7 @@ class TrustContext:
     # key, which would then be trusted by a project that lists none.
     creates_key: bool = True
     _signer: Signer | None = field(default=None, init=False, repr=False)
+    _followed: Followed | None = field(default=None, init=False, repr=False)
 
     @property
     def trust(self) -> Trust:
@@ -85,8 +87,36 @@ class TrustContext:
     @functools.cached_property
     def audit(self) -> AuditLog:
         """The audit log; events are signed by this machine's signer, made when the first event
-        is appended (reading or verifying the log makes no key)."""
-        return AuditLog(self.store, signer=self.signer, keys=self.keys, threshold=1)
+        is appended (reading or verifying the log makes no key). What this machine remembers of
+        the log (its witness) is checked before every read and append."""
+        witness = Witness.of(self.workspace, self.store.where)
+        return AuditLog(self.store, signer=self.signer, keys=self.keys, threshold=1, witness=witness)
+
+    def forget_log(self) -> None:
+        """Read the audit log again on the next `log()` (another machine may have appended)."""
+        self._followed = None
+
+    def log(self) -> Followed:
+        """The audit log as far as it verifies, read once per command (again after an append).
+        Raises TrustError when it went back in time, is broken, or cannot be verified for want
+        of a trusted key: what it records (revocations) is trusted only when it verifies."""
+        if self._followed is None:
+            followed = self.audit.follow()
+            report = followed.report
+            if report.problems:
+                shown = "; ".join(p.what for p in report.problems[:3])
+                more = f" (and {len(report.problems) - 3} more)" if len(report.problems) > 3 else ""
+                raise TrustError(
+                    f"the audit log in {self.store.where} does not verify: {shown}{more}",
+                    hint="`bakery audit verify` names every problem; restore the log from a backup",
+                )
+            if followed.newest.seq and not report.signatures_checked:
+                raise TrustError(
+                    f"the audit log in {self.store.where} cannot be verified: {report.unchecked_why}",
+                    hint="list the keys that sign this project's events under trust.keys in images.yaml",
+                )
+            self._followed = followed
+        return self._followed
 
     def keep(self, key: str, document: dict[str, Any]) -> None:
         """Write a shared record (a rollout's) at `key`, replacing what is there; a failure is a
@@ -116,6 +146,7 @@ class TrustContext:
     ) -> Event | None:
         """Append one audit event. A failure to append is a warning (the job itself is done and
         says so) unless `strict`, when it raises."""
+        self._followed = None  # read again after this event
         try:
             return self.audit.append(
                 action=action, subject=subject, result=result, policy=policy, details=details or {}, who=who()

@@ -21,8 +21,11 @@ from bakery.core.text import shown
 from bakery.errors import TrustError, UsageError
 from bakery.registry.base import Blob, update
 from bakery.trust.context import TrustContext
+from bakery.trust.signing import cosign, sign, signer_public_key, verify
+from bakery.trust.witness import key as witness_key
 
 PREFIX = "revocations/"
+REVOCATION_PAYLOAD_TYPE = "application/vnd.bakery.revocation+json"
 _FIELDS = ("target", "ref", "at", "reason", "by", "time")
 
 
@@ -68,68 +71,202 @@ def key_of(target: str, ref: str) -> str:
 
 
 class Revocations:
+    """The revocation documents in the registry, each a DSSE envelope signed by trusted keys,
+    read against the signed audit log: where the two disagree (a document deleted or rolled back,
+    a revoke with no event), nothing is decided from either: TrustError names the disagreement."""
+
     def __init__(self, trust: TrustContext) -> None:
         self.trust = trust
 
     def table(self) -> dict[tuple[str, str], Revocation]:
         """Every image revoked by name (scheduled ones included): (target, ref) -> revocation.
-        Raises TrustError naming an object that is not a revocation document."""
+        Raises TrustError naming a document that is not a signed revocation, or a disagreement
+        with the audit log."""
         store = self.trust.store
         out: dict[tuple[str, str], Revocation] = {}
+        states: dict[str, tuple[str, str]] = {}  # witness key -> (state, key of the document)
         for key, blob in sorted(store.get_many(store.keys(PREFIX)).items()):
-            doc = self._document(key, blob.data)
-            if doc.get("state") == "revoked":
-                fields = [doc.get(name) for name in _FIELDS]
-                wrong = [name for name, value in zip(_FIELDS, fields, strict=True) if not isinstance(value, str)]
-                if wrong:
-                    raise self._unreadable(key, f"its {', '.join(wrong)} must be text")
-                found = Revocation(*(str(value) for value in fields))
-                try:
-                    parse_time(found.at)
-                except UsageError:
-                    raise self._unreadable(key, f"its at ({shown(found.at)}) is not an ISO 8601 time") from None
-                if key_of(found.target, found.ref) != key:
-                    named = f"{shown(found.ref)} on {shown(found.target)}"
-                    raise self._unreadable(key, f"it names {named}, not its own key")
+            doc, complete = self._document(key, blob.data)
+            state = doc.get("state", "active")
+            if state not in ("revoked", "active"):
+                raise self._unreadable(key, f"its state ({shown(state)}) is neither revoked nor active")
+            if state == "active" and not complete:  # an unrevoke not yet signed enough lifts nothing
+                state, doc = "revoked", {**doc, **_last_revocation(doc, key, self)}
+            if state == "revoked":
+                found = self._revocation(key, doc)
                 out[(found.target, found.ref)] = found
+                states[witness_key(found.target, found.ref)] = ("revoked", key)
+            else:
+                states[witness_key(str(doc.get("target")), str(doc.get("ref")))] = ("active", key)
+        self._agree(states)
         return out
 
-    def _document(self, key: str, data: bytes) -> dict[str, Any]:
+    def _agree(self, states: Mapping[str, tuple[str, str]], *, again: bool = True) -> None:
+        """TrustError where the registry's documents and the verified audit log disagree (the
+        log read again first, once: another machine may have revoked since it was read)."""
+        logged = self.trust.log().revocations
+        if again and any(
+            (logged.get(name) is None and state == "revoked")
+            or (logged.get(name) is not None and logged[name].state != state)
+            for name, (state, _) in states.items()
+        ):
+            self.trust.forget_log()
+            return self._agree(states, again=False)
+        where = self.trust.store.where
+        for name in sorted(set(logged) | {k for k, (state, _) in states.items() if state == "revoked"}):
+            target, _, ref = name.partition(" ")
+            event = logged.get(name)
+            registry, doc_key = states.get(name, ("missing", key_of(target, ref)))
+            if event is not None and (event.state == registry or (event.state == "active" and registry == "missing")):
+                continue
+            if event is None:
+                said = (
+                    f"the registry revokes {ref} on {target} ({doc_key}), but the signed audit log has no revoke event"
+                )
+                fix = f"run the same `bakery revoke {ref} --target {target}` again: it records the event"
+            elif event.state == "revoked":
+                now = "is gone" if registry == "missing" else "says it is not revoked"
+                said = (
+                    f"the signed audit log revokes {ref} on {target} (event {event.seq} by {shown(event.by)}: "
+                    f"{shown(event.reason)}), but its revocation document {doc_key} in {where} {now}"
+                )
+                fix = f"restore {doc_key} (or run `bakery revoke {ref} --target {target}` again)"
+            else:
+                said = (
+                    f"the signed audit log lifts the revocation of {ref} on {target} (event {event.seq} by "
+                    f"{shown(event.by)}), but {doc_key} in {where} still revokes it"
+                )
+                fix = f"run the same `bakery unrevoke {ref} --target {target}` again to finish it"
+            raise TrustError(f"revocations disagree: {said}", hint=fix)
+
+    def _revocation(self, key: str, doc: Mapping[str, Any]) -> Revocation:
+        fields = [doc.get(name) for name in _FIELDS]
+        wrong = [name for name, value in zip(_FIELDS, fields, strict=True) if not isinstance(value, str)]
+        if wrong:
+            raise self._unreadable(key, f"its {', '.join(wrong)} must be text")
+        found = Revocation(*(str(value) for value in fields))
         try:
-            return documents.parse_object(data)
+            parse_time(found.at)
+        except UsageError:
+            raise self._unreadable(key, f"its at ({shown(found.at)}) is not an ISO 8601 time") from None
+        if key_of(found.target, found.ref) != key:
+            named = f"{shown(found.ref)} on {shown(found.target)}"
+            raise self._unreadable(key, f"it names {named}, not its own key")
+        return found
+
+    def _document(self, key: str, data: bytes) -> tuple[dict[str, Any], bool]:
+        """The signed document at `key`, and whether trust.threshold keys signed it (a document
+        signed by fewer trusted keys still revokes, but does not lift a revocation)."""
+        try:
+            envelope = documents.parse_object(data)
         except ValueError as exc:
             raise self._unreadable(key, str(exc)) from None
+        if "payloadType" not in envelope:
+            raise self._unreadable(key, "it is not signed", hint=_RESIGN)
+        try:
+            verified = verify(envelope, self.trust.keys, 1, payload_type=REVOCATION_PAYLOAD_TYPE)
+        except TrustError as exc:
+            raise self._unreadable(key, f"its signature does not count: {exc.message}", hint=_RESIGN) from None
+        return verified.document, len(verified.signed_by) >= self.trust.threshold
 
-    def _unreadable(self, key: str, why: str) -> TrustError:
+    def _legacy(self, key: str, data: bytes) -> dict[str, Any]:
+        """An unsigned document of an earlier bakery, when it is well-formed and its own key's."""
+        try:
+            doc = documents.parse_object(data)
+        except ValueError as exc:
+            raise self._unreadable(key, str(exc)) from None
+        if doc.get("state") not in ("revoked", "active") or not isinstance(doc.get("history", []), list):
+            raise self._unreadable(key, "it has no state revoked or active, or no history list")
+        if key_of(str(doc.get("target")), str(doc.get("ref"))) != key:
+            raise self._unreadable(key, "it does not name its own image and target")
+        return doc
+
+    def _unreadable(self, key: str, why: str, *, hint: str | None = None) -> TrustError:
         return TrustError(
             f"{key} in {self.trust.store.where} is not a revocation document: {why}",
-            hint="fix or remove it (`bakery revoke`/`unrevoke` write them); every verify and rollout reads them",
+            hint=hint
+            or "fix or remove it (`bakery revoke`/`unrevoke` write them); every verify and rollout reads them",
         )
 
+    def decide(
+        self, target: str, ref: str, *, revoked: bool, reason: str, at: str | None, by: str, details: dict[str, Any]
+    ) -> tuple[bool, str]:
+        """Revoke or unrevoke `ref` on `target` in the registry and the signed audit log, in the
+        order that never leaves an image less revoked than the log says: a revoke writes its
+        document, then its event; an unrevoke writes its event first and changes nothing if it
+        cannot. Returns what `set` does."""
+        operation, subject = ("revoke" if revoked else "unrevoke"), f"{ref} on {target}"
+        if revoked:
+            changed, when = self.set(target, ref, revoked=True, reason=reason, at=at, by=by)
+            self.trust.record(operation, subject, "ok", details={**details, "reason": reason, "at": when}, strict=True)
+            return changed, when
+        self.trust.record(operation, subject, "ok", details={**details, "reason": reason, "at": ""}, strict=True)
+        return self.set(target, ref, revoked=False, reason=reason, at=None, by=by)
+
     def set(self, target: str, ref: str, *, revoked: bool, reason: str, at: str | None, by: str) -> tuple[bool, str]:
-        """Write the new state of `ref` on `target`: (whether it changed, the time it takes
-        effect). A revocation without `at` takes effect now, or keeps the time it has when `ref`
-        is revoked already; an unchanged state is not written again."""
+        """Write the new state of `ref` on `target`, signed by this machine: (whether it changed,
+        the time it takes effect). A revocation without `at` takes effect now, or keeps the time it
+        has when `ref` is revoked already; an unchanged state is not written again, but signed by
+        this machine too when its signature is not there yet (a second key toward trust.threshold)."""
         key = key_of(target, ref)
         state = "revoked" if revoked else "active"
         decided: list[str] = []
+        signer = self.trust.signer()
 
         def change(there: Blob | None) -> bytes | None:
-            doc: dict[str, Any] = (
-                self._document(key, there.data) if there else {"target": target, "ref": ref, "history": []}
-            )
+            doc: dict[str, Any] = {"target": target, "ref": ref, "history": []}
+            envelope: dict[str, Any] | None = None
+            if there is not None and _signed(there.data):
+                envelope = documents.parse_object(there.data)
+                doc = self._document(key, there.data)[0]
+            elif there is not None:  # written unsigned by an earlier bakery: its history kept, signed from now on
+                doc = self._legacy(key, there.data)
             same_state = doc.get("state", "active") == state
             when = at or (str(doc.get("at")) if same_state and revoked and doc.get("at") else now_iso())
             decided[:] = [when]
             if same_state and (not revoked or doc.get("at") == when):
-                return None
+                if envelope is None or _signed_by(envelope, signer_public_key(signer).keyid):
+                    return None
+                return _bytes(cosign(envelope, signer))  # the same document, one more signature
             entry = {"state": state, "at": when, "reason": reason, "by": by, "time": now_iso()}
             doc.update(entry)
             doc["history"] = [*doc.get("history", []), entry]
-            return json.dumps(doc, indent=2, sort_keys=True).encode() + b"\n"
+            payload = json.dumps(doc, indent=2, sort_keys=True).encode() + b"\n"
+            return _bytes(sign(payload, REVOCATION_PAYLOAD_TYPE, [signer]))
 
         changed = update(self.trust.store, key, change)
         return changed, decided[0]
+
+
+_RESIGN = "run the same `bakery revoke` or `unrevoke` again: it writes the document signed"
+
+
+def _signed(data: bytes) -> bool:
+    try:
+        return "payloadType" in documents.parse_object(data)
+    except ValueError:
+        return False
+
+
+def _signed_by(envelope: Mapping[str, Any], keyid: str) -> bool:
+    signatures = envelope.get("signatures")
+    return isinstance(signatures, list) and any(isinstance(s, dict) and s.get("keyid") == keyid for s in signatures)
+
+
+def _bytes(envelope: Mapping[str, Any]) -> bytes:
+    return json.dumps(envelope, indent=2, sort_keys=True).encode() + b"\n"
+
+
+def _last_revocation(doc: Mapping[str, Any], key: str, revocations: Revocations) -> dict[str, Any]:
+    """The fields of the newest revoked entry in `doc`'s history (what an unrevoke signed by too
+    few keys leaves in force)."""
+    history = doc.get("history")
+    entries = (
+        [e for e in history if isinstance(e, dict) and e.get("state") == "revoked"] if isinstance(history, list) else []
+    )
+    if not entries:
+        raise revocations._unreadable(key, "an unrevoke signed by too few keys, with no revocation in its history")
+    return {name: entries[-1].get(name) for name in ("at", "reason", "by", "time")}
 
 
 def revocation_of(

@@ -76,9 +76,20 @@ class Revoker:
     def _apply(
         self, record: ImageRecord, records: list[ImageRecord], *, revoked: bool, reason: str, at: str | None
     ) -> RevokeResult:
+        """The registry and the signed audit log first (Revocations.decide), then the marks on
+        the images."""
         operation = "revoke" if revoked else "unrevoke"
-        changed, at = self.revocations.set(record.target, record.ref, revoked=revoked, reason=reason, at=at, by=who())
+        subject = f"{record.ref} on {record.target}"
         heirs = descendants(record.ref, records)
+        changed, at = self.revocations.decide(
+            record.target,
+            record.ref,
+            revoked=revoked,
+            reason=reason,
+            at=at,
+            by=who(),
+            details={"descendants": [r.ref for r in heirs]},
+        )
         table = self.revocations.table()
         by_ref = {r.ref: r for r in records}
         provider = self.provider_for(record.target)
@@ -105,17 +116,10 @@ class Revoker:
             tuple(m for m in marks if m),
         )
         self.trust.record(
-            operation,
-            f"{record.ref} on {record.target}",
+            f"{operation}-marks",
+            subject,
             "ok" if not problems else "partial",
-            details={
-                "at": at,
-                "reason": reason,
-                "descendants": list(result.descendants),
-                "marks": list(result.marks),
-                "problems": problems,
-            },
-            strict=True,
+            details={"marks": list(result.marks), "problems": problems},
         )
         if problems:
             raise BakeryError(

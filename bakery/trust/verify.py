@@ -82,6 +82,7 @@ class Verifier:
         self.trust = trust
         self.provider_for = provider_for  # target name -> its provider
         self.attestations = Attestations(trust)
+        self._unknown = ""  # why revocations could not be read, when they could not
 
     def record(self, ref: str, target: str | None) -> tuple[ImageRecord, list[ImageRecord]]:
         """The record `ref` names (newest version when none) and every record of its target."""
@@ -114,17 +115,21 @@ class Verifier:
 
     def verify_record(self, record: ImageRecord, records: list[ImageRecord]) -> Verification:
         by_ref = {r.ref: r for r in records}
-        return self._verify(record, by_ref, Revocations(self.trust).table(), seen=set())
+        try:
+            table: dict[tuple[str, str], Revocation] | None = Revocations(self.trust).table()
+        except TrustError as exc:  # revocations that cannot be read or disagree: nothing verifies (fail closed)
+            table, self._unknown = None, exc.message
+        return self._verify(record, by_ref, table, seen=set())
 
     def _verify(
         self,
         record: ImageRecord,
         by_ref: dict[str, ImageRecord],
-        table: dict[tuple[str, str], Revocation],
+        table: dict[tuple[str, str], Revocation] | None,
         seen: set[str],
     ) -> Verification:
         seen.add(record.ref)
-        revocation = revocation_of(record, table, by_ref)
+        revocation = revocation_of(record, table, by_ref) if table is not None else None
         checks = _Checks()
         policy = self.trust.policy()
         signed_by: tuple[str, ...] = ()
@@ -151,7 +156,9 @@ class Verifier:
                 if NOT_OURS not in about:  # a statement of another shape says nothing to compare
                     self._subject(record, statement, provider, checks)
                     self._tags(record, statement, statement_digest, provider, checks)
-        if revocation is not None and revocation.effective():
+        if table is None:
+            checks.add("revocation", [f"cannot be ruled out: {self._unknown}"], "")
+        elif revocation is not None and revocation.effective():
             checks.add("revocation", [f"{record.ref} is {revocation.describe()}"], "")
         else:
             later = f"; {revocation.describe()}" if revocation is not None else ""

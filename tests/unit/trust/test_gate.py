@@ -33,7 +33,7 @@ class Gate:
         return [r for r in self.world.fake.images("aws") if r.name == "web"]
 
     def revoke(self, ref: str, at: str = "2026-01-01T00:00:00Z") -> None:
-        Revocations(self.trust).set("aws", ref, revoked=True, reason="CVE-1", at=at, by="a@h")
+        Revocations(self.trust).decide("aws", ref, revoked=True, reason="CVE-1", at=at, by="a@h", details={})
 
     def actions(self) -> list[tuple[str, str]]:
         return [(e["action"], e["result"]) for e in self.world.audit()]

@@ -3,8 +3,10 @@ history kept; inherited along `from:` at any depth; scheduled ones take effect a
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -12,9 +14,38 @@ from bakery.core.catalog import ImageRecord
 from bakery.errors import TrustError, UsageError
 from bakery.progress import Recording
 from bakery.trust.context import TrustContext
-from bakery.trust.revocations import Revocation, Revocations, descendants, key_of, parse_time, revocation_of
+from bakery.trust.revocations import (
+    REVOCATION_PAYLOAD_TYPE,
+    Revocation,
+    Revocations,
+    descendants,
+    key_of,
+    parse_time,
+    revocation_of,
+)
+from bakery.trust.signing import sign
 from bakery.workspace import Workspace
 from tests.unit.trust.conftest import World
+
+
+def payload(data: bytes) -> dict[str, Any]:
+    """The document a signed revocation envelope holds."""
+    document: dict[str, Any] = json.loads(base64.b64decode(json.loads(data)["payload"]))
+    return document
+
+
+def sealed(revocations: Revocations, content: bytes) -> bytes:
+    """`content` signed as a revocation document by this project's signer."""
+    envelope = sign(content, REVOCATION_PAYLOAD_TYPE, [revocations.trust.signer()])
+    return json.dumps(envelope).encode()
+
+
+def keyid_of_ops(world: World) -> str:
+    from bakery.trust.keys import load_trusted
+
+    project = world.project_dir.load()
+    (ops,) = load_trusted(project.config.trust, root=project.root, workspace=Workspace(world.project_dir.home))
+    return ops.keyid
 
 
 def record(ref: str, parent: str | None = None, target: str = "aws") -> ImageRecord:
@@ -109,7 +140,9 @@ def revocations(world: World) -> Revocations:
 def test_revoking_writes_a_document_with_its_history_and_the_table_reads_it(
     world: World, revocations: Revocations
 ) -> None:
-    assert revocations.set("aws", "web@1.0.0", revoked=True, reason="CVE-1", at="2026-01-01T00:00:00Z", by="a@h") == (
+    assert revocations.decide(
+        "aws", "web@1.0.0", revoked=True, reason="CVE-1", at="2026-01-01T00:00:00Z", by="a@h", details={}
+    ) == (
         True,
         "2026-01-01T00:00:00Z",
     )
@@ -117,7 +150,10 @@ def test_revoking_writes_a_document_with_its_history_and_the_table_reads_it(
     assert list(table) == [("aws", "web@1.0.0")]
     assert (table[("aws", "web@1.0.0")].reason, table[("aws", "web@1.0.0")].by) == ("CVE-1", "a@h")
     path = world.project_dir.home / "registry" / "revocations" / "aws" / "web" / "1.0.0.json"
-    doc = json.loads(path.read_text())
+    envelope = json.loads(path.read_text())
+    assert envelope["payloadType"] == "application/vnd.bakery.revocation+json"
+    assert [s["keyid"] for s in envelope["signatures"]] == [keyid_of_ops(world)]
+    doc = payload(path.read_bytes())
     assert (doc["state"], doc["ref"], doc["target"]) == ("revoked", "web@1.0.0", "aws")
     assert [e["state"] for e in doc["history"]] == ["revoked"]
 
@@ -125,18 +161,22 @@ def test_revoking_writes_a_document_with_its_history_and_the_table_reads_it(
 def test_revoking_again_keeps_its_time_and_writes_nothing_and_unrevoking_keeps_the_history(
     revocations: Revocations,
 ) -> None:
-    revocations.set("aws", "web@1.0.0", revoked=True, reason="CVE-1", at="2026-01-01T00:00:00Z", by="a@h")
-    assert revocations.set("aws", "web@1.0.0", revoked=True, reason="again", at=None, by="b@h") == (
+    revocations.decide(
+        "aws", "web@1.0.0", revoked=True, reason="CVE-1", at="2026-01-01T00:00:00Z", by="a@h", details={}
+    )
+    assert revocations.decide("aws", "web@1.0.0", revoked=True, reason="again", at=None, by="b@h", details={}) == (
         False,
         "2026-01-01T00:00:00Z",
     )
-    changed, _ = revocations.set("aws", "web@1.0.0", revoked=False, reason="fixed", at=None, by="b@h")
+    changed, _ = revocations.decide("aws", "web@1.0.0", revoked=False, reason="fixed", at=None, by="b@h", details={})
     assert changed is True
     assert revocations.table() == {}
-    assert revocations.set("aws", "web@1.0.0", revoked=False, reason="fixed", at=None, by="b@h")[0] is False
+    assert (
+        revocations.decide("aws", "web@1.0.0", revoked=False, reason="fixed", at=None, by="b@h", details={})[0] is False
+    )
     blob = revocations.trust.store.get(key_of("aws", "web@1.0.0"))
     assert blob is not None
-    assert [(e["state"], e["reason"]) for e in json.loads(blob.data)["history"]] == [
+    assert [(e["state"], e["reason"]) for e in payload(blob.data)["history"]] == [
         ("revoked", "CVE-1"),
         ("active", "fixed"),
     ]
@@ -172,7 +212,10 @@ def test_revoking_again_keeps_its_time_and_writes_nothing_and_unrevoking_keeps_t
     ],
 )
 def test_a_document_that_is_not_a_revocation_is_named(revocations: Revocations, content: bytes, why: str) -> None:
-    revocations.trust.store.create("revocations/aws/web/1.0.0.json", content)
+    signed = content.startswith(b"{") and b'"state"' in content  # well-formed JSON, signed: its fields are checked
+    revocations.trust.store.create(
+        "revocations/aws/web/1.0.0.json", sealed(revocations, content) if signed else content
+    )
     with pytest.raises(TrustError) as failed:
         revocations.table()
     assert failed.value.message.startswith("revocations/aws/web/1.0.0.json in ")

@@ -240,7 +240,9 @@ def test_a_rollout_stops_before_its_next_wave_when_its_image_is_revoked_meanwhil
     def revoked_after_the_first_wave(*args: Any, **kwargs: Any) -> None:
         move(*args, **kwargs)
         trust = TrustContext(world.project_dir.load(), Workspace(world.project_dir.home), Recording())
-        Revocations(trust).set("aws", second, revoked=True, reason="found a leaked key", at=None, by="sec@team")
+        Revocations(trust).decide(
+            "aws", second, revoked=True, reason="found a leaked key", at=None, by="sec@team", details={}
+        )
 
     monkeypatch.setattr(world.driver, "_move", revoked_after_the_first_wave)
     stopped = world.run("rollout", "web-eu", "--yes")
@@ -273,7 +275,8 @@ def test_a_malformed_revocation_in_the_registry_is_named(world: World) -> None:
     bad.write_text("not json")
     result = world.run("verify", ref, "--target", "aws")
     assert result.exit_code == 1
-    assert "revocations/aws/web/1.0.0.json in" in result.stderr and "is not a revocation document" in result.stderr
+    assert "FAIL revocation: cannot be ruled out: revocations/aws/web/1.0.0.json in" in result.stdout
+    assert "is not a revocation document" in result.stdout
     assert world.run("status").exit_code == 1
 
 
@@ -342,3 +345,133 @@ def test_a_hostile_registry_file_is_named_by_every_command_without_a_traceback_o
         assert "registry" in result.output or "revocation" in result.output or "attestation" in result.output
     if hostile == "linked-directory":
         assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+# --- the audit log cannot go back in time; revocations are cross-checked -----------------------
+
+
+def _revocation_doc(world: World, ref: str) -> Any:
+    name, version = ref.split("@")
+    return world.project_dir.home / "registry" / "revocations" / "aws" / name / f"{version}.json"
+
+
+def _refused_everywhere(world: World, ref: str, says: str) -> None:
+    """verify, status and a rollout onto `ref` all exit 1 and say `says`."""
+    checked = world.run("verify", ref, "--target", "aws")
+    assert checked.exit_code == 1, checked.output
+    assert says in checked.output, checked.output
+    status = world.run("status")
+    assert status.exit_code == 1, status.output
+    assert says in status.output, status.output
+    rolled = world.run("rollout", "web-eu", "--image", ref, "--yes")
+    assert rolled.exit_code == 1, rolled.output
+    assert says in rolled.output, rolled.output
+    assert world.driver.runs("web-eu") == {}
+
+
+def test_a_log_rolled_back_to_before_a_revoke_with_its_document_deleted_is_refused(world: World) -> None:
+    import shutil
+
+    ref = world.bake()
+    audit = world.project_dir.home / "registry" / "audit"
+    assert world.run("audit", "verify").exit_code == 0
+    saved = world.project_dir.root.parent / "audit-before-revoke"
+    shutil.copytree(audit, saved)
+    assert world.run("revoke", ref, "--reason", "CVE-2026-9", "-t", "aws").exit_code == 0
+    # What an attacker with write access to the registry does: the earlier, self-consistent log
+    # back in place, and the revocation document gone.
+    shutil.rmtree(audit)
+    shutil.copytree(saved, audit)
+    _revocation_doc(world, ref).unlink()
+
+    _refused_everywhere(world, ref, "went back in time")
+    verified = world.run("audit", "verify")
+    assert verified.exit_code == 1
+    assert "the audit log in" in verified.output and "went back in time: this machine saw event" in verified.output
+    assert "(rolled back?)" in verified.output
+
+
+def test_a_wiped_log_is_refused_and_nothing_is_appended_to_a_new_chain(world: World) -> None:
+    import shutil
+
+    ref = world.bake()
+    shutil.rmtree(world.project_dir.home / "registry" / "audit")
+    verified = world.run("audit", "verify")
+    assert verified.exit_code == 1
+    assert "it has no events (wiped?)" in verified.output
+    _refused_everywhere(world, ref, "it has no events (wiped?)")
+    assert world.run("revoke", ref, "--reason", "x", "-t", "aws").exit_code == 1
+    assert not (world.project_dir.home / "registry" / "audit" / "events").exists()
+
+
+def test_a_deleted_revocation_document_does_not_lift_the_revocation(world: World) -> None:
+    ref = world.bake()
+    assert world.run("revoke", ref, "--reason", "CVE-2026-9", "-t", "aws").exit_code == 0
+    _revocation_doc(world, ref).unlink()
+    _refused_everywhere(world, ref, "revocations disagree: the signed audit log revokes web@1.0.0 on aws")
+    checked = world.run("verify", ref, "--target", "aws")
+    assert "CVE-2026-9" in checked.output and "is gone" in checked.output
+
+
+def test_an_unsigned_revocation_document_is_refused(world: World) -> None:
+    ref = world.bake()
+    assert world.run("revoke", ref, "--reason", "CVE-2026-9", "-t", "aws").exit_code == 0
+    doc = _revocation_doc(world, ref)
+    payload = json.loads(base64.b64decode(json.loads(doc.read_text())["payload"]))
+    doc.write_text(json.dumps({**payload, "state": "active"}))  # the attacker's own, unsigned
+    checked = world.run("verify", ref, "--target", "aws")
+    assert checked.exit_code == 1
+    assert "is not a revocation document: it is not signed" in checked.output
+
+
+def test_unrevoke_writes_its_event_first_and_changes_nothing_when_it_cannot(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bakery.errors import BakeryError
+    from bakery.trust.audit import AuditLog
+
+    ref = world.bake()
+    assert world.run("revoke", ref, "--reason", "CVE-2026-9", "-t", "aws").exit_code == 0
+    before = _revocation_doc(world, ref).read_bytes()
+
+    def refuse(*_args: Any, **_kwargs: Any) -> Any:
+        raise BakeryError("the registry refused the write (simulated)")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(AuditLog, "append", refuse)
+        failed = world.run("unrevoke", ref, "--reason", "false alarm", "-t", "aws")
+    assert failed.exit_code == 1
+    assert "the registry refused the write (simulated)" in failed.output
+    assert _revocation_doc(world, ref).read_bytes() == before
+    checked = world.run("verify", ref, "--target", "aws")
+    assert checked.exit_code == 1 and "is revoked since" in checked.output
+
+
+def test_audit_verify_without_a_trusted_key_fails_closed_unless_unsigned_is_asked_for(world: World) -> None:
+    world.project_dir.write(project_yaml(trust=""))
+    world.bake()
+    keys = world.project_dir.home / "keys"
+    for made in keys.iterdir():
+        made.unlink()
+    # The events rewritten unsigned, with a forged who: nothing can tell, so nothing passes.
+    for path in sorted((world.project_dir.home / "registry" / "audit" / "events").glob("*.json")):
+        envelope = json.loads(path.read_text())
+        envelope["signatures"] = []
+        path.write_text(json.dumps(envelope))
+    refused = world.run("audit", "verify")
+    assert refused.exit_code == 1
+    assert "audit log NOT VERIFIED: signatures cannot be checked: no trusted keys" in refused.output
+    chain_only = world.run("audit", "verify", "--unsigned")
+    assert chain_only.exit_code == 0, chain_only.output
+    assert "signatures NOT checked (--unsigned)" in chain_only.output
+
+
+def test_audit_verify_checks_only_what_is_new_since_its_last_check(world: World) -> None:
+    world.bake()
+    first = world.run("audit", "verify", "--json")
+    assert first.exit_code == 0 and json.loads(first.stdout)["checked_from"] == 1
+    world.bake(force=True)
+    again = json.loads(world.run("audit", "verify", "--json").stdout)
+    assert again["ok"] and again["checked_from"] == 2 and again["head"] == 4
+    full = json.loads(world.run("audit", "verify", "--full", "--json").stdout)
+    assert full["ok"] and full["checked_from"] == 1 and full["events"] == 4

@@ -86,7 +86,9 @@ def test_a_child_verifies_with_its_parent_and_inherits_its_revocation(world: Wor
     assert fine.ok and fine.parent is not None and fine.parent.ref == web
     assert next(c.detail for c in fine.checks if c.name == "parent") == f"{web} verifies"
 
-    Revocations(checker.trust).set("aws", web, revoked=True, reason="CVE-1", at="2026-01-01T00:00:00Z", by="a@h")
+    Revocations(checker.trust).decide(
+        "aws", web, revoked=True, reason="CVE-1", at="2026-01-01T00:00:00Z", by="a@h", details={}
+    )
     revoked = checker.verify(app, target="aws", audit=False)
     assert revoked.revoked
     assert revoked.problems == [
