@@ -9,6 +9,7 @@ attempt did succeed returns that result instead of making a second resource.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -20,6 +21,29 @@ AWS_CONNECT_TIMEOUT = 5
 AWS_READ_TIMEOUT = 20
 # A GCP call and its retries give up after this long (each call also has its own timeout).
 GCP_DEADLINE_SECONDS = 60.0
+
+
+_LOADER: Any = None
+_LOADER_LOCK = threading.Lock()
+
+
+def aws_client(service: str, region: str | None, endpoint: str | None) -> Any:
+    """A boto3 client configured with aws_config(), from a session of its own (credentials and
+    configuration are resolved afresh, and sessions are not shared between threads) that shares
+    one botocore data loader: the service models and endpoint data, megabytes of JSON, are parsed
+    once per process instead of once per client (about 6 times cheaper each)."""
+    import boto3
+    import botocore.loaders
+    import botocore.session
+
+    global _LOADER
+    with _LOADER_LOCK:
+        if _LOADER is None:
+            _LOADER = botocore.loaders.create_loader()
+    core = botocore.session.get_session()
+    core.register_component("data_loader", _LOADER)
+    session = boto3.session.Session(botocore_session=core)
+    return session.client(service, region_name=region, endpoint_url=endpoint, config=aws_config())
 
 
 def aws_config() -> Any:

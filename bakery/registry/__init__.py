@@ -61,11 +61,9 @@ def default_clients(service: str, where: str | None, endpoint: str | None) -> An
     google-cloud-storage's Client for "storage" (`where`: the project, or None). On a plain-HTTP
     loopback endpoint (moto, an emulator) the GCS client is anonymous."""
     if service == "s3":
-        import boto3
+        from bakery.core.retry import aws_client
 
-        from bakery.core.retry import aws_config
-
-        return boto3.session.Session().client("s3", region_name=where, endpoint_url=endpoint, config=aws_config())
+        return aws_client("s3", where, endpoint)
     if service == "storage":
         from google.cloud.storage import Client
 

@@ -160,11 +160,9 @@ class GcpKmsSigner(_KmsSigner):
 
 def aws_kms_client(service: str, region: str, endpoint: str | None) -> Any:
     """boto3's client for `service`, with bakery's retries and timeouts."""
-    import boto3
+    from bakery.core.retry import aws_client
 
-    from bakery.core.retry import aws_config
-
-    return boto3.session.Session().client(service, region_name=region, endpoint_url=endpoint, config=aws_config())
+    return aws_client(service, region, endpoint)
 
 
 def gcp_kms_client(service: str, location: str, endpoint: str | None) -> Any:

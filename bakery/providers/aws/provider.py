@@ -24,7 +24,7 @@ from bakery.core import provenance
 from bakery.core.catalog import ImageRecord
 from bakery.core.debris import Leftover, Owner
 from bakery.core.provenance import Dependency
-from bakery.core.retry import aws_config, eventually
+from bakery.core.retry import aws_client, eventually
 from bakery.errors import ConfigError, ProviderError
 from bakery.progress import Reporter
 from bakery.providers.aws import bakes as aws_bakes
@@ -38,9 +38,7 @@ from bakery.workspace import Workspace
 
 
 def default_clients(service: str, region: str, endpoint: str | None) -> Any:
-    import boto3
-
-    return boto3.session.Session().client(service, region_name=region, endpoint_url=endpoint, config=aws_config())
+    return aws_client(service, region, endpoint)
 
 
 def make(workspace: Workspace, reporter: Reporter, clients: ClientFactory | None = None) -> AwsProvider:
