@@ -68,6 +68,21 @@ def e2e_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         "playbooks": ["playbooks/broken.yml"],
         "targets": ["local"],
     }
+    # What `packer build` runs by hand from a render (test_plain_packer_builds_the_local_render): a
+    # play of one task that writes the hostile description, so the values cross HCL and Ansible.
+    (root / "playbooks" / "plain.yml").write_text(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - name: Keep the description\n      ansible.builtin.copy:\n"
+        '        dest: /etc/bakery/description\n        content: "{{ bakery_description }}"\n'
+        "        mode: '0644'\n"
+    )
+    data["images"]["plain"] = {
+        "version": "0.1",
+        "description": HOSTILE,
+        "source": {"local": data["images"]["web"]["source"]["local"]},
+        "playbooks": ["playbooks/base.yml", "playbooks/plain.yml"],
+        "targets": ["local"],
+    }
     (root / "images.yaml").write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
     git = ["git", "-C", str(root), "-c", "user.email=t@localhost", "-c", "user.name=t"]
     subprocess.run([*git, "init", "-q"], check=True)
@@ -320,7 +335,7 @@ def own_home(e2e_project: Path, home: Path) -> Path:
 
 @dataclass(frozen=True)
 class PlainBuild:
-    """`bakery render web` into `out`, then `packer build out` run by hand, in a copy of the project."""
+    """`bakery render plain` into `out`, then `packer build out` run by hand, in a copy of the project."""
 
     project: Path
     out: Path
@@ -334,12 +349,11 @@ def build_plain_render(e2e_project: Path, e2e_env: dict[str, str], tmp: pytest.T
     own_home(e2e_project, project / ".bakery")
     # Outside the project: a directory there would make the checkout dirty.
     out = tmp.mktemp("render") / "by-hand"
-    rendered = run_bakery(project, e2e_env, "render", "web", "--target", "local", "--out", str(out))
+    rendered = run_bakery(project, e2e_env, "render", "plain", "--target", "local", "--out", str(out))
     if rendered.returncode != 0:
         return PlainBuild(project, out, rendered, None)
-    env = {**e2e_env, "BAKERY_SECRET_api_token": SECRET}  # what `bakery build` sets for Packer
     built = subprocess.run(
-        ["packer", "build", str(out)], cwd=out, env=env, capture_output=True, text=True, timeout=1800
+        ["packer", "build", str(out)], cwd=out, env=e2e_env, capture_output=True, text=True, timeout=1800
     )
     return PlainBuild(project, out, rendered, built)
 
