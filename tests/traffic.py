@@ -20,9 +20,12 @@ def page_version(port: int) -> str:
 
 
 class Traffic:
-    """GET / on a group's front port, one request after another, while the block runs: the
-    versions served, and every request that failed (refused, reset, timed out, an error status,
-    a page without a version)."""
+    """GET / on a group's front port, ten a second, while the block runs: the versions served,
+    and every request that failed (refused, reset, timed out, an error status, a page without a
+    version). Ten a second lands several requests in every drain and swap (each takes seconds);
+    more would only keep the emulated VMs busy serving them."""
+
+    PAUSE = 0.1
 
     def __init__(self, port: int) -> None:
         self.port = port
@@ -37,13 +40,13 @@ class Traffic:
                 version = page_version(self.port)
             except Exception as exc:  # every failed request counts (IncompleteRead is no OSError)
                 self.failed.append(repr(exc))
-                time.sleep(0.02)
+                time.sleep(self.PAUSE)
                 continue
             if version == "?":
                 self.failed.append("a page without a version")
             else:
                 self.served[version] += 1
-            time.sleep(0.02)
+            time.sleep(self.PAUSE)
 
     def __enter__(self) -> Traffic:
         self._thread.start()
