@@ -107,4 +107,5 @@ class GateFailed(BakeryError):
 
 
 class RolloutRefused(BakeryError):
-    """The group cannot be moved now (another rollout runs, the engine is busy or in a bad state)."""
+    """The group cannot be moved now (another rollout runs, the engine is busy or in a bad state).
+    Raised only before the raising step changed anything: a driver's word that nothing moved."""

@@ -99,6 +99,10 @@ class Journal:
         self.data.update(fields)
         self.save()
 
+    def discard(self) -> None:
+        """Remove the saved state: the run left nothing to resume or to look at."""
+        self.path.unlink(missing_ok=True)
+
     def save(self) -> None:
         self.data["updated"] = now()
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from bakery import steps
 from bakery.config.models import Group
 from bakery.core.catalog import ImageRecord
-from bakery.errors import BakeryError, Interrupted
+from bakery.errors import BakeryError, Interrupted, RolloutRefused
 from bakery.groups.base import GroupDriver, Release, Rollout
 from bakery.progress import GroupView, Reporter
 from bakery.rollout.decide import Failure, Outcome, classify, decide
@@ -44,11 +44,13 @@ class Engine:
         self.gate = gate
         self.history = history
         self.record_of = record_of
+        self._recorded = False  # the RUNNING record is written
 
     def forward(self, started: float, *, resumed_at: str | None) -> RolloutResult:
         """Run (or resume) the rollout's steps; a journal stopped in its rollback resumes that."""
         driver, rollout, journal = self.driver, self.rollout, self.journal
-        self.history.record(driver, rollout, steps.RUNNING)
+        if resumed_at is not None or journal.done:
+            self._running()
         if journal.data.get("phase") == "rollback":
             return self.roll_back(journal.data.get("error") or "resumed", started)
         try:
@@ -101,7 +103,9 @@ class Engine:
         failure = classify(exc)
 
         def outcome(*, previous_revoked: bool) -> Outcome:
-            moved = bool(journal.done) or bool(journal.values)
+            # A refusal is the driver's word that its step changed nothing: only steps done count then.
+            refused_cleanly = isinstance(exc, RolloutRefused)
+            moved = bool(journal.done) or (bool(journal.values) and not refused_cleanly)
             kind, rollback = rollout.kind, rollout.spec.rollback
             return decide(failure, moved=moved, rollback=rollback, kind=kind, previous_revoked=previous_revoked)
 
@@ -119,7 +123,10 @@ class Engine:
                     f"anyway with `bakery rollback {rollout.group}`",
                 ) from None
         if chosen is Outcome.STOP:
-            self.history.record(self.driver, rollout, steps.FAILED, reason=reason)
+            if self._recorded:
+                self.history.record(self.driver, rollout, steps.FAILED, reason=reason)
+            else:  # refused before anything moved: no trace, nothing unfinished
+                journal.discard()
             raise exc
         if chosen is Outcome.PAUSE:
             raise self._paused(
@@ -151,6 +158,14 @@ class Engine:
         self.history.record(self.driver, self.rollout, steps.INTERRUPTED, reason=why)
         return BakeryError(message, hint=hint, details=details(self.rollout, steps.INTERRUPTED, why))
 
+    def _running(self) -> None:
+        """Record the rollout as running where the group keeps its history, once: when its first
+        step is done (or at once, for a rollout resumed). A rollout refused by its first step's
+        checks leaves no record anywhere."""
+        if not self._recorded:
+            self.history.record(self.driver, self.rollout, steps.RUNNING)
+            self._recorded = True
+
     def _watched(self, sequence: Sequence[Step], *, guard: bool = False) -> list[Step]:
         """`sequence`, each step followed by a look at the group for the live view; with `guard`,
         each preceded by a look at the registry: an image revoked meanwhile goes no further."""
@@ -161,6 +176,7 @@ class Engine:
                 if guard and rollout.to_record is not None:
                     self.gate.refuse_revoked(rollout.group, rollout.spec, rollout.to_record, during=step.name)
                 step.run(journal)
+                self._running()
                 self._show(step.name)
 
             return dataclasses.replace(step, run=run)

@@ -33,7 +33,7 @@ class FakeDriver:
         self.groups: dict[str, FakeGroup] = {}
         self.bad: set[str] = set()
         self.interrupt_at: str | None = None
-        self.fail_at: dict[str, BakeryError] = {}  # wave step name -> the error it raises once
+        self.fail_at: dict[str, BakeryError] = {}  # step name (template, wave-N) -> the error it raises once
         self.calls: list[str] = []
         self.serial = 0
 
@@ -80,6 +80,10 @@ class FakeDriver:
         name, to = rollout.group, rollout.to
 
         def template(journal: Journal) -> None:
+            failure = self.fail_at.pop("template", None)
+            if failure is not None:
+                journal.put("looked-at", name)  # a fact saved before the check that refuses
+                raise failure
             self.group(name).intended = to
 
         waves = [

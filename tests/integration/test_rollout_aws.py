@@ -173,6 +173,17 @@ def test_a_group_on_default_is_refused_before_anything_changes(moto: str, world:
     assert result.exit_code == 1, result.output
     assert "$Default" in result.output and "pin a numbered version" in result.output
     assert world.refreshes() == [] and sorted(world.versions()) == [1]
+    assert_no_trace_of_a_refusal(world)
+
+
+def assert_no_trace_of_a_refusal(world: World) -> None:
+    """A refused rollout is no rollout: status in sync (exit 0), no history record, no tag."""
+    status = bakery("status", GROUP)
+    assert status.exit_code == 0, status.output
+    assert "unfinished" not in status.output
+    assert json.loads(bakery("history", GROUP, "--json").stdout)["entries"] == []
+    tags = world.client("ec2").describe_tags(Filters=[{"Name": "resource-id", "Values": [world.template_id]}])["Tags"]
+    assert [t["Key"] for t in tags if t["Key"].startswith("bakery:")] == []
 
 
 def test_throttling_during_the_watch_is_survived(moto: str, world: World) -> None:
@@ -450,6 +461,10 @@ def test_a_group_on_another_launch_template_is_refused_not_rolled_back(world: Wo
     assert f"launches from launch template {other} (other-lt), not web-lt" in result.output
     assert "rolled back" not in result.output
     assert world.refreshes() == [] and sorted(world.versions()) == [1]
+    world.client("autoscaling").update_auto_scaling_group(
+        AutoScalingGroupName=ASG, LaunchTemplate={"LaunchTemplateId": world.template_id, "Version": "1"}
+    )
+    assert_no_trace_of_a_refusal(world)
 
 
 def test_status_names_the_images_it_knows_when_an_old_ami_is_deregistered(world: World) -> None:

@@ -218,6 +218,8 @@ def test_a_canary_planned_before_the_group_changed_is_refused_before_it_moves(wo
     )
     assert world.images_of() == ["web-1-0-2"] * 3
     assert f"web-mig-{stale.id}" not in world.gce.groups.templates.names(PROJECT)
+    # Refused before its journal recorded anything: the service leaves no trace of it (no history).
+    assert world.journal(stale).values == {} and world.journal(stale).done == []
     world.roll_back(stale)  # what the service does after a refusal: nothing moves
     assert world.images_of() == ["web-1-0-2"] * 3
     assert world.mig()["instanceTemplate"].endswith(f"/web-mig-{meanwhile.id}")

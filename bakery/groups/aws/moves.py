@@ -157,10 +157,11 @@ class Mover:
             template_id = self.api.template()["LaunchTemplateId"]
             live = self.api.live_group(self.name)
             asg = journal.get("asg") or live["AutoScalingGroupName"]
-            journal.put("asg", asg)
+            # Every check that can refuse, before the journal records anything.
             self.refuse_if_busy(asg, template_id)
             source = self.pinned(live, template_id)
             self.refuse_group(self.api.must_group(asg))
+            journal.put("asg", asg)
             journal.put("template", template_id)
             journal.put("version", self._version(journal, template_id, source))
 

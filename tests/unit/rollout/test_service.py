@@ -194,3 +194,28 @@ def test_an_interrupted_rollback_after_completion_is_resumed(world: FakeDriver, 
     again = bakery_cli("rollback", "web-local", "--yes")
     assert again.exit_code == 0, again.output
     assert world.runs("web-local") == {"web@1.0.0": 2}
+
+
+def test_a_refusal_by_the_first_step_leaves_no_trace(world: FakeDriver, bakery_cli: Any) -> None:
+    """A driver's RolloutRefused is its word that nothing moved, whatever facts its journal holds:
+    no history record, nothing unfinished, status in sync."""
+    from bakery.errors import RolloutRefused
+
+    world.fail_at["template"] = RolloutRefused("group web-local: the engine is busy with something else")
+    refused = bakery_cli("rollout", "web-local", "--yes")
+    assert refused.exit_code == 1
+    assert "the engine is busy with something else" in refused.stderr
+    assert world.group("web-local").history == []
+    status = bakery_cli("status", "web-local")
+    assert status.exit_code == 0, status.output
+    assert bakery_cli("rollout", "web-local", "--yes").exit_code == 0  # nothing to resume: a new rollout
+    assert world.runs("web-local") == {"web@1.0.2": 2}
+
+
+def test_a_failure_after_facts_were_saved_is_paused_not_forgotten(world: FakeDriver, bakery_cli: Any) -> None:
+    from bakery.errors import ProviderError
+
+    world.fail_at["template"] = ProviderError("DescribeAutoScalingGroups: connection refused")
+    paused = bakery_cli("rollout", "web-local", "--yes")
+    assert paused.exit_code == 1 and "is paused at template" in paused.stderr
+    assert bakery_cli("status", "web-local").exit_code == 3  # unfinished: it may have moved
