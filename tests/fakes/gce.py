@@ -177,12 +177,14 @@ class _FailRule:
 
 @dataclass
 class _Pending:
-    """An operation still RUNNING: `apply` makes its change when it is done, unless it fails."""
+    """An operation still RUNNING: `apply` makes its change when it is done, unless it fails;
+    `undo` takes back what the request did at once (an insert's reserved name) when it fails."""
 
     op: JsonDict
     due: float  # time.monotonic() when it is done
     apply: Callable[[], None] | None
     error: GceError | None = None
+    undo: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -628,7 +630,14 @@ class FakeGce:
         return image
 
     def _operation(
-        self, project: str, op_type: str, image: JsonDict, apply: Callable[[], None] | None, *, scope: str = "global"
+        self,
+        project: str,
+        op_type: str,
+        image: JsonDict,
+        apply: Callable[[], None] | None,
+        *,
+        scope: str = "global",
+        undo: Callable[[], None] | None = None,
     ) -> JsonDict:
         """A RUNNING operation on `image` (any resource) in `scope` ("global", "zones/z", "regions/r");
         `apply` makes its change once it is DONE."""
@@ -657,7 +666,7 @@ class FakeGce:
                 error = failure[1]
                 break
         self._operations.setdefault(project, {})[name] = op
-        self._pending.append(_Pending(op, time.monotonic() + self.operation_delay, apply, error))
+        self._pending.append(_Pending(op, time.monotonic() + self.operation_delay, apply, error, undo))
         return copy.deepcopy(op)
 
     def _finish(self, pending: _Pending) -> None:
@@ -667,6 +676,8 @@ class FakeGce:
             op["error"] = {"errors": [{"code": error.reason.upper(), "message": error.message}]}
             op["httpErrorStatusCode"] = error.status
             op["httpErrorMessage"] = error.reason.upper()
+            if pending.undo is not None:
+                pending.undo()
         elif pending.apply is not None:
             pending.apply()
         op["status"] = "DONE"

@@ -255,6 +255,8 @@ class FakeGroups:
         extra = sorted(set(body) - allowed - {"name", "fingerprint"})
         if extra:
             raise error(400, f"Invalid value for field 'resource': the fake cannot patch {', '.join(extra)}")
+        if "fingerprint" in body and body["fingerprint"] != mig.body.get("fingerprint"):
+            raise error(412, "Supplied fingerprint does not match current fingerprint.", "conditionNotMet")
 
         def patch() -> None:
             merge(mig.body, {k: v for k, v in body.items() if k in allowed})

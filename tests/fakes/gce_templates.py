@@ -128,8 +128,9 @@ class FakeTemplates:
         return template
 
     def _insert(self, project: str, scope: str, body: JsonDict) -> JsonDict:
-        template = self.make(project, scope, body)  # the name is taken at once
-        return self.gce._operation(project, "insert", template, None, scope=scope)
+        template = self.make(project, scope, body)  # the name is taken at once, and freed if the insert fails
+        forget = lambda: self.stored.get((project, scope), {}).pop(template["name"], None)  # noqa: E731
+        return self.gce._operation(project, "insert", template, None, scope=scope, undo=forget)
 
     def _delete(self, project: str, scope: str, name: str) -> JsonDict:
         template = self._template(project, scope, name)

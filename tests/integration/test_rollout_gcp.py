@@ -374,3 +374,72 @@ def test_an_image_that_is_not_in_the_project_is_refused(world: World) -> None:
 
     with pytest.raises(UsageError, match=rf"image projects/{PROJECT}/global/images/web-9-9-9 does not exist"):
         world.driver().release_of(record("9.9.9"), world.target)
+
+
+# --- a failed template insert is retried with a new request; a concurrent MIG change is named ------
+
+
+def test_a_template_insert_whose_operation_failed_is_resumed_with_a_new_request(world: World) -> None:
+    seed_mig(world)
+    rollout = world.new_rollout(world.group(), "1.0.1")
+    world.gce.fail_operation_next(503, "backend error (simulated)", operation_type="insert")
+    with pytest.raises(ProviderError, match="backend error"):
+        world.run(rollout)
+    assert f"web-mig-{rollout.id}" not in world.gce.groups.templates.names(PROJECT)
+    world.run(rollout)  # what `bakery rollout web` does after the failure: resume it
+    assert world.images_of() == ["web-1-0-1"] * 3
+    assert world.mig()["instanceTemplate"].endswith(f"/web-mig-{rollout.id}")
+
+
+def _someone_else_patches(world: World, versions: list[dict[str, object]]) -> None:
+    """A change to the MIG made outside bakery (the console, gcloud, another tool)."""
+    scope = f"zones/{world.where['zone']}" if "zone" in world.where else f"regions/{world.where['region']}"
+    mig = world.gce.groups._mig(PROJECT, scope, "web-mig")
+    mig.body["versions"] = versions
+    mig.body["fingerprint"] = world.gce.groups.backends.fingerprint()
+
+
+def test_a_mig_changed_by_someone_else_after_the_plan_is_named_not_overwritten(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bakery.groups.gcp.steps import Mover
+
+    seed_mig(world)
+    world.gce.groups.templates.add(PROJECT, "hand-made", image=f"{PROJECT}/web-1-0-2", labels={})
+    theirs = [{"instanceTemplate": f"{TEMPLATES}/hand-made", "name": "theirs"}]
+    rollout = world.new_rollout(world.group(), "1.0.1")
+    make_template = Mover.template
+
+    def template_then_a_change(self: Mover, journal: steps.Journal) -> None:
+        make_template(self, journal)
+        _someone_else_patches(world, theirs)
+
+    monkeypatch.setattr(Mover, "template", template_then_a_change)
+    with pytest.raises(ProviderError) as stopped:
+        world.run(rollout)
+    message = stopped.value.message
+    assert "the versions of" in message
+    assert "changed outside this rollout: [web-tmpl] when bakery last looked" in message
+    assert "[hand-made] now; bakery stops rather than overwrite that change" in message
+    assert [v["instanceTemplate"].rpartition("/")[2] for v in world.mig()["versions"]] == ["hand-made"]
+
+
+def test_a_patch_that_loses_the_fingerprint_race_to_another_field_is_retried(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed_mig(world)
+    rollout = world.new_rollout(world.group(), "1.0.1")
+    patch = gcp_api.GroupApi.patch_mig
+    raced: list[str] = []
+
+    def racing(self: gcp_api.GroupApi, name: str, body: dict[str, object], what: str, **kwargs: object) -> None:
+        if not raced:  # another client changes some other field just before bakery's first PATCH lands
+            raced.append(name)
+            _someone_else_patches(world, world.mig()["versions"])
+        patch(self, name, body, what, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(gcp_api.GroupApi, "patch_mig", racing)
+    world.run(rollout)
+    assert raced == ["web-mig"]
+    assert world.images_of() == ["web-1-0-1"] * 3
+    assert any("changed between bakery's read and its PATCH; reading it again" in n for n in world.reporter.notes)

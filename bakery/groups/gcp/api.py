@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from bakery.errors import Conflict
 from bakery.groups.gcp.requests import Where, name_of, resource_path
 from bakery.progress import Reporter
 from bakery.providers.gcp.api import Compute
@@ -192,16 +193,24 @@ class GroupApi:
         pager = self._call(client.list_managed_instances, instance_group_manager=name, **where)
         return [as_dict(m) for m in pager]
 
-    def patch_mig(self, name: str, body: dict[str, Any], what: str) -> None:
+    def patch_mig(self, name: str, body: dict[str, Any], what: str, *, fingerprint: str | None = None) -> None:
+        """PATCH the MIG. With `fingerprint` (of the MIG as read), GCE refuses it if the MIG changed
+        since: Conflict then, not retried (the caller reads again and decides)."""
+        from google.api_core.exceptions import PreconditionFailed
         from google.cloud import compute_v1
 
         client, where = self._migs()
-        operation = self._call(
-            client.patch_unary,
-            instance_group_manager=name,
-            instance_group_manager_resource=compute_v1.InstanceGroupManager(body),
-            **where,
-        )
+        resource = {**body, "fingerprint": fingerprint} if fingerprint else body
+        try:
+            operation = self._call(
+                client.patch_unary,
+                instance_group_manager=name,
+                instance_group_manager_resource=compute_v1.InstanceGroupManager(resource),
+                **({"retry": None} if fingerprint else {}),
+                **where,
+            )
+        except PreconditionFailed as exc:
+            raise Conflict(f"{self.where.mig(name)} changed since it was read (fingerprint)") from exc
         self._wait(operation, self.where.scope, what)
 
     def resize(self, name: str, size: int) -> None:

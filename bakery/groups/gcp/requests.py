@@ -213,6 +213,26 @@ def same_versions(mig: dict[str, Any], wanted: list[dict[str, Any]]) -> bool:
     return versions_of(mig) == want
 
 
+def fixed_of(version: dict[str, Any]) -> int | None:
+    """The fixed target size of a version bakery writes (None: the rest of the group)."""
+    fixed = (version.get("target_size") or {}).get("fixed")
+    return int(fixed) if fixed is not None else None
+
+
+def listed_versions(versions: list[dict[str, Any]]) -> str:
+    """Versions as bakery writes them, in words: 'web-mig-r1 x1, web-tmpl'."""
+    return ", ".join(
+        name_of(v["instance_template"]) + (f" x{v['target_size']['fixed']}" if "target_size" in v else "")
+        for v in versions
+    )
+
+
+def shown_versions(versions: list[list[Any]]) -> str:
+    """Versions as a journal keeps them ([path, size]), in words."""
+    shown = [name_of(str(path)) + (f" x{size}" if size is not None else "") for path, size in versions]
+    return ", ".join(shown) or "none"
+
+
 # --- templates --------------------------------------------------------------------------------
 
 

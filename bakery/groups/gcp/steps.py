@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bakery import steps as engine
-from bakery.errors import GateFailed, ProviderError, RolloutRefused
+from bakery.errors import Conflict, GateFailed, OperationFailed, ProviderError, RolloutRefused
 from bakery.groups.base import Rollout
 from bakery.groups.gcp.history import History
 from bakery.groups.gcp.read import Site
@@ -43,12 +43,15 @@ from bakery.groups.gcp.requests import (
     bare_policy,
     canary,
     describe,
+    fixed_of,
     instance_labels,
+    listed_versions,
     name_of,
     next_template,
     policy_notes,
     resource_path,
     same_versions,
+    shown_versions,
     template_facts,
     template_name,
     update_policy,
@@ -63,6 +66,9 @@ from bakery.steps import Step
 MIG, PREVIOUS, TEMPLATE, SIZE = "gcp.mig", "gcp.previous", "gcp.template", "gcp.size"
 STOPPED, HOLD_STARTED = "gcp.stopped", "gcp.hold-started"
 POLICY = "gcp.policy"  # the MIG's own updatePolicy before this rollout changed it
+VERSIONS = "gcp.versions"  # the MIG's versions as this rollout planned them, then as it last set them
+ATTEMPT = "gcp.template-attempt"  # template inserts whose operation failed: each retry is a new request
+PATCH_ATTEMPTS = 3  # PATCHes that lost the fingerprint race to a change that left the versions alone
 
 
 class Mover:
@@ -106,6 +112,7 @@ class Mover:
         journal.put(POLICY, self._own_policy(live))
         journal.put(PREVIOUS, base)
         journal.put(SIZE, size)
+        journal.put(VERSIONS, [list(v) for v in versions_of(live)])
         journal.put(MIG, live["name"])
 
     def _own_policy(self, live: dict[str, Any]) -> dict[str, Any]:
@@ -169,7 +176,15 @@ class Mover:
             ),
         )
         self.reporter.note(f"creating instance template {name} ({to.image or to.image_id})")
-        self.site.api.insert_template(scope, body, self.rollout.id)
+        # GCE answers a repeated requestId with the first operation, failed or not: a retry after a
+        # failed insert is a new request (a kill during the insert repeats the same one, safely).
+        attempt = int(journal.get(ATTEMPT) or 0)
+        key = self.rollout.id if attempt == 0 else f"{self.rollout.id}:{attempt}"
+        try:
+            self.site.api.insert_template(scope, body, key)
+        except OperationFailed:
+            journal.put(ATTEMPT, attempt + 1)
+            raise
         self.site.forget(path)
         return path
 
@@ -209,25 +224,57 @@ class Mover:
         return picture
 
     def apply(self, journal: engine.Journal, mig: str, versions: list[dict[str, Any]]) -> None:
-        """Patch the MIG to `versions` with bakery's PROACTIVE policy, unless it has them already."""
-        current = self.site.mig(mig)
-        policy = update_policy(self.site.gcp, int(current.get("target_size", 0)), zones_of(current))
-        body: dict[str, Any] = {}
-        if not same_versions(current, versions):
-            body["versions"] = versions
-        if not has_policy(current, policy):
-            body["update_policy"] = policy
-        if not body:
+        """Patch the MIG to `versions` with bakery's PROACTIVE policy, unless it has them already.
+        The PATCH carries the fingerprint of the MIG as read just before, and the versions read
+        must be the ones this rollout planned or last set: a change made by someone else in
+        between is named, never overwritten. A fingerprint race that left the versions alone
+        (another field changed) is retried."""
+        for _ in range(PATCH_ATTEMPTS):
+            current = self.site.mig(mig)
+            if same_versions(current, versions):
+                body: dict[str, Any] = {}
+            else:
+                self._unchanged_since(journal, mig, current)
+                body = {"versions": versions}
+            policy = update_policy(self.site.gcp, int(current.get("target_size", 0)), zones_of(current))
+            if not has_policy(current, policy):
+                body["update_policy"] = policy
+            if not body:
+                journal.put(VERSIONS, [list(v) for v in versions_of(current)])
+                return
+            if journal.get(STOPPED):
+                self.reporter.note(f"{mig}: it was stopped at {journal.get(STOPPED)}; PROACTIVE again")
+            self.reporter.note(f"{mig}: versions [{listed_versions(versions)}], PROACTIVE")
+            try:
+                self.site.api.patch_mig(
+                    mig, body, f"patching {self.site.where.mig(mig)}", fingerprint=current.get("fingerprint")
+                )
+            except Conflict:
+                self.reporter.note(f"{mig}: changed between bakery's read and its PATCH; reading it again")
+                continue
+            journal.put(VERSIONS, [[resource_path(v["instance_template"]), fixed_of(v)] for v in versions])
+            journal.put(STOPPED, None)
             return
-        if journal.get(STOPPED):
-            self.reporter.note(f"{mig}: it was stopped at {journal.get(STOPPED)}; PROACTIVE again")
-        shown = ", ".join(
-            name_of(v["instance_template"]) + (f" x{v['target_size']['fixed']}" if "target_size" in v else "")
-            for v in versions
+        raise ProviderError(
+            f"GCP: {self.site.where.mig(mig)} kept changing under bakery's PATCH ({PATCH_ATTEMPTS} fingerprint "
+            "races in a row)",
+            hint=f"`bakery rollout {self.site.name}` tries again once whatever changes the group has stopped",
         )
-        self.reporter.note(f"{mig}: versions [{shown}], PROACTIVE")
-        self.site.api.patch_mig(mig, body, f"patching {self.site.where.mig(mig)}")
-        journal.put(STOPPED, None)
+
+    def _unchanged_since(self, journal: engine.Journal, mig: str, current: dict[str, Any]) -> None:
+        """ProviderError naming the change when the MIG's versions are no longer the ones this
+        rollout planned or last set (someone else patched them)."""
+        seen = journal.get(VERSIONS)
+        now = [list(v) for v in versions_of(current)]
+        if seen is None or now == seen:
+            return
+        raise ProviderError(
+            f"GCP: the versions of {self.site.where.mig(mig)} changed outside this rollout: "
+            f"[{shown_versions(seen)}] when bakery last looked, [{shown_versions(now)}] now; bakery stops rather than "
+            "overwrite that change",
+            hint=f"find who changed it (the MIG's operations), then `bakery rollout {self.site.name}` to carry on "
+            f"from what it runs now, or `bakery rollback {self.site.name}`",
+        )
 
     def freeze(self, journal: engine.Journal, mig: str | None = None) -> None:
         """Stop the MIG replacing instances (OPPORTUNISTIC) and say so in the journal."""
