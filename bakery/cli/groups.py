@@ -18,7 +18,7 @@ YesOpt = typer.Option(False, "--yes", "-y", help="Do not ask before acting (sche
 AllowUnverifiedOpt = typer.Option(
     False,
     "--allow-unverified",
-    help="Deploy an image that does not verify (never a revoked one); loudly, and recorded in the audit log.",
+    help="Deploy an image that does not verify (never a revoked one), with --reason; loudly, and on the record.",
 )
 
 
@@ -174,6 +174,9 @@ def rollout(
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and stop."),
     allow_unverified: bool = AllowUnverifiedOpt,
+    reason: str | None = typer.Option(
+        None, "--reason", help="Why (needed with --allow-unverified; kept in the audit log)."
+    ),
     yes: bool = YesOpt,
     file: Path | None = FileOpt,
     as_json: bool = JsonOpt,
@@ -186,7 +189,12 @@ def rollout(
     reporter = RolloutReporter()
     service = _service(file, reporter)
     planned = service.prepare(
-        group, image=image, strategy_type=strategy, allow_unverified=allow_unverified, dry_run=dry_run
+        group,
+        image=image,
+        strategy_type=strategy,
+        allow_unverified=allow_unverified,
+        reason=reason,
+        dry_run=dry_run,
     )
     resumed = service.unfinished(group) is not None
     if not resumed and service.in_sync(planned):

@@ -109,10 +109,13 @@ class Rollouts:
         image: str | None = None,
         strategy_type: str | None = None,
         allow_unverified: bool = False,
+        reason: str | None = None,
         dry_run: bool = False,
     ) -> Rollout:
         """The rollout `bakery rollout NAME` would run (a resumed one when one is unfinished): its
-        image verified by the trust gate (TrustError when refused)."""
+        image verified by the trust gate (TrustError when refused). An override (`allow_unverified`)
+        needs a `reason`, which the audit log keeps (UsageError without one)."""
+        _overriding(allow_unverified, reason)
         group = self.group(name)
         self._not_held(name)
         journal = self.unfinished(name)
@@ -132,7 +135,10 @@ class Rollouts:
         state = driver.read(name, group, spec)
         planning.refuse_active(name, state)
         record = planning.pick(self.gate, group, self.provider(group).images(group.target, group.image), image)
-        self.gate.check(name, group, record, operation="rollout", allow_unverified=allow_unverified, audit=not dry_run)
+        audit = not dry_run
+        self.gate.check(
+            name, group, record, operation="rollout", allow_unverified=allow_unverified, reason=reason, audit=audit
+        )
         to = driver.release_of(record, spec)
         return planning.new(name, group, spec, "rollout", to, record, state, strategy_type)
 
@@ -175,6 +181,7 @@ class Rollouts:
         An unfinished rollback (interrupted, killed) is resumed."""
         if reason is not None:
             clean(reason, what="--reason")
+        _overriding(allow_unverified, reason)
         group = self.group(name)
         self._not_held(name)
         journal = self.unfinished(name)
@@ -191,7 +198,7 @@ class Rollouts:
         last, before = planning.last_move(name, driver.history(name, group, spec), state)
         record = self._record_of(group, before)
         if record is not None:
-            self.gate.check(name, group, record, operation="rollback", allow_unverified=allow_unverified)
+            self.gate.check(name, group, record, operation="rollback", allow_unverified=allow_unverified, reason=reason)
         elif self.gate.required(group) and not allow_unverified:
             raise TrustError(
                 f"refusing to roll {name} back onto {shown(before)}: bakery did not bake it, so it cannot verify",
@@ -255,3 +262,15 @@ class Rollouts:
 
         with held(self.ws.locks / f"group-{rollout.group}.lock", rollout.group, rollout.id, rollout.who):
             yield
+
+
+def _overriding(allow_unverified: bool, reason: str | None) -> None:
+    """UsageError (exit 2) for an override without a reason: every override is on the record."""
+    if not allow_unverified:
+        return
+    if not (reason or "").strip():
+        raise UsageError(
+            "--allow-unverified needs --reason TEXT: the override and its reason go into the audit log",
+            hint='e.g. --allow-unverified --reason "hotfix for INC-123, signed build pending"',
+        )
+    clean(str(reason), what="--reason")

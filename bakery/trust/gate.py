@@ -84,6 +84,7 @@ class TrustGate:
         *,
         operation: str,
         allow_unverified: bool,
+        reason: str | None = None,
         audit: bool = True,
     ) -> Verification:
         """Verify `record` before `operation` ("rollout", "rollback") moves `group_name` onto it.
@@ -111,7 +112,7 @@ class TrustGate:
         if allow_unverified:
             self.reporter.note(
                 f"WARNING: {record.ref} does NOT verify and --allow-unverified deploys it anyway "
-                f"({'; '.join(result.problems)}); this override is recorded in the audit log"
+                f"({'; '.join(result.problems)}); this override is recorded in the audit log with its reason"
             )
             if audit:
                 self.trust.record(
@@ -119,7 +120,7 @@ class TrustGate:
                     subject,
                     "allowed-unverified",
                     policy=policy,
-                    details={"problems": result.problems},
+                    details={"problems": result.problems, "reason": reason or ""},
                     strict=True,
                 )
             return result
@@ -132,7 +133,7 @@ class TrustGate:
                 f"refusing to {operation} {group_name} onto {record.ref}: it does not verify ({policy})",
                 problems=tuple(result.problems),
                 hint=f"see `bakery verify {record.ref} --target {record.target}`; "
-                "--allow-unverified deploys it anyway (recorded in the audit log)",
+                '--allow-unverified --reason "WHY" deploys it anyway (recorded in the audit log)',
             )
         self.reporter.note(
             f"warning: {record.ref} does not verify ({'; '.join(result.problems)}); deploying it because "

@@ -110,12 +110,18 @@ def test_an_unsigned_image_is_refused_and_allow_unverified_goes_through_on_the_r
     assert f"refusing to rollout web-eu onto {ref}: it does not verify" in refused.stderr
     assert "unsigned: no attestation" in refused.stderr
     assert world.driver.runs("web-eu") == {"web@1.0.0": 2}
-    forced = world.run("rollout", "web-eu", "--yes", "--allow-unverified")
+    reasonless = world.run("rollout", "web-eu", "--yes", "--allow-unverified")
+    assert reasonless.exit_code == 2
+    assert "--allow-unverified needs --reason TEXT" in reasonless.stderr
+    assert world.driver.runs("web-eu") == {"web@1.0.0": 2}
+    forced = world.run("rollout", "web-eu", "--yes", "--allow-unverified", "--reason", "INC-42 hotfix")
     assert forced.exit_code == 0, forced.output
     assert "WARNING" in forced.stderr and "--allow-unverified" in forced.stderr
     assert world.driver.runs("web-eu") == {ref: 2}
     actions = [(e["action"], e["result"]) for e in world.audit()]
     assert ("override", "allowed-unverified") in actions and ("rollout", "succeeded") in actions
+    (override,) = [e for e in world.audit() if e["action"] == "override"]
+    assert override["details"]["reason"] == "INC-42 hotfix"
     assert world.run("audit", "verify").exit_code == 0
 
 
@@ -135,7 +141,7 @@ def test_revoking_a_base_revokes_its_children_and_status_names_the_groups(world:
     assert any(base in line for line in groups["web-eu"]["revoked"])
     assert any(child in line and "CVE-2026-0001" in line for line in groups["app-eu"]["revoked"])
     # A revoked image never rolls out, override or not.
-    again = world.run("rollout", "web-eu", "--image", base, "--yes", "--allow-unverified")
+    again = world.run("rollout", "web-eu", "--image", base, "--yes", "--allow-unverified", "--reason", "need it")
     assert again.exit_code == 1 and "is revoked since" in again.stderr
     assert [e["action"] for e in world.audit()].count("revoke") == 1
     lifted = world.run("unrevoke", base, "--reason", "false alarm", "--target", "aws")
