@@ -4,6 +4,7 @@ bake). Exit 0 in sync, 3 on drift, 1 when a group cannot be read."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from bakery.core import catalog
@@ -69,7 +70,8 @@ def _one(rollouts: Rollouts, name: str, table: dict[tuple[str, str], Revocation]
     newest = catalog.newest(records)
     active = state.active or _journal_active(rollouts, name)
     reasons = drift_of(state, active)
-    revoked = revoked_in(state, {r.ref: r for r in everything}, table) if table is not None else []
+    parents = rollouts.gate.verifier.ancestry.parents
+    revoked = revoked_in(state, {r.ref: r for r in everything}, table, parents) if table is not None else []
     if table is None:
         reasons.append("revocations could not be read from the registry")
     return GroupStatus(
@@ -93,9 +95,13 @@ def _one(rollouts: Rollouts, name: str, table: dict[tuple[str, str], Revocation]
 
 
 def revoked_in(
-    state: GroupState, records: dict[str, ImageRecord], table: dict[tuple[str, str], Revocation]
+    state: GroupState,
+    records: dict[str, ImageRecord],
+    table: dict[tuple[str, str], Revocation],
+    parents: Callable[[ImageRecord], Iterable[str]] | None = None,
 ) -> list[str]:
-    """One line per revoked image (by itself or an ancestor) the group runs or intends to run."""
+    """One line per revoked image (by itself or an ancestor, along every parent claimed:
+    `parents`) the group runs or intends to run."""
     counts = state.counts()
     refs = set(counts)
     if state.intended is not None and state.intended.image:
@@ -103,7 +109,7 @@ def revoked_in(
     out = []
     for ref in sorted(refs):
         record = records.get(ref)
-        found = revocation_of(record, table, records) if record is not None else None
+        found = revocation_of(record, table, records, parents) if record is not None else None
         if found is not None and found.effective():
             out.append(f"runs revoked image {ref} ({counts.get(ref, 0)} instance(s)): {found.describe()}")
     return out

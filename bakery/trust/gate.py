@@ -39,7 +39,7 @@ class TrustGate:
         table = Revocations(self.trust).table()
         mine = sorted(records, key=lambda r: catalog.version_key(r.version), reverse=True)
         for record in mine:
-            revocation = revocation_of(record, table, by_ref)
+            revocation = revocation_of(record, table, by_ref, self.verifier.ancestry.parents)
             if revocation is None or not revocation.effective():
                 return record
             self.reporter.note(f"skipping {record.ref}: {revocation.describe()}")
@@ -56,7 +56,8 @@ class TrustGate:
     def revoked(self, group: Group, record: ImageRecord) -> Revocation | None:
         """`record`'s revocation (its own or an ancestor's) when in effect now, else None."""
         everything = self.provider_for(group.target).images(group.target)
-        found = revocation_of(record, Revocations(self.trust).table(), {r.ref: r for r in everything})
+        table, by_ref = Revocations(self.trust).table(), {r.ref: r for r in everything}
+        found = revocation_of(record, table, by_ref, self.verifier.ancestry.parents)
         return found if found is not None and found.effective() else None
 
     def refuse_revoked(self, group_name: str, group: Group, record: ImageRecord, *, during: str | None = None) -> None:

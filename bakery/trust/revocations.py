@@ -10,7 +10,7 @@ records' parent references, so a child baked after the revocation inherits it as
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -273,19 +273,29 @@ def revocation_of(
     record: ImageRecord,
     table: Mapping[tuple[str, str], Revocation],
     records: Mapping[str, ImageRecord],
+    parents: Callable[[ImageRecord], Iterable[str]] | None = None,
 ) -> Revocation | None:
     """`record`'s own revocation, else the nearest revoked ancestor's (records: ref -> record on
-    the same target, to follow parent references). Scheduled revocations are returned too: ask
-    `effective()`."""
+    the same target, to follow parent references). `parents` names each record's parents (by
+    default its `parent` field: the tags); an ancestry that claims more than one (a signed
+    statement and tags that disagree) is followed along every claim, never fewer. Scheduled
+    revocations are returned too: ask `effective()`."""
+    parents_of = parents or (lambda r: [r.parent] if r.parent else [])
     seen: set[str] = set()
-    ref: str | None = record.ref
-    while ref is not None and ref not in seen:  # also past an ancestor no longer in the catalog
-        seen.add(ref)
-        found = table.get((record.target, ref))
-        if found is not None:
-            return found if ref == record.ref else found.inherited(record.ref)
-        current = records.get(ref) if ref != record.ref else record
-        ref = current.parent if current is not None else None
+    level: list[tuple[str, ImageRecord | None]] = [(record.ref, record)]
+    while level:  # breadth first: the nearest revoked ancestor wins
+        below: list[tuple[str, ImageRecord | None]] = []
+        for ref, current in level:
+            if ref in seen:
+                continue  # a loop, or two paths to one ancestor
+            seen.add(ref)
+            found = table.get((record.target, ref))
+            if found is not None:
+                return found if ref == record.ref else found.inherited(record.ref)
+            if current is None:
+                continue  # an ancestor no longer in the catalog still passed its revocation on above
+            below += [(parent, records.get(parent)) for parent in parents_of(current) if parent]
+        level = below
     return None
 
 

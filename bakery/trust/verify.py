@@ -24,6 +24,7 @@ from bakery.core.catalog import ImageRecord
 from bakery.core.jcs import digest, jcs_bytes
 from bakery.errors import BakeryError, TrustError, UsageError
 from bakery.providers.base import Provider
+from bakery.trust.ancestry import Ancestry, parent_in_statement
 from bakery.trust.attestation import Attestations, payload_digest
 from bakery.trust.context import TrustContext
 from bakery.trust.revocations import Revocation, Revocations, revocation_of
@@ -82,6 +83,7 @@ class Verifier:
         self.trust = trust
         self.provider_for = provider_for  # target name -> its provider
         self.attestations = Attestations(trust)
+        self.ancestry = Ancestry(self.attestations)
         self._unknown = ""  # why revocations could not be read, when they could not
 
     def record(self, ref: str, target: str | None) -> tuple[ImageRecord, list[ImageRecord]]:
@@ -129,7 +131,6 @@ class Verifier:
         seen: set[str],
     ) -> Verification:
         seen.add(record.ref)
-        revocation = revocation_of(record, table, by_ref) if table is not None else None
         checks = _Checks()
         policy = self.trust.policy()
         signed_by: tuple[str, ...] = ()
@@ -146,6 +147,7 @@ class Verifier:
                 else [f"unsigned: no attestation for {record.ref} on {record.target} in {self.trust.store.where}"],
                 f"in {self.trust.store.where}",
             )
+        statement: dict[str, Any] | None = None
         if envelope is not None:
             statement, signed_by = self._signature(envelope, checks)
             if statement is not None:
@@ -156,6 +158,12 @@ class Verifier:
                 if NOT_OURS not in about:  # a statement of another shape says nothing to compare
                     self._subject(record, statement, provider, checks)
                     self._tags(record, statement, statement_digest, provider, checks)
+        # Ancestry: the verified statement's parent is authoritative; without one, every claim counts.
+        if statement is not None:
+            parents = self.ancestry.verified(record, parent_in_statement(statement))
+        else:
+            parents = self.ancestry.parents
+        revocation = revocation_of(record, table, by_ref, parents) if table is not None else None
         if table is None:
             checks.add("revocation", [f"cannot be ruled out: {self._unknown}"], "")
         elif revocation is not None and revocation.effective():
@@ -164,10 +172,11 @@ class Verifier:
             later = f"; {revocation.describe()}" if revocation is not None else ""
             checks.add("revocation", [], f"not revoked{later}")
         parent = None
-        if record.parent:
-            parent_record = by_ref.get(record.parent)
+        named = parents(record)
+        if named:
+            parent_record = by_ref.get(named[0])
             if parent_record is None:
-                checks.add("parent", [f"its parent {record.parent} is not in the {record.target} catalog"], "")
+                checks.add("parent", [f"its parent {named[0]} is not in the {record.target} catalog"], "")
             elif parent_record.ref in seen:
                 checks.add("parent", [f"its parent chain loops at {parent_record.ref}"], "")
             else:

@@ -481,3 +481,26 @@ def test_audit_verify_checks_only_what_is_new_since_its_last_check(world: World)
     assert again["ok"] and again["checked_from"] == 2 and again["head"] == 4
     full = json.loads(world.run("audit", "verify", "--full", "--json").stdout)
     assert full["ok"] and full["checked_from"] == 1 and full["events"] == 4
+
+
+def test_a_child_whose_parent_mark_is_stripped_still_inherits_its_ancestors_revocation(world: World) -> None:
+    """Ancestry is what the signed statement says, never less: a child of a revoked base whose
+    parent tag was removed is revoked all the same, for verify, the rollout gate and status."""
+    base = world.bake()
+    child = world.bake("app")
+    assert world.run("revoke", base, "--reason", "CVE-2026-0001", "-t", "aws").exit_code == 0
+    image = world.fake._images[world.image_id(child)]
+    image.parent = None  # the mark the cloud carries, gone
+    image.tags.pop("bakery:parent", None)
+    assert next(r for r in world.fake.images("aws") if r.ref == child).parent is None
+
+    checked = world.run("verify", child, "--target", "aws")
+    assert checked.exit_code == 1
+    assert f"{child} is revoked since" in checked.stdout and f"(inherited from {base})" in checked.stdout
+    world.driver.seed("app-eu", Release("app@1.9.0", "img-old", None, "sha256:old"))
+    forced = world.run("rollout", "app-eu", "--image", child, "--yes", "--allow-unverified", "--reason", "x")
+    assert forced.exit_code == 1 and "is revoked since" in forced.stderr
+    assert world.driver.runs("app-eu") == {"app@1.9.0": 2}
+    world.driver.seed("app-eu", Release(child, world.image_id(child), None, "sha256:x"))
+    status = world.run("status", "app-eu")
+    assert status.exit_code == 3 and f"runs revoked image {child}" in status.stdout, status.output
