@@ -25,12 +25,15 @@ from bakery.config.secrets import secret_values
 from bakery.core import provenance
 from bakery.core.catalog import ImageRecord, next_version
 from bakery.core.debris import Owner
-from bakery.errors import BakeryError
+from bakery.core.text import clean
+from bakery.errors import BakeryError, TrustError, UsageError
 from bakery.progress import Reporter
 from bakery.providers.base import BakeRequest, ClientFactory, Provider, get_provider
 from bakery.steps import Handoff, Journal, Results, Step
+from bakery.trust.ancestry import Ancestry
 from bakery.trust.attestation import Attestations, Signed
 from bakery.trust.context import TrustContext
+from bakery.trust.revocations import Revocations, revocation_of
 from bakery.workspace import Workspace, exclusive, remove_tree
 
 
@@ -55,6 +58,7 @@ class _Bake:
     secrets: dict[str, str]
     force: bool
     clock: float  # time.monotonic() at its start
+    revoked_parent_reason: str | None = None  # why a revoked parent is used anyway (an override, on the record)
 
 
 @dataclass(frozen=True)
@@ -117,10 +121,18 @@ class Baker:
             kind, self.ws, self.reporter, self.clients, targets=self.project.config.targets
         )
 
-    def bake(self, name: str, target: str, *, force: bool = False) -> BuildResult:
+    def bake(
+        self, name: str, target: str, *, force: bool = False, allow_revoked_parent: str | None = None
+    ) -> BuildResult:
         """Bake `name` on `target`, unless an image with the same inputs digest exists (then skip,
-        unless `force`). Raises BakeryError (BuildError, ProviderError, Interrupted); whatever
-        stops it, nothing this bake created stays behind on the target, nothing is recorded."""
+        unless `force`). A parent that is revoked (by itself or an ancestor) refuses the bake
+        (TrustError) unless `allow_revoked_parent` gives the reason, which the audit log keeps.
+        Raises BakeryError (BuildError, ProviderError, Interrupted); whatever stops it, nothing
+        this bake created stays behind on the target, nothing is recorded."""
+        if allow_revoked_parent is not None:
+            clean(allow_revoked_parent, what="--reason")
+            if not allow_revoked_parent.strip():
+                raise UsageError("--allow-revoked-parent needs --reason TEXT: the override goes into the audit log")
         eff = self.project.effective(name, target)
         secrets = secret_values(eff)
         self.ws.ensure()
@@ -134,7 +146,9 @@ class Baker:
             self.reporter.note(f"another bake of {name} on {target} is running (pid {holder}); waiting for it")
 
         with runner.signal_guard(), exclusive(lock, waiting):
-            bake = _Bake(eff, provider, invocation, started, log_path, secrets, force, time.monotonic())
+            bake = _Bake(
+                eff, provider, invocation, started, log_path, secrets, force, time.monotonic(), allow_revoked_parent
+            )
             return self._bake_locked(bake)
 
     def _bake_locked(self, bake: _Bake) -> BuildResult:
@@ -217,6 +231,8 @@ class Baker:
     def _resolve(self, bake: _Bake, journal: Journal) -> _Resolved:
         eff, provider = bake.eff, bake.provider
         parent = parent_of(eff, provider)
+        if parent is not None:
+            self._refuse_revoked_parent(bake, parent)
         existing = provider.images(eff.target, eff.name)
         left = leftovers.clear(provider, eff.target, eff.name, self.reporter)
         version = next_version(eff.image.version, [r.version for r in existing] + [x.version for x in left])
@@ -237,6 +253,29 @@ class Baker:
                 record=same[-1], inputs_digest=staged.digest, log_path=None, seconds=0.0, skipped=True
             )
         return _Resolved(version, workdir, request, staged, up_to_date)
+
+    def _refuse_revoked_parent(self, bake: _Bake, parent: ImageRecord) -> None:
+        """TrustError when `parent` is revoked (its ancestry as its statement and marks claim it),
+        unless the bake overrides it with a reason: then a warning and an audit event."""
+        eff = bake.eff
+        everything = {r.ref: r for r in bake.provider.images(eff.target)}
+        table = Revocations(self.trust).table()
+        found = revocation_of(parent, table, everything, Ancestry(self.attestations).parents)
+        if found is None or not found.effective():
+            return
+        subject = f"{eff.name} on {eff.target} from {parent.ref}"
+        if bake.revoked_parent_reason is None:
+            raise TrustError(
+                f"refusing to bake {eff.name} on {eff.target} from {parent.ref}: it is {found.describe()}",
+                hint=f"bake {parent.name} again first (its newest version is what `from: {parent.name}` takes), or "
+                '--allow-revoked-parent --reason "WHY" to bake on it anyway, on the record',
+            )
+        self.reporter.note(
+            f"WARNING: baking {eff.name} from {parent.ref}, which is {found.describe()}; "
+            "--allow-revoked-parent overrides it, recorded in the audit log with its reason"
+        )
+        details = {"reason": bake.revoked_parent_reason, "revocation": found.describe()}
+        self.trust.record("override", subject, "allowed-revoked-parent", details=details, strict=True)
 
     def _render_step(self, bake: _Bake, resolved: _Resolved) -> render.Rendered:
         self.trust.signer()  # a signer that cannot sign fails the bake now, before Packer starts

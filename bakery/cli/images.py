@@ -116,6 +116,10 @@ def build(
     stale: bool = typer.Option(False, "--stale", help="Bake every image the plan finds stale or new, parents first."),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="With --stale: bakes to run at once."),
     force: bool = typer.Option(False, "--force", help="Bake even if an image with the same inputs exists."),
+    allow_revoked_parent: bool = typer.Option(
+        False, "--allow-revoked-parent", help="Bake on a parent that is revoked, with --reason; on the record."
+    ),
+    reason: str | None = typer.Option(None, "--reason", help="Why (needed with --allow-revoked-parent)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Show phases only, not Packer/Ansible output."),
     file: Path | None = FileOpt,
     as_json: bool = JsonOpt,
@@ -132,7 +136,10 @@ def build(
         return
     if image is None or target is None:
         raise UsageError("name an image and a target (bakery build IMAGE --target T), or use --stale")
-    result = Baker(project, workspace_of(project), reporter).bake(image, target, force=force)
+    override = (reason or "") if allow_revoked_parent else None
+    result = Baker(project, workspace_of(project), reporter).bake(
+        image, target, force=force, allow_revoked_parent=override
+    )
     rec = result.record
     emit(
         "build",

@@ -90,9 +90,16 @@ def world(project_dir: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bak
     monkeypatch.setenv("PATH", f"{packer.bin_dir}{os.pathsep}{os.environ['PATH']}")
     tools.packer_version.cache_clear()
     fake, driver = FakeProvider(inbox=tmp_path / "cloud"), FakeDriver()
-    import bakery.rollout.service  # noqa: F401 - its own get_provider is the real one: restored as such after the test
+    # Imported before bakery.providers.base is patched: their own get_provider is the real one,
+    # restored as such after the test.
+    import bakery.bake.service
+    import bakery.rollout.service  # noqa: F401
 
-    for where in ("bakery.providers.base.get_provider", "bakery.rollout.service.get_provider"):
+    for where in (
+        "bakery.providers.base.get_provider",
+        "bakery.rollout.service.get_provider",
+        "bakery.bake.service.get_provider",
+    ):
         monkeypatch.setattr(where, lambda *a, **k: fake)
     monkeypatch.setattr("bakery.rollout.service.get_driver", lambda *a, **k: driver)
     yield World(project_dir, fake, driver, bakery_cli)

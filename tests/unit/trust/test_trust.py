@@ -504,3 +504,20 @@ def test_a_child_whose_parent_mark_is_stripped_still_inherits_its_ancestors_revo
     world.driver.seed("app-eu", Release(child, world.image_id(child), None, "sha256:x"))
     status = world.run("status", "app-eu")
     assert status.exit_code == 3 and f"runs revoked image {child}" in status.stdout, status.output
+
+
+def test_a_bake_on_a_revoked_parent_is_refused_unless_overridden_with_a_reason(world: World) -> None:
+    base = world.bake()
+    assert world.run("revoke", base, "--reason", "CVE-2026-0001", "-t", "aws").exit_code == 0
+    refused = world.run("build", "app", "--target", "aws")
+    assert refused.exit_code == 1
+    assert f"refusing to bake app on aws from {base}: it is revoked since" in refused.stderr
+    assert [i for i in world.fake.all_images() if i.name == "app"] == []
+    reasonless = world.run("build", "app", "--target", "aws", "--allow-revoked-parent")
+    assert reasonless.exit_code == 2 and "--allow-revoked-parent needs --reason TEXT" in reasonless.stderr
+    forced = world.run("build", "app", "-t", "aws", "--allow-revoked-parent", "--reason", "rebuild the fix on it")
+    assert forced.exit_code == 0, forced.output
+    assert "WARNING: baking app from" in forced.output
+    (override,) = [e for e in world.audit() if e["action"] == "override"]
+    assert override["result"] == "allowed-revoked-parent"
+    assert override["details"]["reason"] == "rebuild the fix on it"
