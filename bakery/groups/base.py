@@ -72,6 +72,20 @@ class ActiveRollout:
     who: str  # user@host or the CI's identity
     where: str  # host (and pid) that drives it, when known
 
+    @property
+    def by_bakery(self) -> bool:
+        """Whether a bakery rollout drives it (its id is one of bakery's)."""
+        return self.id.startswith("r-")
+
+    def describe(self) -> str:
+        """In words: a bakery rollout by its id and who started it; anything else by what it is
+        ("instance refresh InProgress started outside bakery at T, 40 % done, to version 7")."""
+        done = f", {self.percent} % done" if self.percent is not None else ""
+        when = self.started or "an unknown time"
+        if self.by_bakery:
+            return f"rollout {self.id} to {self.to} ({self.step}{done}), started {when} by {self.who} on {self.where}"
+        return f"{self.step} started outside bakery at {when}{done}, to {self.to} ({self.where})"
+
 
 @dataclass(frozen=True)
 class GroupState:

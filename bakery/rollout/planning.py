@@ -32,9 +32,13 @@ def busy(group: str, rollout_id: str, since: str, where: str) -> RolloutRefused:
 
 
 def refuse_active(name: str, state: GroupState) -> None:
-    """Raise RolloutRefused when the group's engine is moving it (from any machine)."""
+    """Raise RolloutRefused when the group's engine is moving it (from any machine), naming what
+    moves it: a bakery rollout by its id, anything else by what it is."""
     if state.active is not None:
-        raise busy(name, state.active.id, state.active.started, f"{state.active.who} on {state.active.where}")
+        raise RolloutRefused(
+            f"{name} is moving now: {state.active.describe()}",
+            hint=f"wait for it (bakery status {name}); a second rollout of one group is never started",
+        )
 
 
 def pick(gate: TrustGate, group: Group, records: list[ImageRecord], ref: str | None) -> ImageRecord:

@@ -316,7 +316,7 @@ def test_interrupted_rollout_is_refused_to_others_cancelled_and_resumed(
         finally:
             os.environ["BAKERY_HOME"] = saved
         assert refused.exit_code == 1, refused.output
-        assert "another rollout of web-aws is running: r-" in refused.output
+        assert "web-aws is moving now: rollout r-" in refused.output
         assert f"pid {first.pid}" in refused.output
 
         first.send_signal(signal.SIGINT)
@@ -506,3 +506,17 @@ def test_an_interrupt_cancels_only_this_rollouts_refresh(world: World) -> None:
     ours = start("2")  # pins the version this rollout made
     stop(journal)
     assert journal.get("cancelled") == ours != theirs
+
+
+def test_a_refresh_bakery_did_not_start_is_named_by_what_it_is(world: World) -> None:
+    slow = {"CheckpointPercentages": [50, 100], "CheckpointDelay": 600}
+    pinned = {"LaunchTemplate": {"LaunchTemplateId": world.template_id, "Version": "1"}}
+    world.client("autoscaling").start_instance_refresh(
+        AutoScalingGroupName=ASG, DesiredConfiguration=pinned, Preferences=slow
+    )
+    refused = bakery("rollout", GROUP, "--image", "web@1.0.1", "--yes")
+    assert refused.exit_code == 1, refused.output
+    assert "is moving now: instance refresh" in refused.output
+    assert "started outside bakery at 20" in refused.output and "to launch template version 1" in refused.output
+    assert "rollout ," not in refused.output and ": ," not in refused.output
+    world.client("autoscaling").cancel_instance_refresh(AutoScalingGroupName=ASG)

@@ -172,8 +172,8 @@ def test_a_second_rollout_is_refused_while_one_is_active_and_names_it(world: Wor
     with pytest.raises(RolloutRefused) as refused:
         world.run(second)
     message = refused.value.message
-    assert f"is already moving to web@1.0.1 [{TEMPLATES}/web-mig-{first.id}]" in message
-    assert f"rollout {first.id} started {first.started} by alice@laptop" in message
+    assert f"is moving now: rollout {first.id} to web@1.0.1 [{TEMPLATES}/web-mig-{first.id}]" in message
+    assert f"started {first.started} by alice@laptop" in message
     assert world.images_of() == ["web-1-0-0"] * 2 + ["web-1-0-1"]  # the first one's canary, untouched
     world.roll_back(second)  # what the service does after a refusal: it must not touch the group
     assert world.images_of() == ["web-1-0-0"] * 2 + ["web-1-0-1"]

@@ -102,7 +102,7 @@ def test_a_second_rollout_is_refused_while_another_machine_moves_the_group(world
     steps.execute(world.driver().rollout_steps(first)[:3], world.journal(first), world.reporter)
     result = bakery("rollout", GROUP, "--image", "web@1.0.2", "--yes")
     assert result.exit_code == 1, result.output
-    assert f"another rollout of {GROUP} is running: {first.id}" in result.output
+    assert f"{GROUP} is moving now: rollout {first.id} to web@1.0.1" in result.output
     assert "alice@laptop" in result.output
     assert world.images_of() == ["web-1-0-0"] * 2 + ["web-1-0-1"]
 

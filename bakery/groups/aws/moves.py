@@ -50,7 +50,8 @@ def active_rollout(api: AsgApi, template_id: str, refresh: dict[str, Any], mark:
     `bakery:active` tag, else the version's description); 'unknown' for a refresh bakery did not start."""
     refresh_id = str(refresh.get("InstanceRefreshId", ""))
     version = aws_requests.desired_version(refresh)
-    who, where, rollout_id, to = "unknown (not started by bakery)", "unknown", refresh_id, f"version {version}"
+    who, where, rollout_id = "someone else (not a bakery rollout)", f"refresh {refresh_id}", refresh_id
+    to = f"launch template version {version}"
     if mark is not None and mark.engine in (refresh_id, ""):
         who, where, rollout_id, to = mark.who, mark.where, mark.rollout, mark.to
     elif version and version.isdigit():
@@ -87,8 +88,7 @@ def blue_green_active(api: AsgApi, group: str, mark: Mark | None) -> ActiveRollo
 
 def refusal(group: str, asg: str, active: ActiveRollout) -> RolloutRefused:
     return RolloutRefused(
-        f"group {group}: rollout {active.id} ({active.step}, to {active.to}) runs on {asg} since "
-        f"{active.started}, started by {active.who} on {active.where}",
+        f"group {group}: {asg} is moving now: {active.describe()}",
         hint=f"wait for it to finish, or stop it with `bakery rollback {group}` where it was started",
     )
 

@@ -88,9 +88,7 @@ class Mover:
         active = History(self.site).unless_finished(self.site.active(live, family))
         if active is not None and active.id != self.rollout.id:
             raise RolloutRefused(
-                f"group {self.site.name}: {self.site.where.mig(live['name'])} is already moving to {active.to} "
-                f"({active.step}), rollout {active.id or '(not bakery)'} "
-                f"started {active.started or 'at an unknown time'} by {active.who} on {active.where}",
+                f"group {self.site.name}: {self.site.where.mig(live['name'])} is moving now: {active.describe()}",
                 hint="wait for it to finish, or stop it where it runs (`bakery rollback` there)",
             )
         self.site.require_health_check(live)
