@@ -79,7 +79,7 @@ class Gate:
                 state, reason = health.get(instance["InstanceId"], ("unused", "Target.NotRegistered"))
                 if state == "healthy":
                     continue
-                if state == "initial" and pending_ok:
+                if _registering(state, reason) and pending_ok:
                     passed -= 1
                     continue
                 raise _target_failed(instance["InstanceId"], arn, state, reason)
@@ -106,8 +106,9 @@ class Gate:
                 health = self.api.target_health(arn)
                 for instance in [i for i in new if _serving(i)]:
                     state, reason = health.get(instance["InstanceId"], ("unused", "Target.NotRegistered"))
-                    if state == "initial":
-                        waiting.append(f"instance {instance['InstanceId']} is initial in {target_group_name(arn)}")
+                    if _registering(state, reason):
+                        shown = "initial" if state == "initial" else "not registered yet"
+                        waiting.append(f"instance {instance['InstanceId']} is {shown} in {target_group_name(arn)}")
                     elif state != "healthy":
                         raise _target_failed(instance["InstanceId"], arn, state, reason)
             seen[:] = [Look(group, len(new), len(new) - len(waiting))]
@@ -115,6 +116,13 @@ class Gate:
 
         wait_for(what, reporter, missing, timeout=self.timeout, calls=self.calls())
         return seen[-1]
+
+
+def _registering(state: str, reason: str | None) -> bool:
+    """A target on its way in: in its first health checks, or not registered yet (the ASG
+    registers an instance with its target groups as it goes InService: the two are not one
+    step). Such a target waits, up to the gate's timeout; it never passes."""
+    return state == "initial" or (state == "unused" and reason == "Target.NotRegistered")
 
 
 def _serving(instance: dict[str, Any]) -> bool:
