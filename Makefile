@@ -46,7 +46,7 @@ demo: setup
 # follows the e2e one, and the target fails when either process does.
 test: setup
 	@fast_log=$$(mktemp); \
-	nice -n 10 $(BIN)/pytest --ignore=tests/e2e --durations=10 >"$$fast_log" 2>&1 & fast=$$!; \
+	nice -n 5 $(BIN)/pytest --ignore=tests/e2e --durations=10 >"$$fast_log" 2>&1 & fast=$$!; \
 	trap 'kill $$fast 2>/dev/null; rm -f "$$fast_log"' EXIT; \
 	$(BIN)/pytest tests/e2e --durations=10; e2e_status=$$?; \
 	wait $$fast; fast_status=$$?; \
