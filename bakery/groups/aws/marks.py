@@ -39,6 +39,25 @@ def shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"
 
 
+# AWS names a failure's cause in CamelCase codes (InsufficientInstanceCapacity, ValidationError).
+_CAUSE = re.compile(r"\b[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)+(?:\.[A-Z][A-Za-z0-9]+)?\b")
+
+
+def shorten_keeping_causes(text: str, limit: int) -> str:
+    """`text` within `limit` characters, its beginning and, after an ellipsis, every cause code it
+    names that the cut would lose (the whole reason is kept in the registry's rollout record)."""
+    if len(text) <= limit:
+        return text
+    head = text[: max(0, limit - 1)]
+    lost = [c for c in dict.fromkeys(_CAUSE.findall(text)) if c not in head]
+    if not lost:
+        return head + "…"
+    tail = "… " + ", ".join(lost)
+    if len(tail) >= limit - 20:
+        return shorten(", ".join(lost), limit)
+    return text[: limit - len(tail)].rstrip() + tail
+
+
 # --- launch template references -------------------------------------------------------------------
 
 
@@ -153,7 +172,7 @@ def encode_entry(entry: HistoryEntry) -> str:
     fixed = len(_SEP.join([*head, "", *tail, ""]))
     who = shorten(who, max(20, AWS_MAX_VALUE - fixed - 40))
     room = AWS_MAX_VALUE - fixed - len(who)
-    reason = shorten(clean(entry.reason), max(0, room)) if entry.reason else ""
+    reason = shorten_keeping_causes(clean(entry.reason), max(0, room)) if entry.reason else ""
     return shorten(_SEP.join([*head, who, *tail, reason]), AWS_MAX_VALUE)
 
 

@@ -49,6 +49,20 @@ def test_a_long_reason_and_who_are_shortened_to_fit_awss_256_characters() -> Non
     assert decoded.to == Release("web@1.0.1", "ami-0bbbbbbbbbbbbbbbb", "lt-0abc:2")
 
 
+def test_a_long_reason_from_aws_keeps_its_cause_within_the_tag() -> None:
+    reason = (
+        "instance refresh 0f1e2d3c-aaaa-bbbb-cccc-0123456789ab of web-asg failed at 50% after "
+        + "waiting for its instances " * 6
+        + "; Status reason: Instances failed to launch: InsufficientInstanceCapacity in eu-west-1a"
+    )
+    value = encode_entry(entry(reason))
+    assert len(value) <= 256
+    decoded = decode_entry("r-0123456789ab", value, "lt-0abc")
+    assert decoded is not None and decoded.reason is not None
+    assert decoded.reason.startswith("instance refresh 0f1e2d3c")
+    assert decoded.reason.endswith("… InsufficientInstanceCapacity")
+
+
 def test_an_entry_without_a_previous_release_and_foreign_values() -> None:
     first = HistoryEntry(
         "r-000000000001", "rollout", "2026-03-01T10:00:00Z", "a@b", None, Release(None, "ami-1"), "rolling", "running"
