@@ -29,6 +29,9 @@ class RolloutReporter(TerminalReporter):
     def __init__(self) -> None:
         super().__init__(verbose=True)
         self.tty = sys.stderr.isatty()
+        # Nothing live is drawn until the question is answered (go_live): a live view would draw
+        # over the prompt. Until then every line is printed as it comes.
+        self._live_ok = False
         self._live: Any = None
         self._step = ""
         self._view: GroupView | None = None
@@ -37,15 +40,23 @@ class RolloutReporter(TerminalReporter):
     def _stamp(self) -> str:
         return time.strftime("%H:%M:%S ", time.gmtime())
 
+    @property
+    def live(self) -> bool:
+        return self.tty and self._live_ok
+
+    def go_live(self) -> None:
+        """The question, if any, is answered: from now on a terminal shows the live view."""
+        self._live_ok = True
+
     def phase(self, name: str, detail: str = "") -> None:
         self._step = f"{name}: {detail}" if detail else name
-        if self.tty:
+        if self.live:
             self._show()
         else:
             err(f"{self._stamp()}==> {self._step}")
 
     def note(self, text: str) -> None:
-        if self.tty:
+        if self.live:
             self._notes = [*self._notes[-5:], text]
             self._show()
         else:
@@ -56,7 +67,7 @@ class RolloutReporter(TerminalReporter):
 
     def progress(self, view: GroupView) -> None:
         self._view = view
-        if self.tty:
+        if self.live:
             self._show()
         else:
             super().progress(view)
@@ -145,16 +156,22 @@ def plan_text(rollout: Any, resumed: bool) -> str:
     return "\n".join(lines)
 
 
-def _confirm(as_json: bool, yes: bool) -> Any:
+def _confirm(as_json: bool, yes: bool, reporter: RolloutReporter) -> Any:
+    """The question before a rollout or rollback moves anything: asked on a terminal (plainly:
+    nothing live is drawn until it is answered), taken as yes with --yes, refused elsewhere."""
+
     def ask(rollout: Any) -> bool:
-        if yes:
-            return True
-        if not sys.stdin.isatty():
-            raise UsageError(
-                "not on a terminal, and --yes was not given: nothing was changed",
-                hint="scheduled jobs pass --yes; --dry-run shows the plan",
-            )
-        return bool(typer.confirm(f"{rollout.kind} {rollout.group} to {rollout.to.describe()}?", err=True))
+        if not yes:
+            if not sys.stdin.isatty():
+                raise UsageError(
+                    "not on a terminal, and --yes was not given: nothing was changed",
+                    hint="scheduled jobs pass --yes; --dry-run shows the plan",
+                )
+            question = f"{rollout.kind} {rollout.group} to {rollout.to.describe()}?"
+            if not typer.confirm(question, err=True):
+                return False
+        reporter.go_live()
+        return True
 
     return ask
 
@@ -218,7 +235,7 @@ def rollout(
         emit("rollout-plan", payload, as_json=as_json, text=lambda: "dry run: nothing changed")
         return
     try:
-        result = service.run(planned, confirm=_confirm(as_json, yes))
+        result = service.run(planned, confirm=_confirm(as_json, yes, reporter))
     finally:
         reporter.close()
     emit("rollout", jsonable(result), as_json=as_json, text=lambda: _result_text(result))
@@ -245,7 +262,7 @@ def rollback(
     else:
         err(plan_text(planned, False))
     try:
-        result = service.rollback(planned, undo=undo, confirm=_confirm(as_json, yes))
+        result = service.rollback(planned, undo=undo, confirm=_confirm(as_json, yes, reporter))
     finally:
         reporter.close()
     emit("rollback", jsonable(result), as_json=as_json, text=lambda: _result_text(result))
