@@ -59,7 +59,7 @@ def pick(gate: TrustGate, group: Group, records: list[ImageRecord], ref: str | N
             hint=f"versions of {name} on {group.target}: {known or 'none'} (bakery images {name})",
         )
     if len(found) > 1:
-        raise UsageError(f"{ref} is claimed by {len(found)} images on {group.target}; see `bakery images {name}`")
+        return gate.claimant(group, found)
     return found[0]
 
 

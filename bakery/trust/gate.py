@@ -53,6 +53,26 @@ class TrustGate:
             hint=f"bake one: bakery build {group.image} --target {group.target}",
         )
 
+    def claimant(self, group: Group, claimants: list[ImageRecord]) -> ImageRecord:
+        """The one image among those that claim one version whose signed subject is what it is
+        (the others are impostors or half-made copies). TrustError naming them all otherwise."""
+        records = self.provider_for(group.target).images(group.target)
+        verified = [r for r in claimants if self.verifier.verify_record(r, records).ok]
+        ref, where = claimants[0].ref, claimants[0].target
+        listed = "; ".join(" ".join(r.locations) for r in claimants)
+        if len(verified) == 1:
+            others = "; ".join(" ".join(r.locations) for r in claimants if r is not verified[0])
+            self.reporter.note(
+                f"{ref} is claimed by {len(claimants)} images on {where}; taking the one that verifies "
+                f"({' '.join(verified[0].locations)}), not {others}"
+            )
+            return verified[0]
+        raise TrustError(
+            f"{ref} is claimed by {len(claimants)} images on {where} ({listed}), and "
+            f"{'none' if not verified else len(verified)} of them verif{'ies' if len(verified) == 1 else 'y'}",
+            hint=f"see `bakery images {claimants[0].name} --target {where}`; remove the images that are not bakery's",
+        )
+
     def revoked(self, group: Group, record: ImageRecord) -> Revocation | None:
         """`record`'s revocation (its own or an ancestor's) when in effect now, else None."""
         everything = self.provider_for(group.target).images(group.target)

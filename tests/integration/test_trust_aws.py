@@ -67,3 +67,28 @@ def test_a_tampered_tag_fails_verify_and_the_rollout_is_refused(world: World) ->
     assert rolled.exit_code == 0, rolled.output
     assert f"verified {ref}: signed by workspace key" in rolled.stderr
     assert set(world.images_run()) == {ami}
+
+
+def test_an_impostor_that_copies_a_bakes_invocation_is_kept_apart_and_never_rolled_out(world: World) -> None:
+    """Someone registers an AMI in the group's region carrying a copy of a genuine bake's tags
+    (its invocation included): `images` names two claimants of the version and exits 1, and the
+    rollout gate takes the one whose signed subject it is."""
+    baked = bakery("build", "web", "--target", "aws", "--force", "--json")
+    assert baked.exit_code == 0, baked.output
+    record = json.loads(baked.stdout)["record"]
+    ref = f"web@{record['version']}"
+    genuine = next(loc for loc in record["locations"] if loc.startswith(f"{REGION}:")).rpartition(":")[2]
+    ec2 = world.client("ec2")
+    tags = ec2.describe_images(ImageIds=[genuine])["Images"][0]["Tags"]
+    impostor = ec2.copy_image(SourceImageId=genuine, SourceRegion=REGION, Name="not-bakery")["ImageId"]
+    ec2.create_tags(Resources=[impostor], Tags=tags)
+
+    listed = bakery("images", "web", "--target", "aws")
+    assert listed.exit_code == 1, listed.output
+    assert f"conflict: {ref} on aws is claimed by 2 images" in listed.output
+    assert genuine in listed.output and impostor in listed.output
+
+    rolled = bakery("rollout", GROUP, "--image", ref, "--yes")
+    assert rolled.exit_code == 0, rolled.output
+    assert f"taking the one that verifies ({REGION}:{genuine}" in rolled.output
+    assert set(world.images_run()) == {genuine}

@@ -233,8 +233,10 @@ class AwsProvider(CloudProvider[AwsTarget]):
     @guarded("listing AMIs")
     def images(self, target: str, name: str | None = None) -> list[ImageRecord]:
         spec = self.specs[target]
-        # One image = one bake: its regional copies share the invocation.
-        by_bake: dict[str, dict[str, tuple[str, dict[str, str]]]] = defaultdict(dict)
+        # One image = one bake: its regional copies share the invocation. Two AMIs of one bake in
+        # one region (an impostor that copied the invocation tag) are two claimants, each listed
+        # with the bake's other copies and never folded into one: verification tells them apart.
+        by_bake: dict[str, dict[str, list[tuple[str, dict[str, str]]]]] = defaultdict(lambda: defaultdict(list))
         for region in self.regions(spec):
             filters = [{"Name": "tag:bakery:target", "Values": [target]}]
             if name:
@@ -245,12 +247,13 @@ class AwsProvider(CloudProvider[AwsTarget]):
                     continue
                 bake = tags.get("bakery:invocation") or image["ImageId"]
                 tags["bakery:registered"] = image.get("CreationDate", "")
-                by_bake[bake][region] = (image["ImageId"], tags)
+                by_bake[bake][region].append((image["ImageId"], tags))
         records = []
         for regions in by_bake.values():
-            primary = regions.get(spec.region) or next(iter(regions.values()))
-            stamp = provenance.aws_stamp(primary[1])
-            records.append(self._record(target, stamp, {r: a for r, (a, _) in regions.items()}, primary[1]))
+            for claimant in _claimants(regions):
+                primary = claimant.get(spec.region) or next(iter(claimant.values()))
+                stamp = provenance.aws_stamp(primary[1])
+                records.append(self._record(target, stamp, {r: a for r, (a, _) in claimant.items()}, primary[1]))
         return records
 
     def provenance(self, record: ImageRecord) -> dict[str, Any]:
@@ -384,3 +387,14 @@ def _location(record: ImageRecord, region: str) -> str:
         if where == region:
             return ami
     raise ProviderError(f"{record.ref} has no copy in {region}; add {region} to its target's copy_to")
+
+
+def _claimants(
+    regions: dict[str, list[tuple[str, dict[str, str]]]], limit: int = 16
+) -> list[dict[str, tuple[str, dict[str, str]]]]:
+    """The images one bake's AMIs make: one per choice of AMI in each region (one, unless AMIs
+    claim the bake twice in a region), at most `limit` (each a conflict `bakery images` names)."""
+    out: list[dict[str, tuple[str, dict[str, str]]]] = [{}]
+    for region, amis in sorted(regions.items()):
+        out = [{**partial, region: ami} for partial in out for ami in sorted(amis, key=lambda a: a[0])][:limit]
+    return out
