@@ -415,7 +415,7 @@ def lane(
     jobs["vault_bake"] = lambda: secret_bake(e2e_project, tmp, "vault", VAULT_TASKS, "--json")
     jobs["leaky_bake"] = lambda: secret_bake(e2e_project, tmp, "leaky", LEAKY_TASKS)
     jobs["rollout_images"] = lambda: make_rollout_images(
-        tmp, e2e_project, e2e_env, lane.promise("web_image").result(), lane.promise("web_rebake").result(), lane
+        tmp, e2e_project, e2e_env, lane.promise("web_image"), lane.promise("web_rebake"), lane
     )
     lane = Lane(jobs)
     wanted = {name for item in request.session.items for name in getattr(item, "fixturenames", ())}
@@ -530,13 +530,14 @@ def make_rollout_images(
     tmp_path_factory: pytest.TempPathFactory,
     e2e_project: Path,
     e2e_env: dict[str, str],
-    web_image: Baked,
-    web_rebake: Rebaked,
+    web_image: Future[Any],
+    web_rebake: Future[Any],
     lane: Lane,
 ) -> RolloutImages:
-    """`one` and `two` are the session's two bakes of web (web_image and web_rebake: each page
-    shows its own version) copied into this project's catalog, `bad` a bake with
-    playbooks/unhealthy.yml added. The base disk is the session's, copied."""
+    """`bad` a bake with playbooks/unhealthy.yml added (version 0.9: below the others, so it is
+    never the newest), made first, while the session's bakes go on; then `one` and `two`, the
+    session's two bakes of web (web_image and web_rebake: each page shows its own version), copied
+    into this project's catalog once they exist. The base disk is the session's, copied."""
     from bakery.providers.local.boot import free_port
 
     root = tmp_path_factory.mktemp("rollouts")
@@ -545,30 +546,37 @@ def make_rollout_images(
     (root / "playbooks" / "unhealthy.yml").write_text(UNHEALTHY_PLAYBOOK)
     ports = {"web-local": free_port(), "web-blue": free_port()}
     config = _rollout_config(ports)
+    config["images"]["web"]["version"] = "0.9"
+    config["images"]["web"]["playbooks"].append("playbooks/unhealthy.yml")
     (root / "images.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     git = ["git", "-C", str(root), "-c", "user.email=t@localhost", "-c", "user.name=t"]
     subprocess.run([*git, "init", "-q"], check=True)
     (root / ".gitignore").write_text(".bakery/\n")
     subprocess.run([*git, "add", "-A"], check=True)
-    subprocess.run([*git, "commit", "-qm", "rollout project"], check=True)
+    subprocess.run([*git, "commit", "-qm", "rollout project: web whose health check fails"], check=True)
 
     home = root / ".bakery"
     shutil.copytree(e2e_project / ".bakery" / "cache" / "base", home / "cache" / "base")
     # Signed as they were: the session's signing key (this project lists none: its workspace key
     # is trusted) and each bake's attestation come along into this project's workspace and registry.
-    shutil.copytree(e2e_project / ".bakery" / "keys", home / "keys")
-    staging = tmp_path_factory.mktemp("staged")
-    with lane.image_files:
-        for baked in (web_image.record, web_rebake.record):
-            _import_bake(baked, e2e_project, home, staging)
-
-    config["images"]["web"]["playbooks"].append("playbooks/unhealthy.yml")
-    (root / "images.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    subprocess.run([*git, "commit", "-qam", "web whose health check fails"], check=True)
+    # The session's first bake makes that key within seconds of its start (its public half last).
+    session_key = e2e_project / ".bakery" / "keys" / "signing.key"
+    while not session_key.with_name("signing.key.pub").exists():
+        if web_image.done():
+            web_image.result()  # raises what failed the session's bake
+            raise AssertionError(f"the session's bake made no signing key at {session_key}")
+        time.sleep(1)
+    shutil.copytree(session_key.parent, home / "keys")
     made = run_bakery(root, e2e_env, "build", "web", "--target", "local", "--json")
     assert made.returncode == 0, made.stderr[-3000:]
     bad = json.loads(made.stdout)["record"]["version"]
-    return RolloutImages(root, ports, f"web@{web_image.version}", f"web@{web_rebake.version}", f"web@{bad}")
+
+    one, two = web_image.result(), web_rebake.result()
+    staging = tmp_path_factory.mktemp("staged")
+    with lane.image_files:
+        for baked in (one.record, two.record):
+            _import_bake(baked, e2e_project, home, staging)
+    return RolloutImages(root, ports, f"web@{one.version}", f"web@{two.version}", f"web@{bad}")
 
 
 def group_processes(home: Path, group: str) -> list[str]:
