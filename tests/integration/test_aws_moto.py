@@ -374,7 +374,7 @@ def test_two_machines_baking_one_image_make_one_version(aws_project: Path, moto:
 
     if race == "simultaneous":
         # Long enough that both bakes pass the check before either AMI exists, on a loaded machine too.
-        moto_ebs.set_faults(moto, delays=[{"action": "CreateImage", "agent": "aws-sdk-go", "seconds": 12}])
+        moto_ebs.set_faults(moto, delays=[{"action": "CreateImage", "agent": "aws-sdk-go", "seconds": 20}])
     argv = [str(Path(sys.executable).parent / "bakery"), "build", "app", "-t", "aws"]
     bakes = [
         subprocess.Popen(
