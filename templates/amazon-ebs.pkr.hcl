@@ -106,8 +106,8 @@ source "amazon-ebs" "image" {
   # A private endpoint has no STS beside it to validate credentials against.
   skip_credential_validation = var.custom_endpoint_ec2 != ""
 
-  communicator = var.communicator
-  ssh_username = var.ssh_username
+  communicator  = var.communicator
+  ssh_username  = var.ssh_username
   ssh_interface = var.ssh_interface
 
   # bakery:packer>=1.7 (IMDSv2 settings are unknown to Packer 1.6; bakery drops this part there)

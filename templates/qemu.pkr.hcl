@@ -67,7 +67,7 @@ source "qemu" "image" {
   ssh_private_key_file = var.ssh_private_key_file
   ssh_timeout          = var.ssh_timeout
   # --check-inhibitors=no: minbase has no D-Bus for logind to answer on.
-  shutdown_command     = "systemctl poweroff --check-inhibitors=no"
+  shutdown_command = "systemctl poweroff --check-inhibitors=no"
 
   output_directory = var.output_directory
   vm_name          = "disk.qcow2"

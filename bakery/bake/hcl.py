@@ -54,7 +54,33 @@ def dumps_assignments(assignments: dict[str, Any]) -> str:
     for name in assignments:
         if not _IDENTIFIER.fullmatch(name):
             raise ValueError(f"not an HCL identifier: {name!r}")
-    return str(hcl2.dumps({name: value(v) for name, v in assignments.items()}))
+    return aligned(str(hcl2.dumps({name: value(v) for name, v in assignments.items()})))
+
+
+_ATTRIBUTE = re.compile(r"^([A-Za-z_][A-Za-z0-9_-]*) += (.*)$")
+
+
+def aligned(text: str) -> str:
+    """`text` with the `=` of each run of one-line top-level attributes aligned, as `packer fmt`
+    writes them (an attribute whose value spans lines ends a run and is left as it is)."""
+    lines = text.split("\n")
+    out: list[str] = []
+    run: list[tuple[str, str]] = []
+
+    def flush() -> None:
+        width = max((len(name) for name, _ in run), default=0)
+        out.extend(f"{name.ljust(width)} = {rest}" for name, rest in run)
+        run.clear()
+
+    for line in lines:
+        found = _ATTRIBUTE.match(line)
+        if found and not found.group(2).rstrip().endswith(("{", "[", "(")):
+            run.append((found.group(1), found.group(2)))
+            continue
+        flush()
+        out.append(line)
+    flush()
+    return "\n".join(out)
 
 
 def dumps_body(body: dict[str, Any]) -> str:

@@ -35,6 +35,16 @@ def test_cloud_renders_pass_packer_validate(
     assert f"packer build {out}" in result.stdout
     checked = packer(["validate", str(out)], packer_env)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert_fmt_clean(out, packer_env)
+
+
+def assert_fmt_clean(out: Path, env: dict[str, str]) -> None:
+    """`packer fmt -check` passes on every HCL file render wrote (and so on its templates)."""
+    files = sorted(str(p) for p in out.iterdir() if p.name.endswith((".pkr.hcl", ".pkrvars.hcl")))
+    assert files
+    for name in files:
+        formatted = packer(["fmt", "-check", "-diff", name], env)
+        assert formatted.returncode == 0, f"{name}:\n{formatted.stdout}{formatted.stderr}"
 
 
 def _local_render(project_dir: Path, version: str = "1.6.6") -> Path:
@@ -80,6 +90,7 @@ def test_local_render_passes_packer_validate(project_dir: Path, packer_env: dict
     checked = packer(["validate", str(out)], packer_env)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert not (out / "plugins.pkr.hcl").exists()  # Packer 1.6.6 rejects required_plugins
+    assert_fmt_clean(out, packer_env)
 
 
 def _hostile_project(project_dir: Path, *, gcp: bool = False) -> None:

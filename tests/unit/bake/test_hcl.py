@@ -76,7 +76,7 @@ def test_literal_is_an_escaped_hcl_string(text, expected):
 
 def test_assignments_are_written_one_per_line():
     written = hcl.dumps_assignments({"name": "web", "count": 2, "on": True})
-    assert written == 'name = "web"\ncount = 2\non = true\n'
+    assert written == 'name  = "web"\ncount = 2\non    = true\n'  # aligned as `packer fmt` writes them
 
 
 @pytest.mark.parametrize("key", ["a b", "c:d", "with.dot", "a/b", "x=y", "1abc", "Name", "", 'k"q', "${k}"])
