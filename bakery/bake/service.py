@@ -33,7 +33,7 @@ from bakery.steps import Handoff, Journal, Results, Step
 from bakery.trust.ancestry import Ancestry
 from bakery.trust.attestation import Attestations, Signed
 from bakery.trust.context import TrustContext
-from bakery.trust.revocations import Revocations, revocation_of
+from bakery.trust.revocations import Revocations, marks_disagree, revocation_of
 from bakery.workspace import Workspace, exclusive, remove_tree
 
 
@@ -261,20 +261,22 @@ class Baker:
         everything = {r.ref: r for r in bake.provider.images(eff.target)}
         table = Revocations(self.trust).table()
         found = revocation_of(parent, table, everything, Ancestry(self.attestations).parents)
-        if found is None or not found.effective():
+        disagreement = marks_disagree(parent, found)
+        if disagreement is None and (found is None or not found.effective()):
             return
         subject = f"{eff.name} on {eff.target} from {parent.ref}"
+        why = f"it is {found.describe()}" if found is not None else f"it may be revoked: {disagreement}"
         if bake.revoked_parent_reason is None:
             raise TrustError(
-                f"refusing to bake {eff.name} on {eff.target} from {parent.ref}: it is {found.describe()}",
+                f"refusing to bake {eff.name} on {eff.target} from {parent.ref}: {why}",
                 hint=f"bake {parent.name} again first (its newest version is what `from: {parent.name}` takes), or "
                 '--allow-revoked-parent --reason "WHY" to bake on it anyway, on the record',
             )
         self.reporter.note(
-            f"WARNING: baking {eff.name} from {parent.ref}, which is {found.describe()}; "
+            f"WARNING: baking {eff.name} from {parent.ref}: {why}; "
             "--allow-revoked-parent overrides it, recorded in the audit log with its reason"
         )
-        details = {"reason": bake.revoked_parent_reason, "revocation": found.describe()}
+        details = {"reason": bake.revoked_parent_reason, "revocation": why}
         self.trust.record("override", subject, "allowed-revoked-parent", details=details, strict=True)
 
     def _render_step(self, bake: _Bake, resolved: _Resolved) -> render.Rendered:

@@ -25,6 +25,10 @@ class ImageRecord:
     locations: tuple[str, ...] = ()
     subject_sha256: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # What the image itself says of a revocation, as read from the cloud (a bakery:revoked tag, an
+    # AMI or GCP deprecation, the local catalog's mark): checked against the registry, never trusted
+    # to lift one.
+    revoked_marks: tuple[str, ...] = ()
 
     @property
     def ref(self) -> str:

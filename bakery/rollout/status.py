@@ -12,7 +12,7 @@ from bakery.core.catalog import ImageRecord
 from bakery.errors import BakeryError
 from bakery.groups.base import ActiveRollout, GroupState, Instance, Release
 from bakery.rollout.service import Rollouts
-from bakery.trust.revocations import Revocation, Revocations, revocation_of
+from bakery.trust.revocations import Revocation, Revocations, marks_disagree, revocation_of
 
 EXIT_IN_SYNC, EXIT_UNREADABLE, EXIT_DRIFT = 0, 1, 3
 
@@ -112,6 +112,8 @@ def revoked_in(
         found = revocation_of(record, table, records, parents) if record is not None else None
         if found is not None and found.effective():
             out.append(f"runs revoked image {ref} ({counts.get(ref, 0)} instance(s)): {found.describe()}")
+        elif record is not None and (disagreement := marks_disagree(record, found)) is not None:
+            out.append(f"runs {ref} ({counts.get(ref, 0)} instance(s)), which may be revoked: {disagreement}")
     return out
 
 

@@ -127,6 +127,16 @@ class TrustGate:
                 hint=f"a revoked image never rolls out; `bakery rollout {group_name}` picks the newest version "
                 "that is not revoked",
             )
+        if result.revocation_unknown:  # fail closed: no override deploys what may be revoked
+            if audit:
+                self.trust.record(operation, subject, "refused", policy=policy, details={"problems": result.problems})
+            raise TrustError(
+                f"refusing to {operation} {group_name} onto {record.ref}: its revocation "
+                + "; ".join(result.revocation_unknown),
+                problems=tuple(result.problems),
+                hint=f"`bakery revoke {record.ref} --target {record.target} --reason ...` restores a revocation; "
+                f"`bakery unrevoke {record.ref} --target {record.target} --reason ...` finishes lifting one",
+            )
         if result.ok:
             self.reporter.note(f"verified {record.ref}: signed by {', '.join(result.signed_by)}")
             return result

@@ -299,6 +299,20 @@ def revocation_of(
     return None
 
 
+def marks_disagree(record: ImageRecord, found: Revocation | None) -> str | None:
+    """Why `record` cannot be taken as not revoked although the registry (`found`: its revocation
+    there, own or inherited) says so: the image itself carries a revocation mark. A deleted
+    revocation document, or an unrevoke whose clearing of the marks did not finish. None when the
+    registry and the image agree."""
+    if found is not None or not record.revoked_marks:
+        return None
+    return (
+        f"the registry holds no revocation for {record.ref} on {record.target}, but the image itself is marked "
+        f"revoked ({'; '.join(record.revoked_marks)}): the registry and the image disagree (a deleted "
+        "revocation document, or an unfinished unrevoke)"
+    )
+
+
 def descendants(ref: str, records: Iterable[ImageRecord]) -> list[ImageRecord]:
     """Every record built on `ref` at any depth (its children, their children ...)."""
     by_ref = {r.ref: r for r in records}

@@ -27,7 +27,7 @@ from bakery.providers.base import Provider
 from bakery.trust.ancestry import Ancestry, parent_in_statement
 from bakery.trust.attestation import Attestations, payload_digest
 from bakery.trust.context import TrustContext
-from bakery.trust.revocations import Revocation, Revocations, revocation_of
+from bakery.trust.revocations import Revocation, Revocations, marks_disagree, revocation_of
 from bakery.trust.signing import PAYLOAD_TYPE, verify
 
 STATEMENT_FIELDS = ("image", "version", "target")
@@ -63,6 +63,12 @@ class Verification:
     @property
     def revoked(self) -> bool:
         return self.revocation is not None and self.revocation.effective()
+
+    @property
+    def revocation_unknown(self) -> list[str]:
+        """Why a revocation cannot be ruled out (revocations unreadable, or the registry and the
+        image's own marks disagree): no override deploys such an image."""
+        return [c.detail for c in self.checks if c.name == "revocation" and not c.ok and not self.revoked]
 
 
 @dataclass
@@ -168,6 +174,8 @@ class Verifier:
             checks.add("revocation", [f"cannot be ruled out: {self._unknown}"], "")
         elif revocation is not None and revocation.effective():
             checks.add("revocation", [f"{record.ref} is {revocation.describe()}"], "")
+        elif (disagreement := marks_disagree(record, revocation)) is not None:
+            checks.add("revocation", [f"cannot be ruled out: {disagreement}"], "")
         else:
             later = f"; {revocation.describe()}" if revocation is not None else ""
             checks.add("revocation", [], f"not revoked{later}")

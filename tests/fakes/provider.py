@@ -502,6 +502,7 @@ def _record(copies: list[FakeImage]) -> ImageRecord:
             **({"attestation": first.tags[ATTESTATION_TAG]} if ATTESTATION_TAG in first.tags else {}),
             **({"revoked": dict(first.revoked)} if first.revoked else {}),
         },
+        revoked_marks=tuple(f"{i.location} is marked revoked from {i.revoked['at']}" for i in copies if i.revoked),
     )
 
 

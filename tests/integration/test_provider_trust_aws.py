@@ -217,6 +217,12 @@ def test_revocation_falls_back_to_tags_where_the_endpoint_has_no_deprecation(bak
             assert tags["bakery:revoked-reason"] == ("CVE-2026-1 " + "x" * 300)[:256]
     assert baked.provider.descriptor(baked.record) == described
     assert [c.stamp for c in baked.provider.claims(baked.record)] == [c.stamp for c in claims]
+    # The listing reads the marks back: what verify checks against the registry.
+    (listed,) = [r for r in baked.provider.images(baked.record.target) if r.ref == baked.record.ref]
+    assert listed.revoked_marks == (
+        f"eu-central-1:{central} is tagged bakery:revoked={AT}",
+        f"eu-west-1:{west} is tagged bakery:revoked={AT}",
+    )
 
     for _ in range(2):
         said = baked.provider.unmark_revoked(baked.record)
@@ -227,6 +233,8 @@ def test_revocation_falls_back_to_tags_where_the_endpoint_has_no_deprecation(bak
     for region, ami in baked.amis.items():
         for resource in (ami, baked.snapshots[region]):
             assert not REVOKED & set(tags_of(ec2(moto, region), resource))
+    (listed,) = [r for r in baked.provider.images(baked.record.target) if r.ref == baked.record.ref]
+    assert listed.revoked_marks == ()
 
 
 class Deprecating:

@@ -152,7 +152,11 @@ def test_revocation_is_gcp_deprecation_with_the_replacement(
         assert (deprecated.state, deprecated.deprecated) == ("DEPRECATED", AT)
         assert deprecated.replacement == client.get(project=PROJECT, image=new.name).self_link
     assert "deprecated" not in client.get(project=PROJECT, image=new.name)
+    # The listing reads the mark back: what verify checks against the registry.
+    assert listed(provider).revoked_marks == (f"{PROJECT}/{old.name} is DEPRECATED from {AT}",)
+    assert listed(provider, "1.0.1").revoked_marks == ()
 
     for _ in range(2):
         assert provider.unmark_revoked(record) == f"GCP: image {PROJECT}/{old.name} is no longer deprecated"
         assert "deprecated" not in client.get(project=PROJECT, image=old.name)
+    assert listed(provider).revoked_marks == ()

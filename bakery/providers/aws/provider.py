@@ -28,6 +28,7 @@ from bakery.core.retry import aws_client, eventually
 from bakery.errors import ConfigError, ProviderError
 from bakery.progress import Reporter
 from bakery.providers.aws import bakes as aws_bakes
+from bakery.providers.aws import listing
 from bakery.providers.aws import trust as aws_trust
 from bakery.providers.aws.bakes import snapshots
 from bakery.providers.aws.errors import guarded, unless_gone
@@ -198,7 +199,7 @@ class AwsProvider(CloudProvider[AwsTarget]):
             if legacy:  # Packer < 1.7 cannot ask for IMDSv2 at registration; set it before anyone launches
                 self.ec2(spec, region).modify_image_attribute(ImageId=ami, ImdsSupport={"Value": "v2.0"})
             self.stamp(spec, region, ami, tags)
-        return self._record(request.eff.target, stamp, dict(amis), tags)
+        return listing.record(request.eff.target, stamp, dict(amis), tags)
 
     def stamp(self, spec: AwsTarget, region: str, ami: str, tags: dict[str, str]) -> None:
         """Tag the AMI and its snapshots, the state last; read back and repair what did not stick
@@ -237,6 +238,7 @@ class AwsProvider(CloudProvider[AwsTarget]):
         # one region (an impostor that copied the invocation tag) are two claimants, each listed
         # with the bake's other copies and never folded into one: verification tells them apart.
         by_bake: dict[str, dict[str, list[tuple[str, dict[str, str]]]]] = defaultdict(lambda: defaultdict(list))
+        marks: dict[str, list[str]] = {}
         for region in self.regions(spec):
             filters = [{"Name": "tag:bakery:target", "Values": [target]}]
             if name:
@@ -248,12 +250,15 @@ class AwsProvider(CloudProvider[AwsTarget]):
                 bake = tags.get("bakery:invocation") or image["ImageId"]
                 tags["bakery:registered"] = image.get("CreationDate", "")
                 by_bake[bake][region].append((image["ImageId"], tags))
+                marks[image["ImageId"]] = listing.revoked_marks(region, image, tags)
         records = []
         for regions in by_bake.values():
-            for claimant in _claimants(regions):
+            for claimant in listing.claimants(regions):
                 primary = claimant.get(spec.region) or next(iter(claimant.values()))
                 stamp = provenance.aws_stamp(primary[1])
-                records.append(self._record(target, stamp, {r: a for r, (a, _) in claimant.items()}, primary[1]))
+                amis = {r: a for r, (a, _) in claimant.items()}
+                own = tuple(m for _, ami in sorted(amis.items()) for m in marks.get(ami, []))
+                records.append(replace(listing.record(target, stamp, amis, primary[1]), revoked_marks=own))
         return records
 
     def provenance(self, record: ImageRecord) -> dict[str, Any]:
@@ -341,30 +346,6 @@ class AwsProvider(CloudProvider[AwsTarget]):
         found = ec2.describe_snapshots(SnapshotIds=[resource]).get("Snapshots", [])
         return {t["Key"]: t["Value"] for t in (found[0].get("Tags", []) if found else [])}
 
-    @staticmethod
-    def _record(target: str, stamp: dict[str, str], amis: dict[str, str], tags: dict[str, str]) -> ImageRecord:
-        attestation = tags.get(provenance.AWS_ATTESTATION_TAG)
-        signed = {"attestation": attestation} if attestation else {}
-        return ImageRecord(
-            name=stamp.get("image", ""),
-            version=stamp.get("version", ""),
-            target=target,
-            kind="aws",
-            inputs_digest=stamp.get("inputs-digest", ""),
-            created=stamp.get("created", ""),
-            base=stamp.get("base", ""),
-            parent=stamp.get("parent") or None,
-            locations=tuple(f"{region}:{ami}" for region, ami in sorted(amis.items())),
-            subject_sha256=None,
-            extra={
-                "tags": {k: v for k, v in tags.items() if k != "bakery:registered"},
-                "state": stamp.get("state", ""),
-                "invocation": stamp.get("invocation", ""),
-                "registered": tags.get("bakery:registered", ""),
-                **signed,
-            },
-        )
-
 
 def _artifact_amis(artifacts: Iterable[str]) -> dict[str, str]:
     """'eu-west-1:ami-1,eu-central-1:ami-2' (Packer's artifact id) -> {region: ami}."""
@@ -387,14 +368,3 @@ def _location(record: ImageRecord, region: str) -> str:
         if where == region:
             return ami
     raise ProviderError(f"{record.ref} has no copy in {region}; add {region} to its target's copy_to")
-
-
-def _claimants(
-    regions: dict[str, list[tuple[str, dict[str, str]]]], limit: int = 16
-) -> list[dict[str, tuple[str, dict[str, str]]]]:
-    """The images one bake's AMIs make: one per choice of AMI in each region (one, unless AMIs
-    claim the bake twice in a region), at most `limit` (each a conflict `bakery images` names)."""
-    out: list[dict[str, tuple[str, dict[str, str]]]] = [{}]
-    for region, amis in sorted(regions.items()):
-        out = [{**partial, region: ami} for partial in out for ami in sorted(amis, key=lambda a: a[0])][:limit]
-    return out

@@ -368,4 +368,5 @@ class GcpProvider(CloudProvider[GcpTarget]):
                 "descriptor": gcp_trust.descriptor_of(project, image),
                 **({"attestation": attestation} if attestation else {}),
             },
+            revoked_marks=gcp_trust.revoked_marks(project, image),
         )

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from bakery.core import jcs, provenance
 from bakery.core.catalog import ImageRecord
+from bakery.core.text import shown
 from bakery.errors import ProviderError
 from bakery.providers.base import Claim
 from bakery.providers.gcp.access import GcpAccess
@@ -135,6 +136,18 @@ def claims(provider: GcpAccess, record: ImageRecord) -> list[Claim]:
             problems=() if document is not None else ("its description holds no readable provenance",),
         )
     ]
+
+
+def revoked_marks(project: str, image: Any) -> tuple[str, ...]:
+    """What a GCP image says of its own revocation: a deprecation status other than ACTIVE."""
+    if "deprecated" not in image:
+        return ()
+    state = str(image.deprecated.state or "ACTIVE")
+    if state == "ACTIVE":
+        return ()
+    when = image.deprecated.deprecated or image.deprecated.obsolete or image.deprecated.deleted or ""
+    since = f" from {shown(str(when)[:64])}" if when else ""
+    return (f"{project}/{image.name} is {shown(state[:32])}{since}",)
 
 
 def mark_revoked(provider: GcpAccess, record: ImageRecord, *, at: str, replacement: ImageRecord | None) -> str:

@@ -206,8 +206,10 @@ def _record(row: tuple[Any, ...]) -> ImageRecord:
         extra["attestation"] = row[9]
     if row[10]:
         extra["stamp"] = json.loads(row[10])
+    marks: tuple[str, ...] = ()
     if row[11]:
         extra["revoked"] = json.loads(row[11])
+        marks = (f"the local catalog marks {row[0]}@{row[2]} on {row[1]} revoked",)
     return ImageRecord(
         name=row[0],
         target=row[1],
@@ -220,6 +222,7 @@ def _record(row: tuple[Any, ...]) -> ImageRecord:
         locations=(row[7],),
         created=row[8],
         extra=extra,
+        revoked_marks=marks,
     )
 
 

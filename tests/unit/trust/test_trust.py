@@ -375,20 +375,24 @@ def _refused_everywhere(world: World, ref: str, says: str) -> None:
     assert world.driver.runs("web-eu") == {}
 
 
-def test_a_log_rolled_back_to_before_a_revoke_with_its_document_deleted_is_refused(world: World) -> None:
+def _revoke_then_erase_it(world: World, ref: str) -> None:
+    """Revoke `ref`, then do what an attacker with write access to the registry does: put the
+    earlier, self-consistent log back in place and delete the revocation document."""
     import shutil
 
-    ref = world.bake()
     audit = world.project_dir.home / "registry" / "audit"
-    assert world.run("audit", "verify").exit_code == 0
     saved = world.project_dir.root.parent / "audit-before-revoke"
     shutil.copytree(audit, saved)
     assert world.run("revoke", ref, "--reason", "CVE-2026-9", "-t", "aws").exit_code == 0
-    # What an attacker with write access to the registry does: the earlier, self-consistent log
-    # back in place, and the revocation document gone.
     shutil.rmtree(audit)
     shutil.copytree(saved, audit)
     _revocation_doc(world, ref).unlink()
+
+
+def test_a_log_rolled_back_to_before_a_revoke_with_its_document_deleted_is_refused(world: World) -> None:
+    ref = world.bake()
+    assert world.run("audit", "verify").exit_code == 0
+    _revoke_then_erase_it(world, ref)
 
     _refused_everywhere(world, ref, "went back in time")
     verified = world.run("audit", "verify")
@@ -417,6 +421,50 @@ def test_a_deleted_revocation_document_does_not_lift_the_revocation(world: World
     _refused_everywhere(world, ref, "revocations disagree: the signed audit log revokes web@1.0.0 on aws")
     checked = world.run("verify", ref, "--target", "aws")
     assert "CVE-2026-9" in checked.output and "is gone" in checked.output
+
+
+def test_a_revocation_erased_from_the_registry_is_still_caught_by_the_image_s_own_mark(world: World) -> None:
+    """The attacker rolls the log back to before the revoke and deletes the document; a machine
+    that never saw the newer log (no witness) sees a consistent registry. The image still says it
+    is revoked, and that disagreement is refused everywhere, override or not."""
+    ref = world.bake()
+    _revoke_then_erase_it(world, ref)
+    for witness in world.project_dir.home.rglob("audit-witness.json"):
+        witness.unlink()  # a first-time reader: nothing remembered
+
+    says = "the registry holds no revocation for web@1.0.0 on aws, but the image itself is marked revoked"
+    checked = world.run("verify", ref, "--target", "aws")
+    assert checked.exit_code == 1, checked.output
+    assert says in checked.output and "the registry and the image disagree" in checked.output
+    world.driver.seed("web-eu", Release(ref, world.image_id(ref), None, "x"))
+    status = world.run("status", "web-eu")
+    assert status.exit_code == 3, status.output
+    assert f"runs {ref} (2 instance(s)), which may be revoked: {says}" in status.output
+    world.driver.seed("web-eu", Release("web@0.9.0", "img-old", None, "sha256:old"))
+    rolled = world.run("rollout", "web-eu", "--image", ref, "--yes")
+    assert rolled.exit_code == 1 and says in rolled.output, rolled.output
+    forced = world.run("rollout", "web-eu", "--image", ref, "--yes", "--allow-unverified", "--reason", "need it")
+    assert forced.exit_code == 1, forced.output
+    assert says in forced.output
+    assert world.driver.runs("web-eu") == {"web@0.9.0": 2}
+    child = world.run("build", "app", "--target", "aws")
+    assert child.exit_code == 1 and "refusing to bake app on aws from web@1.0.0: it may be revoked" in child.output
+
+
+def test_an_unrevoke_that_could_not_clear_the_marks_is_refused_until_it_is_run_again(world: World) -> None:
+    ref = world.bake()
+    assert world.run("revoke", ref, "--reason", "CVE-2026-9", "-t", "aws").exit_code == 0
+    world.fake.fail("unmark_revoked")
+    failed = world.run("unrevoke", ref, "--reason", "false alarm", "-t", "aws")
+    assert failed.exit_code == 1 and "run the same `bakery unrevoke` again to finish" in failed.output
+    checked = world.run("verify", ref, "--target", "aws")
+    assert checked.exit_code == 1
+    assert "the registry and the image disagree (a deleted revocation document, or an unfinished unrevoke)" in (
+        checked.output
+    )
+    assert world.run("unrevoke", ref, "--reason", "false alarm", "-t", "aws").exit_code == 0
+    again = world.run("verify", ref, "--target", "aws")
+    assert again.exit_code == 0 and "ok   revocation: not revoked" in again.output, again.output
 
 
 def test_an_unsigned_revocation_document_is_refused(world: World) -> None:

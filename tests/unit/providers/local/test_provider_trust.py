@@ -167,6 +167,7 @@ def test_mark_and_unmark_revoked_are_in_the_catalog_entry_and_change_neither_sta
         assert said == "local: catalog entry web@1.0.0 on local marked revoked from 2026-02-01T00:00:00Z"
     (listed,) = local.images("local", "web")
     assert listed.extra["revoked"] == {"at": "2026-02-01T00:00:00Z", "reason": "CVE-2026-1", "replacement": "web@1.0.1"}
+    assert listed.revoked_marks == ("the local catalog marks web@1.0.0 on local revoked",)
     assert local.claims(record) == claims and local.descriptor(record) == descriptor
     for _ in range(2):
         assert local.unmark_revoked(record) == "local: catalog entry web@1.0.0 on local no longer marked revoked"
