@@ -225,14 +225,21 @@ def audit_verify(
     unsigned: bool = typer.Option(
         False, "--unsigned", help="With no trusted key, check the chain alone (signatures unchecked) and pass."
     ),
+    every_signature: bool = typer.Option(
+        False,
+        "--every-signature",
+        help="Check each event's own signature, also where the signed head's seal vouches for it (slower).",
+    ),
     file: Path | None = FileOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Check the audit log: every event signed by a trusted key, in order, none changed or removed,
     and not older, forked or emptier than this machine saw it last. Checks what is new since the
-    last check (--full: everything). Exit 0 if it holds, 1 naming what does not."""
+    last check (--full: everything). Where the head is signed by a trusted key and sealed, the
+    events' hash chain and the head's signature stand for the signatures of the events it seals
+    (--every-signature: check those too). Exit 0 if it holds, 1 naming what does not."""
     _, trust, _ = _trust(file, TerminalReporter(), creates_key=False)
-    followed = trust.audit.follow(full=full)
+    followed = trust.audit.follow(full=full, seals=not every_signature)
     report = followed.report
     refused = not report.signatures_checked and not unsigned
     ok = not report.problems and not refused
@@ -262,7 +269,8 @@ def _audit_text(report: Any, checked_from: int, refused: bool) -> str:
     if not report.problems:
         if not report.signatures_checked:
             return f"audit log chain intact ({span}); signatures NOT checked (--unsigned): {report.unchecked_why}"
-        return f"audit log intact: {span}, chain and signatures verified (head: event {report.head})"
+        sealed = f"; the signed head's seal vouches for events up to {report.sealed}" if report.sealed else ""
+        return f"audit log intact: {span}, chain and signatures verified (head: event {report.head}{sealed})"
     lines = [f"audit log BROKEN: {len(report.problems)} problem(s) in {span}"]
     lines += [f"  {p.what}" for p in report.problems]
     return "\n".join(lines)
