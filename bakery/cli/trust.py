@@ -230,6 +230,9 @@ def audit_verify(
         "--every-signature",
         help="Check each event's own signature, also where the signed head's seal vouches for it (slower).",
     ),
+    checkpoints: bool = typer.Option(
+        False, "--checkpoints", help="Also hold the log to its signed checkpoints in write-once storage."
+    ),
     file: Path | None = FileOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -239,10 +242,12 @@ def audit_verify(
     events' hash chain and the head's signature stand for the signatures of the events it seals
     (--every-signature: check those too). Exit 0 if it holds, 1 naming what does not."""
     _, trust, _ = _trust(file, TerminalReporter(), creates_key=False)
+    vault = trust.vault() if checkpoints else None  # no storage named: refused before anything is read
     followed = trust.audit.follow(full=full, seals=not every_signature)
     report = followed.report
+    held = vault.check(followed.newest.seq) if vault is not None else None
     refused = not report.signatures_checked and not unsigned
-    ok = not report.problems and not refused
+    ok = not report.problems and not refused and (held is None or held.ok)
     emit(
         "audit-verify",
         {
@@ -250,9 +255,10 @@ def audit_verify(
             "ok": ok,
             "checked_from": followed.checked_from,
             "witness": str(trust.audit.witness.path) if trust.audit.witness else None,
+            "checkpoints": dataclasses.asdict(held) if held is not None else None,
         },
         as_json=as_json,
-        text=lambda: _audit_text(report, followed.checked_from, refused),
+        text=lambda: "\n".join([_audit_text(report, followed.checked_from, refused), *_held_text(held)]),
     )
     if not ok:
         raise typer.Exit(EXIT_FAILED)
@@ -274,6 +280,37 @@ def _audit_text(report: Any, checked_from: int, refused: bool) -> str:
     lines = [f"audit log BROKEN: {len(report.problems)} problem(s) in {span}"]
     lines += [f"  {p.what}" for p in report.problems]
     return "\n".join(lines)
+
+
+def _held_text(held: Any) -> list[str]:
+    if held is None:
+        return []
+    if not held.problems:
+        newest = f"newest: event {held.newest.seq}, {held.newest.time}" if held.newest else "none written yet"
+        return [f"checkpoints hold: {held.checked} in {held.where} ({held.lock}); {newest}"]
+    return [f"checkpoints do NOT hold: {len(held.problems)} problem(s) in {held.where}"] + [
+        f"  {p}" for p in held.problems
+    ]
+
+
+@audit_app.command("checkpoint")
+@handled
+def audit_checkpoint(file: Path | None = FileOpt, as_json: bool = JsonOpt) -> None:
+    """Write a signed checkpoint of the audit log's newest event to the write-once storage that
+    registry.checkpoints names (bakery also writes one after each event it appends). The log must
+    verify first. Exit 1 if it does not, or the storage is not write-once; 2 if none is named."""
+    _, trust, _ = _trust(file, TerminalReporter())
+    written = trust.checkpoint()
+    there = "written" if written.new else "was there already"
+    emit(
+        "audit-checkpoint",
+        dataclasses.asdict(written),
+        as_json=as_json,
+        text=lambda: (
+            f"checkpoint of event {written.seq} ({written.digest[:19]}…) {there}: "
+            f"{written.where}{written.key} ({written.lock})"
+        ),
+    )
 
 
 COMMANDS = (verify, sign, revoke, unrevoke)

@@ -504,6 +504,15 @@ def test_audit_verify_relies_on_the_sealed_head_unless_every_signature_is_asked_
     assert every.output.rstrip().endswith(") is not signed")
 
 
+def test_checkpoints_need_write_once_storage_named_in_images_yaml(world: World) -> None:
+    world.bake()
+    for args in (("audit", "verify", "--checkpoints"), ("audit", "checkpoint")):
+        refused = world.run(*args)
+        assert refused.exit_code == 2
+        assert "no write-once storage for audit checkpoints is configured" in refused.output
+        assert "set registry.checkpoints in images.yaml" in refused.output
+
+
 def test_a_child_whose_parent_mark_is_stripped_still_inherits_its_ancestors_revocation(world: World) -> None:
     """Ancestry is what the signed statement says, never less: a child of a revoked base whose
     parent tag was removed is revoked all the same, for verify, the rollout gate and status."""
