@@ -225,17 +225,29 @@ def audit_verify(
     unsigned: bool = typer.Option(
         False, "--unsigned", help="With no trusted key, check the chain alone (signatures unchecked) and pass."
     ),
+    every_signature: bool = typer.Option(
+        False,
+        "--every-signature",
+        help="Check each event's own signature, also where the signed head's seal vouches for it (slower).",
+    ),
+    checkpoints: bool = typer.Option(
+        False, "--checkpoints", help="Also hold the log to its signed checkpoints in write-once storage."
+    ),
     file: Path | None = FileOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Check the audit log: every event signed by a trusted key, in order, none changed or removed,
     and not older, forked or emptier than this machine saw it last. Checks what is new since the
-    last check (--full: everything). Exit 0 if it holds, 1 naming what does not."""
+    last check (--full: everything). Where the head is signed by a trusted key and sealed, the
+    events' hash chain and the head's signature stand for the signatures of the events it seals
+    (--every-signature: check those too). Exit 0 if it holds, 1 naming what does not."""
     _, trust, _ = _trust(file, TerminalReporter(), creates_key=False)
-    followed = trust.audit.follow(full=full)
+    vault = trust.vault() if checkpoints else None  # no storage named: refused before anything is read
+    followed = trust.audit.follow(full=full, seals=not every_signature)
     report = followed.report
+    held = vault.check(followed.newest.seq) if vault is not None else None
     refused = not report.signatures_checked and not unsigned
-    ok = not report.problems and not refused
+    ok = not report.problems and not refused and (held is None or held.ok)
     emit(
         "audit-verify",
         {
@@ -243,9 +255,10 @@ def audit_verify(
             "ok": ok,
             "checked_from": followed.checked_from,
             "witness": str(trust.audit.witness.path) if trust.audit.witness else None,
+            "checkpoints": dataclasses.asdict(held) if held is not None else None,
         },
         as_json=as_json,
-        text=lambda: _audit_text(report, followed.checked_from, refused),
+        text=lambda: "\n".join([_audit_text(report, followed.checked_from, refused), *_held_text(held)]),
     )
     if not ok:
         raise typer.Exit(EXIT_FAILED)
@@ -262,10 +275,42 @@ def _audit_text(report: Any, checked_from: int, refused: bool) -> str:
     if not report.problems:
         if not report.signatures_checked:
             return f"audit log chain intact ({span}); signatures NOT checked (--unsigned): {report.unchecked_why}"
-        return f"audit log intact: {span}, chain and signatures verified (head: event {report.head})"
+        sealed = f"; the signed head's seal vouches for events up to {report.sealed}" if report.sealed else ""
+        return f"audit log intact: {span}, chain and signatures verified (head: event {report.head}{sealed})"
     lines = [f"audit log BROKEN: {len(report.problems)} problem(s) in {span}"]
     lines += [f"  {p.what}" for p in report.problems]
     return "\n".join(lines)
+
+
+def _held_text(held: Any) -> list[str]:
+    if held is None:
+        return []
+    if not held.problems:
+        newest = f"newest: event {held.newest.seq}, {held.newest.time}" if held.newest else "none written yet"
+        return [f"checkpoints hold: {held.checked} in {held.where} ({held.lock}); {newest}"]
+    return [f"checkpoints do NOT hold: {len(held.problems)} problem(s) in {held.where}"] + [
+        f"  {p}" for p in held.problems
+    ]
+
+
+@audit_app.command("checkpoint")
+@handled
+def audit_checkpoint(file: Path | None = FileOpt, as_json: bool = JsonOpt) -> None:
+    """Write a signed checkpoint of the audit log's newest event to the write-once storage that
+    registry.checkpoints names (bakery also writes one after each event it appends). The log must
+    verify first. Exit 1 if it does not, or the storage is not write-once; 2 if none is named."""
+    _, trust, _ = _trust(file, TerminalReporter())
+    written = trust.checkpoint()
+    there = "written" if written.new else "was there already"
+    emit(
+        "audit-checkpoint",
+        dataclasses.asdict(written),
+        as_json=as_json,
+        text=lambda: (
+            f"checkpoint of event {written.seq} ({written.digest[:19]}…) {there}: "
+            f"{written.where}{written.key} ({written.lock})"
+        ),
+    )
 
 
 COMMANDS = (verify, sign, revoke, unrevoke)

@@ -24,12 +24,32 @@ class LocalRegistry(Model):
     path: str | None = None  # another directory (relative to images.yaml), e.g. on a shared mount
 
 
+class S3Checkpoints(Model):
+    """Write-once storage for signed checkpoints of the audit log's head: a bucket created with
+    S3 Object Lock (same region and endpoint as the registry); each checkpoint is put with a
+    retention of `retain_days` in `mode` (compliance: no one may delete it early, not even root)."""
+
+    bucket: str = Field(pattern=BUCKET_PATTERN)
+    prefix: str = Field("bakery-checkpoints/", pattern=PREFIX_PATTERN)
+    mode: Literal["compliance", "governance"] = "compliance"
+    retain_days: Int = Field(365, ge=1, le=36500)
+
+
+class GcsCheckpoints(Model):
+    """Write-once storage for signed checkpoints of the audit log's head: a bucket with a
+    retention policy (locked, for one no one can shorten), same project and endpoint as the registry."""
+
+    bucket: str = Field(pattern=BUCKET_PATTERN)
+    prefix: str = Field("bakery-checkpoints/", pattern=PREFIX_PATTERN)
+
+
 class S3Registry(Model):
     kind: Literal["s3"]
     bucket: str = Field(pattern=BUCKET_PATTERN)
     prefix: str = Field("bakery/", pattern=PREFIX_PATTERN)
     region: str = Field("us-east-1", pattern=REGION_PATTERN)
     endpoint: str | None = Field(None, pattern=ENDPOINT_PATTERN)  # else $AWS_ENDPOINT_URL_S3 / $AWS_ENDPOINT_URL
+    checkpoints: S3Checkpoints | None = None
 
 
 class GcsRegistry(Model):
@@ -38,6 +58,7 @@ class GcsRegistry(Model):
     prefix: str = Field("bakery/", pattern=PREFIX_PATTERN)
     project: str | None = Field(None, pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
     endpoint: str | None = Field(None, pattern=ENDPOINT_PATTERN)  # else $STORAGE_EMULATOR_HOST
+    checkpoints: GcsCheckpoints | None = None
 
 
 Registry = Annotated[LocalRegistry | S3Registry | GcsRegistry, Field(discriminator="kind")]

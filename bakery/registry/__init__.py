@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from bakery.errors import Conflict
-from bakery.registry.base import Blob, BucketStore, Store
+from bakery.registry.base import Blob, BucketStore, Store, WriteOnce
 
 if TYPE_CHECKING:
     from bakery.config.trust_models import Registry
     from bakery.workspace import Workspace
 
-__all__ = ["Blob", "BucketStore", "Conflict", "Store", "default_clients", "open_store"]
+__all__ = ["Blob", "BucketStore", "Conflict", "Store", "WriteOnce", "default_clients", "open_checkpoints", "open_store"]
 
 LOCAL_GCS_PROJECT = "bakery-local"  # what a loopback emulator is told when images.yaml names no project
 
@@ -54,6 +54,36 @@ def open_store(
         endpoint = spec.endpoint or os.environ.get("STORAGE_EMULATOR_HOST")
         return gcs.connect(make, bucket=spec.bucket, prefix=spec.prefix, project=spec.project, endpoint=endpoint)
     raise AssertionError(f"unknown registry kind {spec!r}")  # the models admit no other
+
+
+def open_checkpoints(spec: Registry, *, clients: Callable[..., Any] | None = None) -> WriteOnce | None:
+    """The write-once storage for the audit log's checkpoints that `spec` names (its
+    `checkpoints:`, in the registry's cloud, region or project and endpoint), or None."""
+    make = clients or default_clients
+    if spec.kind == "s3" and spec.checkpoints is not None:
+        from bakery.registry.s3 import S3WriteOnce
+
+        vault = spec.checkpoints
+        endpoint = spec.endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        client = make("s3", spec.region, endpoint)
+        return S3WriteOnce(
+            client, bucket=vault.bucket, prefix=vault.prefix, endpoint=endpoint, mode=vault.mode, days=vault.retain_days
+        )
+    if spec.kind == "gcs" and spec.checkpoints is not None:
+        from bakery.registry import gcs
+
+        endpoint = spec.endpoint or os.environ.get("STORAGE_EMULATOR_HOST")
+        found = gcs.connect(
+            make,
+            bucket=spec.checkpoints.bucket,
+            prefix=spec.checkpoints.prefix,
+            project=spec.project,
+            endpoint=endpoint,
+            write_once=True,
+        )
+        assert isinstance(found, gcs.GcsWriteOnce)  # what write_once makes
+        return found
+    return None
 
 
 def default_clients(service: str, where: str | None, endpoint: str | None) -> Any:

@@ -69,6 +69,37 @@ class Store(Protocol):
         """The objects at `keys` that exist (fetched concurrently where the store is remote)."""
 
 
+@dataclass(frozen=True)
+class Stored:
+    """One stored version of an object in write-once storage."""
+
+    key: str
+    version: str  # S3: VersionId; GCS: generation
+
+
+class WriteOnce(Protocol):
+    """Write-once storage (S3 Object Lock, a GCS retention policy) for what must outlive anyone
+    who can write the registry. Methods raise ProviderError or Conflict, never an SDK's exception."""
+
+    @property
+    def where(self) -> str:
+        """Where it is, for messages."""
+
+    def lock(self) -> str:
+        """In words, what keeps what is written there from being changed or removed. Raises
+        ProviderError when nothing does (the bucket is not write-once)."""
+
+    def create(self, key: str, data: bytes) -> str:
+        """Write `key` once, retained; its version. Raises Conflict if it exists."""
+
+    def versions(self, prefix: str = "") -> list[Stored]:
+        """Every stored version under `prefix` (also those a delete marker or a newer version
+        hides), sorted."""
+
+    def read(self, stored: Stored) -> bytes | None:
+        """The bytes of one stored version (at most MAX_OBJECT_BYTES), or None if it is gone."""
+
+
 def update(store: Store, key: str, change: Callable[[Blob | None], bytes | None], *, attempts: int = 10) -> bool:
     """Read `key`, write what `change` makes of it (None: leave it) with a conditional create or
     replace, and start again after a lost race: the one read-modify-write every shared document

@@ -18,20 +18,28 @@ from typing import Any
 from bakery.core.retry import gcp_retry, request_timeout
 from bakery.errors import Conflict, ProviderError
 from bakery.providers.gcp.api import api_error, network_error, one_line
-from bakery.registry.base import MAX_OBJECT_BYTES, Blob, BucketStore, too_large
+from bakery.registry.base import MAX_OBJECT_BYTES, Blob, BucketStore, Stored, too_large
 
 CONTENT_TYPE = "application/octet-stream"
 
 
 def connect(
-    clients: Callable[..., Any], *, bucket: str, prefix: str, project: str | None, endpoint: str | None
+    clients: Callable[..., Any],
+    *,
+    bucket: str,
+    prefix: str,
+    project: str | None,
+    endpoint: str | None,
+    write_once: bool = False,
 ) -> GcsStore:
-    """A store on `bucket` with a client from `clients("storage", project, endpoint)`; a client
-    that cannot be made (no credentials found) is a ProviderError naming the bucket."""
+    """A store on `bucket` with a client from `clients("storage", project, endpoint)` (a
+    GcsWriteOnce for checkpoints when `write_once`); a client that cannot be made (no
+    credentials found) is a ProviderError naming the bucket."""
     where = f"gs://{bucket}/{prefix}"
     with gcs_errors(where, bucket, "connect", endpoint=endpoint):
         client = clients("storage", project, endpoint)
-    return GcsStore(client, bucket=bucket, prefix=prefix, endpoint=endpoint)
+    kind = GcsWriteOnce if write_once else GcsStore
+    return kind(client, bucket=bucket, prefix=prefix, endpoint=endpoint)
 
 
 class GcsStore(BucketStore):
@@ -49,9 +57,12 @@ class GcsStore(BucketStore):
         return f"gs://{self.bucket}/{self.prefix}"
 
     def get(self, key: str) -> Blob | None:
+        return self._get(key)
+
+    def _get(self, key: str, generation: int | None = None) -> Blob | None:
         from google.api_core.exceptions import NotFound
 
-        blob = self._bucket.blob(self.prefix + key)
+        blob = self._bucket.blob(self.prefix + key, generation=generation)
         with self._errors(f"read {key}"):
             try:
                 # At most one byte past the cap: a larger object is named, never read whole.
@@ -100,6 +111,36 @@ class GcsStore(BucketStore):
 
     def _errors(self, what: str, *, lost: str | None = None) -> contextlib.AbstractContextManager[None]:
         return gcs_errors(self.where, self.bucket, what, lost=lost, endpoint=self.endpoint)
+
+
+class GcsWriteOnce(GcsStore):
+    """Checkpoints in a bucket with a retention policy: GCS refuses to delete or replace an object
+    younger than the policy's period, and a locked policy cannot be shortened or removed."""
+
+    def lock(self) -> str:
+        with self._errors("read the bucket's retention policy (storage.buckets.get)"):
+            self._bucket.reload(**self._call)
+        period = self._bucket.retention_period
+        if not period:
+            raise ProviderError(
+                f"checkpoints {self.where}: the bucket {self.bucket} has no retention policy, so a checkpoint "
+                "written there could be deleted or overwritten; none is written",
+                hint=f"set one (gcloud storage buckets update gs://{self.bucket} --retention-period=1y, then "
+                "--lock-retention-period), or name a bucket that has one under registry.checkpoints.bucket",
+            )
+        locked = "locked" if self._bucket.retention_policy_locked else "NOT locked: its owner may still remove it"
+        return f"GCS retention policy of {int(period) // 86400} days ({locked})"
+
+    def versions(self, prefix: str = "") -> list[Stored]:
+        start = len(self.prefix)
+        with self._errors(f"list {prefix or 'every key'}"):
+            found = self.client.list_blobs(self._bucket, prefix=self.prefix + prefix, **self._call)
+            stored = [Stored(blob.name[start:], str(blob.generation)) for blob in found]
+        return sorted(stored, key=lambda one: (one.key, one.version))
+
+    def read(self, stored: Stored) -> bytes | None:
+        blob = self._get(stored.key, generation=int(stored.version))
+        return None if blob is None else blob.data
 
 
 @contextlib.contextmanager

@@ -15,7 +15,7 @@ from typing import Any
 
 from bakery.errors import Conflict, ProviderError
 from bakery.providers.aws.errors import one_line
-from bakery.registry.base import MAX_OBJECT_BYTES, Blob, BucketStore, too_large
+from bakery.registry.base import MAX_OBJECT_BYTES, Blob, BucketStore, Stored, too_large
 
 LOST_RACE = ("PreconditionFailed", "ConditionalRequestConflict")
 DENIED = ("AccessDenied", "403", "AllAccessDisabled", "AccountProblem")
@@ -36,13 +36,16 @@ class S3Store(BucketStore):
         return f"s3://{self.bucket}/{self.prefix}"
 
     def get(self, key: str) -> Blob | None:
+        return self._get(key)
+
+    def _get(self, key: str, **version: str) -> Blob | None:
         from botocore.exceptions import ClientError
 
         with self._errors(f"read {key}"):
             try:
-                answer = self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)
+                answer = self.client.get_object(Bucket=self.bucket, Key=self.prefix + key, **version)
             except ClientError as exc:
-                if _code(exc) == "NoSuchKey":
+                if _code(exc) in ("NoSuchKey", "NoSuchVersion"):
                     return None
                 raise
             size = int(answer.get("ContentLength") or 0)
@@ -120,6 +123,67 @@ class S3Store(BucketStore):
                 hint="check AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, and the session token's expiry",
             )
         return ProviderError(f"registry {self.where}: cannot {what}: {code} {message}".strip())
+
+
+class S3WriteOnce(S3Store):
+    """Checkpoints in a bucket with S3 Object Lock: each is created once (If-None-Match: *) with a
+    retention of `days` in `mode` ("compliance" or "governance"). A locked version can be hidden
+    behind a delete marker or a newer version, never removed early: `versions` lists them all."""
+
+    def __init__(self, client: Any, *, bucket: str, prefix: str, endpoint: str | None, mode: str, days: int) -> None:
+        super().__init__(client, bucket=bucket, prefix=prefix, endpoint=endpoint)
+        self.mode, self.days = mode, days
+
+    def lock(self) -> str:
+        from botocore.exceptions import ClientError
+
+        with self._errors("read the bucket's Object Lock configuration"):
+            try:
+                answer = self.client.get_object_lock_configuration(Bucket=self.bucket)
+            except ClientError as exc:
+                if _code(exc) != "ObjectLockConfigurationNotFoundError":
+                    raise
+                answer = {}
+        if answer.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") != "Enabled":
+            raise ProviderError(
+                f"checkpoints {self.where}: the bucket {self.bucket} has no S3 Object Lock, so a checkpoint written "
+                "there could be deleted or overwritten; none is written",
+                hint="name a bucket created with Object Lock (aws s3api create-bucket --bucket NAME "
+                "--object-lock-enabled-for-bucket) under registry.checkpoints.bucket in images.yaml",
+            )
+        return f"S3 Object Lock, {self.mode} mode, {self.days} days"
+
+    def create(self, key: str, data: bytes) -> str:
+        import datetime as dt
+
+        until = dt.datetime.now(dt.UTC) + dt.timedelta(days=self.days)
+        with self._errors(f"create {key}", lost=f"{key} exists already in {self.where}"):
+            answer = self.client.put_object(
+                Bucket=self.bucket,
+                Key=self.prefix + key,
+                Body=data,
+                IfNoneMatch="*",
+                ObjectLockMode=self.mode.upper(),
+                ObjectLockRetainUntilDate=until,
+            )
+        return str(answer.get("VersionId") or answer["ETag"])
+
+    def versions(self, prefix: str = "") -> list[Stored]:
+        start = len(self.prefix)
+        with self._errors(f"list the versions of {prefix or 'every key'}"):
+            pages = self.client.get_paginator("list_object_versions").paginate(
+                Bucket=self.bucket, Prefix=self.prefix + prefix
+            )
+            found = [
+                Stored(item["Key"][start:], str(item["VersionId"]))
+                for page in pages
+                for item in page.get("Versions", ())
+            ]
+        return sorted(found, key=lambda stored: (stored.key, stored.version))
+
+    def read(self, stored: Stored) -> bytes | None:
+        blob = self._get(stored.key, VersionId=stored.version)
+        return None if blob is None else blob.data
 
 
 def _code(exc: Any) -> str:

@@ -37,6 +37,7 @@ from bakery.trust.audit_chain import (
     read_head,
     seq_of,
 )
+from bakery.trust.audit_seal import Seal, extend, head_payload, trusted_seal
 from bakery.trust.signing import AUDIT_PAYLOAD_TYPE, PublicKey, Signer, sign
 from bakery.trust.witness import Mark, Remembered, Revoked, Witness
 from bakery.trust.witness import key as revocation_key
@@ -158,11 +159,14 @@ class AuditLog:
     def verify(self) -> AuditReport:
         """Every event changed, removed or reordered, and every signature that does not count."""
         names = self._names()
-        return check(self.store.get_many(names), self.store.get(HEAD), keys=self.keys, threshold=self.threshold)
+        blobs = self.store.get_many(names)
+        head = self.store.get(HEAD)
+        return check(blobs, head, keys=self.keys, threshold=self.threshold, sealed=self._sealed(head))
 
-    def follow(self, *, full: bool = False) -> Followed:
+    def follow(self, *, full: bool = False, seals: bool = True) -> Followed:
         """The log checked against what this machine remembers (its witness), then verified from
-        where it was verified last (`full`: from event 1), and the witness moved on. Raises
+        where it was verified last (`full`: from event 1), and the witness moved on; `seals` False
+        checks every event's own signature, even where a trusted seal vouches for it. Raises
         TrustError when the log went back in time (older, forked or wiped) or is broken."""
         remembered = self.witness.load() if self.witness is not None else Remembered.nothing()
         names = self._names()
@@ -170,9 +174,10 @@ class AuditLog:
         start = 0 if full else remembered.verified.seq
         first = max(start, 1)
         wanted = [name for name in names if (seq_of(name) or 0) >= first]
-        report, chain = check_from(
-            first, self.store.get_many(wanted), self.store.get(HEAD), keys=self.keys, threshold=self.threshold
-        )
+        blobs = self.store.get_many(wanted)
+        head = self.store.get(HEAD)
+        sealed = self._sealed(head) if seals else 0
+        report, chain = check_from(first, blobs, head, keys=self.keys, threshold=self.threshold, sealed=sealed)
         if start and start in chain and chain[start].digest != remembered.verified.digest:
             raise self._went_back(f"event {start} is not the one this machine verified", remembered.verified)
         revocations = dict(remembered.revocations) if start else {}
@@ -227,7 +232,7 @@ class AuditLog:
         except ValueError as exc:
             raise BakeryError(f"the audit event's details cannot be written as canonical JSON: {exc}") from None
         event = Event(digest=sha256(payload), **document)
-        sealed = self._seal(payload, AUDIT_PAYLOAD_TYPE)
+        sealed = self._wrap(payload, AUDIT_PAYLOAD_TYPE)
         try:
             self.store.create(event_key(event.seq), sealed)
         except Conflict:
@@ -290,13 +295,27 @@ class AuditLog:
         hint = _head_of(head) if head else None
         if hint is not None and hint[0] >= event.seq:
             return
-        data = self._seal(jcs_bytes({"seq": event.seq, "digest": event.digest}), HEAD_PAYLOAD_TYPE)
+        data = self._wrap(head_payload(event.seq, event.digest, self._sealing(head, event)), HEAD_PAYLOAD_TYPE)
         if head is None:
             self.store.create(HEAD, data)
         else:
             self.store.replace(HEAD, data, version=head.version)
 
-    def _seal(self, payload: bytes, payload_type: str) -> bytes:
+    def _sealed(self, head: Blob | None) -> int:
+        found = trusted_seal(head, self.keys, self.threshold)
+        return found[2].seq if found else 0
+
+    def _sealing(self, head: Blob | None, event: Event) -> Seal | None:
+        """The seal this writer may sign into the head it moves to `event` (audit_seal.py)."""
+        if self._signer is None:
+            return None
+        remembered = self.witness.load().verified if self.witness is not None else Mark(0, "")
+        own = self._signer.public_key.keyid
+        return extend(
+            self.store, head, event, keys=self.keys, threshold=self.threshold, own_keyid=own, remembered=remembered
+        )
+
+    def _wrap(self, payload: bytes, payload_type: str) -> bytes:
         if self._make_signer is None:
             from securesystemslib.dsse import Envelope  # imported when used: it loads boto3 and Cloud KMS
 

@@ -67,6 +67,7 @@ class AuditReport:
     problems: tuple[Problem, ...]
     signatures_checked: bool = True
     unchecked_why: str = ""  # why signatures were not checked
+    sealed: int = 0  # events up to this seq: their signatures vouched for by the signed head's seal
 
     @property
     def ok(self) -> bool:
@@ -112,22 +113,36 @@ def decode_event(payload: bytes, document: object = None) -> Event:
     return Event(digest=sha256(payload), **document)
 
 
-def check(blobs: Mapping[str, Blob], head: Blob | None, *, keys: Sequence[PublicKey], threshold: int) -> AuditReport:
+def check(
+    blobs: Mapping[str, Blob], head: Blob | None, *, keys: Sequence[PublicKey], threshold: int, sealed: int = 0
+) -> AuditReport:
     """Every problem with the stored events `blobs` (by object name) and the head, in seq order:
     unreadable objects, signatures (when `keys` are given), gaps, broken or forked links, events
-    stored out of place, and a head that names events no longer there."""
-    return _Check(keys, threshold).run(blobs, head)
+    stored out of place, and a head that names events no longer there. `sealed`: the seq up to
+    which the head's trusted seal vouches for the events' signatures (audit_seal.py); they are
+    not checked one by one while the chain holds, and all are when anything is wrong."""
+    return check_from(1, blobs, head, keys=keys, threshold=threshold, sealed=sealed)[0]
 
 
 def check_from(
-    first: int, blobs: Mapping[str, Blob], head: Blob | None, *, keys: Sequence[PublicKey], threshold: int
+    first: int,
+    blobs: Mapping[str, Blob],
+    head: Blob | None,
+    *,
+    keys: Sequence[PublicKey],
+    threshold: int,
+    sealed: int = 0,
 ) -> tuple[AuditReport, dict[int, Event]]:
     """As `check`, for the events from seq `first` on (`blobs` holds them and nothing older: event
     `first` is taken as it is, checked by the caller against what it remembers of it); with the
     events of the chain by seq."""
-    checking = _Check(keys, threshold, first=first)
-    report = checking.run(blobs, head)
-    return report, checking.chain
+    if keys and sealed >= first:
+        checking = _Check(keys, threshold, first=first, sealed=sealed)
+        report = checking.run(blobs, head)
+        if report.ok:
+            return report, checking.chain
+    checking = _Check(keys, threshold, first=first)  # every signature, so each problem is named as it is
+    return checking.run(blobs, head), checking.chain
 
 
 @dataclass
@@ -135,6 +150,7 @@ class _Check:
     keys: Sequence[PublicKey]
     threshold: int
     first: int = 1  # the oldest seq looked at: the ones before it were checked before
+    sealed: int = 0  # signatures of the events up to this seq are vouched for by the head's seal
     chain: dict[int, Event] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     unsigned: set[int] = field(default_factory=set)  # seqs whose signature did not verify
@@ -155,7 +171,9 @@ class _Check:
         self._head(head, chain, newest)
         problems = tuple(sorted(self.problems, key=lambda p: p.seq))  # stable: a seq's problems keep their order
         why = "" if self.keys else "no trusted keys are configured (trust.keys in images.yaml)"
-        return AuditReport(len(placed), newest, problems, signatures_checked=bool(self.keys), unchecked_why=why)
+        return AuditReport(
+            len(placed), newest, problems, signatures_checked=bool(self.keys), unchecked_why=why, sealed=self.sealed
+        )
 
     def _events(self, placed: Mapping[int, Blob]) -> dict[int, Event]:
         """The readable events by the seq their object name says; signatures checked."""
@@ -168,7 +186,7 @@ class _Check:
                 self.note(seq, f"event {seq} ({event_key(seq)}) is not a readable audit event: {exc}")
         verified: dict[int, Verified | TrustError] = {}
         if self.keys:
-            seqs = list(opened)
+            seqs = [seq for seq in opened if seq > self.sealed]
             results = verify_many([opened[s][0] for s in seqs], self.keys, self.threshold, AUDIT_PAYLOAD_TYPE)
             verified = dict(zip(seqs, results, strict=True))
         events: dict[int, Event] = {}

@@ -14,9 +14,10 @@ from bakery.config.trust_models import Trust
 from bakery.core.identity import who
 from bakery.errors import BakeryError, ConfigError, TrustError
 from bakery.progress import Reporter
-from bakery.registry import open_store
+from bakery.registry import open_checkpoints, open_store
 from bakery.registry.base import Store
 from bakery.trust.audit import AuditLog, Event, Followed
+from bakery.trust.checkpoints import Checkpoints, Written
 from bakery.trust.keys import load_signer, load_trusted
 from bakery.trust.signing import PublicKey, Signer, short, signer_public_key
 from bakery.trust.witness import Witness
@@ -92,6 +93,34 @@ class TrustContext:
         witness = Witness.of(self.workspace, self.store.where)
         return AuditLog(self.store, signer=self.signer, keys=self.keys, threshold=1, witness=witness)
 
+    @functools.cached_property
+    def checkpoints(self) -> Checkpoints | None:
+        """Where the audit log's signed checkpoints go (registry.checkpoints), or None."""
+        vault = open_checkpoints(self.project.config.registry, clients=self.clients)
+        if vault is None:
+            return None
+        return Checkpoints(vault, self.store, keys=self.keys, threshold=self.threshold)
+
+    def vault(self) -> Checkpoints:
+        """The checkpoints, for the commands that need them. Raises ConfigError when images.yaml
+        names no write-once storage for them."""
+        if self.checkpoints is None:
+            raise ConfigError(
+                "no write-once storage for audit checkpoints is configured",
+                hint="set registry.checkpoints in images.yaml: an S3 bucket with Object Lock (registry kind s3) or "
+                "a GCS bucket with a retention policy (kind gcs)",
+            )
+        return self.checkpoints
+
+    def checkpoint(self) -> Written:
+        """Checkpoint the newest event of the audit log, once it verifies. Raises ConfigError
+        (no checkpoints configured), TrustError (the log does not verify), BakeryError."""
+        vault = self.vault()
+        newest = self.log().newest
+        if not newest.seq:
+            raise BakeryError(f"the audit log in {self.store.where} has no events: there is nothing to checkpoint")
+        return vault.write(newest.seq, newest.digest, self.signer())
+
     def forget_log(self) -> None:
         """Read the audit log again on the next `log()` (another machine may have appended)."""
         self._followed = None
@@ -148,7 +177,7 @@ class TrustContext:
         says so) unless `strict`, when it raises."""
         self._followed = None  # read again after this event
         try:
-            return self.audit.append(
+            event = self.audit.append(
                 action=action, subject=subject, result=result, policy=policy, details=details or {}, who=who()
             )
         except BakeryError as exc:
@@ -158,3 +187,11 @@ class TrustContext:
                 f"warning: could not write the audit event ({action} {subject}: {result}): {exc.message}"
             )
             return None
+        if self.checkpoints is not None:
+            try:
+                self.checkpoints.write(event.seq, event.digest, self.signer())
+            except BakeryError as exc:
+                if strict:
+                    raise
+                self.reporter.note(f"warning: could not checkpoint the audit log (event {event.seq}): {exc.message}")
+        return event

@@ -18,9 +18,9 @@ ifMetagenerationMatch and ifMetagenerationNotMatch, answering 412 conditionNotMe
 Each write gets a new generation (one counter for the whole server, so a name deleted and
 written again never repeats one); metageneration starts at 1. Downloads carry x-goog-generation
 and x-goog-hash (crc32c, md5), which the client reads; uploads that send a crc32c or md5Hash
-are checked against the bytes received. Errors are Google's JSON error bodies.
-
-Usage::
+are checked against the bytes received. Errors are Google's JSON error bodies. A bucket's
+retention policy (`add_bucket(name, retention_seconds=...)`) keeps an object younger than its
+period from deletion and overwriting (403 retentionPolicyNotMet), as GCS does. Usage::
 
     with serve("registry") as endpoint:        # in-process, on a free loopback port
         client = storage.Client(project="p", credentials=AnonymousCredentials(),
@@ -73,6 +73,7 @@ class _Object:
     metageneration: int
     content_type: str
     created: str
+    born: float = 0.0  # time.time() at its write, for the bucket's retention policy
 
 
 class FakeGcs:
@@ -81,6 +82,7 @@ class FakeGcs:
     def __init__(self, port: int = 0) -> None:
         self._lock = threading.Lock()
         self.buckets: dict[str, dict[str, _Object]] = {}
+        self.retention: dict[str, int] = {}  # bucket -> retention period, seconds
         self._generations = itertools.count(int(time.time() * 1_000_000))
         self.server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
         self.server.daemon_threads = True
@@ -90,9 +92,10 @@ class FakeGcs:
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def add_bucket(self, name: str) -> None:
+    def add_bucket(self, name: str, *, retention_seconds: int | None = None) -> None:
         with self._lock:
             self.buckets.setdefault(name, {})
+            self.retention.update({name: retention_seconds} if retention_seconds is not None else {})
 
     def __enter__(self) -> FakeGcs:
         self._thread.start()
@@ -116,13 +119,16 @@ class FakeGcs:
     def get_bucket(self, name: str) -> dict[str, Any]:
         with self._lock:
             self._objects(name)
-        return _bucket_resource(name)
+            period = self.retention.get(name)
+        policy = {"retentionPeriod": str(period), "effectiveTime": _now(), "isLocked": True}
+        return _bucket_resource(name) | ({"retentionPolicy": policy} if period is not None else {})
 
     def upload(self, bucket: str, name: str, data: bytes, content_type: str, conditions: dict[str, int]) -> _Object:
         with self._lock:
             objects = self._objects(bucket)
             _check(objects.get(name), conditions)
-            made = _Object(data, next(self._generations), 1, content_type, _now())
+            self._retained(bucket, name, objects.get(name))
+            made = _Object(data, next(self._generations), 1, content_type, _now(), time.time())
             objects[name] = made
             return made
 
@@ -140,6 +146,7 @@ class FakeGcs:
             if name not in objects:
                 raise GcsError(404, "notFound", f"No such object: {bucket}/{name}")
             _check(objects[name], conditions)
+            self._retained(bucket, name, objects[name])
             del objects[name]
 
     def list_objects(
@@ -149,6 +156,12 @@ class FakeGcs:
             names = sorted(n for n in self._objects(bucket) if n.startswith(prefix) and n > after)
             page = [(n, self.buckets[bucket][n]) for n in names[:limit]]
         return page, (page[-1][0] if len(names) > limit else None)
+
+    def _retained(self, bucket: str, name: str, found: _Object | None) -> None:  # the lock held
+        period = self.retention.get(bucket)
+        if found is not None and period is not None and time.time() - found.born < period:
+            message = f"Object '{bucket}/{name}' is subject to bucket's retention policy and cannot be deleted or"
+            raise GcsError(403, "retentionPolicyNotMet", f"{message} overwritten until its retention period passed")
 
     def _objects(self, bucket: str) -> dict[str, _Object]:
         if bucket not in self.buckets:

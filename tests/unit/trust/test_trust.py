@@ -531,6 +531,36 @@ def test_audit_verify_checks_only_what_is_new_since_its_last_check(world: World)
     assert full["ok"] and full["checked_from"] == 1 and full["events"] == 4
 
 
+def test_audit_verify_relies_on_the_sealed_head_unless_every_signature_is_asked_for(world: World) -> None:
+    world.bake()
+    world.bake(force=True)
+    # An event's own signature stripped, its payload unchanged: the sealed head still fixes it.
+    second = world.project_dir.home / "registry" / "audit" / "events" / f"{2:012d}.json"
+    envelope = json.loads(second.read_text())
+    envelope["signatures"] = []
+    second.write_text(json.dumps(envelope))
+
+    sealed = world.run("audit", "verify", "--full")
+    assert sealed.exit_code == 0, sealed.output
+    assert sealed.output.strip() == (
+        "audit log intact: 4 events, chain and signatures verified (head: event 4; the signed head's seal vouches"
+        " for events up to 4)"
+    )
+    every = world.run("audit", "verify", "--full", "--every-signature")
+    assert every.exit_code == 1
+    assert "audit log BROKEN: 1 problem(s) in 4 events\n  event 2 (" in every.output
+    assert every.output.rstrip().endswith(") is not signed")
+
+
+def test_checkpoints_need_write_once_storage_named_in_images_yaml(world: World) -> None:
+    world.bake()
+    for args in (("audit", "verify", "--checkpoints"), ("audit", "checkpoint")):
+        refused = world.run(*args)
+        assert refused.exit_code == 2
+        assert "no write-once storage for audit checkpoints is configured" in refused.output
+        assert "set registry.checkpoints in images.yaml" in refused.output
+
+
 def test_a_child_whose_parent_mark_is_stripped_still_inherits_its_ancestors_revocation(world: World) -> None:
     """Ancestry is what the signed statement says, never less: a child of a revoked base whose
     parent tag was removed is revoked all the same, for verify, the rollout gate and status."""
