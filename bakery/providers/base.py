@@ -83,6 +83,14 @@ class VariablesOf(Protocol):
     ) -> PackerVariables: ...
 
 
+class PreviewOf(Protocol):
+    """A kind's stand-ins, for an offline render, for what its provider would resolve or make
+    before a build: `preview_prepared` in its provider module. Looks nothing up and makes no
+    client; may write into `out` (the render's directory) what `packer validate` reads (a key)."""
+
+    def __call__(self, eff: EffectiveImage, spec: TargetSpec, out: Path) -> Prepared: ...
+
+
 @dataclass(frozen=True)
 class BakeRequest:
     project: Project
@@ -246,6 +254,16 @@ def packer_variables(kind: str) -> VariablesOf:
     found: VariablesOf | None = getattr(kinds.get(kind).module("provider"), "packer_variables", None)
     if found is None:
         raise UsageError(f"the provider of target kind '{kind}' ({kinds.get(kind).provider}) has no packer_variables")
+    return found
+
+
+def preview_prepared(kind: str) -> PreviewOf | None:
+    """The kind's stand-ins for an offline render (its provider module's `preview_prepared`), or
+    None when its Packer variables need nothing resolved (they then take what images.yaml declares).
+    Raises UsageError for a kind nobody registered."""
+    if not kinds.known(kind):
+        raise UsageError(f"no provider for target kind '{kind}'; valid kinds: {', '.join(sorted(kinds.names()))}")
+    found: PreviewOf | None = getattr(kinds.get(kind).module("provider"), "preview_prepared", None)
     return found
 
 

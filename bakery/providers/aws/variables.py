@@ -65,13 +65,18 @@ def packer_variables(
     source = eff.image.source.of("aws", AwsSource) if eff.image.source else None
     resolved_ami = found.source_ami if found else ""
     flt = source.filter if source and not resolved_ami else None
+    filter_name, owners, most_recent = (flt.name, tuple(flt.owners), flt.most_recent) if flt else ("", (), True)
+    if prepared is None and eff.image.parent:
+        # Nothing resolved (an offline render): a child starts from its parent's newest AMI in this
+        # account, which Packer finds by the name every bake gives it (IMAGE-VERSION-TARGET-INVOCATION).
+        filter_name, owners = f"{eff.image.parent}-*-{eff.target}-*", ("self",)
     mark = marks if isinstance(marks, AwsMarks) else None
     return AwsVariables(
         region=aws.region,
         source_ami=resolved_ami or (source.ami if source else "") or "",
-        source_ami_filter_name=flt.name if flt else "",
-        source_ami_filter_owners=tuple(flt.owners) if flt else (),
-        source_ami_most_recent=flt.most_recent if flt else True,
+        source_ami_filter_name=filter_name,
+        source_ami_filter_owners=owners,
+        source_ami_most_recent=most_recent,
         instance_type=aws.instance_type,
         subnet_id=aws.subnet_id or "",
         vpc_id=aws.vpc_id or "",

@@ -63,6 +63,10 @@ def packer_variables(
     projects = (found.source_image_project_id if found else ()) or (
         (source.project,) if source and source.project else ()
     )
+    if prepared is None and eff.image.parent:
+        # Nothing resolved (an offline render): a child starts from its parent's newest image,
+        # which Packer finds as the current image of the family every bake of the parent joins.
+        family, projects = eff.image.parent, (gcp.project,)
     return GcpVariables(
         project_id=gcp.project,
         zone=gcp.zone,
