@@ -4,12 +4,13 @@ and for `packer validate` in a pull-request check, with no cloud account.
 Nothing is looked up, so no provider is made and no cloud client either. The source is what
 images.yaml pins (an AMI id, an image), or is left to Packer where nothing is (amazon-ebs's
 `source_ami_filter`, googlecompute's `source_image_family`; a child image: its parent's newest
-image, by name or family); a local target gets stand-ins for its base disk and build key
-(`preview_prepared` of its kind). The catalog is not read, so the next version is unknown: the
-version is the declared MAJOR.MINOR marked `-preview` (`1.0-preview`), in every variable that
-carries it (the image's version, the AMI or GCP image name, Ansible's `bakery_version`), in the
-default directory's name and in `bakery-preview.json`. bakery never builds such a directory
-(`refuse_preview`), and a hand-built one carries none of a bake's marks, so it is never recorded.
+image, by name or family); a local target gets stand-ins for its base disk and build key, and
+what a cloud build of it would make is tagged or labelled as a preview (the kind's `preview`).
+The catalog is not read, so the next version is unknown: the version is the declared
+MAJOR.MINOR marked `-preview` (`1.0-preview`), in every variable that carries it (the image's
+version, the AMI or GCP image name, Ansible's `bakery_version`), in the default directory's name
+and in `bakery-preview.json`. bakery never builds such a directory (`refuse_preview`), and a
+hand-built one carries none of a bake's marks, so it is never recorded.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 from bakery.bake import render, tools
 from bakery.config.load import EffectiveImage, Project
 from bakery.errors import UsageError
-from bakery.providers.base import preview_prepared
+from bakery.providers.base import Preview, preview_of
 from bakery.workspace import Workspace, remove_tree
 
 PREVIEW_FILE = "bakery-preview.json"
@@ -42,10 +43,18 @@ def render_preview(project: Project, eff: EffectiveImage, *, out: Path, packer_v
     ConfigError (a template missing, a value the target cannot take) or UsageError (an unknown kind)."""
     render.fresh_directory(out)
     spec = project.config.targets[eff.target]
-    stand_ins = preview_prepared(spec.kind)
-    prepared = stand_ins(eff, spec, out) if stand_ins is not None else None
+    stand_ins = preview_of(spec.kind)
+    found = stand_ins(eff, spec, out) if stand_ins is not None else Preview()
     version = preview_version(eff.image.version)
-    rendered = render.render(project, eff, version=version, packer_version=packer_version, out=out, prepared=prepared)
+    rendered = render.render(
+        project,
+        eff,
+        version=version,
+        packer_version=packer_version,
+        out=out,
+        prepared=found.prepared,
+        marks=found.marks,
+    )
     manifest = {
         "schema_version": 1,
         "preview": True,

@@ -83,12 +83,21 @@ class VariablesOf(Protocol):
     ) -> PackerVariables: ...
 
 
-class PreviewOf(Protocol):
-    """A kind's stand-ins, for an offline render, for what its provider would resolve or make
-    before a build: `preview_prepared` in its provider module. Looks nothing up and makes no
-    client; may write into `out` (the render's directory) what `packer validate` reads (a key)."""
+@dataclass(frozen=True)
+class Preview:
+    """What an offline render uses in place of what a provider resolves before a build: stand-ins
+    (paths, a key) and marks that say "preview" on whatever a build of it would make."""
 
-    def __call__(self, eff: EffectiveImage, spec: TargetSpec, out: Path) -> Prepared: ...
+    prepared: Prepared | None = None
+    marks: BuildMarks | None = None
+
+
+class PreviewOf(Protocol):
+    """A kind's Preview for an offline render: `preview` in its provider module. Looks nothing up
+    and makes no client; may write into `out` (the render's directory) what `packer validate`
+    reads (a key). Raises ConfigError."""
+
+    def __call__(self, eff: EffectiveImage, spec: TargetSpec, out: Path) -> Preview: ...
 
 
 @dataclass(frozen=True)
@@ -257,13 +266,13 @@ def packer_variables(kind: str) -> VariablesOf:
     return found
 
 
-def preview_prepared(kind: str) -> PreviewOf | None:
-    """The kind's stand-ins for an offline render (its provider module's `preview_prepared`), or
-    None when its Packer variables need nothing resolved (they then take what images.yaml declares).
-    Raises UsageError for a kind nobody registered."""
+def preview_of(kind: str) -> PreviewOf | None:
+    """The kind's Preview for an offline render (its provider module's `preview`), or None when
+    its Packer variables need nothing more than images.yaml declares. Raises UsageError for a kind
+    nobody registered."""
     if not kinds.known(kind):
         raise UsageError(f"no provider for target kind '{kind}'; valid kinds: {', '.join(sorted(kinds.names()))}")
-    found: PreviewOf | None = getattr(kinds.get(kind).module("provider"), "preview_prepared", None)
+    found: PreviewOf | None = getattr(kinds.get(kind).module("provider"), "preview", None)
     return found
 
 

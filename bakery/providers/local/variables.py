@@ -10,7 +10,7 @@ from pathlib import Path
 from bakery.config.kinds import TargetSpec, typed
 from bakery.config.load import EffectiveImage
 from bakery.config.targets.local import LocalTarget
-from bakery.providers.base import BuildMarks, PackerVariables, Prepared, per_bake
+from bakery.providers.base import BuildMarks, PackerVariables, Prepared, Preview, per_bake
 from bakery.providers.local.qemu import KERNEL_CMDLINE
 
 PREVIEW_KEY = "preview-build-key"
@@ -69,7 +69,7 @@ def packer_variables(
     )
 
 
-def preview_prepared(eff: EffectiveImage, spec: TargetSpec, out: Path) -> LocalPrepared:
+def preview(eff: EffectiveImage, spec: TargetSpec, out: Path) -> Preview:
     """Stand-ins for what a local build makes first, for an offline render: the base disk and its
     boot files are named in `out/preview-base-not-built/`, which is never made (a `packer build`
     of the preview stops at once), and a throwaway key is written (0600) for `packer validate` to
@@ -85,7 +85,7 @@ def preview_prepared(eff: EffectiveImage, spec: TargetSpec, out: Path) -> LocalP
     with os.fdopen(os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as handle:
         handle.write(pem)
     base = out / PREVIEW_BASE
-    return LocalPrepared(
+    prepared = LocalPrepared(
         base="",
         base_dependency=None,
         base_disk=str(base / "disk.qcow2"),
@@ -96,3 +96,4 @@ def preview_prepared(eff: EffectiveImage, spec: TargetSpec, out: Path) -> LocalP
         accelerator="tcg" if local.accelerator == "auto" else local.accelerator,
         output_directory=str(out / "output"),
     )
+    return Preview(prepared=prepared)

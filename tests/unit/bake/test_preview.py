@@ -79,7 +79,9 @@ def test_aws_takes_the_declared_filter_and_a_preview_version(offline: Any) -> No
     )
     assert values["image_version"] == "1.0-preview" and values["ami_name"] == "web-1.0-preview"
     assert json.loads(values["ansible_extra_vars"])["bakery_version"] == "1.0-preview"
-    assert values["build_tags"] == {} and values["custom_endpoint_ec2"] == ""  # no bake's marks, no endpoint
+    # none of a bake's marks (invocation, state), no endpoint: what a hand build makes says "preview"
+    assert values["build_tags"] == {"bakery:preview": "true"} and values["custom_endpoint_ec2"] == ""
+    assert values["image_description"] == "the web image [bakery preview: not recorded]"
     manifest = json.loads((Path(result.directory) / preview.PREVIEW_FILE).read_text())
     assert manifest["preview"] is True and manifest["version"] == "1.0-preview"
     assert preview.PREVIEW_FILE in result.files and "amazon-ebs.pkr.hcl" in result.files
@@ -89,7 +91,9 @@ def test_gcp_takes_the_declared_family(offline: Any) -> None:
     _, values = rendered(offline, "web", "gcp")
     assert (values["source_image"], values["source_image_family"]) == ("", "debian-12")
     assert values["source_image_project_id"] == ["debian-cloud"]
-    assert values["gcp_image_name"] == "web-1-0-preview" and values["gcp_build_labels"] == {}
+    assert values["gcp_image_name"] == "web-1-0-preview"
+    assert values["gcp_build_labels"] == {"bakery-preview": "true"}
+    assert values["image_description"] == "the web image [bakery preview: not recorded]"
 
 
 def test_a_child_starts_from_what_packer_finds_of_its_parent(offline: Any) -> None:
