@@ -22,6 +22,12 @@ def validate_argv(directory: Path) -> list[str]:
     return [PACKER, "validate", str(directory)]
 
 
+def fmt_check_argv(directory: Path) -> list[str]:
+    """Exit 0 when every HCL file in `directory` is as `packer fmt` writes it; 3 (and the names
+    of the files it would change) when one is not."""
+    return [PACKER, "fmt", "-check", str(directory)]
+
+
 def build_argv(directory: Path, *, force: bool = False) -> list[str]:
     """`packer build` of a rendered directory.
 

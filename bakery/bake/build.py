@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bakery import packer, runner
+from bakery.bake.preview import refuse_preview
 from bakery.config.secrets import ansible_env
 from bakery.progress import Reporter
 
@@ -22,7 +23,9 @@ def run_packer(
     observe: Callable[[str], None] | None = None,
 ) -> list[packer.Event]:
     """`packer build` of the rendered `directory` in `workdir`, logged to `log_path` (secrets
-    masked); `observe` sees every line. Returns Packer's events. Raises BuildError."""
+    masked); `observe` sees every line. Returns Packer's events. Raises BuildError, or UsageError
+    for a preview render (bakery render --offline), which is never built."""
+    refuse_preview(directory)
     events: list[packer.Event] = []
 
     def on_line(line: str) -> None:

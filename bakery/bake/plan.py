@@ -14,7 +14,7 @@ from typing import Any
 from bakery.bake import inputs, render, tools
 from bakery.config.load import Project
 from bakery.core.catalog import ImageRecord, newest
-from bakery.errors import BakeryError, UsageError
+from bakery.errors import BakeryError, ProviderError, UsageError
 from bakery.progress import Reporter
 from bakery.providers.base import BakeRequest, ClientFactory, Prepared, Provider, get_provider
 from bakery.workspace import Workspace
@@ -45,6 +45,8 @@ class PlanItem:
 @dataclass(frozen=True)
 class Plan:
     items: list[PlanItem]
+    # target -> why it could not be read (no credentials, endpoint down); only a partial plan has them
+    unreadable: dict[str, str] = field(default_factory=dict)
 
     @property
     def stale(self) -> list[PlanItem]:
@@ -108,7 +110,10 @@ class Planner:
             self._catalog[target] = by_image
         return self._catalog[target]
 
-    def plan(self, images: list[str] | None = None, target: str | None = None) -> Plan:
+    def plan(self, images: list[str] | None = None, target: str | None = None, *, partial: bool = False) -> Plan:
+        """Each image x target, parents first. A target that cannot be read (a ProviderError: no
+        credentials, endpoint down, a refusal) fails the plan, unless `partial`: then the plan holds
+        every other target's items and names it in `unreadable`, with none of its own items."""
         if target is not None and target not in self.project.config.targets:
             raise UsageError(f"unknown target '{target}'; known: {', '.join(sorted(self.project.config.targets))}")
         for name in images or []:
@@ -116,21 +121,30 @@ class Planner:
         wanted = set(images) if images else None
         versions = tools.versions()
         items: dict[str, PlanItem] = {}
+        unreadable: dict[str, str] = {}
         for name in self.project.order(None):
             for tname in self.project.targets_of(name):
-                if target is not None and tname != target:
+                if (target is not None and tname != target) or tname in unreadable:
                     continue
-                item = self._item(name, tname, items, versions)
+                try:
+                    item = self._item(name, tname, items, versions)
+                except ProviderError as exc:
+                    if not partial:
+                        raise
+                    unreadable[tname] = exc.message
+                    continue
                 items[item.key] = item
+        items = {key: item for key, item in items.items() if item.target not in unreadable}
         if wanted is None:
-            return Plan(list(items.values()))
+            return Plan(list(items.values()), unreadable)
         needed = {a for name in wanted for a in self.project.lineage(name)}
         return Plan(
             [
                 i
                 for i in items.values()
                 if i.image in wanted or _descends(i, wanted, items) or (i.image in needed and i.needs_bake)
-            ]
+            ],
+            unreadable,
         )
 
     def _item(self, name: str, target: str, done: dict[str, PlanItem], versions: dict[str, str]) -> PlanItem:

@@ -80,6 +80,19 @@ class Rendered:
     files: dict[str, str]  # path inside the directory -> sha256 of its content
 
 
+@dataclass(frozen=True)
+class RenderResult:
+    """What `bakery render` wrote: a build directory for `packer build`, or a preview (offline)."""
+
+    directory: str
+    image: str
+    target: str
+    version: str
+    builder: str
+    files: list[str]
+    preview: bool = False  # rendered offline: for review and `packer validate`, never built or recorded
+
+
 _GATE = re.compile(
     r"^[ \t]*# bakery:(packer>=(\d+\.\d+)|provision)[^\n]*\n(.*?)^[ \t]*# bakery:end[^\n]*\n", re.M | re.S
 )
@@ -157,9 +170,7 @@ def render(
     marks: BuildMarks | None = None,
 ) -> Rendered:
     """Write the build directory `out` (created; must be empty or absent). Raises ConfigError."""
-    if out.exists() and any(out.glob("*.pkr.hcl")):
-        raise ConfigError(f"{out} already holds a Packer build; render into a new directory")
-    out.mkdir(parents=True, exist_ok=True)
+    fresh_directory(out)
     kind = kinds.get(eff.kind)
     builder = kind.builder
     for name in (COMMON_TEMPLATE, f"{builder}.pkr.hcl"):
@@ -188,6 +199,13 @@ def render(
         if p.is_file() and p.name != VARS_FILE
     }
     return Rendered(directory=out, builder=builder, variables=values, files=files)
+
+
+def fresh_directory(out: Path) -> None:
+    """Create `out` for a render; ConfigError if it already holds a Packer build."""
+    if out.exists() and any(out.glob("*.pkr.hcl")):
+        raise ConfigError(f"{out} already holds a Packer build; render into a new directory")
+    out.mkdir(parents=True, exist_ok=True)
 
 
 def plugins_block(plugins: Mapping[str, tuple[str, str]]) -> str:

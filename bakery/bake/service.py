@@ -88,16 +88,6 @@ VERIFIED = Handoff[_Verified]("verify")
 RECORDED = Handoff[BuildResult]("record")
 
 
-@dataclass(frozen=True)
-class RenderResult:
-    directory: str
-    image: str
-    target: str
-    version: str
-    builder: str
-    files: list[str]
-
-
 class Baker:
     def __init__(
         self,
@@ -355,7 +345,7 @@ class Baker:
             started=bake.started,
         )
 
-    def render_only(self, name: str, target: str, out: Path | None, packer_version: str | None) -> RenderResult:
+    def render_only(self, name: str, target: str, out: Path | None, packer_version: str | None) -> render.RenderResult:
         """Resolve and render exactly as a bake would (endpoint, source, next version, marks),
         without building: `packer build OUT` then makes what `bakery build` would make.
 
@@ -390,7 +380,7 @@ class Baker:
                 prepared=staged.prepared,
                 marks=staged.marks,
             )
-        return RenderResult(
+        return render.RenderResult(
             directory=str(rendered.directory),
             image=name,
             target=target,

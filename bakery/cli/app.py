@@ -1,6 +1,6 @@
 """The bakery command line: one typer app, its commands grouped by topic under help panels.
 
-Each topic module (images, groups, trust) defines plain command functions; they are registered
+Each topic module (project, images, groups, trust) defines plain command functions; they are registered
 here, in one place, in the order `bakery --help` lists them. Nothing registers itself on import.
 """
 
@@ -13,7 +13,7 @@ import typer
 from typer.core import TyperGroup
 
 from bakery import __version__
-from bakery.cli import groups, images, trust
+from bakery.cli import groups, images, project, trust
 
 
 class PanelGroup(TyperGroup):
@@ -65,7 +65,7 @@ def _register(panel: str, commands: tuple[Any, ...]) -> None:
         app.command(rich_help_panel=panel)(command)
 
 
-_register("Images", images.COMMANDS)
+_register("Images", (*project.COMMANDS, *images.COMMANDS))
 _register("Groups", groups.COMMANDS)
 _register("Trust", trust.COMMANDS)
 for name, sub in trust.SUBCOMMANDS:

@@ -1,11 +1,8 @@
-"""The image commands: validate, schema, render, build, plan, images, show, boot."""
+"""The image commands: build, plan, images, show, boot (validate, schema and render: cli/project.py)."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +11,6 @@ import typer
 from bakery.cli.common import (
     FileOpt,
     JsonOpt,
-    TargetOpt,
     TerminalReporter,
     emit,
     err,
@@ -22,91 +18,7 @@ from bakery.cli.common import (
     project_of,
     workspace_of,
 )
-from bakery.errors import EXIT_FAILED, EXIT_USAGE, UsageError
-
-
-@handled
-def validate(file: Path | None = FileOpt, as_json: bool = JsonOpt) -> None:
-    """Check images.yaml: shape, references, files, ancestry. Exit 0 if valid, 2 if not."""
-    from bakery.config import load as config
-    from bakery.errors import ConfigError
-
-    path = config.find_config(str(file) if file else None)
-    try:
-        project = config.load(path)
-    except ConfigError as exc:
-        if as_json:
-            emit(
-                "validate",
-                {"file": str(path), "valid": False, "problems": list(exc.problems) or [exc.message]},
-                as_json=True,
-                text=str,
-            )
-            err(exc.message)
-            raise typer.Exit(EXIT_USAGE) from None
-        raise
-    cfg = project.config
-    if cfg.trust.trusted:  # the public keys are files beside images.yaml: check they load
-        from bakery.trust.keys import load_trusted
-
-        load_trusted(cfg.trust, root=project.root, workspace=workspace_of(project))
-    summary = {
-        "file": str(path),
-        "valid": True,
-        "images": sorted(cfg.images),
-        "targets": sorted(cfg.targets),
-        "groups": sorted(cfg.groups),
-        "channels": sorted(cfg.channels),
-    }
-    emit(
-        "validate",
-        summary,
-        as_json=as_json,
-        text=lambda: (
-            f"{path}: valid ({len(cfg.images)} images, {len(cfg.targets)} targets, "
-            f"{len(cfg.groups)} groups, {len(cfg.channels)} channels)"
-        ),
-    )
-
-
-@handled
-def schema() -> None:
-    """Print the JSON Schema of images.yaml (for yaml-language-server and other editors)."""
-    from bakery.config.schema import json_schema
-
-    sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
-
-
-@handled
-def render(
-    image: str = typer.Argument(..., help="Image name from images.yaml."),
-    target: str = TargetOpt,
-    out: Path | None = typer.Option(
-        None, "--out", "-o", help="Directory to write (default .bakery/render/IMAGE-TARGET)."
-    ),
-    packer_version: str | None = typer.Option(
-        None, "--packer-version", help="Render for this Packer version instead of the installed one."
-    ),
-    file: Path | None = FileOpt,
-    as_json: bool = JsonOpt,
-) -> None:
-    """Write a self-contained Packer build directory; `packer build DIR` runs it without bakery."""
-    from bakery.bake.service import Baker
-
-    if packer_version is not None and not re.fullmatch(r"v?\d+\.\d+\.\d+", packer_version):
-        raise UsageError(f"--packer-version takes a version such as 1.11.2, got {packer_version!r}")
-    project = project_of(file)
-    baker = Baker(project, workspace_of(project), TerminalReporter())
-    result = baker.render_only(image, target, out.resolve() if out else None, packer_version)
-    emit(
-        "render",
-        result,
-        as_json=as_json,
-        text=lambda: (
-            f"rendered {result.image} {result.version} for {result.target} ({result.builder}) into {result.directory}\n"
-            f"run it with: packer build {result.directory}"
-        ),
-    )
+from bakery.errors import EXIT_FAILED, UsageError
 
 
 @handled
@@ -195,25 +107,31 @@ def plan(
     from bakery.bake.plan import Planner
 
     project = project_of(file)
-    result = Planner(project, workspace_of(project), TerminalReporter()).plan(images_ or None, target)
+    result = Planner(project, workspace_of(project), TerminalReporter()).plan(images_ or None, target, partial=True)
     payload = {
         "items": [{**dataclasses.asdict(i), "key": i.key} for i in result.items],
         "matrix": [{"image": i.image, "target": i.target, "depends_on": i.depends_on} for i in result.stale],
         "waves": [[{"image": i.image, "target": i.target} for i in wave] for wave in result.waves()],
         "stale": len(result.stale),
+        "errors": result.unreadable,
     }
     emit("plan", payload, as_json=as_json, text=lambda: _plan_text(result))
+    for name, why in result.unreadable.items():
+        err(f"error: target {name} could not be read: {why}")
+    if result.unreadable:
+        raise typer.Exit(EXIT_FAILED)
 
 
 def _plan_text(result: Any) -> str:
+    unread = f" ({', '.join(sorted(result.unreadable))} not read)" if result.unreadable else ""
     if not result.items:
-        return "no image bakes on the chosen target(s)"
+        return f"nothing planned{unread}" if unread else "no image bakes on the chosen target(s)"
     lines = []
     for item in result.items:
         head = f"{item.status:<11} {item.image} on {item.target}" + (f" (now {item.current})" if item.current else "")
         lines.append(head)
         lines += [f"              - {reason}" for reason in item.reasons]
-    lines.append(f"{len(result.stale)} to bake" if result.stale else "everything is up to date")
+    lines.append((f"{len(result.stale)} to bake" if result.stale else "everything is up to date") + unread)
     return "\n".join(lines)
 
 
@@ -364,4 +282,4 @@ def boot(
     )
 
 
-COMMANDS = (validate, schema, render, build, plan, images, show, boot)
+COMMANDS = (build, plan, images, show, boot)

@@ -84,6 +84,23 @@ class VariablesOf(Protocol):
 
 
 @dataclass(frozen=True)
+class Preview:
+    """What an offline render uses in place of what a provider resolves before a build: stand-ins
+    (paths, a key) and marks that say "preview" on whatever a build of it would make."""
+
+    prepared: Prepared | None = None
+    marks: BuildMarks | None = None
+
+
+class PreviewOf(Protocol):
+    """A kind's Preview for an offline render: `preview` in its provider module. Looks nothing up
+    and makes no client; may write into `out` (the render's directory) what `packer validate`
+    reads (a key). Raises ConfigError."""
+
+    def __call__(self, eff: EffectiveImage, spec: TargetSpec, out: Path) -> Preview: ...
+
+
+@dataclass(frozen=True)
 class BakeRequest:
     project: Project
     eff: EffectiveImage
@@ -246,6 +263,16 @@ def packer_variables(kind: str) -> VariablesOf:
     found: VariablesOf | None = getattr(kinds.get(kind).module("provider"), "packer_variables", None)
     if found is None:
         raise UsageError(f"the provider of target kind '{kind}' ({kinds.get(kind).provider}) has no packer_variables")
+    return found
+
+
+def preview_of(kind: str) -> PreviewOf | None:
+    """The kind's Preview for an offline render (its provider module's `preview`), or None when
+    its Packer variables need nothing more than images.yaml declares. Raises UsageError for a kind
+    nobody registered."""
+    if not kinds.known(kind):
+        raise UsageError(f"no provider for target kind '{kind}'; valid kinds: {', '.join(sorted(kinds.names()))}")
+    found: PreviewOf | None = getattr(kinds.get(kind).module("provider"), "preview", None)
     return found
 
 

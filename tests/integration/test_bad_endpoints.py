@@ -117,10 +117,15 @@ def test_every_command_fails_in_one_line(
         assert len(errors) == 1, result.stderr
         assert errors[0].startswith(("error: AWS: ", "error: GCP: ", "error: target ")), errors[0]
         assert len(errors[0]) < 300
-    assert shown.stdout == "" or args[0] == "images", shown.stdout
+    # images and plan show what they could read and name the target they could not
+    assert shown.stdout == "" or args[0] in ("images", "plan"), shown.stdout
     document: dict[str, Any] = json.loads(as_json.stdout)
     if args[0] == "images":
         assert document["images"] == [] and set(document["errors"]) == {target}
+    elif args[0] == "plan":
+        assert document["items"] == [] and set(document["errors"]) == {target}
+        assert shown.stdout == f"nothing planned ({target} not read)\n"
+        assert errors[0].startswith(f"error: target {target} could not be read: ")
     else:
         assert document["kind"] == "error" and document["exit_code"] == 1
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

@@ -34,6 +34,7 @@ from bakery.providers.aws.bakes import snapshots
 from bakery.providers.aws.errors import guarded, unless_gone
 from bakery.providers.aws.variables import AwsMarks, AwsPrepared
 from bakery.providers.aws.variables import packer_variables as packer_variables  # the kind's Packer variables
+from bakery.providers.aws.variables import preview as preview  # an offline render's values
 from bakery.providers.base import BakeRequest, Claim, ClientFactory, CloudProvider, Prepared
 from bakery.workspace import Workspace
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from bakery.config.kinds import TargetSpec, typed
 from bakery.config.load import EffectiveImage
 from bakery.config.targets.aws import AwsSource, AwsTarget
-from bakery.providers.base import BuildMarks, PackerVariables, Prepared, per_bake
+from bakery.providers.base import BuildMarks, PackerVariables, Prepared, Preview, per_bake
+
+PREVIEW_TAGS = {"bakery:preview": "true"}  # on what a hand-built offline render makes; never a bake's marks
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,13 +68,18 @@ def packer_variables(
     source = eff.image.source.of("aws", AwsSource) if eff.image.source else None
     resolved_ami = found.source_ami if found else ""
     flt = source.filter if source and not resolved_ami else None
+    filter_name, owners, most_recent = (flt.name, tuple(flt.owners), flt.most_recent) if flt else ("", (), True)
+    if not resolved_ami and eff.image.parent:
+        # Nothing resolved (an offline render): a child starts from its parent's newest AMI in this
+        # account, which Packer finds by the name every bake gives it (IMAGE-VERSION-TARGET-INVOCATION).
+        filter_name, owners = f"{eff.image.parent}-*-{eff.target}-*", ("self",)
     mark = marks if isinstance(marks, AwsMarks) else None
     return AwsVariables(
         region=aws.region,
         source_ami=resolved_ami or (source.ami if source else "") or "",
-        source_ami_filter_name=flt.name if flt else "",
-        source_ami_filter_owners=tuple(flt.owners) if flt else (),
-        source_ami_most_recent=flt.most_recent if flt else True,
+        source_ami_filter_name=filter_name,
+        source_ami_filter_owners=owners,
+        source_ami_most_recent=most_recent,
         instance_type=aws.instance_type,
         subnet_id=aws.subnet_id or "",
         vpc_id=aws.vpc_id or "",
@@ -89,4 +97,18 @@ def packer_variables(
         communicator=aws.communicator,
         ami_name=(mark.ami_name if mark else "") or f"{eff.name}-{version}",
         image_description=mark.image_description if mark else None,
+    )
+
+
+def preview(eff: EffectiveImage, spec: TargetSpec, out: Path) -> Preview:
+    """An offline render: nothing resolved (the declared source, or Packer's filter), no endpoint;
+    the AMI and snapshots a `packer build` of it would make are tagged bakery:preview and described
+    as a preview. They carry none of a bake's marks (invocation, state): bakery never records them."""
+    typed(spec, AwsTarget, f"target '{eff.target}'")
+    return Preview(
+        prepared=AwsPrepared(base="", base_dependency=None, build_tags=PREVIEW_TAGS),
+        # ami_name "": IMAGE-VERSION, the preview version
+        marks=AwsMarks(
+            image_description=f"{eff.image.description} [bakery preview: not recorded]".lstrip(), ami_name=""
+        ),
     )

@@ -49,6 +49,7 @@ from bakery.providers.gcp.labels import (
 )
 from bakery.providers.gcp.variables import GcpMarks, GcpPrepared
 from bakery.providers.gcp.variables import packer_variables as packer_variables  # the kind's Packer variables
+from bakery.providers.gcp.variables import preview as preview  # an offline render's values
 from bakery.workspace import Workspace
 
 OPERATION_DEADLINE = 120.0  # seconds for an operation to be DONE

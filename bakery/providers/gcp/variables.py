@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from bakery.config.kinds import TargetSpec, typed
 from bakery.config.load import EffectiveImage
 from bakery.config.targets.gcp import GcpSource, GcpTarget
 from bakery.core.provenance import gcp_labels
-from bakery.providers.base import BuildMarks, PackerVariables, Prepared, per_bake
+from bakery.providers.base import BuildMarks, PackerVariables, Prepared, Preview, per_bake
+
+PREVIEW_LABELS = {"bakery-preview": "true"}  # on what a hand-built offline render makes; never a bake's marks
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,6 +66,10 @@ def packer_variables(
     projects = (found.source_image_project_id if found else ()) or (
         (source.project,) if source and source.project else ()
     )
+    if not image and eff.image.parent:
+        # Nothing resolved (an offline render): a child starts from its parent's newest image,
+        # which Packer finds as the current image of the family every bake of the parent joins.
+        family, projects = eff.image.parent, (gcp.project,)
     return GcpVariables(
         project_id=gcp.project,
         zone=gcp.zone,
@@ -83,3 +90,12 @@ def packer_variables(
         gcp_build_labels=dict(mark.gcp_build_labels) if mark else {},
         image_description=mark.image_description if mark else None,
     )
+
+
+def preview(eff: EffectiveImage, spec: TargetSpec, out: Path) -> Preview:
+    """An offline render: the declared source or family (a child: its parent's family); the image
+    a `packer build` of it would make is labelled bakery-preview and described as a preview, with
+    none of a bake's labels (invocation, state): bakery never records it."""
+    typed(spec, GcpTarget, f"target '{eff.target}'")
+    description = f"{eff.image.description} [bakery preview: not recorded]".lstrip()
+    return Preview(marks=GcpMarks(image_description=description, gcp_build_labels=PREVIEW_LABELS))

@@ -24,6 +24,7 @@ from bakery.providers.local.qemu import BOOT_FILES, KERNEL_CMDLINE, KVM_PROBE_SE
 from bakery.providers.local.store import LocalStore
 from bakery.providers.local.variables import LocalPrepared
 from bakery.providers.local.variables import packer_variables as packer_variables  # the kind's Packer variables
+from bakery.providers.local.variables import preview as preview  # an offline render's stand-ins
 from bakery.workspace import Workspace
 
 

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from bakery.config.kinds import TargetSpec, typed
 from bakery.config.load import EffectiveImage
 from bakery.config.targets.local import LocalTarget
-from bakery.providers.base import BuildMarks, PackerVariables, Prepared, per_bake
+from bakery.providers.base import BuildMarks, PackerVariables, Prepared, Preview, per_bake
+from bakery.providers.local.qemu import KERNEL_CMDLINE
+
+PREVIEW_KEY = "preview-build-key"
+PREVIEW_BASE = "preview-base-not-built"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,3 +67,33 @@ def packer_variables(
         ssh_timeout=local.ssh_timeout,
         output_directory=found.output_directory,
     )
+
+
+def preview(eff: EffectiveImage, spec: TargetSpec, out: Path) -> Preview:
+    """Stand-ins for what a local build makes first, for an offline render: the base disk and its
+    boot files are named in `out/preview-base-not-built/`, which is never made (a `packer build`
+    of the preview stops at once), and a throwaway key is written (0600) for `packer validate` to
+    read. Nothing is bootstrapped and no parent image is read."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    local = typed(spec, LocalTarget, f"target '{eff.target}'")
+    pem = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+    )
+    key = out / PREVIEW_KEY
+    with os.fdopen(os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as handle:
+        handle.write(pem)
+    base = out / PREVIEW_BASE
+    prepared = LocalPrepared(
+        base="",
+        base_dependency=None,
+        base_disk=str(base / "disk.qcow2"),
+        kernel=str(base / "vmlinuz"),
+        initrd=str(base / "initrd.img"),
+        kernel_cmdline=KERNEL_CMDLINE,
+        ssh_private_key_file=str(key),
+        accelerator="tcg" if local.accelerator == "auto" else local.accelerator,
+        output_directory=str(out / "output"),
+    )
+    return Preview(prepared=prepared)

@@ -234,3 +234,43 @@ def test_a_bug_reading_the_provenance_is_not_hidden(project: Any, fake: FakeProv
     fake.fail("provenance", KeyError("predicate"))
     with pytest.raises(KeyError, match="predicate"):
         plan(project, fake, ["other"])
+
+
+# --- a target that cannot be read ----------------------------------------------------------------
+
+
+def two_targets(project: Any) -> None:
+    edit(project, "images:\n", "  other-cloud:\n    kind: aws\n    region: eu-central-1\nimages:\n")
+
+
+def test_a_partial_plan_names_the_target_it_cannot_read_and_plans_the_others(project: Any, fake: FakeProvider) -> None:
+    two_targets(project)
+    fake.on("images", lambda: _refuse_listing(fake, "cloud"), times=None)
+    result = Planner(project.load(), Workspace(project.home), Recording(), provider=fake).plan(partial=True)
+    assert result.unreadable == {"cloud": "fake cloud: listing cloud refused"}
+    assert {(i.image, i.target, i.status) for i in result.items} == {
+        ("base", "other-cloud", NEW),
+        ("other", "other-cloud", NEW),
+        ("web", "other-cloud", NEW),
+        ("api", "other-cloud", NEW),
+    }
+    assert waves(result) == [["base", "other"], ["web"], ["api"]]
+
+
+def test_a_whole_plan_fails_on_a_target_it_cannot_read(project: Any, fake: FakeProvider) -> None:
+    two_targets(project)
+    fake.on("images", lambda: _refuse_listing(fake, "other-cloud"), times=None)
+    with pytest.raises(ProviderError, match="listing other-cloud refused"):
+        plan(project, fake)  # what `build --stale` asks for: it never bakes on a partial plan
+
+
+def test_a_bug_while_planning_is_not_taken_for_an_unreadable_target(project: Any, fake: FakeProvider) -> None:
+    fake.fail("images", KeyError("Images"))
+    with pytest.raises(KeyError, match="Images"):
+        Planner(project.load(), Workspace(project.home), Recording(), provider=fake).plan(partial=True)
+
+
+def _refuse_listing(fake: FakeProvider, target: str) -> None:
+    call = fake.called("images")[-1]
+    if call.args["target"] == target:
+        raise ProviderError(f"fake cloud: listing {target} refused")
