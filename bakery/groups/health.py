@@ -19,6 +19,10 @@ from bakery.config.models import Health
 from bakery.errors import GateFailed
 
 PROBE_TIMEOUT_SECONDS = 3.0
+# How soon a check that got no 200 is repeated (at most the group's interval): a booting VM
+# answers at a moment no interval is aligned with, and each second it waits unseen is a second
+# of the rollout.
+RETRY_SECONDS = 0.5
 SHOWN_BODY_CHARS = 120
 
 Clock = Callable[[], float]
@@ -81,22 +85,28 @@ def gate(
     clock: Clock = time.monotonic,
     sleep: Sleep = time.sleep,
 ) -> None:
-    """Wait `grace_seconds`, then check every target each `interval_seconds` until each answered
-    200 `healthy_threshold` times in a row. Raises GateFailed (the first target still failing,
-    and its last answer) when `timeout_seconds` pass first, or at once when a target's process
-    ended; Interrupted when a signal arrives."""
+    """Wait `grace_seconds`, then check every target until each answered 200
+    `healthy_threshold` times in a row, those answers `interval_seconds` apart. A target that
+    has not answered 200 yet is checked again sooner (every RETRY_SECONDS, at most the interval):
+    a booting instance is seen the moment it answers, while a streak still takes the declared
+    interval between its checks. Raises GateFailed (the first target still failing, and its
+    last answer) when `timeout_seconds` pass first, or at once when a target's process ended;
+    Interrupted when a signal arrives."""
     if health.grace_seconds:
         _wait(health.grace_seconds, "health gate (grace)", clock, sleep)
     deadline = clock() + health.timeout_seconds
     streaks = {t.name: 0 for t in targets}
+    due = {t.name: clock() for t in targets}
     last: dict[str, Answer] = {}
+    retry = min(RETRY_SECONDS, health.interval_seconds)
     while True:
         for target in targets:
-            if streaks[target.name] >= health.healthy_threshold:
+            if streaks[target.name] >= health.healthy_threshold or due[target.name] > clock():
                 continue
             answer = _check(target, health)
             last[target.name] = answer
             streaks[target.name] = streaks[target.name] + 1 if answer.ok else 0
+            due[target.name] = clock() + (health.interval_seconds if answer.ok else retry)
         failing = [t for t in targets if streaks[t.name] < health.healthy_threshold]
         if not failing:
             return
@@ -109,7 +119,7 @@ def gate(
                 instance=target.name,
                 answer=answer.describe(),
             )
-        _wait(health.interval_seconds, "health gate", clock, sleep)
+        _wait(max(0.0, min(due[t.name] for t in failing) - clock()), "health gate", clock, sleep)
 
 
 def hold(

@@ -92,7 +92,33 @@ def test_gate_passes_after_threshold_consecutive_200s(server: tuple[int, Script]
     time = FakeTime()
     gate([Target("vm-1", port)], health(interval_seconds=2), clock=time.clock, sleep=time.sleep)
     assert len(script.seen) == 4  # the 500 broke the first streak; two more 200s passed it
-    assert time.slept == 6  # three intervals between four probes
+    # 200, an interval, 500, checked again half a second later: 200, an interval, 200
+    assert time.slept == 2 + 0.5 + 2
+
+
+def test_gate_sees_a_booting_instance_the_moment_it_answers(server: tuple[int, Script]) -> None:
+    port, script = server
+    script.answers = [(503, "booting")] * 5 + [(200, "ok")]
+    time = FakeTime()
+    gate([Target("vm-1", port)], health(interval_seconds=5, healthy_threshold=3), clock=time.clock, sleep=time.sleep)
+    assert len(script.seen) == 8  # five misses, then three 200s
+    assert time.slept == 5 * 0.5 + 2 * 5  # misses are checked again after 0.5 s; a streak's checks are 5 s apart
+
+
+def test_gate_of_several_keeps_each_target_s_own_rhythm(server: tuple[int, Script]) -> None:
+    port, script = server
+    script.answers = [(200, "ok")]
+    refused = free_port()
+    time = FakeTime()
+    with pytest.raises(GateFailed):
+        gate(
+            [Target("up", port), Target("down", refused)],
+            health(interval_seconds=2, timeout_seconds=4),
+            clock=time.clock,
+            sleep=time.sleep,
+        )
+    assert len(script.seen) == 2  # the healthy one: two checks 2 s apart, then left alone
+    assert 4 <= time.now - 1000 <= 4.5  # the refused one was retried every 0.5 s until the timeout
 
 
 def test_gate_waits_the_grace_first(server: tuple[int, Script]) -> None:
