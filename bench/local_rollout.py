@@ -1,9 +1,11 @@
 """A local rollout timed against its floor, in one run, on the repository's project.
 
 Needs what `make demo` leaves: two versions of `web` in the local catalog. The floor is the plan's
-waves x one VM's boot-to-healthy time (`bakery boot`, measured just before); the rollout moves
-`web-local` (brought up first when it is down) to the other of the two newest versions, rolling,
-under a request loop against its front port.
+waves x one VM's boot-to-healthy time (`bakery boot`, measured just before, while the group serves
+the same request loop the rollout runs under: the same machine under the same load; the boot
+time of an idle machine is reported beside it). The rollout moves `web-local` (brought up first
+when it is down) to the other of the two newest versions, rolling, under that request loop; two
+rounds, there and back.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 BAKERY = str(Path(sys.executable).with_name("bakery"))
 GROUP, PORT = "web-local", 8080
+ROUNDS = 2
 
 
 def _json(*args: str, ok: tuple[int, ...] = (0,)) -> Any:
@@ -28,8 +31,6 @@ def _json(*args: str, ok: tuple[int, ...] = (0,)) -> Any:
 
 
 def local_rollout() -> dict[str, Any]:
-    from tests.traffic import Traffic
-
     listing = _json("images", "web", "--target", "local")
     versions = [f"web@{r['version']}" for r in listing.get("images", [])]
     if len(versions) < 2:
@@ -41,8 +42,27 @@ def local_rollout() -> dict[str, Any]:
         subprocess.run([BAKERY, "rollout", GROUP, "--image", newest, "--yes"], cwd=REPO, check=True)
         runs = newest
     to = other if runs == newest else newest
-    boot = _json("boot", to, "--get", "/healthz")
-    one_vm = float(boot["seconds_to_first_answer"])
+    rounds = []
+    for _ in range(ROUNDS):  # there and back: each round's floor is measured just before its rollout
+        rounds.append(_round(to))
+        to = other if to == newest else newest
+    wall = sum(r["rollout_seconds"] for r in rounds)
+    floor = sum(r["floor_seconds"] for r in rounds)
+    return {
+        "rounds": rounds,
+        "ratio": round(wall / floor, 2) if floor else None,
+        "failed": sum(r["failed"] for r in rounds),
+    }
+
+
+def _round(to: str) -> dict[str, Any]:
+    """One VM's boot-to-healthy time, with the group serving the same request loop the rollout
+    runs under (the same machine, the same load), then the rolling rollout onto `to`."""
+    from tests.traffic import Traffic
+
+    with Traffic(PORT):
+        one_vm = float(_json("boot", to, "--get", "/healthz")["seconds_to_first_answer"])
+    idle = float(_json("boot", to, "--get", "/healthz")["seconds_to_first_answer"])
     plan = _json("rollout", GROUP, "--image", to, "--strategy", "rolling", "--dry-run")
     waves = len(plan["plan"]["waves"])
     started = time.monotonic()
@@ -56,9 +76,11 @@ def local_rollout() -> dict[str, Any]:
         "to": to,
         "waves": waves,
         "one_vm_boot_to_healthy_seconds": round(one_vm, 1),
+        "one_vm_boot_to_healthy_idle_seconds": round(idle, 1),
         "floor_seconds": round(floor, 1),
         "rollout_seconds": round(wall, 1),
         "ratio": round(wall / floor, 2) if floor else None,
+        "ratio_to_idle_boots": round(wall / (waves * idle), 2) if idle else None,
         "requests_served": dict(traffic.served),
         "failed": len(traffic.failed),
     }
