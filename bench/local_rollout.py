@@ -55,14 +55,19 @@ def local_rollout() -> dict[str, Any]:
     }
 
 
+def _boot(ref: str) -> float:
+    """Seconds until one VM of the group (its size, its health port) answers its health path."""
+    return float(_json("boot", ref, "--as-group", GROUP, "--get", "/healthz")["seconds_to_first_answer"])
+
+
 def _round(to: str) -> dict[str, Any]:
     """One VM's boot-to-healthy time, with the group serving the same request loop the rollout
     runs under (the same machine, the same load), then the rolling rollout onto `to`."""
     from tests.traffic import Traffic
 
     with Traffic(PORT):
-        one_vm = float(_json("boot", to, "--get", "/healthz")["seconds_to_first_answer"])
-    idle = float(_json("boot", to, "--get", "/healthz")["seconds_to_first_answer"])
+        one_vm = _boot(to)
+    idle = _boot(to)
     plan = _json("rollout", GROUP, "--image", to, "--strategy", "rolling", "--dry-run")
     waves = len(plan["plan"]["waves"])
     started = time.monotonic()

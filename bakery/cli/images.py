@@ -252,6 +252,9 @@ def boot(
     port: int = typer.Option(80, "--port", help="Guest TCP port to reach over HTTP."),
     get: list[str] = typer.Option(["/"], "--get", help="Path to GET once the guest answers (repeatable)."),
     timeout: float = typer.Option(600, "--timeout", help="Seconds to wait for the first answer."),
+    as_group: str | None = typer.Option(
+        None, "--as-group", metavar="GROUP", help="Boot it as a VM of this local group (its size and health port)."
+    ),
     file: Path | None = FileOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -270,6 +273,7 @@ def boot(
             guest_port=port,
             paths=get,
             timeout=timeout,
+            as_group=as_group,
         )
     emit(
         "boot",

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from bakery import runner
 from bakery.config.load import Project
-from bakery.config.targets.local import LocalTarget
+from bakery.config.targets.local import LocalGroup, LocalTarget
 from bakery.core import catalog
 from bakery.errors import BakeryError, Interrupted, UsageError
 from bakery.progress import Reporter
@@ -64,14 +64,21 @@ def boot_and_fetch(
     guest_port: int,
     paths: list[str],
     timeout: float,
+    as_group: str | None = None,
 ) -> BootResult:
-    """Boot `ref` on a throwaway overlay, GET each path once the guest answers, then stop it."""
+    """Boot `ref` on a throwaway overlay, GET each path once the guest answers, then stop it.
+    With `as_group`, the VM is one of that local group's (its target, memory, cpus and health
+    port): how long a member of the group takes to come up."""
     bad = [p for p in paths if not p.startswith("/") or any(c.isspace() for c in p)]
     if bad:
         raise UsageError(f"--get takes a path starting with '/', got {bad[0]!r}")
+    size: tuple[int, int] | None = None
+    if as_group is not None:
+        target, guest_port, size = _as_group(project, as_group)
     spec = project.config.targets.get(target)
     if not isinstance(spec, LocalTarget):
         raise UsageError(f"'{target}' is not a local target; only local images boot here")
+    memory, cpus = size or (spec.memory, spec.cpus)
     name, version = catalog.parse_ref(ref)
     provider = LocalProvider(workspace, reporter)
     record = catalog.select(provider.images(target, name), name=name, version=version)
@@ -82,12 +89,22 @@ def boot_and_fetch(
     reporter.phase("boot", f"{record.ref} with {accel}, port {port} -> {guest_port}")
     started = time.monotonic()
     with Machine(
-        workspace, record, forwards={port: guest_port}, accelerator=accel, memory=spec.memory, cpus=spec.cpus
+        workspace, record, forwards={port: guest_port}, accelerator=accel, memory=memory, cpus=cpus
     ) as machine:
         first = _wait(machine, f"{base}{paths[0]}", started + timeout)
         waited = round(time.monotonic() - started, 1)
         pages = [first, *(get(f"{base}{p}") for p in paths[1:])]
     return BootResult(record.name, record.version, target, base, pages, waited)
+
+
+def _as_group(project: Project, name: str) -> tuple[str, int, tuple[int, int]]:
+    """The target, guest health port and (memory, cpus) of the local group `name`."""
+    group = project.config.groups.get(name)
+    local = group.block(LocalGroup) if group is not None else None
+    if group is None or local is None:
+        local_groups = sorted(n for n, g in project.config.groups.items() if g.block(LocalGroup) is not None)
+        raise UsageError(f"--as-group takes a local group; local groups: {', '.join(local_groups) or 'none'}")
+    return group.target, group.health.port, (local.memory, local.cpus)
 
 
 def _wait(machine: Machine, url: str, deadline: float) -> Page:

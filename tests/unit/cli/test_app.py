@@ -233,3 +233,9 @@ def test_boot_refuses_a_path_without_a_slash(project_dir, bakery_cli):
     result = bakery_cli("boot", "web", "--get", "healthz")
     assert result.exit_code == 2
     assert "--get takes a path starting with '/'" in result.output
+
+
+def test_boot_as_a_group_that_is_not_local_names_the_local_ones(project_dir, bakery_cli):
+    result = bakery_cli("boot", "web", "--as-group", "no-such-group")
+    assert result.exit_code == 2
+    assert "--as-group takes a local group; local groups: " in result.output
