@@ -26,8 +26,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def aws_watch(size: int) -> dict[str, Any]:
-    """A `size`-instance instance refresh (rolling, 10% a batch) on moto with the fake refresh."""
+# A canary refresh: bakery's gate settles at each checkpoint, right after a look (the busiest minutes).
+CANARY = {"type": "canary", "canary_size": "5%", "batch_size": "25%", "bake_seconds": 1}
+
+
+def aws_watch(size: int, strategy: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A `size`-instance instance refresh (rolling, 10% a batch, unless `strategy`) on moto with the
+    fake refresh."""
     for name, value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test")):
         os.environ.setdefault(name, value)  # moto's; nothing leaves 127.0.0.1
     os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
@@ -39,7 +44,7 @@ def aws_watch(size: int) -> dict[str, Any]:
         amis = Path(tmp) / "amis.json"
         amis.write_text(moto_ebs.ami_records(SOURCE_AMIS, ACCOUNT))
         with moto_ebs.running(amis) as endpoint:
-            return bench_watch_calls(endpoint, Path(tmp) / "world", size=size)
+            return bench_watch_calls(endpoint, Path(tmp) / "world", size=size, strategy=strategy)
 
 
 def gcp_watch(size: int) -> dict[str, Any]:
@@ -61,13 +66,17 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=100, help="instances in the cloud groups (default 100)")
     parser.add_argument("--local", action="store_true", help="also time a local rollout (real QEMU VMs)")
     args = parser.parse_args()
-    report: dict[str, Any] = {"aws": aws_watch(args.size), "gcp": gcp_watch(args.size)}
+    report: dict[str, Any] = {
+        "aws": aws_watch(args.size),
+        "aws-canary": aws_watch(args.size, CANARY),
+        "gcp": gcp_watch(args.size),
+    }
     if args.local:
         from bench.local_rollout import local_rollout
 
         report["local"] = local_rollout()
     print(json.dumps(report, indent=2))
-    for cloud in ("aws", "gcp"):
+    for cloud in ("aws", "aws-canary", "gcp"):
         found = report[cloud]
         print(
             f"{cloud}: {found['calls_watching']} calls watching {args.size} instances for "
