@@ -384,8 +384,10 @@ class FakeGce:
         self._operations: dict[str, dict[str, JsonDict]] = {}
         #: seconds from a mutating call to its operation being DONE (and its change made)
         self.operation_delay = operation_delay
-        #: every request seen, as (METHOD, path+query), in arrival order
+        #: every request seen, as (METHOD, path+query), in arrival order, and when: `clock()` at arrival
         self.requests: list[tuple[str, str]] = []
+        self.request_times: list[float] = []
+        self.clock: Callable[[], float] = time.monotonic
         #: seconds per tick of the managed instance groups (0: they move until still at each request)
         self.mig_step = mig_step
         #: instance templates, managed instance groups, backend services (their test API too)
@@ -473,6 +475,7 @@ class FakeGce:
     def reset_requests(self) -> None:
         with self._lock:
             self.requests.clear()
+            self.request_times.clear()
 
     def fail_next(
         self,
@@ -708,6 +711,7 @@ class FakeGce:
         with self._lock:
             self.settle()
             self.requests.append((method, target))
+            self.request_times.append(self.clock())
             rule = self._take_failure(method, target)
         if rule is not None and rule.mode == "drop":
             raise _Drop

@@ -5,8 +5,8 @@ rolls it. Also the bench helper that counts the API calls of a watch."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -236,69 +236,85 @@ def driver_rollout(world: World, strategy: dict[str, Any], *, to: str = "1.0.1",
     return driver, rollout
 
 
-def count_calls(clients: Any) -> tuple[Any, dict[str, int]]:
-    """A client factory that counts every API call its clients make, by operation."""
-    counts: dict[str, int] = {}
+def count_calls(clients: Any, now: Callable[[], float] = time.monotonic) -> tuple[Any, list[tuple[float, str]]]:
+    """A client factory whose clients note every API call they make: (now(), operation)."""
+    calls: list[tuple[float, str]] = []
 
     def factory(service: str, region: str, endpoint: str | None) -> Any:
         made = clients(service, region, endpoint)
-
-        def count(model: Any, **_: Any) -> None:
-            counts[model.name] = counts.get(model.name, 0) + 1
-
-        made.meta.events.register("before-call", lambda **kw: count(kw["model"]))
+        made.meta.events.register("before-call", lambda model, **_: calls.append((now(), model.name)))
         return made
 
-    return factory, counts
+    return factory, calls
 
 
-# The calls of a watch's poll rounds (the rest start the refresh and clear bakery's mark).
-WATCH_CALLS = ("DescribeInstanceRefreshes", "DescribeAutoScalingGroups", "DescribeTargetHealth", "DescribeAlarms")
+def by_operation(calls: list[tuple[float, str]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for _, operation in calls:
+        counts[operation] = counts.get(operation, 0) + 1
+    return counts
 
 
-def bench_watch_calls(endpoint: str, root: Path, *, size: int = 100, batch_seconds: float = 0.25) -> dict[str, Any]:
-    """The API calls bakery makes while it rolls a `size`-instance group on the fake (rolling,
-    10% a batch, each batch `batch_seconds` long, polled every 0.05s unless BAKERY_POLL_SECONDS
-    says otherwise): in total, per poll round, and per minute at production's poll interval.
-    For bench/: resets the moto server it is given (moto_ebs.running)."""
+def bench_watch_calls(
+    endpoint: str,
+    root: Path,
+    *,
+    size: int = 100,
+    batch_seconds: float = 0.25,
+    strategy: dict[str, Any] | None = None,
+    scale: float = 0.005,
+) -> dict[str, Any]:
+    """The API calls bakery makes while it rolls a `size`-instance group on the fake (rolling, 10%
+    a batch unless `strategy` says otherwise, each batch `batch_seconds` of real time long), at
+    production's poll intervals in simulated time (tests/fakes/clock.py: each simulated second
+    really lasts `scale` s). Watching is every call of the instance refresh step after
+    StartInstanceRefresh but bakery's mark: the polls, the gate's checks and settles. Reports the
+    most calls in any 60 simulated seconds, of those and of every call of the refresh and finish
+    steps. For bench/: resets the moto server it is given (moto_ebs.running)."""
     import os
-    import time
     import urllib.request
 
-    from bakery.groups.aws import requests as aws_requests
+    from bakery.groups.aws.driver import AwsGroupDriver
+    from bakery.progress import Recording
     from bakery.providers.aws.provider import default_clients
     from bakery.steps import Journal, execute
+    from tests.fakes.clock import SimulatedClock, busiest_window
 
     urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")).read()
     root.mkdir(parents=True, exist_ok=True)
     world = build(endpoint, root, size=size)
     moto_ebs.set_faults(endpoint, refresh={**FAST, "batch_seconds": batch_seconds})
-    factory, counts = count_calls(default_clients)
-    driver, rollout = driver_rollout(world, {"type": "rolling", "batch_size": "10%"}, clients=factory)
+    sim = SimulatedClock(scale)
+    factory, calls = count_calls(default_clients, sim.now)
+    plan = strategy or {"type": "rolling", "batch_size": "10%"}
+    _, rollout = driver_rollout(world, plan, clients=factory)
+    driver = AwsGroupDriver(Recording(), factory, clock=sim.clock())
     steps = driver.rollout_steps(rollout)
     journal = Journal.create(root / "bench-journal.json")
-    execute(steps[:1], journal, driver.reporter)  # the launch template version: not watching yet
-    counts.clear()
-    saved = os.environ.get("BAKERY_POLL_SECONDS")
-    os.environ.setdefault("BAKERY_POLL_SECONDS", "0.05")
+    saved = os.environ.pop("BAKERY_POLL_SECONDS", None)  # production's intervals
     started = time.monotonic()
     try:
+        execute(steps[:1], journal, driver.reporter)  # the launch template version: not watching yet
+        calls.clear()
+        execute(steps[:2], journal, driver.reporter)
+        refresh = list(calls)
         execute(steps, journal, driver.reporter)
     finally:
-        if saved is None:
-            os.environ.pop("BAKERY_POLL_SECONDS", None)
-    rounds = counts.get("DescribeInstanceRefreshes", 0)
-    watching = sum(counts.get(op, 0) for op in WATCH_CALLS)
-    per_round = watching / rounds if rounds else 0.0
-    interval = aws_requests.production_poll_seconds(math.ceil(per_round))
+        if saved is not None:
+            os.environ["BAKERY_POLL_SECONDS"] = saved
+    started_at = next(i for i, (_, op) in enumerate(refresh) if op == "StartInstanceRefresh")
+    watching = [(t, op) for t, op in refresh[started_at + 1 :] if op.startswith("Describe")]
+    rounds = sum(1 for _, op in watching if op == "DescribeInstanceRefreshes")
+    span = (watching[-1][0] - watching[0][0]) if watching else 0.0
     return {
         "instances": size,
-        "calls_total": sum(counts.values()),
-        "calls_watching": watching,
-        "calls_by_operation": dict(counts),
+        "strategy": plan["type"],
+        "calls_total": len(calls),
+        "calls_watching": len(watching),
+        "calls_by_operation": by_operation(calls),
         "rounds": rounds,
-        "calls_per_round": round(per_round, 2),
-        "production_poll_seconds": interval,
-        "calls_per_minute_in_production": round(per_round * 60 / interval, 2),
+        "minutes_watched_in_production": round(span / 60, 1),
+        "busiest_minute_watching": busiest_window([t for t, _ in watching]),
+        "busiest_minute_all_calls": busiest_window([t for t, _ in calls]),
         "seconds_on_fake": round(time.monotonic() - started, 2),
     }

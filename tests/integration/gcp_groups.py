@@ -20,6 +20,7 @@ from bakery.core import provenance
 from bakery.core.catalog import ImageRecord
 from bakery.groups import strategy
 from bakery.groups.base import Release, Rollout
+from bakery.groups.budget import Clock
 from bakery.groups.gcp import driver as gcp
 from bakery.progress import Recording
 from bakery.workspace import Workspace
@@ -72,6 +73,7 @@ class World:
     tmp: Path
     reporter: Recording
     regional: bool = False
+    clock: Clock | None = None  # where the driver's watches get the time and wait (None: the real one)
 
     @property
     def where(self) -> dict[str, str]:
@@ -92,6 +94,8 @@ class World:
         )
 
     def driver(self) -> gcp.GcpDriver:
+        if self.clock is not None:
+            return gcp.GcpDriver(self.reporter, gcp.default_clients, clock=self.clock)
         return gcp.make(Workspace(self.tmp / ".bakery"), self.reporter)
 
     def mig(self, name: str = "web-mig") -> dict[str, Any]:
@@ -176,3 +180,47 @@ def seed_mig(
         update_policy=policy,
         **world.where,
     )
+
+
+def bench_watch_calls(
+    world: World, patch: pytest.MonkeyPatch, *, size: int = 100, scale: float = 0.005
+) -> dict[str, Any]:
+    """The API calls bakery makes while a rolling update (maxSurge 10%) moves a `size`-instance MIG
+    on the fake, at production's poll interval in simulated time (tests/fakes/clock.py: each
+    simulated second really lasts `scale` s). Watching is every request of the roll step from its
+    first look on: the looks and the live view's reads (the PATCH and its operation come before).
+    Reports the most calls in any 60 simulated seconds, of those and of every request of the roll step."""
+    from tests.fakes.clock import SimulatedClock, busiest_window
+
+    sim = SimulatedClock(scale)
+    world.clock = sim.clock()
+    world.gce.clock = sim.now
+    patch.delenv("BAKERY_POLL_SECONDS", raising=False)  # production's interval
+    seed_mig(world, size=size)
+    group = world.group("rolling", max_surge="10%", max_unavailable=0)
+    # Production's gate time: a look every 12 s must not outlast the fake's 3 s.
+    group = group.model_copy(update={"health": Health(grace_seconds=0, timeout_seconds=300)})
+    rollout = world.new_rollout(group, "1.0.1")
+    moves = world.driver().rollout_steps(rollout)
+    journal = world.journal(rollout)
+    roll = next(i for i, step in enumerate(moves) if step.name == "roll")
+    steps.execute(moves[:roll], journal, world.reporter)  # check, template: not watching yet
+    world.gce.reset_requests()
+    steps.execute(moves[: roll + 1], journal, world.reporter)
+    requests = list(zip(world.gce.request_times, world.gce.requests, strict=True))
+    first_look = next(i for i, (_, (_, path)) in enumerate(requests) if "listManagedInstances" in path) - 1
+    watching = requests[first_look:]
+    looks = sum(1 for _, (_, path) in watching if "listManagedInstances" in path)
+    span = watching[-1][0] - watching[0][0] if watching else 0.0
+    return {
+        "instances": size,
+        "strategy": "rolling",
+        "calls_roll_step": len(requests),
+        "calls_watching": len(watching),
+        "looks": looks,
+        "calls_per_look": round(len(watching) / looks, 2) if looks else None,
+        "minutes_watched_in_production": round(span / 60, 1),
+        "busiest_minute_watching": busiest_window([t for t, _ in watching]),
+        "busiest_minute_all_calls": busiest_window([t for t, _ in requests]),
+        "images_after": sorted(set(world.images_of())),
+    }

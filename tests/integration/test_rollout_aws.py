@@ -343,13 +343,26 @@ def test_interrupted_rollout_is_refused_to_others_cancelled_and_resumed(
     assert sum(len(r["Instances"]) for r in launched) == 4  # the canary replaced before the interrupt was kept
 
 
-def test_watching_a_refresh_stays_within_12_calls_a_minute_at_productions_interval(moto: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "strategy",
+    [
+        {"type": "rolling", "batch_size": "10%"},
+        # a gate settled at every checkpoint, right after a look: the busiest minutes
+        {"type": "canary", "canary_size": 2, "batch_size": "25%", "bake_seconds": 1},
+    ],
+    ids=["rolling", "canary"],
+)
+def test_watching_a_refresh_makes_at_most_12_calls_in_any_minute_at_productions_interval(
+    moto: str, tmp_path: Path, strategy: dict[str, Any]
+) -> None:
     from tests.integration.aws_groups import bench_watch_calls
 
-    measured = bench_watch_calls(moto, tmp_path / "bench", size=20, batch_seconds=0.1)
+    measured = bench_watch_calls(moto, tmp_path / "bench", size=20, batch_seconds=0.1, strategy=strategy)
     assert measured["rounds"] >= 5, measured  # the watch saw the refresh move, round after round
-    assert measured["calls_by_operation"]["DescribeTargetHealth"] >= 1, measured  # the gate ran
-    assert measured["calls_per_minute_in_production"] <= 12, measured
+    assert measured["minutes_watched_in_production"] >= 1, measured
+    assert measured["calls_by_operation"]["DescribeTargetHealth"] >= 5, measured  # the gate ran, poll after poll
+    assert measured["calls_by_operation"]["DescribeTargetGroups"] == 1, measured  # looked up once
+    assert measured["busiest_minute_watching"] <= 12, measured
 
 
 def test_the_fake_refresh_refuses_what_aws_refuses(world: World) -> None:

@@ -15,8 +15,8 @@ from bakery import steps
 from bakery.core import provenance
 from bakery.errors import GateFailed, ProviderError, RolloutRefused, UsageError
 from bakery.groups.base import HistoryEntry, Release, Rollout
+from bakery.groups.budget import Clock
 from bakery.groups.gcp import api as gcp_api
-from bakery.groups.gcp import watch as gcp_watch
 from tests.fakes.gce import GceError
 from tests.integration.gcp_groups import (
     CHECK,
@@ -179,25 +179,22 @@ def test_a_second_rollout_is_refused_while_one_is_active_and_names_it(world: Wor
     assert world.images_of() == ["web-1-0-0"] * 2 + ["web-1-0-1"]
 
 
-def test_an_interrupted_rollout_freezes_the_mig_and_a_rerun_carries_on(
-    world: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_interrupted_rollout_freezes_the_mig_and_a_rerun_carries_on(world: World) -> None:
     seed_mig(world)
     rollout = world.new_rollout(world.group(), "1.0.1")
-    real_pause = gcp_watch.pause
 
     def interrupt(seconds: float) -> None:
         raise KeyboardInterrupt
 
     world.gce.mig_step = 60.0  # the group moves no further while the watch runs
-    monkeypatch.setattr(gcp_watch, "pause", interrupt)
+    world.clock = Clock(sleep=interrupt)  # the watch's first wait
     with pytest.raises(KeyboardInterrupt):  # the signal guard's stop (bakery.runner)
         world.run(rollout)
     journal = world.journal(rollout)
     assert journal.status == steps.INTERRUPTED and journal.data["error"] == "interrupted during roll"
     assert journal.get("gcp.stopped")
     assert world.mig()["updatePolicy"]["type"] == "OPPORTUNISTIC"
-    monkeypatch.setattr(gcp_watch, "pause", real_pause)
+    world.clock = None
     world.gce.mig_step = 0.01
     world.run(rollout)
     assert world.mig()["updatePolicy"]["type"] == "OPPORTUNISTIC"  # the seeded MIG's own, back
@@ -443,3 +440,16 @@ def test_a_patch_that_loses_the_fingerprint_race_to_another_field_is_retried(
     assert raced == ["web-mig"]
     assert world.images_of() == ["web-1-0-1"] * 3
     assert any("changed between bakery's read and its PATCH; reading it again" in n for n in world.reporter.notes)
+
+
+def test_watching_a_mig_update_makes_at_most_12_calls_in_any_minute_at_productions_interval(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.integration.gcp_groups import bench_watch_calls
+
+    measured = bench_watch_calls(world, monkeypatch, size=60)
+    assert measured["images_after"] == ["web-1-0-1"], measured  # the watch followed it to the end
+    assert measured["looks"] >= 5, measured  # ... look after look, over minutes of simulated time
+    assert measured["minutes_watched_in_production"] >= 1, measured
+    assert measured["calls_per_look"] == 2.0, measured  # the live view read what it shows before the watch
+    assert measured["busiest_minute_watching"] <= 12, measured

@@ -275,6 +275,11 @@ class AsgApi:
 
     # --- health: target groups and alarms -------------------------------------------------------
 
+    @property
+    def knows_target_groups(self) -> bool:
+        """Whether target_group_arns() answers without a call (all given as ARNs, or looked up)."""
+        return self._arns is not None or all(g.startswith("arn:") for g in self.settings.target_groups)
+
     def target_group_arns(self) -> list[str]:
         """The configured target groups as ARNs (names are looked up once)."""
         if self._arns is None:

@@ -211,7 +211,7 @@ class BlueGreenMover(Mover):
             return None if len(ready) >= desired else f"{len(ready)}/{desired} instances InService"
 
         with aws_errors(f"waiting for Auto Scaling group {name}"):
-            wait_for(f"group {name}", self.reporter, missing, timeout=self._timeout, calls=1)
+            wait_for(f"group {name}", self.reporter, missing, timeout=self._timeout, calls=1, budget=self.budget)
 
     def attach_green(self, journal: Journal) -> None:
         self._attach(journal.get("green"), self.gate)
@@ -236,7 +236,12 @@ class BlueGreenMover(Mover):
                 return None
 
             wait_for(
-                f"group {name} in its target groups", self.reporter, missing, timeout=self._timeout, calls=gate.calls()
+                f"group {name} in its target groups",
+                self.reporter,
+                missing,
+                timeout=self._timeout,
+                calls=gate.calls(),
+                budget=self.budget,
             )
 
     def retire_blue(self, journal: Journal) -> None:

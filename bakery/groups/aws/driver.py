@@ -27,6 +27,7 @@ from bakery.groups.aws.refresh import RefreshMover
 from bakery.groups.aws.resources import template_of, version_instance_tags
 from bakery.groups.aws.watch import target_group_name
 from bakery.groups.base import ActiveRollout, GroupState, HistoryEntry, Instance, Release, Rollout
+from bakery.groups.budget import Clock
 from bakery.progress import Reporter
 from bakery.providers.aws.errors import guarded
 from bakery.providers.aws.provider import default_clients
@@ -49,9 +50,10 @@ def settings_of(group: Group) -> AwsGroup:
 class AwsGroupDriver:
     kind = "aws"
 
-    def __init__(self, reporter: Reporter, clients: ClientFactory) -> None:
+    def __init__(self, reporter: Reporter, clients: ClientFactory, *, clock: Clock | None = None) -> None:
         self.reporter = reporter
         self._clients = clients
+        self.clock = clock  # where watches get the time and wait (tests: simulated time)
         # The region of the groups read so far, per target: release_of is told only the target.
         self._regions: dict[str, str] = {}
 
@@ -136,8 +138,8 @@ class AwsGroupDriver:
     def _mover(self, rollout: Rollout) -> RefreshMover | BlueGreenMover:
         api = self.api(rollout.spec, rollout.target_spec)
         if rollout.plan.strategy == "blue-green":
-            return BlueGreenMover(api, self.reporter, rollout)
-        return RefreshMover(api, self.reporter, rollout)
+            return BlueGreenMover(api, self.reporter, rollout, self.clock)
+        return RefreshMover(api, self.reporter, rollout, self.clock)
 
     def rollout_steps(self, rollout: Rollout) -> Sequence[Step]:
         return self._mover(rollout).steps()

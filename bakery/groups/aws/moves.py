@@ -24,6 +24,7 @@ from bakery.groups.aws.resources import TemplateRef, template_of
 from bakery.groups.aws.watch import Gate
 from bakery.groups.base import ActiveRollout, instance_tags
 from bakery.groups.base import Rollout as RolloutSpec
+from bakery.groups.budget import CallBudget, Clock
 from bakery.progress import Reporter
 from bakery.providers.aws.errors import aws_errors
 from bakery.steps import Journal, Step
@@ -96,7 +97,7 @@ def refusal(group: str, asg: str, active: ActiveRollout) -> RolloutRefused:
 class Mover:
     """The launch template half of a rollout, shared by instance refresh and blue-green."""
 
-    def __init__(self, api: AsgApi, reporter: Reporter, rollout: RolloutSpec) -> None:
+    def __init__(self, api: AsgApi, reporter: Reporter, rollout: RolloutSpec, clock: Clock | None = None) -> None:
         self.api = api
         self.reporter = reporter
         self.rollout = rollout
@@ -106,8 +107,10 @@ class Mover:
         self.settings: AwsGroup = settings
         # A rollback (kind "rollback", or the rollback steps) is never gated on alarms: they
         # fire because of what it undoes. Target health still says when it is done.
-        self.gate = Gate(api, rollout.spec.health, alarms=rollout.kind != "rollback")
-        self.health_only = Gate(api, rollout.spec.health, alarms=False)
+        # One call budget for every watch of the rollout (bakery.groups.budget).
+        self.budget = CallBudget.for_rollout(clock)
+        self.gate = Gate(api, rollout.spec.health, self.budget, alarms=rollout.kind != "rollback")
+        self.health_only = Gate(api, rollout.spec.health, self.budget, alarms=False)
         self.where = str(rollout.options.get("where") or here())
 
     @property

@@ -55,11 +55,12 @@ class RefreshMover(Mover):
     def refresh(self, journal: Journal) -> None:
         asg, template_id, version = journal.get("asg"), journal.get("template"), int(journal.get("version"))
         with aws_errors(f"rolling Auto Scaling group {asg}"):
+            self.api.target_group_arns()  # looked up once, before the watch: its gate reads only health
             refresh_id = journal.get("refresh")
             if refresh_id:
                 found = self.api.refresh(asg, refresh_id)
                 if found.get("Status") == "Cancelling":
-                    found = watch(self.api, self.reporter, asg, refresh_id)
+                    found = watch(self.api, self.reporter, asg, refresh_id, budget=self.budget)
                 if found.get("Status") in ACTIVE:
                     self._follow(asg, refresh_id, version)
                     return
@@ -126,7 +127,9 @@ class RefreshMover(Mover):
                     self.reporter.note(f"checkpoint {point}%: bakery's gate is green ({self._green(look)})")
 
         try:
-            final = watch(self.api, self.reporter, asg, refresh_id, gate=gate, gate_calls=self.gate.calls())
+            final = watch(
+                self.api, self.reporter, asg, refresh_id, budget=self.budget, gate=gate, gate_calls=self.gate.calls()
+            )
             error = aws_requests.outcome_error(final, asg)
             if error is not None:
                 raise error
@@ -265,14 +268,14 @@ class RefreshMover(Mover):
             elif self.api.refresh(asg, refresh_id).get("Status") in moving:  # not one AWS can roll back
                 self.api.cancel_refresh(asg)
             # else: AWS began rolling it back on its own (an alarm of its AlarmSpecification)
-        final = watch(self.api, self.reporter, asg, refresh_id)
+        final = watch(self.api, self.reporter, asg, refresh_id, budget=self.budget)
         if final.get("Status") == "RollbackFailed":
             error = aws_requests.outcome_error(final, asg)
             assert error is not None
             raise error
 
     def _end_restore(self, asg: str, refresh_id: str) -> None:
-        final = watch(self.api, self.reporter, asg, refresh_id)
+        final = watch(self.api, self.reporter, asg, refresh_id, budget=self.budget)
         error = aws_requests.outcome_error(final, asg)
         if error is not None:
             raise type(error)(f"the rollback failed: {error.message}", hint=error.hint)

@@ -3,18 +3,17 @@ answers (a refresh's progress, its outcome). Pure: tested by equality."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from bakery.config.targets.aws import AwsGroup
 from bakery.core.provenance import AWS_MAX_TAGS
-from bakery.errors import BakeryError, ConfigError, UsageError
+from bakery.errors import BakeryError, ConfigError
 from bakery.groups.base import INSTANCE_TAGS
+from bakery.groups.budget import CALLS_PER_MINUTE, poll_override
 from bakery.groups.strategy import RolloutPlan
 
-# While bakery watches a refresh it makes at most this many API calls a minute (AWS's default
-# rate limits are shared by every tool of the account), and never polls faster than this.
-CALLS_PER_MINUTE = 12
+# While bakery watches a refresh it polls so as to make at most CALLS_PER_MINUTE API calls a
+# minute (bakery.groups.budget keeps any minute within it), and never faster than this.
 MIN_POLL_SECONDS = 5.0
 # AWS's bound on CheckpointDelay.
 MAX_CHECKPOINT_DELAY = 172800
@@ -142,12 +141,4 @@ def production_poll_seconds(calls_per_round: int) -> float:
 def poll_seconds(calls_per_round: int) -> float:
     """production_poll_seconds, unless $BAKERY_POLL_SECONDS overrides it (tests, and fakes that
     move in fractions of a second)."""
-    raw = os.environ.get("BAKERY_POLL_SECONDS", "")
-    if raw:
-        try:
-            value = float(raw)
-        except ValueError:
-            raise UsageError(f"BAKERY_POLL_SECONDS must be a number of seconds, got {raw!r}") from None
-        if value > 0:
-            return value
-    return production_poll_seconds(calls_per_round)
+    return poll_override() or production_poll_seconds(calls_per_round)

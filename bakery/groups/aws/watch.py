@@ -5,7 +5,6 @@ group's HTTP check is the target groups' health check on AWS."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +15,7 @@ from bakery.errors import GateFailed
 from bakery.groups.aws.api import AsgApi
 from bakery.groups.aws.requests import poll_seconds, progress_line
 from bakery.groups.aws.resources import ACTIVE
+from bakery.groups.budget import CallBudget
 from bakery.progress import Reporter
 
 
@@ -36,11 +36,13 @@ class Look:
 class Gate:
     """bakery's gate for one group's new instances: `check()` and `settle()` raise GateFailed
     naming the alarm or the instance and target group. A rollback is never gated on alarms (they
-    fire because of what it undoes): `alarms=False` checks target health only."""
+    fire because of what it undoes): `alarms=False` checks target health only. Its checks are
+    counted in the rollout's call `budget`."""
 
-    def __init__(self, api: AsgApi, health: Health, *, alarms: bool = True) -> None:
+    def __init__(self, api: AsgApi, health: Health, budget: CallBudget, *, alarms: bool = True) -> None:
         self.api = api
         self.health = health
+        self.budget = budget
         self.watch_alarms = alarms and bool(api.settings.alarms)
 
     @property
@@ -49,8 +51,10 @@ class Gate:
         return float(self.health.grace_seconds + self.health.timeout_seconds)
 
     def calls(self) -> int:
-        """API calls one check makes (for the poll interval)."""
-        return 1 + len(self.api.settings.target_groups) + (1 if self.watch_alarms else 0)
+        """API calls one check makes (for the poll interval and the call budget): the group, each
+        target group's health, the alarms, and the target groups' ARNs while they are not known."""
+        lookup = 0 if self.api.knows_target_groups else 1
+        return 1 + len(self.api.settings.target_groups) + (1 if self.watch_alarms else 0) + lookup
 
     def alarms(self) -> None:
         """GateFailed when a configured alarm is in ALARM (INSUFFICIENT_DATA is not a failure,
@@ -67,6 +71,7 @@ class Gate:
         """Alarms, then every InService instance launched from `version` (all of them when None)
         in the ASG's own health and in every configured target group. A target still in its
         first health checks (`initial`) waits unless `pending_ok` is false; it never passes."""
+        self.budget.take(self.calls(), f"the gate on {asg}")
         self.alarms()
         group = self.api.must_group(asg)
         new = _launched_from(group, version, in_service=True)
@@ -114,7 +119,7 @@ class Gate:
             seen[:] = [Look(group, len(new), len(new) - len(waiting))]
             return ", ".join(waiting) or None
 
-        wait_for(what, reporter, missing, timeout=self.timeout, calls=self.calls())
+        wait_for(what, reporter, missing, timeout=self.timeout, calls=self.calls(), budget=self.budget)
         return seen[-1]
 
 
@@ -164,16 +169,21 @@ def watch(
     asg: str,
     refresh_id: str,
     *,
+    budget: CallBudget,
     gate: Callable[[dict[str, Any]], None] | None = None,
     gate_calls: int = 0,
 ) -> dict[str, Any]:
     """Poll the refresh until it reaches a final state and return it, reporting each change of
     progress; `gate(refresh)` runs after each poll while AWS replaces instances (it raises
-    GateFailed). At most CALLS_PER_MINUTE calls a minute, gate included."""
+    GateFailed, and counts its own calls in `budget`). Each poll waits until it fits in the
+    budget with the gate's `gate_calls`: at most CALLS_PER_MINUTE calls in any minute."""
     interval = poll_seconds(1 + gate_calls)
+    what = f"watching instance refresh {refresh_id}"
     last = ""
     while True:
-        runner.check_interrupted(f"watching instance refresh {refresh_id}")
+        runner.check_interrupted(what)
+        budget.wait_for_room(1 + gate_calls, what)
+        budget.spent(1)
         refresh = api.refresh(asg, refresh_id)
         line = progress_line(refresh)
         if line != last:
@@ -183,7 +193,7 @@ def watch(
             return refresh
         if gate is not None and refresh.get("Status") in ("InProgress", "Baking"):
             gate(refresh)
-        time.sleep(interval)
+        budget.clock.wait(interval, what)
 
 
 def wait_for(
@@ -193,20 +203,22 @@ def wait_for(
     *,
     timeout: float,
     calls: int,
+    budget: CallBudget,
 ) -> None:
-    """Poll `probe()` (it returns what is still missing, None once done) until done. After
-    `timeout` seconds, GateFailed names what was still missing."""
+    """Poll `probe()` (it returns what is still missing, None once done, in `calls` API calls
+    counted in `budget`) until done. After `timeout` seconds, GateFailed names what was still missing."""
     interval = poll_seconds(calls)
-    deadline = time.monotonic() + timeout
+    deadline = budget.clock.now() + timeout
     last = ""
     while True:
         runner.check_interrupted(what)
+        budget.take(calls, what)
         missing = probe()
         if missing is None:
             return
         if missing != last:
             reporter.note(f"{what}: {missing}")
             last = missing
-        if time.monotonic() > deadline:
+        if budget.clock.now() > deadline:
             raise GateFailed(f"{what}: still {missing} after {int(timeout)}s")
-        time.sleep(interval)
+        budget.clock.wait(interval, what)

@@ -25,9 +25,8 @@ from bakery import runner
 from bakery import steps as engine
 from bakery.errors import BakeryError, GateFailed, ProviderError
 from bakery.groups.gcp.requests import TEMPLATE_MARKER, describe, name_of, resource_path, successor_name, versions_of
-from bakery.groups.gcp.steps import MIG, SIZE, TEMPLATE, Mover
+from bakery.groups.gcp.steps import MIG, PREVIOUS, SIZE, TEMPLATE, Mover
 from bakery.groups.gcp.watch import Goal
-from bakery.providers.gcp.api import pause
 from bakery.steps import Step
 
 GREEN, GREEN_MADE = "gcp.green", "gcp.green-made"
@@ -127,7 +126,8 @@ class BlueGreen(Mover):
                 "(`bakery rollback` brings it back at once)"
             )
             self.site.api.resize(blue, 0)
-        self.watcher(blue, journal.get(TEMPLATE), "retire").until(Goal(journal.get(TEMPLATE), count=0, gate=False))
+        new = journal.get(TEMPLATE)
+        self.watcher(blue, new, "retire", journal.get(PREVIOUS)).until(Goal(new, count=0, gate=False))
 
     # --- rollback ---------------------------------------------------------------------------------
 
@@ -192,6 +192,7 @@ class BlueGreen(Mover):
         deadline = watcher.clock() + watcher.limit
         while True:
             runner.check_interrupted(f"waiting for {mig['name']} in backend service {self.service}")
+            watcher.budget.take(1, f"waiting for {mig['name']} in backend service {self.service}")
             states = self.site.api.backend_health(self.service, mig["instance_group"])
             bad = [s for s in states if s.get("health_state") != "HEALTHY"]
             if not bad and len(states) >= size:
@@ -213,7 +214,7 @@ class BlueGreen(Mover):
                     else ProviderError(f"GCP: {message}")
                 )
                 raise error
-            pause(watcher.interval)
+            watcher.pause(watcher.interval)
 
 
 def _same(backend: dict[str, Any], group: str) -> bool:

@@ -27,6 +27,7 @@ from bakery.core.catalog import ImageRecord
 from bakery.core.retry import GCP_DEADLINE_SECONDS, gcp_retry, request_timeout
 from bakery.errors import ConfigError, UsageError
 from bakery.groups.base import GroupState, HistoryEntry, Release, Rollout
+from bakery.groups.budget import Clock
 from bakery.groups.gcp.api import GroupApi
 from bakery.groups.gcp.bluegreen import BlueGreen
 from bakery.groups.gcp.history import History
@@ -64,8 +65,10 @@ class GcpDriver:
         *,
         timeout: float | None = None,
         operation_deadline: float = OPERATION_DEADLINE,
+        clock: Clock | None = None,
     ) -> None:
         self.reporter = reporter
+        self.clock = clock  # where watches get the time and wait (tests: simulated time)
         self._factory = clients
         self._clients: dict[tuple[str, str, str | None], Any] = {}
         self.timeout = timeout if timeout is not None else request_timeout()
@@ -140,7 +143,7 @@ class GcpDriver:
         site = self.site(rollout.group, rollout.spec, rollout.target_spec)
         where_from = f"{socket.gethostname()}:{os.getpid()}"
         kind = BlueGreen if rollout.plan.strategy == "blue-green" else Mover
-        return kind(site, rollout, self.reporter, where_from)
+        return kind(site, rollout, self.reporter, where_from, self.clock)
 
     def rollout_steps(self, rollout: Rollout) -> Sequence[Step]:
         return [_guard(step) for step in self._mover(rollout).steps()]

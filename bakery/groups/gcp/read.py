@@ -119,6 +119,14 @@ class Site:
         facts = facts_of(template.get("description"), TEMPLATE_MARKER) if template else None
         return facts if facts and facts.get("group") == self.key else None
 
+    def release_calls(self, path: str) -> int:
+        """At most how many calls release(path) makes: none once known, else the template (unless
+        read already) and its boot image."""
+        path = resource_path(path)
+        if path in self._releases:
+            return 0
+        return 1 + (0 if path in self._templates else 1)
+
     def release(self, path: str) -> Release:
         """What instances from the template at `path` run."""
         path = resource_path(path)

@@ -34,6 +34,7 @@ from typing import Any
 from bakery import steps as engine
 from bakery.errors import Conflict, GateFailed, OperationFailed, ProviderError, RolloutRefused
 from bakery.groups.base import Rollout
+from bakery.groups.budget import CallBudget, Clock
 from bakery.groups.gcp.history import History
 from bakery.groups.gcp.read import Site
 from bakery.groups.gcp.requests import (
@@ -74,11 +75,14 @@ PATCH_ATTEMPTS = 3  # PATCHes that lost the fingerprint race to a change that le
 class Mover:
     """Moves one MIG between instance templates for one rollout."""
 
-    def __init__(self, site: Site, rollout: Rollout, reporter: Reporter, where_from: str) -> None:
+    def __init__(
+        self, site: Site, rollout: Rollout, reporter: Reporter, where_from: str, clock: Clock | None = None
+    ) -> None:
         self.site = site
         self.rollout = rollout
         self.reporter = reporter
         self.where_from = where_from  # host:pid of this process, written on the template it makes
+        self.budget = CallBudget.for_rollout(clock)  # one for every watch of the rollout (bakery.groups.budget)
 
     # --- shared with blue-green ----------------------------------------------------------------
 
@@ -186,9 +190,15 @@ class Mover:
         self.site.forget(path)
         return path
 
-    def watcher(self, mig: str, new: str, step: str) -> Watcher:
-        """A watcher of `mig` that shows how far `new` (a template) has got."""
-        return Watcher(self.site.api, mig, self.site.group, self.reporter, view=self.view(step, new))
+    def watcher(self, mig: str, new: str, step: str, old: str | None = None) -> Watcher:
+        """A watcher of `mig` that shows how far `new` (a template) has got. What `new` and `old`
+        run is looked up now, once, so that the watch's looks read only the group."""
+        for path in (new, old):
+            if path:
+                self.site.release(path)
+        return Watcher(
+            self.site.api, mig, self.site.group, self.reporter, view=self.view(step, new), budget=self.budget
+        )
 
     def view(self, step: str, new_template: str) -> Callable[[Look], GroupView]:
         """The live view of a look at a MIG: its instances per image and state, their health, and
@@ -199,6 +209,9 @@ class Mover:
         def picture(look: Look) -> GroupView:
             states: dict[str, int] = {}
             health: dict[str, int] = {}
+            for template in {i.get("version", {}).get("instance_template", "") for i in look.instances} - {""}:
+                if calls := self.site.release_calls(template):  # one nobody expected: in the budget too
+                    self.budget.take(calls, f"reading instance template {name_of(template)}")
             for instance in look.instances:
                 template = instance.get("version", {}).get("instance_template", "")
                 release = self.site.release(template) if template else None
@@ -334,7 +347,7 @@ class Mover:
         new, mig = journal.get(TEMPLATE), journal.get(MIG)
         with self.frozen_on_gate(journal):
             self.apply(journal, mig, canary(journal.get(PREVIOUS), new, count, self.rollout.id))
-            self.watcher(mig, new, "canary").until(Goal(new, count))
+            self.watcher(mig, new, "canary", journal.get(PREVIOUS)).until(Goal(new, count))
 
     def _hold(self, journal: engine.Journal) -> None:
         seconds = self.rollout.plan.waves[0].hold_seconds
@@ -345,13 +358,13 @@ class Mover:
         count = self.rollout.plan.waves[0].count
         with self.frozen_on_gate(journal):
             new = journal.get(TEMPLATE)
-            self.watcher(journal.get(MIG), new, "hold").hold(Goal(new, count), max(0.0, left))
+            self.watcher(journal.get(MIG), new, "hold", journal.get(PREVIOUS)).hold(Goal(new, count), max(0.0, left))
 
     def _roll(self, journal: engine.Journal) -> None:
         new, mig = journal.get(TEMPLATE), journal.get(MIG)
         with self.frozen_on_gate(journal):
             self.apply(journal, mig, all_on(new, self.rollout.id))
-            self.watcher(mig, new, "roll").until(Goal(new))
+            self.watcher(mig, new, "roll", journal.get(PREVIOUS)).until(Goal(new))
 
     # --- rollback ---------------------------------------------------------------------------------
 
@@ -371,7 +384,7 @@ class Mover:
             raise ProviderError(f"GCP: {self.site.where.mig(mig)}: bakery does not know which template it ran before")
         previous = resource_path(previous)
         self.apply(journal, mig, all_on(previous, "stable"))
-        self.watcher(mig, previous, "restore").until(Goal(previous, gate=False))
+        self.watcher(mig, previous, "restore", journal.get(TEMPLATE)).until(Goal(previous, gate=False))
 
 
 def has_policy(mig: dict[str, Any], policy: dict[str, Any]) -> bool:

@@ -1,18 +1,17 @@
 """Watching a managed instance group move, with bakery's gate on its new instances.
 
 A look costs two calls (the group, then listManagedInstances); looks come every
-`poll_seconds()` (12 s: two calls a look, 10 a minute; $BAKERY_POLL_SECONDS for tests). The gate is the
-cloud's own signal: an instance is ready when it is RUNNING with no current action and, when the
-group names a `health_check`, its instanceHealth was HEALTHY. bakery cannot reach cloud
-instances itself, so the group's `health` settings give the time limits: an instance of the new
-template must be ready within grace_seconds + timeout_seconds of bakery first seeing it, and the
-group must get one instance nearer its goal within that time too.
+`poll_seconds()` (12 s: two calls a look, 10 a minute; $BAKERY_POLL_SECONDS for tests), each one
+once it fits in the rollout's call budget (bakery.groups.budget: at most 12 calls in any minute,
+the live view's reads included). The gate is the cloud's own signal: an instance is ready when it
+is RUNNING with no current action and, when the group names a `health_check`, its instanceHealth
+was HEALTHY. bakery cannot reach cloud instances itself, so the group's `health` settings give the
+time limits: an instance of the new template must be ready within grace_seconds + timeout_seconds
+of bakery first seeing it, and the group must get one instance nearer its goal within that time too.
 """
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,24 +19,20 @@ from typing import Any
 from bakery import runner
 from bakery.config.models import Group
 from bakery.config.targets.gcp import GcpGroup
-from bakery.errors import BakeryError, GateFailed, ProviderError, UsageError
+from bakery.errors import BakeryError, GateFailed, ProviderError
+from bakery.groups.budget import CallBudget, poll_override
 from bakery.groups.gcp.api import GroupApi
 from bakery.groups.gcp.requests import name_of, resource_path
 from bakery.progress import GroupView, Reporter
-from bakery.providers.gcp.api import pause
 
 POLL_SECONDS = 12.0
+LOOK_CALLS = 2  # the MIG, and listManagedInstances
 _UNHEALTHY = ("UNHEALTHY", "TIMEOUT")
 
 
 def poll_seconds() -> float:
     """Seconds between two looks at a moving group: $BAKERY_POLL_SECONDS, else POLL_SECONDS."""
-    raw = os.environ.get("BAKERY_POLL_SECONDS", "")
-    try:
-        value = float(raw) if raw else POLL_SECONDS
-    except ValueError:
-        raise UsageError(f"BAKERY_POLL_SECONDS must be a number of seconds, got {raw!r}") from None
-    return value if value > 0 else POLL_SECONDS
+    return poll_override() or POLL_SECONDS
 
 
 @dataclass(frozen=True)
@@ -95,7 +90,7 @@ class Watcher:
     reporter: Reporter
     view: Callable[[Look], GroupView] | None = None  # the live view's picture of a look
     interval: float = field(default_factory=poll_seconds)
-    clock: Callable[[], float] = time.monotonic
+    budget: CallBudget = field(default_factory=CallBudget.for_rollout)  # the rollout's, with its clock
     _seen: dict[str, float] = field(default_factory=dict)
     _said: tuple[Any, ...] = ()
     _shown: GroupView | None = None
@@ -109,7 +104,15 @@ class Watcher:
     def limit(self) -> float:
         return float(self.group.health.grace_seconds + self.group.health.timeout_seconds)
 
+    def clock(self) -> float:
+        return self.budget.clock.now()
+
+    def pause(self, seconds: float) -> None:
+        self.budget.clock.wait(seconds, f"watching {self.api.where.mig(self.mig)}")
+
     def look(self) -> Look:
+        """The MIG and its instances, once the look fits in the call budget."""
+        self.budget.take(LOOK_CALLS, f"watching {self.api.where.mig(self.mig)}")
         mig = self.api.mig(self.mig)
         if mig is None:
             raise ProviderError(f"GCP: {self.api.where.mig(self.mig)} does not exist any more")
@@ -148,7 +151,7 @@ class Watcher:
                     f"{len(good)}/{want} instance(s) ready on {name_of(goal.template)}, "
                     f"stable={look.stable}, versionTarget reached={look.reached}",
                 )
-            pause(self.interval)
+            self.pause(self.interval)
 
     def hold(self, goal: Goal, seconds: float) -> None:
         """Keep looking for `seconds` (from now): every instance on the template stays ready."""
@@ -164,7 +167,7 @@ class Watcher:
                         f"turned {self._answer(instance)} during the hold",
                         instance,
                     )
-            pause(min(self.interval, max(0.0, end - self.clock())))
+            self.pause(min(self.interval, max(0.0, end - self.clock())))
 
     def _check(self, mine: list[dict[str, Any]], now: float, goal: Goal) -> None:
         for instance in mine:

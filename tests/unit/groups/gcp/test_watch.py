@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from bakery.config.models import GcpGroup, Group, Health
+from bakery.groups.budget import CallBudget, Clock
 from bakery.groups.gcp import requests as rq
 from bakery.groups.gcp.watch import Goal, Watcher, health_of, ready
 from bakery.progress import Recording
@@ -63,16 +64,17 @@ class ScriptedApi:
         return self.looks.pop(0)[1] if len(self.looks) > 1 else self.looks[0][1]
 
 
-def watcher(api: ScriptedApi, clock: list[float]) -> Watcher:
+def watcher(api: ScriptedApi, clock: list[float], budget: int = 1000) -> Watcher:
+    """A watcher looking every simulated second (`clock[0]`, moved on by its waits only)."""
     group = Group(
         image="web", target="gcp", gcp=gcp(health_check="hc"), health=Health(grace_seconds=0, timeout_seconds=5)
     )
 
-    def tick() -> float:
-        clock[0] += 1.0
-        return clock[0]
+    def sleep(seconds: float) -> None:
+        clock[0] += seconds
 
-    return Watcher(api, "web-mig", group, Recording(), interval=0.0, clock=tick)  # type: ignore[arg-type]
+    calls = CallBudget(Clock(now=lambda: clock[0], sleep=sleep), calls=budget)
+    return Watcher(api, "web-mig", group, Recording(), interval=1.0, budget=calls)  # type: ignore[arg-type]
 
 
 def test_the_watch_returns_once_every_instance_runs_the_template_ready_in_two_calls_a_look() -> None:
