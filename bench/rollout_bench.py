@@ -91,8 +91,8 @@ def main() -> int:
         for each in local["rounds"]:
             print(
                 f"local: to {each['to']}: {each['rollout_seconds']}s for {each['waves']} waves of one VM that boots "
-                f"to healthy in {each['one_vm_boot_to_healthy_seconds']}s ({each['one_vm_boot_to_healthy_idle_seconds']}s "
-                f"on an idle group): {each['ratio']} x the floor"
+                f"to healthy in {each['one_vm_boot_to_healthy_seconds']}s "
+                f"({each['one_vm_boot_to_healthy_idle_seconds']}s on an idle group): {each['ratio']} x the floor"
             )
         print(f"local: rollout {ratio:.2f} x the floor (goal <= 1.15); failed requests {failed} (goal 0)")
     return 0
