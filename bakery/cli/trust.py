@@ -189,6 +189,7 @@ def _revoke_text(results: list[Any]) -> str:
         if r.descendants:
             lines.append(f"  inherited by: {', '.join(r.descendants)}")
         lines += [f"  {m}" for m in r.marks]
+        lines += [f"  {c}" for c in r.channels]
     return "\n".join(lines)
 
 
