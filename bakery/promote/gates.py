@@ -153,11 +153,10 @@ class Gates:
                 refused.append(f"not counted: {found.key} approved it, but {found.key} is promoting it")
             else:
                 counted[found.keyid] = found.as_dict()
-        names = ", ".join(a["key"] for a in counted.values()) or "none"
+        approvals = sorted(counted.values(), key=lambda a: str(a["key"]))
+        names = ", ".join(a["key"] for a in approvals) or "none"
         saw = f"{len(counted)} of {config.approvals} approvals ({names})"
-        return GateResult("approvals", len(counted) >= config.approvals, "; ".join([saw, *refused])), list(
-            counted.values()
-        )
+        return GateResult("approvals", len(approvals) >= config.approvals, "; ".join([saw, *refused])), approvals
 
 
 def _verified(verification: Verification) -> GateResult:
