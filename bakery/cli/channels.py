@@ -127,4 +127,26 @@ def _text(views: list[Any]) -> str:
     return "\n".join(lines)
 
 
+def after_build(project: Any, reporter: Any, baked: list[tuple[str, str]]) -> None:
+    """The promote-after-build hook: each new bake (IMAGE@VERSION, target), once recorded (and
+    tested), is promoted to every channel with `auto: true` whose gates it passes; what happened
+    is a note (a refused gate does not fail the bake). Nothing is read when no channel is auto."""
+    if not baked or not any(c.auto for c in project.config.channels.values()):
+        return
+    from bakery.promote.service import Promoter
+    from bakery.providers.base import get_provider
+    from bakery.trust.context import TrustContext
+
+    workspace = workspace_of(project)
+    targets = project.config.targets
+
+    def provider_for(target: str) -> Any:
+        return get_provider(targets[target].kind, workspace, reporter, None, targets)
+
+    promoter = Promoter(project, TrustContext(project, workspace, reporter), provider_for)
+    for ref, target in baked:
+        for line in promoter.after_build(ref, target):
+            reporter.note(line)
+
+
 COMMANDS = (promote, approve, channels)

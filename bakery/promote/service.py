@@ -245,16 +245,16 @@ class Promoter:
             )  # fmt: skip
         return out
 
-    def after_build(self, record: ImageRecord) -> list[str]:
-        """The promote-after-build hook: promote `record` to every `auto: true` channel; one line
+    def after_build(self, ref: str, target: str) -> list[str]:
+        """The promote-after-build hook: promote `ref` on `target` to every `auto: true` channel; one line
         per channel saying what happened (a refused gate is said, not raised)."""
         lines = []
         for name, config in sorted(self.project.config.channels.items()):
             if not config.auto:
                 continue
             try:
-                self.promote(record.ref, name, target=record.target)
-                lines.append(f"promoted {record.ref} on {record.target} to {name} (auto)")
+                self.promote(ref, name, target=target)
+                lines.append(f"promoted {ref} on {target} to {name} (auto)")
             except BakeryError as exc:
                 lines.append(f"not promoted to {name} (auto): {exc.message}")
         return lines
