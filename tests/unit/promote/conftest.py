@@ -5,7 +5,7 @@ approve), channels with gates, and groups that follow them."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -39,11 +39,11 @@ class Clock:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.at: datetime | None = None
-        monkeypatch.setattr(channels, "now", lambda: self.at or datetime.now(channels.UTC))
+        monkeypatch.setattr(channels, "now", lambda: self.at or datetime.now(UTC))
 
     def set(self, **delta: float) -> None:
         """From now on, the time is the real time moved by `delta` (days=, hours=)."""
-        self.at = datetime.now(channels.UTC) + timedelta(**delta)
+        self.at = datetime.now(UTC) + timedelta(**delta)
 
 
 @pytest.fixture()
