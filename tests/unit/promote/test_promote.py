@@ -122,3 +122,21 @@ def test_a_channel_with_auto_takes_every_new_bake_and_a_refused_gate_does_not_fa
         gated.stderr
     )
     assert json_of(world.run("channels", "testing", "--json"))["channels"][0]["head"] == "1.0.0"
+
+
+def test_what_promote_and_rollout_cannot_do_is_a_usage_error(world: World) -> None:
+    ref = world.bake()
+    cases = [
+        (("promote", ref), "say either --to CHANNEL (promote) or --rollback CHANNEL"),
+        (("promote", ref, "--to", "prod", "--target", "aws"), "no channel 'prod'"),
+        (("promote", "web", "--to", "testing", "--target", "aws"), "say which version: web@MAJOR.MINOR.PATCH"),
+        (("approve", ref, "--for", "qa"), "no channel 'qa'"),
+        (("channels", "qa"), "no channel 'qa'"),
+        (("verify", ref, "--target", "aws", "--channel", "qa"), "no channel 'qa'; channels: stable, testing"),
+        (("rollout",), "say which group to roll out (or --behind: every group behind its channel)"),
+        (("rollout", "web-eu", "--behind"), "--behind takes no GROUP"),
+    ]
+    for args, said in cases:
+        result = world.run(*args)
+        assert (result.exit_code, said in result.stderr) == (2, True), (args, result.output)
+    assert json_of(world.run("channels", "--json"))["channels"] == []
