@@ -13,7 +13,7 @@ import typer
 from typer.core import TyperGroup
 
 from bakery import __version__
-from bakery.cli import groups, images, project, trust
+from bakery.cli import channels, groups, images, project, trust
 
 
 class PanelGroup(TyperGroup):
@@ -67,6 +67,7 @@ def _register(panel: str, commands: tuple[Any, ...]) -> None:
 
 _register("Images", (*project.COMMANDS, *images.COMMANDS))
 _register("Groups", groups.COMMANDS)
+_register("Channels", channels.COMMANDS)
 _register("Trust", trust.COMMANDS)
 for name, sub in trust.SUBCOMMANDS:
     app.add_typer(sub, name=name, rich_help_panel="Trust")

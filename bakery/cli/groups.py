@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from bakery.cli.common import FileOpt, JsonOpt, TerminalReporter, emit, err, handled, project_of, workspace_of
-from bakery.errors import UsageError
-from bakery.progress import GroupView
+from bakery.cli.rollview import RolloutReporter
+from bakery.errors import BakeryError, UsageError
 
 YesOpt = typer.Option(False, "--yes", "-y", help="Do not ask before acting (scheduled jobs).")
 AllowUnverifiedOpt = typer.Option(
@@ -20,91 +19,6 @@ AllowUnverifiedOpt = typer.Option(
     "--allow-unverified",
     help="Deploy an image that does not verify (never a revoked one), with --reason; loudly, and on the record.",
 )
-
-
-class RolloutReporter(TerminalReporter):
-    """Progress of a rollout on stderr: on a terminal, a live view (rich) of the step, the waves,
-    instances per state and health; elsewhere, timestamped plain lines (logs, scheduled jobs)."""
-
-    def __init__(self) -> None:
-        super().__init__(verbose=True)
-        self.tty = sys.stderr.isatty()
-        # Nothing live is drawn until the question is answered (go_live): a live view would draw
-        # over the prompt. Until then every line is printed as it comes.
-        self._live_ok = False
-        self._live: Any = None
-        self._step = ""
-        self._view: GroupView | None = None
-        self._notes: list[str] = []
-
-    def _stamp(self) -> str:
-        return time.strftime("%H:%M:%S ", time.gmtime())
-
-    @property
-    def live(self) -> bool:
-        return self.tty and self._live_ok
-
-    def go_live(self) -> None:
-        """The question, if any, is answered: from now on a terminal shows the live view."""
-        self._live_ok = True
-
-    def phase(self, name: str, detail: str = "") -> None:
-        self._step = f"{name}: {detail}" if detail else name
-        if self.live:
-            self._show()
-        else:
-            err(f"{self._stamp()}==> {self._step}")
-
-    def note(self, text: str) -> None:
-        if self.live:
-            self._notes = [*self._notes[-5:], text]
-            self._show()
-        else:
-            err(f"{self._stamp()}    {text}")
-
-    def line(self, source: str, text: str) -> None:
-        self.note(f"{source}: {text}")
-
-    def progress(self, view: GroupView) -> None:
-        self._view = view
-        if self.live:
-            self._show()
-        else:
-            super().progress(view)
-
-    def _show(self) -> None:
-        from rich.console import Console, Group
-        from rich.live import Live
-        from rich.table import Table
-        from rich.text import Text
-
-        if self._live is None:
-            self._live = Live(console=Console(stderr=True), refresh_per_second=4, transient=False)
-            self._live.start()
-        table = Table(show_header=True, header_style="bold", box=None)
-        table.add_column("instances")
-        table.add_column("count", justify="right")
-        view = self._view
-        for state, count in sorted((view.states if view else {}).items()):
-            table.add_row(state, str(count))
-        head = Text(f"==> {self._step}", style="bold")
-        waves = (
-            Text(
-                f"waves {view.waves_done}/{view.waves}"
-                + (f"  {view.percent}% on the new image" if view.percent is not None else "")
-                + "  health: "
-                + (", ".join(f"{n} {h}" for h, n in sorted(view.health.items())) or "-")
-            )
-            if view
-            else Text("")
-        )
-        notes = Text("\n".join(f"  {n}" for n in self._notes), style="dim")
-        self._live.update(Group(head, waves, table, notes))
-
-    def close(self) -> None:
-        if self._live is not None:
-            self._live.stop()
-            self._live = None
 
 
 def jsonable(value: Any) -> Any:
@@ -184,8 +98,13 @@ def _result_text(result: Any) -> str:
 
 @handled
 def rollout(
-    group: str = typer.Argument(..., help="Group name from images.yaml."),
-    image: str | None = typer.Option(None, "--image", help="NAME@VERSION (default: the newest complete version)."),
+    group: str | None = typer.Argument(None, help="Group name from images.yaml."),
+    image: str | None = typer.Option(
+        None, "--image", help="NAME@VERSION (default: its channel's head, or the newest complete version)."
+    ),
+    behind: bool = typer.Option(
+        False, "--behind", help="Roll every group behind its channel, one at a time; stop at the first failure."
+    ),
     strategy: str | None = typer.Option(
         None, "--strategy", help="rolling, canary or blue-green (default: the group's)."
     ),
@@ -200,9 +119,20 @@ def rollout(
 ) -> None:
     """Move GROUP onto an image: plan, confirm, then waves gated on health, rolled back on failure.
 
-    An unfinished rollout of GROUP (interrupted, or its process killed) is resumed."""
+    A group that follows a channel moves to the channel's head. An unfinished rollout of GROUP
+    (interrupted, or its process killed) is resumed. --behind rolls every group behind its channel."""
     if strategy is not None and strategy not in ("rolling", "canary", "blue-green"):
         raise UsageError(f"--strategy takes rolling, canary or blue-green, got {strategy!r}")
+    if behind:
+        if group is not None or image is not None or dry_run or allow_unverified:
+            raise UsageError(
+                "--behind takes no GROUP, --image, --dry-run nor --allow-unverified: it rolls each "
+                "group behind its channel onto the channel's head"
+            )
+        _roll_behind(file, strategy, yes=yes, as_json=as_json)
+        return
+    if group is None:
+        raise UsageError("say which group to roll out (or --behind: every group behind its channel)")
     reporter = RolloutReporter()
     service = _service(file, reporter)
     planned = service.prepare(
@@ -239,6 +169,35 @@ def rollout(
     finally:
         reporter.close()
     emit("rollout", jsonable(result), as_json=as_json, text=lambda: _result_text(result))
+
+
+def _roll_behind(file: Path | None, strategy: str | None, *, yes: bool, as_json: bool) -> None:
+    """Each group behind its channel, one at a time, in name order; the first failure stops it
+    (its error names the group; the groups done before it stay done)."""
+    reporter = RolloutReporter()
+    service = _service(file, reporter)
+    names = service.behind()
+    done: list[Any] = []
+    for name in names:
+        err(f"==> {name}: behind its channel ({len(done) + 1} of {len(names)})")
+        planned = service.prepare(name, strategy_type=strategy)
+        err(plan_text(planned, service.unfinished(name) is not None))
+        try:
+            result = service.run(planned, confirm=_confirm(as_json, yes, reporter))
+        except BakeryError as exc:
+            left = ", ".join(names[len(done) + 1 :]) or "none"
+            exc.message = f"{name}: {exc.message} (stopped there: groups not rolled: {left})"
+            raise
+        finally:
+            reporter.close()
+        done.append(result)
+        err(_result_text(result))
+    emit(
+        "rollout-behind",
+        {"groups": names, "results": jsonable(done)},
+        as_json=as_json,
+        text=lambda: "\n".join(_result_text(r) for r in done) or "no group is behind its channel",
+    )
 
 
 @handled
@@ -300,6 +259,10 @@ def _status_text(report: Any) -> str:
         intended = g.intended.describe() if g.intended else "nothing"
         lines.append(f"{g.group} ({g.kind} on {g.target}): {state}")
         lines.append(f"  intended:  {intended}" + (f" (newest: {g.newest})" if g.newest else ""))
+        if g.channel:
+            head = g.channel_head or "no head (nothing promoted)"
+            moved = f"; fell back past {'; '.join(g.fell_back)}" if g.fell_back else ""
+            lines.append(f"  channel:   {g.channel}: head {head}{' (BEHIND)' if g.behind else ''}{moved}")
         runs = ", ".join(f"{n} x {image}" for image, n in sorted(g.counts.items())) or "no instances"
         lines.append(f"  instances: {runs}; healthy {g.healthy}, unhealthy {g.unhealthy}")
         if g.kept:

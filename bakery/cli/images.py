@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 
+from bakery.cli import channels
 from bakery.cli.common import (
     FileOpt,
     JsonOpt,
@@ -53,6 +54,7 @@ def build(
         image, target, force=force, allow_revoked_parent=override
     )
     rec = result.record
+    channels.after_build(project, reporter, [] if result.skipped else [(rec.ref, rec.target)])
     emit(
         "build",
         result,
@@ -70,7 +72,7 @@ def _build_stale(
     project: Any, reporter: TerminalReporter, *, images: list[str] | None, target: str | None, jobs: int, as_json: bool
 ) -> None:
     from bakery.bake.plan import Planner
-    from bakery.bake.rebuild import rebuild
+    from bakery.bake.rebuild import BUILT, rebuild
     from bakery.runner import signal_guard
 
     ws = workspace_of(project)
@@ -79,6 +81,8 @@ def _build_stale(
     if not plan.stale:
         reporter.note("nothing to bake: every image is up to date")
     result = rebuild(project, ws, reporter, plan, jobs=jobs)
+    baked = [(f"{o.image}@{o.version}", o.target) for o in result.outcomes if o.status == BUILT and o.version]
+    channels.after_build(project, reporter, baked)
     emit(
         "build-stale",
         {"ok": result.ok, "outcomes": [dataclasses.asdict(o) for o in result.outcomes]},

@@ -10,7 +10,7 @@ from typing import Any
 import typer
 
 from bakery.cli.common import FileOpt, JsonOpt, TerminalReporter, emit, handled, project_of, workspace_of
-from bakery.errors import EXIT_FAILED
+from bakery.errors import EXIT_FAILED, UsageError
 
 TargetOpt = typer.Option(None, "--target", "-t", help="Target name (default: the image's only target).")
 
@@ -38,16 +38,28 @@ def _trust(file: Path | None, reporter: Any, *, creates_key: bool = True) -> tup
 def verify(
     image: str = typer.Argument(..., help="IMAGE or IMAGE@VERSION (default: the newest version)."),
     target: str | None = TargetOpt,
+    channel: str | None = typer.Option(
+        None, "--channel", help="Check too that it is, or was, this channel's head (a signed promotion)."
+    ),
     file: Path | None = FileOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Check an image: signed by trusted keys, unchanged since (disk, tags, labels), not revoked,
     its parent chain sound. Exit 0 if it verifies, 1 naming every mismatch if not."""
+    from bakery.trust.heads import Heads
     from bakery.trust.verify import Verifier
 
     reporter = TerminalReporter()
     project, trust, provider_for = _trust(file, reporter, creates_key=False)
-    result = Verifier(project, trust, provider_for).verify(image, target=target)
+    verifier = Verifier(project, trust, provider_for)
+    result = verifier.verify(image, target=target)
+    if channel is not None:
+        if channel not in project.config.channels:
+            known = ", ".join(sorted(project.config.channels)) or "none"
+            raise UsageError(f"no channel '{channel}'; channels: {known}")
+        name, version = result.ref.split("@")
+        check = Heads(verifier).channel_check(channel, result.target, name, version)
+        result = dataclasses.replace(result, checks=(*result.checks, check))
     emit("verify", {**dataclasses.asdict(result), "ok": result.ok}, as_json=as_json, text=lambda: _verify_text(result))
     if not result.ok:
         raise typer.Exit(EXIT_FAILED)
@@ -189,6 +201,7 @@ def _revoke_text(results: list[Any]) -> str:
         if r.descendants:
             lines.append(f"  inherited by: {', '.join(r.descendants)}")
         lines += [f"  {m}" for m in r.marks]
+        lines += [f"  {c}" for c in r.channels]
     return "\n".join(lines)
 
 

@@ -292,6 +292,18 @@ def _cross_check(project: Project) -> list[Problem]:
             problems.append(
                 (("channels", name, "promote_from"), _unknown("channel", channel.promote_from, cfg.channels))
             )
+        if channel.soak is not None and channel.promote_from is None:
+            problems.append(
+                (("channels", name, "soak"), "'soak' needs 'promote_from': the channel a version soaks in first")
+            )
+        if channel.auto and channel.approvals:
+            problems.append(
+                (
+                    ("channels", name, "auto"),
+                    "'auto: true' promotes every tested bake as it is made, which no approval can precede: "
+                    "remove 'approvals' or 'auto'",
+                )
+            )
     problems += _cycles("channels", "promote_from", {n: c.promote_from for n, c in cfg.channels.items()})
     return problems
 

@@ -215,9 +215,35 @@ class GroupBase(Model):
         return found if isinstance(found, model) else None
 
 
+DURATION_PATTERN = r"^([1-9][0-9]*)(s|m|h|d|w)$"
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def duration_seconds(text: str) -> int:
+    """'30m', '24h', '7d' -> seconds. Raises ValueError for anything else."""
+    match = re.fullmatch(DURATION_PATTERN, text)
+    if not match:
+        raise ValueError(f"expected a duration such as '30m', '24h' or '7d', got {text!r}")
+    return int(match.group(1)) * _DURATION_UNITS[match.group(2)]
+
+
 class Channel(Model):
+    """A channel images are promoted through (`bakery promote`), and the gates a version passes on
+    the way in: every one of them is checked by `promote`, and a refusal names each that failed."""
+
     description: str = ""
+    # The version was a head of that channel (same image and target) before it comes here.
     promote_from: str | None = None
+    # It was the head of `promote_from` this long, and every group following that channel ran it
+    # healthy this long (the registry's rollout records say when each rollout finished).
+    soak: Annotated[str, Field(pattern=DURATION_PATTERN)] | None = None
+    approvals: Int = Field(0, ge=0, le=20)  # distinct trusted keys, neither the builder's nor the promoter's
+    tests: Literal["passed"] | None = None  # a signed test-result attestation says PASSED
+    # Every tested bake is promoted here by `bakery build` (the promote-after-build hook).
+    auto: Bool = False
+
+    def soak_seconds(self) -> int:
+        return duration_seconds(self.soak) if self.soak else 0
 
 
 G = TypeVar("G", bound=GroupSettings)

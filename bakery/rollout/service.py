@@ -38,6 +38,7 @@ from bakery.runner import signal_guard
 from bakery.steps import Journal
 from bakery.trust.context import TrustContext
 from bakery.trust.gate import TrustGate
+from bakery.trust.heads import Heads
 from bakery.workspace import Workspace
 
 UNFINISHED = (steps.RUNNING, steps.INTERRUPTED)
@@ -63,6 +64,7 @@ class Rollouts:
         self.trust = trust or TrustContext(project, workspace, reporter)
         self.gate = TrustGate(project, self.trust, reporter, self.target_provider)
         self.history = History(reporter, self.trust, self.gate)
+        self.heads = Heads(self.gate.verifier)
 
     # --- what the commands share -------------------------------------------------------------
 
@@ -134,13 +136,63 @@ class Rollouts:
         driver = self.driver(group)
         state = driver.read(name, group, spec)
         planning.refuse_active(name, state)
-        record = planning.pick(self.gate, group, self.provider(group).images(group.target, group.image), image)
+        wanted = self.channel_head(name, group) if image is None and group.channel is not None else image
+        record = planning.pick(self.gate, group, self.provider(group).images(group.target, group.image), wanted)
         audit = not dry_run
         self.gate.check(
             name, group, record, operation="rollout", allow_unverified=allow_unverified, reason=reason, audit=audit
         )
+        if image is not None and group.channel is not None:
+            self._off_channel(name, group, record, audit=audit)
         to = driver.release_of(record, spec)
         return planning.new(name, group, spec, "rollout", to, record, state, strategy_type)
+
+    def channel_head(self, name: str, group: Group) -> str:
+        """The head of the channel `group` follows (revoked heads skipped). UsageError (exit 2)
+        naming the missing promotion when the channel has none."""
+        channel = str(group.channel)
+        head = self.heads.head(channel, group.target, group.image)
+        if head.fell_back:
+            self.reporter.note(f"channel {channel} fell back past {'; '.join(head.skipped)}")
+        if head.ref is None:
+            why = f" (every head it had is revoked: {'; '.join(head.skipped)})" if head.skipped else ""
+            raise UsageError(
+                f"{name} follows channel {channel}, which has no head for {group.image} on {group.target}{why}: "
+                f"nothing to roll out",
+                hint=f"promote one first: bakery promote {group.image}@VERSION --to {channel} --target {group.target}"
+                "; or name one with --image (recorded as a rollout off its channel)",
+            )
+        return head.ref
+
+    def behind(self) -> list[str]:
+        """The groups that follow a channel whose head they do not intend to run, in name order."""
+        out = []
+        for name, group in sorted(self.project.config.groups.items()):
+            if group.channel is None:
+                continue
+            head = self.heads.head(group.channel, group.target, group.image)
+            state = self.read(name)
+            if head.ref is not None and (state.intended is None or state.intended.image != head.ref):
+                out.append(name)
+        return out
+
+    def _off_channel(self, name: str, group: Group, record: ImageRecord, *, audit: bool) -> None:
+        head = self.heads.head(str(group.channel), group.target, group.image)
+        if head.ref == record.ref:
+            return
+        self.reporter.note(
+            f"{name} follows channel {group.channel} (head: {head.ref or 'none'}); --image moves it to "
+            f"{record.ref} off its channel, on the record"
+        )
+        if audit:
+            self.trust.record(
+                "rollout-off-channel",
+                f"group {name}",
+                "allowed",
+                policy=self.trust.policy(required=self.gate.required(group)),
+                details={"image": record.ref, "channel": group.channel, "head": head.ref},
+                strict=True,
+            )
 
     def in_sync(self, rollout: Rollout) -> bool:
         """Whether the group already runs `rollout.to` on every instance (a rollout would be a no-op)."""

@@ -36,6 +36,10 @@ class GroupStatus:
     reasons: tuple[str, ...] = ()
     revoked: tuple[str, ...] = ()  # "web@1.0.1 (2 instances): revoked since …" for each revoked image it runs
     error: str | None = None
+    channel: str | None = None  # the channel the group follows
+    channel_head: str | None = None  # its head now (revoked heads skipped)
+    behind: bool = False  # the group does not intend to run its channel's head
+    fell_back: tuple[str, ...] = ()  # the revoked heads the channel fell back past
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,7 @@ def _one(rollouts: Rollouts, name: str, table: dict[tuple[str, str], Revocation]
     revoked = revoked_in(state, {r.ref: r for r in everything}, table, parents) if table is not None else []
     if table is None:
         reasons.append("revocations could not be read from the registry")
+    head, behind, fell_back = _channel(rollouts, name, state, reasons)
     return GroupStatus(
         group=name,
         image=group.image,
@@ -91,7 +96,36 @@ def _one(rollouts: Rollouts, name: str, table: dict[tuple[str, str], Revocation]
         drift=bool(reasons or revoked),
         reasons=tuple(reasons + revoked),
         revoked=tuple(revoked),
+        channel=group.channel,
+        channel_head=head,
+        behind=behind,
+        fell_back=fell_back,
     )
+
+
+def _channel(
+    rollouts: Rollouts, name: str, state: GroupState, reasons: list[str]
+) -> tuple[str | None, bool, tuple[str, ...]]:
+    """(the head of the channel the group follows, whether the group is behind it, the revoked
+    heads it fell back past); a reason is added to `reasons` when it is behind or unreadable."""
+    group = rollouts.group(name)
+    if group.channel is None:
+        return None, False, ()
+    try:
+        head = rollouts.heads.head(group.channel, group.target, group.image)
+    except BakeryError as exc:
+        reasons.append(f"channel {group.channel} cannot be read: {exc.message}")
+        return None, False, ()
+    intended = state.intended.image if state.intended is not None else None
+    behind = head.ref is not None and intended != head.ref
+    if behind:
+        moved = f" (it fell back past {'; '.join(head.moved_past)})" if head.moved_past else ""
+        reasons.append(
+            f"behind channel {group.channel}: its head is {head.ref}{moved}, the group runs {intended or 'nothing'}"
+        )
+    elif head.ref is None and head.skipped:
+        reasons.append(f"channel {group.channel} has no head left: every head is revoked ({'; '.join(head.skipped)})")
+    return head.ref, behind, head.moved_past
 
 
 def revoked_in(

@@ -17,7 +17,9 @@ from bakery.core.text import clean
 from bakery.errors import BakeryError, UsageError
 from bakery.providers.base import Provider
 from bakery.trust.context import TrustContext
+from bakery.trust.heads import Heads
 from bakery.trust.revocations import Revocation, Revocations, descendants, parse_time, revocation_of
+from bakery.trust.verify import Verifier
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class RevokeResult:
     changed: bool  # False: it was in that state already (the marks were checked again)
     descendants: tuple[str, ...]  # images built on it, which inherit the revocation
     marks: tuple[str, ...]  # what was done on the images themselves
+    channels: tuple[str, ...] = ()  # the channels whose head fell back from it (or a descendant)
 
 
 class Revoker:
@@ -90,6 +93,7 @@ class Revoker:
             by=who(),
             details={"descendants": [r.ref for r in heirs]},
         )
+        moved = self._fall_back(record.target) if revoked else []
         table = self.revocations.table()
         by_ref = {r.ref: r for r in records}
         provider = self.provider_for(record.target)
@@ -114,6 +118,7 @@ class Revoker:
             changed,
             tuple(r.ref for r in heirs),
             tuple(m for m in marks if m),
+            tuple(moved),
         )
         self.trust.record(
             f"{operation}-marks",
@@ -128,6 +133,21 @@ class Revoker:
                 hint=f"run the same `bakery {operation}` again to finish",
             )
         return result
+
+    def _fall_back(self, target: str) -> list[str]:
+        """Move back every channel of `target` whose head is revoked now (each move signed and an
+        audit event); a channel that cannot be moved is a warning: the revocation stands, and every
+        reader skips a revoked head anyway."""
+        try:
+            moves = Heads(Verifier(self.project, self.trust, self.provider_for)).fall_back(target)
+        except BakeryError as exc:
+            self.trust.reporter.note(f"warning: could not record the channels' fall-back: {exc.message}")
+            return []
+        return [
+            f"channel {c.channel}: {c.image} on {target} fell back from {c.image}@{m.from_} to "
+            + (f"{c.image}@{m.version}" if m.version else "no head")
+            for c, m in moves
+        ]
 
 
 def _replacement(

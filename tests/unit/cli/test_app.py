@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ COMMANDS = ("validate", "schema", "render", "build", "plan", "images", "show", "
 PANELS = {
     "Images": COMMANDS,
     "Groups": ("rollout", "rollback", "status", "history", "down"),
+    "Channels": ("promote", "approve", "channels"),
     "Trust": ("verify", "sign", "revoke", "unrevoke", "keys", "audit"),
 }
 
@@ -33,11 +35,11 @@ def test_help_lists_every_command(bakery_cli):
 def test_help_groups_the_commands_under_their_panels_with_whole_summaries(bakery_cli):
     text = bakery_cli("--help").stdout
     headings = [line for line in text.splitlines() if line.endswith(":") and not line.startswith(" ")]
-    assert headings == ["Options:", "Images:", "Groups:", "Trust:"]
+    assert headings == ["Options:", "Images:", "Groups:", "Channels:", "Trust:"]
     sections = dict(
         zip(
             PANELS,
-            text.split("Images:", 1)[1].replace("Groups:", "\0").replace("Trust:", "\0").split("\0"),
+            re.split("Groups:|Channels:|Trust:", text.split("Images:", 1)[1]),
             strict=True,
         )
     )

@@ -210,6 +210,38 @@ CASES = [
         ["unknown channel 'tesitng'", "did you mean 'testing'?"],
     ),
     (
+        "channel-soaks-without-promote-from",
+        lambda t: t.replace("  testing: {}\n", "  testing: {soak: 24h}\n"),
+        36,
+        None,
+        "channels.testing.soak",
+        ["'soak' needs 'promote_from'"],
+    ),
+    (
+        "channel-soak-not-a-duration",
+        lambda t: t.replace("    promote_from: testing\n", "    promote_from: testing\n    soak: a day\n"),
+        39,
+        None,
+        "channels.stable.soak",
+        ["'a day' does not have the expected form"],
+    ),
+    (
+        "channel-auto-with-approvals",
+        lambda t: t.replace("  testing: {}\n", "  testing: {auto: true, approvals: 1}\n"),
+        36,
+        None,
+        "channels.testing.auto",
+        ["no approval can precede"],
+    ),
+    (
+        "channel-tests-not-passed",
+        lambda t: t.replace("    promote_from: testing\n", "    promote_from: testing\n    tests: green\n"),
+        39,
+        None,
+        "channels.stable.tests",
+        ["'passed'"],
+    ),
+    (
         "source-and-from",
         lambda t: t.replace(
             "groups:\n", '  child:\n    version: "1.0"\n    from: web\n    source:\n      local: {}\ngroups:\n'

@@ -1,0 +1,177 @@
+"""The gates a version passes on its way into a channel, each checked by `bakery promote`, each
+saying what it saw: every failed one is named in a refusal, never only the first.
+
+  verified      the image verifies (signed by trusted keys, unchanged, tags agreeing); never overridden
+  revocation    neither it nor an ancestor is revoked; never overridden
+  promote_from  it was a head of the channel named there (same image and target)
+  soak          it was that channel's head at least this long, and every group following that
+                channel (same image and target) ran it at least this long after a rollout that
+                succeeded (read from the signed audit log's rollout events)
+  tests         a signed test result in the registry says PASSED (bakery/trust/testresults.py)
+  approvals     N distinct trusted keys approved it (`bakery approve`), none the key that built it
+                (signed its provenance) or the one promoting it
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from bakery.config.load import Project
+from bakery.config.models import Channel as ChannelConfig
+from bakery.core.catalog import ImageRecord
+from bakery.trust import channels
+from bakery.trust.approvals import Approvals
+from bakery.trust.channels import Channels
+from bakery.trust.context import TrustContext
+from bakery.trust.testresults import TestResults
+from bakery.trust.verify import Verification
+
+NEVER_OVERRIDDEN = ("verified", "revocation")
+
+
+@dataclass(frozen=True)
+class GateResult:
+    name: str
+    ok: bool
+    saw: str
+    overridden: str = ""  # the reason given with --override-gate, when it was
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "ok": self.ok, "saw": self.saw, "overridden": self.overridden}
+
+
+def took(delta: timedelta) -> str:
+    """'2d 3h', '5h 10m', '42s': a span as people read it."""
+    seconds = max(0, int(delta.total_seconds()))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m" if minutes else f"{secs}s"
+
+
+class Gates:
+    def __init__(self, project: Project, trust: TrustContext, tests: TestResults) -> None:
+        self.project = project
+        self.trust = trust
+        self.tests = tests
+        self.channels = Channels(trust)
+        self.approvals = Approvals(trust)
+
+    def check(
+        self, channel: str, record: ImageRecord, verification: Verification, *, promoter: str, builders: tuple[str, ...]
+    ) -> tuple[list[GateResult], list[dict[str, Any]]]:
+        """Every gate of `channel` for `record` (verified as `verification`), and the approvals
+        that counted. `promoter` and `builders` are keyids whose approvals do not count."""
+        config = self.project.config.channels[channel]
+        results = [_verified(verification), _revocation(verification)]
+        if config.promote_from is not None:
+            results.append(self._promote_from(config.promote_from, record))
+        if config.soak is not None and config.promote_from is not None:
+            results.append(self._soak(config, record))
+        if config.tests == "passed":
+            found = self.tests.result(record.target, record.name, record.version, verification.digest or "")
+            results.append(GateResult("tests", found.result == "PASSED", found.detail + _failed(found.failed)))
+        counted: list[dict[str, Any]] = []
+        if config.approvals:
+            gate, counted = self._approvals(channel, config, record, promoter=promoter, builders=builders)
+            results.append(gate)
+        return results, counted
+
+    def _promote_from(self, source: str, record: ImageRecord) -> GateResult:
+        history = self.channels.read(source, record.target, record.name)
+        moves = history.was_head(record.version)
+        if moves:
+            return GateResult("promote_from", True, f"head of {source} from {moves[0].time} (move {moves[0].seq})")
+        head = history.head
+        return GateResult(
+            "promote_from",
+            False,
+            f"{record.ref} was never the head of {source} on {record.target} (its head: {head or 'none'})",
+        )
+
+    def _soak(self, config: ChannelConfig, record: ImageRecord) -> GateResult:
+        source = str(config.promote_from)
+        needed = timedelta(seconds=config.soak_seconds())
+        until = channels.now()
+        spans = self.channels.read(source, record.target, record.name).spans(record.version, until)
+        longest = max((end - start for start, end in spans), default=timedelta(0))
+        seen = [f"head of {source} for {took(longest)}" if spans else f"never the head of {source}"]
+        ok = longest >= needed
+        followers = [
+            name
+            for name, g in sorted(self.project.config.groups.items())
+            if g.channel == source and g.image == record.name and g.target == record.target
+        ]
+        if followers:
+            ran = self._ran(followers, record.ref, until)
+            for name in followers:
+                seen.append(f"group {name} ran it for {took(ran[name])}" if ran[name] else f"group {name} never ran it")
+                ok = ok and ran[name] >= needed
+        return GateResult("soak", ok, f"{'; '.join(seen)} (needs {config.soak})")
+
+    def _ran(self, groups: list[str], ref: str, until: datetime) -> dict[str, timedelta]:
+        """The longest time each group ran `ref` after a rollout onto it succeeded, until the next
+        rollout or rollback that moved it elsewhere (from the verified audit log)."""
+        self.trust.log()  # the events are read only once the whole log verified
+        longest = dict.fromkeys(groups, timedelta(0))
+        since: dict[str, datetime | None] = dict.fromkeys(groups, None)
+        for event in self.trust.audit.events():
+            name = event.subject.removeprefix("group ")
+            if event.action not in ("rollout", "rollback") or name not in longest or event.result != "succeeded":
+                continue
+            to = event.details.get("to")
+            image = to.get("image") if isinstance(to, dict) else None
+            at = channels.parse_stamp(event.time)
+            started = since[name]
+            if started is not None and image != ref:
+                longest[name] = max(longest[name], at - started)
+                since[name] = None
+            elif started is None and image == ref:
+                since[name] = at
+        for name, started in since.items():
+            if started is not None:
+                longest[name] = max(longest[name], until - started)
+        return longest
+
+    def _approvals(
+        self, channel: str, config: ChannelConfig, record: ImageRecord, *, promoter: str, builders: tuple[str, ...]
+    ) -> tuple[GateResult, list[dict[str, Any]]]:
+        counted: dict[str, dict[str, Any]] = {}
+        refused: list[str] = []
+        for found in self.approvals.read(record.target, record.name, record.version, channel):
+            if found.problem:
+                refused.append(f"not counted: {found.problem}")
+            elif found.keyid in builders:
+                refused.append(f"not counted: {found.key} approved it, but {found.key} built it (signed it)")
+            elif found.keyid == promoter:
+                refused.append(f"not counted: {found.key} approved it, but {found.key} is promoting it")
+            else:
+                counted[found.keyid] = found.as_dict()
+        approvals = sorted(counted.values(), key=lambda a: str(a["key"]))
+        names = ", ".join(a["key"] for a in approvals) or "none"
+        saw = f"{len(counted)} of {config.approvals} approvals ({names})"
+        return GateResult("approvals", len(approvals) >= config.approvals, "; ".join([saw, *refused])), approvals
+
+
+def _verified(verification: Verification) -> GateResult:
+    problems = [p for p in verification.problems if not p.startswith("revocation:")]
+    if problems:
+        return GateResult("verified", False, "; ".join(problems))
+    return GateResult("verified", True, f"signed by {', '.join(verification.signed_by)}")
+
+
+def _revocation(verification: Verification) -> GateResult:
+    problems = [p for p in verification.problems if p.startswith("revocation:")]
+    if problems:
+        return GateResult("revocation", False, "; ".join(p.removeprefix("revocation: ") for p in problems))
+    return GateResult("revocation", True, "not revoked")
+
+
+def _failed(names: tuple[str, ...]) -> str:
+    return f"; failed: {', '.join(names)}" if names else ""

@@ -1,0 +1,305 @@
+"""`bakery promote`, `bakery promote --rollback`, `bakery approve` and `bakery channels`: moving a
+channel's head, gated, signed and on the record.
+
+A promotion reads the channel, checks every gate (bakery/promote/gates.py) against the version,
+and refuses (exit 1) naming every gate that failed with what it saw; the refusal is an audit
+event. `--override-gate NAME --reason TEXT` lets a failed gate pass, loudly: the override is in
+the signed promotion statement and in its own audit event. `verified` and `revocation` are never
+overridden. The move itself is appended to the channel's signed, chained history with a
+conditional write (bakery/trust/channels.py), then recorded in the audit log.
+
+The promote-after-build hook: `after_build(record)` promotes a freshly recorded bake to every
+channel with `auto: true` whose gates it passes (a refusal is reported, not raised: the bake
+itself succeeded). `bakery build` calls it once the bake (and its tests) are recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bakery.config.load import Project
+from bakery.core import catalog
+from bakery.core.catalog import ImageRecord
+from bakery.core.identity import who
+from bakery.core.text import clean
+from bakery.errors import BakeryError, TrustError, UsageError
+from bakery.promote.gates import NEVER_OVERRIDDEN, GateResult, Gates
+from bakery.providers.base import Provider
+from bakery.trust import channels
+from bakery.trust.approvals import Approval, Approvals
+from bakery.trust.channels import Channel, Move, Proposal
+from bakery.trust.context import TrustContext
+from bakery.trust.heads import Heads
+from bakery.trust.signing import signer_public_key
+from bakery.trust.testresults import RegistryTestResults, TestResults
+from bakery.trust.verify import Verifier
+
+GATES = ("promote_from", "soak", "tests", "approvals")
+
+
+class PromotionRefused(TrustError):
+    """A promotion some gate refused: `gates` holds every result (exit 1)."""
+
+    def __init__(self, message: str, *, gates: list[GateResult], hint: str | None = None) -> None:
+        failed = tuple(f"{g.name}: {g.saw}" for g in gates if not g.ok and not g.overridden)
+        super().__init__(message, problems=failed, hint=hint)
+        self.gates = gates
+
+
+@dataclass(frozen=True)
+class Promotion:
+    channel: str
+    target: str
+    image: str
+    action: str  # promote | rollback
+    version: str | None
+    from_: str | None
+    seq: int
+    gates: tuple[GateResult, ...] = ()
+    approvals: tuple[dict[str, Any], ...] = ()
+    overrides: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class ChannelView:
+    channel: str
+    target: str
+    image: str
+    head: str | None  # the effective head's version
+    recorded: str | None  # the head as recorded (differs when it is revoked)
+    skipped: tuple[str, ...]
+    moves: tuple[Move, ...] = field(default_factory=tuple)
+
+
+class Promoter:
+    def __init__(
+        self,
+        project: Project,
+        trust: TrustContext,
+        provider_for: Callable[[str], Provider],
+        tests: TestResults | None = None,
+    ) -> None:
+        self.project = project
+        self.trust = trust
+        self.verifier = Verifier(project, trust, provider_for)
+        self.heads = Heads(self.verifier)
+        self.gates = Gates(project, trust, tests or RegistryTestResults(trust))
+
+    def _channel(self, name: str) -> None:
+        if name not in self.project.config.channels:
+            known = ", ".join(sorted(self.project.config.channels)) or "none (add channels: to images.yaml)"
+            raise UsageError(f"no channel '{name}' in {self.project.path}; channels: {known}")
+
+    def _record(self, ref: str, target: str | None) -> tuple[ImageRecord, list[ImageRecord]]:
+        if catalog.parse_ref(ref)[1] is None:
+            raise UsageError(f"say which version: {ref}@MAJOR.MINOR.PATCH (`bakery images {ref}` lists them)")
+        return self.verifier.record(ref, target)
+
+    def promote(
+        self, ref: str, channel: str, *, target: str | None = None, overrides: dict[str, str] | None = None
+    ) -> Promotion:
+        """Make `ref` the head of `channel` on its target once every gate passes. Raises
+        PromotionRefused naming every failed gate (an audit event), UsageError for a bad request."""
+        self._channel(channel)
+        overrides = dict(overrides or {})
+        for gate, reason in overrides.items():
+            if gate in NEVER_OVERRIDDEN or gate not in GATES:
+                raise UsageError(
+                    f"--override-gate takes {', '.join(GATES)}, not {gate!r} (never: verified, revocation)"
+                )
+            if not reason.strip():
+                raise UsageError("--override-gate needs --reason TEXT: the override and its reason are recorded")
+            clean(reason, what="--reason")
+        record, records = self._record(ref, target)
+        subject = f"{record.ref} on {record.target} to channel {channel}"
+        verification = self.verifier.verify_record(record, records)
+        promoter = signer_public_key(self.trust.signer()).keyid
+        builders = _keyids(self.trust, verification.signed_by)
+        results, counted = self.gates.check(channel, record, verification, promoter=promoter, builders=builders)
+        results = [
+            GateResult(g.name, g.ok, g.saw, overrides[g.name]) if not g.ok and g.name in overrides else g
+            for g in results
+        ]
+        failed = [g for g in results if not g.ok and not g.overridden]
+        policy = self._policy(channel)
+        if failed:
+            self.trust.record(
+                "promote", subject, "refused", policy=policy, details={"gates": [g.as_dict() for g in results]}
+            )
+            raise PromotionRefused(
+                f"refusing to promote {record.ref} on {record.target} to {channel}: "
+                + ", ".join(g.name for g in failed)
+                + " failed",
+                gates=results,
+                hint=_hint(channel, record, failed),
+            )
+        used = [{"gate": g.name, "saw": g.saw, "reason": g.overridden} for g in results if g.overridden]
+        for each in used:
+            self.trust.reporter.note(
+                f"WARNING: gate {each['gate']} of {channel} FAILED ({each['saw']}) and --override-gate lets "
+                f"{record.ref} through: {each['reason']}; this is recorded in the promotion and the audit log"
+            )
+            self.trust.record("override-gate", subject, "allowed", policy=policy, details=each, strict=True)
+
+        def propose(current: Channel) -> Proposal | None:
+            if current.head == record.version:
+                raise UsageError(f"{record.ref} is already the head of {channel} on {record.target}")
+            return Proposal(
+                "promote",
+                record.version,
+                verification.digest or "",
+                policy,
+                who(),
+                gates=[g.as_dict() for g in results],
+                approvals=counted,
+                overrides=used,
+            )
+
+        move = self._append(channel, record.target, record.name, propose)
+        self.trust.record(
+            "promote",
+            subject,
+            "ok",
+            policy=policy,
+            details={"from": move.from_, "seq": move.seq, "gates": [g.as_dict() for g in results], "overrides": used},
+            strict=True,
+        )
+        return Promotion(
+            channel, record.target, record.name, "promote", record.version, move.from_, move.seq,
+            tuple(results), tuple(counted), tuple(used),
+        )  # fmt: skip
+
+    def rollback(self, channel: str, image: str, *, target: str | None = None, reason: str = "") -> Promotion:
+        """Move `channel`'s head for `image` back to the previous head that is still good (not
+        revoked). UsageError when there is none."""
+        self._channel(channel)
+        target = self._target(image, target)
+        revoked = self.heads.revoked(target)
+
+        def propose(current: Channel) -> Proposal:
+            back = current.previous_good(revoked)
+            if back is None:
+                raise UsageError(
+                    f"{channel} has no earlier head of {image} on {target} that is not revoked to go back to",
+                    hint=f"`bakery channels {channel}` shows its history",
+                )
+            return Proposal("rollback", back, current.provenance_of(back), self._policy(channel), who(), reason=reason)
+
+        move = self._append(channel, target, image, propose)
+        self.trust.record(
+            "promote-rollback",
+            f"{image} on {target} in channel {channel}",
+            "ok",
+            policy=move.policy,
+            details={"from": move.from_, "to": move.version, "seq": move.seq, "reason": reason},
+            strict=True,
+        )
+        return Promotion(channel, target, image, "rollback", move.version, move.from_, move.seq)
+
+    def approve(self, ref: str, channel: str, *, target: str | None = None, comment: str = "") -> Approval:
+        """Sign this machine's approval of `ref` for `channel`. Refused (TrustError) when this
+        machine's key built the image, or the image does not verify."""
+        self._channel(channel)
+        if comment:
+            clean(comment, what="--comment")
+        record, records = self._record(ref, target)
+        subject = f"{record.ref} on {record.target} for channel {channel}"
+        verification = self.verifier.verify_record(record, records)
+        key = signer_public_key(self.trust.signer())
+        key = next((k for k in self.trust.keys if k.keyid == key.keyid), key)  # named as trust.keys names it
+        if key.keyid in _keyids(self.trust, verification.signed_by):
+            self.trust.record("approve", subject, "refused", details={"key": key.name, "why": "builder"})
+            raise TrustError(
+                f"refusing the approval of {record.ref} by {key.name}: {key.name} built it (signed its provenance); "
+                "the one who built or promotes an image cannot approve it",
+                hint="someone else approves it with their own key",
+            )
+        if not verification.ok:
+            self.trust.record("approve", subject, "refused", details={"problems": verification.problems})
+            raise TrustError(
+                f"refusing to approve {record.ref}: it does not verify", problems=tuple(verification.problems)
+            )
+        approval = Approvals(self.trust).approve(
+            record.target, record.name, record.version, channel,
+            provenance=verification.digest or "", by=who(), time=channels.stamp(channels.now()), comment=comment,
+        )  # fmt: skip
+        self.trust.record("approve", subject, "ok", details={"key": key.name, "keyid": key.keyid, "comment": comment})
+        return approval
+
+    def views(self, channel: str | None = None) -> list[ChannelView]:
+        """Each channel's head per image and target, and its history."""
+        if channel is not None:
+            self._channel(channel)
+        out = []
+        for history in self.heads.channels.every():
+            if channel is not None and history.channel != channel:
+                continue
+            head = history.effective(self.heads.revoked(history.target))
+            out.append(
+                ChannelView(
+                    history.channel, history.target, history.image, head.version, history.head, head.skipped,
+                    history.moves,
+                )
+            )  # fmt: skip
+        return out
+
+    def after_build(self, ref: str, target: str) -> list[str]:
+        """The promote-after-build hook: promote `ref` on `target` to every `auto: true` channel; one line
+        per channel saying what happened (a refused gate is said, not raised)."""
+        lines = []
+        for name, config in sorted(self.project.config.channels.items()):
+            if not config.auto:
+                continue
+            try:
+                self.promote(ref, name, target=target)
+                lines.append(f"promoted {ref} on {target} to {name} (auto)")
+            except BakeryError as exc:
+                lines.append(f"not promoted to {name} (auto): {exc.message}")
+        return lines
+
+    def _append(self, channel: str, target: str, image: str, propose: Callable[[Channel], Proposal | None]) -> Move:
+        move = self.heads.channels.append(channel, target, image, propose)
+        assert move is not None  # every proposal here moves or raises
+        return move
+
+    def _target(self, image: str, target: str | None) -> str:
+        targets = self.project.image(image).targets or tuple(self.project.config.targets)
+        if target is None:
+            if len(targets) > 1:
+                raise UsageError(f"{image} is baked for {', '.join(targets)}; say which with --target")
+            return targets[0]
+        if target not in self.project.config.targets:
+            raise UsageError(f"no target '{target}'; targets: {', '.join(sorted(self.project.config.targets))}")
+        return target
+
+    def _policy(self, channel: str) -> str:
+        config = self.project.config.channels[channel]
+        gates = [
+            f"promote_from {config.promote_from}" if config.promote_from else "",
+            f"soak {config.soak}" if config.soak else "",
+            "tests passed" if config.tests else "",
+            f"approvals {config.approvals}" if config.approvals else "",
+        ]
+        shown = ", ".join(g for g in gates if g) or "none"
+        return f"channel {channel} gates: {shown}; {self.trust.policy()}"
+
+
+def _keyids(trust: TrustContext, names: tuple[str, ...]) -> tuple[str, ...]:
+    """The keyids of the trusted keys `names` names (a verification names the keys that signed)."""
+    return tuple(k.keyid for k in trust.keys if k.name in names)
+
+
+def _hint(channel: str, record: ImageRecord, failed: list[GateResult]) -> str:
+    names = {g.name for g in failed}
+    if names & set(NEVER_OVERRIDDEN):
+        return (
+            f"see `bakery verify {record.ref} --target {record.target}`; a version that does not verify or is "
+            "revoked is never promoted"
+        )
+    fix = []
+    if "approvals" in names:
+        fix.append(f"`bakery approve {record.ref} --for {channel} --target {record.target}` by other trusted keys")
+    fix.append('--override-gate NAME --reason "WHY" lets a gate through (recorded)')
+    return "; ".join(fix)

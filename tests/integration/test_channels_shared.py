@@ -1,0 +1,102 @@
+"""Two machines promoting into one channel at the same moment: two OS processes append promotions
+to the channel's history in an S3 bucket (the moto server) and in a GCS bucket (tests/fakes/gcs.py,
+which enforces generation preconditions), through boto3 and google-cloud-storage. Every promotion
+is recorded, in one order, each statement chained to the one before; none is lost."""
+
+from __future__ import annotations
+
+import functools
+import multiprocessing
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import pytest
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from securesystemslib.signer import CryptoSigner
+
+from bakery.registry import default_clients, gcs
+from bakery.registry.base import Store
+from bakery.registry.s3 import S3Store
+from bakery.trust.channels import Channels, Proposal
+from bakery.trust.signing import PublicKey
+from tests.fakes.gcs import serve
+
+PREFIX = "team/bakery/"
+EACH = 8
+
+
+class _Trust:
+    """What Channels needs of a TrustContext: the store, the trusted keys, this machine's signer."""
+
+    def __init__(self, store: Store, keys: list[PublicKey], signer: Any = None) -> None:
+        self.store, self.keys, self._signer = store, keys, signer
+
+    def signer(self) -> Any:
+        return self._signer
+
+
+def s3_store(endpoint: str, bucket: str) -> Store:
+    return S3Store(default_clients("s3", "us-east-1", endpoint), bucket=bucket, prefix=PREFIX, endpoint=endpoint)
+
+
+def gcs_store(endpoint: str) -> Store:
+    return gcs.connect(default_clients, bucket="registry", prefix=PREFIX, project=None, endpoint=endpoint)
+
+
+@pytest.fixture
+def in_s3(moto_endpoint: str) -> Callable[[], Store]:
+    bucket = f"channels-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", region_name="us-east-1", endpoint_url=moto_endpoint).create_bucket(Bucket=bucket)
+    return functools.partial(s3_store, moto_endpoint, bucket)
+
+
+@pytest.fixture
+def in_gcs() -> Iterator[Callable[[], Store]]:
+    with serve("registry") as endpoint:
+        yield functools.partial(gcs_store, endpoint)
+
+
+def _promoter(opener: Callable[[], Store], name: str, key_pem: bytes, trusted: list[PublicKey], start: Any) -> None:
+    """One OS process promoting EACH versions of web (named after it) into `stable`."""
+    signer = CryptoSigner(load_pem_private_key(key_pem, None))
+    channels = Channels(_Trust(opener(), trusted, signer))  # type: ignore[arg-type]
+    start.wait(timeout=60)
+    for n in range(EACH):
+        version = f"{name[-1]}.0.{n}"
+        channels.append(
+            "stable", "aws", "web", lambda _now, v=version: Proposal("promote", v, "sha256:" + "0" * 64, "p", name)
+        )
+
+
+@pytest.mark.parametrize("where", ["in_s3", "in_gcs"])
+def test_two_processes_promoting_at_once_are_both_recorded_in_order(where: str, request: pytest.FixtureRequest) -> None:
+    opener: Callable[[], Store] = request.getfixturevalue(where)
+    keys = {name: CryptoSigner.generate_ed25519() for name in ("alice", "ci")}
+    context = multiprocessing.get_context("spawn")  # a clean interpreter: no state shared with pytest's
+    start = context.Barrier(len(keys))
+    trusted = [
+        PublicKey(f"machine-{i}", key.public_key.keyid, key.public_key) for i, key in enumerate(keys.values(), start=1)
+    ]
+    processes = [
+        context.Process(target=_promoter, args=(opener, f"machine-{i}", key.private_bytes, trusted, start))
+        for i, key in enumerate(keys.values(), start=1)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=300)
+        if process.is_alive():
+            process.kill()  # stuck: the assertion below says so
+    assert [p.exitcode for p in processes] == [0, 0]
+    history = Channels(_Trust(opener(), trusted)).read("stable", "aws", "web")  # type: ignore[arg-type]
+    moves = history.moves
+    assert [m.seq for m in moves] == list(range(1, 2 * EACH + 1))
+    assert sorted(m.version or "" for m in moves) == sorted(f"{w}.0.{n}" for w in "12" for n in range(EACH))
+    for machine in ("machine-1", "machine-2"):  # each machine's own promotions, in the order it made them
+        mine = [m.version for m in moves if m.by == machine]
+        assert mine == [f"{machine[-1]}.0.{n}" for n in range(EACH)]
+        assert {m.signed_by for m in moves if m.by == machine} == {(machine,)}
+    assert [m.from_ for m in moves[1:]] == [m.version for m in moves[:-1]]  # each knew the head before it
+    assert history.head == moves[-1].version

@@ -1,0 +1,72 @@
+"""The promotion rooms' world: the trust world (tests/unit/trust/conftest.py: a fake cloud, a
+stand-in packer, an in-memory group driver) with three trusted keys (ops bakes, alice and bob
+approve), channels with gates, and groups that follow them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from bakery.trust import channels
+from bakery.trust.keys import generate
+from tests.unit.trust.conftest import World, project_yaml
+from tests.unit.trust.conftest import world as trust_world  # noqa: F401 (the fixture this one builds on)
+
+TRUST = """\
+trust:
+  keys:
+    - {name: ops, public_key: keys/ops.key.pub}
+    - {name: alice, public_key: keys/alice.key.pub}
+    - {name: bob, public_key: keys/bob.key.pub}
+  signing: {key_file: keys/ops.key}
+"""
+CHANNELS = """\
+channels:
+  testing: {}
+  stable:
+    promote_from: testing
+    soak: 24h
+    approvals: 2
+    tests: passed
+"""
+
+
+class Clock:
+    """The time channel moves are stamped with and soaks measured to (bakery.trust.channels.now)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.at: datetime | None = None
+        monkeypatch.setattr(channels, "now", lambda: self.at or datetime.now(UTC))
+
+    def set(self, **delta: float) -> None:
+        """From now on, the time is the real time moved by `delta` (days=, hours=)."""
+        self.at = datetime.now(UTC) + timedelta(**delta)
+
+
+@pytest.fixture()
+def world(trust_world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:  # noqa: F811
+    root = trust_world.project_dir.root
+    for name in ("alice", "bob", "mallory"):
+        generate(root / "keys" / f"{name}.key")
+    text = project_yaml(TRUST).replace("    aws: {asg: web-eu-asg", "    channel: testing\n    aws: {asg: web-eu-asg")
+    trust_world.project_dir.write(text + CHANNELS)
+    yield trust_world
+
+
+@pytest.fixture()
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    return Clock(monkeypatch)
+
+
+def as_key(monkeypatch: pytest.MonkeyPatch, world: World, name: str) -> None:
+    """This process signs with `name`'s key from now on (as that person's machine would)."""
+    monkeypatch.setenv("BAKERY_SIGNING_KEY", str(world.project_dir.root / "keys" / f"{name}.key"))
+
+
+def json_of(result: Any) -> Any:
+    import json
+
+    return json.loads(result.stdout)
