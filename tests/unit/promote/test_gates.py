@@ -80,6 +80,27 @@ def test_soak_too_short_names_the_group_that_ran_it_too_briefly(
     assert audit_of(world, "promote")[-1]["result"] == "refused"
 
 
+def test_soak_too_short_as_the_head_of_the_previous_channel_is_refused_where_no_group_follows_it(
+    world: World, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No group follows testing here: its head time alone decides the soak."""
+    from tests.unit.promote.conftest import CHANNELS, TRUST
+    from tests.unit.trust.conftest import project_yaml
+
+    world.project_dir.write(project_yaml(TRUST) + CHANNELS)
+    ref = world.bake()
+    clock.set(hours=-23)
+    assert promote(world, ref, "testing").exit_code == 0
+    clock.at = None
+    passed_tests(world, ref)
+    for name in ("alice", "bob"):
+        approve(world, monkeypatch, ref, name)
+    gates = refused_gates(promote(world, ref, "stable"))
+    assert gates == {"soak": "head of testing for 23h 0m (needs 24h)"}
+    clock.set(hours=1, minutes=1)
+    assert promote(world, ref, "stable").exit_code == 0
+
+
 def test_the_builder_cannot_approve_and_the_promoters_own_approval_does_not_count(
     world: World, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
