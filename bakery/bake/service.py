@@ -250,8 +250,9 @@ class Baker:
         eff = bake.eff
         everything = {r.ref: r for r in bake.provider.images(eff.target)}
         table = Revocations(self.trust).table()
-        found = revocation_of(parent, table, everything, Ancestry(self.attestations).parents)
-        disagreement = marks_disagree(parent, found)
+        parents = Ancestry(self.attestations).parents
+        found = revocation_of(parent, table, everything, parents)
+        disagreement = marks_disagree(parent, found, everything, parents)
         if disagreement is None and (found is None or not found.effective()):
             return
         subject = f"{eff.name} on {eff.target} from {parent.ref}"

@@ -10,6 +10,7 @@ from typing import Any
 import typer
 
 from bakery.cli.common import FileOpt, JsonOpt, TerminalReporter, emit, handled, project_of, workspace_of
+from bakery.core.text import shown
 from bakery.errors import EXIT_FAILED, UsageError
 
 TargetOpt = typer.Option(None, "--target", "-t", help="Target name (default: the image's only target).")
@@ -298,11 +299,14 @@ def _audit_text(report: Any, checked_from: int, refused: bool) -> str:
 def _held_text(held: Any) -> list[str]:
     if held is None:
         return []
+    passed_over = [f"  ignored: {shown(i)}" for i in held.ignored]
     if not held.problems:
         newest = f"newest: event {held.newest.seq}, {held.newest.time}" if held.newest else "none written yet"
-        return [f"checkpoints hold: {held.checked} in {held.where} ({held.lock}); {newest}"]
-    return [f"checkpoints do NOT hold: {len(held.problems)} problem(s) in {held.where}"] + [
-        f"  {p}" for p in held.problems
+        return [f"checkpoints hold: {held.checked} in {held.where} ({held.lock}); {newest}", *passed_over]
+    return [
+        f"checkpoints do NOT hold: {len(held.problems)} problem(s) in {held.where}",
+        *(f"  {p}" for p in held.problems),
+        *passed_over,
     ]
 
 

@@ -146,7 +146,7 @@ def revoked_in(
         found = revocation_of(record, table, records, parents) if record is not None else None
         if found is not None and found.effective():
             out.append(f"runs revoked image {ref} ({counts.get(ref, 0)} instance(s)): {found.describe()}")
-        elif record is not None and (disagreement := marks_disagree(record, found)) is not None:
+        elif record is not None and (disagreement := marks_disagree(record, found, records, parents)) is not None:
             out.append(f"runs {ref} ({counts.get(ref, 0)} instance(s)), which may be revoked: {disagreement}")
     return out
 

@@ -51,7 +51,7 @@ T = TypeVar("T")
 APPEND_ATTEMPTS = 40
 HEAD_ATTEMPTS = 5  # the head is a hint: a writer that keeps losing leaves it to the winners
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-_DURATION = re.compile(r"(\d+)\s*([smhdw])")
+_DURATION = re.compile(r"([0-9]+)\s*([smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
@@ -171,7 +171,10 @@ class AuditLog:
         remembered = self.witness.load() if self.witness is not None else Remembered.nothing()
         names = self._names()
         self._refuse_rollback(remembered.seen, names=names)
-        start = 0 if full else remembered.verified.seq
+        # What this machine verified counts only under keys still all trusted: a key removed
+        # since may have signed an event that check accepted, so the whole log is checked again.
+        still = remembered.verified.covered_by(self._keyids(), self.threshold)
+        start = 0 if full or not still else remembered.verified.seq
         first = max(start, 1)
         wanted = [name for name in names if (seq_of(name) or 0) >= first]
         blobs = self.store.get_many(wanted)
@@ -186,6 +189,7 @@ class AuditLog:
                 revocations[found[0]] = found[1]
         newest = max(chain, default=0)
         mark = Mark(newest, chain[newest].digest, chain[newest].time) if newest else Mark(0, "")
+        mark = Mark(mark.seq, mark.digest, mark.time, keys=self._keyids(), threshold=self.threshold)
         if not report.problems and report.signatures_checked and self.witness is not None and newest >= start:
             self.witness.verified(mark, revocations)
         return Followed(report, revocations, mark, first)
@@ -300,6 +304,9 @@ class AuditLog:
             self.store.create(HEAD, data)
         else:
             self.store.replace(HEAD, data, version=head.version)
+
+    def _keyids(self) -> tuple[str, ...]:
+        return tuple(sorted(key.keyid for key in self.keys))
 
     def _sealed(self, head: Blob | None) -> int:
         found = trusted_seal(head, self.keys, self.threshold)

@@ -25,7 +25,7 @@ from bakery.trust.signing import AUDIT_PAYLOAD_TYPE, PublicKey, Verified, short,
 EVENTS = "audit/events/"
 HEAD = "audit/head.json"
 HEAD_PAYLOAD_TYPE = "application/vnd.bakery.audit-head+json"
-EVENT_NAME = re.compile(r"audit/events/(\d{12})\.json")
+EVENT_NAME = re.compile(r"audit/events/([0-9]{12})\.json")  # ASCII digits only: one name per seq
 FIELDS = ("seq", "prev", "time", "who", "action", "subject", "policy", "result", "details")
 _FIELD_SET = frozenset(FIELDS)
 _TEXT_FIELDS = FIELDS[1:-1]

@@ -129,11 +129,12 @@ def extend(
 
 def _start(head: Blob | None, keys: Sequence[PublicKey], threshold: int, remembered: Mark) -> tuple[int, int, str]:
     """(seq verified up to, anchor seq, anchor digest): the anchor's digest fixes every event up
-    to it. From the head's trusted seal or this machine's witness, whichever reaches further;
-    (0, 0, "") for a log with neither."""
+    to it. From the head's trusted seal or this machine's witness (when what it verified was
+    checked under keys all still trusted), whichever reaches further; (0, 0, "") for neither."""
     found = trusted_seal(head, keys, threshold)
     from_head = (found[2].seq, found[0], found[1]) if found else (0, 0, "")
-    from_witness = (remembered.seq, remembered.seq, remembered.digest) if remembered.seq else (0, 0, "")
+    vouches = remembered.seq and remembered.covered_by((key.keyid for key in keys), threshold)
+    from_witness = (remembered.seq, remembered.seq, remembered.digest) if vouches else (0, 0, "")
     return max(from_head, from_witness)
 
 

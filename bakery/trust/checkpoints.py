@@ -35,7 +35,7 @@ from bakery.trust.signing import AUDIT_PAYLOAD_TYPE, PublicKey, Signer, Verified
 PAYLOAD_TYPE = "application/vnd.bakery.audit-checkpoint+json"
 MAX_CHECKPOINT_BYTES = 64 * 1024  # a checkpoint is a few hundred bytes
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
-TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,10 @@ class CheckpointReport:
     checked: int  # checkpoints whose signature verified
     newest: Checkpoint | None
     problems: tuple[str, ...]
+    # Objects that are no checkpoint signed by a trusted key: they carry no authority, so they
+    # are named and passed over (anyone who may write the storage could leave one there, kept
+    # for the whole retention: failing on them would let that stop every check).
+    ignored: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -81,8 +85,9 @@ def log_id(where: str) -> str:
 
 
 class Checkpoints:
-    """The checkpoints of the audit log in `store`, kept in `vault`; `keys` and `threshold`
-    are what a checkpoint's signature must meet to be believed."""
+    """The checkpoints of the audit log in `store`, kept in `vault`; a checkpoint is believed
+    when one of `keys` signed it (each is one machine's word on the head it saw; `threshold`
+    is kept for what the log itself asks)."""
 
     def __init__(
         self,
@@ -130,7 +135,7 @@ class Checkpoints:
         stored = self.vault.versions(self.prefix)
         with ThreadPoolExecutor(max_workers=FETCH_THREADS) as pool:
             datas = list(pool.map(self.vault.read, stored))
-        problems: list[str] = []
+        ignored: list[str] = []
         opened: list[tuple[Stored, dict[str, object]]] = []
         for one, data in zip(stored, datas, strict=True):
             try:
@@ -140,20 +145,21 @@ class Checkpoints:
                     raise ValueError(f"it is {len(data)} bytes, more than the {MAX_CHECKPOINT_BYTES} a checkpoint is")
                 opened.append((one, open_envelope(data, PAYLOAD_TYPE)[0]))
             except ValueError as exc:
-                problems.append(f"checkpoint {one.key} in {self.vault.where} is not readable: {exc}")
-        results = verify_many([envelope for _one, envelope in opened], self.keys, self.threshold, PAYLOAD_TYPE)
+                ignored.append(f"checkpoint {one.key} in {self.vault.where} is not readable: {exc}")
+        # Each checkpoint is one machine's signed word on what it saw: one trusted key is enough.
+        results = verify_many([envelope for _one, envelope in opened], self.keys, 1, PAYLOAD_TYPE)
         checkpoints = []
         for (one, _envelope), result in zip(opened, results, strict=True):
             if not isinstance(result, Verified):
-                problems.append(f"checkpoint {one.key} in {self.vault.where} does not count: {result.message}")
+                ignored.append(f"checkpoint {one.key} in {self.vault.where} does not count: {result.message}")
                 continue
             try:
                 checkpoints.append(self._read(one.key, result))
-            except ValueError as exc:
-                problems.append(f"checkpoint {one.key} in {self.vault.where} is not readable: {exc}")
-        problems += self._against_log(checkpoints, newest)
+            except ValueError as exc:  # signed by a trusted key, yet malformed: that key's writer is broken
+                ignored.append(f"checkpoint {one.key} in {self.vault.where} is not readable: {exc}")
+        problems = self._against_log(checkpoints, newest)
         latest = max(checkpoints, key=lambda c: c.seq, default=None)
-        return CheckpointReport(self.vault.where, lock, len(checkpoints), latest, tuple(problems))
+        return CheckpointReport(self.vault.where, lock, len(checkpoints), latest, tuple(problems), tuple(ignored))
 
     def _read(self, key: str, verified: Verified) -> Checkpoint:
         document = documents.parse_object(verified.payload)

@@ -84,7 +84,7 @@ class Revocations:
         with the audit log."""
         store = self.trust.store
         out: dict[tuple[str, str], Revocation] = {}
-        states: dict[str, tuple[str, str]] = {}  # witness key -> (state, key of the document)
+        states: dict[str, tuple[str, str, str]] = {}  # witness key -> (state, key of the document, at)
         for key, blob in sorted(store.get_many(store.keys(PREFIX)).items()):
             doc, complete = self._document(key, blob.data)
             state = doc.get("state", "active")
@@ -95,28 +95,39 @@ class Revocations:
             if state == "revoked":
                 found = self._revocation(key, doc)
                 out[(found.target, found.ref)] = found
-                states[witness_key(found.target, found.ref)] = ("revoked", key)
+                states[witness_key(found.target, found.ref)] = ("revoked", key, found.at)
             else:
-                states[witness_key(str(doc.get("target")), str(doc.get("ref")))] = ("active", key)
+                states[witness_key(str(doc.get("target")), str(doc.get("ref")))] = ("active", key, "")
         self._agree(states)
         return out
 
-    def _agree(self, states: Mapping[str, tuple[str, str]], *, again: bool = True) -> None:
-        """TrustError where the registry's documents and the verified audit log disagree (the
-        log read again first, once: another machine may have revoked since it was read)."""
+    def _agree(self, states: Mapping[str, tuple[str, str, str]], *, again: bool = True) -> None:
+        """TrustError where the registry's documents and the verified audit log disagree: on the
+        state, and on when a revocation takes effect (an older signed document put back, one
+        scheduled later than the log's newest revoke, must not hide it). The log is read again
+        first, once: another machine may have revoked since it was read."""
         logged = self.trust.log().revocations
         if again and any(
             (logged.get(name) is None and state == "revoked")
             or (logged.get(name) is not None and logged[name].state != state)
-            for name, (state, _) in states.items()
+            or (state == "revoked" and not _same_time(logged[name].at, at))
+            for name, (state, _, at) in states.items()
         ):
             self.trust.forget_log()
             return self._agree(states, again=False)
         where = self.trust.store.where
-        for name in sorted(set(logged) | {k for k, (state, _) in states.items() if state == "revoked"}):
+        for name in sorted(set(logged) | {k for k, (state, _, _) in states.items() if state == "revoked"}):
             target, _, ref = name.partition(" ")
             event = logged.get(name)
-            registry, doc_key = states.get(name, ("missing", key_of(target, ref)))
+            registry, doc_key, at = states.get(name, ("missing", key_of(target, ref), ""))
+            if event is not None and event.state == registry == "revoked" and not _same_time(event.at, at):
+                raise TrustError(
+                    f"revocations disagree: the signed audit log revokes {ref} on {target} from {shown(event.at)} "
+                    f"(event {event.seq} by {shown(event.by)}), but its revocation document {doc_key} in {where} "
+                    f"says from {shown(at)}",
+                    hint=f"run `bakery revoke {ref} --target {target} --at {shown(event.at)}` again: it rewrites the "
+                    "document as the log records it",
+                )
             if event is not None and (event.state == registry or (event.state == "active" and registry == "missing")):
                 continue
             if event is None:
@@ -299,18 +310,49 @@ def revocation_of(
     return None
 
 
-def marks_disagree(record: ImageRecord, found: Revocation | None) -> str | None:
-    """Why `record` cannot be taken as not revoked although the registry (`found`: its revocation
-    there, own or inherited) says so: the image itself carries a revocation mark. A deleted
-    revocation document, or an unrevoke whose clearing of the marks did not finish. None when the
-    registry and the image agree."""
-    if found is not None or not record.revoked_marks:
+def _same_time(logged: str, documented: str) -> bool:
+    """Whether the log's `at` and a document's name one moment (a log written before events
+    recorded `at` says nothing against it)."""
+    if not logged:
+        return True
+    try:
+        return parse_time(logged) == parse_time(documented)
+    except UsageError:
+        return False
+
+
+def marks_disagree(
+    record: ImageRecord,
+    found: Revocation | None,
+    records: Mapping[str, ImageRecord] | None = None,
+    parents: Callable[[ImageRecord], Iterable[str]] | None = None,
+) -> str | None:
+    """Why `record` cannot be taken as not revoked although the registry says so (`found`: its
+    revocation there, own or inherited, None): the image, or an ancestor (`records`: ref ->
+    record on the same target, followed along `parents` as revocation_of does), carries a
+    revocation mark of its own. A deleted revocation document, or an unrevoke whose clearing of
+    the marks did not finish. None when the registry and the images agree."""
+    if found is not None:
         return None
-    return (
-        f"the registry holds no revocation for {record.ref} on {record.target}, but the image itself is marked "
-        f"revoked ({'; '.join(record.revoked_marks)}): the registry and the image disagree (a deleted "
-        "revocation document, or an unfinished unrevoke)"
-    )
+    parents_of = parents or (lambda r: [r.parent] if r.parent else [])
+    seen: set[str] = set()
+    level = [record]
+    while level:
+        below: list[ImageRecord] = []
+        for current in level:
+            if current.ref in seen:
+                continue
+            seen.add(current.ref)
+            if current.revoked_marks:
+                whose = "the image itself" if current is record else f"its ancestor {current.ref}"
+                return (
+                    f"the registry holds no revocation for {current.ref} on {current.target}, but {whose} is marked "
+                    f"revoked ({'; '.join(current.revoked_marks)}): the registry and the image disagree (a deleted "
+                    "revocation document, or an unfinished unrevoke)"
+                )
+            below += [r for p in parents_of(current) if p and (r := (records or {}).get(p)) is not None]
+        level = below
+    return None
 
 
 def descendants(ref: str, records: Iterable[ImageRecord]) -> list[ImageRecord]:

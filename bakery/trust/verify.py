@@ -174,7 +174,7 @@ class Verifier:
             checks.add("revocation", [f"cannot be ruled out: {self._unknown}"], "")
         elif revocation is not None and revocation.effective():
             checks.add("revocation", [f"{record.ref} is {revocation.describe()}"], "")
-        elif (disagreement := marks_disagree(record, revocation)) is not None:
+        elif (disagreement := marks_disagree(record, revocation, by_ref, parents)) is not None:
             checks.add("revocation", [f"cannot be ruled out: {disagreement}"], "")
         else:
             later = f"; {revocation.describe()}" if revocation is not None else ""

@@ -19,7 +19,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,15 @@ class Mark:
     seq: int  # 0: nothing
     digest: str
     time: str = ""  # when this machine saw it (UTC)
+    # For a verified mark: the keyids whose signatures the check accepted, and the threshold it
+    # asked of each event. A mark verified under keys no longer all trusted vouches for nothing.
+    keys: tuple[str, ...] = ()
+    threshold: int = 0
+
+    def covered_by(self, keyids: Iterable[str], threshold: int) -> bool:
+        """Whether a reader trusting `keyids` at `threshold` may rely on this verified mark: the
+        check behind it accepted no key the reader does not trust, and asked as many signatures."""
+        return bool(self.keys) and set(self.keys) <= set(keyids) and self.threshold >= threshold
 
 
 @dataclass(frozen=True)
@@ -108,7 +117,7 @@ class Witness:
         try:
             return Remembered(
                 seen=Mark(**entry["seen"]),
-                verified=Mark(**entry["verified"]),
+                verified=_mark(entry["verified"]),
                 revocations={k: Revoked(**v) for k, v in entry.get("revocations", {}).items()},
             )
         except (KeyError, TypeError, AttributeError) as exc:
@@ -150,6 +159,14 @@ class Witness:
             f"the audit witness {self.path} (what this machine remembers of audit logs) is damaged: {why}",
             hint="restore it from a backup; removing it makes this machine trust the next log it is shown",
         )
+
+
+def _mark(entry: Any) -> Mark:
+    """A verified mark as the witness file holds it (its keys a JSON list of keyids)."""
+    keys = entry.get("keys", [])
+    if not isinstance(keys, list) or any(not isinstance(k, str) for k in keys):
+        raise TypeError("its verified keys are not a list of keyids")
+    return Mark(**{**entry, "keys": tuple(keys)})
 
 
 def _dump(remembered: Remembered) -> dict[str, Any]:

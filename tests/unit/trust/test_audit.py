@@ -384,3 +384,15 @@ def test_two_processes_appending_at_once_lose_and_fork_nothing(registry: Path, o
     assert sorted(e.subject for e in events) == written
     report = log.verify()
     assert (report.problems, report.events, report.head) == ((), 100, 100)
+
+
+def test_an_event_under_a_name_of_other_digits_is_not_taken_for_the_real_one(
+    log: AuditLog, registry: Path, three: list[Event]
+) -> None:
+    """Unicode digits are digits to Python's \\d: a copy of event 2 under ٠٠٠٠٠٠٠٠٠٠٠٢.json must not
+    stand in for a damaged 000000000002.json."""
+    import shutil
+
+    shutil.copy(event_file(registry, 2), registry / "audit" / "events" / ("\u0660" * 11 + "\u0662.json"))
+    event_file(registry, 2).write_text('{"not": "an event"}')
+    assert [seq for seq, _ in problems(log)][:1] == [2]

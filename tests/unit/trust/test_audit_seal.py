@@ -184,3 +184,33 @@ def test_a_malformed_seal_says_why(sealed: dict[str, object], why: str) -> None:
         read_seal({"seq": 4, "digest": "sha256:ab", "sealed": sealed}, 4)
     assert why in str(refused.value)
     assert read_seal({"seq": 4, "digest": "sha256:ab"}, 4) is None
+
+
+def test_what_a_machine_verified_under_a_key_since_removed_vouches_for_nothing(
+    registry: Path, ops: CryptoSigner, tmp_path: Path
+) -> None:
+    """A key trusted once (and since removed, found compromised) signed an event; this machine
+    verified the log while it trusted that key. Neither its incremental checks nor the seal of
+    its next append may carry that verification over to the new key set."""
+    removed = CryptoSigner.generate_ed25519()
+    witness = Witness(tmp_path / "witness.json", "registry")
+    both = [trusted(ops), trusted(removed, "old")]
+    before = AuditLog(LocalStore(registry), signer=lambda: ops, keys=both, clock=ticking(), witness=witness)
+    for n in (1, 2, 3):
+        build(before, f"1.0.{n}")
+    forger = AuditLog(LocalStore(registry), signer=lambda: removed, keys=both, clock=ticking())
+    build(forger, "1.0.4", who="alice@host")  # signed by the key later removed
+    assert before.follow(full=True).report.ok
+    assert witness.load().verified.seq == 4
+
+    after = AuditLog(LocalStore(registry), signer=lambda: ops, keys=[trusted(ops)], clock=ticking(), witness=witness)
+    followed = after.follow()  # incremental: from what this machine verified, had the keys not changed
+    assert followed.checked_from == 1
+    assert {p.seq for p in followed.report.problems} == {4}
+    build(after, "1.0.5")
+    sealed = head_document(registry)["sealed"]
+    assert isinstance(sealed, dict) and sealed["seq"] == 3  # it stops before event 4, which does not verify now
+
+    fresh = AuditLog(LocalStore(registry), signer=None, keys=[trusted(ops)])
+    report = fresh.follow(full=True).report
+    assert not report.ok and {p.seq for p in report.problems} == {4}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -375,15 +376,17 @@ def _refused_everywhere(world: World, ref: str, says: str) -> None:
     assert world.driver.runs("web-eu") == {}
 
 
-def _revoke_then_erase_it(world: World, ref: str) -> None:
-    """Revoke `ref`, then do what an attacker with write access to the registry does: put the
-    earlier, self-consistent log back in place and delete the revocation document."""
+def _revoke_then_erase_it(world: World, ref: str, meanwhile: Callable[[], None] = lambda: None) -> None:
+    """Revoke `ref` (then run `meanwhile`), then do what an attacker with write access to the
+    registry does: put the earlier, self-consistent log back in place and delete the revocation
+    document."""
     import shutil
 
     audit = world.project_dir.home / "registry" / "audit"
     saved = world.project_dir.root.parent / "audit-before-revoke"
     shutil.copytree(audit, saved)
     assert world.run("revoke", ref, "--reason", "CVE-2026-9", "-t", "aws").exit_code == 0
+    meanwhile()
     shutil.rmtree(audit)
     shutil.copytree(saved, audit)
     _revocation_doc(world, ref).unlink()
@@ -451,6 +454,29 @@ def test_a_revocation_erased_from_the_registry_is_still_caught_by_the_image_s_ow
     assert child.exit_code == 1 and "refusing to bake app on aws from web@1.0.0: it may be revoked" in child.output
 
 
+def test_a_child_of_a_parent_whose_revocation_was_erased_is_refused_even_with_an_override(world: World) -> None:
+    """The parent's mark survives the erasure; the child (baked on it with an override, so it
+    carries no mark of its own) is refused through its ancestry, override or not."""
+    base = world.bake()
+
+    def bake_the_child() -> None:
+        forced = world.run("build", "app", "-t", "aws", "--allow-revoked-parent", "--reason", "rebuild the fix")
+        assert forced.exit_code == 0, forced.output
+
+    _revoke_then_erase_it(world, base, bake_the_child)
+    (child,) = [r.ref for r in world.fake.images("aws") if r.name == "app"]
+    for witness in world.project_dir.home.rglob("audit-witness.json"):
+        witness.unlink()
+
+    says = f"its ancestor {base} is marked revoked"
+    checked = world.run("verify", child, "--target", "aws")
+    assert checked.exit_code == 1 and says in checked.output, checked.output
+    world.driver.seed("app-eu", Release("app@1.9.0", "img-old", None, "sha256:old"))
+    forced = world.run("rollout", "app-eu", "--image", child, "--yes", "--allow-unverified", "--reason", "need it")
+    assert forced.exit_code == 1 and says in forced.output, forced.output
+    assert world.driver.runs("app-eu") == {"app@1.9.0": 2}
+
+
 def test_an_unrevoke_that_could_not_clear_the_marks_is_refused_until_it_is_run_again(world: World) -> None:
     ref = world.bake()
     assert world.run("revoke", ref, "--reason", "CVE-2026-9", "-t", "aws").exit_code == 0
@@ -465,6 +491,24 @@ def test_an_unrevoke_that_could_not_clear_the_marks_is_refused_until_it_is_run_a
     assert world.run("unrevoke", ref, "--reason", "false alarm", "-t", "aws").exit_code == 0
     again = world.run("verify", ref, "--target", "aws")
     assert again.exit_code == 0 and "ok   revocation: not revoked" in again.output, again.output
+
+
+def test_an_older_signed_scheduled_revocation_put_back_cannot_hide_the_one_in_effect(world: World) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    ref = world.bake()
+    later = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert world.run("revoke", ref, "--reason", "EOL", "--at", later, "-t", "aws").exit_code == 0
+    scheduled = _revocation_doc(world, ref).read_bytes()  # signed by ops, from 30 days on
+    now = (datetime.now(UTC) - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert world.run("revoke", ref, "--reason", "exploited CVE", "--at", now, "-t", "aws").exit_code == 0
+    assert world.run("verify", ref, "--target", "aws").exit_code == 1
+    _revocation_doc(world, ref).write_bytes(scheduled)  # the attacker puts the older signed document back
+
+    says = f"revocations disagree: the signed audit log revokes {ref} on aws from "
+    _refused_everywhere(world, ref, says)
+    checked = world.run("verify", ref, "--target", "aws")
+    assert f"{says}{now} (event" in checked.output and f"says from {later}" in checked.output, checked.output
 
 
 def test_an_unsigned_revocation_document_is_refused(world: World) -> None:
