@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import yaml
 from typer.testing import CliRunner, Result
 
 from bakery.cli.app import app
@@ -40,7 +41,10 @@ class Bakery:
             return CliRunner().invoke(app, list(args))
 
     def status(self, group: str) -> tuple[int, dict[str, Any]]:
-        shown = self("status", group, "--json")
+        return self.status_of(group)
+
+    def status_of(self, group: str, *args: str) -> tuple[int, dict[str, Any]]:
+        shown = self("status", group, "--json", *args)
         (found,) = json.loads(shown.stdout)["groups"]
         return shown.exit_code, found
 
@@ -108,12 +112,37 @@ def test_rolling_under_traffic(bakery: Bakery, rollout_images: RolloutImages) ->
     assert len(bakery.processes("web-local")) == 3  # haproxy and two VMs: the old ones stopped
 
 
-def test_canary_under_traffic(bakery: Bakery, rollout_images: RolloutImages) -> None:
+def test_canary_under_traffic_onto_the_head_of_the_channel_the_group_follows(
+    bakery: Bakery, rollout_images: RolloutImages
+) -> None:
+    """web-local follows `testing` (a copy of the project's images.yaml says so): it rolls the
+    channel's head, `one`, although `two` is the newest bake; with no head it refuses."""
     images = rollout_images
-    moved = roll_under_traffic(bakery, images.two, images.one, "canary")
+    config = yaml.safe_load((images.project / "images.yaml").read_text())
+    config["groups"]["web-local"]["channel"] = "testing"
+    following = images.project / "channel.images.yaml"  # beside images.yaml: playbooks/ resolve the same
+    following.write_text(yaml.safe_dump(config))
+    chan = ("--file", str(following))
+    on(bakery, "web-local", images.two)
+
+    refused = bakery("rollout", "web-local", "--yes", *chan)
+    assert refused.exit_code == 2, refused.output
+    assert "web-local follows channel testing, which has no head for web on local" in refused.output
+    promoted = bakery("promote", images.one, "--to", "testing", "--target", "local", *chan)
+    assert promoted.exit_code == 0, promoted.output
+    code, status = bakery.status_of("web-local", *chan)
+    assert code == 3 and status["intended"]["image"] == images.two, status
+
+    with Traffic(images.ports["web-local"]) as traffic:
+        moved = bakery("rollout", "web-local", "--strategy", "canary", "--yes", *chan)
+    assert moved.exit_code == 0, moved.output[-3000:]
+    assert f"now runs {images.one}" in moved.output
     assert "wave 1 (canary): 1 instance(s) -> 1/2 (50%), then hold 5s" in moved.output
     assert "==> hold:" in moved.output
-    assert bakery.status("web-local")[0] == 0
+    assert traffic.failed == []
+    assert set(traffic.served) == {versions(images.two), versions(images.one)}
+    assert served_by(bakery, "web-local") == Counter({versions(images.one): 6})
+    assert bakery.status_of("web-local", *chan)[0] == 0
 
 
 def test_a_bad_image_is_rolled_back_automatically(bakery: Bakery, rollout_images: RolloutImages) -> None:
