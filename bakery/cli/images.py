@@ -120,14 +120,18 @@ def build(
         False, "--allow-revoked-parent", help="Bake on a parent that is revoked, with --reason; on the record."
     ),
     reason: str | None = typer.Option(None, "--reason", help="Why (needed with --allow-revoked-parent)."),
+    no_test: bool = typer.Option(False, "--no-test", help="Do not boot the new image to run its tests."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Show phases only, not Packer/Ansible output."),
     file: Path | None = FileOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Bake IMAGE on TARGET: render, packer build with Ansible, record it with its provenance.
+    """Bake IMAGE on TARGET: render, packer build with Ansible, record it with its provenance, test it.
 
-    An image whose inputs digest is already in the catalog is not baked again (--force does)."""
-    from bakery.bake.service import Baker
+    An image whose inputs digest is already in the catalog is not baked again (--force does).
+    The new image's tests (images.yaml `tests:`) run after the bake: a failed test fails the
+    build (exit 1), and the image stays recorded with its signed FAILED result."""
+    from bakery.cli.imagetests import build_payload, build_text, refuse_failed
+    from bakery.imagetest.bake import build_and_test
 
     project = project_of(file)
     reporter = TerminalReporter(verbose=not quiet)
@@ -137,21 +141,18 @@ def build(
     if image is None or target is None:
         raise UsageError("name an image and a target (bakery build IMAGE --target T), or use --stale")
     override = (reason or "") if allow_revoked_parent else None
-    result = Baker(project, workspace_of(project), reporter).bake(
-        image, target, force=force, allow_revoked_parent=override
+    tested = build_and_test(
+        project,
+        workspace_of(project),
+        reporter,
+        image,
+        target,
+        force=force,
+        allow_revoked_parent=override,
+        test=not no_test,
     )
-    rec = result.record
-    emit(
-        "build",
-        result,
-        as_json=as_json,
-        text=lambda: (
-            f"up to date: {rec.ref} on {rec.target} has the same inputs digest {result.inputs_digest}"
-            if result.skipped
-            else f"baked {rec.ref} on {rec.target} in {result.seconds:.0f}s\n"
-            f"  inputs digest: {result.inputs_digest}\n  location: {', '.join(rec.locations)}\n  log: {result.log_path}"
-        ),
-    )
+    emit("build", build_payload(tested), as_json=as_json, text=lambda: build_text(tested))
+    refuse_failed(tested)
 
 
 def _build_stale(
