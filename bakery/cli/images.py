@@ -136,7 +136,15 @@ def build(
     project = project_of(file)
     reporter = TerminalReporter(verbose=not quiet)
     if stale:
-        _build_stale(project, reporter, images=[image] if image else None, target=target, jobs=jobs, as_json=as_json)
+        _build_stale(
+            project,
+            reporter,
+            images=[image] if image else None,
+            target=target,
+            jobs=jobs,
+            as_json=as_json,
+            test=not no_test,
+        )
         return
     if image is None or target is None:
         raise UsageError("name an image and a target (bakery build IMAGE --target T), or use --stale")
@@ -156,10 +164,18 @@ def build(
 
 
 def _build_stale(
-    project: Any, reporter: TerminalReporter, *, images: list[str] | None, target: str | None, jobs: int, as_json: bool
+    project: Any,
+    reporter: TerminalReporter,
+    *,
+    images: list[str] | None,
+    target: str | None,
+    jobs: int,
+    as_json: bool,
+    test: bool,
 ) -> None:
     from bakery.bake.plan import Planner
     from bakery.bake.rebuild import rebuild
+    from bakery.imagetest.bake import tests_after_each
     from bakery.runner import signal_guard
 
     ws = workspace_of(project)
@@ -167,7 +183,7 @@ def _build_stale(
         plan = Planner(project, ws, reporter).plan(images, target)
     if not plan.stale:
         reporter.note("nothing to bake: every image is up to date")
-    result = rebuild(project, ws, reporter, plan, jobs=jobs)
+    result = rebuild(project, ws, reporter, plan, jobs=jobs, after=tests_after_each(project, ws) if test else None)
     emit(
         "build-stale",
         {"ok": result.ok, "outcomes": [dataclasses.asdict(o) for o in result.outcomes]},

@@ -8,6 +8,7 @@ untested.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bakery.bake.service import Baker, BuildResult
@@ -67,6 +68,19 @@ def build_and_test(
         image, target, force=force, allow_revoked_parent=allow_revoked_parent
     )
     return test_after(project, workspace, reporter, built, test=test, clients=clients, tester=tester)
+
+
+def tests_after_each(
+    project: Project, workspace: Workspace, *, clients: ClientFactory | None = None
+) -> Callable[[BuildResult, Reporter], None]:
+    """What `build --stale` runs after each bake: its tests; TestsFailed when they failed."""
+
+    def after(built: BuildResult, reporter: Reporter) -> None:
+        tested = test_after(project, workspace, reporter, built, clients=clients)
+        if tested.tests is not None and not tested.tests.ok:
+            raise failure_of(tested.tests)
+
+    return after
 
 
 def test_after(

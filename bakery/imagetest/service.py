@@ -38,6 +38,12 @@ from bakery.workspace import Workspace
 Connect = Callable[[Launched], Reach]
 
 
+def reach_of(launched: Launched) -> Reach:
+    """Where a test connects: where the launcher says the instance is (tests replace this with a
+    stand-in on this machine for a cloud's instances, which cannot run there)."""
+    return launched.reach
+
+
 @dataclass(frozen=True)
 class TestRun:
     """What one run of an image's tests found, and where its signed result is."""
@@ -93,7 +99,7 @@ class Tester:
         self.clients = clients
         self.trust = trust or TrustContext(project, workspace, reporter, clients=clients)
         self._launcher = launcher
-        self.connect: Connect = connect or (lambda launched: launched.reach)
+        self.connect: Connect = connect or (lambda launched: reach_of(launched))
 
     def provider(self, kind: str) -> Provider:
         return get_provider(kind, self.ws, self.reporter, self.clients, targets=self.project.config.targets)

@@ -143,3 +143,17 @@ def test_a_result_about_another_version_or_by_an_untrusted_key_does_not_count(te
     (tests / f"{first.split('@')[1]}.json").write_text(json.dumps(forged))
     verified = tested_world.run("verify", first, "--target", "aws")
     assert verified.exit_code == 1 and "FAIL tests: invalid: tests/aws/web/" in verified.stdout
+
+
+def test_build_stale_tests_each_bake_and_a_failed_test_fails_it(tested_world, launcher, page, monkeypatch) -> None:
+    import bakery.bake.plan
+
+    page.answers["/healthz"] = (500, "broken")
+    monkeypatch.setattr("bakery.imagetest.service.get_launcher", lambda *a, **k: launcher)
+    # The planner's own get_provider, whichever was imported first in this process: the fake cloud's.
+    monkeypatch.setattr(bakery.bake.plan, "get_provider", lambda *a, **k: tested_world.fake)
+    result = tested_world.run("build", "--stale", "--target", "aws")
+    assert result.exit_code == 1, result.output
+    assert "failed     web on aws: tests of web@1.0.0 on aws failed:" in result.stdout
+    assert "not-built  app on aws: not built: web@aws failed" in result.stdout
+    assert launcher.running == {} and launcher.calls.count("launch") == 1
