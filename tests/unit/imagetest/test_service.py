@@ -157,3 +157,21 @@ def test_build_stale_tests_each_bake_and_a_failed_test_fails_it(tested_world, la
     assert "failed     web on aws: tests of web@1.0.0 on aws failed:" in result.stdout
     assert "not-built  app on aws: not built: web@aws failed" in result.stdout
     assert launcher.running == {} and launcher.calls.count("launch") == 1
+
+
+def test_build_tests_its_bake_and_says_so(tested_world, launcher, page, monkeypatch) -> None:
+    monkeypatch.setattr("bakery.imagetest.service.get_launcher", lambda *a, **k: launcher)
+    built = tested_world.run("build", "web", "--target", "aws")
+    assert built.exit_code == 0, built.output
+    assert "tests of web@1.0.0 on aws: PASSED (2 passed, 0 failed)" in built.stdout
+    untested = tested_world.run("build", "web", "--target", "aws", "--force", "--no-test", "--json")
+    assert json.loads(untested.stdout)["tests"] is None and json.loads(untested.stdout)["untested"] == "--no-test"
+    page.answers["/healthz"] = (500, "broken")
+    failed = tested_world.run("build", "web", "--target", "aws", "--force", "--json")
+    assert failed.exit_code == 1
+    assert json.loads(failed.stdout)["record"]["version"] == "1.0.2"  # recorded, whatever the tests found
+    assert (
+        "error: tests of web@1.0.2 on aws failed:\n  GET /healthz on port 80 answers 200 matching ^ok:" in failed.stderr
+    )
+    assert "hint: the image stays recorded, tested and failed (tests/aws/web/1.0.2.json in " in failed.stderr
+    assert launcher.running == {} and launcher.calls.count("launch") == 2
