@@ -128,29 +128,31 @@ class Tester:
         launcher = self._launcher or get_launcher(eff.kind, self.ws, self.reporter, self.clients)
         run = uuid.uuid4().hex[:10]
         workdir = self.ws.root / "tests" / f"{record.name}-{record.target}-{run}"
-        workdir.mkdir(parents=True, mode=0o700)
         log_path = self.ws.builds / f"{record.name}-{record.target}-test-{run}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         started, clock = steps.now(), time.monotonic()
-        request = LaunchRequest(
-            record,
-            record.target,
-            self.project.config.targets[record.target],
-            eff.tests,
-            run,
-            TestKey.make(workdir, f"bakery-test-{run}"),
-            workdir,
-        )
         found, where, removed = _Found(), "not launched", []
         with runner.signal_guard(), open(log_path, "a", encoding="utf-8") as log:
-            try:
-                self.reporter.phase("test", f"{record.ref} on {record.target}: launching a test instance")
-                launched = launcher.launch(request)
-                where = f"{launched.id} {launched.where}"
-                self.reporter.note(f"test instance {where}")
-                self._run(eff, request, launcher, launched, found, lambda line: _write(log, line))
+            workdir.mkdir(parents=True, mode=0o700)
+            try:  # the run's directory holds the test's private key: it goes whatever happens
+                request = LaunchRequest(
+                    record,
+                    record.target,
+                    self.project.config.targets[record.target],
+                    eff.tests,
+                    run,
+                    TestKey.make(workdir, f"bakery-test-{run}"),
+                    workdir,
+                )
+                try:
+                    self.reporter.phase("test", f"{record.ref} on {record.target}: launching a test instance")
+                    launched = launcher.launch(request)
+                    where = f"{launched.id} {launched.where}"
+                    self.reporter.note(f"test instance {where}")
+                    self._run(eff, request, launcher, launched, found, lambda line: _write(log, line))
+                finally:
+                    removed = self._cleanup(launcher, request, where)
             finally:
-                removed = self._cleanup(launcher, request, where)
                 shutil.rmtree(workdir, ignore_errors=True)
         document = testresults.statement(
             subject,

@@ -92,6 +92,7 @@ def test_a_signal_in_any_phase_removes_the_instance(tested_world, launcher, page
         make_tester(tested_world, launcher).test(ref, "aws")
     assert stopped.value.exit_code == code
     assert launcher.calls[-1] == "cleanup" and launcher.running == {}
+    assert list((tested_world.project_dir.home / "tests").iterdir()) == []  # the run's key is gone too
     assert not (tested_world.project_dir.home / "registry" / "tests").exists()
 
 
