@@ -19,7 +19,7 @@ from bakery import runner
 from bakery.config import kinds
 from bakery.config.targets.aws import AwsTarget
 from bakery.errors import ProviderError, UsageError
-from bakery.imagetest.base import Launched, LaunchRequest, Reach
+from bakery.imagetest.base import Launched, LaunchRequest, Reach, stand_in_endpoint
 from bakery.progress import Reporter
 from bakery.providers.aws.errors import aws_errors
 from bakery.providers.aws.provider import AwsProvider, default_clients
@@ -113,7 +113,10 @@ class AwsLauncher:
                 hint="give the target a subnet that assigns one, or set ssh_interface: private_ip",
             )
         network = ", ".join([spec.subnet_id or "default subnet", *spec.security_group_ids])
-        return Launched(instance_id, f"in {spec.region} ({network})", Reach(str(address), 22, spec.ssh_username), spec)
+        endpoint = AwsProvider.endpoint(spec)
+        nowhere = f"its EC2 endpoint {endpoint} is on this machine: a stand-in" if stand_in_endpoint(endpoint) else None
+        reach = Reach(str(address), 22, spec.ssh_username)
+        return Launched(instance_id, f"in {spec.region} ({network})", reach, spec, nowhere)
 
     def alive(self, launched: Launched) -> bool:
         spec = kinds.typed(launched.handle, AwsTarget, "the test instance's target")

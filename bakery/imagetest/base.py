@@ -91,6 +91,9 @@ class Launched:
     where: str  # "in eu-west-1 (subnet-1, sg-1)", "in bakery-demo/europe-west1-b", "on this machine"
     reach: Reach
     handle: Any = None  # the launcher's own (a local VM's process)
+    # Why nothing may connect to `reach` (an endpoint on this machine, such as moto or a fake GCE,
+    # hands out addresses of instances that run nowhere): None for a real cloud's instance.
+    nowhere: str | None = None
 
 
 class Launcher(Protocol):
@@ -111,6 +114,13 @@ class Launcher(Protocol):
 
     def console(self, launched: Launched) -> str:
         """The last lines of the instance's console, when the kind can read them ('' otherwise)."""
+
+
+def stand_in_endpoint(endpoint: str | None) -> bool:
+    """Whether a cloud endpoint is on this machine (moto, the fake GCE): its instances run nowhere."""
+    from urllib.parse import urlsplit
+
+    return endpoint is not None and urlsplit(endpoint).hostname in ("127.0.0.1", "localhost", "::1")
 
 
 def get_launcher(kind: str, workspace: Workspace, reporter: Reporter, clients: Any = None) -> Launcher:

@@ -20,7 +20,7 @@ from bakery import runner
 from bakery.config import kinds
 from bakery.config.targets.gcp import GcpTarget
 from bakery.errors import ProviderError
-from bakery.imagetest.base import Launched, LaunchRequest, Reach
+from bakery.imagetest.base import Launched, LaunchRequest, Reach, stand_in_endpoint
 from bakery.progress import Reporter
 from bakery.providers.base import ClientFactory
 from bakery.providers.gcp.api import default_clients, gcp_errors
@@ -98,7 +98,11 @@ class GcpLauncher:
             )
         tags = f", tags {', '.join(spec.network_tags)}" if spec.network_tags else ""
         where = f"in {spec.project}/{spec.zone} ({spec.network or 'default network'}{tags})"
-        return Launched(request.name, where, Reach(host, 22, spec.ssh_username), spec)
+        endpoint = GcpProvider.endpoint(spec)
+        nowhere = (
+            f"its Compute endpoint {endpoint} is on this machine: a stand-in" if stand_in_endpoint(endpoint) else None
+        )
+        return Launched(request.name, where, Reach(host, 22, spec.ssh_username), spec, nowhere)
 
     def alive(self, launched: Launched) -> bool:
         spec = kinds.typed(launched.handle, GcpTarget, "the test instance's target")

@@ -40,7 +40,14 @@ Connect = Callable[[Launched], Reach]
 
 def reach_of(launched: Launched) -> Reach:
     """Where a test connects: where the launcher says the instance is (tests replace this with a
-    stand-in on this machine for a cloud's instances, which cannot run there)."""
+    stand-in on this machine for a cloud's instances, which cannot run there). UsageError for an
+    instance of an endpoint on this machine (moto, a fake GCE): its address exists nowhere."""
+    if launched.nowhere is not None:
+        raise UsageError(
+            f"not connecting to test instance {launched.id} at {launched.reach.host}: {launched.nowhere} "
+            "whose instances run no guest",
+            hint="bake with --no-test there, or declare no tests for that target (examples/moto declares none)",
+        )
     return launched.reach
 
 

@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from bakery.cli.app import app
 from bakery.config import load
-from bakery.errors import Interrupted, ProviderError
+from bakery.errors import Interrupted, ProviderError, UsageError
 from bakery.imagetest.base import Launched, Reach
 from bakery.imagetest.service import Tester
 from bakery.progress import Recording
@@ -197,3 +197,14 @@ def test_a_launch_the_cloud_refuses_leaves_no_key_pair(tested, stand_in) -> None
     with pytest.raises(ProviderError, match="AWS: launch the test instance"):
         make_tester(tested, stand_in, []).test(tested["ref"], "aws")
     assert instances(tested["ec2"]) == [] and tested["ec2"].describe_key_pairs()["KeyPairs"] == []
+
+
+def test_an_instance_of_moto_is_never_connected_to(tested, stand_in) -> None:
+    """Without a stand-in to reach, bakery refuses to connect to the address moto handed out (it
+    exists nowhere), and the instance is terminated all the same."""
+    project = load.load(tested["root"] / "images.yaml")
+    with pytest.raises(
+        UsageError, match=r"not connecting to test instance i-\w+ at [0-9.]+: its EC2 endpoint http://127"
+    ):
+        Tester(project, Workspace(tested["root"] / ".bakery"), Recording()).test(tested["ref"], "aws")
+    assert [i["State"]["Name"] for i in instances(tested["ec2"])] == ["terminated"]
