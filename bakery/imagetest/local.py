@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,8 @@ from bakery.providers.local.qemu import boot_argv, overlay_argv
 from bakery.workspace import Workspace
 
 CONSOLE_LINES = 20
+FIND_ATTEMPTS = 5
+FIND_PAUSE_SECONDS = 0.2
 
 
 def make(workspace: Workspace, reporter: Reporter, clients: object = None) -> LocalLauncher:
@@ -45,6 +48,7 @@ def kernel_cmdline(base: str, public_key: str) -> str:
 class LocalLauncher:
     def __init__(self, provider: LocalProvider) -> None:
         self.provider = provider
+        self._started: dict[str, runner.Background] = {}  # run -> its VM, from the moment it started
 
     def launch(self, request: LaunchRequest) -> Launched:
         spec = kinds.typed(request.spec, LocalTarget, f"target '{request.target}'")
@@ -80,11 +84,23 @@ class LocalLauncher:
 
     def cleanup(self, request: LaunchRequest) -> list[str]:
         directory = vm_dir(request)
-        match = vm.vm_under(directory)
         removed = []
-        for pid in vm.find(match):
-            if vm.terminate(pid, match):
-                removed.append(f"the test VM {request.name} (qemu pid {pid})")
+        held = self._started.pop(request.run, None)
+        if held is not None and held.alive():
+            held.stop()
+            removed.append(f"the test VM {request.name} (qemu pid {held.pid})")
+        # A VM nobody holds (a signal between its start and launch() keeping it): found by its
+        # overlay's directory. Right after its start, its command line may still be empty for a
+        # moment (the exec under way): look again before concluding there is none.
+        match = vm.vm_under(directory)
+        for attempt in range(FIND_ATTEMPTS):
+            found = vm.find(match)
+            for pid in found:
+                if vm.terminate(pid, match):
+                    removed.append(f"the test VM {request.name} (qemu pid {pid})")
+            if found or not (directory / "qemu.log").exists() or attempt == FIND_ATTEMPTS - 1:
+                break
+            time.sleep(FIND_PAUSE_SECONDS)
         if directory.exists():
             shutil.rmtree(directory, ignore_errors=True)
             removed.append(f"its overlay disk in {directory}")

@@ -73,7 +73,7 @@ def test_the_vm_boots_in_the_runs_directory_with_the_key_and_is_stopped(request_
     found = launcher(tmp_path)
     launched = found.launch(request_)
     directory = local.vm_dir(request_)
-    (pid,) = find(vm_under(directory))
+    pid = launched.handle.process.pid  # (find() may not see it yet: its exec may still be under way)
     assert found.alive(launched)
     forwards = SEEN["forwards"]
     assert sorted(forwards.values()) == [22, 80]
@@ -90,11 +90,10 @@ def test_a_vm_whose_launch_never_returned_is_found_and_stopped(request_, tmp_pat
     directory = local.vm_dir(request_)
     directory.mkdir()
     # What a signal between QEMU's start and launch()'s return leaves: a VM nobody holds.
-    runner.start(
+    started = runner.start(
         [str(tmp_path / "bin" / "qemu-system-x86_64"), "-c", SLEEPER, f"file={directory}/disk.qcow2,if=virtio"],
         what="qemu",
-        log_path=tmp_path / "qemu.log",
+        log_path=directory / "qemu.log",
     )
-    (pid,) = find(vm_under(directory))
-    assert launcher(tmp_path).cleanup(request_)[0] == f"the test VM {request_.name} (qemu pid {pid})"
-    assert find(vm_under(directory)) == []
+    assert launcher(tmp_path).cleanup(request_)[0] == f"the test VM {request_.name} (qemu pid {started.pid})"
+    assert find(vm_under(directory)) == [] and not started.alive()
