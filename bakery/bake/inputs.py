@@ -19,13 +19,14 @@ from bakery.providers.base import Prepared
 
 def resolved_entry(project: Project, eff: EffectiveImage) -> dict[str, Any]:
     """The image's images.yaml entry as this bake sees it (overrides applied, target included)."""
-    image = eff.image.model_dump(mode="json", by_alias=True, exclude={"overrides"})
+    # Tests check an image, they do not make it: they stay out of the bake key.
+    image = eff.image.model_dump(mode="json", by_alias=True, exclude={"overrides", "tests"})
     # Only what this target reads: another target's source or (on local) tags change nothing here.
     if image.get("source"):
         image["source"] = {eff.kind: image["source"].get(eff.kind)}
     image.update(playbooks=list(eff.playbooks), vars=eff.vars, secrets=sorted(eff.image.secrets))
     image["tags"] = eff.tags if kinds.get(eff.kind).tags else {}
-    target = project.config.targets[eff.target].model_dump(mode="json", exclude={"endpoint"})
+    target = project.config.targets[eff.target].model_dump(mode="json", exclude={"endpoint", "tests"})
     return {"image": eff.name, "entry": image, "target": {"name": eff.target, **target}}
 
 

@@ -8,6 +8,7 @@ with the reason, and the run's exit code non-zero.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from graphlib import TopologicalSorter
@@ -77,9 +78,11 @@ def rebuild(
     *,
     jobs: int = 1,
     clients: ClientFactory | None = None,
+    after: Callable[[BuildResult, Reporter], None] | None = None,
 ) -> RebuildResult:
-    """Bake every stale item of `plan`, parents first, at most `jobs` at once. A failed bake marks
-    its descendants not built (and so theirs); a signal lets running bakes stop and starts no more."""
+    """Bake every stale item of `plan`, parents first, at most `jobs` at once, each followed by
+    `after(result, reporter)` (the image's tests), whose BakeryError fails that item. A failed bake
+    marks its descendants not built (and so theirs); a signal lets running bakes stop and starts no more."""
     todo = {item.key: item for item in plan.stale}
     outcomes: dict[str, Outcome] = {
         i.key: Outcome(i.image, i.target, SKIPPED, f"up to date ({i.current})") for i in plan.items if not i.needs_bake
@@ -94,8 +97,11 @@ def rebuild(
     slots = max(1, jobs)
 
     def bake(item: PlanItem) -> BuildResult:
-        baker = Baker(project, workspace, Prefixed(reporter, item.key), clients=clients)
-        return baker.bake(item.image, item.target)
+        prefixed = Prefixed(reporter, item.key)
+        result = Baker(project, workspace, prefixed, clients=clients).bake(item.image, item.target)
+        if after is not None:
+            after(result, prefixed)
+        return result
 
     def failed_parent(item: PlanItem) -> str | None:
         return next((d for d in item.depends_on if d in outcomes and outcomes[d].status in (FAILED, NOT_BUILT)), None)

@@ -33,46 +33,64 @@ def build(
         False, "--allow-revoked-parent", help="Bake on a parent that is revoked, with --reason; on the record."
     ),
     reason: str | None = typer.Option(None, "--reason", help="Why (needed with --allow-revoked-parent)."),
+    no_test: bool = typer.Option(False, "--no-test", help="Do not boot the new image to run its tests."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Show phases only, not Packer/Ansible output."),
     file: Path | None = FileOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Bake IMAGE on TARGET: render, packer build with Ansible, record it with its provenance.
+    """Bake IMAGE on TARGET: render, packer build with Ansible, record it with its provenance, test it.
 
-    An image whose inputs digest is already in the catalog is not baked again (--force does)."""
-    from bakery.bake.service import Baker
+    An image whose inputs digest is already in the catalog is not baked again (--force does).
+    The new image's tests (images.yaml `tests:`) run after the bake: a failed test fails the
+    build (exit 1), and the image stays recorded with its signed FAILED result."""
+    from bakery.cli.imagetests import build_payload, build_text, refuse_failed
+    from bakery.imagetest.bake import build_and_test
 
     project = project_of(file)
     reporter = TerminalReporter(verbose=not quiet)
     if stale:
-        _build_stale(project, reporter, images=[image] if image else None, target=target, jobs=jobs, as_json=as_json)
+        _build_stale(
+            project,
+            reporter,
+            images=[image] if image else None,
+            target=target,
+            jobs=jobs,
+            as_json=as_json,
+            test=not no_test,
+        )
         return
     if image is None or target is None:
         raise UsageError("name an image and a target (bakery build IMAGE --target T), or use --stale")
     override = (reason or "") if allow_revoked_parent else None
-    result = Baker(project, workspace_of(project), reporter).bake(
-        image, target, force=force, allow_revoked_parent=override
+    tested = build_and_test(
+        project,
+        workspace_of(project),
+        reporter,
+        image,
+        target,
+        force=force,
+        allow_revoked_parent=override,
+        test=not no_test,
     )
-    rec = result.record
-    channels.after_build(project, reporter, [] if result.skipped else [(rec.ref, rec.target)])
-    emit(
-        "build",
-        result,
-        as_json=as_json,
-        text=lambda: (
-            f"up to date: {rec.ref} on {rec.target} has the same inputs digest {result.inputs_digest}"
-            if result.skipped
-            else f"baked {rec.ref} on {rec.target} in {result.seconds:.0f}s\n"
-            f"  inputs digest: {result.inputs_digest}\n  location: {', '.join(rec.locations)}\n  log: {result.log_path}"
-        ),
-    )
+    emit("build", build_payload(tested), as_json=as_json, text=lambda: build_text(tested))
+    refuse_failed(tested)
+    rec = tested.build.record  # tested (or nothing to test): a channel with auto: true may take it
+    channels.after_build(project, reporter, [] if tested.build.skipped else [(rec.ref, rec.target)])
 
 
 def _build_stale(
-    project: Any, reporter: TerminalReporter, *, images: list[str] | None, target: str | None, jobs: int, as_json: bool
+    project: Any,
+    reporter: TerminalReporter,
+    *,
+    images: list[str] | None,
+    target: str | None,
+    jobs: int,
+    as_json: bool,
+    test: bool,
 ) -> None:
     from bakery.bake.plan import Planner
     from bakery.bake.rebuild import BUILT, rebuild
+    from bakery.imagetest.bake import tests_after_each
     from bakery.runner import signal_guard
 
     ws = workspace_of(project)
@@ -80,7 +98,7 @@ def _build_stale(
         plan = Planner(project, ws, reporter).plan(images, target)
     if not plan.stale:
         reporter.note("nothing to bake: every image is up to date")
-    result = rebuild(project, ws, reporter, plan, jobs=jobs)
+    result = rebuild(project, ws, reporter, plan, jobs=jobs, after=tests_after_each(project, ws) if test else None)
     baked = [(f"{o.image}@{o.version}", o.target) for o in result.outcomes if o.status == BUILT and o.version]
     channels.after_build(project, reporter, baked)
     emit(

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar
 
+from bakery.config.imagetests import TestsBlock
 from bakery.config.model_base import Model
 from bakery.config.yamlload import Loc
 from bakery.errors import UsageError
@@ -51,6 +52,7 @@ class TargetSpec(Model):
     (a Literal: the discriminator of the targets' union) and adds its settings."""
 
     kind: str
+    tests: TestsBlock | None = None  # defaults for the tests of every image baked here
 
     def provisions(self) -> bool:
         """False for a target that registers an image without running provisioners on a build VM."""
@@ -96,10 +98,18 @@ class Kind:
     limits: Callable[[str, Any, str], list[Problem]] | None = None
     # Checks of the whole project this kind needs (the local kind: apt mirrors, front ports).
     checks: Callable[[ProjectView], list[Problem]] | None = None
+    # module with make(workspace, reporter, clients) -> Launcher (bakery.imagetest.base): boots a
+    # test instance of an image; None: images of this kind cannot be tested (`tests:` is refused).
+    launcher: str | None = None
 
-    def module(self, job: Literal["provider", "driver"]) -> Any:
-        """The kind's provider or group-driver module, imported now (its `make` is typed by the
-        Provider and GroupDriver protocols of bakery.providers.base and bakery.groups.base)."""
+    def module(self, job: Literal["provider", "driver", "launcher"]) -> Any:
+        """The kind's provider, group-driver or test-launcher module, imported now (its `make` is
+        typed by the Provider, GroupDriver and Launcher protocols of bakery.providers.base,
+        bakery.groups.base and bakery.imagetest.base). UsageError for a kind without a launcher."""
+        if job == "launcher":
+            if self.launcher is None:
+                raise UsageError(f"target kind '{self.name}' cannot boot an image to test it (it has no launcher)")
+            return importlib.import_module(self.launcher)
         return importlib.import_module(self.provider if job == "provider" else self.driver)
 
 

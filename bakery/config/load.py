@@ -13,7 +13,8 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import ValidationError
 
-from bakery.config import kinds, limits, yamlload
+from bakery.config import imagetests, kinds, limits, yamlload
+from bakery.config.imagetests import ImageTests
 from bakery.config.model_base import Model
 from bakery.config.models import NAME_HINT, Config, Group, Image, config_model
 from bakery.config.yamlload import Loc, Marks, key_path
@@ -35,6 +36,7 @@ class EffectiveImage:
     playbooks: tuple[str, ...]
     vars: dict[str, Any]
     tags: dict[str, str]
+    tests: ImageTests = field(default_factory=ImageTests)  # the target's defaults, the image's, its override's
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,7 @@ class Project:
             playbooks=override.playbooks if override.playbooks is not None else image.playbooks,
             vars={**image.vars, **override.vars},
             tags={**image.tags, **override.tags},
+            tests=imagetests.resolve(self.config.targets[target].tests, image.tests, override.tests),
         )
 
     def lineages_ok(self) -> bool:
@@ -267,6 +270,9 @@ def _cross_check(project: Project) -> list[Problem]:
                 problems.append((loc, f"playbook '{book}' not found (looked in {root / book})"))
             elif Path(book).is_absolute() or ".." in Path(book).parts:
                 problems.append((loc, f"playbook '{book}' must be a path inside {root}"))
+    problems += imagetests.problems(
+        cfg, root, lambda kind: not kinds.known(kind) or kinds.get(kind).launcher is not None
+    )
     cycles = _cycles("images", "from", {n: i.parent for n, i in cfg.images.items()})
     # Lineages are only followed once every `from:` names a known image and none makes a cycle.
     lineages_ok = project.lineages_ok()

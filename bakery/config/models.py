@@ -26,6 +26,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from bakery.config import kinds
+from bakery.config.imagetests import TestsBlock
 from bakery.config.kinds import GroupSettings, TargetSpec
 from bakery.config.model_base import Bool, Int, Model, _whole, exactly_one
 from bakery.config.trust_models import LocalRegistry, Registry, Trust
@@ -88,6 +89,7 @@ class TargetOverride(Model):
     playbooks: tuple[str, ...] | None = None
     vars: dict[str, Any] = Field(default_factory=dict)
     tags: dict[str, str] = Field(default_factory=dict)
+    tests: TestsBlock | None = None  # laid over the image's own tests on this target
 
 
 class ImageBase(Model):
@@ -103,6 +105,7 @@ class ImageBase(Model):
     secrets: dict[str, Annotated[str, Field(pattern=ENV_PATTERN)]] = Field(default_factory=dict)
     targets: tuple[str, ...] | None = None
     overrides: dict[str, TargetOverride] = Field(default_factory=dict)
+    tests: TestsBlock | None = None  # what boots the finished image and checks it (bakery.config.imagetests)
 
     @field_validator("version", mode="before")
     @classmethod

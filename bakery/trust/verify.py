@@ -10,6 +10,8 @@ The checks, in order (each failure names what did not match):
   tags         every tag, label or catalog entry of the image agrees with the signed statement
   revocation   neither the image nor any ancestor is revoked
   parent       the image it was built from verifies too
+  tests        its signed test result (bakery.trust.testresults), when it has one, is about this
+               image and did not fail: "passed", "none" (never tested) or FAIL "failed: <tests>"
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from bakery.core.catalog import ImageRecord
 from bakery.core.jcs import digest, jcs_bytes
 from bakery.errors import BakeryError, TrustError, UsageError
 from bakery.providers.base import Provider
+from bakery.trust import testresults
 from bakery.trust.ancestry import Ancestry, parent_in_statement
 from bakery.trust.attestation import Attestations, payload_digest
 from bakery.trust.context import TrustContext
@@ -164,6 +167,7 @@ class Verifier:
                 if NOT_OURS not in about:  # a statement of another shape says nothing to compare
                     self._subject(record, statement, provider, checks)
                     self._tags(record, statement, statement_digest, provider, checks)
+                    self._tests(record, statement_digest, checks)
         # Ancestry: the verified statement's parent is authoritative; without one, every claim counts.
         if statement is not None:
             parents = self.ancestry.verified(record, parent_in_statement(statement))
@@ -216,6 +220,14 @@ class Verifier:
         names = ", ".join(verified.signed_by)
         checks.add("signature", [], f"signed by {names} ({len(verified.signed_by)} of {self.trust.threshold} needed)")
         return verified.document, verified.signed_by
+
+    def _tests(self, record: ImageRecord, statement_digest: str, checks: _Checks) -> None:
+        try:
+            status = testresults.read(self.trust, record, statement_digest)
+        except BakeryError as exc:
+            checks.add("tests", [f"cannot read the test result: {exc.message}"], "")
+            return
+        checks.add("tests", [status.line] if status.state in ("failed", "invalid") else [], status.line)
 
     def _subject(self, record: ImageRecord, statement: dict[str, Any], provider: Provider, checks: _Checks) -> None:
         try:

@@ -157,7 +157,8 @@ class Baked:
 def web_image(e2e_project: Path, e2e_env: dict[str, str], base_disk: None, lane: Lane) -> Baked:
     """The web image, baked once for the session; any test that needs a baked image requests it."""
     with fulfilling(lane, "web_image") as promised:
-        result = run_bakery(e2e_project, e2e_env, "build", "web", "--target", "local", "--json")
+        # --no-test: the session's bake boots no test instance (test_image_tests.py boots one for it).
+        result = run_bakery(e2e_project, e2e_env, "build", "web", "--target", "local", "--no-test", "--json")
         assert result.returncode == 0, result.stderr[-3000:]
         promised.set_result(Baked(result, json.loads(result.stdout)))
     baked: Baked = promised.result()
@@ -206,7 +207,7 @@ def web_rebake(e2e_project: Path, e2e_env: dict[str, str], web_image: Baked, lan
             monkeypatch.delenv("BAKERY_HOME", raising=False)
             monkeypatch.setenv("PATH", e2e_env["PATH"])
             monkeypatch.setenv("BAKERY_E2E_TOKEN", SECRET)
-            result = CliRunner().invoke(app, ["build", "web", "--target", "local", "--force"])
+            result = CliRunner().invoke(app, ["build", "web", "--target", "local", "--force", "--no-test"])
         assert result.exit_code == 0, result.output[-3000:]
         (record,) = [r for r in catalog(e2e_project, e2e_env, "web") if r["version"] not in listed_before]
         promised.set_result(Rebaked(listed_before, first_before, result.exit_code, result.output, record))
@@ -414,6 +415,7 @@ def lane(
     jobs["plain_build"] = lambda: build_plain_render(e2e_project, e2e_env, tmp)
     jobs["vault_bake"] = lambda: secret_bake(e2e_project, tmp, "vault", VAULT_TASKS, "--json")
     jobs["leaky_bake"] = lambda: secret_bake(e2e_project, tmp, "leaky", LEAKY_TASKS)
+    jobs["broken_bake"] = lambda: bake_broken(e2e_project, e2e_env, tmp)
     jobs["rollout_images"] = lambda: make_rollout_images(
         tmp, e2e_project, e2e_env, lane.promise("web_image"), lane.promise("web_rebake"), lane
     )
@@ -441,6 +443,42 @@ def vault_bake(lane: Lane) -> SecretBake:
 @pytest.fixture(scope="session")
 def leaky_bake(lane: Lane) -> SecretBake:
     result: SecretBake = lane.result("leaky_bake")
+    return result
+
+
+@dataclass(frozen=True)
+class BrokenBake:
+    """`bakery build web` of a web whose /healthz answers 500 (version 0.8, in a project and home
+    of its own): its bake succeeds, its tests fail it."""
+
+    project: Path
+    env: dict[str, str]
+    result: subprocess.CompletedProcess[str]
+
+
+def bake_broken(e2e_project: Path, e2e_env: dict[str, str], tmp: pytest.TempPathFactory) -> BrokenBake:
+    root = tmp.mktemp("broken") / "project"
+    root.mkdir()
+    shutil.copytree(REPO / "playbooks", root / "playbooks")
+    shutil.copytree(REPO / "templates", root / "templates")
+    (root / "playbooks" / "unhealthy.yml").write_text(UNHEALTHY_PLAYBOOK)
+    data = yaml.safe_load((REPO / "images.yaml").read_text())
+    data["images"]["web"]["version"] = "0.8"
+    data["images"]["web"]["playbooks"].append("playbooks/unhealthy.yml")
+    (root / "images.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    git = ["git", "-C", str(root), "-c", "user.email=t@localhost", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (root / ".gitignore").write_text(".bakery/\n")
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "web whose page answers 500"], check=True)
+    own_home(e2e_project, root / ".bakery")
+    env = dict(e2e_env)
+    return BrokenBake(root, env, run_bakery(root, env, "build", "web", "--target", "local", "--json"))
+
+
+@pytest.fixture(scope="session")
+def broken_bake(lane: Lane) -> BrokenBake:
+    result: BrokenBake = lane.result("broken_bake")
     return result
 
 
@@ -567,7 +605,9 @@ def make_rollout_images(
             raise AssertionError(f"the session's bake made no signing key at {session_key}")
         time.sleep(1)
     shutil.copytree(session_key.parent, home / "keys")
-    made = run_bakery(root, e2e_env, "build", "web", "--target", "local", "--json")
+    # --no-test: its tests would fail it (and verify would then refuse it), but the rollouts need it as
+    # an image that verifies and whose health check fails.
+    made = run_bakery(root, e2e_env, "build", "web", "--target", "local", "--no-test", "--json")
     assert made.returncode == 0, made.stderr[-3000:]
     bad = json.loads(made.stdout)["record"]["version"]
 

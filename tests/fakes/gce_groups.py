@@ -11,6 +11,7 @@ Paths served, as the google-cloud-compute REST transports call them::
     POST             .../instanceGroupManagers/{name}/resize?size=N
     POST             .../instanceGroupManagers/{name}/listManagedInstances
     GET|PATCH        /projects/{p}/global/backendServices/{name}               get, patch (fingerprint)
+    GET|POST|DELETE  /projects/{p}/zones/{z}/instances[/{name}]                (test instances: gce_instances.py)
     POST             /projects/{p}/global/backendServices/{name}/getHealth
 
 Every change answers with a RUNNING operation in the resource's scope (zone, region or global)
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from tests.fakes.gce_backends import FakeBackends
 from tests.fakes.gce_common import checked_name, error, insert_once, merge, not_found, page
+from tests.fakes.gce_instances import FakeInstances
 from tests.fakes.gce_migs import API_ROOT, Fault, JsonDict, Mig, Updater, Vm, calculated
 from tests.fakes.gce_templates import FakeTemplates, image_of
 
@@ -44,6 +46,7 @@ class FakeGroups:
         self.templates = FakeTemplates(gce, self._user_of)
         self.updater = Updater(self.faults, self.templates.names_of, self._make_vm)
         self.backends = FakeBackends(gce, self.migs, self.updater.fault_for)
+        self.instances = FakeInstances(gce)  # test instances (bakery test), apart from the groups' VMs
         self._last_tick: float | None = None
 
     # --- test API --------------------------------------------------------------------------------
@@ -117,6 +120,8 @@ class FakeGroups:
             answer = self._route_migs(method, project, scope, rest, query, body)
         elif collection == "backendServices" and scope == "global":
             answer = self.backends.route(method, project, rest, body)
+        elif collection == "instances" and scope.startswith("zones/"):
+            answer = self.instances.route(method, project, scope, rest, query, body)
         if answer is None:
             raise error(404, f"Not Found: {method} projects/{project}/{scope}/{collection}/{'/'.join(rest)}")
         return answer

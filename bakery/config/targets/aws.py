@@ -87,6 +87,7 @@ KIND = Kind(
     plugin=("github.com/hashicorp/amazon", ">= 1.2.8"),
     provider="bakery.providers.aws.provider",
     driver="bakery.groups.aws.driver",
+    launcher="bakery.imagetest.aws",
     group_example="aws: {asg: NAME, launch_template: NAME}",
     limits=limits.aws_problems,
 )

@@ -86,6 +86,7 @@ KIND = Kind(
     plugin=("github.com/hashicorp/googlecompute", ">= 1.1.4"),
     provider="bakery.providers.gcp.provider",
     driver="bakery.groups.gcp.driver",
+    launcher="bakery.imagetest.gcp",
     group_example="gcp: {mig: NAME, zone: ZONE} (or region: REGION)",
     limits=limits.gcp_problems,
 )

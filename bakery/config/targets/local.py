@@ -128,6 +128,7 @@ KIND = Kind(
     plugin=("github.com/hashicorp/qemu", ">= 1.0.9"),
     provider="bakery.providers.local.provider",
     driver="bakery.groups.local.driver",
+    launcher="bakery.imagetest.local",
     group_example="local: {size: 2, port: 8080}",
     tags=False,  # a local image carries no tags
     checks=local_checks,

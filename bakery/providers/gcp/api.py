@@ -36,6 +36,7 @@ _CLIENTS = {
     "instanceGroupManagers": "InstanceGroupManagersClient",
     "regionInstanceGroupManagers": "RegionInstanceGroupManagersClient",
     "backendServices": "BackendServicesClient",
+    "instances": "InstancesClient",  # image tests' instances (bakery.imagetest.gcp)
 }
 
 

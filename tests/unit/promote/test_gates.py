@@ -53,7 +53,7 @@ def test_a_version_that_passed_every_gate_becomes_the_head_of_stable_with_its_re
     assert result.stdout.splitlines()[0] == f"promoted: {ref} is the head of stable on aws (was none; move 1)"
     assert "  ok   approvals: 2 of 2 approvals (alice, bob)" in result.stdout
     assert "  ok   soak: head of testing for 5d 0h; group web-eu ran it for 2d 0h (needs 24h)" in result.stdout
-    assert "  ok   tests: PASSED (signed by ops)" in result.stdout
+    assert "  ok   tests: PASSED (1 tests, signed by ops)" in result.stdout
 
     [view] = json_of(world.run("channels", "stable", "--json"))["channels"]
     [move] = view["moves"]
@@ -176,7 +176,14 @@ def test_failed_tests_refuse_the_promotion_naming_what_failed(
     for name in ("alice", "bob"):
         approve(world, monkeypatch, ref, name)
     gates = refused_gates(promote(world, ref, "stable"))
-    assert gates == {"tests": "FAILED (signed by ops); failed: GET /healthz -> 500"}
+    failed = "GET /healthz on port 80 answers 200: answered 500"
+    # A failed test result is part of what verify checks: the version no longer verifies, so it is
+    # neither approved nor promoted, and no override lets it through (verified is never overridable).
+    assert gates == {
+        "verified": f"tests: failed: {failed}",
+        "tests": f"FAILED (signed by ops); failed: {failed}",
+        "approvals": "0 of 2 approvals (none)",
+    }
 
 
 def test_an_overridden_gate_lets_the_version_through_loudly_and_on_the_record(

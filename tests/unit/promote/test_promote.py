@@ -11,9 +11,9 @@ import pytest
 
 from bakery.core.jcs import jcs_bytes
 from bakery.progress import Recording
+from bakery.trust import testresults
 from bakery.trust.context import TrustContext
 from bakery.trust.signing import PAYLOAD_TYPE, sign
-from bakery.trust.testresults import TEST_RESULT_PREDICATE, key_of
 from bakery.workspace import Workspace
 from tests.unit.promote.conftest import Clock, as_key, json_of
 from tests.unit.trust.conftest import World
@@ -33,14 +33,12 @@ def passed_tests(world: World, ref: str, result: str = "PASSED", *, signer: Any 
     """A test result for `ref` in the registry, in the format bakery/trust/testresults.py documents."""
     trust = trust_of(world)
     name, version = ref.split("@")
-    statement = {
-        "_type": "https://in-toto.io/Statement/v1",
-        "subject": [{"name": f"{ref} on aws", "digest": {"sha256": digest_of(world, ref).removeprefix("sha256:")}}],
-        "predicateType": TEST_RESULT_PREDICATE,
-        "predicate": {"result": result, "failedTests": [] if result == "PASSED" else ["GET /healthz -> 500"]},
-    }
-    envelope = sign(jcs_bytes(statement), PAYLOAD_TYPE, [signer or trust.signer()])
-    trust.store.create(key_of("aws", name, version), json.dumps(envelope).encode())
+    digest = digest_of(world, ref)
+    subject = testresults.Subject(f"{ref} on aws", digest, name, version, "aws", digest)
+    failed = [] if result == "PASSED" else ["GET /healthz on port 80 answers 200: answered 500"]
+    document = testresults.statement(subject, passed=["GET / on port 80 answers 200"], failed=failed, configuration=[])
+    envelope = sign(jcs_bytes(document), PAYLOAD_TYPE, [signer or trust.signer()])
+    trust.store.create(testresults.key_of("aws", name, version), json.dumps(envelope).encode())
 
 
 def promote(world: World, ref: str, channel: str, *more: str) -> Any:

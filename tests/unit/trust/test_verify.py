@@ -34,7 +34,16 @@ def test_a_fresh_bake_passes_every_check_signed_by_its_key(world: World) -> None
     checker = verifier(world)
     result = checker.verify(ref, target="aws")
     assert result.ok and result.problems == []
-    assert [c.name for c in result.checks] == ["attestation", "signature", "statement", "subject", "tags", "revocation"]
+    assert [c.name for c in result.checks] == [
+        "attestation",
+        "signature",
+        "statement",
+        "subject",
+        "tags",
+        "tests",
+        "revocation",
+    ]
+    assert result.checks[5].detail.startswith("none (no test result in ")
     assert result.signed_by == ("ops",)
     envelope = Attestations(checker.trust).get(checker.record(ref, "aws")[0])
     assert envelope is not None and result.digest == payload_digest(envelope)

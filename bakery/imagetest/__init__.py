@@ -1,0 +1,10 @@
+"""Image tests: boot a finished image, test it, remove the instance, sign what was found.
+
+    service.py   `bakery test` and the tests after each bake (Tester)
+    base.py      the Launcher interface (one per target kind), Reach, the test's SSH key
+    ansible.py   test playbooks through ansible-runner; results per task and host from its events
+    http.py      waiting for the instance; HTTP checks
+    local.py     QEMU VMs on this machine;  aws.py  EC2 instances;  gcp.py  GCE instances
+
+The signed result's format is in bakery/trust/testresults.py.
+"""
