@@ -1,11 +1,13 @@
 """`make demo`: the loop users came for, on this machine (QEMU under TCG, HAProxy on 127.0.0.1).
 
-1. bake `web` on the local target and bring the group `web-local` up (2 VMs behind HAProxy on
-   127.0.0.1:8080), then print its page through the front port;
-2. bake `web` again with a changed page (from demo.images.yaml: images.yaml with another
-   page_title, so the new version traces to a different inputs digest);
-3. roll the group onto it (canary, then the rest) while a request loop runs against the front port;
-4. print the requests served per version and how many failed.
+1. bake `web` on the local target; `bakery build` boots the new image and runs its tests (a test
+   playbook through ansible-runner, HTTP checks) and signs the result;
+2. promote it to the channel `testing`, which the group `web-local` follows, and roll the group
+   onto the channel's head (2 VMs behind HAProxy on 127.0.0.1:8080); print its page;
+3. bake a broken `web` (its /healthz answers 500, from demo.images.yaml: images.yaml with
+   `healthz_status: 500`): its test refuses it, the bake fails naming the check, and promoting it
+   is refused, so it never reaches the channel and the group keeps serving the good version;
+4. print the channel's history, the group's status and the audit trail.
 
 The group keeps running afterwards (`bakery down web-local` stops it).
 """
@@ -26,58 +28,67 @@ from tests.traffic import Traffic  # noqa: E402 - the repository's own request l
 BAKERY = str(Path(sys.executable).with_name("bakery"))
 PORT = 8080  # web-local's front port in images.yaml
 FRONT = f"http://127.0.0.1:{PORT}/"
-CHANGED = ROOT / "demo.images.yaml"  # beside images.yaml, so playbooks/ resolve the same way
+BROKEN = ROOT / "demo.images.yaml"  # beside images.yaml, so playbooks/ resolve the same way
 
 
-def bakery(*args: str, config: Path | None = None) -> None:
+def bakery(*args: str, config: Path | None = None, ok: tuple[int, ...] = (0,)) -> int:
     argv = [BAKERY, *args, *(["--file", str(config)] if config else [])]
     print(f"\n$ bakery {' '.join(argv[1:])}", flush=True)
-    subprocess.run(argv, check=True, cwd=ROOT)
+    code = subprocess.run(argv, cwd=ROOT).returncode
+    if code not in ok:
+        raise SystemExit(f"bakery {' '.join(args)} exited {code}")
+    return code
 
 
-def bake(config: Path | None = None) -> str:
-    """Bake web on the local target (or find it up to date); its NAME@VERSION."""
-    argv = [
-        BAKERY,
-        "build",
-        "web",
-        "--target",
-        "local",
-        "--quiet",
-        "--json",
-        *(["--file", str(config)] if config else []),
-    ]
+def bake(config: Path | None = None, *, ok: tuple[int, ...] = (0,)) -> tuple[int, dict[str, object]]:
+    """Bake web on the local target (or find it up to date) and test it: (exit code, the result)."""
+    argv = [BAKERY, "build", "web", "--target", "local", "--quiet", "--json"]
+    argv += ["--file", str(config)] if config else []
     print(f"\n$ bakery {' '.join(argv[1:])}", flush=True)
-    done = subprocess.run(argv, check=True, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    record = json.loads(done.stdout)["record"]
-    print(f"web@{record['version']} (inputs digest {record['inputs_digest'][:19]}...)")
+    done = subprocess.run(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    if done.returncode not in ok:
+        raise SystemExit(f"bakery build exited {done.returncode}")
+    result: dict[str, object] = json.loads(done.stdout)
+    record = result["record"]
+    assert isinstance(record, dict)
+    tests = result.get("tests")
+    said = f"tests {tests['result']}" if isinstance(tests, dict) else f"not tested ({result.get('untested')})"
+    print(f"web@{record['version']} (inputs digest {str(record['inputs_digest'])[:19]}...): {said}")
+    return done.returncode, result
+
+
+def ref_of(result: dict[str, object]) -> str:
+    record = result["record"]
+    assert isinstance(record, dict)
     return f"{record['name']}@{record['version']}"
 
 
 def main() -> int:
     started = time.monotonic()
     bakery("validate")
-    first = bake()
-    bakery("rollout", "web-local", "--image", first, "--yes")
+    _, good = bake()
+    bakery("promote", ref_of(good), "--to", "testing", "--target", "local")
+    bakery("rollout", "web-local", "--yes")  # web-local follows testing: it rolls the channel's head
     with urllib.request.urlopen(FRONT, timeout=10) as answer:
         print(f"\n--- GET {FRONT} (through HAProxy) ---\n{answer.read().decode()}")
+
     text = (ROOT / "images.yaml").read_text()
-    CHANGED.write_text(text.replace("Hello from a baked image", "Hello again, from a new version rolled out by bakery"))
-    second = bake(CHANGED)
-    bakery("verify", second, "--target", "local", config=CHANGED)  # what every rollout checks first
-    with Traffic(PORT) as loop:
-        bakery("rollout", "web-local", "--image", second, "--yes", "--strategy", "canary", config=CHANGED)
-        time.sleep(2)
-    bakery("status", "web-local", config=CHANGED)
-    bakery("audit", "--since", "1h", config=CHANGED)
-    print("\nrequests through 127.0.0.1:8080 during the rollout:")
+    broken_vars = "page_title: A broken page\n      healthz_status: 500"
+    BROKEN.write_text(text.replace("page_title: Hello from a baked image", broken_vars))
+    with Traffic(PORT) as loop:  # the group keeps serving the good version throughout
+        code, broken = bake(BROKEN, ok=(1,))
+        refused = bakery("promote", ref_of(broken), "--to", "testing", "--target", "local", config=BROKEN, ok=(1,))
+    bakery("channels", "testing")
+    bakery("status", "web-local")
+    bakery("audit", "--since", "1h")
+    print("\nrequests through 127.0.0.1:8080 while the broken version was baked, tested and refused:")
     for version, count in sorted(loop.served.items()):
         print(f"  served by {version}: {count}")
     print(f"  failed: {len(loop.failed)}")
     for line in loop.failed[:10]:
         print(f"    {line}")
     print(f"\ndemo took {time.monotonic() - started:.0f}s; `bakery down web-local` stops the group")
-    return 1 if loop.failed else 0
+    return 1 if loop.failed or code != 1 or refused != 1 else 0
 
 
 if __name__ == "__main__":
