@@ -1,4 +1,4 @@
-# bakery: `make demo` bakes web, brings the local group up and rolls it onto a new bake; `make test` runs the whole suite.
+# bakery: `make demo` bakes and tests web, promotes it and rolls the local group onto it, and shows a broken bake refused; `make test` runs the whole suite.
 # Both set everything up first (Debian packages, a venv, the package) and work offline
 # apart from Debian's and PyPI's mirrors.
 
@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 .PHONY: help setup system-packages venv demo test test-fast lint bench clean
 
 help:
-	@echo "make demo   bake web on QEMU, bring web-local up behind HAProxy, bake again and roll it (0 failed requests)"
+	@echo "make demo   bake and test web on QEMU, promote it to testing, roll web-local onto it; a broken bake is refused"
 	@echo "make test   set up and run the whole test suite (unit, integration, e2e)"
 	@echo "make lint   ruff, mypy --strict and the import contracts (lint-imports)"
 	@echo "make bench  benchmarks (bake overhead against raw Packer, plan, rollout API calls, verify and audit verify)"

@@ -1,6 +1,7 @@
 """A local rollout timed against its floor, in one run, on the repository's project.
 
-Needs what `make demo` leaves: two versions of `web` in the local catalog. The floor is the plan's
+Needs two versions of `web` that verify in the local catalog (`make demo` leaves one, and a broken
+one that never rolls out: `bakery build web --target local --force` bakes another). The floor is the plan's
 waves x one VM's boot-to-healthy time (`bakery boot`, measured just before, while the group serves
 the same request loop the rollout runs under: the same machine under the same load; the boot
 time of an idle machine is reported beside it). The rollout moves `web-local` (brought up first
@@ -30,11 +31,19 @@ def _json(*args: str, ok: tuple[int, ...] = (0,)) -> Any:
     return json.loads(done.stdout)
 
 
+def _verifies(ref: str) -> bool:
+    return subprocess.run([BAKERY, "verify", ref, "--target", "local"], cwd=REPO, capture_output=True).returncode == 0
+
+
 def local_rollout() -> dict[str, Any]:
     listing = _json("images", "web", "--target", "local")
-    versions = [f"web@{r['version']}" for r in listing.get("images", [])]
+    every = [f"web@{r['version']}" for r in listing.get("images", [])]
+    versions = [ref for ref in every if _verifies(ref)]  # `make demo` leaves a broken one, which never rolls out
     if len(versions) < 2:
-        raise SystemExit("bench --local needs two versions of web on the local target: run `make demo` first")
+        raise SystemExit(
+            "bench --local needs two versions of web on the local target that verify (tested, not revoked): "
+            "after `make demo`, bake another with `bakery build web --target local --force`"
+        )
     newest, other = versions[-1], versions[-2]
     status = _json("status", GROUP, ok=(0, 3))["groups"][0]
     runs = (status.get("intended") or {}).get("image")
