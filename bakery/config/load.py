@@ -302,6 +302,14 @@ def _cross_check(project: Project) -> list[Problem]:
             problems.append(
                 (("channels", name, "soak"), "'soak' needs 'promote_from': the channel a version soaks in first")
             )
+        if channel.auto and channel.tests != "passed":
+            problems.append(
+                (
+                    ("channels", name, "auto"),
+                    "'auto: true' promotes every tested bake: add 'tests: passed', so that a bake whose tests "
+                    "failed or did not run (--no-test, no tests:) is never promoted by it",
+                )
+            )
         if channel.auto and channel.approvals:
             problems.append(
                 (

@@ -74,6 +74,7 @@ class LocalLauncher:
         process = runner.start(
             [*argv, "-name", request.name], what="qemu (test instance)", log_path=directory / "qemu.log"
         )
+        self._started[request.run] = process  # cleanup stops it directly, not only by a process scan
         reach = Reach("127.0.0.1", ssh, "root", ports)
         where = f"on this machine ({accelerator}, SSH on 127.0.0.1:{ssh})"
         return Launched(request.name, where, reach, _Vm(process, directory / "serial.log"))

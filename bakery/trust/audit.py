@@ -14,7 +14,7 @@ import contextlib
 import json
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -37,10 +37,10 @@ from bakery.trust.audit_chain import (
     read_head,
     seq_of,
 )
+from bakery.trust.audit_facts import channel_move_in, revocation_in, test_in
 from bakery.trust.audit_seal import Seal, extend, head_payload, trusted_seal
 from bakery.trust.signing import AUDIT_PAYLOAD_TYPE, PublicKey, Signer, sign
 from bakery.trust.witness import Mark, Remembered, Revoked, Witness
-from bakery.trust.witness import key as revocation_key
 
 __all__ = ["AuditLog", "AuditReport", "Event", "Followed", "Problem", "parse_since"]
 
@@ -67,6 +67,8 @@ class Followed:
     revocations: dict[str, Revoked]  # witness.key(target, ref) ->
     newest: Mark
     checked_from: int  # the first seq looked at (1: all of it)
+    channels: dict[str, int] = field(default_factory=dict)  # audit_facts.channel_key -> newest move seq
+    tests: dict[str, str] = field(default_factory=dict)  # audit_facts.test_key -> passed | failed (newest run)
 
 
 @dataclass(frozen=True)
@@ -184,15 +186,21 @@ class AuditLog:
         if start and start in chain and chain[start].digest != remembered.verified.digest:
             raise self._went_back(f"event {start} is not the one this machine verified", remembered.verified)
         revocations = dict(remembered.revocations) if start else {}
+        channels = dict(remembered.channels) if start else {}
+        tests = dict(remembered.tests) if start else {}
         for seq in sorted(chain):
-            if seq > start and (found := _revocation_in(chain[seq])) is not None:
+            if seq > start and (found := revocation_in(chain[seq])) is not None:
                 revocations[found[0]] = found[1]
+            if seq > start and (moved := channel_move_in(chain[seq])) is not None:
+                channels[moved[0]] = max(moved[1], channels.get(moved[0], 0))
+            if seq > start and (tested := test_in(chain[seq])) is not None:
+                tests[tested[0]] = tested[1]
         newest = max(chain, default=0)
         mark = Mark(newest, chain[newest].digest, chain[newest].time) if newest else Mark(0, "")
         mark = Mark(mark.seq, mark.digest, mark.time, keys=self._keyids(), threshold=self.threshold)
         if not report.problems and report.signatures_checked and self.witness is not None and newest >= start:
-            self.witness.verified(mark, revocations)
-        return Followed(report, revocations, mark, first)
+            self.witness.verified(mark, revocations, channels, tests)
+        return Followed(report, revocations, mark, first, channels, tests)
 
     def _refuse_rollback(self, seen: Mark, *, names: list[str] | None = None) -> None:
         """TrustError unless the log still holds the event this machine saw last, unchanged."""
@@ -332,19 +340,6 @@ class AuditLog:
                 self._signer = self._make_signer()
             envelope = sign(payload, payload_type, [self._signer])
         return json.dumps(envelope, separators=(",", ":")).encode()
-
-
-def _revocation_in(event: Event) -> tuple[str, Revoked] | None:
-    """The revocation state a revoke or unrevoke event records for its image and target."""
-    if event.action not in ("revoke", "unrevoke") or event.result not in ("ok", "partial"):
-        return None
-    ref, sep, target = event.subject.partition(" on ")
-    if not sep:
-        return None
-    state = "revoked" if event.action == "revoke" else "active"
-    details = event.details
-    at, reason = details.get("at", ""), details.get("reason", "")
-    return revocation_key(target, ref), Revoked(state, event.seq, str(at), event.who, str(reason))
 
 
 def parse_since(text: str, *, now: datetime) -> str:

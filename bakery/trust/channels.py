@@ -34,6 +34,7 @@ from bakery.core.text import shown
 from bakery.errors import TrustError
 from bakery.registry.base import Blob, update
 from bakery.trust.attestation import payload_digest
+from bakery.trust.audit_facts import channel_key
 from bakery.trust.context import TrustContext
 from bakery.trust.signing import PAYLOAD_TYPE, sign, verify
 
@@ -216,7 +217,23 @@ class Channels:
         document does not verify."""
         key = key_of(channel, target, image)
         blob = self.trust.store.get(key)
-        return self._parse(key, blob.data, (channel, target, image)) if blob else Channel(channel, target, image)
+        found = self._parse(key, blob.data, (channel, target, image)) if blob else Channel(channel, target, image)
+        return self._not_behind_the_log(key, found)
+
+    def _not_behind_the_log(self, key: str, found: Channel) -> Channel:
+        """`found`, unless the verified audit log records more moves of it than it holds: a
+        history cut short (or deleted) in the registry would move the channel back to an older
+        head, so it is refused (TrustError), naming both."""
+        logged = self.trust.log().channels.get(channel_key(found.channel, found.target, found.image), 0)
+        holds = found.moves[-1].seq if found.moves else 0
+        if logged > holds:
+            now = f"ends at move {holds}" if holds else "is gone"
+            raise TrustError(
+                f"the history of channel {found.channel} for {found.image} on {found.target} went back: the signed "
+                f"audit log records its move {logged}, but {key} in {self.trust.store.where} {now}",
+                hint="restore the channel's document from a backup of the registry; until then nothing follows it",
+            )
+        return found
 
     def every(self) -> list[Channel]:
         """Every channel history in the registry, verified, by channel, target and image."""
@@ -226,7 +243,11 @@ class Channels:
             parts = key.removeprefix(PREFIX).removesuffix(".json").split("/")
             if len(parts) != 3 or not key.endswith(".json"):
                 raise self._unreadable(key, "it is not at channels/CHANNEL/TARGET/IMAGE.json")
-            out.append(self._parse(key, blob.data, (parts[0], parts[1], parts[2])))
+            out.append(self._not_behind_the_log(key, self._parse(key, blob.data, (parts[0], parts[1], parts[2]))))
+        held = {channel_key(c.channel, c.target, c.image) for c in out}
+        for gone in sorted(set(self.trust.log().channels) - held):  # a history deleted whole
+            channel, target, image = gone.split(" ", 2)
+            self._not_behind_the_log(key_of(channel, target, image), Channel(channel, target, image))
         return out
 
     def append(
@@ -241,9 +262,8 @@ class Channels:
         made: list[Move] = []
 
         def change(there: Blob | None) -> bytes | None:
-            current = (
-                self._parse(key, there.data, (channel, target, image)) if there else Channel(channel, target, image)
-            )
+            names = (channel, target, image)
+            current = self._not_behind_the_log(key, self._parse(key, there.data, names) if there else Channel(*names))
             proposal = propose(current)
             if proposal is None:
                 return None

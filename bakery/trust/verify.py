@@ -29,6 +29,7 @@ from bakery.providers.base import Provider
 from bakery.trust import testresults
 from bakery.trust.ancestry import Ancestry, parent_in_statement
 from bakery.trust.attestation import Attestations, payload_digest
+from bakery.trust.audit_facts import test_key
 from bakery.trust.context import TrustContext
 from bakery.trust.revocations import Revocation, Revocations, marks_disagree, revocation_of
 from bakery.trust.signing import PAYLOAD_TYPE, verify
@@ -226,6 +227,15 @@ class Verifier:
             status = testresults.read(self.trust, record, statement_digest)
         except BakeryError as exc:
             checks.add("tests", [f"cannot read the test result: {exc.message}"], "")
+            return
+        try:
+            logged = self.trust.log().tests.get(test_key(record.target, record.ref))
+        except TrustError:
+            logged = None  # a log that does not verify: the revocation check names it, and fails
+        if logged == "failed" and status.state in ("none", "passed"):  # a result deleted, or an older one put back
+            said = "holds no test result" if status.state == "none" else "says they passed"
+            problem = f"the signed audit log records that its newest tests failed, but the registry {said}"
+            checks.add("tests", [problem], "")
             return
         checks.add("tests", [status.line] if status.state in ("failed", "invalid") else [], status.line)
 

@@ -64,6 +64,8 @@ class Remembered:
     seen: Mark  # the newest event known to exist (read or appended)
     verified: Mark  # the log is verified up to here
     revocations: dict[str, Revoked] = field(default_factory=dict)  # "TARGET REF" ->
+    channels: dict[str, int] = field(default_factory=dict)  # "CHANNEL TARGET IMAGE" -> newest move seq
+    tests: dict[str, str] = field(default_factory=dict)  # "TARGET REF" -> passed | failed (its newest run)
 
     @staticmethod
     def nothing() -> Remembered:
@@ -94,16 +96,23 @@ class Witness:
         with self._updating() as everything:
             now = self._entry(everything)
             if seq > now.seen.seq:
-                everything[self.where] = _dump(Remembered(Mark(seq, digest, time), now.verified, now.revocations))
+                saw = Mark(seq, digest, time)
+                everything[self.where] = _dump(Remembered(saw, now.verified, now.revocations, now.channels, now.tests))
 
-    def verified(self, upto: Mark, revocations: dict[str, Revoked]) -> None:
-        """Remember that the log verified up to `upto`, recording `revocations` then."""
+    def verified(
+        self,
+        upto: Mark,
+        revocations: dict[str, Revoked],
+        channels: dict[str, int] | None = None,
+        tests: dict[str, str] | None = None,
+    ) -> None:
+        """Remember that the log verified up to `upto`, recording what it says then."""
         with self._updating() as everything:
             now = self._entry(everything)
             if upto.seq < now.verified.seq:
                 return  # another process of this workspace verified further meanwhile
             seen = upto if upto.seq >= now.seen.seq else now.seen
-            everything[self.where] = _dump(Remembered(seen, upto, revocations))
+            everything[self.where] = _dump(Remembered(seen, upto, revocations, dict(channels or {}), dict(tests or {})))
 
     # ------------------------------------------------------------------------------ internals
 
@@ -119,8 +128,10 @@ class Witness:
                 seen=Mark(**entry["seen"]),
                 verified=_mark(entry["verified"]),
                 revocations={k: Revoked(**v) for k, v in entry.get("revocations", {}).items()},
+                channels={str(k): int(v) for k, v in entry.get("channels", {}).items()},
+                tests={str(k): str(v) for k, v in entry.get("tests", {}).items()},
             )
-        except (KeyError, TypeError, AttributeError) as exc:
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise witness._damaged(f"its entry for {witness.where} is not readable ({exc})") from None
 
     def _all(self) -> dict[str, Any]:
@@ -174,4 +185,6 @@ def _dump(remembered: Remembered) -> dict[str, Any]:
         "seen": asdict(remembered.seen),
         "verified": asdict(remembered.verified),
         "revocations": {k: asdict(v) for k, v in sorted(remembered.revocations.items())},
+        "channels": dict(sorted(remembered.channels.items())),
+        "tests": dict(sorted(remembered.tests.items())),
     }

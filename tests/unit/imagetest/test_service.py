@@ -176,3 +176,43 @@ def test_build_tests_its_bake_and_says_so(tested_world, launcher, page, monkeypa
     )
     assert "hint: the image stays recorded, tested and failed (tests/aws/web/1.0.2.json in " in failed.stderr
     assert launcher.running == {} and launcher.calls.count("launch") == 2
+
+
+def test_a_channel_with_auto_takes_every_tested_bake_and_nothing_else(
+    tested_world, launcher, page, monkeypatch
+) -> None:
+    monkeypatch.setattr("bakery.imagetest.service.get_launcher", lambda *a, **k: launcher)
+    text = tested_world.project_dir.config.read_text()
+    tested_world.project_dir.write(text + "channels:\n  testing: {auto: true, tests: passed}\n")
+    built = tested_world.run("build", "web", "--target", "aws")
+    assert built.exit_code == 0, built.output
+    assert "note: promoted web@1.0.0 on aws to testing (auto)" in built.stderr
+    untested = tested_world.run("build", "web", "--target", "aws", "--force", "--no-test")
+    assert untested.exit_code == 0 and "note: not promoted to testing (auto)" in untested.stderr
+    page.answers["/healthz"] = (500, "broken")
+    failed = tested_world.run("build", "web", "--target", "aws", "--force")
+    assert failed.exit_code == 1 and "(auto)" not in failed.stderr
+    shown = json.loads(tested_world.run("channels", "testing", "--json").stdout)
+    assert [c["head"] for c in shown["channels"]] == ["1.0.0"]
+
+
+def test_a_failed_result_deleted_or_set_back_in_the_registry_is_caught_by_the_signed_log(
+    tested_world, launcher, page
+) -> None:
+    from bakery.trust.testresults import key_of
+
+    ref = tested_world.bake()
+    name, version = ref.split("@")
+    path = tested_world.project_dir.home / "registry" / key_of("aws", name, version)
+    assert make_tester(tested_world, launcher).test(ref, "aws").ok
+    passed = path.read_bytes()  # signed PASSED, kept by the attacker
+    page.answers["/healthz"] = (500, "broken")
+    assert not make_tester(tested_world, launcher).test(ref, "aws").ok
+
+    says = "tests: the signed audit log records that its newest tests failed, but the registry"
+    path.write_bytes(passed)  # the older PASSED put back
+    verified = tested_world.run("verify", ref, "--target", "aws")
+    assert verified.exit_code == 1 and f"{says} says they passed" in verified.stdout, verified.output
+    path.unlink()  # or the FAILED result deleted
+    verified = tested_world.run("verify", ref, "--target", "aws")
+    assert verified.exit_code == 1 and f"{says} holds no test result" in verified.stdout, verified.output

@@ -250,3 +250,26 @@ def test_a_channel_history_changed_in_the_registry_is_named_and_trusted_for_noth
     assert "is not a channel history bakery can trust: entry 1 does not verify" in shown.stderr
     rolled = world.run("rollout", "web-eu", "--yes")
     assert rolled.exit_code == 1 and "entry 1 does not verify" in rolled.stderr
+
+
+def test_a_channel_history_cut_short_in_the_registry_is_refused_against_the_signed_log(world: World) -> None:
+    """An attacker with write access to the registry, no key: the newest signed moves deleted,
+    which would move the channel back to an older head (and the nightly rollout --behind with it)."""
+    refs = [world.bake(force=True) for _ in range(3)]
+    for ref in refs:
+        assert promote(world, ref, "testing").exit_code == 0, ref
+    path = Path(world.project_dir.home) / "registry" / "channels" / "testing" / "aws" / "web.json"
+    doc = json.loads(path.read_text())
+    doc["entries"] = doc["entries"][:1]  # every entry still signed: a valid, shorter history
+    path.write_text(json.dumps(doc))
+
+    says = "the history of channel testing for web on aws went back: the signed audit log records its move 3"
+    shown = world.run("channels")
+    assert shown.exit_code == 1 and says in shown.stderr, shown.output
+    assert "ends at move 1" in shown.stderr
+    rolled = world.run("rollout", "web-eu", "--yes")
+    assert rolled.exit_code == 1 and says in rolled.stderr, rolled.output
+    assert world.driver.runs("web-eu") == {}
+    assert promote(world, refs[0], "testing").exit_code == 1  # nothing is written on top of it either
+    path.unlink()
+    assert says in world.run("channels").stderr  # deleted: "is gone"

@@ -103,23 +103,18 @@ def test_a_refused_promotion_names_every_failed_gate_with_what_it_saw_and_is_an_
     assert json_of(world.run("channels", "--json"))["channels"] == []  # a refusal moves nothing
 
 
-def test_a_channel_with_auto_takes_every_new_bake_and_a_refused_gate_does_not_fail_the_bake(world: World) -> None:
-    text = world.project_dir.config.read_text().replace("  testing: {}\n", "  testing: {auto: true}\n")
-    world.project_dir.write(text)
-    built = world.run("build", "web", "--target", "aws")
-    assert built.exit_code == 0, built.output
-    assert "note: promoted web@1.0.0 on aws to testing (auto)" in built.stderr
-    assert json_of(world.run("channels", "testing", "--json"))["channels"][0]["head"] == "1.0.0"
-    again = world.run("build", "web", "--target", "aws")  # nothing new baked: nothing promoted
-    assert again.exit_code == 0 and "(auto)" not in again.stderr
-
-    world.project_dir.write(text.replace("  testing: {auto: true}\n", "  testing: {auto: true, tests: passed}\n"))
-    gated = world.run("build", "web", "--target", "aws", "--force")
+def test_a_channel_with_auto_needs_tests_passed_and_an_untested_bake_is_not_promoted(world: World) -> None:
+    alone = world.project_dir.config.read_text().replace("  testing: {}\n", "  testing: {auto: true}\n")
+    world.project_dir.write(alone)
+    refused = world.run("validate")
+    assert refused.exit_code == 2 and "'auto: true' promotes every tested bake: add 'tests: passed'" in refused.output
+    world.project_dir.write(alone.replace("  testing: {auto: true}\n", "  testing: {auto: true, tests: passed}\n"))
+    gated = world.run("build", "web", "--target", "aws")  # this project's web declares no tests
     assert gated.exit_code == 0, gated.output
-    assert "note: not promoted to testing (auto): refusing to promote web@1.0.1 on aws to testing: tests failed" in (
+    assert "note: not promoted to testing (auto): refusing to promote web@1.0.0 on aws to testing: tests failed" in (
         gated.stderr
     )
-    assert json_of(world.run("channels", "testing", "--json"))["channels"][0]["head"] == "1.0.0"
+    assert json_of(world.run("channels", "testing", "--json"))["channels"] == []
 
 
 def test_what_promote_and_rollout_cannot_do_is_a_usage_error(world: World) -> None:

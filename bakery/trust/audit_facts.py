@@ -1,0 +1,56 @@
+"""What the verified audit log says, kept by the witness as it is followed: the newest revocation
+state of each image, how many moves each channel history has had, and what each image's newest
+test run found. The registry's own documents (revocations/, channels/, tests/) are held to them:
+a document set back, cut short or deleted, while the signed log records more, is a rollback."""
+
+from __future__ import annotations
+
+from bakery.trust.audit_chain import Event
+from bakery.trust.witness import Revoked
+from bakery.trust.witness import key as revocation_key
+
+# The events that move a channel's head, and how their subject names the channel.
+_CHANNEL_MOVES = {"promote": " to channel ", "promote-rollback": " in channel ", "channel-fallback": " in channel "}
+
+
+def channel_key(channel: str, target: str, image: str) -> str:
+    return f"{channel} {target} {image}"
+
+
+def revocation_in(event: Event) -> tuple[str, Revoked] | None:
+    """The revocation state a revoke or unrevoke event records for its image and target."""
+    if event.action not in ("revoke", "unrevoke") or event.result not in ("ok", "partial"):
+        return None
+    ref, sep, target = event.subject.partition(" on ")
+    if not sep:
+        return None
+    state = "revoked" if event.action == "revoke" else "active"
+    details = event.details
+    at, reason = details.get("at", ""), details.get("reason", "")
+    return revocation_key(target, ref), Revoked(state, event.seq, str(at), event.who, str(reason))
+
+
+def channel_move_in(event: Event) -> tuple[str, int] | None:
+    """(channel_key, the move's seq in its channel history) of an event that moved a head:
+    "web@1.0.1 on aws to channel stable" (promote), "web on aws in channel stable" (the others)."""
+    marker = _CHANNEL_MOVES.get(event.action)
+    seq = event.details.get("seq")
+    if marker is None or event.result != "ok" or type(seq) is not int or seq < 1:
+        return None
+    named, sep, channel = event.subject.rpartition(marker)
+    image_part, on, target = named.partition(" on ")
+    if not sep or not on:
+        return None
+    return channel_key(channel, target, image_part.split("@", 1)[0]), seq
+
+
+def test_key(target: str, ref: str) -> str:
+    return f"{target} {ref}"
+
+
+def test_in(event: Event) -> tuple[str, str] | None:
+    """(test_key, "passed" or "failed") of a test event ("web@1.0.1 on aws")."""
+    if event.action != "test" or event.result not in ("passed", "failed"):
+        return None
+    ref, sep, target = event.subject.partition(" on ")
+    return (test_key(target, ref), event.result) if sep else None
