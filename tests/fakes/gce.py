@@ -390,6 +390,7 @@ class FakeGce:
         self.clock: Callable[[], float] = time.monotonic
         #: seconds per tick of the managed instance groups (0: they move until still at each request)
         self.mig_step = mig_step
+        self._mig_clock: Callable[[], float] = time.monotonic
         #: instance templates, managed instance groups, backend services (their test API too)
         self.groups = FakeGroups(self)
 
@@ -517,6 +518,14 @@ class FakeGce:
         with self._lock:
             self._operation_failures.append((operation_type, GceError(status, message)))
 
+    def pace_groups(self, clock: Callable[[], float], step: float) -> None:
+        """Move the managed instance groups by `clock` (a simulated one makes their pace exact, however
+        busy the machine is), a tick every `step` of its seconds, counted from now."""
+        with self._lock:
+            self.settle()
+            self._mig_clock, self.mig_step = clock, step
+            self.groups.restart_ticks()
+
     def settle(self) -> None:
         """Finish every operation whose time has come (every request does this first)."""
         with self._lock:
@@ -524,7 +533,7 @@ class FakeGce:
             for pending in [p for p in self._pending if p.due <= now]:
                 self._pending.remove(pending)
                 self._finish(pending)
-            self.groups.advance(now, self.mig_step)
+            self.groups.advance(self._mig_clock(), self.mig_step)
 
     def add_image(
         self,

@@ -311,6 +311,10 @@ class FakeGroups:
             id=self.gce._next_id(),
         )
 
+    def restart_ticks(self) -> None:
+        """Count ticks afresh from the next `advance` (its clock changed)."""
+        self._last_tick = None
+
     def advance(self, now: float, step: float) -> None:
         """Run the ticks due by `now` (all until nothing moves when `step` is 0)."""
         if self._last_tick is None:
