@@ -415,7 +415,6 @@ def lane(
     jobs["plain_build"] = lambda: build_plain_render(e2e_project, e2e_env, tmp)
     jobs["vault_bake"] = lambda: secret_bake(e2e_project, tmp, "vault", VAULT_TASKS, "--json")
     jobs["leaky_bake"] = lambda: secret_bake(e2e_project, tmp, "leaky", LEAKY_TASKS)
-    jobs["broken_bake"] = lambda: bake_broken(e2e_project, e2e_env, tmp)
     jobs["rollout_images"] = lambda: make_rollout_images(
         tmp, e2e_project, e2e_env, lane.promise("web_image"), lane.promise("web_rebake"), lane
     )
@@ -446,42 +445,6 @@ def leaky_bake(lane: Lane) -> SecretBake:
     return result
 
 
-@dataclass(frozen=True)
-class BrokenBake:
-    """`bakery build web` of a web whose /healthz answers 500 (version 0.8, in a project and home
-    of its own): its bake succeeds, its tests fail it."""
-
-    project: Path
-    env: dict[str, str]
-    result: subprocess.CompletedProcess[str]
-
-
-def bake_broken(e2e_project: Path, e2e_env: dict[str, str], tmp: pytest.TempPathFactory) -> BrokenBake:
-    root = tmp.mktemp("broken") / "project"
-    root.mkdir()
-    shutil.copytree(REPO / "playbooks", root / "playbooks")
-    shutil.copytree(REPO / "templates", root / "templates")
-    (root / "playbooks" / "unhealthy.yml").write_text(UNHEALTHY_PLAYBOOK)
-    data = yaml.safe_load((REPO / "images.yaml").read_text())
-    data["images"]["web"]["version"] = "0.8"
-    data["images"]["web"]["playbooks"].append("playbooks/unhealthy.yml")
-    (root / "images.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
-    git = ["git", "-C", str(root), "-c", "user.email=t@localhost", "-c", "user.name=t"]
-    subprocess.run([*git, "init", "-q"], check=True)
-    (root / ".gitignore").write_text(".bakery/\n")
-    subprocess.run([*git, "add", "-A"], check=True)
-    subprocess.run([*git, "commit", "-qm", "web whose page answers 500"], check=True)
-    own_home(e2e_project, root / ".bakery")
-    env = dict(e2e_env)
-    return BrokenBake(root, env, run_bakery(root, env, "build", "web", "--target", "local", "--json"))
-
-
-@pytest.fixture(scope="session")
-def broken_bake(lane: Lane) -> BrokenBake:
-    result: BrokenBake = lane.result("broken_bake")
-    return result
-
-
 # --- rollouts of local groups (tests/e2e/test_local_rollout.py) --------------------------------
 
 UNHEALTHY_PLAYBOOK = """\
@@ -502,13 +465,17 @@ UNHEALTHY_PLAYBOOK = """\
 class RolloutImages:
     """A project of its own (its own home, so that the bake tests' catalog is not touched) with
     two local groups, and three versions of web in its catalog: `one` and `two` serve pages that
-    show their version, `bad` answers /healthz with 500."""
+    show their version, `bad` answers /healthz with 500. `bad_build` is what `bakery build` of
+    `bad` answered: its bake succeeded, its image tests failed it, and it stays recorded as tested
+    and failed (so that rolling it out takes --allow-unverified)."""
 
     project: Path
+    env: dict[str, str]
     ports: dict[str, int]  # front port per group
     one: str
     two: str
     bad: str
+    bad_build: subprocess.CompletedProcess[str]
 
     @property
     def home(self) -> Path:
@@ -605,10 +572,10 @@ def make_rollout_images(
             raise AssertionError(f"the session's bake made no signing key at {session_key}")
         time.sleep(1)
     shutil.copytree(session_key.parent, home / "keys")
-    # --no-test: its tests would fail it (and verify would then refuse it), but the rollouts need it as
-    # an image that verifies and whose health check fails.
-    made = run_bakery(root, e2e_env, "build", "web", "--target", "local", "--no-test", "--json")
-    assert made.returncode == 0, made.stderr[-3000:]
+    # Its image tests fail it (exit 1), and it stays recorded: tests/e2e/test_image_tests.py checks
+    # that; the rollouts deploy it on the record (--allow-unverified) to see its health gate fail.
+    made = run_bakery(root, e2e_env, "build", "web", "--target", "local", "--json")
+    assert made.returncode in (0, 1) and made.stdout, made.stderr[-3000:]
     bad = json.loads(made.stdout)["record"]["version"]
 
     one, two = web_image.result(), web_rebake.result()
@@ -616,7 +583,7 @@ def make_rollout_images(
     with lane.image_files:
         for baked in (one.record, two.record):
             _import_bake(baked, e2e_project, home, staging)
-    return RolloutImages(root, ports, f"web@{one.version}", f"web@{two.version}", f"web@{bad}")
+    return RolloutImages(root, dict(e2e_env), ports, f"web@{one.version}", f"web@{two.version}", f"web@{bad}", made)
 
 
 def group_processes(home: Path, group: str) -> list[str]:

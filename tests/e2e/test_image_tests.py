@@ -8,11 +8,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.e2e.conftest import Baked, BrokenBake, qemu_processes, run_bakery
+from tests.e2e.conftest import Baked, RolloutImages, qemu_processes, run_bakery
 
 
 def test_bakery_test_passes_and_a_broken_page_fails_its_bake(
-    e2e_project: Path, e2e_env: dict[str, str], web_image: Baked, broken_bake: BrokenBake
+    e2e_project: Path, e2e_env: dict[str, str], web_image: Baked, rollout_images: RolloutImages
 ) -> None:
     ref = f"web@{web_image.version}"
     tested = run_bakery(e2e_project, e2e_env, "test", ref, "--target", "local", "--json")
@@ -30,7 +30,7 @@ def test_bakery_test_passes_and_a_broken_page_fails_its_bake(
     assert verified.returncode == 0, verified.stdout
     assert "ok   tests: passed (5 tests, signed by workspace key)" in verified.stdout
 
-    broken = broken_bake.result
+    broken = rollout_images.bad_build  # web with playbooks/unhealthy.yml: its /healthz answers 500
     assert broken.returncode == 1, broken.stderr[-3000:]
     built = json.loads(broken.stdout)
     version = built["record"]["version"]
@@ -40,11 +40,12 @@ def test_bakery_test_passes_and_a_broken_page_fails_its_bake(
         f"'broken web {version}'" in broken.stderr
     )
     assert f"the image stays recorded, tested and failed (tests/local/web/{version}.json" in broken.stderr
-    listed = run_bakery(broken_bake.project, broken_bake.env, "images", "web", "--target", "local", "--json")
-    assert [r["version"] for r in json.loads(listed.stdout)["images"]] == [version]
-    refused = run_bakery(broken_bake.project, broken_bake.env, "verify", f"web@{version}", "--target", "local")
+    project, env = rollout_images.project, rollout_images.env
+    listed = run_bakery(project, env, "images", "web", "--target", "local", "--json")
+    assert version in [r["version"] for r in json.loads(listed.stdout)["images"]]
+    refused = run_bakery(project, env, "verify", f"web@{version}", "--target", "local")
     assert refused.returncode == 1
     assert "FAIL tests: failed: GET /healthz on port 80 answers 200 matching ^ok web : answered 500" in refused.stdout
-    for project in (e2e_project, broken_bake.project):
-        assert qemu_processes(str(project / ".bakery" / "tests")) == []
-        assert list((project / ".bakery" / "tests").iterdir()) == []  # each run's directory (its key) is gone
+    for each in (e2e_project, project):
+        assert qemu_processes(str(each / ".bakery" / "tests")) == []
+        assert list((each / ".bakery" / "tests").iterdir()) == []  # each run's directory (its key) is gone
