@@ -63,6 +63,7 @@ def statement_skeleton(
     started: str,
     builder: str,
     files: Mapping[str, str] | None = None,
+    built_by: str = "",
 ) -> dict[str, Any]:
     """The provenance document minus what only the finished build knows (subject, finish time)."""
     entry = resolved_entry(project, eff)
@@ -105,6 +106,7 @@ def statement_skeleton(
         internal={
             "inputsDigest": digest,
             "builder": builder,
+            "builtBy": built_by,  # who baked it: they may not approve it for a channel
             "base": prepared.base,
             "parent": prepared.parent.ref if prepared.parent else None,
         },

@@ -14,6 +14,7 @@ from bakery.config import kinds
 from bakery.config.load import EffectiveImage, Project
 from bakery.core.catalog import ImageRecord, newest
 from bakery.core.debris import Owner
+from bakery.core.identity import who
 from bakery.errors import UsageError
 from bakery.progress import Reporter
 from bakery.providers.base import BakeRequest, BuildMarks, Prepared, Provider
@@ -84,6 +85,7 @@ def stage(project: Project, request: BakeRequest, provider: Provider) -> Staged:
         started=request.owner.started if request.owner else steps.now(),
         builder=kinds.get(eff.kind).builder,
         files=files,
+        built_by=who(),
     )
     extra = provider.before_build(request, skeleton)
     return Staged(prepared=prepared, digest=digest, skeleton=skeleton, marks=extra)

@@ -235,7 +235,8 @@ def status(
 ) -> None:
     """Per group: intended image, instances per version, rollout under way, health, drift.
 
-    Exit 0 in sync, 3 on drift, 1 when a group cannot be read."""
+    Exit 0 in sync, 3 on drift, 1 when a group, the revocations or a followed channel's history
+    cannot be read or trusted."""
     from bakery.rollout.status import status as compute
 
     report = compute(_service(file, TerminalReporter(), creates_key=False), list(groups or []))
@@ -259,7 +260,9 @@ def _status_text(report: Any) -> str:
         intended = g.intended.describe() if g.intended else "nothing"
         lines.append(f"{g.group} ({g.kind} on {g.target}): {state}")
         lines.append(f"  intended:  {intended}" + (f" (newest: {g.newest})" if g.newest else ""))
-        if g.channel:
+        if g.channel and g.channel_error:
+            lines.append(f"  channel:   {g.channel}: CANNOT BE TRUSTED (its head is unknown; exit 1)")
+        elif g.channel:
             head = g.channel_head or "no head (nothing promoted)"
             moved = f"; fell back past {'; '.join(g.fell_back)}" if g.fell_back else ""
             lines.append(f"  channel:   {g.channel}: head {head}{' (BEHIND)' if g.behind else ''}{moved}")

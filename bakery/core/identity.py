@@ -37,6 +37,18 @@ _CI: tuple[tuple[tuple[str, str], str, Callable[[Mapping[str, str]], str]], ...]
 )
 
 
+def person(identity: str) -> str:
+    """Who `identity` (a `who()`) names, whatever the job: a CI identity without its run or build
+    number ('github:alice@org/repo#123' -> 'github:alice@org/repo'), a 'user@host' as it is. Two
+    jobs of one CI actor are one person; a person at a workstation and in CI are two identities."""
+    if identity.startswith(_CI_NAMES) and "#" in identity:
+        return identity.rsplit("#", 1)[0]
+    return identity
+
+
+_CI_NAMES = ("github:", "gitlab:", "jenkins:", "buildkite:")  # how each of _CI's identities starts
+
+
 def who(environ: Mapping[str, str] | None = None) -> str:
     """'github:alice@org/repo#123' in a CI job, else 'user@host'."""
     env = os.environ if environ is None else environ

@@ -5,11 +5,20 @@ saying what it saw: every failed one is named in a refusal, never only the first
   revocation    neither it nor an ancestor is revoked; never overridden
   promote_from  it was a head of the channel named there (same image and target)
   soak          it was that channel's head at least this long, and every group following that
-                channel (same image and target) ran it at least this long after a rollout that
-                succeeded (read from the signed audit log's rollout events)
+                channel (same image and target) ran it healthy at least this long, in one stretch.
+                "Ran it healthy" (read from the signed audit log's rollout and rollback events of
+                the group): from a rollout or rollback onto it that succeeded (every wave's health
+                gate passed) until the next rollout or rollback event of the group that goes to
+                another image, whatever its result: started (`running`, written once its first
+                step is done), succeeded, interrupted, failed, rolled back or rollback-failed: each
+                left the group off the version or mixed. A rollout away from it that was rolled
+                back starts no new stretch; only a rollout or rollback onto it that succeeds does
   tests         a signed test result in the registry says PASSED (bakery/trust/testresults.py)
-  approvals     N distinct trusted keys approved it (`bakery approve`), none the key that built it
-                (signed its provenance) or the one promoting it
+  approvals     N distinct trusted keys approved it (`bakery approve`), each approval naming this
+                version's provenance digest as it verifies now (an approval of another bake recorded
+                under the version, or a replayed one, does not count); none by a key or a person
+                who built it, moved it into the promote_from channel, or is promoting it
+                (bakery/promote/exclusions.py)
 """
 
 from __future__ import annotations
@@ -21,6 +30,8 @@ from typing import Any
 from bakery.config.load import Project
 from bakery.config.models import Channel as ChannelConfig
 from bakery.core.catalog import ImageRecord
+from bakery.promote import exclusions
+from bakery.promote.exclusions import Excluded
 from bakery.trust import channels
 from bakery.trust.approvals import Approvals
 from bakery.trust.channels import Channels
@@ -64,14 +75,14 @@ class Gates:
         self.approvals = Approvals(trust)
 
     def check(
-        self, channel: str, record: ImageRecord, verification: Verification, *, promoter: str, builders: tuple[str, ...]
+        self, channel: str, record: ImageRecord, verification: Verification, *, promoter_key: str, promoter: str
     ) -> tuple[list[GateResult], list[dict[str, Any]]]:
         """Every gate of `channel` for `record` (verified as `verification`), and the approvals
-        that counted. `promoter` and `builders` are keyids whose approvals do not count."""
+        that counted. `promoter_key` (a keyid) and `promoter` (a `who()`) are promoting it."""
         config = self.project.config.channels[channel]
         results = [_verified(verification), _revocation(verification)]
         if config.promote_from is not None:
-            results.append(self._promote_from(config.promote_from, record))
+            results.append(self.promote_from(config.promote_from, record))
         if config.soak is not None and config.promote_from is not None:
             results.append(self._soak(config, record))
         if config.tests == "passed":
@@ -79,11 +90,29 @@ class Gates:
             results.append(GateResult("tests", found.result == "PASSED", found.detail + _failed(found.failed)))
         counted: list[dict[str, Any]] = []
         if config.approvals:
-            gate, counted = self._approvals(channel, config, record, promoter=promoter, builders=builders)
+            others = self.excluded(channel, record, verification, promoter_key=promoter_key, promoter=promoter)
+            gate, counted = self._approvals(channel, config, record, others, verification.digest or "")
             results.append(gate)
         return results, counted
 
-    def _promote_from(self, source: str, record: ImageRecord) -> GateResult:
+    def excluded(
+        self,
+        channel: str,
+        record: ImageRecord,
+        verification: Verification,
+        *,
+        promoter_key: str = "",
+        promoter: str = "",
+    ) -> Excluded:
+        """Who may not approve `record` for `channel` (bakery/promote/exclusions.py)."""
+        source = self.project.config.channels[channel].promote_from
+        history = self.channels.read(source, record.target, record.name) if source is not None else None
+        return exclusions.excluded(
+            self.trust, verification, record.version, history, promoter_key=promoter_key, promoter=promoter
+        )
+
+    def promote_from(self, source: str, record: ImageRecord) -> GateResult:
+        """Whether `record` was a head of the channel `source` (its history read now)."""
         history = self.channels.read(source, record.target, record.name)
         moves = history.was_head(record.version)
         if moves:
@@ -111,52 +140,78 @@ class Gates:
         if followers:
             ran = self._ran(followers, record.ref, until)
             for name in followers:
-                seen.append(f"group {name} ran it for {took(ran[name])}" if ran[name] else f"group {name} never ran it")
-                ok = ok and ran[name] >= needed
+                span = ran[name]
+                seen.append(
+                    f"group {name} ran it for {took(span)}" if span is not None else f"group {name} never ran it"
+                )
+                ok = ok and span is not None and span >= needed
         return GateResult("soak", ok, f"{'; '.join(seen)} (needs {config.soak})")
 
-    def _ran(self, groups: list[str], ref: str, until: datetime) -> dict[str, timedelta]:
-        """The longest time each group ran `ref` after a rollout onto it succeeded, until the next
-        rollout or rollback that moved it elsewhere (from the verified audit log)."""
+    def _ran(self, groups: list[str], ref: str, until: datetime) -> dict[str, timedelta | None]:
+        """The longest time each group ran `ref` healthy (see the module's docstring), read from
+        the verified audit log's rollout and rollback events of the group (bakery/rollout/record.py:
+        subject 'group NAME', details.to the release it goes to, result running, succeeded,
+        interrupted, failed, rolled-back or rollback-failed); None for a group that never did."""
         self.trust.log()  # the events are read only once the whole log verified
-        longest = dict.fromkeys(groups, timedelta(0))
+        longest: dict[str, timedelta | None] = dict.fromkeys(groups)
         since: dict[str, datetime | None] = dict.fromkeys(groups, None)
         for event in self.trust.audit.events():
             name = event.subject.removeprefix("group ")
-            if event.action not in ("rollout", "rollback") or name not in longest or event.result != "succeeded":
+            if event.action not in ("rollout", "rollback") or name not in longest:
                 continue
             to = event.details.get("to")
             image = to.get("image") if isinstance(to, dict) else None
             at = channels.parse_stamp(event.time)
             started = since[name]
-            if started is not None and image != ref:
-                longest[name] = max(longest[name], at - started)
+            if started is not None and image != ref:  # moved off it, or on the move (mixed), whatever the result
+                longest[name] = max(longest[name] or timedelta(0), at - started)
                 since[name] = None
-            elif started is None and image == ref:
+            elif started is None and image == ref and event.result == "succeeded":
                 since[name] = at
         for name, started in since.items():
             if started is not None:
-                longest[name] = max(longest[name], until - started)
+                longest[name] = max(longest[name] or timedelta(0), until - started)
         return longest
 
     def _approvals(
-        self, channel: str, config: ChannelConfig, record: ImageRecord, *, promoter: str, builders: tuple[str, ...]
+        self, channel: str, config: ChannelConfig, record: ImageRecord, others: Excluded, provenance: str
     ) -> tuple[GateResult, list[dict[str, Any]]]:
         counted: dict[str, dict[str, Any]] = {}
         refused: list[str] = []
         for found in self.approvals.read(record.target, record.name, record.version, channel):
             if found.problem:
                 refused.append(f"not counted: {found.problem}")
-            elif found.keyid in builders:
-                refused.append(f"not counted: {found.key} approved it, but {found.key} built it (signed it)")
-            elif found.keyid == promoter:
-                refused.append(f"not counted: {found.key} approved it, but {found.key} is promoting it")
+            elif found.provenance != provenance:
+                refused.append(
+                    f"not counted: {found.key} approves provenance {_short(found.provenance)}, this version's is "
+                    f"{_short(provenance)}"
+                )
+            elif (why := others.key(found.keyid)) is not None:
+                refused.append(f"not counted: {found.key} approved it, but {found.key} {why}")
+            elif (why := others.by(found.by)) is not None:
+                refused.append(f"not counted: {found.key}'s approval is by {found.by}, who {why}")
             else:
                 counted[found.keyid] = found.as_dict()
         approvals = sorted(counted.values(), key=lambda a: str(a["key"]))
         names = ", ".join(a["key"] for a in approvals) or "none"
         saw = f"{len(counted)} of {config.approvals} approvals ({names})"
         return GateResult("approvals", len(approvals) >= config.approvals, "; ".join([saw, *refused])), approvals
+
+
+def declared(config: ChannelConfig) -> tuple[str, ...]:
+    """The gates a channel declares, beside `verified` and `revocation` (which every channel has)."""
+    gates = (
+        ("promote_from", config.promote_from is not None),
+        ("soak", config.soak is not None and config.promote_from is not None),
+        ("tests", config.tests == "passed"),
+        ("approvals", bool(config.approvals)),
+    )
+    return tuple(name for name, on in gates if on)
+
+
+def _short(digest: str) -> str:
+    """'sha256:0123456789ab…': a digest as a person compares it."""
+    return f"{digest[:19]}…" if len(digest) > 19 else digest or "none"
 
 
 def _verified(verification: Verification) -> GateResult:

@@ -25,13 +25,14 @@ from bakery.core.catalog import ImageRecord
 from bakery.core.identity import who
 from bakery.core.text import clean
 from bakery.errors import BakeryError, TrustError, UsageError
-from bakery.promote.gates import NEVER_OVERRIDDEN, GateResult, Gates
+from bakery.promote.gates import NEVER_OVERRIDDEN, GateResult, Gates, declared
 from bakery.providers.base import Provider
 from bakery.trust import channels
 from bakery.trust.approvals import Approval, Approvals
 from bakery.trust.channels import Channel, Move, Proposal
 from bakery.trust.context import TrustContext
 from bakery.trust.heads import Heads
+from bakery.trust.revocations import Revocations, revocation_of
 from bakery.trust.signing import signer_public_key
 from bakery.trust.testresults import RegistryTestResults, TestResults
 from bakery.trust.verify import Verifier
@@ -104,11 +105,14 @@ class Promoter:
         PromotionRefused naming every failed gate (an audit event), UsageError for a bad request."""
         self._channel(channel)
         overrides = dict(overrides or {})
+        its = declared(self.project.config.channels[channel])
         for gate, reason in overrides.items():
             if gate in NEVER_OVERRIDDEN or gate not in GATES:
                 raise UsageError(
                     f"--override-gate takes {', '.join(GATES)}, not {gate!r} (never: verified, revocation)"
                 )
+            if gate not in its:
+                raise UsageError(f"channel {channel} has no {gate} gate; its gates: {', '.join(its) or 'none'}")
             if not reason.strip():
                 raise UsageError("--override-gate needs --reason TEXT: the override and its reason are recorded")
             clean(reason, what="--reason")
@@ -116,8 +120,9 @@ class Promoter:
         subject = f"{record.ref} on {record.target} to channel {channel}"
         verification = self.verifier.verify_record(record, records)
         promoter = signer_public_key(self.trust.signer()).keyid
-        builders = _keyids(self.trust, verification.signed_by)
-        results, counted = self.gates.check(channel, record, verification, promoter=promoter, builders=builders)
+        results, counted = self.gates.check(channel, record, verification, promoter_key=promoter, promoter=who())
+        for name in (g.name for g in results if g.ok and g.name in overrides):
+            self.trust.reporter.note(f"gate {name} passed; --override-gate {name} was not needed and is not recorded")
         results = [
             GateResult(g.name, g.ok, g.saw, overrides[g.name]) if not g.ok and g.name in overrides else g
             for g in results
@@ -146,6 +151,7 @@ class Promoter:
         def propose(current: Channel) -> Proposal | None:
             if current.head == record.version:
                 raise UsageError(f"{record.ref} is already the head of {channel} on {record.target}")
+            self._still_holds(channel, record, records)
             return Proposal(
                 "promote",
                 record.version,
@@ -157,7 +163,12 @@ class Promoter:
                 overrides=used,
             )
 
-        move = self._append(channel, record.target, record.name, propose)
+        try:
+            move = self._append(channel, record.target, record.name, propose)
+        except PromotionRefused as exc:
+            details = {"gates": [g.as_dict() for g in exc.gates], "at": "the write"}
+            self.trust.record("promote", subject, "refused", policy=policy, details=details)
+            raise
         self.trust.record(
             "promote",
             subject,
@@ -173,27 +184,35 @@ class Promoter:
 
     def rollback(self, channel: str, image: str, *, target: str | None = None, reason: str = "") -> Promotion:
         """Move `channel`'s head for `image` back to the previous head that is still good (not
-        revoked). UsageError when there is none."""
+        revoked, and it verifies with the provenance it was promoted with); the ones skipped are
+        said. UsageError when there is none."""
         self._channel(channel)
         target = self._target(image, target)
-        revoked = self.heads.revoked(target)
+        unfit = self.heads.unfit(target)
+        skipped: list[str] = []
 
         def propose(current: Channel) -> Proposal:
-            back = current.previous_good(revoked)
-            if back is None:
+            back = current.previous_good(unfit)
+            skipped[:] = back.skipped
+            if back.version is None:
+                passed = f" (skipped: {'; '.join(back.skipped)})" if back.skipped else ""
                 raise UsageError(
-                    f"{channel} has no earlier head of {image} on {target} that is not revoked to go back to",
+                    f"{channel} has no earlier head of {image} on {target} that is not revoked and verifies to go "
+                    f"back to{passed}",
                     hint=f"`bakery channels {channel}` shows its history",
                 )
-            return Proposal("rollback", back, current.provenance_of(back), self._policy(channel), who(), reason=reason)
+            provenance = current.provenance_of(back.version)
+            return Proposal("rollback", back.version, provenance, self._policy(channel), who(), reason=reason)
 
         move = self._append(channel, target, image, propose)
+        for each in skipped:
+            self.trust.reporter.note(f"skipped {each}: not a head to go back to")
         self.trust.record(
             "promote-rollback",
             f"{image} on {target} in channel {channel}",
             "ok",
             policy=move.policy,
-            details={"from": move.from_, "to": move.version, "seq": move.seq, "reason": reason},
+            details={"from": move.from_, "to": move.version, "seq": move.seq, "reason": reason, "skipped": skipped},
             strict=True,
         )
         return Promotion(channel, target, image, "rollback", move.version, move.from_, move.seq)
@@ -209,11 +228,15 @@ class Promoter:
         verification = self.verifier.verify_record(record, records)
         key = signer_public_key(self.trust.signer())
         key = next((k for k in self.trust.keys if k.keyid == key.keyid), key)  # named as trust.keys names it
-        if key.keyid in _keyids(self.trust, verification.signed_by):
-            self.trust.record("approve", subject, "refused", details={"key": key.name, "why": "builder"})
+        me = who()
+        others = self.gates.excluded(channel, record, verification)
+        for name, why in ((key.name, others.key(key.keyid)), (me, others.by(me))):
+            if why is None:
+                continue
+            self.trust.record("approve", subject, "refused", details={"key": key.name, "by": me, "why": why})
             raise TrustError(
-                f"refusing the approval of {record.ref} by {key.name}: {key.name} built it (signed its provenance); "
-                "the one who built or promotes an image cannot approve it",
+                f"refusing the approval of {record.ref} by {name}: {name} {why}; the one who built or promotes an "
+                "image cannot approve it",
                 hint="someone else approves it with their own key",
             )
         if not verification.ok:
@@ -223,7 +246,7 @@ class Promoter:
             )
         approval = Approvals(self.trust).approve(
             record.target, record.name, record.version, channel,
-            provenance=verification.digest or "", by=who(), time=channels.stamp(channels.now()), comment=comment,
+            provenance=verification.digest or "", by=me, time=channels.stamp(channels.now()), comment=comment,
         )  # fmt: skip
         self.trust.record("approve", subject, "ok", details={"key": key.name, "keyid": key.keyid, "comment": comment})
         return approval
@@ -236,7 +259,7 @@ class Promoter:
         for history in self.heads.channels.every():
             if channel is not None and history.channel != channel:
                 continue
-            head = history.effective(self.heads.revoked(history.target))
+            head = history.effective(self.heads.unfit(history.target))
             out.append(
                 ChannelView(
                     history.channel, history.target, history.image, head.version, history.head, head.skipped,
@@ -258,6 +281,37 @@ class Promoter:
             except BakeryError as exc:
                 lines.append(f"not promoted to {name} (auto): {exc.message}")
         return lines
+
+    def _still_holds(self, channel: str, record: ImageRecord, records: list[ImageRecord]) -> None:
+        """Run where the move is written, against the channel as read for the conditional write
+        (again after a lost race): what can change since the gates were checked, checked again.
+        The version is not revoked (revocations read again) and promote_from still holds; raises
+        PromotionRefused naming what no longer does."""
+        failed = []
+        try:
+            table = Revocations(self.trust).table()
+        except TrustError as exc:
+            failed.append(GateResult("revocation", False, f"cannot be ruled out: {exc.message}"))
+        else:
+            found = revocation_of(record, table, {r.ref: r for r in records}, self.verifier.ancestry.parents)
+            if found is not None and found.effective():
+                failed.append(GateResult("revocation", False, f"{record.ref} is {found.describe()}"))
+        source = self.project.config.channels[channel].promote_from
+        if source is not None:
+            try:
+                held = self.gates.promote_from(source, record)
+            except TrustError as exc:
+                held = GateResult("promote_from", False, exc.message)
+            if not held.ok:
+                failed.append(held)
+        if failed:
+            raise PromotionRefused(
+                f"refusing to promote {record.ref} on {record.target} to {channel}: "
+                + ", ".join(g.name for g in failed)
+                + " failed, checked again as the move was written (nothing was written)",
+                gates=failed,
+                hint=_hint(channel, record, failed),
+            )
 
     def _append(self, channel: str, target: str, image: str, propose: Callable[[Channel], Proposal | None]) -> Move:
         move = self.heads.channels.append(channel, target, image, propose)
@@ -284,11 +338,6 @@ class Promoter:
         ]
         shown = ", ".join(g for g in gates if g) or "none"
         return f"channel {channel} gates: {shown}; {self.trust.policy()}"
-
-
-def _keyids(trust: TrustContext, names: tuple[str, ...]) -> tuple[str, ...]:
-    """The keyids of the trusted keys `names` names (a verification names the keys that signed)."""
-    return tuple(k.keyid for k in trust.keys if k.name in names)
 
 
 def _hint(channel: str, record: ImageRecord, failed: list[GateResult]) -> str:

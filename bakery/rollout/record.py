@@ -122,7 +122,11 @@ class History:
                 f"warning: could not record {rollout.id} ({result}) in the group's history: {exc.message}"
             )
         self.trust.keep(f"rollouts/{rollout.group}/{rollout.id}.json", details(rollout, result, reason))
-        if result != steps.RUNNING:
+        # `running` too (written once its first step is done): a rollout under way leaves the group
+        # mixed, which ends the time it ran its image healthy (bakery/promote/gates.py: soak). Not
+        # where no key is trusted: nothing reads such a log, and an event no key verifies would fail
+        # the reads of revocations by the rollout's next steps.
+        if result != steps.RUNNING or self.trust.keys:
             self.trust.record(
                 rollout.kind,
                 f"group {rollout.group}",

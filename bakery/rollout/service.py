@@ -123,8 +123,8 @@ class Rollouts:
         journal = self.unfinished(name)
         if journal is not None:
             rollout = self._from_journal(name, group, journal)
-            if rollout.to_record is not None and journal.data.get("phase") != "rollback":
-                self.gate.refuse_revoked(name, group, rollout.to_record)
+            if journal.data.get("phase") != "rollback":
+                self._resumable(name, group, rollout, journal, allow_unverified, reason, audit=not dry_run)
             if image is not None and image != rollout.to.image:
                 raise UsageError(
                     f"{rollout.kind} {rollout.id} of {name} to {rollout.to.describe()} is unfinished "
@@ -155,7 +155,11 @@ class Rollouts:
         if head.fell_back:
             self.reporter.note(f"channel {channel} fell back past {'; '.join(head.skipped)}")
         if head.ref is None:
-            why = f" (every head it had is revoked: {'; '.join(head.skipped)})" if head.skipped else ""
+            why = (
+                f" (every head it had is revoked or no longer verifies: {'; '.join(head.skipped)})"
+                if head.skipped
+                else ""
+            )
             raise UsageError(
                 f"{name} follows channel {channel}, which has no head for {group.image} on {group.target}{why}: "
                 f"nothing to roll out",
@@ -163,6 +167,12 @@ class Rollouts:
                 "; or name one with --image (recorded as a rollout off its channel)",
             )
         return head.ref
+
+    def _head_of(self, group: Group) -> str | None:
+        """The head of the channel `group` follows (None: it follows none, or it has no head)."""
+        if group.channel is None:
+            return None
+        return self.heads.head(group.channel, group.target, group.image).ref
 
     def behind(self) -> list[str]:
         """The groups that follow a channel whose head they do not intend to run, in name order."""
@@ -175,6 +185,49 @@ class Rollouts:
             if head.ref is not None and (state.intended is None or state.intended.image != head.ref):
                 out.append(name)
         return out
+
+    def _resumable(
+        self,
+        name: str,
+        group: Group,
+        rollout: Rollout,
+        journal: Journal,
+        allow_unverified: bool,
+        reason: str | None,
+        *,
+        audit: bool,
+    ) -> None:
+        """Before an interrupted rollout is resumed: say so when the head of the channel the group
+        follows moved since it started (a promotion, a rollback, a fall-back), and run the trust
+        gate on its image again: one revoked, or no longer verifying, since is refused (TrustError),
+        pointing at `bakery rollback` (undo it) and `bakery rollout` (then roll the head)."""
+        stopped = journal.data.get("current") or "its start"
+        after = f"`bakery rollback {name}` undoes {rollout.id}"
+        if group.channel is not None:
+            head = self.heads.head(group.channel, group.target, group.image)
+            was = journal.data.get("channel_head", rollout.to.image)
+            after += f"; then `bakery rollout {name}` rolls the head of {group.channel}"
+            if head.ref != was:
+                moved = f" (it fell back past {'; '.join(head.moved_past)})" if head.moved_past else ""
+                self.reporter.note(
+                    f"channel {group.channel} moved since {rollout.id} of {name} started: its head is "
+                    f"{head.ref or 'none'}{moved}, was {was or 'none'}; resuming rolls {rollout.to.describe()} "
+                    f"still ({after})"
+                )
+        if rollout.to_record is None:
+            return
+        then = f"{rollout.kind} {rollout.id} of {name} is unfinished (stopped at {stopped}); {after}"
+        self.gate.refuse_revoked(name, group, rollout.to_record, hint=then)
+        self.gate.check(
+            name,
+            group,
+            rollout.to_record,
+            operation="rollout",
+            allow_unverified=allow_unverified,
+            reason=reason,
+            audit=audit,
+            hint=then,
+        )
 
     def _off_channel(self, name: str, group: Group, record: ImageRecord, *, audit: bool) -> None:
         head = self.heads.head(str(group.channel), group.target, group.image)
@@ -220,7 +273,9 @@ class Rollouts:
                     raise BakeryError("not confirmed; the group was not touched")
                 # another machine may have moved it meanwhile
                 planning.unchanged_since_plan(driver.read(rollout.group, rollout.spec, rollout.target_spec), rollout)
-                journal = Journal.create(self.journal_path(rollout.group), rollout=saved(rollout))
+                journal = Journal.create(
+                    self.journal_path(rollout.group), rollout=saved(rollout), channel_head=self._head_of(rollout.spec)
+                )
             started = time.monotonic()
             return self._engine(driver, rollout, journal).forward(started, resumed_at=resumed_at)
 

@@ -1,6 +1,8 @@
 """`bakery status`: per group, the intended image, what its instances run, any rollout under way,
 health, and drift (instances on another image than the intended one, or on images bakery did not
-bake). Exit 0 in sync, 3 on drift, 1 when a group cannot be read."""
+bake). Exit 0 in sync, 3 on drift (act: roll out, finish), 1 when what bakery would vouch for cannot
+be read: a group, the revocations, or the history of the channel a group follows (tampered, a bad
+signature, cut short): no rollout fixes that."""
 
 from __future__ import annotations
 
@@ -40,6 +42,7 @@ class GroupStatus:
     channel_head: str | None = None  # its head now (revoked heads skipped)
     behind: bool = False  # the group does not intend to run its channel's head
     fell_back: tuple[str, ...] = ()  # the revoked heads the channel fell back past
+    channel_error: str | None = None  # why the channel's history cannot be trusted (exit 1)
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,8 @@ def status(rollouts: Rollouts, names: list[str]) -> StatusReport:
         table = None
         rollouts.reporter.note(f"warning: cannot read revocations from the registry: {exc.message}")
     out = [_one(rollouts, name, table) for name in groups]
-    unreadable = table is None or any(g.error for g in out)  # revocations unread: drift cannot be ruled out
+    # revocations unread: drift cannot be ruled out; a channel history that does not verify: nor its head
+    unreadable = table is None or any(g.error or g.channel_error for g in out)
     code = EXIT_UNREADABLE if unreadable else EXIT_DRIFT if any(g.drift for g in out) else EXIT_IN_SYNC
     return StatusReport(tuple(out), code)
 
@@ -78,7 +82,7 @@ def _one(rollouts: Rollouts, name: str, table: dict[tuple[str, str], Revocation]
     revoked = revoked_in(state, {r.ref: r for r in everything}, table, parents) if table is not None else []
     if table is None:
         reasons.append("revocations could not be read from the registry")
-    head, behind, fell_back = _channel(rollouts, name, state, reasons)
+    head, behind, fell_back, channel_error = _channel(rollouts, name, state, reasons)
     return GroupStatus(
         group=name,
         image=group.image,
@@ -100,22 +104,24 @@ def _one(rollouts: Rollouts, name: str, table: dict[tuple[str, str], Revocation]
         channel_head=head,
         behind=behind,
         fell_back=fell_back,
+        channel_error=channel_error,
     )
 
 
 def _channel(
     rollouts: Rollouts, name: str, state: GroupState, reasons: list[str]
-) -> tuple[str | None, bool, tuple[str, ...]]:
+) -> tuple[str | None, bool, tuple[str, ...], str | None]:
     """(the head of the channel the group follows, whether the group is behind it, the revoked
-    heads it fell back past); a reason is added to `reasons` when it is behind or unreadable."""
+    heads it fell back past, why its history cannot be trusted); a reason is added to `reasons`
+    when it is behind or unreadable."""
     group = rollouts.group(name)
     if group.channel is None:
-        return None, False, ()
+        return None, False, (), None
     try:
         head = rollouts.heads.head(group.channel, group.target, group.image)
     except BakeryError as exc:
         reasons.append(f"channel {group.channel} cannot be read: {exc.message}")
-        return None, False, ()
+        return None, False, (), exc.message
     intended = state.intended.image if state.intended is not None else None
     behind = head.ref is not None and intended != head.ref
     if behind:
@@ -124,8 +130,9 @@ def _channel(
             f"behind channel {group.channel}: its head is {head.ref}{moved}, the group runs {intended or 'nothing'}"
         )
     elif head.ref is None and head.skipped:
-        reasons.append(f"channel {group.channel} has no head left: every head is revoked ({'; '.join(head.skipped)})")
-    return head.ref, behind, head.moved_past
+        gone = "; ".join(head.skipped)
+        reasons.append(f"channel {group.channel} has no head left: every head is revoked or unverified ({gone})")
+    return head.ref, behind, head.moved_past, None
 
 
 def revoked_in(

@@ -15,9 +15,9 @@ document, follow the one before it, and be in order, or nothing is decided from 
 (TrustError naming what is wrong).
 
 The head: promotions push onto a stack, a rollback or a fall-back pops back to the version it
-names. A head that is revoked does not stay one: the channel's effective head is the newest
-earlier head that is not revoked (worked out when read, and recorded as a `fallback` move by
-`bakery revoke`, so the history says when it happened).
+names. A head that is revoked, or no longer verifies, does not stay one: the channel's effective
+head is the newest earlier head that is fit (worked out when read: bakery/trust/heads.py, and
+recorded as a `fallback` move by `bakery revoke`, so the history says when it happened).
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PROMOTION_PREDICATE = "https://bakery.dev/promotion/v1"
 ACTIONS = ("promote", "rollback", "fallback")
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+Unfit = Callable[[str, str], "str | None"]  # (ref, its provenance as recorded) -> why it cannot be a head
 
 
 def now() -> datetime:
@@ -105,26 +106,24 @@ class Channel:
         stack = self.stack
         return stack[-1] if stack else None
 
-    def effective(self, revoked: Callable[[str], str | None]) -> Head:
-        """The head once revoked heads are skipped: `revoked(ref)` says why a version is revoked
-        now (None: it is not)."""
+    def effective(self, unfit: Unfit) -> Head:
+        """The head once heads unfit now are skipped: `unfit(ref, provenance)` says why a version
+        (whose provenance digest the history records) can no longer be a head (None: it can)."""
+        return self._good(list(self.stack), unfit)
+
+    def previous_good(self, unfit: Unfit) -> Head:
+        """Where a rollback returns to: the newest earlier head (below the current one) not unfit,
+        with the ones skipped on the way."""
+        return self._good(list(self.stack)[:-1], unfit)
+
+    def _good(self, stack: list[str], unfit: Unfit) -> Head:
         skipped: list[str] = []
-        for version in reversed(self.stack):
-            why = revoked(f"{self.image}@{version}")
+        for version in reversed(stack):
+            why = unfit(f"{self.image}@{version}", self.provenance_of(version))
             if why is None:
                 return Head(self, version, tuple(skipped))
             skipped.append(f"{self.image}@{version} ({why})")
         return Head(self, None, tuple(skipped))
-
-    def previous_good(self, revoked: Callable[[str], str | None]) -> str | None:
-        """The head a rollback returns to: the newest earlier head (below the current one) not revoked."""
-        stack = list(self.stack)
-        if stack:
-            stack.pop()
-        for version in reversed(stack):
-            if revoked(f"{self.image}@{version}") is None:
-                return version
-        return None
 
     def was_head(self, version: str) -> list[Move]:
         """The moves that made `version` the head."""
@@ -168,8 +167,8 @@ def _step(heads: list[str], move: Move) -> list[str]:
 @dataclass(frozen=True)
 class Head:
     channel: Channel
-    version: str | None  # None: no head (never promoted, or every head revoked)
-    skipped: tuple[str, ...] = ()  # the revoked heads above it, each with why
+    version: str | None  # None: no head (never promoted, or every head unfit)
+    skipped: tuple[str, ...] = ()  # the unfit heads above it (revoked, not verifying), each with why
 
     @property
     def ref(self) -> str | None:
@@ -187,7 +186,7 @@ class Head:
             return self.skipped
         last = self.channel.moves[-1] if self.channel.moves else None
         if last is not None and last.action == "fallback":
-            return (last.reason.removeprefix("revoked: "),)
+            return (last.reason.removeprefix("revoked: ").removeprefix("fell back past: "),)
         return ()
 
 

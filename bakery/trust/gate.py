@@ -80,17 +80,20 @@ class TrustGate:
         found = revocation_of(record, table, by_ref, self.verifier.ancestry.parents)
         return found if found is not None and found.effective() else None
 
-    def refuse_revoked(self, group_name: str, group: Group, record: ImageRecord, *, during: str | None = None) -> None:
+    def refuse_revoked(
+        self, group_name: str, group: Group, record: ImageRecord, *, during: str | None = None, hint: str | None = None
+    ) -> None:
         """Raise when `record` is revoked: a rollout is not resumed onto an image revoked since it
-        was interrupted (TrustError), nor goes on past `during`, its next step, onto one revoked
-        while it runs (RolloutRefused: the rollout pauses, resumable or undone by `rollback`)."""
+        was interrupted (TrustError, with `hint` when given), nor goes on past `during`, its next
+        step, onto one revoked while it runs (RolloutRefused: the rollout pauses, resumable or
+        undone by `rollback`)."""
         found = self.revoked(group, record)
         if found is None:
             return
         if during is None:
             raise TrustError(
                 f"refusing to resume the rollout of {group_name} onto {record.ref}: it is {found.describe()}",
-                hint=f"`bakery rollback {group_name}` returns the group to what it ran before",
+                hint=hint or f"`bakery rollback {group_name}` returns the group to what it ran before",
             )
         raise RolloutRefused(
             f"{record.ref} was revoked while the rollout ran ({found.describe()}); stopped before {during}",
@@ -107,11 +110,14 @@ class TrustGate:
         allow_unverified: bool,
         reason: str | None = None,
         audit: bool = True,
+        hint: str | None = None,
     ) -> Verification:
         """Verify `record` before `operation` ("rollout", "rollback") moves `group_name` onto it.
         Raises TrustError (exit 1) for a revoked image, and for one that does not verify when
-        the policy requires signatures and no override was given. Without `audit` (a dry run:
-        nothing is deployed) no decision is written to the audit log."""
+        the policy requires signatures and no override was given; `hint` (what to do instead)
+        leads its hint. Without `audit` (a dry run: nothing is deployed) no decision is written
+        to the audit log."""
+        lead = f"{hint}; " if hint else ""
         required = self.required(group)
         policy = self.trust.policy(required=required)
         subject = f"{record.ref} on {record.target} for group {group_name}"
@@ -124,8 +130,9 @@ class TrustGate:
             raise TrustError(
                 f"refusing to {operation} {group_name} onto {record.ref}: it is {result.revocation.describe()}",
                 problems=tuple(result.problems),
-                hint=f"a revoked image never rolls out; `bakery rollout {group_name}` picks the newest version "
-                "that is not revoked",
+                hint=lead
+                + "a revoked image never rolls out"
+                + ("" if hint else f"; `bakery rollout {group_name}` picks the newest version that is not revoked"),
             )
         if result.revocation_unknown:  # fail closed: no override deploys what may be revoked
             if audit:
@@ -134,7 +141,7 @@ class TrustGate:
                 f"refusing to {operation} {group_name} onto {record.ref}: its revocation "
                 + "; ".join(result.revocation_unknown),
                 problems=tuple(result.problems),
-                hint=f"`bakery revoke {record.ref} --target {record.target} --reason ...` restores a revocation; "
+                hint=f"{lead}`bakery revoke {record.ref} --target {record.target} --reason ...` restores a revocation; "
                 f"`bakery unrevoke {record.ref} --target {record.target} --reason ...` finishes lifting one",
             )
         if result.ok:
@@ -163,7 +170,7 @@ class TrustGate:
             raise TrustError(
                 f"refusing to {operation} {group_name} onto {record.ref}: it does not verify ({policy})",
                 problems=tuple(result.problems),
-                hint=f"see `bakery verify {record.ref} --target {record.target}`; "
+                hint=f"{lead}see `bakery verify {record.ref} --target {record.target}`; "
                 '--allow-unverified --reason "WHY" deploys it anyway (recorded in the audit log)',
             )
         self.reporter.note(

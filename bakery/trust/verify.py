@@ -55,6 +55,7 @@ class Verification:
     revocation: Revocation | None = None
     parent: Verification | None = None
     policy: str = ""
+    built_by: str = ""  # who baked it, as its signed provenance names them ('' for a bake that does not)
 
     @property
     def ok(self) -> bool:
@@ -145,6 +146,7 @@ class Verifier:
         policy = self.trust.policy()
         signed_by: tuple[str, ...] = ()
         statement_digest: str | None = None
+        built_by = ""
         try:
             envelope = self.attestations.get(record)
         except TrustError as exc:
@@ -169,6 +171,7 @@ class Verifier:
                     self._subject(record, statement, provider, checks)
                     self._tags(record, statement, statement_digest, provider, checks)
                     self._tests(record, statement_digest, checks)
+                    built_by = built_by_in(statement)
         # Ancestry: the verified statement's parent is authoritative; without one, every claim counts.
         if statement is not None:
             parents = self.ancestry.verified(record, parent_in_statement(statement))
@@ -197,7 +200,15 @@ class Verifier:
                 problems = [f"its parent {parent.ref} does not verify: {p}" for p in parent.problems[:3]]
                 checks.add("parent", problems, f"{parent.ref} verifies")
         return Verification(
-            record.ref, record.target, tuple(checks.items), signed_by, statement_digest, revocation, parent, policy
+            record.ref,
+            record.target,
+            tuple(checks.items),
+            signed_by,
+            statement_digest,
+            revocation,
+            parent,
+            policy,
+            built_by,
         )
 
     def _signature(self, envelope: dict[str, Any], checks: _Checks) -> tuple[dict[str, Any] | None, tuple[str, ...]]:
@@ -316,6 +327,16 @@ def subject_digest(described: dict[str, Any]) -> str:
     hash it (a local disk), else the sha256 of the descriptor in canonical JSON."""
     own = described.get("sha256")
     return str(own) if isinstance(own, str) else digest(described)
+
+
+def built_by_in(statement: dict[str, Any]) -> str:
+    """Who baked the image, as its signed statement names them (`who()` at bake time, in
+    internalParameters.builtBy); '' when it does not (a bake by an older bakery)."""
+    try:
+        value = statement["predicate"]["buildDefinition"]["internalParameters"].get("builtBy", "")
+    except (KeyError, TypeError, AttributeError):
+        return ""
+    return value if isinstance(value, str) else ""
 
 
 def _hex(text: str) -> str:

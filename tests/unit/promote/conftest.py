@@ -62,8 +62,27 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 
 
 def as_key(monkeypatch: pytest.MonkeyPatch, world: World, name: str) -> None:
-    """This process signs with `name`'s key from now on (as that person's machine would)."""
+    """This process signs with `name`'s key and acts as `name` from now on (as that person's CI
+    job would: `who()` is 'github:NAME@org/infra#7')."""
     monkeypatch.setenv("BAKERY_SIGNING_KEY", str(world.project_dir.root / "keys" / f"{name}.key"))
+    as_person(monkeypatch, name)
+
+
+def as_person(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """`who()` is 'github:NAME@org/infra#7' from now on (the key signing stays what it was)."""
+    for variable, value in {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_RUN_ID": "7",
+        "GITHUB_ACTOR": name,
+        "GITHUB_REPOSITORY": "org/infra",
+    }.items():
+        monkeypatch.setenv(variable, value)
+
+
+def as_myself(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Back to this machine's own key and identity (user@host: the one who bakes in these tests)."""
+    for variable in ("BAKERY_SIGNING_KEY", "GITHUB_ACTIONS", "GITHUB_RUN_ID", "GITHUB_ACTOR", "GITHUB_REPOSITORY"):
+        monkeypatch.delenv(variable, raising=False)
 
 
 def json_of(result: Any) -> Any:

@@ -132,8 +132,11 @@ def test_an_approval_signed_by_an_untrusted_key_counts_for_nothing_and_is_named(
     assert f"signed by key {mallory.public_key.keyid[:8]}… which is not in trust.keys" in gates["approvals"]
 
 
-def _approve_as(world: World, signer: Signer, ref: str) -> None:
-    """An approval written to the registry by a machine whose key this project does not trust."""
+def _approve_as(
+    world: World, signer: Signer, ref: str, *, provenance: str = "sha256:00", by: str = "mallory@evil"
+) -> None:
+    """An approval written straight to the registry with `signer` (a key this project may not
+    trust), naming `provenance`, by `by`: no `bakery approve` refused it first."""
 
     class Elsewhere:
         def __init__(self) -> None:
@@ -149,8 +152,8 @@ def _approve_as(world: World, signer: Signer, ref: str) -> None:
         name,
         version,
         "stable",
-        provenance="sha256:00",
-        by="mallory@evil",
+        provenance=provenance,
+        by=by,
         time="2026-12-01T00:00:00Z",
         comment="",
     )
@@ -219,9 +222,10 @@ def test_rollback_moves_the_head_back_to_the_previous_good_head_and_no_further(w
     back = world.run("promote", "--rollback", "testing", "web", "--target", "aws", "--reason", "bad page")
     assert back.exit_code == 0, back.output
     assert back.stdout.startswith(f"rolled back: {first} is the head of testing on aws (was {third}; move 4)")
+    assert f"note: skipped {second} (revoked since " in back.stderr
     again = world.run("promote", "--rollback", "testing", "web", "--target", "aws")
     assert again.exit_code == 2
-    assert "testing has no earlier head of web on aws that is not revoked to go back to" in again.stderr
+    assert "testing has no earlier head of web on aws that is not revoked and verifies to go back to" in again.stderr
     [event] = audit_of(world, "promote-rollback")
     assert (event["details"]["from"], event["details"]["to"], event["details"]["reason"]) == (
         third[4:],

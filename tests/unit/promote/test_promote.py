@@ -15,7 +15,7 @@ from bakery.trust import testresults
 from bakery.trust.context import TrustContext
 from bakery.trust.signing import PAYLOAD_TYPE, sign
 from bakery.workspace import Workspace
-from tests.unit.promote.conftest import Clock, as_key, json_of
+from tests.unit.promote.conftest import Clock, as_key, as_myself, json_of
 from tests.unit.trust.conftest import World
 
 
@@ -56,7 +56,7 @@ def approve(world: World, monkeypatch: pytest.MonkeyPatch, ref: str, name: str) 
     try:
         return world.run("approve", ref, "--for", "stable", "--target", "aws", "--comment", f"checked by {name}")
     finally:
-        monkeypatch.delenv("BAKERY_SIGNING_KEY")
+        as_myself(monkeypatch)
 
 
 def test_a_version_promoted_to_a_channel_without_gates_is_its_head_signed_and_on_the_record(world: World) -> None:

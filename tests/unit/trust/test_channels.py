@@ -20,7 +20,7 @@ def history(*moves: tuple[str, str | None, float]) -> Channel:
     return Channel("stable", "aws", "web", made)
 
 
-def never(_ref: str) -> str | None:
+def never(_ref: str, _provenance: str) -> str | None:
     return None
 
 
@@ -29,18 +29,19 @@ def test_promotions_push_and_rollbacks_pop_back_to_the_version_they_name() -> No
         ("promote", "1.0.0", 0), ("promote", "1.0.1", 1), ("promote", "1.0.2", 2), ("rollback", "1.0.1", 3)
     )
     assert (channel.stack, channel.head) == (("1.0.0", "1.0.1"), "1.0.1")
-    assert channel.previous_good(never) == "1.0.0"  # a second rollback goes further back, never to 1.0.2
+    assert channel.previous_good(never).version == "1.0.0"  # a second rollback goes further back, never to 1.0.2
     assert history(("promote", "1.0.0", 0), ("fallback", None, 1)).head is None
 
 
 def test_a_revoked_head_is_skipped_to_the_newest_earlier_head_that_is_not() -> None:
     channel = history(("promote", "1.0.0", 0), ("promote", "1.0.1", 1), ("promote", "1.0.2", 2))
     revoked = {"web@1.0.2": "revoked since X", "web@1.0.1": "revoked since Y"}
-    head = channel.effective(revoked.get)
+    head = channel.effective(lambda ref, _provenance: revoked.get(ref))
     assert (head.ref, head.skipped) == ("web@1.0.0", ("web@1.0.2 (revoked since X)", "web@1.0.1 (revoked since Y)"))
-    assert channel.previous_good(revoked.get) == "1.0.0"
+    back = channel.previous_good(lambda ref, _provenance: revoked.get(ref))
+    assert (back.version, back.skipped) == ("1.0.0", ("web@1.0.1 (revoked since Y)",))
     assert channel.effective(never).ref == "web@1.0.2" and not channel.effective(never).fell_back
-    gone = channel.effective(lambda ref: "revoked")
+    gone = channel.effective(lambda ref, _provenance: "revoked")
     assert (gone.ref, len(gone.skipped)) == (None, 3)
 
 
