@@ -44,6 +44,7 @@ STATE_DEADLINE_SECONDS = 600.0
 POLL_SECONDS = 2.0
 # How long the cleanup keeps looking for an instance whose RunInstances got no answer.
 LEFTOVER_GRACE_SECONDS = 60.0
+NOT_FOUND = "InvalidInstanceID.NotFound"
 # How each ssh_interface names the address a test connects to.
 ADDRESSES = {
     "public_ip": "PublicIpAddress",
@@ -250,13 +251,22 @@ class AwsLauncher:
         return []
 
     def _until(self, ec2: Any, instance_id: str, wanted: Any, what: str) -> dict[str, Any]:
-        """The instance once `wanted(state)`; ProviderError when it ends up elsewhere or takes too long."""
+        """The instance once `wanted(state)`; ProviderError when it ends up elsewhere or takes too long.
+        Right after its launch, EC2 may not know the id yet (InvalidInstanceID.NotFound): looked again."""
+        from botocore.exceptions import ClientError
+
         deadline = time.monotonic() + STATE_DEADLINE_SECONDS
         while True:
             if what == "running":  # a cleanup goes on after a signal (runner.cleanup_phase)
                 runner.check_interrupted(f"waiting for test instance {instance_id}")
-            with aws_errors(f"read test instance {instance_id}"):
-                found = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+            try:
+                with aws_errors(f"read test instance {instance_id}"):
+                    found = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+            except ProviderError as exc:
+                cause = exc.__cause__
+                if not isinstance(cause, ClientError) or cause.response["Error"].get("Code") != NOT_FOUND:
+                    raise
+                found = {"State": {"Name": "not known to EC2 yet"}}
             state = found.get("State", {}).get("Name", "?")
             if wanted(state):
                 return dict(found)

@@ -33,7 +33,7 @@ from typing import Any
 from bakery import runner
 from bakery.config import kinds
 from bakery.config.targets.gcp import GcpTarget
-from bakery.core.retry import gcp_retry, request_timeout
+from bakery.core.retry import GCP_DEADLINE_SECONDS, gcp_retry, request_timeout
 from bakery.errors import ProviderError
 from bakery.imagetest import lifetime
 from bakery.imagetest.base import Launched, LaunchRequest, Reach, stand_in_endpoint
@@ -109,7 +109,7 @@ class GcpLauncher:
         self.grace_seconds = grace_seconds
         self.poll_seconds = poll_seconds
         self.timeout = request_timeout()
-        self.retry = gcp_retry(deadline=min(60.0, 3 * self.timeout))
+        self.retry = gcp_retry(deadline=min(GCP_DEADLINE_SECONDS, 3 * self.timeout))
         self._inserts: dict[str, _Insert] = {}  # run -> the insert sent for it
 
     def _client(self, service: str, spec: GcpTarget) -> Any:

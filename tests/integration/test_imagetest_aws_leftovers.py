@@ -38,12 +38,15 @@ from tests.integration.test_imagetest_aws import instances, stand_in, tested  # 
 
 class Ec2Lag:
     """A clients factory for the launcher whose EC2 clients behave as EC2 right after a launch:
-    from RunInstances on, the next `blank` searches answer no instance. `lose` makes RunInstances'
-    answer go missing (as a timeout would, after EC2 made the instance), `signal` sends that signal
-    when RunInstances has answered, before bakery reads the answer."""
+        from RunInstances on, the next `blank` searches answer no instance, and the next `unknown_reads`
+    reads by id InvalidInstanceID.NotFound. `lose` makes RunInstances'
+        answer go missing (as a timeout would, after EC2 made the instance), `signal` sends that signal
+        when RunInstances has answered, before bakery reads the answer."""
 
-    def __init__(self, *, blank: int, lose: bool = False, signal_on_launch: int = 0) -> None:
+    def __init__(self, *, blank: int, unknown_reads: int = 0, lose: bool = False, signal_on_launch: int = 0) -> None:
         self.blank = blank
+        self.unknown_reads = unknown_reads
+        self.unknown = 0
         self.lose = lose
         self.signal_on_launch = signal_on_launch
         self.launched = False
@@ -66,6 +69,10 @@ class Ec2Lag:
         if self.launched and "Filter.1.Name" in params["body"] and self.blanked < self.blank:
             self.blanked += 1
             return AWSResponse(params["url"], 200, {}, None), {"Reservations": []}
+        if self.launched and "InstanceId.1" in params["body"] and self.unknown < self.unknown_reads:
+            self.unknown += 1
+            error = {"Code": "InvalidInstanceID.NotFound", "Message": "The instance ID does not exist"}
+            return AWSResponse(params["url"], 400, {}, None), {"Error": error, "ResponseMetadata": {}}
         return None
 
 
@@ -89,13 +96,13 @@ def test_a_signal_after_the_launch_terminates_the_instance_by_its_id_though_no_s
     tested,  # noqa: F811
     stand_in,  # noqa: F811
 ) -> None:
-    lag = Ec2Lag(blank=1000)  # no search sees it, for as long as this test runs
+    lag = Ec2Lag(blank=1000, unknown_reads=2)  # no search sees it; its first reads by id fail
     tester = make_tester(tested, stand_in, lag, on_connect=lambda: os.kill(os.getpid(), signal.SIGTERM))
     with pytest.raises(Interrupted) as stopped:
         tester.test(tested["ref"], "aws")
     assert stopped.value.exit_code == 143
     assert [i["State"]["Name"] for i in instances(tested["ec2"])] == ["terminated"]
-    assert tested["ec2"].describe_key_pairs()["KeyPairs"] == []
+    assert tested["ec2"].describe_key_pairs()["KeyPairs"] == [] and lag.unknown == 2
 
 
 @pytest.mark.parametrize("how", ["lost answer", "SIGTERM"])
