@@ -5,13 +5,23 @@ The key: its public half is imported as an EC2 key pair `bakery-test-<run>` for 
 (the instance's cloud-init copies it at first boot) and deleted as soon as the instance exists;
 its private half stays in the run's directory until the test ends. The instance carries the tag
 `bakery:test-run=<run>` from its creation (RunInstances' TagSpecifications, with the run as its
-ClientToken: a retried launch never makes a second one), and the cleanup terminates whatever
-carries that tag, whether or not launch() returned, and waits until EC2 says terminated.
+ClientToken: a retried launch never makes a second one), and the cleanup terminates it whether
+or not launch() returned, and waits until EC2 says terminated: by its id when RunInstances
+answered (a search right after a launch may not see it yet: DescribeInstances is eventually
+consistent), else by its tag and its client token; when RunInstances was sent but no answer came
+back (a signal, a lost answer), the search is repeated for LEFTOVER_GRACE_SECONDS before the
+cleanup concludes that EC2 made nothing.
+
+Its life is bounded (bakery.imagetest.lifetime): its user data powers it off after the bound,
+which terminates it, and it carries its deadline in the tag `bakery:test-expires`; sweep() removes
+the marked instances of the target's region whose deadline has passed (left by a killed bakery).
 The target's security groups must let bakery's machine reach port 22 and the checks' ports.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 import time
 from typing import Any
 
@@ -19,6 +29,7 @@ from bakery import runner
 from bakery.config import kinds
 from bakery.config.targets.aws import AwsTarget
 from bakery.errors import ProviderError, UsageError
+from bakery.imagetest import lifetime
 from bakery.imagetest.base import Launched, LaunchRequest, Reach, stand_in_endpoint
 from bakery.progress import Reporter
 from bakery.providers.aws.errors import aws_errors
@@ -27,9 +38,13 @@ from bakery.providers.base import ClientFactory
 from bakery.workspace import Workspace
 
 RUN_TAG = "bakery:test-run"
+EXPIRES_TAG = "bakery:test-expires"
 LIVE_STATES = ("pending", "running", "stopping", "stopped", "shutting-down")
 STATE_DEADLINE_SECONDS = 600.0
 POLL_SECONDS = 2.0
+# How long the cleanup keeps looking for an instance whose RunInstances got no answer.
+LEFTOVER_GRACE_SECONDS = 60.0
+NOT_FOUND = "InvalidInstanceID.NotFound"
 # How each ssh_interface names the address a test connects to.
 ADDRESSES = {
     "public_ip": "PublicIpAddress",
@@ -37,6 +52,7 @@ ADDRESSES = {
     "public_dns": "PublicDnsName",
     "private_dns": "PrivateDnsName",
 }
+_SENT = ""  # RunInstances was sent, no answer came back
 
 
 def make(workspace: Workspace, reporter: Reporter, clients: ClientFactory | None = None) -> AwsLauncher:
@@ -47,12 +63,28 @@ def key_name(request: LaunchRequest) -> str:
     return f"bakery-test-{request.run}"
 
 
-def run_instances_params(request: LaunchRequest, spec: AwsTarget, ami: str) -> dict[str, Any]:
+def user_data(minutes: int) -> str:
+    """cloud-init user data that powers the instance off `minutes` after its boot (after
+    cloud-init has finished): the bound on its life, whatever becomes of bakery."""
+    return (
+        "#cloud-config\n"
+        "# bakery: a test instance powers off (and so terminates) when its time is up\n"
+        "power_state:\n"
+        "  mode: poweroff\n"
+        f"  delay: {minutes}\n"
+        '  message: "bakery: the test instance\'s time is up"\n'
+    )
+
+
+def run_instances_params(request: LaunchRequest, spec: AwsTarget, ami: str, *, now: dt.datetime) -> dict[str, Any]:
     """RunInstances' arguments for a test instance (pure): the target's network, the test's key
-    pair, the run's tag from its creation, and the run as the idempotency token."""
+    pair, the run's tag and its deadline from its creation, the user data that ends it then (a
+    poweroff terminates it), and the run as the idempotency token."""
+    minutes = lifetime.life_minutes(request.tests)
     tags = [
         {"Key": "Name", "Value": request.name},
         {"Key": RUN_TAG, "Value": request.run},
+        {"Key": EXPIRES_TAG, "Value": lifetime.rfc3339(now + dt.timedelta(minutes=minutes))},
         {"Key": "bakery:image", "Value": request.record.ref},
     ]
     params: dict[str, Any] = {
@@ -63,6 +95,7 @@ def run_instances_params(request: LaunchRequest, spec: AwsTarget, ami: str) -> d
         "KeyName": key_name(request),
         "ClientToken": request.run,
         "InstanceInitiatedShutdownBehavior": "terminate",
+        "UserData": user_data(minutes),
         "TagSpecifications": [{"ResourceType": "instance", "Tags": tags}],
     }
     if spec.iam_instance_profile:
@@ -79,9 +112,20 @@ def run_instances_params(request: LaunchRequest, spec: AwsTarget, ami: str) -> d
 
 
 class AwsLauncher:
-    def __init__(self, reporter: Reporter, clients: ClientFactory) -> None:
+    def __init__(
+        self,
+        reporter: Reporter,
+        clients: ClientFactory,
+        *,
+        grace_seconds: float = LEFTOVER_GRACE_SECONDS,
+        poll_seconds: float = POLL_SECONDS,
+    ) -> None:
         self.reporter = reporter
         self.clients = clients
+        self.grace_seconds = grace_seconds
+        self.poll_seconds = poll_seconds
+        # run -> the instance id RunInstances answered, or _SENT while it has not answered
+        self._launched: dict[str, str] = {}
 
     def ec2(self, spec: AwsTarget) -> Any:
         return self.clients("ec2", spec.region, AwsProvider.endpoint(spec))
@@ -99,9 +143,12 @@ class AwsLauncher:
         ec2 = self.ec2(spec)
         with aws_errors("import the test's SSH key"):
             ec2.import_key_pair(KeyName=key_name(request), PublicKeyMaterial=request.key.public.encode())
+        params = run_instances_params(request, spec, amis[spec.region], now=dt.datetime.now(dt.UTC))
+        self._launched[request.run] = _SENT  # from here on, EC2 may have made it whatever we hear
         with aws_errors("launch the test instance"):
-            answer = ec2.run_instances(**run_instances_params(request, spec, amis[spec.region]))
+            answer = ec2.run_instances(**params)
         instance_id = str(answer["Instances"][0]["InstanceId"])
+        self._launched[request.run] = instance_id
         # The instance holds the key from here on: the key pair is not needed any longer.
         with aws_errors("delete the test's key pair"):
             ec2.delete_key_pair(KeyName=key_name(request))
@@ -129,14 +176,13 @@ class AwsLauncher:
         spec = kinds.typed(request.spec, AwsTarget, f"target '{request.target}'")
         ec2 = self.ec2(spec)
         removed: list[str] = []
-        with aws_errors("find the test instance"):
-            pages = ec2.get_paginator("describe_instances").paginate(
-                Filters=[
-                    {"Name": f"tag:{RUN_TAG}", "Values": [request.run]},
-                    {"Name": "instance-state-name", "Values": list(LIVE_STATES)},
-                ]
-            )
-            ids = [i["InstanceId"] for page in pages for r in page.get("Reservations", []) for i in r["Instances"]]
+        launched = self._launched.pop(request.run, None)
+        if launched:  # its id: a search right after the launch may not see it yet, a termination does
+            ids = [launched]
+        else:
+            ids = self._search(ec2, request)
+            if launched == _SENT and not ids:
+                ids = self._look_again(ec2, request, spec)
         if ids:
             with aws_errors("terminate the test instance"):
                 ec2.terminate_instances(InstanceIds=ids)
@@ -150,24 +196,84 @@ class AwsLauncher:
                 removed.append(f"key pair {key_name(request)} in {spec.region}")
         return removed
 
+    def sweep(self, request: LaunchRequest) -> list[str]:
+        spec = kinds.typed(request.spec, AwsTarget, f"target '{request.target}'")
+        ec2 = self.ec2(spec)
+        now = dt.datetime.now(dt.UTC)
+        expired: dict[str, str] = {}
+        with aws_errors("look for test instances left by earlier runs"):
+            for instance in self._described(ec2, [{"Name": "tag-key", "Values": [RUN_TAG]}]):
+                tags = {t.get("Key"): t.get("Value") for t in instance.get("Tags", []) if isinstance(t, dict)}
+                if RUN_TAG not in tags or instance.get("State", {}).get("Name") == "shutting-down":
+                    continue
+                ends = lifetime.deadline(tags.get(EXPIRES_TAG), instance.get("LaunchTime"))
+                if ends is not None and ends <= now:
+                    run = re.sub(r"[^A-Za-z0-9_-]", "?", str(tags[RUN_TAG])[:64])
+                    expired[str(instance["InstanceId"])] = f"run {run}, its time was up at {lifetime.rfc3339(ends)}"
+        if not expired:
+            return []
+        with aws_errors("terminate test instances left by earlier runs"):
+            ec2.terminate_instances(InstanceIds=sorted(expired))
+        return [f"test instance {i} in {spec.region} ({why}): terminated" for i, why in sorted(expired.items())]
+
     def console(self, launched: Launched) -> str:
         return ""  # EC2's console output lags minutes behind the boot: it would say nothing yet
 
+    def _described(self, ec2: Any, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The instances, not yet terminated, that match `filters` (every page)."""
+        live = [*filters, {"Name": "instance-state-name", "Values": list(LIVE_STATES)}]
+        pages = ec2.get_paginator("describe_instances").paginate(Filters=live)
+        return [i for page in pages for r in page.get("Reservations", []) for i in r.get("Instances", [])]
+
+    def _search(self, ec2: Any, request: LaunchRequest) -> list[str]:
+        """The ids of the run's instances, by its tag or by its client token (one look)."""
+        found: set[str] = set()
+        with aws_errors("find the test instance"):
+            for by in (
+                {"Name": f"tag:{RUN_TAG}", "Values": [request.run]},
+                {"Name": "client-token", "Values": [request.run]},
+            ):
+                found.update(str(i["InstanceId"]) for i in self._described(ec2, [by]))
+        return sorted(found)
+
+    def _look_again(self, ec2: Any, request: LaunchRequest, spec: AwsTarget) -> list[str]:
+        """The run's instances, searched for up to grace_seconds: RunInstances was sent, and EC2
+        may have made the instance without a search seeing it yet. Not interruptible (a cleanup)."""
+        self.reporter.note(
+            f"the launch in {spec.region} got no answer: looking for its instance for up to {self.grace_seconds:g}s"
+        )
+        deadline = time.monotonic() + self.grace_seconds
+        while time.monotonic() + self.poll_seconds <= deadline:
+            time.sleep(self.poll_seconds)
+            found = self._search(ec2, request)
+            if found:
+                return found
+        return []
+
     def _until(self, ec2: Any, instance_id: str, wanted: Any, what: str) -> dict[str, Any]:
-        """The instance once `wanted(state)`; ProviderError when it ends up elsewhere or takes too long."""
+        """The instance once `wanted(state)`; ProviderError when it ends up elsewhere or takes too long.
+        Right after its launch, EC2 may not know the id yet (InvalidInstanceID.NotFound): looked again."""
+        from botocore.exceptions import ClientError
+
         deadline = time.monotonic() + STATE_DEADLINE_SECONDS
         while True:
             if what == "running":  # a cleanup goes on after a signal (runner.cleanup_phase)
                 runner.check_interrupted(f"waiting for test instance {instance_id}")
-            with aws_errors(f"read test instance {instance_id}"):
-                found = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+            try:
+                with aws_errors(f"read test instance {instance_id}"):
+                    found = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+            except ProviderError as exc:
+                cause = exc.__cause__
+                if not isinstance(cause, ClientError) or cause.response["Error"].get("Code") != NOT_FOUND:
+                    raise
+                found = {"State": {"Name": "not known to EC2 yet"}}
             state = found.get("State", {}).get("Name", "?")
             if wanted(state):
                 return dict(found)
             if what == "running" and state in ("shutting-down", "terminated", "stopped"):
                 raise ProviderError(f"test instance {instance_id} is {state} instead of running")
-            if time.monotonic() + POLL_SECONDS > deadline:
+            if time.monotonic() + self.poll_seconds > deadline:
                 raise ProviderError(
                     f"test instance {instance_id} is still {state}, not {what}, after {STATE_DEADLINE_SECONDS:g}s"
                 )
-            time.sleep(POLL_SECONDS)
+            time.sleep(self.poll_seconds)

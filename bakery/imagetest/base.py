@@ -112,6 +112,12 @@ class Launcher(Protocol):
         returned (a signal may have cut it short): instances terminated, the key registered for
         it deleted. Idempotent. Returns what was removed, one line each."""
 
+    def sweep(self, request: LaunchRequest) -> list[str]:
+        """Remove the test instances of `request`'s target (its region or zone) that carry a run's
+        mark and whose life's bound (bakery.imagetest.lifetime) has passed: left by a bakery that
+        was killed. Never touches an instance without the mark, nor one whose bound has not passed
+        (another bakery may be testing with it). Returns what was removed, one line each."""
+
     def console(self, launched: Launched) -> str:
         """The last lines of the instance's console, when the kind can read them ('' otherwise)."""
 

@@ -107,6 +107,9 @@ class LocalLauncher:
             removed.append(f"its overlay disk in {directory}")
         return removed
 
+    def sweep(self, request: LaunchRequest) -> list[str]:
+        return []  # only cloud targets are swept: a VM here is bakery's child, in the run's directory
+
     def console(self, launched: Launched) -> str:
         found = launched.handle
         if not isinstance(found, _Vm) or not found.serial.is_file():

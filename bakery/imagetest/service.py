@@ -1,7 +1,9 @@
 """`bakery test IMAGE@VERSION --target T`: boot a test instance of a recorded image with a key made
 for this test, wait for it (the boot deadline), run its test playbooks through ansible-runner and
 its HTTP checks, remove the instance (always, whatever happens: a failure, SIGINT, SIGTERM, in any
-phase), then sign the result and keep it in the registry (bakery.trust.testresults).
+phase), then sign the result and keep it in the registry (bakery.trust.testresults). Before the
+launch, the test instances that killed runs left on the target, past the bound on their life
+(bakery.imagetest.lifetime), are removed.
 
 Only an image that verifies is tested: a result is signed about the provenance it carries.
 """
@@ -152,6 +154,7 @@ class Tester:
                     workdir,
                 )
                 try:
+                    self._sweep(launcher, request)
                     self.reporter.phase("test", f"{record.ref} on {record.target}: launching a test instance")
                     launched = launcher.launch(request)
                     where = f"{launched.id} {launched.where}"
@@ -240,6 +243,17 @@ class Tester:
                 outcome.name if outcome.ok else f"{outcome.name}: {outcome.detail}"
             )
             self.reporter.note(f"{'ok' if outcome.ok else 'FAILED'}: {outcome.name}: {outcome.detail}")
+
+    def _sweep(self, launcher: Launcher, request: LaunchRequest) -> None:
+        """Remove the test instances that killed runs left on the target, past their life's bound.
+        Not finding them (a refusal, a network error) does not stop this test: it is said."""
+        try:
+            removed = launcher.sweep(request)
+        except ProviderError as exc:
+            self.reporter.note(f"could not look for test instances left by earlier runs: {exc.message}")
+            return
+        for line in removed:
+            self.reporter.note(f"removed a test instance left by an earlier run: {line}")
 
     def _cleanup(self, launcher: Launcher, request: LaunchRequest, where: str) -> list[str]:
         what = f"the test instance of run {request.run} ({where}) and its key"

@@ -27,7 +27,9 @@ client returns polls through a GlobalOperationsClient that does NOT inherit ``cl
 Faults to inject: an error status with Google's JSON body or an HTML page (:meth:`FakeGce.fail_next`),
 an endpoint that does not answer (:meth:`FakeGce.hang_next`), a connection closed without an
 answer (:meth:`FakeGce.drop_next`) or in the middle of one (:meth:`FakeGce.cut_next`), an operation
-that finishes with an error (:meth:`FakeGce.fail_operation_next`).
+that finishes with an error (:meth:`FakeGce.fail_operation_next`). A request left hanging, or
+dropped, can be accepted later (`until`: once an event is set, such as one that an `answered`
+watcher sets when it sees another request answered): GCE making a change after its client gave up.
 
 Usage::
 
@@ -166,6 +168,9 @@ class _FailRule:
     mode: str = "json"  # json | html (an error page) | hang (no answer for `seconds`) | drop (close)
     seconds: float = 0.0
     message: str | None = None
+    until: threading.Event | None = None  # hang: answer once set; drop: make the change once set
+    on_arrival: Callable[[], None] | None = None
+    routed: threading.Event | None = None  # set once the request's change is made (hang, drop)
 
     def matches(self, method: str, target: str) -> bool:
         if self.remaining <= 0:
@@ -388,6 +393,8 @@ class FakeGce:
         self.requests: list[tuple[str, str]] = []
         self.request_times: list[float] = []
         self.clock: Callable[[], float] = time.monotonic
+        #: called with (METHOD, path+query, status) once each answer is made, before it is sent
+        self.answered: list[Callable[[str, str, int], None]] = []
         #: seconds per tick of the managed instance groups (0: they move until still at each request)
         self.mig_step = mig_step
         self._mig_clock: Callable[[], float] = time.monotonic
@@ -495,17 +502,42 @@ class FakeGce:
             self._fail_rules.append(rule)
 
     def hang_next(
-        self, seconds: float = 3600.0, times: int = 1, *, method: str | None = None, path_contains: str | None = None
-    ) -> None:
-        """Leave the next ``times`` matching requests without an answer for ``seconds`` (or until
-        the server stops), then answer them."""
+        self,
+        seconds: float = 3600.0,
+        times: int = 1,
+        *,
+        method: str | None = None,
+        path_contains: str | None = None,
+        until: threading.Event | None = None,
+        on_arrival: Callable[[], None] | None = None,
+    ) -> threading.Event:
+        """Leave the next ``times`` matching requests without an answer for ``seconds`` or until
+        ``until`` is set (or the server stops), then make their change and answer them; call
+        ``on_arrival`` when one arrives. Returns an event set once the change is made."""
+        routed = threading.Event()
         with self._lock:
-            self._fail_rules.append(_FailRule(0, times, method, path_contains, "hang", seconds))
+            rule = _FailRule(0, times, method, path_contains, "hang", seconds, until=until, on_arrival=on_arrival)
+            rule.routed = routed
+            self._fail_rules.append(rule)
+        return routed
 
-    def drop_next(self, times: int = 1, *, method: str | None = None, path_contains: str | None = None) -> None:
-        """Close the connection of the next ``times`` matching requests without an answer."""
+    def drop_next(
+        self,
+        times: int = 1,
+        *,
+        method: str | None = None,
+        path_contains: str | None = None,
+        accept_when: threading.Event | None = None,
+    ) -> threading.Event:
+        """Close the connection of the next ``times`` matching requests without an answer; with
+        ``accept_when``, make their change all the same once it is set. Returns an event set
+        once the change is made."""
+        routed = threading.Event()
         with self._lock:
-            self._fail_rules.append(_FailRule(0, times, method, path_contains, "drop"))
+            rule = _FailRule(0, times, method, path_contains, "drop", 3600.0, until=accept_when)
+            rule.routed = routed
+            self._fail_rules.append(rule)
+        return routed
 
     def cut_next(self, times: int = 1, *, method: str | None = None, path_contains: str | None = None) -> None:
         """Answer the next ``times`` matching requests with half of their body, then close the connection."""
@@ -525,6 +557,13 @@ class FakeGce:
             self.settle()
             self._mig_clock, self.mig_step = clock, step
             self.groups.restart_ticks()
+
+    def finish_operations(self) -> None:
+        """Wait until every operation now running is due, and finish them."""
+        with self._lock:
+            due = max((p.due for p in self._pending), default=0.0)
+        time.sleep(max(0.0, due - time.monotonic()))
+        self.settle()
 
     def settle(self) -> None:
         """Finish every operation whose time has come (every request does this first)."""
@@ -722,11 +761,16 @@ class FakeGce:
             self.requests.append((method, target))
             self.request_times.append(self.clock())
             rule = self._take_failure(method, target)
+        if rule is not None and rule.on_arrival is not None:
+            rule.on_arrival()
         if rule is not None and rule.mode == "drop":
+            if rule.until is not None:
+                threading.Thread(target=self._route_later, args=(rule, method, target, body), daemon=True).start()
             raise _Drop
+        routed = rule.routed if rule is not None else None
         if rule is not None and rule.mode in ("hang", "cut"):
             if rule.mode == "hang":
-                self._stopping.wait(rule.seconds)
+                self._hold(rule)
             cut = rule.mode == "cut"
             rule = None
         else:
@@ -751,7 +795,31 @@ class FakeGce:
                 answer = _json(200, self._route(method, target, body))
             except GceError as e:
                 answer = _json(e.status, e.body())
+            watchers = list(self.answered)
+        if routed is not None:
+            routed.set()
+        for watch in watchers:
+            watch(method, target, answer.status)
         return _Answer(answer.status, answer.body, answer.content_type, cut=cut)
+
+    def _hold(self, rule: _FailRule) -> None:
+        """Until the rule's `until` is set (or its seconds pass, or the server stops)."""
+        deadline = time.monotonic() + rule.seconds
+        while not self._stopping.is_set() and time.monotonic() < deadline:
+            if rule.until is not None and rule.until.wait(0.01):
+                return
+            if rule.until is None:
+                self._stopping.wait(max(0.0, deadline - time.monotonic()))
+
+    def _route_later(self, rule: _FailRule, method: str, target: str, body: bytes) -> None:
+        """Make a dropped request's change once its rule's `until` is set."""
+        self._hold(rule)
+        with self._lock:
+            self.settle()
+            with contextlib.suppress(GceError):
+                self._route(method, target, body)
+        if rule.routed is not None:
+            rule.routed.set()
 
     def _route(self, method: str, target: str, raw_body: bytes) -> JsonDict:
         split = urlsplit(target)

@@ -6,7 +6,9 @@
 An insert is checked as GCE checks it (a name, one boot disk from an image that exists) and
 answers a zone operation; the instance exists, STAGING, from the insert on (its name is taken),
 and is RUNNING, with an internal and (given an access config) an external address, once the
-operation is DONE. Those addresses exist nowhere: nothing may connect to them.
+operation is DONE (with `appear_when_done`, it shows only then, as the slowest GCE might). Those
+addresses exist nowhere: nothing may connect to them. A test adds an instance as it stands with
+`add()` (one that a killed run left, long ago).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class FakeInstances:
         self.gce = gce
         self.stored: dict[tuple[str, str], dict[str, JsonDict]] = {}  # (project, zone scope) -> name -> JSON
         self.deleted: list[str] = []  # names, in the order their deletion was DONE
+        self.appear_when_done = False
         self._addresses = itertools.count(2)
 
     # --- test API --------------------------------------------------------------------------------
@@ -38,6 +41,21 @@ class FakeInstances:
         with self.gce._lock:
             self.gce.settle()
             return [copy.deepcopy(i) for found in self.stored.values() for i in found.values()]
+
+    def add(self, project: str, zone: str, name: str, *, created: str, **fields: object) -> None:
+        """An instance, RUNNING, made at `created` (RFC 3339), with these fields (labels, scheduling...)."""
+        with self.gce._lock:
+            scope = f"zones/{zone}"
+            self.stored.setdefault((project, scope), {})[name] = {
+                **copy.deepcopy(fields),
+                "kind": "compute#instance",
+                "name": name,
+                "id": self.gce._next_id(),
+                "creationTimestamp": created,
+                "status": "RUNNING",
+                "zone": f"{API_ROOT}/projects/{project}/{scope}",
+                "selfLink": f"{API_ROOT}/projects/{project}/{scope}/instances/{name}",
+            }
 
     # --- handlers --------------------------------------------------------------------------------
 
@@ -89,10 +107,14 @@ class FakeInstances:
             interface["networkIP"] = f"10.128.0.{number}"
             for access in interface.get("accessConfigs", []):
                 access["natIP"] = f"203.0.113.{number}"  # TEST-NET-3: an address that exists nowhere
-        self.stored.setdefault((project, scope), {})[name] = instance
+        late = self.appear_when_done
+        if not late:
+            self.stored.setdefault((project, scope), {})[name] = instance
 
         def running() -> None:
             instance["status"] = "RUNNING"
+            if late:
+                self.stored.setdefault((project, scope), {})[name] = instance
 
         def forget() -> None:
             self.stored.get((project, scope), {}).pop(name, None)

@@ -2,6 +2,7 @@
 its "instances" are entries in a dict, reached at whatever `reach` a test gives (a stand-in HTTP
 server on 127.0.0.1, Ansible's local connection).
 
+`leftovers` are what the next sweep() says it removed (instances of killed runs).
 Faults: `fail("launch")` makes a method raise ProviderError; `on("alive", action)` runs an action
 when the method is called (a signal sent to this process, as Ctrl-C or `kill` while bakery waits
 for the instance). Every call is logged in `calls`; `running` says what was never cleaned up.
@@ -22,6 +23,7 @@ class FakeLauncher:
     alive_answer: bool = True
     console_text: str = ""
     running: dict[str, LaunchRequest] = field(default_factory=dict)  # run id -> its request
+    leftovers: list[str] = field(default_factory=list)  # what the next sweep removes
     calls: list[str] = field(default_factory=list)
     _fail: dict[str, str] = field(default_factory=dict)
     _on: dict[str, Callable[[], None]] = field(default_factory=dict)
@@ -54,6 +56,11 @@ class FakeLauncher:
         self._call("cleanup")
         gone = self.running.pop(request.run, None)
         return [f"instance {gone.name}"] if gone is not None else []
+
+    def sweep(self, request: LaunchRequest) -> list[str]:
+        self._call("sweep")
+        removed, self.leftovers = self.leftovers, []
+        return removed
 
     def console(self, launched: Launched) -> str:
         return self.console_text

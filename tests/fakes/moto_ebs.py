@@ -17,7 +17,8 @@ as is throttling (`throttle=[{"action": "DescribeInstanceRefreshes", "every": 2}
 of that action answers Throttling, which botocore's retries absorb).
 
 AMI deprecation (EnableImageDeprecation, DisableImageDeprecation), which moto also lacks, is
-answered InvalidAction, as by an EC2 endpoint that does not have it.
+answered InvalidAction, as by an EC2 endpoint that does not have it. DescribeInstances gets the
+client-token filter that moto lacks.
 
     python -m tests.fakes.moto_ebs PORT AMIS_JSON
 """
@@ -215,6 +216,10 @@ def main() -> None:
 
     moto_amis.Ami.__init__ = ebs_backed  # type: ignore[method-assign]
     moto_amis.Ami.state = property(get_state, set_state)  # type: ignore[attr-defined]
+    # DescribeInstances' client-token filter (moto keeps each instance's token but lacks the filter).
+    from moto.ec2 import utils as ec2_utils
+
+    ec2_utils.filter_dict_attribute_mapping["client-token"] = "client_token"
 
     from tests.fakes import instance_refresh_api, moto_kms
 

@@ -35,7 +35,7 @@ def test_a_passing_image_is_signed_passed_and_verify_says_so(tested_world, launc
     run = make_tester(tested_world, launcher).test(ref, "aws")
     assert run.ok and run.failed == ()
     assert run.passed == ("GET /healthz on port 80 answers 200 matching ^ok", "GET / on port 80 answers 200")
-    assert launcher.running == {} and launcher.calls[0] == "launch" and launcher.calls[-1] == "cleanup"
+    assert launcher.running == {} and launcher.calls == ["sweep", "launch", "cleanup"]
     statement = registry_result(tested_world, ref)
     assert statement["predicateType"] == "https://in-toto.io/attestation/test-result/v0.1"
     assert statement["predicate"]["result"] == "PASSED"
@@ -76,12 +76,42 @@ def test_a_launch_the_cloud_refuses_still_cleans_up_and_records_nothing(tested_w
     launcher.fail("launch")
     with pytest.raises(ProviderError, match="fake: launch"):
         make_tester(tested_world, launcher).test(ref, "aws")
-    assert launcher.calls == ["launch", "cleanup"] and launcher.running == {}
+    assert launcher.calls == ["sweep", "launch", "cleanup"] and launcher.running == {}
     assert not (tested_world.project_dir.home / "registry" / "tests").exists()
 
 
+def test_leftovers_of_killed_runs_are_removed_before_the_launch_and_said(tested_world, launcher) -> None:
+    ref = tested_world.bake()
+    launcher.leftovers = ["test instance i-0dead in eu-west-1 (run 1a2b, its time was up at ...): terminated"]
+    reporter = Recording()
+    tester = Tester(
+        tested_world.project_dir.load(), Workspace(tested_world.project_dir.home), reporter, launcher=launcher
+    )
+    assert tester.test(ref, "aws").ok
+    assert (
+        "removed a test instance left by an earlier run: test instance i-0dead in eu-west-1 (run 1a2b, its time "
+        "was up at ...): terminated"
+    ) in reporter.notes
+    assert launcher.calls[:2] == ["sweep", "launch"]
+
+
+def test_a_sweep_the_cloud_refuses_is_said_and_the_test_goes_on(tested_world, launcher) -> None:
+    ref = tested_world.bake()
+    launcher.fail("sweep", "403 no compute.instances.list")
+    reporter = Recording()
+    tester = Tester(
+        tested_world.project_dir.load(), Workspace(tested_world.project_dir.home), reporter, launcher=launcher
+    )
+    assert tester.test(ref, "aws").ok
+    assert (
+        "could not look for test instances left by earlier runs: fake: sweep: 403 no compute.instances.list"
+        in reporter.notes
+    )
+    assert launcher.calls == ["sweep", "launch", "cleanup"] and launcher.running == {}
+
+
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-@pytest.mark.parametrize("phase", ["launch", "alive"])
+@pytest.mark.parametrize("phase", ["sweep", "launch", "alive"])
 def test_a_signal_in_any_phase_removes_the_instance(tested_world, launcher, page, signum, code, phase) -> None:
     ref = tested_world.bake()
     page.answers["/healthz"] = (200, "ok")
