@@ -6,7 +6,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := packer qemu-system-x86 qemu-utils mmdebstrap e2fsprogs openssh-client git procps haproxy
+APT_PACKAGES := packer qemu-system-x86 qemu-utils mmdebstrap e2fsprogs openssh-client git procps haproxy graphviz chromium
 STAMP := $(VENV)/.installed
 
 .PHONY: help setup system-packages venv demo test test-fast lint bench clean

@@ -13,7 +13,7 @@ import typer
 from typer.core import TyperGroup
 
 from bakery import __version__
-from bakery.cli import channels, groups, images, imagetests, project, trust
+from bakery.cli import channels, groups, images, imagetests, project, report, trust
 
 
 class PanelGroup(TyperGroup):
@@ -71,6 +71,7 @@ _register("Channels", channels.COMMANDS)
 _register("Trust", trust.COMMANDS)
 for name, sub in trust.SUBCOMMANDS:
     app.add_typer(sub, name=name, rich_help_panel="Trust")
+_register("Estate", report.COMMANDS)
 
 
 def main() -> None:
