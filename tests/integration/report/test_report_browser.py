@@ -11,6 +11,7 @@ import os
 import shutil
 from pathlib import Path
 
+import pytest
 from playwright.sync_api import ConsoleMessage, Request, Route, expect, sync_playwright
 
 from tests.unit.promote.conftest import json_of
@@ -44,7 +45,9 @@ def estate(world: World) -> dict[str, str]:
 def test_the_report_opens_from_disk_with_no_request_out_and_a_group_leads_to_its_versions_findings(
     promote_world: World,  # noqa: F811
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr("bakery.report.build.get_provider", lambda *a, **k: promote_world.fake)
     refs = estate(promote_world)
     out = tmp_path / "site"
     result = promote_world.run("report", "--out", str(out), "--json")

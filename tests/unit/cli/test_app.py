@@ -20,6 +20,7 @@ PANELS = {
     "Groups": ("rollout", "rollback", "status", "history", "down"),
     "Channels": ("promote", "approve", "channels"),
     "Trust": ("verify", "sign", "revoke", "unrevoke", "keys", "audit"),
+    "Estate": ("report",),
 }
 
 
@@ -35,11 +36,11 @@ def test_help_lists_every_command(bakery_cli):
 def test_help_groups_the_commands_under_their_panels_with_whole_summaries(bakery_cli):
     text = bakery_cli("--help").stdout
     headings = [line for line in text.splitlines() if line.endswith(":") and not line.startswith(" ")]
-    assert headings == ["Options:", "Images:", "Groups:", "Channels:", "Trust:"]
+    assert headings == ["Options:", "Images:", "Groups:", "Channels:", "Trust:", "Estate:"]
     sections = dict(
         zip(
             PANELS,
-            re.split("Groups:|Channels:|Trust:", text.split("Images:", 1)[1]),
+            re.split("Groups:|Channels:|Trust:|Estate:", text.split("Images:", 1)[1]),
             strict=True,
         )
     )
