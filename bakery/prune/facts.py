@@ -1,0 +1,87 @@
+"""What uses each recorded version on a target, read live: the provider's references (launch
+templates, launch configurations, instances, instance templates; sharing), the groups of
+images.yaml on the target (what they run and their last `keep` rollouts), and the channels' kept
+heads in the registry."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+
+from bakery.config.load import Project
+from bakery.core.catalog import ImageRecord
+from bakery.groups.base import GroupDriver, Release
+from bakery.providers.base import Provider
+from bakery.prune.decide import Candidate
+from bakery.trust.channels import Channels
+from bakery.trust.context import TrustContext
+
+
+def candidates(
+    project: Project,
+    trust: TrustContext,
+    target: str,
+    provider: Provider,
+    driver: Callable[[], GroupDriver],
+    records: list[ImageRecord],
+) -> list[Candidate]:
+    """Every record with what uses it. Raises BakeryError when a fact cannot be read: a prune
+    never decides blind."""
+    group_uses = _group_uses(project, target, driver) if _groups_on(project, target) else {}
+    heads = _channel_heads(trust, target)
+    out = []
+    for record in records:
+        usage = provider.usage(record)
+        out.append(
+            Candidate(
+                record=record,
+                uses=(*usage.uses, *group_uses.get(record.ref, ())),
+                shared_with=usage.shared_with,
+                heads=tuple(heads.get(record.ref, ())),
+            )
+        )
+    return out
+
+
+def _groups_on(project: Project, target: str) -> list[str]:
+    return [name for name, group in project.config.groups.items() if group.target == target]
+
+
+def _group_uses(project: Project, target: str, make: Callable[[], GroupDriver]) -> dict[str, list[str]]:
+    driver = make()
+    spec = project.config.targets[target]
+    uses: dict[str, list[str]] = defaultdict(list)
+
+    def add(ref: str | None, line: str) -> None:
+        if ref and line not in uses[ref]:
+            uses[ref].append(line)
+
+    for name in _groups_on(project, target):
+        group = project.config.groups[name]
+        state = driver.read(name, group, spec)
+        if state.intended is not None:
+            add(state.intended.image, f"group {name}'s template {_template(state.intended)}")
+        for instance in state.instances + state.kept:
+            add(instance.image, f"group {name}'s instance {instance.id}")
+        for entry in driver.history(name, group, spec)[-group.keep :]:
+            for release in (entry.from_, entry.to):
+                if release is not None:
+                    add(release.image, f"group {name}'s rollout history ({entry.id}, {_template(release)})")
+    return uses
+
+
+def _template(release: Release) -> str:
+    return release.template or release.image_id
+
+
+def _channel_heads(trust: TrustContext, target: str) -> dict[str, list[str]]:
+    heads: dict[str, list[str]] = defaultdict(list)
+    for channel in Channels(trust).every():
+        if channel.target != target:
+            continue
+        stack = channel.stack
+        for version in stack[:-1]:
+            heads[f"{channel.image}@{version}"].append(f"in the kept history of channel {channel.channel}")
+        if stack:
+            heads[f"{channel.image}@{stack[-1]}"].append(f"head of channel {channel.channel}")
+    return heads
