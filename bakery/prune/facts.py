@@ -32,10 +32,13 @@ def candidates(
     out = []
     for record in records:
         usage = provider.usage(record)
+        theirs = group_uses.get(record.ref, [])
+        # An instance a group's line names already is not named again by the provider's.
+        own = [u for u in usage.uses if not (u.startswith("instance ") and any(u.split()[1] in t for t in theirs))]
         out.append(
             Candidate(
                 record=record,
-                uses=(*usage.uses, *group_uses.get(record.ref, ())),
+                uses=(*own, *theirs),
                 shared_with=usage.shared_with,
                 heads=tuple(heads.get(record.ref, ())),
             )
@@ -61,8 +64,12 @@ def _group_uses(project: Project, target: str, make: Callable[[], GroupDriver]) 
         state = driver.read(name, group, spec)
         if state.intended is not None:
             add(state.intended.image, f"group {name}'s template {_template(state.intended)}")
+        running: dict[str, list[str]] = defaultdict(list)
         for instance in state.instances + state.kept:
-            add(instance.image, f"group {name}'s instance {instance.id}")
+            if instance.image:
+                running[instance.image].append(instance.id)
+        for ref, ids in running.items():
+            add(ref, f"group {name}'s instance{'s' if len(ids) > 1 else ''} {', '.join(sorted(ids))}")
         for entry in driver.history(name, group, spec)[-group.keep :]:
             for release in (entry.from_, entry.to):
                 if release is not None:

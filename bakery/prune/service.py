@@ -102,6 +102,8 @@ class Pruner:
             raise UsageError(f"no image '{name}' in images.yaml; images: {', '.join(sorted(config.images))}")
         if target is not None and target not in config.targets:
             raise UsageError(f"no target '{target}' in images.yaml; targets: {', '.join(sorted(config.targets))}")
+        if act:  # what signs the audit events of the removals must work before anything is removed
+            self.trust.signer()
         finished = self._finish_interrupted() if act else ()
         unfinished = () if act else tuple(self._describe(j) for j in self._open_journals())
         policies = {n: self._policy(i.prune, keep, older_than_days) for n, i in config.images.items()}

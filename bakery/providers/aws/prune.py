@@ -105,19 +105,17 @@ def prune_steps(provider: AwsAccess, record: ImageRecord, now: str) -> Sequence[
         removed: list[str] = list(journal.get("removed", []))
         for region, copy in sorted(journal.get("amis").items()):
             ec2 = provider.ec2(spec, region)
+            # Every AMI of the account in the region, read after this one's deregistration: one
+            # listing, since not every endpoint filters by block-device-mapping.snapshot-id.
+            users: dict[str, list[str]] = {}
+            for image in provider.paginate(ec2, Owners=["self"]):
+                for snapshot in snapshots(image):
+                    users.setdefault(snapshot, []).append(image["ImageId"])
             deleted, kept = [], []
             for snapshot in copy["snapshots"]:
-                others = [
-                    i["ImageId"]
-                    for i in provider.paginate(
-                        ec2,
-                        Owners=["self"],
-                        Filters=[{"Name": "block-device-mapping.snapshot-id", "Values": [snapshot]}],
-                    )
-                    if i["ImageId"] != copy["ami"]
-                ]
+                others = [ami for ami in users.get(snapshot, []) if ami != copy["ami"]]
                 if others:
-                    kept.append(f"{snapshot} (used by {', '.join(others)})")
+                    kept.append(f"{snapshot} (used by {', '.join(sorted(others))})")
                     continue
                 with unless_gone():
                     ec2.delete_snapshot(SnapshotId=snapshot)
