@@ -55,6 +55,7 @@ def payload(result: Any) -> dict[str, Any]:
                 "removed": list(r.removed),
                 "notes": list(r.notes),
                 "resumed": r.resumed,
+                "rung": r.rung,  # where a deprecation ladder stopped (GCP); null once the image is gone
             }
             for r in result.removals
         ],
@@ -67,11 +68,17 @@ def text(result: Any) -> str:
         return "no recorded image versions"
     width = max([len(v.image) for v in result.verdicts] + [5])
     tw = max([len(v.target) for v in result.verdicts] + [6])
-    lines = [f"{'IMAGE':<{width}}  {'TARGET':<{tw}}  ACTION  REASONS"]
+    lines = [f"{'IMAGE':<{width}}  {'TARGET':<{tw}}  {'ACTION':<10}  REASONS"]
+    rungs = {(r.image, r.target): r.rung.split()[0] for r in result.removals if r.rung}
     for v in result.verdicts:
-        action = ("removed" if result.acted else "remove") if v.action == "remove" else "keep"
-        lines.append(f"{v.image:<{width}}  {v.target:<{tw}}  {action:<6}  {'; '.join(v.reasons)}")
+        action = "keep" if v.action == "keep" else "remove"
+        if result.acted and v.action == "remove":
+            action = rungs.get((v.image, v.target), "removed")
+        lines.append(f"{v.image:<{width}}  {v.target:<{tw}}  {action:<10}  {'; '.join(v.reasons)}")
     for r in result.removals:
+        if r.rung is not None:
+            lines.append(f"{r.image} on {r.target}: {r.rung}; a later prune takes the next step")
+            continue
         head = "finished interrupted prune of" if r.resumed else "removed"
         lines.append(f"{head} {r.image} on {r.target}: {'; '.join(r.removed) or 'already gone'}")
         lines += [f"  {note}" for note in r.notes]

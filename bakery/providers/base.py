@@ -12,6 +12,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from bakery.config import kinds
 from bakery.config.kinds import TargetSpec
 from bakery.config.load import EffectiveImage, Project
+from bakery.config.models import Prune
 from bakery.core.catalog import ImageRecord
 from bakery.core.debris import Leftover, Owner
 from bakery.core.provenance import Dependency
@@ -219,12 +220,15 @@ class Provider(Protocol):
     def usage(self, record: ImageRecord) -> Usage:
         """What uses `record` now, in every region or project it lives in (bakery prune keeps it)."""
 
-    def prune_steps(self, record: ImageRecord, *, replacement: ImageRecord | None, now: str) -> Sequence[Step]:
+    def prune_steps(
+        self, record: ImageRecord, *, replacement: ImageRecord | None, now: str, policy: Prune
+    ) -> Sequence[Step]:
         """The steps that remove `record` with everything of it (AWS: deprecate, deregister every
         copy, delete their snapshots no other AMI uses; local: the catalog entry and its files).
         Each saves what it found in the journal first, so a rerun after an interruption finishes
-        the removal. A provider with a deprecation ladder (GCP) may stop at a rung: the journal's
-        value "rung" then says where the image stands, and "removed" is absent."""
+        the removal. A provider with a deprecation ladder (GCP) climbs it at the ages of `policy`
+        and may stop at a rung: the journal's value "rung" then says where the image stands, and
+        "removed" is absent."""
 
     def scan(self, request: BakeRequest, secrets: Mapping[str, str]) -> None:
         """Raise BuildError naming a secret (name -> value) whose value is found in what was built,

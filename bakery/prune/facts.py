@@ -27,14 +27,14 @@ def candidates(
 ) -> list[Candidate]:
     """Every record with what uses it. Raises BakeryError when a fact cannot be read: a prune
     never decides blind."""
-    group_uses = _group_uses(project, target, driver) if _groups_on(project, target) else {}
+    group_uses, members = _group_uses(project, target, driver) if _groups_on(project, target) else ({}, set())
     heads = _channel_heads(trust, target)
     out = []
     for record in records:
         usage = provider.usage(record)
         theirs = group_uses.get(record.ref, [])
         # An instance a group's line names already is not named again by the provider's.
-        own = [u for u in usage.uses if not (u.startswith("instance ") and any(u.split()[1] in t for t in theirs))]
+        own = [u for u in usage.uses if not any(u.startswith(f"instance {m} ") for m in members)]
         out.append(
             Candidate(
                 record=record,
@@ -50,8 +50,12 @@ def _groups_on(project: Project, target: str) -> list[str]:
     return [name for name, group in project.config.groups.items() if group.target == target]
 
 
-def _group_uses(project: Project, target: str, make: Callable[[], GroupDriver]) -> dict[str, list[str]]:
+def _group_uses(
+    project: Project, target: str, make: Callable[[], GroupDriver]
+) -> tuple[dict[str, list[str]], set[str]]:
+    """What each ref is used by in the groups on `target`, and the ids of the groups' instances."""
     driver = make()
+    members: set[str] = set()
     spec = project.config.targets[target]
     uses: dict[str, list[str]] = defaultdict(list)
 
@@ -66,6 +70,7 @@ def _group_uses(project: Project, target: str, make: Callable[[], GroupDriver]) 
             add(state.intended.image, f"group {name}'s template {_template(state.intended)}")
         running: dict[str, list[str]] = defaultdict(list)
         for instance in state.instances + state.kept:
+            members.add(instance.id)
             if instance.image:
                 running[instance.image].append(instance.id)
         for ref, ids in running.items():
@@ -74,7 +79,7 @@ def _group_uses(project: Project, target: str, make: Callable[[], GroupDriver]) 
             for release in (entry.from_, entry.to):
                 if release is not None:
                     add(release.image, f"group {name}'s rollout history ({entry.id}, {_template(release)})")
-    return uses
+    return uses, members
 
 
 def _template(release: Release) -> str:

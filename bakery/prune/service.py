@@ -39,6 +39,7 @@ class Removal:
     removed: tuple[str, ...]  # what went, one line each ("ami-0abc in eu-west-1 with snap-1")
     notes: tuple[str, ...] = ()  # "deprecation not supported by this endpoint"
     resumed: bool = False  # finished from an interrupted prune's journal
+    rung: str | None = None  # where a deprecation ladder (GCP) stopped, when the image is not gone yet
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,8 @@ class Pruner:
             for verdict in verdicts:
                 if verdict.action == REMOVE and verdict.record is not None:
                     replacement = _newest_kept(verdicts, verdict)
-                    removals.append(self._remove(verdict.record, replacement, now))
+                    policy = policies[verdict.record.name]
+                    removals.append(self._remove(verdict.record, replacement, now, policy))
         return PruneResult(tuple(verdicts), act, tuple(removals), unfinished)
 
     @staticmethod
@@ -144,27 +146,39 @@ class Pruner:
     def _path(self, record: ImageRecord) -> Path:
         return self.journals / f"{record.target}--{record.name}@{record.version}.json"
 
-    def _remove(self, record: ImageRecord, replacement: ImageRecord | None, now: datetime) -> Removal:
-        journal = Journal.create(self._path(record), record=record.as_dict(), now=iso(now))
+    def _remove(self, record: ImageRecord, replacement: ImageRecord | None, now: datetime, policy: Prune) -> Removal:
+        journal = Journal.create(
+            self._path(record), record=record.as_dict(), now=iso(now), policy=policy.model_dump(mode="json")
+        )
         return self._carry_out(journal, record, replacement, resumed=False)
 
     def _carry_out(
         self, journal: Journal, record: ImageRecord, replacement: ImageRecord | None, *, resumed: bool
     ) -> Removal:
-        steps = self.provider(record.target).prune_steps(record, replacement=replacement, now=journal.data["now"])
+        policy = Prune.model_validate(journal.data.get("policy") or {})
+        steps = self.provider(record.target).prune_steps(
+            record, replacement=replacement, now=journal.data["now"], policy=policy
+        )
         execute(steps, journal, self.reporter)
         journal.mark(status=SUCCEEDED)
         removed = tuple(str(line) for line in journal.get("removed", []))
         notes = tuple(str(line) for line in journal.get("deprecation", []))
-        self.trust.record(
-            "prune",
-            f"{record.ref} on {record.target}",
-            "pruned",
-            details={"removed": list(removed), "notes": list(notes), "inputs_digest": record.inputs_digest},
-            strict=True,  # the journal stays until the removal is on the record: a rerun records it
-        )
+        rung = None if journal.get("removed") is not None else str(journal.get("rung", ""))
+        if journal.get("changed", True):
+            self.trust.record(
+                "prune",
+                f"{record.ref} on {record.target}",
+                "pruned" if rung is None else rung.split()[0],
+                details={
+                    "removed": list(removed),
+                    "notes": list(notes),
+                    "rung": rung,
+                    "inputs_digest": record.inputs_digest,
+                },
+                strict=True,  # the journal stays until the removal is on the record: a rerun records it
+            )
         journal.discard()
-        return Removal(record.ref, record.target, removed, notes, resumed)
+        return Removal(record.ref, record.target, removed, notes, resumed, rung)
 
     def _open_journals(self) -> list[Journal]:
         if not self.journals.is_dir():

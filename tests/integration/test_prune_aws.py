@@ -63,7 +63,9 @@ def test_the_dry_run_gives_every_version_its_reason_and_touches_nothing(pw: Prun
     assert got["web@1.0.11"] == ("keep", ["among the newest 1"])
     assert got["app@1.0.0"] == ("keep", ["among the newest 3"])  # the default policy
     text = bakery("prune", "web")
-    assert "web@1.0.8   aws     remove  older than 30 days, not among the newest 1, unused" in text.stdout, text.stdout
+    assert "web@1.0.8   aws     remove      older than 30 days, not among the newest 1, unused" in text.stdout, (
+        text.stdout
+    )
     assert "dry run: 2 version(s) would be removed; --yes removes them" in text.stdout
     for ref, copies in pw.amis.items():
         for region, ami in copies.items():

@@ -19,6 +19,7 @@ from dataclasses import replace
 from typing import Any
 
 from bakery import packer
+from bakery.config.models import Prune
 from bakery.config.targets.aws import AwsSource, AwsTarget
 from bakery.core import provenance
 from bakery.core.catalog import ImageRecord
@@ -312,7 +313,9 @@ class AwsProvider(CloudProvider[AwsTarget]):
     def usage(self, record: ImageRecord) -> Usage:
         return aws_prune.usage(self, record)
 
-    def prune_steps(self, record: ImageRecord, *, replacement: ImageRecord | None, now: str) -> Sequence[Step]:
+    def prune_steps(
+        self, record: ImageRecord, *, replacement: ImageRecord | None, now: str, policy: Prune
+    ) -> Sequence[Step]:
         """Deprecate, deregister every copy, delete their snapshots (AWS has no ladder to climb)."""
         return [
             replace(s, run=guarded(f"pruning {record.ref}: {s.name}")(s.run))

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bakery import runner
+from bakery.config.models import Prune
 from bakery.config.secrets import SCAN_MIN_BYTES, leaked, needles, search
 from bakery.config.targets.local import LocalSource, LocalTarget
 from bakery.core.catalog import ImageRecord
@@ -273,7 +274,9 @@ class LocalProvider:
     def usage(self, record: ImageRecord) -> Usage:
         return Usage()  # only local groups run local images: the prune service reads those
 
-    def prune_steps(self, record: ImageRecord, *, replacement: ImageRecord | None, now: str) -> Sequence[Step]:
+    def prune_steps(
+        self, record: ImageRecord, *, replacement: ImageRecord | None, now: str, policy: Prune
+    ) -> Sequence[Step]:
         """Remove the catalog entry first (the image is then gone for every reader), then its
         directory, whose path the journal holds for a rerun."""
 

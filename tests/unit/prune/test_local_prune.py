@@ -60,8 +60,8 @@ def listed(bakery_cli) -> list[str]:
 def test_prune_removes_the_catalog_entry_and_its_files(project_dir, bakery_cli, seeded) -> None:
     dry = bakery_cli("prune", "--target", "local")
     assert dry.exit_code == 0, dry.output
-    assert "web@1.0.0  local   remove  older than 30 days, not among the newest 1, unused" in dry.stdout
-    assert "web@1.0.2  local   keep    among the newest 1" in dry.stdout
+    assert "web@1.0.0  local   remove      older than 30 days, not among the newest 1, unused" in dry.stdout
+    assert "web@1.0.2  local   keep        among the newest 1" in dry.stdout
     assert listed(bakery_cli) == ["1.0.0", "1.0.1", "1.0.2"] and all(p.exists() for p in seeded.values())
 
     done = bakery_cli("prune", "--target", "local", "--yes")
