@@ -74,6 +74,11 @@ def test_prune_removes_the_catalog_entry_and_its_files(project_dir, bakery_cli, 
         ("prune", "web@1.0.0 on local", "pruned"),
         ("prune", "web@1.0.1 on local", "pruned"),
     ]
+    verify = bakery_cli("verify", "web@1.0.0", "--target", "local")
+    assert verify.exit_code == 2
+    assert (
+        f"web@1.0.0 on local was pruned at {events[0]['time']} by {events[0]['who']} (audit event 1)" in verify.stderr
+    )
 
 
 def test_a_removal_interrupted_after_the_catalog_entry_is_finished_by_the_next_prune(
