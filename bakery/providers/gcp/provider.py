@@ -262,9 +262,8 @@ class GcpProvider(CloudProvider[GcpTarget]):
 
     @_guarded("reading the instance templates that use an image")
     def usage(self, record: ImageRecord) -> Usage:
-        spec, endpoint = self.specs[record.target], self.endpoint(self.specs[record.target])
-        templates = self.client("instanceTemplates", spec.project, endpoint)
-        return gcp_prune.usage(self, record, templates, self.client("regionInstanceTemplates", spec.project, endpoint))
+        spec = self.specs[record.target]
+        return gcp_prune.usage(self, record, lambda service: self.client(service, spec.project, self.endpoint(spec)))
 
     def prune_steps(
         self, record: ImageRecord, *, replacement: ImageRecord | None, now: str, policy: Prune

@@ -20,21 +20,24 @@ from bakery.providers.gcp.trust import located
 from bakery.steps import Journal, Step
 
 
-def usage(provider: GcpAccess, record: ImageRecord, templates: Any, regional: Any) -> Usage:
-    """The instance templates (global, and regional in the target's region) that boot `record`.
-    `templates`, `regional`: the InstanceTemplates and RegionInstanceTemplates clients."""
+def usage(provider: GcpAccess, record: ImageRecord, clients: Any) -> Usage:
+    """The instance templates (global, and regional in the target's region) that boot `record`,
+    and who its own IAM policy grants a role on it (anyone so named may use it from elsewhere).
+    `clients(service)`: the images, instanceTemplates and regionInstanceTemplates clients."""
     spec = provider.specs[record.target]
     project, name = located(record)
     wanted = re.compile(rf"(^|/)projects/{re.escape(project)}/global/images/{re.escape(name)}$")
     uses = []
-    for template in templates.list(project=spec.project):
+    for template in clients("instanceTemplates").list(project=spec.project):
         if _boots(template, wanted):
             uses.append(f"instance template {template.name}")
     region = spec.zone.rsplit("-", 1)[0]
-    for template in regional.list(project=spec.project, region=region):
+    for template in clients("regionInstanceTemplates").list(project=spec.project, region=region):
         if _boots(template, wanted):
             uses.append(f"instance template {template.name} in {region}")
-    return Usage(uses=tuple(uses))
+    policy = clients("images").get_iam_policy(project=project, resource=name)
+    shared = sorted({f"{m} ({b.role})" for b in policy.bindings for m in b.members})
+    return Usage(uses=tuple(uses), shared_with=tuple(shared))
 
 
 def _boots(template: Any, wanted: re.Pattern[str]) -> bool:
