@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bakery import runner
 from bakery.config.load import Project
 from bakery.config.models import Prune
 from bakery.core.catalog import ImageRecord, parse_ref, version_key
@@ -98,7 +99,9 @@ class Pruner:
         target when None). Raises UsageError for an unknown image or target, BakeryError when a
         fact cannot be read or a removal fails (what finished stays journaled for a rerun)."""
         config = self.project.config
-        name = parse_ref(image)[0] if image else None
+        name, version = parse_ref(image) if image else (None, None)
+        if version is not None:
+            raise UsageError(f"prune takes an image name, not a version ('{image}')", hint=f"bakery prune {name}")
         if name is not None and name not in config.images:
             raise UsageError(f"no image '{name}' in images.yaml; images: {', '.join(sorted(config.images))}")
         if target is not None and target not in config.targets:
@@ -123,6 +126,7 @@ class Pruner:
         if act:
             for verdict in verdicts:
                 if verdict.action == REMOVE and verdict.record is not None:
+                    runner.check_interrupted("prune")  # between two removals: each is whole or journaled
                     replacement = _newest_kept(verdicts, verdict)
                     policy = policies[verdict.record.name]
                     removals.append(self._remove(verdict.record, replacement, now, policy))

@@ -104,3 +104,11 @@ def test_a_removal_interrupted_after_the_catalog_entry_is_finished_by_the_next_p
     assert "finished interrupted prune of web@1.0.0 on local" in done.stdout
     assert not seeded["1.0.0"].exists() and not seeded["1.0.1"].exists()
     assert listed(bakery_cli) == ["1.0.2"]
+
+
+def test_prune_refuses_a_version_and_an_unknown_image(project_dir, bakery_cli, seeded) -> None:
+    versioned = bakery_cli("prune", "web@1.0.0")
+    assert versioned.exit_code == 2 and "prune takes an image name, not a version ('web@1.0.0')" in versioned.stderr
+    unknown = bakery_cli("prune", "db")
+    assert unknown.exit_code == 2 and "no image 'db' in images.yaml; images: web" in unknown.stderr
+    assert all(p.exists() for p in seeded.values())
