@@ -92,6 +92,19 @@ class TargetOverride(Model):
     tests: TestsBlock | None = None  # laid over the image's own tests on this target
 
 
+class Prune(Model):
+    """What `bakery prune` may remove of an image's versions: never the newest `keep`, never one
+    younger than `older_than_days`, never one shared with other accounts unless `shared`. On GCP an
+    image is DEPRECATED (with its replacement) at that age, OBSOLETE `obsolete_after_days` later and
+    deleted `delete_after_days` after that."""
+
+    keep: Int = Field(3, ge=1, le=1000)
+    older_than_days: Int = Field(30, ge=0, le=36500)
+    shared: Bool = False  # True: an image shared with other accounts or projects may go too
+    obsolete_after_days: Int = Field(7, ge=0, le=36500)
+    delete_after_days: Int = Field(7, ge=0, le=36500)
+
+
 class ImageBase(Model):
     model_config = ConfigDict(json_schema_extra=exactly_one("source", "from"))
 
@@ -106,6 +119,7 @@ class ImageBase(Model):
     targets: tuple[str, ...] | None = None
     overrides: dict[str, TargetOverride] = Field(default_factory=dict)
     tests: TestsBlock | None = None  # what boots the finished image and checks it (bakery.config.imagetests)
+    prune: Prune = Field(default_factory=Prune)  # what `bakery prune` may remove (bakery.prune)
 
     @field_validator("version", mode="before")
     @classmethod

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -12,11 +12,13 @@ from typing import Any, Generic, Protocol, TypeVar
 from bakery.config import kinds
 from bakery.config.kinds import TargetSpec
 from bakery.config.load import EffectiveImage, Project
+from bakery.config.models import Prune
 from bakery.core.catalog import ImageRecord
 from bakery.core.debris import Leftover, Owner
 from bakery.core.provenance import Dependency
 from bakery.errors import UsageError
 from bakery.progress import Reporter
+from bakery.steps import Step
 from bakery.workspace import Workspace
 
 BAKE_KEY = "bake_key"  # field metadata: False keeps a Packer variable out of the bake key
@@ -127,6 +129,16 @@ class Claim:
     problems: tuple[str, ...] = ()  # what it should carry and does not ("tag bakery:provenance-03 does not decode")
 
 
+@dataclass(frozen=True)
+class Usage:
+    """What refers to one image in its cloud, read live: launch template versions, Auto Scaling
+    groups' launch configurations, instances, instance templates (one line each), and the accounts
+    or projects it is shared with."""
+
+    uses: tuple[str, ...] = ()
+    shared_with: tuple[str, ...] = ()
+
+
 class Provider(Protocol):
     """What bakes and stores images on one kind of target. Methods raise BakeryError subclasses
     (ProviderError for cloud refusals and unreachable endpoints), never an SDK's own exception."""
@@ -204,6 +216,19 @@ class Provider(Protocol):
 
     def unmark_revoked(self, record: ImageRecord) -> str:
         """Undo mark_revoked; what was done, one line. Idempotent."""
+
+    def usage(self, record: ImageRecord) -> Usage:
+        """What uses `record` now, in every region or project it lives in (bakery prune keeps it)."""
+
+    def prune_steps(
+        self, record: ImageRecord, *, replacement: ImageRecord | None, now: str, policy: Prune
+    ) -> Sequence[Step]:
+        """The steps that remove `record` with everything of it (AWS: deprecate, deregister every
+        copy, delete their snapshots no other AMI uses; local: the catalog entry and its files).
+        Each saves what it found in the journal first, so a rerun after an interruption finishes
+        the removal. A provider with a deprecation ladder (GCP) climbs it at the ages of `policy`
+        and may stop at a rung: the journal's value "rung" then says where the image stands, and
+        "removed" is absent."""
 
     def scan(self, request: BakeRequest, secrets: Mapping[str, str]) -> None:
         """Raise BuildError naming a secret (name -> value) whose value is found in what was built,

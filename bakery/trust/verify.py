@@ -109,7 +109,20 @@ class Verifier:
         elif target not in self.project.config.targets:
             raise UsageError(f"no target '{target}'; targets: {', '.join(sorted(self.project.config.targets))}")
         records = self.provider_for(target).images(target)
+        if version is not None and not any(r.name == name and r.version == version for r in records):
+            self._pruned(f"{name}@{version}", target)
         return catalog.select(records, name=name, version=version), records
+
+    def _pruned(self, ref: str, target: str) -> None:
+        """Raise UsageError saying when `ref` was pruned from `target`, if the audit log says so."""
+        subject = f"{ref} on {target}"
+        for event in reversed(self.trust.audit.events()):
+            if event.action == "prune" and event.subject == subject and event.result == "pruned":
+                raise UsageError(
+                    f"{ref} on {target} was pruned at {event.time} by {event.who} (audit event {event.seq}); "
+                    "its attestations and history stay in the registry",
+                    hint="`bakery audit` lists its events",
+                )
 
     def verify(self, ref: str, *, target: str | None = None, audit: bool = True) -> Verification:
         """Verify `ref` (IMAGE or IMAGE@VERSION) on `target`; a failed verification is recorded

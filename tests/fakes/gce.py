@@ -12,6 +12,7 @@ transport)::
     GET    /compute/v1/projects/{project}/global/images/family/{family}      getFromFamily
     POST   /compute/v1/projects/{project}/global/images/{image}/setLabels    setLabels
     POST   /compute/v1/projects/{project}/global/images/{image}/deprecate    deprecate
+    GET    /compute/v1/projects/{project}/global/images/{image}/getIamPolicy getIamPolicy
     GET    /compute/v1/projects/{project}/global/operations/{operation}      globalOperations.get
     POST   /compute/v1/projects/{project}/global/operations/{operation}/wait globalOperations.wait
     GET    /compute/v1/projects/{project}/{zones|regions}/{where}/operations/{operation}[/wait]  (zonal, regional)
@@ -386,6 +387,8 @@ class FakeGce:
         self._request_ids: dict[str, JsonDict] = {}
         self._connections: set[socket.socket] = set()
         self._images: dict[str, dict[str, JsonDict]] = {}
+        # An image's own IAM policy (getIamPolicy), by (project, image): share_image() sets it.
+        self.iam_policies: dict[tuple[str, str], JsonDict] = {}
         self._operations: dict[str, dict[str, JsonDict]] = {}
         #: seconds from a mutating call to its operation being DONE (and its change made)
         self.operation_delay = operation_delay
@@ -599,6 +602,13 @@ class FakeGce:
                 raise ValueError(f"image {project}/{name} already exists")
             image = self._make_image(project, body, creation_timestamp=creation_timestamp)
             return copy.deepcopy(image)
+
+    def share_image(self, project: str, name: str, member: str, role: str = "roles/compute.imageUser") -> None:
+        """Grant `member` ("user:a@example.com", "serviceAccount:...@other.iam.gserviceaccount.com")
+        `role` on the image: shared beyond its project."""
+        with self._lock:
+            policy = self.iam_policies.setdefault((project, name), {"etag": "ACAB", "version": 1, "bindings": []})
+            policy["bindings"].append({"role": role, "members": [member]})
 
     def image(self, project: str, name: str) -> JsonDict:
         with self._lock:
@@ -857,6 +867,9 @@ class FakeGce:
                     return self._set_labels(project, name, body)
                 case ("POST", [name, "deprecate"]):
                     return self._deprecate(project, name, body)
+                case ("GET", [name, "getIamPolicy"]):
+                    self._get_image(project, name)
+                    return copy.deepcopy(self.iam_policies.get((project, name), {"etag": "ACAB", "version": 1}))
         elif collection == "operations":
             match (method, rest):
                 case ("GET", [name]) | ("POST", [name, "wait"]):

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
 from bakery import packer
+from bakery.config.models import Prune
 from bakery.config.targets.aws import AwsSource, AwsTarget
 from bakery.core import provenance
 from bakery.core.catalog import ImageRecord
@@ -29,13 +30,15 @@ from bakery.errors import ConfigError, ProviderError
 from bakery.progress import Reporter
 from bakery.providers.aws import bakes as aws_bakes
 from bakery.providers.aws import listing
+from bakery.providers.aws import prune as aws_prune
 from bakery.providers.aws import trust as aws_trust
 from bakery.providers.aws.bakes import snapshots
 from bakery.providers.aws.errors import guarded, unless_gone
 from bakery.providers.aws.variables import AwsMarks, AwsPrepared
 from bakery.providers.aws.variables import packer_variables as packer_variables  # the kind's Packer variables
 from bakery.providers.aws.variables import preview as preview  # an offline render's values
-from bakery.providers.base import BakeRequest, Claim, ClientFactory, CloudProvider, Prepared
+from bakery.providers.base import BakeRequest, Claim, ClientFactory, CloudProvider, Prepared, Usage
+from bakery.steps import Step
 from bakery.workspace import Workspace
 
 
@@ -303,6 +306,21 @@ class AwsProvider(CloudProvider[AwsTarget]):
     @guarded("removing AMIs")
     def remove(self, leftover: Leftover) -> list[str]:
         return aws_bakes.remove(self, leftover)
+
+    # --- prune (aws_prune.py) ------------------------------------------------------------------
+
+    @guarded("reading what uses the AMIs")
+    def usage(self, record: ImageRecord) -> Usage:
+        return aws_prune.usage(self, record)
+
+    def prune_steps(
+        self, record: ImageRecord, *, replacement: ImageRecord | None, now: str, policy: Prune
+    ) -> Sequence[Step]:
+        """Deprecate, deregister every copy, delete their snapshots (AWS has no ladder to climb)."""
+        return [
+            replace(s, run=guarded(f"pruning {record.ref}: {s.name}")(s.run))
+            for s in aws_prune.prune_steps(self, record, now)
+        ]
 
     # --- helpers ------------------------------------------------------------------------------
 

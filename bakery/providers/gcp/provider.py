@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from bakery.config.models import Prune
 from bakery.config.targets.gcp import GcpSource, GcpTarget
 from bakery.core import jcs, provenance
 from bakery.core.catalog import ImageRecord
@@ -30,7 +33,8 @@ from bakery.core.provenance import Dependency
 from bakery.core.retry import GCP_DEADLINE_SECONDS, gcp_retry, request_timeout
 from bakery.errors import ConfigError, ProviderError
 from bakery.progress import Reporter
-from bakery.providers.base import BakeRequest, Claim, ClientFactory, CloudProvider, Prepared, guarded_by
+from bakery.providers.base import BakeRequest, Claim, ClientFactory, CloudProvider, Prepared, Usage, guarded_by
+from bakery.providers.gcp import prune as gcp_prune
 from bakery.providers.gcp import trust as gcp_trust
 from bakery.providers.gcp.api import Compute, gcp_errors
 from bakery.providers.gcp.api import default_clients as default_clients  # where the group driver and tests get it
@@ -50,6 +54,7 @@ from bakery.providers.gcp.labels import (
 from bakery.providers.gcp.variables import GcpMarks, GcpPrepared
 from bakery.providers.gcp.variables import packer_variables as packer_variables  # the kind's Packer variables
 from bakery.providers.gcp.variables import preview as preview  # an offline render's values
+from bakery.steps import Step
 from bakery.workspace import Workspace
 
 OPERATION_DEADLINE = 120.0  # seconds for an operation to be DONE
@@ -252,6 +257,19 @@ class GcpProvider(CloudProvider[GcpTarget]):
     @_guarded("clearing an image's deprecation")
     def unmark_revoked(self, record: ImageRecord) -> str:
         return gcp_trust.unmark_revoked(self, record)
+
+    # --- prune (gcp_prune.py) ------------------------------------------------------------------
+
+    @_guarded("reading the instance templates that use an image")
+    def usage(self, record: ImageRecord) -> Usage:
+        spec = self.specs[record.target]
+        return gcp_prune.usage(self, record, lambda service: self.client(service, spec.project, self.endpoint(spec)))
+
+    def prune_steps(
+        self, record: ImageRecord, *, replacement: ImageRecord | None, now: str, policy: Prune
+    ) -> Sequence[Step]:
+        steps = gcp_prune.prune_steps(self, record, replacement=replacement, now=now, policy=policy)
+        return [replace(s, run=_guarded(f"pruning {record.ref}: {s.name}")(s.run)) for s in steps]
 
     # --- what bakes leave behind --------------------------------------------------------------
 

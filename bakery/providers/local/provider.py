@@ -6,11 +6,12 @@ import base64
 import json
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from bakery import runner
+from bakery.config.models import Prune
 from bakery.config.secrets import SCAN_MIN_BYTES, leaked, needles, search
 from bakery.config.targets.local import LocalSource, LocalTarget
 from bakery.core.catalog import ImageRecord
@@ -18,14 +19,15 @@ from bakery.core.debris import Leftover, Owner
 from bakery.core.provenance import Dependency, stamp_of
 from bakery.errors import BuildError, ProviderError, UsageError
 from bakery.progress import Reporter
-from bakery.providers.base import BakeRequest, BuildMarks, Claim, ClientFactory, Prepared
+from bakery.providers.base import BakeRequest, BuildMarks, Claim, ClientFactory, Prepared, Usage
 from bakery.providers.local.basedisk import ensure_base, file_sha256, overlay_dir, recipe_digest
 from bakery.providers.local.qemu import BOOT_FILES, KERNEL_CMDLINE, KVM_PROBE_SECONDS, QEMU, image_files, kvm_probe_argv
 from bakery.providers.local.store import LocalStore
 from bakery.providers.local.variables import LocalPrepared
 from bakery.providers.local.variables import packer_variables as packer_variables  # the kind's Packer variables
 from bakery.providers.local.variables import preview as preview  # an offline render's stand-ins
-from bakery.workspace import Workspace
+from bakery.steps import Journal, Step
+from bakery.workspace import Workspace, remove_tree
 
 
 def make(workspace: Workspace, reporter: Reporter, clients: ClientFactory | None = None) -> LocalProvider:
@@ -266,6 +268,29 @@ class LocalProvider:
     def mark_revoked(self, record: ImageRecord, *, at: str, reason: str, replacement: ImageRecord | None) -> str:
         self.store.revoke(record, {"at": at, "reason": reason, "replacement": replacement.ref if replacement else None})
         return f"local: catalog entry {record.ref} on {record.target} marked revoked from {at}"
+
+    # --- prune --------------------------------------------------------------------------------
+
+    def usage(self, record: ImageRecord) -> Usage:
+        return Usage()  # only local groups run local images: the prune service reads those
+
+    def prune_steps(
+        self, record: ImageRecord, *, replacement: ImageRecord | None, now: str, policy: Prune
+    ) -> Sequence[Step]:
+        """Remove the catalog entry first (the image is then gone for every reader), then its
+        directory, whose path the journal holds for a rerun."""
+
+        def remove(journal: Journal) -> None:
+            if journal.get("directory") is None:
+                journal.put("directory", str(self.store.directory(record.target, record.name, record.version)))
+            self.store.forget(record)
+            directory = Path(journal.get("directory"))
+            if not directory.resolve().is_relative_to(self.store.images.resolve()):
+                raise ProviderError(f"{record.ref}: {directory} is not inside the catalog's {self.store.images}")
+            remove_tree(directory)
+            journal.put("removed", [f"catalog entry {record.ref} on {record.target} and {directory}"])
+
+        return [Step("remove", remove, f"removing {record.ref} from the local catalog")]
 
     def unmark_revoked(self, record: ImageRecord) -> str:
         self.store.revoke(record, None)

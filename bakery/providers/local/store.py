@@ -138,6 +138,23 @@ class LocalStore:
             )
             conn.execute("COMMIT")
 
+    def forget(self, rec: ImageRecord) -> Path | None:
+        """Remove `rec`'s catalog entry (bakery prune), in one transaction; returns its directory
+        (None when there was no entry). The directory is left for the caller to delete."""
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            row = conn.execute(
+                "SELECT path FROM images WHERE name = ? AND target = ? AND version = ?",
+                (rec.name, rec.target, rec.version),
+            ).fetchone()
+            for table in ("images", "trust"):
+                conn.execute(
+                    f"DELETE FROM {table} WHERE name = ? AND target = ? AND version = ?",
+                    (rec.name, rec.target, rec.version),
+                )
+            conn.execute("COMMIT")
+        return None if row is None else Path(row[0])
+
     @staticmethod
     def _missing(conn: sqlite3.Connection, rec: ImageRecord) -> bool:
         found = conn.execute(

@@ -714,3 +714,34 @@ def test_order_puts_parents_first_and_is_stable(project_dir, valid_yaml):
     assert project.order() == ("alpha", "web", "zeta", "app")
     assert project.order(["app"]) == ("web", "zeta", "app")
     assert project.lineage("app") == ("app", "zeta", "web")
+
+
+# --- prune policy (bakery prune) --------------------------------------------------------------
+
+
+def test_an_image_prune_policy_is_read_with_its_defaults(project_dir, valid_yaml):
+    from bakery.config.load import load
+
+    text = valid_yaml.replace(
+        "    tags:\n      team: platform\n", "    tags:\n      team: platform\n    prune: {keep: 5}\n"
+    )
+    image = load(project_dir.write(text)).config.images["web"]
+    assert (image.prune.keep, image.prune.older_than_days, image.prune.shared) == (5, 30, False)
+
+
+@pytest.mark.parametrize(
+    ("policy", "key", "says"),
+    [
+        ("{keep: 0}", "images.web.prune.keep", "greater than or equal to 1"),
+        ("{older_than_days: -1}", "images.web.prune.older_than_days", "greater than or equal to 0"),
+        ("{keep: '3'}", "images.web.prune.keep", "integer"),
+        ("{shared: 'yes'}", "images.web.prune.shared", "boolean"),
+        ("{keep_last: 3}", "images.web.prune.keep_last", "keep"),
+    ],
+)
+def test_a_bad_prune_policy_is_refused_at_its_key(project_dir, bakery_cli, valid_yaml, policy, key, says):
+    text = valid_yaml.replace(
+        "    tags:\n      team: platform\n", f"    tags:\n      team: platform\n    prune: {policy}\n"
+    )
+    stderr = refused(project_dir, bakery_cli, text)
+    assert says in located(stderr, project_dir.config, 29, None, key), stderr

@@ -1,0 +1,93 @@
+"""`bakery prune`: what would go and why (a dry run), or with --yes its removal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from bakery.cli.common import FileOpt, JsonOpt, TerminalReporter, emit, handled, project_of, workspace_of
+
+
+@handled
+def prune(
+    image: str | None = typer.Argument(None, help="Only this image from images.yaml (default: every image)."),
+    target: str | None = typer.Option(None, "--target", "-t", help="Only this target."),
+    keep: int | None = typer.Option(None, "--keep", min=1, help="Keep the newest N versions (over images.yaml)."),
+    older_than: int | None = typer.Option(
+        None, "--older-than", min=0, help="Remove only versions older than DAYS (over images.yaml)."
+    ),
+    yes: bool = typer.Option(False, "--yes", help="Remove what the dry run lists as going."),
+    file: Path | None = FileOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """List every recorded version with why it would go or stay; with --yes remove those that go.
+
+    Never removed: what a launch template, launch configuration, instance, instance template or
+    group (or its kept rollout history) uses; a channel's head or a head in its kept history; a
+    parent of a kept image; an image shared with other accounts (unless prune.shared); the newest
+    prune.keep; anything younger than prune.older_than_days. An interrupted prune is finished by
+    the next `bakery prune --yes`. Attestations and the audit log keep every pruned version."""
+    from bakery.prune.service import Pruner
+    from bakery.runner import signal_guard
+
+    project = project_of(file)
+    reporter = TerminalReporter()
+    with signal_guard():
+        result = Pruner(project, workspace_of(project), reporter).run(
+            image, target=target, keep=keep, older_than_days=older_than, act=yes
+        )
+    emit("prune", payload(result), as_json=as_json, text=lambda: text(result))
+
+
+def payload(result: Any) -> dict[str, Any]:
+    return {
+        "dry_run": not result.acted,
+        "verdicts": [
+            {"image": v.image, "target": v.target, "action": v.action, "created": v.created, "reasons": list(v.reasons)}
+            for v in result.verdicts
+        ],
+        "removed": [
+            {
+                "image": r.image,
+                "target": r.target,
+                "removed": list(r.removed),
+                "notes": list(r.notes),
+                "resumed": r.resumed,
+                "rung": r.rung,  # where a deprecation ladder stopped (GCP); null once the image is gone
+            }
+            for r in result.removals
+        ],
+        "unfinished": list(result.unfinished),
+    }
+
+
+def text(result: Any) -> str:
+    if not result.verdicts and not result.removals:
+        return "no recorded image versions"
+    width = max([len(v.image) for v in result.verdicts] + [5])
+    tw = max([len(v.target) for v in result.verdicts] + [6])
+    lines = [f"{'IMAGE':<{width}}  {'TARGET':<{tw}}  {'ACTION':<10}  REASONS"]
+    rungs = {(r.image, r.target): r.rung.split()[0] for r in result.removals if r.rung}
+    for v in result.verdicts:
+        action = "keep" if v.action == "keep" else "remove"
+        if result.acted and v.action == "remove":
+            action = rungs.get((v.image, v.target), "removed")
+        lines.append(f"{v.image:<{width}}  {v.target:<{tw}}  {action:<10}  {'; '.join(v.reasons)}")
+    for r in result.removals:
+        if r.rung is not None:
+            lines.append(f"{r.image} on {r.target}: {r.rung}; a later prune takes the next step")
+            continue
+        head = "finished interrupted prune of" if r.resumed else "removed"
+        lines.append(f"{head} {r.image} on {r.target}: {'; '.join(r.removed) or 'already gone'}")
+        lines += [f"  {note}" for note in r.notes]
+    for line in result.unfinished:
+        lines.append(f"interrupted prune of {line}: `bakery prune --yes` finishes it")
+    going = len(result.to_remove)
+    if not result.acted:
+        lines.append(f"dry run: {going} version(s) would be removed; --yes removes them")
+    return "\n".join(lines)
+
+
+COMMANDS = (prune,)

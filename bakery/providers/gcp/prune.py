@@ -1,0 +1,104 @@
+"""What uses a GCP image, and its deprecation ladder for `bakery prune`: DEPRECATED (with its
+replacement, and the times of the next rungs written on the image itself), OBSOLETE once
+`obsolete_after_days` have passed, deleted `delete_after_days` after that. Each prune climbs
+the rungs that are due; every rung is one call, so an interruption leaves a whole image."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from bakery.config.models import Prune
+from bakery.core.catalog import ImageRecord
+from bakery.core.debris import iso, utc
+from bakery.errors import ProviderError
+from bakery.providers.base import Usage
+from bakery.providers.gcp.access import GcpAccess
+from bakery.providers.gcp.trust import located
+from bakery.steps import Journal, Step
+
+
+def usage(provider: GcpAccess, record: ImageRecord, clients: Any) -> Usage:
+    """The instance templates (global, and regional in the target's region) that boot `record`,
+    and who its own IAM policy grants a role on it (anyone so named may use it from elsewhere).
+    `clients(service)`: the images, instanceTemplates and regionInstanceTemplates clients."""
+    spec = provider.specs[record.target]
+    project, name = located(record)
+    wanted = re.compile(rf"(^|/)projects/{re.escape(project)}/global/images/{re.escape(name)}$")
+    uses = []
+    for template in clients("instanceTemplates").list(project=spec.project):
+        if _boots(template, wanted):
+            uses.append(f"instance template {template.name}")
+    region = spec.zone.rsplit("-", 1)[0]
+    for template in clients("regionInstanceTemplates").list(project=spec.project, region=region):
+        if _boots(template, wanted):
+            uses.append(f"instance template {template.name} in {region}")
+    policy = clients("images").get_iam_policy(project=project, resource=name)
+    shared = sorted({f"{m} ({b.role})" for b in policy.bindings for m in b.members})
+    return Usage(uses=tuple(uses), shared_with=tuple(shared))
+
+
+def _boots(template: Any, wanted: re.Pattern[str]) -> bool:
+    disks = template.properties.disks if template.properties else []
+    return any(wanted.search(d.initialize_params.source_image or "") for d in disks if d.initialize_params)
+
+
+def prune_steps(
+    provider: GcpAccess, record: ImageRecord, *, replacement: ImageRecord | None, now: str, policy: Prune
+) -> Sequence[Step]:
+    spec = provider.specs[record.target]
+    project, name = located(record)
+
+    def climb(journal: Journal) -> None:
+        api = provider.compute(spec)
+        moment = utc(now)
+        if moment is None:
+            raise ProviderError(f"prune of {record.ref}: {now!r} is not a time")
+        changed = False
+        while True:
+            image = api.find(project, name)
+            if image is None:
+                journal.put("removed", journal.get("removed") or [f"image {project}/{name} (already gone)"])
+                break
+            status = image.deprecated if "deprecated" in image else None
+            state = status.state if status is not None else ""
+            obsolete_at = utc(status.obsolete) if status is not None and status.obsolete else None
+            delete_at = utc(status.deleted) if status is not None and status.deleted else None
+            if state in ("", "ACTIVE") or obsolete_at is None or delete_at is None:
+                api.deprecate(project, name, _deprecation(api, moment, policy, replacement))
+            elif state == "DEPRECATED" and moment >= obsolete_at:
+                api.deprecate(project, name, {**_as_dict(status), "state": "OBSOLETE"})
+            elif state == "OBSOLETE" and moment >= delete_at:
+                api.delete(project, name)
+                journal.put("removed", [f"image {project}/{name}"])
+                changed = True
+                break
+            else:
+                when = obsolete_at if state == "DEPRECATED" else delete_at
+                then = "obsolete" if state == "DEPRECATED" else "deleted"
+                journal.put("rung", f"{state.lower()} (to be {then} from {iso(when)})")
+                break
+            changed = True
+        journal.put("changed", changed)
+
+    return [Step("ladder", climb, f"deprecating {record.ref} (DEPRECATED, OBSOLETE, then deleted)")]
+
+
+def _deprecation(api: Any, moment: datetime, policy: Prune, replacement: ImageRecord | None) -> dict[str, str]:
+    obsolete = moment + timedelta(days=policy.obsolete_after_days)
+    status = {
+        "state": "DEPRECATED",
+        "deprecated": iso(moment),
+        "obsolete": iso(obsolete),
+        "deleted": iso(obsolete + timedelta(days=policy.delete_after_days)),
+    }
+    if replacement is not None and replacement.kind == "gcp":
+        other_project, other = located(replacement)
+        status["replacement"] = api.get(other_project, other, what=f"replacement {replacement.ref}").self_link
+    return status
+
+
+def _as_dict(status: Any) -> dict[str, str]:
+    return {k: getattr(status, k) for k in ("deprecated", "obsolete", "deleted", "replacement") if getattr(status, k)}

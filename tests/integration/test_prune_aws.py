@@ -1,0 +1,144 @@
+"""`bakery prune` on the moto server: nothing in use is touched, the dry run says why each version
+goes or stays, every region's copy goes with its snapshots, and a
+prune interrupted halfway is finished by the next one."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from bakery.cli.app import app
+from bakery.config.load import load
+from bakery.errors import Interrupted
+from bakery.progress import Silent
+from bakery.providers.aws.provider import default_clients
+from bakery.prune.service import Pruner
+from bakery.workspace import Workspace
+from tests.integration.aws_groups import REGION, World
+from tests.integration.aws_prune import COPY, OTHER_ACCOUNT, PruneWorld, build
+
+runner = CliRunner()
+
+
+def bakery(*args: str) -> Any:
+    return runner.invoke(app, list(args))
+
+
+@pytest.fixture()
+def pw(asg_world: World) -> PruneWorld:
+    return build(asg_world)
+
+
+def verdicts(payload: dict[str, Any]) -> dict[str, tuple[str, list[str]]]:
+    return {v["image"]: (v["action"], v["reasons"]) for v in payload["verdicts"]}
+
+
+def test_the_dry_run_gives_every_version_its_reason_and_touches_nothing(pw: PruneWorld) -> None:
+    result = bakery("prune", "--json")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    got = verdicts(payload)
+    assert payload["dry_run"] is True
+    assert got["web@1.0.0"][0] == "keep"
+    assert "in use: group web-aws's template lt-" in " ".join(got["web@1.0.0"][1])
+    assert f"in use: launch template web-lt version 1 in {REGION}" in got["web@1.0.0"][1]
+    assert any(r.startswith("in use: group web-aws's instances i-") for r in got["web@1.0.0"][1])
+    assert not any(r.startswith("in use: instance ") for r in got["web@1.0.0"][1])  # named once, by its group
+    assert f"in use: launch configuration legacy-lc in {REGION}" in got["web@1.0.1"][1]
+    assert f"in use: Auto Scaling group legacy-asg in {REGION}" in got["web@1.0.1"][1]
+    assert got["web@1.0.2"] == ("keep", [f"in use: launch template batch-lt version 2 in {REGION}"])
+    assert got["web@1.0.3"][0] == "keep"
+    assert got["web@1.0.3"][1][0].startswith("in use: instance i-") and f"(running) in {COPY}" in got["web@1.0.3"][1][0]
+    assert got["web@1.0.4"] == ("keep", ["in the kept history of channel stable"])
+    assert got["web@1.0.5"] == ("keep", ["head of channel stable"])
+    assert got["web@1.0.6"] == ("keep", ["parent of app@1.0.0, which stays"])
+    ami = pw.amis["web@1.0.7"][REGION]
+    assert got["web@1.0.7"] == ("keep", [f"shared with {OTHER_ACCOUNT} ({ami} in {REGION})"])
+    assert got["web@1.0.8"] == ("remove", ["older than 30 days, not among the newest 1, unused"])
+    assert got["web@1.0.9"][0] == "remove"
+    assert got["web@1.0.10"][1][0].startswith("younger than 30 days")
+    assert got["web@1.0.11"] == ("keep", ["among the newest 1"])
+    assert got["app@1.0.0"] == ("keep", ["among the newest 3"])  # the default policy
+    text = bakery("prune", "web")
+    assert "web@1.0.8   aws     remove      older than 30 days, not among the newest 1, unused" in text.stdout, (
+        text.stdout
+    )
+    assert "dry run: 2 version(s) would be removed; --yes removes them" in text.stdout
+    for ref, copies in pw.amis.items():
+        for region, ami in copies.items():
+            assert pw.exists(region, ami), (ref, region)
+
+
+def test_prune_removes_every_copy_with_its_snapshots_and_nothing_in_use(pw: PruneWorld) -> None:
+    result = bakery("prune", "web", "--yes", "--json")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    removed = {r["image"]: r for r in payload["removed"]}
+    assert sorted(removed) == ["web@1.0.8", "web@1.0.9"]
+    for ref in ("web@1.0.8", "web@1.0.9"):
+        for region in (REGION, COPY):
+            assert not pw.exists(region, pw.amis[ref][region]), (ref, region)
+    for ref in ("web@1.0.8", "web@1.0.9"):
+        for region in (REGION, COPY):
+            assert not pw.snapshot_exists(region, pw.snapshots[ref][region]), (ref, region)
+        lines = removed[ref]["removed"]
+        assert lines == [f"{pw.amis[ref][r]} in {r} with {pw.snapshots[ref][r]}" for r in sorted((REGION, COPY))]
+    assert "deprecation not supported by this endpoint" in " ".join(removed["web@1.0.8"]["notes"])
+    for ref, copies in pw.amis.items():
+        if ref not in removed:
+            for region, ami in copies.items():
+                assert pw.exists(region, ami), (ref, region)
+                assert pw.snapshot_exists(region, pw.snapshots[ref][region]), (ref, region)
+    listed = bakery("images", "--target", "aws", "--json")
+    assert "1.0.8" not in {i["version"] for i in json.loads(listed.stdout)["images"] if i["name"] == "web"}
+    audit = json.loads(bakery("audit", "--json").stdout)["events"]
+    assert {(e["action"], e["subject"], e["result"]) for e in audit} >= {
+        ("prune", "web@1.0.8 on aws", "pruned"),
+        ("prune", "web@1.0.9 on aws", "pruned"),
+    }
+    again = bakery("prune", "web", "--yes", "--json")
+    assert again.exit_code == 0 and json.loads(again.stdout)["removed"] == []
+
+
+class StopsAtSnapshots:
+    """An EC2 client that is interrupted (as by Ctrl-C) at its first snapshot deletion."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "delete_snapshot":
+            raise Interrupted("prune: interrupted", exit_code=130)
+        return getattr(self._client, name)
+
+
+def test_an_interrupted_prune_leaves_a_journal_that_the_next_prune_finishes(pw: PruneWorld) -> None:
+    project = load(pw.world.root / "images.yaml")
+    ws = Workspace.for_project(project.root)
+
+    def clients(service: str, region: str, endpoint: str | None) -> Any:
+        made = default_clients(service, region, endpoint)
+        return StopsAtSnapshots(made) if service == "ec2" else made
+
+    with pytest.raises(Interrupted):
+        Pruner(project, ws, Silent(), clients=clients).run("web", act=True)
+    first = pw.amis["web@1.0.8"]
+    assert not pw.exists(REGION, first[REGION]) and not pw.exists(COPY, first[COPY])  # deregistered
+    for region in (REGION, COPY):
+        assert pw.snapshot_exists(region, pw.snapshots["web@1.0.8"][region])  # not yet deleted
+        assert pw.exists(region, pw.amis["web@1.0.9"][region])  # whole: not started
+    journal = json.loads((ws.root / "prune" / "aws--web@1.0.8.json").read_text())
+    assert journal["values"]["amis"][REGION]["snapshots"] == [pw.snapshots["web@1.0.8"][REGION]]
+
+    dry = bakery("prune", "web")
+    assert "interrupted prune of web@1.0.8 on aws (interrupted during snapshots)" in dry.stdout, dry.stdout
+    done = bakery("prune", "web", "--yes")
+    assert done.exit_code == 0, done.output
+    assert "finished interrupted prune of web@1.0.8 on aws" in done.stdout
+    assert not pw.snapshot_exists(REGION, pw.snapshots["web@1.0.8"][REGION])
+    assert not pw.snapshot_exists(COPY, pw.snapshots["web@1.0.8"][COPY])
+    assert not pw.exists(REGION, pw.amis["web@1.0.9"][REGION])
+    assert not (ws.root / "prune" / "aws--web@1.0.8.json").exists()

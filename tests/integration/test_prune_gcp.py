@@ -1,0 +1,150 @@
+"""`bakery prune` on the fake Compute Engine: images a MIG or an instance template boots, a
+channel's head, an image shared with others and the parent of a kept image stay; the others climb
+the deprecation ladder at the policy's ages (DEPRECATED with their replacement, OBSOLETE, then
+deleted), one rung per prune that finds it due."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from bakery.cli.app import app
+from bakery.config.load import load
+from bakery.core import provenance
+from bakery.progress import Silent
+from bakery.prune.service import Pruner
+from bakery.trust.channels import Channels, Proposal
+from bakery.trust.context import TrustContext
+from bakery.workspace import Workspace
+from tests.integration.gcp_groups import CHECK, PROJECT, ZONE, World, gcp_world, image_name, seed_mig, stamp_labels
+
+runner = CliRunner()
+
+
+def bakery(*args: str) -> Any:
+    return runner.invoke(app, list(args))
+
+
+@pytest.fixture()
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    """web@1.0.0 run by the MIG web-mig (template web-tmpl), 1.0.1 booted by template batch-tmpl,
+    1.0.2 the head of channel stable, 1.0.3 shared with a partner, 1.0.4 the parent of app@1.0.0,
+    1.0.5 and 1.0.6 used by nothing, 1.0.7 the newest."""
+    with gcp_world(tmp_path, monkeypatch) as w:
+        for version in ("1.0.3", "1.0.4", "1.0.5", "1.0.6", "1.0.7"):
+            w.gce.add_image(PROJECT, image_name(version), labels=stamp_labels(version))
+        w.gce.groups.templates.add(PROJECT, "batch-tmpl", image=f"{PROJECT}/web-1-0-1")
+        w.gce.share_image(PROJECT, "web-1-0-3", "user:partner@example.com")
+        app = {**dict.fromkeys(("base", "commit"), ""), "image": "app", "version": "1.0.0", "target": "gcp"}
+        app |= {"state": "complete", "inputs-digest": "sha256:" + "e" * 64, "created": "2026-01-01T00:00:00Z"}
+        app |= {"invocation": "e" * 12, "parent": "web@1.0.4"}
+        w.gce.add_image(PROJECT, "app-1-0-0", labels=provenance.gcp_stamp_labels(app))
+        seed_mig(w, size=2)
+        root = tmp_path / "project"
+        (root / "playbooks").mkdir(parents=True)
+        (root / "playbooks" / "base.yml").write_text("- hosts: all\n  tasks: []\n")
+        config = {
+            "targets": {"gcp": {"kind": "gcp", "project": PROJECT, "zone": ZONE, "endpoint": w.gce.endpoint}},
+            "images": {
+                "web": {
+                    "version": "1.0",
+                    "source": {"gcp": {"family": "debian-12", "project": "debian-cloud"}},
+                    "playbooks": ["playbooks/base.yml"],
+                    "prune": {"keep": 1, "older_than_days": 30, "obsolete_after_days": 7, "delete_after_days": 7},
+                },
+                "app": {"version": "1.0", "from": "web", "playbooks": ["playbooks/base.yml"]},
+            },
+            "groups": {
+                "web-gcp": {
+                    "image": "web",
+                    "target": "gcp",
+                    "gcp": {"mig": "web-mig", "zone": ZONE, "health_check": CHECK},
+                }
+            },
+            "channels": {"stable": {}},
+        }
+        (root / "images.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        monkeypatch.chdir(root)
+        monkeypatch.setenv("BAKERY_HOME", str(root / ".bakery"))
+        project = load(root / "images.yaml")
+        Channels(TrustContext(project, Workspace.for_project(root), Silent())).append(
+            "stable", "gcp", "web", lambda _c: Proposal("promote", "1.0.2", "sha256:" + "0" * 64, "test", "test")
+        )
+        yield w
+
+
+def deprecation(world: World, version: str) -> dict[str, str]:
+    found: dict[str, str] = world.gce.image(PROJECT, image_name(version)).get("deprecated", {})
+    return found
+
+
+def test_the_dry_run_names_what_uses_each_image(world: World) -> None:
+    result = bakery("prune", "--json")
+    assert result.exit_code == 0, result.output
+    got = {v["image"]: (v["action"], v["reasons"]) for v in json.loads(result.stdout)["verdicts"]}
+    assert "in use: instance template web-tmpl" in got["web@1.0.0"][1], got
+    assert any(r.startswith("in use: group web-gcp's template") for r in got["web@1.0.0"][1])
+    assert any(r.startswith("in use: group web-gcp's instances ") for r in got["web@1.0.0"][1])
+    assert got["web@1.0.1"] == ("keep", ["in use: instance template batch-tmpl"])
+    assert got["web@1.0.2"] == ("keep", ["head of channel stable"])
+    assert got["web@1.0.3"] == ("keep", ["shared with user:partner@example.com (roles/compute.imageUser)"])
+    assert got["web@1.0.4"] == ("keep", ["parent of app@1.0.0, which stays"])
+    assert got["web@1.0.5"] == ("remove", ["older than 30 days, not among the newest 1, unused"])
+    assert got["web@1.0.6"][0] == "remove"
+    assert got["web@1.0.7"] == ("keep", ["among the newest 1"])
+    assert all(not deprecation(world, f"1.0.{n}") for n in range(8))
+
+
+def test_unused_images_climb_the_deprecation_ladder_at_the_policy_ages(world: World) -> None:
+    result = bakery("prune", "--yes", "--json")
+    assert result.exit_code == 0, result.output
+    rungs = {r["image"]: r["rung"] for r in json.loads(result.stdout)["removed"]}
+    assert set(rungs) == {"web@1.0.5", "web@1.0.6"}
+    status = deprecation(world, "1.0.5")
+    assert status["state"] == "DEPRECATED"
+    assert status["replacement"].endswith(f"projects/{PROJECT}/global/images/web-1-0-7")
+    deprecated = datetime.fromisoformat(status["deprecated"].replace("Z", "+00:00"))
+    assert status["obsolete"] == (deprecated + timedelta(days=7)).isoformat().replace("+00:00", "Z")
+    assert status["deleted"] == (deprecated + timedelta(days=14)).isoformat().replace("+00:00", "Z")
+    assert rungs["web@1.0.5"] == f"deprecated (to be obsolete from {status['obsolete']})"
+    for version in ("1.0.0", "1.0.1", "1.0.2", "1.0.3", "1.0.4", "1.0.7"):
+        assert not deprecation(world, version), version
+
+    project = load(Path("images.yaml"))
+    ws = Workspace.for_project(project.root)
+
+    def prune_at(days: float) -> Any:
+        return Pruner(project, ws, Silent(), clock=lambda: deprecated + timedelta(days=days)).run(act=True)
+
+    same = prune_at(1)
+    assert [r.rung for r in same.removals] == [
+        f"deprecated (to be obsolete from {status['obsolete']})",
+        f"deprecated (to be obsolete from {deprecation(world, '1.0.6')['obsolete']})",
+    ]
+    assert deprecation(world, "1.0.5")["state"] == "DEPRECATED"
+    later = prune_at(8)
+    assert {r.rung for r in later.removals} == {f"obsolete (to be deleted from {status['deleted']})"}
+    assert deprecation(world, "1.0.5")["state"] == "OBSOLETE"
+    gone = prune_at(15)
+    assert [r.removed for r in gone.removals] == [(f"image {PROJECT}/web-1-0-5",), (f"image {PROJECT}/web-1-0-6",)]
+    with pytest.raises(KeyError):
+        world.gce.image(PROJECT, "web-1-0-5")
+    for version in ("1.0.0", "1.0.1", "1.0.2", "1.0.3", "1.0.4", "1.0.7"):
+        assert world.gce.image(PROJECT, image_name(version))["status"] == "READY"
+        assert not deprecation(world, version), version
+    events = json.loads(bakery("audit", "--json").stdout)["events"]
+    assert [(e["subject"], e["result"]) for e in events if e["action"] == "prune"] == [
+        ("web@1.0.5 on gcp", "deprecated"),
+        ("web@1.0.6 on gcp", "deprecated"),
+        ("web@1.0.5 on gcp", "obsolete"),
+        ("web@1.0.6 on gcp", "obsolete"),
+        ("web@1.0.5 on gcp", "pruned"),
+        ("web@1.0.6 on gcp", "pruned"),
+    ]  # a prune that moved nothing (day 1) wrote no event

@@ -1,0 +1,114 @@
+"""`bakery prune` on a local target: the catalog entry and its directory go, the audit log says
+so, and a removal interrupted between the two is finished by the next prune."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bakery.core.catalog import ImageRecord
+from bakery.errors import Interrupted
+from bakery.providers.local import provider as local_provider
+from bakery.providers.local.store import LocalStore
+
+CONFIG = """\
+targets:
+  local:
+    kind: local
+images:
+  web:
+    version: "1.0"
+    source:
+      local: {}
+    playbooks: [playbooks/base.yml]
+    prune: {keep: 1, older_than_days: 30}
+"""
+
+
+def seed(home: Path, version: str) -> Path:
+    staged = home.parent / f"staged-{version}"
+    staged.mkdir(parents=True)
+    for name in ("disk.qcow2", "vmlinuz", "initrd.img"):
+        (staged / name).write_bytes(name.encode())
+    (staged / "provenance.json").write_text('{"subject": []}\n')
+    record = ImageRecord(
+        "web",
+        version,
+        "local",
+        "local",
+        "sha256:" + "a" * 64,
+        "2026-01-01T00:00:00Z",
+        "sha256:" + "b" * 64,
+        subject_sha256="c" * 64,
+    )
+    return LocalStore(home / "catalog.sqlite", home / "images").record(record, staged)
+
+
+@pytest.fixture
+def seeded(project_dir):
+    project_dir.write(CONFIG)
+    return {v: seed(project_dir.home, v) for v in ("1.0.0", "1.0.1", "1.0.2")}
+
+
+def listed(bakery_cli) -> list[str]:
+    result = bakery_cli("images", "--target", "local", "--json")
+    return sorted(i["version"] for i in json.loads(result.stdout)["images"])
+
+
+def test_prune_removes_the_catalog_entry_and_its_files(project_dir, bakery_cli, seeded) -> None:
+    dry = bakery_cli("prune", "--target", "local")
+    assert dry.exit_code == 0, dry.output
+    assert "web@1.0.0  local   remove      older than 30 days, not among the newest 1, unused" in dry.stdout
+    assert "web@1.0.2  local   keep        among the newest 1" in dry.stdout
+    assert listed(bakery_cli) == ["1.0.0", "1.0.1", "1.0.2"] and all(p.exists() for p in seeded.values())
+
+    done = bakery_cli("prune", "--target", "local", "--yes")
+    assert done.exit_code == 0, done.output
+    assert f"removed web@1.0.0 on local: catalog entry web@1.0.0 on local and {seeded['1.0.0']}" in done.stdout
+    assert listed(bakery_cli) == ["1.0.2"]
+    assert not seeded["1.0.0"].exists() and not seeded["1.0.1"].exists() and seeded["1.0.2"].exists()
+    events = json.loads(bakery_cli("audit", "--json").stdout)["events"]
+    assert [(e["action"], e["subject"], e["result"]) for e in events] == [
+        ("prune", "web@1.0.0 on local", "pruned"),
+        ("prune", "web@1.0.1 on local", "pruned"),
+    ]
+    verify = bakery_cli("verify", "web@1.0.0", "--target", "local")
+    assert verify.exit_code == 2
+    assert (
+        f"web@1.0.0 on local was pruned at {events[0]['time']} by {events[0]['who']} (audit event 1)" in verify.stderr
+    )
+
+
+def test_a_removal_interrupted_after_the_catalog_entry_is_finished_by_the_next_prune(
+    project_dir, bakery_cli, seeded, monkeypatch
+) -> None:
+    real, calls = local_provider.remove_tree, []
+
+    def interrupted_once(path: Path) -> None:
+        calls.append(path)
+        if len(calls) == 1:
+            raise Interrupted("interrupted", exit_code=130)
+        real(path)
+
+    monkeypatch.setattr(local_provider, "remove_tree", interrupted_once)
+    stopped = bakery_cli("prune", "--target", "local", "--yes")
+    assert stopped.exit_code == 130, stopped.output
+    assert listed(bakery_cli) == ["1.0.1", "1.0.2"]  # 1.0.0 is gone for every reader; 1.0.1 untouched
+    assert seeded["1.0.0"].exists()
+    assert "interrupted prune of web@1.0.0 on local (interrupted during remove)" in bakery_cli("prune").stdout
+
+    done = bakery_cli("prune", "--target", "local", "--yes")
+    assert done.exit_code == 0, done.output
+    assert "finished interrupted prune of web@1.0.0 on local" in done.stdout
+    assert not seeded["1.0.0"].exists() and not seeded["1.0.1"].exists()
+    assert listed(bakery_cli) == ["1.0.2"]
+
+
+def test_prune_refuses_a_version_and_an_unknown_image(project_dir, bakery_cli, seeded) -> None:
+    versioned = bakery_cli("prune", "web@1.0.0")
+    assert versioned.exit_code == 2 and "prune takes an image name, not a version ('web@1.0.0')" in versioned.stderr
+    unknown = bakery_cli("prune", "db")
+    assert unknown.exit_code == 2 and "no image 'db' in images.yaml; images: web" in unknown.stderr
+    assert all(p.exists() for p in seeded.values())
