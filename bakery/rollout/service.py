@@ -152,6 +152,11 @@ class Rollouts:
         naming the missing promotion when the channel has none."""
         channel = str(group.channel)
         head = self.heads.head(channel, group.target, group.image)
+        if head.channel.unaudited:
+            raise TrustError(
+                f"{name} follows channel {channel}, whose {head.channel.unaudited}: not rolled until it is recorded",
+                hint="try again in a minute; `bakery channels` shows the move, `bakery audit` what is recorded",
+            )
         if head.fell_back:
             self.reporter.note(f"channel {channel} fell back past {'; '.join(head.skipped)}")
         if head.ref is None:
