@@ -205,6 +205,12 @@ def rollback(
     group: str = typer.Argument(..., help="Group name from images.yaml."),
     reason: str | None = typer.Option(None, "--reason", help="Why (kept in the group's history)."),
     allow_unverified: bool = AllowUnverifiedOpt,
+    allow_off_channel: bool = typer.Option(
+        False,
+        "--allow-off-channel",
+        help="Roll a group that follows a channel back onto an image that was never its channel's head "
+        "(recorded in the audit log, as `rollout --image` is).",
+    ),
     yes: bool = YesOpt,
     file: Path | None = FileOpt,
     as_json: bool = JsonOpt,
@@ -212,7 +218,9 @@ def rollback(
     """Return GROUP to the image it ran before its last rollout (also after that rollout completed)."""
     reporter = RolloutReporter()
     service = _service(file, reporter)
-    planned, undo = service.prepare_rollback(group, reason=reason, allow_unverified=allow_unverified)
+    planned, undo = service.prepare_rollback(
+        group, reason=reason, allow_unverified=allow_unverified, allow_off_channel=allow_off_channel
+    )
     if undo:
         err(
             f"undo the unfinished rollout {planned.id} of {group}: back to "

@@ -33,6 +33,7 @@ from bakery.progress import Reporter
 from bakery.providers.base import ClientFactory, Provider, get_provider
 from bakery.rollout import planning
 from bakery.rollout.engine import Engine
+from bakery.rollout.following import Following
 from bakery.rollout.record import History, RolloutResult, saved, shown
 from bakery.runner import signal_guard
 from bakery.steps import Journal
@@ -65,6 +66,7 @@ class Rollouts:
         self.gate = TrustGate(project, self.trust, reporter, self.target_provider)
         self.history = History(reporter, self.trust, self.gate)
         self.heads = Heads(self.gate.verifier)
+        self.following = Following(self.heads, self.trust, self.gate, reporter)
 
     # --- what the commands share -------------------------------------------------------------
 
@@ -136,48 +138,16 @@ class Rollouts:
         driver = self.driver(group)
         state = driver.read(name, group, spec)
         planning.refuse_active(name, state)
-        wanted = self.channel_head(name, group) if image is None and group.channel is not None else image
+        wanted = self.following.head(name, group) if image is None and group.channel is not None else image
         record = planning.pick(self.gate, group, self.provider(group).images(group.target, group.image), wanted)
         audit = not dry_run
         self.gate.check(
             name, group, record, operation="rollout", allow_unverified=allow_unverified, reason=reason, audit=audit
         )
         if image is not None and group.channel is not None:
-            self._off_channel(name, group, record, audit=audit)
+            self.following.off_channel(name, group, record, audit=audit)
         to = driver.release_of(record, spec)
         return planning.new(name, group, spec, "rollout", to, record, state, strategy_type)
-
-    def channel_head(self, name: str, group: Group) -> str:
-        """The head of the channel `group` follows (revoked heads skipped). UsageError (exit 2)
-        naming the missing promotion when the channel has none."""
-        channel = str(group.channel)
-        head = self.heads.head(channel, group.target, group.image)
-        if head.channel.unaudited:
-            raise TrustError(
-                f"{name} follows channel {channel}, whose {head.channel.unaudited}: not rolled until it is recorded",
-                hint="try again in a minute; `bakery channels` shows the move, `bakery audit` what is recorded",
-            )
-        if head.fell_back:
-            self.reporter.note(f"channel {channel} fell back past {'; '.join(head.skipped)}")
-        if head.ref is None:
-            why = (
-                f" (every head it had is revoked or no longer verifies: {'; '.join(head.skipped)})"
-                if head.skipped
-                else ""
-            )
-            raise UsageError(
-                f"{name} follows channel {channel}, which has no head for {group.image} on {group.target}{why}: "
-                f"nothing to roll out",
-                hint=f"promote one first: bakery promote {group.image}@VERSION --to {channel} --target {group.target}"
-                "; or name one with --image (recorded as a rollout off its channel)",
-            )
-        return head.ref
-
-    def _head_of(self, group: Group) -> str | None:
-        """The head of the channel `group` follows (None: it follows none, or it has no head)."""
-        if group.channel is None:
-            return None
-        return self.heads.head(group.channel, group.target, group.image).ref
 
     def behind(self) -> list[str]:
         """The groups that follow a channel whose head they do not intend to run, in name order."""
@@ -234,24 +204,6 @@ class Rollouts:
             hint=then,
         )
 
-    def _off_channel(self, name: str, group: Group, record: ImageRecord, *, audit: bool) -> None:
-        head = self.heads.head(str(group.channel), group.target, group.image)
-        if head.ref == record.ref:
-            return
-        self.reporter.note(
-            f"{name} follows channel {group.channel} (head: {head.ref or 'none'}); --image moves it to "
-            f"{record.ref} off its channel, on the record"
-        )
-        if audit:
-            self.trust.record(
-                "rollout-off-channel",
-                f"group {name}",
-                "allowed",
-                policy=self.trust.policy(required=self.gate.required(group)),
-                details={"image": record.ref, "channel": group.channel, "head": head.ref},
-                strict=True,
-            )
-
     def in_sync(self, rollout: Rollout) -> bool:
         """Whether the group already runs `rollout.to` on every instance (a rollout would be a no-op)."""
         state = self.read(rollout.group)
@@ -279,7 +231,9 @@ class Rollouts:
                 # another machine may have moved it meanwhile
                 planning.unchanged_since_plan(driver.read(rollout.group, rollout.spec, rollout.target_spec), rollout)
                 journal = Journal.create(
-                    self.journal_path(rollout.group), rollout=saved(rollout), channel_head=self._head_of(rollout.spec)
+                    self.journal_path(rollout.group),
+                    rollout=saved(rollout),
+                    channel_head=self.following.head_of(rollout.spec),
                 )
             started = time.monotonic()
             return self._engine(driver, rollout, journal).forward(started, resumed_at=resumed_at)
@@ -287,10 +241,12 @@ class Rollouts:
     # --- rollback ------------------------------------------------------------------------------
 
     def prepare_rollback(
-        self, name: str, *, reason: str | None = None, allow_unverified: bool = False
+        self, name: str, *, reason: str | None = None, allow_unverified: bool = False, allow_off_channel: bool = False
     ) -> tuple[Rollout, bool]:
         """(the rollback to run, whether it undoes an unfinished rollout with its rollback steps).
-        An unfinished rollback (interrupted, killed) is resumed."""
+        An unfinished rollback (interrupted, killed) is resumed. A group following a channel goes
+        back only onto an image that was a head of that channel, unless `allow_off_channel`
+        (then recorded, as `rollout --image` is): UsageError naming the image and the channel."""
         if reason is not None:
             clean(reason, what="--reason")
         _overriding(allow_unverified, reason)
@@ -316,6 +272,8 @@ class Rollouts:
                 f"refusing to roll {name} back onto {shown(before)}: bakery did not bake it, so it cannot verify",
                 hint="--allow-unverified deploys it anyway (recorded in the audit log)",
             )
+        if group.channel is not None:
+            self.following.rollback_off_channel(name, group, record, before.describe(), allowed=allow_off_channel)
         rollout = planning.new(name, group, spec, "rollback", before, record, state, None)
         return dataclasses.replace(rollout, reason=reason or f"rollback of {last.id} requested by {who()}"), False
 
