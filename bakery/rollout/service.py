@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from bakery import steps
@@ -44,7 +45,21 @@ from bakery.workspace import Workspace
 
 UNFINISHED = (steps.RUNNING, steps.INTERRUPTED)
 
-__all__ = ["UNFINISHED", "RolloutResult", "Rollouts"]
+__all__ = ["UNFINISHED", "Behind", "RolloutResult", "Rollouts"]
+
+
+@dataclass(frozen=True)
+class Behind:
+    """The groups behind their channel (`Rollouts.behind`), in name order."""
+
+    roll: tuple[str, ...]  # to roll onto the head (an unfinished rollout to the head resumes)
+    stopped: Mapping[str, str]  # group -> its unfinished rollout goes elsewhere, and what to do
+    headless: Mapping[str, str]  # group -> its channel has no head left, and what to do
+
+    @property
+    def groups(self) -> list[str]:
+        """The groups --behind takes one at a time, in name order (it stops at a stopped one)."""
+        return sorted([*self.roll, *self.stopped])
 
 
 class Rollouts:
@@ -149,17 +164,43 @@ class Rollouts:
         to = driver.release_of(record, spec)
         return planning.new(name, group, spec, "rollout", to, record, state, strategy_type)
 
-    def behind(self) -> list[str]:
-        """The groups that follow a channel whose head they do not intend to run, in name order."""
-        out = []
+    def behind(self) -> Behind:
+        """The groups that follow a channel and do not run its head, in name order: those to roll,
+        those whose unfinished rollout goes elsewhere than the head (resuming it would finish an
+        off-channel rollout), and those whose channel has no head left (every head revoked or no
+        longer verifying), each with what to do."""
+        roll: list[str] = []
+        stopped: dict[str, str] = {}
+        headless: dict[str, str] = {}
         for name, group in sorted(self.project.config.groups.items()):
             if group.channel is None:
                 continue
             head = self.heads.head(group.channel, group.target, group.image)
+            if head.ref is None:
+                if head.moved_past:
+                    headless[name] = (
+                        f"channel {group.channel} has no head left for {group.image} on {group.target}: every head "
+                        f"is revoked or no longer verifies ({'; '.join(head.moved_past)}); promote a good version to "
+                        f"{group.channel}, or `bakery rollback {name}`"
+                    )
+                continue
+            journal = self.unfinished(name)
+            if journal is not None:
+                rollout = self._from_journal(name, group, journal)
+                if rollout.to.image == head.ref:
+                    roll.append(name)
+                else:
+                    stopped[name] = (
+                        f"{rollout.kind} {rollout.id} of {name} to {rollout.to.describe()} is unfinished, and "
+                        f"{rollout.to.image or 'its image'} is not the head of channel {group.channel} "
+                        f"({head.ref}): `bakery rollback {name}` undoes it, or `bakery rollout {name}` resumes it "
+                        "by hand"
+                    )
+                continue
             state = self.read(name)
-            if head.ref is not None and (state.intended is None or state.intended.image != head.ref):
-                out.append(name)
-        return out
+            if state.intended is None or state.intended.image != head.ref:
+                roll.append(name)
+        return Behind(tuple(roll), stopped, headless)
 
     def _resumable(
         self,
