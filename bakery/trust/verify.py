@@ -11,7 +11,7 @@ The checks, in order (each failure names what did not match):
   revocation   neither the image nor any ancestor is revoked
   parent       the image it was built from verifies too
   tests        its signed test result (bakery.trust.testresults), when it has one, is about this
-               image and did not fail: "passed", "none" (never tested) or FAIL "failed: <tests>"
+               image and did not fail: "passed", "warned", "none" (never tested) or FAIL "failed: <tests>"
 """
 
 from __future__ import annotations
