@@ -47,6 +47,7 @@ class PromotionRefused(TrustError):
         failed = tuple(f"{g.name}: {g.saw}" for g in gates if not g.ok and not g.overridden)
         super().__init__(message, problems=failed, hint=hint)
         self.gates = gates
+        self.details = {"gates": [g.as_dict() for g in gates]}  # --json renders every gate, as a promotion does
 
 
 @dataclass(frozen=True)

@@ -109,7 +109,7 @@ class Verifier:
         elif target not in self.project.config.targets:
             raise UsageError(f"no target '{target}'; targets: {', '.join(sorted(self.project.config.targets))}")
         records = self.provider_for(target).images(target)
-        return catalog.select(records, name=name, version=version), records
+        return catalog.select(records, name=name, version=version, target=target), records
 
     def verify(self, ref: str, *, target: str | None = None, audit: bool = True) -> Verification:
         """Verify `ref` (IMAGE or IMAGE@VERSION) on `target`; a failed verification is recorded
