@@ -61,6 +61,16 @@ def promote(
         raise UsageError("say either --to CHANNEL (promote) or --rollback CHANNEL (move the head back)")
     if override_gate and not (reason or "").strip():
         raise UsageError("--override-gate needs --reason TEXT: the override and its reason are recorded")
+    if reason is not None and to is not None and not override_gate:
+        raise UsageError(
+            "--reason goes with --override-gate NAME (or with --rollback): a promotion that passes its gates "
+            "needs no reason"
+        )
+    if rollback is not None and "@" in image:
+        raise UsageError(
+            f"--rollback CHANNEL IMAGE takes an image name without a version: `bakery promote --rollback {rollback} "
+            f"{image.split('@', 1)[0]}` moves {rollback}'s head back to the previous head that is still good"
+        )
     reporter = TerminalReporter()
     promoter = _promoter(file, reporter)
     if rollback is not None:
@@ -76,7 +86,7 @@ def promote(
         lines = [f"{verb}: {head} is the head of {done.channel} on {done.target} (was {before}; move {done.seq})"]
         return "\n".join(lines + _gate_lines(done.gates))
 
-    emit("promote", dataclasses.asdict(done), as_json=as_json, text=text)
+    emit("promote", _from(dataclasses.asdict(done)), as_json=as_json, text=text)
 
 
 @handled
@@ -108,7 +118,17 @@ def channels(
     """Each channel's head per image and target: who moved it, when, under which policy, and its history."""
     promoter = _promoter(file, TerminalReporter(), creates_key=False)
     views = promoter.views(channel)
-    emit("channels", {"channels": [dataclasses.asdict(v) for v in views]}, as_json=as_json, text=lambda: _text(views))
+    shown = [_from(dataclasses.asdict(v)) for v in views]
+    emit("channels", {"channels": shown}, as_json=as_json, text=lambda: _text(views))
+
+
+def _from(value: Any) -> Any:
+    """`value` with the key "from_" (a Python name) said "from", as the signed statements say it."""
+    if isinstance(value, dict):
+        return {("from" if k == "from_" else k): _from(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_from(v) for v in value]
+    return value
 
 
 def _text(views: list[Any]) -> str:

@@ -173,25 +173,39 @@ def rollout(
 
 def _roll_behind(file: Path | None, strategy: str | None, *, yes: bool, as_json: bool) -> None:
     """Each group behind its channel, one at a time, in name order; the first failure stops it
-    (its error names the group; the groups done before it stay done)."""
+    (its error names the group; the groups done before it stay done), and so does a group whose
+    unfinished rollout goes elsewhere than its channel's head. A group still behind at the end (its
+    channel has no head left) fails the command too (exit 1), as `bakery status` exits 3 for it."""
     reporter = RolloutReporter()
     service = _service(file, reporter)
-    names = service.behind()
+    found = service.behind()
+    names = found.groups
     done: list[Any] = []
     for name in names:
+        left = ", ".join(names[len(done) + 1 :]) or "none"
+        if name in found.stopped:
+            raise BakeryError(
+                f"{name}: {found.stopped[name]} (stopped there: groups not rolled: {left})",
+                hint="--behind resumes only a rollout onto the channel's head",
+            )
         err(f"==> {name}: behind its channel ({len(done) + 1} of {len(names)})")
         planned = service.prepare(name, strategy_type=strategy)
         err(plan_text(planned, service.unfinished(name) is not None))
         try:
             result = service.run(planned, confirm=_confirm(as_json, yes, reporter))
         except BakeryError as exc:
-            left = ", ".join(names[len(done) + 1 :]) or "none"
             exc.message = f"{name}: {exc.message} (stopped there: groups not rolled: {left})"
             raise
         finally:
             reporter.close()
         done.append(result)
         err(_result_text(result))
+    still = service.behind() if done else found
+    behind = {**dict.fromkeys(still.roll, "still behind its channel"), **still.stopped, **still.headless}
+    if behind:
+        shown = "; ".join(f"{name}: {why}" for name, why in sorted(behind.items()))
+        rolled = f" (rolled: {', '.join(r.group for r in done)})" if done else ""
+        raise BakeryError(f"groups still behind their channel{rolled}: {shown}", hint="`bakery status` shows them")
     emit(
         "rollout-behind",
         {"groups": names, "results": jsonable(done)},
@@ -205,6 +219,12 @@ def rollback(
     group: str = typer.Argument(..., help="Group name from images.yaml."),
     reason: str | None = typer.Option(None, "--reason", help="Why (kept in the group's history)."),
     allow_unverified: bool = AllowUnverifiedOpt,
+    allow_off_channel: bool = typer.Option(
+        False,
+        "--allow-off-channel",
+        help="Roll a group that follows a channel back onto an image that was never its channel's head "
+        "(recorded in the audit log, as `rollout --image` is).",
+    ),
     yes: bool = YesOpt,
     file: Path | None = FileOpt,
     as_json: bool = JsonOpt,
@@ -212,7 +232,9 @@ def rollback(
     """Return GROUP to the image it ran before its last rollout (also after that rollout completed)."""
     reporter = RolloutReporter()
     service = _service(file, reporter)
-    planned, undo = service.prepare_rollback(group, reason=reason, allow_unverified=allow_unverified)
+    planned, undo = service.prepare_rollback(
+        group, reason=reason, allow_unverified=allow_unverified, allow_off_channel=allow_off_channel
+    )
     if undo:
         err(
             f"undo the unfinished rollout {planned.id} of {group}: back to "

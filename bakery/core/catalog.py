@@ -63,13 +63,15 @@ def parse_ref(ref: str) -> tuple[str, str | None]:
     return name, version or None
 
 
-def select(records: Iterable[ImageRecord], *, name: str, version: str | None) -> ImageRecord:
-    """The record of `name` at `version` (newest when None); UsageError naming what exists."""
+def select(records: Iterable[ImageRecord], *, name: str, version: str | None, target: str = "") -> ImageRecord:
+    """The record of `name` at `version` (newest when None) among `records` (of `target`, named in
+    the error when given); UsageError naming what exists."""
     mine = [r for r in records if r.name == name]
     if version is not None:
         mine = [r for r in mine if r.version == version]
     chosen = newest(mine)
     if chosen is None:
         what = f"{name}@{version}" if version else name
-        raise UsageError(f"no baked image {what} in the catalog", hint="`bakery images` lists what exists")
+        on = f" on {target}" if target else ""
+        raise UsageError(f"no baked image {what}{on} in the catalog", hint="`bakery images` lists what exists")
     return chosen

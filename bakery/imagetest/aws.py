@@ -14,7 +14,9 @@ cleanup concludes that EC2 made nothing.
 
 Its life is bounded (bakery.imagetest.lifetime): its user data powers it off after the bound,
 which terminates it, and it carries its deadline in the tag `bakery:test-expires`; sweep() removes
-the marked instances of the target's region whose deadline has passed (left by a killed bakery).
+the marked instances of the target's region whose deadline has passed (left by a killed bakery):
+only those with the run tag AND bakery's key pair name or Name tag (`bakerys`), so an unrelated
+instance someone tagged `bakery:test-run` is never terminated.
 The target's security groups must let bakery's machine reach port 22 and the checks' ports.
 """
 
@@ -61,6 +63,19 @@ def make(workspace: Workspace, reporter: Reporter, clients: ClientFactory | None
 
 def key_name(request: LaunchRequest) -> str:
     return f"bakery-test-{request.run}"
+
+
+def bakerys(instance: dict[str, Any], tags: dict[Any, Any]) -> bool:
+    """Whether a tagged instance is one bakery launched: besides its run tag, its key pair is the
+    run's (`bakery-test-<run>`) or its Name tag is the one bakery gives (`bakery-test-<image>-<run>`).
+    A stray `bakery:test-run` tag on another instance is not enough for the sweep to end it."""
+    run = str(tags.get(RUN_TAG) or "")
+    name = str(tags.get("Name") or "")
+    if not run:
+        return False
+    return instance.get("KeyName") == f"bakery-test-{run}" or (
+        name.startswith("bakery-test-") and name.endswith(f"-{run}")
+    )
 
 
 def user_data(minutes: int) -> str:
@@ -206,6 +221,8 @@ class AwsLauncher:
                 tags = {t.get("Key"): t.get("Value") for t in instance.get("Tags", []) if isinstance(t, dict)}
                 if RUN_TAG not in tags or instance.get("State", {}).get("Name") == "shutting-down":
                     continue
+                if not bakerys(instance, tags):
+                    continue  # tagged by hand or by another tool: never terminated here
                 ends = lifetime.deadline(tags.get(EXPIRES_TAG), instance.get("LaunchTime"))
                 if ends is not None and ends <= now:
                     run = re.sub(r"[^A-Za-z0-9_-]", "?", str(tags[RUN_TAG])[:64])

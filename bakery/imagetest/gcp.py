@@ -17,7 +17,8 @@ LEFTOVER_GRACE_SECONDS and deletes what appears.
 Its life is bounded (bakery.imagetest.lifetime): scheduling.maxRunDuration, with
 instanceTerminationAction DELETE, makes GCE delete it when its time is up, whatever becomes of
 bakery; sweep() deletes the labelled instances of the target's zone whose time is up (their
-creation time plus their own maxRunDuration).
+creation time plus their own maxRunDuration), and only those named as bakery names them
+(`bakery-test-<image>-<run>`, the run being the label's value): a stray label is not enough.
 """
 
 from __future__ import annotations
@@ -189,6 +190,10 @@ class GcpLauncher:
         for instance in listed:
             if RUN_LABEL not in instance.labels or instance.status == "STOPPING":
                 continue  # not a test instance, or being deleted already
+            if not (
+                instance.name.startswith("bakery-test-") and instance.name.endswith(f"-{instance.labels[RUN_LABEL]}")
+            ):
+                continue  # labelled by hand or by another tool, not named as bakery names its test instances
             life = int(instance.scheduling.max_run_duration.seconds) if instance.scheduling else 0
             ends = lifetime.deadline(None, instance.creation_timestamp, life)
             if ends is None or ends > now:

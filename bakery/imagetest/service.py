@@ -128,7 +128,7 @@ class Tester:
                 hint="add tests: {playbooks: [...], http: [...]} to the image (or to the target) in images.yaml",
             )
         records = self.provider(eff.kind).images(target)
-        record = catalog.select(records, name=name, version=version)
+        record = catalog.select(records, name=name, version=version, target=target)
         return self.test_record(eff, record, records)
 
     def test_record(self, eff: EffectiveImage, record: ImageRecord, records: list[ImageRecord]) -> TestRun:

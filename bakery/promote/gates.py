@@ -191,7 +191,7 @@ class Gates:
             elif (why := others.by(found.by)) is not None:
                 refused.append(f"not counted: {found.key}'s approval is by {found.by}, who {why}")
             else:
-                counted[found.keyid] = found.as_dict()
+                counted[found.keyid] = {**found.as_dict(), "envelope": found.envelope}
         approvals = sorted(counted.values(), key=lambda a: str(a["key"]))
         names = ", ".join(a["key"] for a in approvals) or "none"
         saw = f"{len(counted)} of {config.approvals} approvals ({names})"

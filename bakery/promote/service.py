@@ -47,6 +47,7 @@ class PromotionRefused(TrustError):
         failed = tuple(f"{g.name}: {g.saw}" for g in gates if not g.ok and not g.overridden)
         super().__init__(message, problems=failed, hint=hint)
         self.gates = gates
+        self.details = {"gates": [g.as_dict() for g in gates]}  # --json renders every gate, as a promotion does
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,14 @@ class Promoter:
             subject,
             "ok",
             policy=policy,
-            details={"from": move.from_, "seq": move.seq, "gates": [g.as_dict() for g in results], "overrides": used},
+            details={
+                "from": move.from_,
+                "seq": move.seq,
+                "move": move.digest,
+                "provenance": move.provenance,
+                "gates": [g.as_dict() for g in results],
+                "overrides": used,
+            },
             strict=True,
         )
         return Promotion(
@@ -212,7 +220,15 @@ class Promoter:
             f"{image} on {target} in channel {channel}",
             "ok",
             policy=move.policy,
-            details={"from": move.from_, "to": move.version, "seq": move.seq, "reason": reason, "skipped": skipped},
+            details={
+                "from": move.from_,
+                "to": move.version,
+                "seq": move.seq,
+                "move": move.digest,
+                "provenance": move.provenance,
+                "reason": reason,
+                "skipped": skipped,
+            },
             strict=True,
         )
         return Promotion(channel, target, image, "rollback", move.version, move.from_, move.seq)

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from bakery import steps
@@ -33,6 +34,7 @@ from bakery.progress import Reporter
 from bakery.providers.base import ClientFactory, Provider, get_provider
 from bakery.rollout import planning
 from bakery.rollout.engine import Engine
+from bakery.rollout.following import Following
 from bakery.rollout.record import History, RolloutResult, saved, shown
 from bakery.runner import signal_guard
 from bakery.steps import Journal
@@ -43,7 +45,21 @@ from bakery.workspace import Workspace
 
 UNFINISHED = (steps.RUNNING, steps.INTERRUPTED)
 
-__all__ = ["UNFINISHED", "RolloutResult", "Rollouts"]
+__all__ = ["UNFINISHED", "Behind", "RolloutResult", "Rollouts"]
+
+
+@dataclass(frozen=True)
+class Behind:
+    """The groups behind their channel (`Rollouts.behind`), in name order."""
+
+    roll: tuple[str, ...]  # to roll onto the head (an unfinished rollout to the head resumes)
+    stopped: Mapping[str, str]  # group -> its unfinished rollout goes elsewhere, and what to do
+    headless: Mapping[str, str]  # group -> its channel has no head left, and what to do
+
+    @property
+    def groups(self) -> list[str]:
+        """The groups --behind takes one at a time, in name order (it stops at a stopped one)."""
+        return sorted([*self.roll, *self.stopped])
 
 
 class Rollouts:
@@ -65,6 +81,7 @@ class Rollouts:
         self.gate = TrustGate(project, self.trust, reporter, self.target_provider)
         self.history = History(reporter, self.trust, self.gate)
         self.heads = Heads(self.gate.verifier)
+        self.following = Following(self.heads, self.trust, self.gate, reporter)
 
     # --- what the commands share -------------------------------------------------------------
 
@@ -136,55 +153,54 @@ class Rollouts:
         driver = self.driver(group)
         state = driver.read(name, group, spec)
         planning.refuse_active(name, state)
-        wanted = self.channel_head(name, group) if image is None and group.channel is not None else image
+        wanted = self.following.head(name, group) if image is None and group.channel is not None else image
         record = planning.pick(self.gate, group, self.provider(group).images(group.target, group.image), wanted)
         audit = not dry_run
         self.gate.check(
             name, group, record, operation="rollout", allow_unverified=allow_unverified, reason=reason, audit=audit
         )
         if image is not None and group.channel is not None:
-            self._off_channel(name, group, record, audit=audit)
+            self.following.off_channel(name, group, record, audit=audit)
         to = driver.release_of(record, spec)
         return planning.new(name, group, spec, "rollout", to, record, state, strategy_type)
 
-    def channel_head(self, name: str, group: Group) -> str:
-        """The head of the channel `group` follows (revoked heads skipped). UsageError (exit 2)
-        naming the missing promotion when the channel has none."""
-        channel = str(group.channel)
-        head = self.heads.head(channel, group.target, group.image)
-        if head.fell_back:
-            self.reporter.note(f"channel {channel} fell back past {'; '.join(head.skipped)}")
-        if head.ref is None:
-            why = (
-                f" (every head it had is revoked or no longer verifies: {'; '.join(head.skipped)})"
-                if head.skipped
-                else ""
-            )
-            raise UsageError(
-                f"{name} follows channel {channel}, which has no head for {group.image} on {group.target}{why}: "
-                f"nothing to roll out",
-                hint=f"promote one first: bakery promote {group.image}@VERSION --to {channel} --target {group.target}"
-                "; or name one with --image (recorded as a rollout off its channel)",
-            )
-        return head.ref
-
-    def _head_of(self, group: Group) -> str | None:
-        """The head of the channel `group` follows (None: it follows none, or it has no head)."""
-        if group.channel is None:
-            return None
-        return self.heads.head(group.channel, group.target, group.image).ref
-
-    def behind(self) -> list[str]:
-        """The groups that follow a channel whose head they do not intend to run, in name order."""
-        out = []
+    def behind(self) -> Behind:
+        """The groups that follow a channel and do not run its head, in name order: those to roll,
+        those whose unfinished rollout goes elsewhere than the head (resuming it would finish an
+        off-channel rollout), and those whose channel has no head left (every head revoked or no
+        longer verifying), each with what to do."""
+        roll: list[str] = []
+        stopped: dict[str, str] = {}
+        headless: dict[str, str] = {}
         for name, group in sorted(self.project.config.groups.items()):
             if group.channel is None:
                 continue
             head = self.heads.head(group.channel, group.target, group.image)
+            if head.ref is None:
+                if head.moved_past:
+                    headless[name] = (
+                        f"channel {group.channel} has no head left for {group.image} on {group.target}: every head "
+                        f"is revoked or no longer verifies ({'; '.join(head.moved_past)}); promote a good version to "
+                        f"{group.channel}, or `bakery rollback {name}`"
+                    )
+                continue
+            journal = self.unfinished(name)
+            if journal is not None:
+                rollout = self._from_journal(name, group, journal)
+                if rollout.to.image == head.ref:
+                    roll.append(name)
+                else:
+                    stopped[name] = (
+                        f"{rollout.kind} {rollout.id} of {name} to {rollout.to.describe()} is unfinished, and "
+                        f"{rollout.to.image or 'its image'} is not the head of channel {group.channel} "
+                        f"({head.ref}): `bakery rollback {name}` undoes it, or `bakery rollout {name}` resumes it "
+                        "by hand"
+                    )
+                continue
             state = self.read(name)
-            if head.ref is not None and (state.intended is None or state.intended.image != head.ref):
-                out.append(name)
-        return out
+            if state.intended is None or state.intended.image != head.ref:
+                roll.append(name)
+        return Behind(tuple(roll), stopped, headless)
 
     def _resumable(
         self,
@@ -229,24 +245,6 @@ class Rollouts:
             hint=then,
         )
 
-    def _off_channel(self, name: str, group: Group, record: ImageRecord, *, audit: bool) -> None:
-        head = self.heads.head(str(group.channel), group.target, group.image)
-        if head.ref == record.ref:
-            return
-        self.reporter.note(
-            f"{name} follows channel {group.channel} (head: {head.ref or 'none'}); --image moves it to "
-            f"{record.ref} off its channel, on the record"
-        )
-        if audit:
-            self.trust.record(
-                "rollout-off-channel",
-                f"group {name}",
-                "allowed",
-                policy=self.trust.policy(required=self.gate.required(group)),
-                details={"image": record.ref, "channel": group.channel, "head": head.ref},
-                strict=True,
-            )
-
     def in_sync(self, rollout: Rollout) -> bool:
         """Whether the group already runs `rollout.to` on every instance (a rollout would be a no-op)."""
         state = self.read(rollout.group)
@@ -274,7 +272,9 @@ class Rollouts:
                 # another machine may have moved it meanwhile
                 planning.unchanged_since_plan(driver.read(rollout.group, rollout.spec, rollout.target_spec), rollout)
                 journal = Journal.create(
-                    self.journal_path(rollout.group), rollout=saved(rollout), channel_head=self._head_of(rollout.spec)
+                    self.journal_path(rollout.group),
+                    rollout=saved(rollout),
+                    channel_head=self.following.head_of(rollout.spec),
                 )
             started = time.monotonic()
             return self._engine(driver, rollout, journal).forward(started, resumed_at=resumed_at)
@@ -282,10 +282,12 @@ class Rollouts:
     # --- rollback ------------------------------------------------------------------------------
 
     def prepare_rollback(
-        self, name: str, *, reason: str | None = None, allow_unverified: bool = False
+        self, name: str, *, reason: str | None = None, allow_unverified: bool = False, allow_off_channel: bool = False
     ) -> tuple[Rollout, bool]:
         """(the rollback to run, whether it undoes an unfinished rollout with its rollback steps).
-        An unfinished rollback (interrupted, killed) is resumed."""
+        An unfinished rollback (interrupted, killed) is resumed. A group following a channel goes
+        back only onto an image that was a head of that channel, unless `allow_off_channel`
+        (then recorded, as `rollout --image` is): UsageError naming the image and the channel."""
         if reason is not None:
             clean(reason, what="--reason")
         _overriding(allow_unverified, reason)
@@ -311,6 +313,8 @@ class Rollouts:
                 f"refusing to roll {name} back onto {shown(before)}: bakery did not bake it, so it cannot verify",
                 hint="--allow-unverified deploys it anyway (recorded in the audit log)",
             )
+        if group.channel is not None:
+            self.following.rollback_off_channel(name, group, record, before.describe(), allowed=allow_off_channel)
         rollout = planning.new(name, group, spec, "rollback", before, record, state, None)
         return dataclasses.replace(rollout, reason=reason or f"rollback of {last.id} requested by {who()}"), False
 

@@ -10,7 +10,7 @@ built the image or the one promoting it."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bakery.core import documents
@@ -40,6 +40,7 @@ class Approval:
     comment: str
     provenance: str
     problem: str = ""  # why it counts for nothing (untrusted key, bad signature, another image)
+    envelope: dict[str, Any] = field(default_factory=dict, repr=False)  # as signed (a promotion embeds it)
 
     def as_dict(self) -> dict[str, Any]:
         return {"key": self.key, "keyid": self.keyid, "by": self.by, "time": self.time, "comment": self.comment}
@@ -74,13 +75,14 @@ class Approvals:
                 "comment": comment,
             },
         }
-        data = json.dumps(sign(jcs_bytes(statement), PAYLOAD_TYPE, [signer]), indent=2, sort_keys=True).encode()
+        envelope = sign(jcs_bytes(statement), PAYLOAD_TYPE, [signer])
+        data = json.dumps(envelope, indent=2, sort_keys=True).encode()
 
         def change(_there: Blob | None) -> bytes:
             return data + b"\n"
 
         update(self.trust.store, prefix_of(target, image, version, channel) + f"{key.keyid}.dsse.json", change)
-        return Approval(key.keyid, key.name, by, time, comment, provenance)
+        return Approval(key.keyid, key.name, by, time, comment, provenance, envelope=envelope)
 
     def read(self, target: str, image: str, version: str, channel: str) -> list[Approval]:
         """Every approval of `image@version` on `target` for `channel`, each verified on its own."""
@@ -95,6 +97,13 @@ class Approvals:
             envelope = documents.parse_object(data)
         except ValueError as exc:
             return Approval(named, "", "?", "", "", "", problem=f"{key} is not a signed approval: {exc}")
+        return self.check(envelope, wanted, named=named, where=key)
+
+    def check(self, envelope: dict[str, Any], wanted: tuple[str, str, str, str], *, named: str, where: str) -> Approval:
+        """The approval `envelope` (found at `where`, said to be by key `named`) as it counts for
+        (channel, image, version, target) `wanted`: signed by the trusted key it names, or with the
+        `problem` that makes it count for nothing."""
+        key = where
         try:
             verified = verify(envelope, self.trust.keys, 1, payload_type=PAYLOAD_TYPE)
         except TrustError as exc:
@@ -116,4 +125,5 @@ class Approvals:
             str(predicate.get("time", "")),
             str(predicate.get("comment", "")),
             str(predicate.get("provenance", "")),
+            envelope=dict(envelope),
         )

@@ -5,6 +5,9 @@ a document set back, cut short or deleted, while the signed log records more, is
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
 from bakery.trust.audit_chain import Event
 from bakery.trust.witness import Revoked
 from bakery.trust.witness import key as revocation_key
@@ -54,3 +57,52 @@ def test_in(event: Event) -> tuple[str, str] | None:
         return None
     ref, sep, target = event.subject.partition(" on ")
     return (test_key(target, ref), event.result) if sep else None
+
+
+@dataclass(frozen=True)
+class LoggedMove:
+    """What the audit event of one channel move says it moved."""
+
+    action: str  # promote | rollback | fallback (the move's action in the channel history)
+    version: str | None  # the head it left
+    move: str  # the digest of the move's signed statement ('' in events of bakery before 0.x named it)
+    provenance: str  # the provenance digest it was moved with ('' when the event does not say)
+
+
+@dataclass(frozen=True)
+class Logged:
+    """The channel moves and gate overrides the verified audit log records."""
+
+    moves: dict[str, dict[int, LoggedMove]] = field(default_factory=dict)  # channel_key -> seq ->
+    overrides: frozenset[tuple[str, str]] = frozenset()  # (promotion subject, gate)
+
+
+_ACTION_OF = {"promote": "promote", "promote-rollback": "rollback", "channel-fallback": "fallback"}
+
+
+def logged(events: Iterable[Event]) -> Logged:
+    """The channel moves (by channel, target and image, then seq) and the gate overrides of `events`
+    (events of a log that verified)."""
+    moves: dict[str, dict[int, LoggedMove]] = {}
+    overrides: set[tuple[str, str]] = set()
+    for event in events:
+        if event.action == "override-gate" and event.result == "allowed":
+            overrides.add((event.subject, str(event.details.get("gate", ""))))
+        found = channel_move_in(event)
+        if found is None:
+            continue
+        details = event.details
+        if event.action == "promote":
+            named = event.subject.rpartition(" to channel ")[0].partition(" on ")[0]
+            version: str | None = named.partition("@")[2] or None
+        else:
+            to = details.get("to")
+            version = to if isinstance(to, str) else None
+        move, provenance = details.get("move"), details.get("provenance")
+        moves.setdefault(found[0], {})[found[1]] = LoggedMove(
+            _ACTION_OF[event.action],
+            version,
+            move if isinstance(move, str) else "",
+            provenance if isinstance(provenance, str) else "",
+        )
+    return Logged(moves, frozenset(overrides))

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,15 +34,39 @@ from bakery.errors import TrustError
 from bakery.registry.base import Blob, update
 from bakery.trust.attestation import payload_digest
 from bakery.trust.audit_facts import channel_key
+from bakery.trust.channel_log import GRACE, behind_gone, held_to_the_log
+from bakery.trust.channel_model import (
+    PREFIX,
+    TIME_FORMAT,
+    Channel,
+    Head,
+    Move,
+    Proposal,
+    Unfit,
+    key_of,
+    parse_stamp,
+    stamp,
+)
 from bakery.trust.context import TrustContext
 from bakery.trust.signing import PAYLOAD_TYPE, sign, verify
 
-PREFIX = "channels/"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PROMOTION_PREDICATE = "https://bakery.dev/promotion/v1"
 ACTIONS = ("promote", "rollback", "fallback")
-TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-Unfit = Callable[[str, str], "str | None"]  # (ref, its provenance as recorded) -> why it cannot be a head
+__all__ = [
+    "PREFIX",
+    "TIME_FORMAT",
+    "Channel",
+    "Channels",
+    "Head",
+    "Move",
+    "Proposal",
+    "Unfit",
+    "key_of",
+    "now",
+    "parse_stamp",
+    "stamp",
+]
 
 
 def now() -> datetime:
@@ -51,165 +74,12 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def stamp(when: datetime) -> str:
-    return when.astimezone(UTC).strftime(TIME_FORMAT)
-
-
-def parse_stamp(text: str) -> datetime:
-    return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)
-
-
-def key_of(channel: str, target: str, image: str) -> str:
-    return f"{PREFIX}{channel}/{target}/{image}.json"
-
-
-@dataclass(frozen=True)
-class Move:
-    """One verified entry of a channel's history."""
-
-    seq: int
-    action: str  # promote | rollback | fallback
-    version: str | None  # the head it leaves (None: a fall-back with nothing left to fall back to)
-    from_: str | None  # the head before it
-    time: str
-    by: str
-    policy: str
-    reason: str
-    provenance: str  # the provenance statement digest of `version`
-    digest: str  # sha256 of this move's signed statement (the next one names it as `previous`)
-    signed_by: tuple[str, ...]
-    gates: tuple[dict[str, Any], ...] = ()
-    approvals: tuple[dict[str, Any], ...] = ()
-    overrides: tuple[dict[str, Any], ...] = ()
-
-
-@dataclass(frozen=True)
-class Channel:
-    """A channel's history for one image on one target, verified."""
-
-    channel: str
-    target: str
-    image: str
-    moves: tuple[Move, ...] = ()
-
-    @property
-    def stack(self) -> tuple[str, ...]:
-        """The heads as recorded, oldest first: the last one is the head."""
-        heads: list[str] = []
-        for move in self.moves:
-            heads = _step(heads, move)
-        return tuple(heads)
-
-    @property
-    def head(self) -> str | None:
-        """The recorded head's version (revocations not considered: see `effective`)."""
-        stack = self.stack
-        return stack[-1] if stack else None
-
-    def effective(self, unfit: Unfit) -> Head:
-        """The head once heads unfit now are skipped: `unfit(ref, provenance)` says why a version
-        (whose provenance digest the history records) can no longer be a head (None: it can)."""
-        return self._good(list(self.stack), unfit)
-
-    def previous_good(self, unfit: Unfit) -> Head:
-        """Where a rollback returns to: the newest earlier head (below the current one) not unfit,
-        with the ones skipped on the way."""
-        return self._good(list(self.stack)[:-1], unfit)
-
-    def _good(self, stack: list[str], unfit: Unfit) -> Head:
-        skipped: list[str] = []
-        for version in reversed(stack):
-            why = unfit(f"{self.image}@{version}", self.provenance_of(version))
-            if why is None:
-                return Head(self, version, tuple(skipped))
-            skipped.append(f"{self.image}@{version} ({why})")
-        return Head(self, None, tuple(skipped))
-
-    def was_head(self, version: str) -> list[Move]:
-        """The moves that made `version` the head."""
-        return [m for m in self.moves if m.version == version]
-
-    def provenance_of(self, version: str) -> str:
-        return next((m.provenance for m in reversed(self.moves) if m.version == version), "")
-
-    def spans(self, version: str, until: datetime) -> list[tuple[datetime, datetime]]:
-        """When `version` was the recorded head: (from, to) spans, the last one open until `until`."""
-        out: list[tuple[datetime, datetime]] = []
-        started: datetime | None = None
-        heads: list[str] = []
-        for move in self.moves:
-            before = heads[-1] if heads else None
-            heads = _step(heads, move)
-            after = heads[-1] if heads else None
-            if before != version and after == version:
-                started = parse_stamp(move.time)
-            elif before == version and after != version and started is not None:
-                out.append((started, parse_stamp(move.time)))
-                started = None
-        if started is not None:
-            out.append((started, until))
-        return out
-
-
-def _step(heads: list[str], move: Move) -> list[str]:
-    """The stack of heads after `move`: a promotion pushes, a rollback or fall-back pops back to
-    the version it names (or starts afresh from it, or empties the stack for none)."""
-    if move.action == "promote" and move.version is not None:
-        return [*heads, move.version]
-    if move.version is None:
-        return []
-    kept = list(heads)
-    while kept and kept[-1] != move.version:
-        kept.pop()
-    return kept or [move.version]
-
-
-@dataclass(frozen=True)
-class Head:
-    channel: Channel
-    version: str | None  # None: no head (never promoted, or every head unfit)
-    skipped: tuple[str, ...] = ()  # the unfit heads above it (revoked, not verifying), each with why
-
-    @property
-    def ref(self) -> str | None:
-        return f"{self.channel.image}@{self.version}" if self.version else None
-
-    @property
-    def fell_back(self) -> bool:
-        return bool(self.skipped)
-
-    @property
-    def moved_past(self) -> tuple[str, ...]:
-        """The revoked heads the channel fell back past: skipped now, or by its last move (a
-        fall-back recorded by `bakery revoke`)."""
-        if self.skipped:
-            return self.skipped
-        last = self.channel.moves[-1] if self.channel.moves else None
-        if last is not None and last.action == "fallback":
-            return (last.reason.removeprefix("revoked: ").removeprefix("fell back past: "),)
-        return ()
-
-
-@dataclass
-class Proposal:
-    """What a move will record (the statement is completed with its place in the history)."""
-
-    action: str
-    version: str | None
-    provenance: str
-    policy: str
-    by: str
-    reason: str = ""
-    gates: list[dict[str, Any]] = field(default_factory=list)
-    approvals: list[dict[str, Any]] = field(default_factory=list)
-    overrides: list[dict[str, Any]] = field(default_factory=list)
-
-
 class Channels:
     """The channels' documents in the registry, read and verified, and moves appended to them."""
 
     def __init__(self, trust: TrustContext) -> None:
         self.trust = trust
+        self._said: set[str] = set()  # the keys whose missing audit event was said
 
     def read(self, channel: str, target: str, image: str) -> Channel:
         """The channel's verified history (empty when it has none). Raises TrustError when its
@@ -217,22 +87,14 @@ class Channels:
         key = key_of(channel, target, image)
         blob = self.trust.store.get(key)
         found = self._parse(key, blob.data, (channel, target, image)) if blob else Channel(channel, target, image)
-        return self._not_behind_the_log(key, found)
+        return self._held(key, found)
 
-    def _not_behind_the_log(self, key: str, found: Channel) -> Channel:
-        """`found`, unless the verified audit log records more moves of it than it holds: a
-        history cut short (or deleted) in the registry would move the channel back to an older
-        head, so it is refused (TrustError), naming both."""
-        logged = self.trust.log().channels.get(channel_key(found.channel, found.target, found.image), 0)
-        holds = found.moves[-1].seq if found.moves else 0
-        if logged > holds:
-            now = f"ends at move {holds}" if holds else "is gone"
-            raise TrustError(
-                f"the history of channel {found.channel} for {found.image} on {found.target} went back: the signed "
-                f"audit log records its move {logged}, but {key} in {self.trust.store.where} {now}",
-                hint="restore the channel's document from a backup of the registry; until then nothing follows it",
-            )
-        return found
+    def _held(self, key: str, found: Channel) -> Channel:
+        held = held_to_the_log(self.trust, key, found, now=now())
+        if held.unaudited and key not in self._said:
+            self._said.add(key)
+            self.trust.reporter.note(f"warning: {held.unaudited} (its promotion may still be recording it)")
+        return held
 
     def every(self) -> list[Channel]:
         """Every channel history in the registry, verified, by channel, target and image."""
@@ -242,11 +104,8 @@ class Channels:
             parts = key.removeprefix(PREFIX).removesuffix(".json").split("/")
             if len(parts) != 3 or not key.endswith(".json"):
                 raise self._unreadable(key, "it is not at channels/CHANNEL/TARGET/IMAGE.json")
-            out.append(self._not_behind_the_log(key, self._parse(key, blob.data, (parts[0], parts[1], parts[2]))))
-        held = {channel_key(c.channel, c.target, c.image) for c in out}
-        for gone in sorted(set(self.trust.log().channels) - held):  # a history deleted whole
-            channel, target, image = gone.split(" ", 2)
-            self._not_behind_the_log(key_of(channel, target, image), Channel(channel, target, image))
+            out.append(self._held(key, self._parse(key, blob.data, (parts[0], parts[1], parts[2]))))
+        behind_gone(self.trust, {channel_key(c.channel, c.target, c.image) for c in out})  # a history deleted whole
         return out
 
     def append(
@@ -262,7 +121,15 @@ class Channels:
 
         def change(there: Blob | None) -> bytes | None:
             names = (channel, target, image)
-            current = self._not_behind_the_log(key, self._parse(key, there.data, names) if there else Channel(*names))
+            current = held_to_the_log(
+                self.trust, key, self._parse(key, there.data, names) if there else Channel(*names), now=now()
+            )
+            if current.unaudited:
+                raise TrustError(
+                    f"{current.unaudited}: another move waits until it is recorded",
+                    hint=f"try again in a minute; past {int(GRACE.total_seconds() // 60)} minutes without one the "
+                    "channel is not trusted",
+                )
             proposal = propose(current)
             if proposal is None:
                 return None

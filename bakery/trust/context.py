@@ -17,6 +17,7 @@ from bakery.progress import Reporter
 from bakery.registry import open_checkpoints, open_store
 from bakery.registry.base import Store
 from bakery.trust.audit import AuditLog, Event, Followed
+from bakery.trust.audit_facts import Logged, logged
 from bakery.trust.checkpoints import Checkpoints, Written
 from bakery.trust.keys import load_signer, load_trusted
 from bakery.trust.signing import PublicKey, Signer, short, signer_public_key
@@ -35,6 +36,7 @@ class TrustContext:
     creates_key: bool = True
     _signer: Signer | None = field(default=None, init=False, repr=False)
     _followed: Followed | None = field(default=None, init=False, repr=False)
+    _logged: Logged | None = field(default=None, init=False, repr=False)
 
     @property
     def trust(self) -> Trust:
@@ -124,6 +126,7 @@ class TrustContext:
     def forget_log(self) -> None:
         """Read the audit log again on the next `log()` (another machine may have appended)."""
         self._followed = None
+        self._logged = None
 
     def log(self) -> Followed:
         """The audit log as far as it verifies, read once per command (again after an append).
@@ -146,6 +149,14 @@ class TrustContext:
                 )
             self._followed = followed
         return self._followed
+
+    def logged(self) -> Logged:
+        """The channel moves and gate overrides the audit log records, read once it verified
+        (`log()`, whose TrustError it raises)."""
+        if self._logged is None:
+            self.log()
+            self._logged = logged(self.audit.events())
+        return self._logged
 
     def keep(self, key: str, document: dict[str, Any]) -> None:
         """Write a shared record (a rollout's) at `key`, replacing what is there; a failure is a
@@ -175,7 +186,7 @@ class TrustContext:
     ) -> Event | None:
         """Append one audit event. A failure to append is a warning (the job itself is done and
         says so) unless `strict`, when it raises."""
-        self._followed = None  # read again after this event
+        self._followed = self._logged = None  # read again after this event
         try:
             event = self.audit.append(
                 action=action, subject=subject, result=result, policy=policy, details=details or {}, who=who()

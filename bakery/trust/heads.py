@@ -107,7 +107,14 @@ class Heads:
                     f"{channel.image} on {target} in channel {channel.channel}",
                     "ok",
                     policy=move.policy,
-                    details={"from": move.from_, "to": move.version, "reason": move.reason, "seq": move.seq},
+                    details={
+                        "from": move.from_,
+                        "to": move.version,
+                        "reason": move.reason,
+                        "seq": move.seq,
+                        "move": move.digest,
+                        "provenance": move.provenance,
+                    },
                 )
         return moved
 

@@ -20,7 +20,7 @@ workspace key). It counts when one key of trust.keys signed it. Its payload, in 
       }],
       "predicateType": "https://in-toto.io/attestation/test-result/v0.1",
       "predicate": {
-        "result": "PASSED" | "FAILED",
+        "result": "PASSED" | "WARNED" | "FAILED",
         "configuration": [
           {"name": "images.yaml#images.web.tests@local", "digest": {"sha256": "<of the tests as run>"},
            "annotations": {"tests": {"boot_deadline": 300, "playbooks": [...], "http": [...]},
@@ -35,11 +35,13 @@ workspace key). It counts when one key of trust.keys signed it. Its payload, in 
       }
     }
 
-A reader (verify, promotion) trusts it only when: the signature verifies against trust.keys, the
-predicateType is the one above, and subject[0].annotations names the same image, version and
+A reader (verify, promotion) trusts it only when: it is signed by trust.threshold keys of
+trust.keys, the predicateType is the one above, and subject[0].annotations names the same image, version and
 target and the digest of the provenance statement the image carries now. `result` is PASSED only
 when every test passed and at least one ran; `failedTests` names each failed task (with its host
-and message) and each failed check.
+and message) and each failed check. bakery writes PASSED or FAILED; WARNED (written by another
+tool: the tests ran and raised warnings, `warnedTests`) is read as such: it does not fail `bakery
+verify` ("tests: warned") and does not pass a channel's `tests: passed` gate.
 """
 
 from __future__ import annotations
@@ -59,10 +61,10 @@ from bakery.trust.context import TrustContext
 from bakery.trust.signing import PAYLOAD_TYPE, sign, signer_public_key, verify
 
 PREDICATE_TYPE = "https://in-toto.io/attestation/test-result/v0.1"
-RESULTS = ("PASSED", "FAILED")
+RESULTS = ("PASSED", "WARNED", "FAILED")
 NAMES_SHOWN = 5
 
-State = Literal["passed", "failed", "none", "invalid"]
+State = Literal["passed", "warned", "failed", "none", "invalid"]
 
 
 def key_of(target: str, name: str, version: str) -> str:
@@ -154,7 +156,7 @@ class TestStatus:
 
 def read(trust: TrustContext, record: ImageRecord, provenance_digest: str | None) -> TestStatus:
     """The image's test result as the registry holds it, verified: `invalid` when it is not a
-    result signed by a trusted key about exactly this image (its provenance statement's digest
+    result signed by trust.threshold trusted keys about exactly this image (its provenance statement's digest
     `provenance_digest`). Raises what the store raises (ProviderError)."""
     return read_of(trust, record.target, record.name, record.version, provenance_digest)
 
@@ -167,7 +169,7 @@ def read_of(trust: TrustContext, target: str, name: str, version: str, provenanc
         return TestStatus("none", f"no test result in {trust.store.where}")
     try:
         envelope = documents.parse_object(blob.data)
-        verified = verify(envelope, trust.keys, 1, payload_type=PAYLOAD_TYPE)
+        verified = verify(envelope, trust.keys, trust.threshold, payload_type=PAYLOAD_TYPE)
     except (ValueError, TrustError) as exc:
         return TestStatus("invalid", f"{key} does not verify: {getattr(exc, 'message', exc)}")
     problems = _problems(verified.document, (name, version, target), provenance_digest)
@@ -179,6 +181,11 @@ def read_of(trust: TrustContext, target: str, name: str, version: str, provenanc
     signers = ", ".join(verified.signed_by)
     if predicate["result"] == "PASSED":
         return TestStatus("passed", f"{len(passed)} tests, signed by {signers}", passed, failed, verified.signed_by)
+    if predicate["result"] == "WARNED":
+        warned = [str(t) for t in predicate.get("warnedTests") or []]
+        said = f"; warned: {'; '.join(warned[:NAMES_SHOWN])}" if warned else ""
+        detail = f"{len(passed)} passed, {len(warned)} warned, signed by {signers}{said}"
+        return TestStatus("warned", detail, passed, failed, verified.signed_by)
     shown = "; ".join(failed[:NAMES_SHOWN]) + (
         f" (and {len(failed) - NAMES_SHOWN} more)" if len(failed) > NAMES_SHOWN else ""
     )
@@ -203,7 +210,7 @@ def _problems(document: Mapping[str, Any], image: tuple[str, str, str], provenan
         problems.append("it is about another provenance statement than the one this image carries")
     if predicate.get("result") not in RESULTS:
         problems.append(f"result is {predicate.get('result')!r}, not one of {', '.join(RESULTS)}")
-    for field in ("passedTests", "failedTests"):
+    for field in ("passedTests", "warnedTests", "failedTests"):
         value = predicate.get(field, [])
         if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
             problems.append(f"{field} is not a list of names")
@@ -215,7 +222,7 @@ def _problems(document: Mapping[str, Any], image: tuple[str, str, str], provenan
 
 @dataclass(frozen=True)
 class TestResult:
-    """An image's tests as a gate sees them: `result` PASSED or FAILED; MISSING when there is
+    """An image's tests as a gate sees them: `result` PASSED, WARNED or FAILED; MISSING when there is
     none; UNTRUSTED when there is one that does not verify (`detail` says why)."""
 
     __test__ = False  # not a pytest class
@@ -242,8 +249,14 @@ class RegistryTestResults:
 
     def result(self, target: str, image: str, version: str, provenance: str) -> TestResult:
         status = read_of(self.trust, target, image, version, provenance or None)
-        result = {"passed": "PASSED", "failed": "FAILED", "none": "MISSING", "invalid": "UNTRUSTED"}[status.state]
-        if status.state == "passed":
+        result = {
+            "passed": "PASSED",
+            "warned": "WARNED",
+            "failed": "FAILED",
+            "none": "MISSING",
+            "invalid": "UNTRUSTED",
+        }[status.state]
+        if status.state in ("passed", "warned"):
             detail = f"{result} ({status.detail})"
         elif status.state == "failed":  # the gate names the failed tests itself
             detail = f"{result} (signed by {', '.join(status.signed_by)})"

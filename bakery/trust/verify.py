@@ -11,7 +11,7 @@ The checks, in order (each failure names what did not match):
   revocation   neither the image nor any ancestor is revoked
   parent       the image it was built from verifies too
   tests        its signed test result (bakery.trust.testresults), when it has one, is about this
-               image and did not fail: "passed", "none" (never tested) or FAIL "failed: <tests>"
+               image and did not fail: "passed", "warned", "none" (never tested) or FAIL "failed: <tests>"
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ class Verifier:
         records = self.provider_for(target).images(target)
         if version is not None and not any(r.name == name and r.version == version for r in records):
             self._pruned(f"{name}@{version}", target)
-        return catalog.select(records, name=name, version=version), records
+        return catalog.select(records, name=name, version=version, target=target), records
 
     def _pruned(self, ref: str, target: str) -> None:
         """Raise UsageError saying when `ref` was pruned from `target`, if the audit log says so."""

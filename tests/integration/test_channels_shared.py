@@ -5,10 +5,13 @@ is recorded, in one order, each statement chained to the one before; none is los
 
 from __future__ import annotations
 
+import base64
 import functools
+import json
 import multiprocessing
 import uuid
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
@@ -19,7 +22,8 @@ from securesystemslib.signer import CryptoSigner
 from bakery.registry import default_clients, gcs
 from bakery.registry.base import Store
 from bakery.registry.s3 import S3Store
-from bakery.trust.channels import Channels, Proposal
+from bakery.trust.audit_facts import Logged, LoggedMove, channel_key
+from bakery.trust.channels import Channels, Proposal, key_of
 from bakery.trust.signing import PublicKey
 from tests.fakes.gcs import serve
 
@@ -29,11 +33,21 @@ EACH = 8
 
 class _Trust:
     """What Channels needs of a TrustContext: the store, the trusted keys, this machine's signer,
-    and what the verified audit log says of channel moves (nothing: these promotions write no
-    audit events, so the log holds a history to no length)."""
+    a project whose channels ask no approvals, and what the verified audit log says of channel
+    moves: these promotions write no audit events, so the log stands in as one that recorded every
+    move in the history as it is now (the log's cross-check is tests/unit/promote/test_held_to_the_log.py;
+    this test is about the conditional writes)."""
 
     def __init__(self, store: Store, keys: list[PublicKey], signer: Any = None) -> None:
         self.store, self.keys, self._signer = store, keys, signer
+        self.project = SimpleNamespace(config=SimpleNamespace(channels={}))
+
+    def logged(self) -> Logged:
+        blob = self.store.get(key_of("stable", "aws", "web"))
+        entries = json.loads(blob.data)["entries"] if blob else []
+        predicates = [json.loads(base64.b64decode(e["payload"]))["predicate"] for e in entries]
+        moves = {p["seq"]: LoggedMove("promote", p["version"], "", "") for p in predicates}
+        return Logged({channel_key("stable", "aws", "web"): moves})
 
     def signer(self) -> Any:
         return self._signer

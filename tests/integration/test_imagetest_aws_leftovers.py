@@ -6,7 +6,8 @@
 - every test instance carries the bound on its life: user data that powers it off (a terminating
   shutdown) and its deadline as the tag bakery:test-expires;
 - before a launch, the marked instances of killed runs whose deadline has passed are terminated
-  and named; nothing else is touched.
+  and named (a run tag alone is not enough: bakery's Name tag or key pair must be there too);
+  nothing else is touched.
 
 moto is consistent at once: its lag is made here, with botocore's before-call event answering the
 searches (DescribeInstances with filters) with nothing, as EC2 may for a moment."""
@@ -169,17 +170,25 @@ def test_instances_of_killed_runs_past_their_deadline_are_terminated_before_the_
         )
         return str(made["Instances"][0]["InstanceId"])
 
-    expired = leftover({"bakery:test-run": "deadbeef01", "bakery:test-expires": "2026-01-01T00:00:00Z"})
-    running = leftover({"bakery:test-run": "cafe000002", "bakery:test-expires": "2999-01-01T00:00:00Z"})
-    unmarked = leftover({"bakery:test-expires": "2026-01-01T00:00:00Z", "Name": "someone-elses"})
-    young = leftover({"bakery:test-run": "0123456789"})  # no deadline: launched just now
+    past, future = "2026-01-01T00:00:00Z", "2999-01-01T00:00:00Z"
+    expired = leftover(
+        {"bakery:test-run": "deadbeef01", "bakery:test-expires": past, "Name": "bakery-test-web-deadbeef01"}
+    )
+    running = leftover(
+        {"bakery:test-run": "cafe000002", "bakery:test-expires": future, "Name": "bakery-test-web-cafe000002"}
+    )
+    unmarked = leftover({"bakery:test-expires": past, "Name": "someone-elses"})
+    young = leftover({"bakery:test-run": "0123456789", "Name": "bakery-test-web-0123456789"})  # no deadline: just now
+    # tagged as a test run by mistake (by hand, by another tool), but not launched by bakery: its
+    # Name is not bakery's and its key pair not the run's: never terminated
+    mistagged = leftover({"bakery:test-run": "deadbeef03", "bakery:test-expires": past, "Name": "prod-db-1"})
     reporter = Recording()
     assert make_tester(tested, stand_in, default_clients, reporter=reporter).test(tested["ref"], "aws").ok
     states = {
         i["InstanceId"]: i["State"]["Name"] for r in client.describe_instances()["Reservations"] for i in r["Instances"]
     }
     assert states[expired] == "terminated"
-    assert states[running] == states[unmarked] == states[young] == "running"
+    assert states[running] == states[unmarked] == states[young] == states[mistagged] == "running"
     assert (
         f"removed a test instance left by an earlier run: test instance {expired} in eu-west-1 "
         "(run deadbeef01, its time was up at 2026-01-01T00:00:00Z): terminated"

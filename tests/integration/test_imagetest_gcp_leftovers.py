@@ -177,10 +177,12 @@ def test_instances_of_killed_runs_whose_time_is_up_are_deleted_before_the_launch
         scheduling=bound,
     )
     add(PROJECT, ZONE, "someone-elses", created=old, labels={"team": "web"})
+    # labelled as a test run by mistake, but not named as bakery names its test instances
+    add(PROJECT, ZONE, "prod-db-1", created=old, labels={"bakery-test-run": "deadbeef03"}, scheduling=bound)
     reporter = Recording()
     assert make_tester(gcp_project, stand_in, reporter).test(baked, "gcp").ok
     left = sorted(i["name"] for i in gce.groups.instances.all())
-    assert left == ["bakery-test-base-0123456789", "someone-elses"]
+    assert left == ["bakery-test-base-0123456789", "prod-db-1", "someone-elses"]
     swept = [n for n in reporter.notes if "left by an earlier run" in n]
     assert swept == [
         "removed a test instance left by an earlier run: test instance bakery-test-base-cafe000002 in "

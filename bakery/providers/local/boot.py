@@ -81,7 +81,7 @@ def boot_and_fetch(
     memory, cpus = size or (spec.memory, spec.cpus)
     name, version = catalog.parse_ref(ref)
     provider = LocalProvider(workspace, reporter)
-    record = catalog.select(provider.images(target, name), name=name, version=version)
+    record = catalog.select(provider.images(target, name), name=name, version=version, target=target)
     _disk, kernel, initrd = provider.boot_files(record)
     accel = provider.accelerator(spec.accelerator, kernel, initrd)
     port = free_port()
