@@ -77,18 +77,18 @@ def _compare(a: str, b: str) -> int:
 def inputs(before: Mapping[str, Any], after: Mapping[str, Any]) -> tuple[InputChange, ...]:
     """The inputs that differ between two (verified) provenance statements."""
     a, b = _inputs(before), _inputs(after)
-    changes = []
-    for kind, name in sorted(a.keys() | b.keys()):
-        if a.get((kind, name)) != b.get((kind, name)):
-            changes.append(InputChange(kind, name, a.get((kind, name)), b.get((kind, name))))  # type: ignore[arg-type]
-    return tuple(changes)
+    return tuple(
+        InputChange(kind, name, a.get((kind, name)), b.get((kind, name)))
+        for kind, name in sorted(a.keys() | b.keys())
+        if a.get((kind, name)) != b.get((kind, name))
+    )
 
 
-def _inputs(statement: Mapping[str, Any]) -> dict[tuple[str, str], Any]:
+def _inputs(statement: Mapping[str, Any]) -> dict[tuple[InputKind, str], Any]:
     predicate = _get(statement, "predicate")
     definition = _get(predicate, "buildDefinition")
     internal = _get(definition, "internalParameters")
-    found: dict[tuple[str, str], Any] = {("base", "base"): internal.get("base")}
+    found: dict[tuple[InputKind, str], Any] = {("base", "base"): internal.get("base")}
     if internal.get("parent"):
         found[("parent", "parent")] = internal.get("parent")
     for tool, version in _get(_get(_get(predicate, "runDetails"), "builder"), "version").items():
