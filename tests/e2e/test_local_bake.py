@@ -204,6 +204,12 @@ def test_second_bake_reuses_the_base_and_adds_a_version(
     ]
     # The first version's directory never changed.
     assert tree_digest(web_image.directory) == web_rebake.first_before
+    # Baked again from the same inputs: the same packages (each bake's SBOM), and no input changed.
+    versions = (f"web@{web_image.version}", f"web@{web_rebake.version}")
+    diffed = bakery(e2e_project, bakery_env, "diff", *versions, "--target", "local", "--json")
+    assert diffed.returncode == 0, diffed.stderr[-2000:]
+    assert json.loads(diffed.stdout)["packages"] == {"added": [], "removed": [], "changed": []}
+    assert json.loads(diffed.stdout)["inputs"] == []
 
 
 def test_each_instance_makes_its_own_host_keys_and_machine_id(
