@@ -158,6 +158,19 @@ build {
     ansible_env_vars = ["ANSIBLE_HOST_KEY_CHECKING=False", "ANSIBLE_NOCOLOR=1", "ANSIBLE_PIPELINING=True"]
   }
 
+  # The package database, for the image's SBOM (bakery sbom): read after Ansible, before the image is made.
+  provisioner "file" {
+    direction   = "download"
+    source      = "/var/lib/dpkg/status"
+    destination = "${path.root}/sbom-dpkg-status"
+  }
+
+  provisioner "file" {
+    direction   = "download"
+    source      = "/etc/os-release"
+    destination = "${path.root}/sbom-os-release"
+  }
+
   provisioner "shell" {
     execute_command = "sudo -S sh -eu '{{ .Path }}'"
     script          = "${path.root}/scripts/hygiene.sh"

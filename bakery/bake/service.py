@@ -29,6 +29,7 @@ from bakery.core.text import clean
 from bakery.errors import BakeryError, TrustError, UsageError
 from bakery.progress import Reporter
 from bakery.providers.base import BakeRequest, ClientFactory, Provider, get_provider
+from bakery.sbom import making as sbom
 from bakery.steps import Handoff, Journal, Results, Step
 from bakery.trust.ancestry import Ancestry
 from bakery.trust.attestation import Attestations, Signed
@@ -79,6 +80,7 @@ class _Verified:
     artifacts: list[str]
     statement: dict[str, Any]
     signed: Signed
+    packages: sbom.Made  # its packages as CycloneDX, or why it has none
 
 
 RESOLVED = Handoff[_Resolved]("resolve")
@@ -169,6 +171,7 @@ class Baker:
             leftovers.remove_own(bake.provider, eff.target, eff.name, bake.invocation, self.reporter)
         if journal.get("attested"):
             try:
+                sbom.remove(self.trust, eff.target, eff.name, version)  # its SBOM, if it got one
                 self.attestations.remove(eff.target, eff.name, version)
             except BakeryError as gone:  # the bake's own error matters more; the next bake replaces it
                 self.reporter.note(f"warning: could not remove the attestation of the failed bake: {gone.message}")
@@ -293,16 +296,18 @@ class Baker:
         eff, request = bake.eff, resolved.request
         bake.provider.scan(request, bake.secrets)  # an image holding a secret's value is never recorded
         subject_name, subject_digest = bake.provider.subject(request, artifacts)
+        finished = steps.now()
+        made = sbom.make(bake.provider.package_db(request), eff.name, resolved.version, eff.target, finished)
         statement = provenance.finalize(
             resolved.staged.skeleton,
             subject_name=subject_name,
             subject_digest=subject_digest,
-            finished=steps.now(),
+            finished=finished,
             more=bake.provider.more_subjects(request),
         )
         signed = self.attestations.sign(statement)
         leftovers.claim(bake.provider, eff.target, eff.name, resolved.version, bake.invocation)
-        return _Verified(artifacts, statement, signed)
+        return _Verified(artifacts, statement, signed, made)
 
     def _record_step(self, bake: _Bake, resolved: _Resolved, verified: _Verified, journal: Journal) -> BuildResult:
         """The envelope into the registry first, then the image (carrying its digest) into the
@@ -312,6 +317,7 @@ class Baker:
         recorded = lambda: any(r.version == version for r in provider.images(eff.target, eff.name))  # noqa: E731
         self.attestations.put(eff.target, eff.name, version, signed.envelope, recorded=recorded)
         journal.put("attested", True)  # removed again if the image is not recorded
+        sbom.store(self.trust, verified.statement, signed.digest, verified.packages)  # removed with the attestation
         record = provider.publish(
             resolved.request,
             staged.prepared,
@@ -327,6 +333,7 @@ class Baker:
         self.trust.record(
             "sign", subject, "ok", policy=self.trust.policy(), details={"keyid": signed.keyid, "key": signed.key_name}
         )
+        sbom.audit(self.trust, subject, verified.packages, self.reporter)
         return BuildResult(
             record=record,
             inputs_digest=staged.digest,

@@ -16,7 +16,7 @@ from bakery.config.models import Prune
 from bakery.core.catalog import ImageRecord
 from bakery.core.debris import Leftover, Owner
 from bakery.core.provenance import Dependency
-from bakery.errors import UsageError
+from bakery.errors import BuildError, UsageError
 from bakery.progress import Reporter
 from bakery.steps import Step
 from bakery.workspace import Workspace
@@ -139,6 +139,24 @@ class Usage:
     shared_with: tuple[str, ...] = ()
 
 
+# Where a cloud bake's Packer step puts the build VM's package database (templates' file
+# provisioners with direction = "download"), in the rendered directory.
+DOWNLOADED_STATUS = "sbom-dpkg-status"
+DOWNLOADED_OS_RELEASE = "sbom-os-release"
+
+
+@dataclass(frozen=True)
+class PackageDb:
+    """The built system's package database, read before the image is recorded (for its SBOM):
+    the bytes of /var/lib/dpkg/status and of os-release, and where they were read; or, with
+    `missing`, why a target has none (an API-only target builds no system to read)."""
+
+    status: bytes = b""
+    os_release: bytes = b""
+    read_from: str = ""
+    missing: str | None = None
+
+
 class Provider(Protocol):
     """What bakes and stores images on one kind of target. Methods raise BakeryError subclasses
     (ProviderError for cloud refusals and unreachable endpoints), never an SDK's own exception."""
@@ -229,6 +247,11 @@ class Provider(Protocol):
         the removal. A provider with a deprecation ladder (GCP) climbs it at the ages of `policy`
         and may stop at a rung: the journal's value "rung" then says where the image stands, and
         "removed" is absent."""
+
+    def package_db(self, request: BakeRequest) -> PackageDb:
+        """The package database of what was built (a local disk read without booting it; what a
+        cloud bake's Packer step downloaded from its build VM), or PackageDb(missing=why). Raises
+        BuildError when a build that should have left one did not."""
 
     def scan(self, request: BakeRequest, secrets: Mapping[str, str]) -> None:
         """Raise BuildError naming a secret (name -> value) whose value is found in what was built,
@@ -331,6 +354,22 @@ class CloudProvider(Generic[T]):
 
     def more_subjects(self, request: BakeRequest) -> list[tuple[str, dict[str, str]]]:
         return []  # an AMI or a GCP image is the whole of what boots
+
+    def package_db(self, request: BakeRequest) -> PackageDb:
+        """What the template's file provisioners downloaded from the build VM before the image
+        was made; none on a target that provisions nothing (communicator: none)."""
+        target = request.eff.target
+        if not request.project.config.targets[target].provisions():
+            return PackageDb(missing=f"target '{target}' has communicator: none: no build VM ran to read packages from")
+        rendered = request.workdir / "packer"
+        status, os_release = rendered / DOWNLOADED_STATUS, rendered / DOWNLOADED_OS_RELEASE
+        if not status.is_file():
+            raise BuildError(
+                f"Packer finished without downloading the build VM's package database ({status.name})",
+                log_path=str(request.log_path or ""),
+            )
+        read_os = os_release.read_bytes() if os_release.is_file() else b""
+        return PackageDb(status=status.read_bytes(), os_release=read_os, read_from=f"{target}'s build VM (Packer)")
 
     def scan(self, request: BakeRequest, secrets: Mapping[str, str]) -> None:
         """Nothing to search: an AMI or a GCP image cannot be read from this machine without

@@ -204,12 +204,19 @@ def test_second_bake_reuses_the_base_and_adds_a_version(
     ]
     # The first version's directory never changed.
     assert tree_digest(web_image.directory) == web_rebake.first_before
+    # Baked again from the same inputs: the same packages (each bake's SBOM), and no input changed.
+    versions = (f"web@{web_image.version}", f"web@{web_rebake.version}")
+    diffed = bakery(e2e_project, bakery_env, "diff", *versions, "--target", "local", "--json")
+    assert diffed.returncode == 0, diffed.stderr[-2000:]
+    assert json.loads(diffed.stdout)["packages"] == {"added": [], "removed": [], "changed": []}
+    assert json.loads(diffed.stdout)["inputs"] == []
 
 
 def test_each_instance_makes_its_own_host_keys_and_machine_id(
-    e2e_project: Path, bakery_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, web_image: Baked
+    e2e_project: Path, bakery_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, web_image: Baked, tmp_path: Path
 ) -> None:
-    """Two machines booted from one image: different SSH host keys (made at first boot)."""
+    """Two machines booted from one image: different SSH host keys (made at first boot). Logged
+    into the first, `dpkg-query -W` lists exactly the packages of the image's signed SBOM."""
     from bakery.progress import Silent
     from bakery.providers.local.boot import free_port
     from bakery.providers.local.provider import LocalProvider
@@ -222,14 +229,39 @@ def test_each_instance_makes_its_own_host_keys_and_machine_id(
     while len(ports) < 2:
         if (port := free_port()) not in ports:
             ports.append(port)
+    login = tmp_path / "login"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(login)], check=True)
+    public = (tmp_path / "login.pub").read_text()
     # Both boot at once: the waits for their SSH servers overlap.
     with contextlib.ExitStack() as running:
         machines = [
-            running.enter_context(Machine(ws, record, forwards={port: 22}, accelerator="tcg", cpus=2)) for port in ports
+            running.enter_context(
+                Machine(ws, record, forwards={port: 22}, accelerator="tcg", cpus=2, ssh_public_key=public)
+            )
+            for port in ports
         ]
         keys = [_host_key(machine, port) for machine, port in zip(machines, ports, strict=True)]
+        listed = _ssh(ports[0], login, "dpkg-query -W -f '${Package} ${Version}\\n'")
     assert keys[0] != keys[1]
+    sbom = bakery(e2e_project, bakery_env, "sbom", f"web@{web_image.version}", "--target", "local", "--json")
+    assert sbom.returncode == 0, sbom.stderr[-2000:]
+    assert sorted(listed.splitlines()) == sorted(
+        f"{p['name']} {p['version']}" for p in json.loads(sbom.stdout)["packages"]
+    )
     assert qemu_processes(str(e2e_project)) == []
+
+
+def _ssh(port: int, key: Path, command: str) -> str:
+    """`command`'s output, run as root over SSH on 127.0.0.1:`port` with `key` (its key reaches
+    the VM on the kernel command line; a first refusal while it boots is tried again)."""
+    argv = ["ssh", "-i", str(key), "-p", str(port), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no"]
+    argv += ["-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=10", "root@127.0.0.1", command]
+    for _ in range(30):
+        done = subprocess.run(argv, capture_output=True, text=True)
+        if done.returncode == 0:
+            return done.stdout
+        time.sleep(2)
+    raise AssertionError(f"ssh {command!r} failed: {done.stderr[-1000:]}")
 
 
 def _host_key(machine: Machine, port: int) -> str:

@@ -51,11 +51,20 @@ from bakery.core import jcs, provenance
 from bakery.core.catalog import ImageRecord
 from bakery.core.debris import Leftover, Owner, iso, utc
 from bakery.errors import ProviderError
-from bakery.providers.base import BakeRequest, BuildMarks, Claim, Prepared
+from bakery.providers.base import BakeRequest, BuildMarks, Claim, PackageDb, Prepared
 from tests.fakes.packer import MARK_FILE
 from tests.fakes.packer import FakePacker as FakePacker  # where service tests import it from
 
 REGIONS = ("region-a", "region-b")
+DPKG = Path(__file__).parent / "dpkg"  # a real-shaped dpkg status file and os-release
+
+
+def fixture_db(status: bytes | None = None) -> PackageDb:
+    """The package database of tests/fakes/dpkg (or `status` with its os-release)."""
+    data = (DPKG / "status").read_bytes() if status is None else status
+    return PackageDb(status=data, os_release=(DPKG / "os-release").read_bytes(), read_from="the fake build VM")
+
+
 PREFIX = "bakery:"  # of the tags a complete image carries
 ATTESTATION_TAG = PREFIX + "attestation"
 NAMES = {field: f"tag {PREFIX}{field}" for field in [*provenance.STAMP_FIELDS, "attestation"]}
@@ -118,6 +127,7 @@ class FakeProvider:
         self.calls: list[Call] = []
         self.prepared: list[str] = []  # invocations prepare() made things for
         self.marks: dict[str, tuple[str, str, str]] = {}  # invocation -> (target, image, version)
+        self.packages = fixture_db()  # what package_db() reads from the built system; change it per bake
         self._images: dict[str, FakeImage] = {}
         self._actions: dict[str, list[_Action]] = {}
         self._ids = itertools.count(1)
@@ -426,6 +436,10 @@ class FakeProvider:
                     raise ProviderError(f"{record.ref}: image {location} is gone")
                 found.append(image)
             return found
+
+    def package_db(self, request: BakeRequest) -> PackageDb:
+        self._enter("package_db", invocation=request.invocation)
+        return self.packages
 
     def scan(self, request: BakeRequest, secrets: Mapping[str, str]) -> None:
         self._enter("scan", invocation=request.invocation, names=tuple(sorted(secrets)))

@@ -19,6 +19,7 @@ import yaml
 from typer.testing import CliRunner
 
 from bakery.cli.app import app
+from tests.fakes.provider import DPKG
 from tests.integration.gcp_groups import CHECK, PROJECT, ZONE, World, gcp_world, seed_mig
 from tests.integration.test_gcp_fake import REPO, STAND_IN
 
@@ -46,7 +47,9 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         monkeypatch.setenv("BAKERY_GCP_ENDPOINT", made.gce.endpoint)
         bindir = tmp_path / "stand-in"
         bindir.mkdir()
-        (bindir / "packer").write_text(STAND_IN.format(python=sys.executable, endpoint=made.gce.endpoint))
+        (bindir / "packer").write_text(
+            STAND_IN.format(python=sys.executable, endpoint=made.gce.endpoint, dpkg=str(DPKG))
+        )
         (bindir / "packer").chmod(0o755)
         monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
         seed_mig(made)

@@ -4,7 +4,8 @@ Packer 1.6.6's googlecompute builder has no endpoint override, so the Packer run
 by render + `packer validate` (test_packer_validate.py). Here a stand-in `packer` on PATH plays its
 part the way googlecompute does it, through bakery's real runner: it inserts the image named in
 the rendered variables, with the rendered description and labels, waits for the operation, and
-prints the machine-readable artifact line (or fails after creating the image). Operations finish
+prints the machine-readable artifact line (or fails after creating the image); the template's file
+provisioners' downloads of the build VM's package database (for the SBOM) are tests/fakes/dpkg. Operations finish
 half a second after they are accepted, as GCE's may. Everything else is bakery's real code:
 resolving the family, the bake key, the marks and the heartbeat, the final labels with their
 fingerprint, debris of dead bakes, the catalog, show and plan.
@@ -34,6 +35,7 @@ from bakery.core import jcs, provenance
 from bakery.core.debris import Owner, boot_id, iso
 from bakery.providers.gcp.labels import HEARTBEAT_LABEL, owner_labels
 from tests.fakes.gce import FakeGce
+from tests.fakes.provider import DPKG
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT = "bakery-test"
@@ -105,6 +107,9 @@ for _ in range(100):  # a running bake renews its heartbeat on what it created
     if beat:
         break
     time.sleep(0.1)
+# The template's file provisioners (direction = "download"): the build VM's package database.
+for downloaded, fixture in (("sbom-dpkg-status", "status"), ("sbom-os-release", "os-release")):
+    (directory / downloaded).write_bytes((pathlib.Path({dpkg!r}) / fixture).read_bytes())
 with open(HERE / "seen.jsonl", "a") as seen:
     seen.write(json.dumps({{"image": name, "heartbeat": beat}}) + "\\n")
 say("artifact", "0", "builder-id", "packer.googlecompute")
@@ -145,7 +150,7 @@ def packer_stand_in(tmp_path: Path, gce: FakeGce, monkeypatch: pytest.MonkeyPatc
     bindir = tmp_path / "stand-in"
     bindir.mkdir()
     script = bindir / "packer"
-    script.write_text(STAND_IN.format(python=sys.executable, endpoint=gce.endpoint))
+    script.write_text(STAND_IN.format(python=sys.executable, endpoint=gce.endpoint, dpkg=str(DPKG)))
     script.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
     assert shutil.which("packer") == str(script)
@@ -238,6 +243,10 @@ def test_bake_labels_catalog_and_show(gcp_project: Path, gce: FakeGce, packer_st
     deps = {d["name"] for d in build["resolvedDependencies"]}
     assert "gce-image:debian-cloud/debian-12-bookworm-v20260101" in deps and "playbooks/base.yml" in deps
     assert statement["predicate"]["runDetails"]["metadata"]["finishedOn"]
+
+    sbom = bakery("sbom", "base@1.0.0", "-t", "gcp", "--json")  # from the build VM's downloaded package database
+    assert sbom.exit_code == 0, sbom.output
+    assert [p["name"] for p in json.loads(sbom.stdout)["packages"]][:3] == ["base-files", "libc6", "libc6"]
     assert statement["predicate"]["runDetails"]["metadata"]["invocationId"] == stamp["invocation"]
 
 

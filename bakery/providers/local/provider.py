@@ -19,8 +19,9 @@ from bakery.core.debris import Leftover, Owner
 from bakery.core.provenance import Dependency, stamp_of
 from bakery.errors import BuildError, ProviderError, UsageError
 from bakery.progress import Reporter
-from bakery.providers.base import BakeRequest, BuildMarks, Claim, ClientFactory, Prepared, Usage
+from bakery.providers.base import BakeRequest, BuildMarks, Claim, ClientFactory, PackageDb, Prepared, Usage
 from bakery.providers.local.basedisk import ensure_base, file_sha256, overlay_dir, recipe_digest
+from bakery.providers.local.packages import read_package_db
 from bakery.providers.local.qemu import BOOT_FILES, KERNEL_CMDLINE, KVM_PROBE_SECONDS, QEMU, image_files, kvm_probe_argv
 from bakery.providers.local.store import LocalStore
 from bakery.providers.local.variables import LocalPrepared
@@ -178,6 +179,11 @@ class LocalProvider:
             if found is not None:
                 raise leaked(request.eff, found, what, log_path=str(request.log_path or ""))
         self.reporter.note(f"searched the image for {len(wanted)} secret(s): none found")
+
+    def package_db(self, request: BakeRequest) -> PackageDb:
+        """Read from the finished disk, never booted or mounted (debugfs on a raw copy)."""
+        disk = request.workdir / "output" / "disk.qcow2"
+        return read_package_db(disk, request.workdir / "sbom", log_path=request.log_path)
 
     def subject(self, request: BakeRequest, artifacts: list[str]) -> tuple[str, dict[str, str]]:
         disk = request.workdir / "output" / "disk.qcow2"

@@ -12,7 +12,7 @@ import pytest
 
 from bakery import __version__
 
-COMMANDS = ("validate", "schema", "render", "build", "plan", "images", "show", "boot", "test", "prune")
+COMMANDS = ("validate", "schema", "render", "build", "plan", "images", "show", "boot", "test", "sbom", "diff", "prune")
 
 
 PANELS = {

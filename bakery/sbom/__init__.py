@@ -1,0 +1,1 @@
+"""What is inside every image: its packages as a signed CycloneDX SBOM, and the difference between two images."""
