@@ -9,7 +9,9 @@ moto makes every AMI available at once; on AWS an AMI, and a regional copy even 
 `pending` for minutes, which is where a Ctrl-C lands most often. `set_faults(endpoint, ...)`
 makes new AMIs pending for a while (`pending_seconds={"create": 30, "copy": 30}`) and delays
 chosen API actions (`delays=[{"action": "CreateTags", "agent": "Boto3", "seconds": 30}]`, the
-agent matched against the User-Agent: Packer's are aws-sdk-go, bakery's Boto3).
+agent matched against the User-Agent: Packer's are aws-sdk-go, bakery's Boto3). A delay with
+`"barrier": N` holds each matching request until N of them wait together (or `seconds` pass), then
+lets them all through: two bakes' CreateImage calls then land together however loaded the machine.
 
 Auto Scaling instance refresh, which moto lacks, comes from tests/fakes/instance_refresh.py; its
 durations and faults are set here too (`refresh={"batch_seconds": 0.2, "fail_at_checkpoint": ...}`),
@@ -130,9 +132,22 @@ class _Faults:
         self.calls[action] = self.calls.get(action, 0) + 1
         return self.calls[action] % every == 0
 
+    def hold(self, action: str, agent: str) -> None:
+        """Wait at the barrier of a matching delay that has one (see the module's docstring)."""
+        for delay in self.delays:
+            parties = int(delay.get("barrier", 0))
+            if not parties or delay.get("action") != action or delay.get("agent", "") not in agent:
+                continue
+            barrier = delay.setdefault("_barrier", threading.Barrier(parties, timeout=float(delay["seconds"])))
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barrier.wait()
+            return
+
     def delay_for(self, action: str, agent: str) -> float:
         return sum(
-            float(d["seconds"]) for d in self.delays if d.get("action") == action and d.get("agent", "") in agent
+            float(d["seconds"])
+            for d in self.delays
+            if d.get("action") == action and d.get("agent", "") in agent and not d.get("barrier")
         )
 
 
@@ -176,6 +191,7 @@ def _middleware(app: Any, faults: _Faults) -> Any:
         environ["wsgi.input"] = io.BytesIO(body)
         fields = parse_qs(body.decode("utf-8", "replace")) or parse_qs(environ.get("QUERY_STRING", ""))
         action = (fields.get("Action") or [""])[0]
+        faults.hold(action, environ.get("HTTP_USER_AGENT", ""))
         pause = faults.delay_for(action, environ.get("HTTP_USER_AGENT", ""))
         if pause:
             time.sleep(pause)

@@ -373,8 +373,11 @@ def test_two_machines_baking_one_image_make_one_version(aws_project: Path, moto:
     from tests.fakes import moto_ebs
 
     if race == "simultaneous":
-        # Long enough that both bakes pass the check before either AMI exists, on a loaded machine too.
-        moto_ebs.set_faults(moto, delays=[{"action": "CreateImage", "agent": "aws-sdk-go", "seconds": 20}])
+        # Each bake's CreateImage waits for the other's: both pass the check before either AMI exists,
+        # however loaded the machine is.
+        moto_ebs.set_faults(
+            moto, delays=[{"action": "CreateImage", "agent": "aws-sdk-go", "barrier": 2, "seconds": 240}]
+        )
     argv = [str(Path(sys.executable).parent / "bakery"), "build", "app", "-t", "aws"]
     bakes = [
         subprocess.Popen(
