@@ -31,7 +31,7 @@ from typing import Any
 from bakery.core import documents
 from bakery.core.jcs import jcs_bytes
 from bakery.core.text import shown
-from bakery.errors import TrustError
+from bakery.errors import Conflict, TrustError
 from bakery.registry.base import Blob, update
 from bakery.trust.attestation import payload_digest
 from bakery.trust.audit_facts import channel_key
@@ -86,9 +86,24 @@ class Channels:
         """The channel's verified history (empty when it has none). Raises TrustError when its
         document does not verify, or the audit log does not record it."""
         key = key_of(channel, target, image)
-        blob = self.trust.store.get(key)
-        found = self._parse(key, blob.data, (channel, target, image)) if blob else Channel(channel, target, image)
-        return held_to_the_log(self.trust, key, found)
+        for _ in range(3):
+            try:
+                return self._held(key, self.trust.store.get(key), (channel, target, image))
+            except Conflict:
+                continue  # it moved while the log was read: read both again
+        return self._held(key, self.trust.store.get(key), (channel, target, image))
+
+    def _held(self, key: str, blob: Blob | None, names: tuple[str, str, str]) -> Channel:
+        """The history in `blob` held to the audit log. When the log refuses it and the document
+        has changed since `blob` was read, raises Conflict instead: a log read after the document
+        may count moves written since (a history that looks cut short), it is read again."""
+        try:
+            return held_to_the_log(self.trust, key, self._parse(key, blob.data, names) if blob else Channel(*names))
+        except TrustError:
+            again = self.trust.store.get(key)
+            if (again.version if again else None) != (blob.version if blob else None):
+                raise Conflict(f"{key} in {self.trust.store.where} changed while it was read") from None
+            raise
 
     def every(self) -> list[Channel]:
         """Every channel history in the registry, verified, by channel, target and image."""
@@ -98,7 +113,10 @@ class Channels:
             parts = key.removeprefix(PREFIX).removesuffix(".json").split("/")
             if len(parts) != 3 or not key.endswith(".json"):
                 raise self._unreadable(key, "it is not at channels/CHANNEL/TARGET/IMAGE.json")
-            out.append(held_to_the_log(self.trust, key, self._parse(key, blob.data, (parts[0], parts[1], parts[2]))))
+            try:
+                out.append(self._held(key, blob, (parts[0], parts[1], parts[2])))
+            except Conflict:
+                out.append(self.read(parts[0], parts[1], parts[2]))
         behind_gone(self.trust, {channel_key(c.channel, c.target, c.image) for c in out})  # a history deleted whole
         return out
 
@@ -122,10 +140,7 @@ class Channels:
         made: list[Move] = []
 
         def change(there: Blob | None) -> bytes | None:
-            names = (channel, target, image)
-            current = held_to_the_log(
-                self.trust, key, self._parse(key, there.data, names) if there else Channel(*names)
-            )
+            current = self._held(key, there, (channel, target, image))  # Conflict: the write would lose
             proposal = propose(current)
             if proposal is None:
                 return None

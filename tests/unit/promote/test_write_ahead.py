@@ -146,3 +146,23 @@ def test_a_lost_race_writes_its_intent_again_for_the_move_it_makes_next_and_the_
         (1, "intended"),
         (2, "intended"),
     ]
+
+
+def test_a_channel_moved_between_reading_it_and_reading_the_log_is_read_again_not_refused(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    v1, v2 = world.bake(), world.bake(force=True)
+    promote(world, v1)
+    original = LocalStore.get
+    moved: list[str] = []
+
+    def get(self: LocalStore, key: str) -> Any:
+        found = original(self, key)
+        if key.startswith("channels/") and not moved:
+            moved.append(key)
+            promote(world, v2)  # another machine moves it (its "ok" event included) before this one reads the log
+        return found
+
+    monkeypatch.setattr(LocalStore, "get", get)
+    history = Channels(trust_of(world)).read("testing", "aws", "web")  # its log read counts move 2
+    assert moved and [m.version for m in history.moves] == [v1[4:], v2[4:]]
