@@ -6,7 +6,9 @@ and refuses (exit 1) naming every gate that failed with what it saw; the refusal
 event. `--override-gate NAME --reason TEXT` lets a failed gate pass, loudly: the override is in
 the signed promotion statement and in its own audit event. `verified` and `revocation` are never
 overridden. The move itself is appended to the channel's signed, chained history with a
-conditional write (bakery/trust/channels.py), then recorded in the audit log.
+conditional write (bakery/trust/channels.py), written ahead: its audit event (result "intended",
+naming the move's digest) is appended first, then the move, then a small "ok" event. A run killed
+between them leaves a channel readers trust, and running it again finishes it.
 
 The promote-after-build hook: `after_build(record)` promotes a freshly recorded bake to every
 channel with `auto: true` whose gates it passes (a refusal is reported, not raised: the bake
@@ -29,7 +31,9 @@ from bakery.promote.gates import NEVER_OVERRIDDEN, GateResult, Gates, declared
 from bakery.providers.base import Provider
 from bakery.trust import channels
 from bakery.trust.approvals import Approval, Approvals
-from bakery.trust.channels import Channel, Move, Proposal
+from bakery.trust.audit_facts import INTENDED
+from bakery.trust.channel_log import confirmed
+from bakery.trust.channels import Channel, Move, Proposal, facts
 from bakery.trust.context import TrustContext
 from bakery.trust.heads import Heads
 from bakery.trust.revocations import Revocations, revocation_of
@@ -149,7 +153,12 @@ class Promoter:
             )
             self.trust.record("override-gate", subject, "allowed", policy=policy, details=each, strict=True)
 
+        written: list[Move] = []  # the move a run that stopped before its "ok" event wrote
+
         def propose(current: Channel) -> Proposal | None:
+            written[:] = self._interrupted(current, record.version)
+            if written:
+                return None  # its "ok" event is recorded below
             if current.head == record.version:
                 raise UsageError(f"{record.ref} is already the head of {channel} on {record.target}")
             self._still_holds(channel, record, records)
@@ -164,27 +173,17 @@ class Promoter:
                 overrides=used,
             )
 
+        def intend(move: Move) -> None:
+            details = {**facts(move), "gates": [g.as_dict() for g in results], "overrides": used}
+            self.trust.record("promote", subject, INTENDED, policy=policy, details=details, strict=True)
+
         try:
-            move = self._append(channel, record.target, record.name, propose)
+            move = self.heads.channels.append(channel, record.target, record.name, propose, intend) or written[0]
         except PromotionRefused as exc:
             details = {"gates": [g.as_dict() for g in exc.gates], "at": "the write"}
             self.trust.record("promote", subject, "refused", policy=policy, details=details)
             raise
-        self.trust.record(
-            "promote",
-            subject,
-            "ok",
-            policy=policy,
-            details={
-                "from": move.from_,
-                "seq": move.seq,
-                "move": move.digest,
-                "provenance": move.provenance,
-                "gates": [g.as_dict() for g in results],
-                "overrides": used,
-            },
-            strict=True,
-        )
+        self.trust.record("promote", subject, "ok", policy=policy, details=facts(move))
         return Promotion(
             channel, record.target, record.name, "promote", record.version, move.from_, move.seq,
             tuple(results), tuple(counted), tuple(used),
@@ -212,25 +211,15 @@ class Promoter:
             provenance = current.provenance_of(back.version)
             return Proposal("rollback", back.version, provenance, self._policy(channel), who(), reason=reason)
 
-        move = self._append(channel, target, image, propose)
+        def intend(move: Move) -> None:
+            details = {**facts(move), "reason": reason, "skipped": skipped}
+            self.trust.record("promote-rollback", subject, INTENDED, policy=move.policy, details=details, strict=True)
+
+        subject = f"{image} on {target} in channel {channel}"
+        move = self._append(channel, target, image, propose, intend)
         for each in skipped:
             self.trust.reporter.note(f"skipped {each}: not a head to go back to")
-        self.trust.record(
-            "promote-rollback",
-            f"{image} on {target} in channel {channel}",
-            "ok",
-            policy=move.policy,
-            details={
-                "from": move.from_,
-                "to": move.version,
-                "seq": move.seq,
-                "move": move.digest,
-                "provenance": move.provenance,
-                "reason": reason,
-                "skipped": skipped,
-            },
-            strict=True,
-        )
+        self.trust.record("promote-rollback", subject, "ok", policy=move.policy, details=facts(move))
         return Promotion(channel, target, image, "rollback", move.version, move.from_, move.seq)
 
     def approve(self, ref: str, channel: str, *, target: str | None = None, comment: str = "") -> Approval:
@@ -329,10 +318,30 @@ class Promoter:
                 hint=_hint(channel, record, failed),
             )
 
-    def _append(self, channel: str, target: str, image: str, propose: Callable[[Channel], Proposal | None]) -> Move:
-        move = self.heads.channels.append(channel, target, image, propose)
+    def _append(
+        self,
+        channel: str,
+        target: str,
+        image: str,
+        propose: Callable[[Channel], Proposal],
+        intend: Callable[[Move], None],
+    ) -> Move:
+        move = self.heads.channels.append(channel, target, image, propose, intend)
         assert move is not None  # every proposal here moves or raises
         return move
+
+    def _interrupted(self, current: Channel, version: str) -> list[Move]:
+        """The newest move of `current` when it made `version` the head and the log holds only its
+        intent, not the "ok" event its run appends once the move is written (the run stopped
+        between the two), said; else none."""
+        last = current.moves[-1] if current.moves else None
+        if last is None or last.action != "promote" or last.version != version or confirmed(self.trust, current, last):
+            return []
+        self.trust.reporter.note(
+            f"{current.image}@{version} was made the head of {current.channel} on {current.target} (move {last.seq}) "
+            "by a run that stopped before recording it as done; recorded now"
+        )
+        return [last]
 
     def _target(self, image: str, target: str | None) -> str:
         targets = self.project.image(image).targets or tuple(self.project.config.targets)

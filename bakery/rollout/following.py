@@ -1,5 +1,5 @@
 """What following a channel means for a group's rollouts: the head a rollout takes (refused while
-the channel has none, or while its newest move waits for its audit event), and the rollouts and
+the channel has none), and the rollouts and
 rollbacks that take a group off its channel: said, and recorded as `rollout-off-channel` events
 (`rollout --image`; `rollback --allow-off-channel`, without which a rollback onto an image that was
 never the channel's head is refused)."""
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from bakery.config.models import Group
 from bakery.core.catalog import ImageRecord
-from bakery.errors import TrustError, UsageError
+from bakery.errors import UsageError
 from bakery.progress import Reporter
 from bakery.trust.context import TrustContext
 from bakery.trust.gate import TrustGate
@@ -27,11 +27,6 @@ class Following:
         naming the missing promotion when the channel has none."""
         channel = str(group.channel)
         head = self.heads.head(channel, group.target, group.image)
-        if head.channel.unaudited:
-            raise TrustError(
-                f"{name} follows channel {channel}, whose {head.channel.unaudited}: not rolled until it is recorded",
-                hint="try again in a minute; `bakery channels` shows the move, `bakery audit` what is recorded",
-            )
         if head.fell_back:
             self.reporter.note(f"channel {channel} fell back past {'; '.join(head.skipped)}")
         if head.ref is None:

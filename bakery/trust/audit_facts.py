@@ -12,6 +12,7 @@ from bakery.trust.audit_chain import Event
 from bakery.trust.witness import Revoked
 from bakery.trust.witness import key as revocation_key
 
+INTENDED = "intended"  # the result of a channel move's event appended before the move is written
 # The events that move a channel's head, and how their subject names the channel.
 _CHANNEL_MOVES = {"promote": " to channel ", "promote-rollback": " in channel ", "channel-fallback": " in channel "}
 
@@ -34,11 +35,17 @@ def revocation_in(event: Event) -> tuple[str, Revoked] | None:
 
 
 def channel_move_in(event: Event) -> tuple[str, int] | None:
-    """(channel_key, the move's seq in its channel history) of an event that moved a head:
-    "web@1.0.1 on aws to channel stable" (promote), "web on aws in channel stable" (the others)."""
+    """(channel_key, the move's seq in its channel history) of an event that moved a head (its
+    result "ok": written after the move): "web@1.0.1 on aws to channel stable" (promote), "web on
+    aws in channel stable" (the others)."""
+    return _channel_event(event) if event.result == "ok" else None
+
+
+def _channel_event(event: Event) -> tuple[str, int] | None:
+    """(channel_key, seq) of a channel move's event, whatever its result."""
     marker = _CHANNEL_MOVES.get(event.action)
     seq = event.details.get("seq")
-    if marker is None or event.result != "ok" or type(seq) is not int or seq < 1:
+    if marker is None or type(seq) is not int or seq < 1:
         return None
     named, sep, channel = event.subject.rpartition(marker)
     image_part, on, target = named.partition(" on ")
@@ -67,13 +74,17 @@ class LoggedMove:
     version: str | None  # the head it left
     move: str  # the digest of the move's signed statement ('' in events of bakery before 0.x named it)
     provenance: str  # the provenance digest it was moved with ('' when the event does not say)
+    # An intent (result "intended"), appended before the move was written: it vouches for the move
+    # whose digest it names, and means nothing when no move has that digest (its write lost a race,
+    # or its process died before writing). The others (result "ok") were appended after the write.
+    intended: bool = False
 
 
 @dataclass(frozen=True)
 class Logged:
     """The channel moves and gate overrides the verified audit log records."""
 
-    moves: dict[str, dict[int, LoggedMove]] = field(default_factory=dict)  # channel_key -> seq ->
+    moves: dict[str, dict[int, list[LoggedMove]]] = field(default_factory=dict)  # channel_key -> seq -> events
     overrides: frozenset[tuple[str, str]] = frozenset()  # (promotion subject, gate)
 
 
@@ -83,12 +94,12 @@ _ACTION_OF = {"promote": "promote", "promote-rollback": "rollback", "channel-fal
 def logged(events: Iterable[Event]) -> Logged:
     """The channel moves (by channel, target and image, then seq) and the gate overrides of `events`
     (events of a log that verified)."""
-    moves: dict[str, dict[int, LoggedMove]] = {}
+    moves: dict[str, dict[int, list[LoggedMove]]] = {}
     overrides: set[tuple[str, str]] = set()
     for event in events:
         if event.action == "override-gate" and event.result == "allowed":
             overrides.add((event.subject, str(event.details.get("gate", ""))))
-        found = channel_move_in(event)
+        found = _channel_event(event) if event.result in ("ok", INTENDED) else None
         if found is None:
             continue
         details = event.details
@@ -99,10 +110,13 @@ def logged(events: Iterable[Event]) -> Logged:
             to = details.get("to")
             version = to if isinstance(to, str) else None
         move, provenance = details.get("move"), details.get("provenance")
-        moves.setdefault(found[0], {})[found[1]] = LoggedMove(
-            _ACTION_OF[event.action],
-            version,
-            move if isinstance(move, str) else "",
-            provenance if isinstance(provenance, str) else "",
+        moves.setdefault(found[0], {}).setdefault(found[1], []).append(
+            LoggedMove(
+                _ACTION_OF[event.action],
+                version,
+                move if isinstance(move, str) else "",
+                provenance if isinstance(provenance, str) else "",
+                intended=event.result == INTENDED,
+            )
         )
     return Logged(moves, frozenset(overrides))

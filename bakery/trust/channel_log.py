@@ -1,54 +1,78 @@
 """A channel's history held to the signed audit log: a history is trusted only when the log
-records it. Every move (promote, rollback, fall-back) of the history needs the audit event that
-`bakery promote`, `bakery promote --rollback` or `bakery revoke` appends right after writing it,
-naming the same channel, target, image, seq and version (and, in events of bakery since it names
-them, the move's statement digest and provenance). Only the newest move may lack its event, for
-at most GRACE (its process may have died between the two writes), and that is said; an older move
-without one, or the newest one past GRACE, is a move nobody recorded: the channel is not trusted
-(TrustError), as for a history that went back (the log records more moves than it holds).
+records it. Every move (promote, rollback, fall-back) of the history needs an audit event of
+`bakery promote`, `bakery promote --rollback` or `bakery revoke` naming the same channel, target,
+image, seq and version, and (in events of bakery since it names them) the move's statement digest
+and provenance. Moves are written ahead: the event (result "intended", naming the finished move's
+digest) is appended before the move is written, and a small "ok" event after; so a move whose
+process died between the two writes still has its intent, and a move with no event at all was
+written past bakery: the channel is not trusted (TrustError) at once, as for a history that went
+back (the log records more moves, by their "ok" events, than it holds). An intent naming no move of
+the history (its write lost a race and was made again, or its process died before writing) is
+ignored; events are matched to moves by the move's digest, so an intent for seq N with another
+digest never stands for the move N there is.
 
 A promotion into a channel with `approvals: N` carries the approvals' signed envelopes; each is
 verified again here: N distinct trusted keys approving that version with that provenance, none the
 key that signed the move nor the person who made it. A promotion whose `--override-gate approvals`
-is in its statement and in the audit log (its override-gate event) needs none."""
+is in its statement and in the audit log (its override-gate event, appended before the move) needs
+none."""
 
 from __future__ import annotations
-
-from dataclasses import replace
-from datetime import datetime, timedelta
 
 from bakery.core.identity import person
 from bakery.errors import TrustError
 from bakery.trust.approvals import Approvals
 from bakery.trust.audit_facts import LoggedMove, channel_key
-from bakery.trust.channel_model import Channel, Move, key_of, parse_stamp
+from bakery.trust.channel_model import Channel, Move, key_of
 from bakery.trust.context import TrustContext
 
-GRACE = timedelta(minutes=10)  # how long the newest move may go without its audit event
-SKEW = timedelta(minutes=1)  # a move stamped this far after now still counts as just written
 
-
-def held_to_the_log(trust: TrustContext, key: str, found: Channel, *, now: datetime) -> Channel:
-    """`found`, once every move of it is in the verified audit log (the newest may wait GRACE:
-    then `unaudited` says so) and every promotion's approvals hold. Raises TrustError naming the
-    first move that is not, or when the log records more moves than `found` holds."""
+def held_to_the_log(trust: TrustContext, key: str, found: Channel) -> Channel:
+    """`found`, once every move of it is in the verified audit log and every promotion's
+    approvals hold. Raises TrustError naming the first move that is not, or when the log records
+    more moves than `found` holds."""
     not_behind(trust, key, found)
-    logged = trust.logged()
-    events = logged.moves.get(channel_key(found.channel, found.target, found.image), {})
-    unaudited = ""
+    ours = channel_key(found.channel, found.target, found.image)
+    events = trust.logged().moves.get(ours, {})
+    if any(not _events_of(events, move) for move in found.moves):
+        # The log as this command read it may predate a move just written: its intent was
+        # appended before the move, so the log read now has it if bakery wrote it.
+        trust.forget_log()
+        events = trust.logged().moves.get(ours, {})
     for move in found.moves:
-        event = events.get(move.seq)
-        if event is None:
-            age = now - parse_stamp(move.time)
-            if move is not found.moves[-1] or not -SKEW <= age <= GRACE:
-                raise _untrusted(trust, key, found, f"move {move.seq} ({_what(move)}) has no event in the audit log")
-            unaudited = f"move {move.seq} of {found.channel} ({found.image} on {found.target}) has no audit event yet"
-        elif differs := _differs(event, move):
-            raise _untrusted(trust, key, found, f"move {move.seq} ({_what(move)}) {differs}")
-        short = _approvals_short(trust, found, move, logged.overrides)
+        # Approvals first: a move forged with too few says so, more precisely than its missing event.
+        short = _approvals_short(trust, found, move, trust.logged().overrides)
         if short:
             raise _untrusted(trust, key, found, f"move {move.seq} ({_what(move)}) {short}")
-    return replace(found, unaudited=unaudited)
+        mine = _events_of(events, move)
+        if not mine:
+            raise _untrusted(trust, key, found, f"move {move.seq} ({_what(move)}) has no event in the audit log")
+        for event in mine:
+            if differs := _differs(event, move):
+                raise _untrusted(trust, key, found, f"move {move.seq} ({_what(move)}) {differs}")
+    return found
+
+
+def confirmed(trust: TrustContext, channel: Channel, move: Move) -> bool:
+    """Whether the audit log has the "ok" event of `move` (appended after it was written), not
+    only its intent."""
+    events = trust.logged().moves.get(channel_key(channel.channel, channel.target, channel.image), {})
+    return any(e.move == move.digest and not e.intended for e in events.get(move.seq, []))
+
+
+def _events_of(events: dict[int, list[LoggedMove]], move: Move) -> list[LoggedMove]:
+    """The events that stand for `move`: the ones naming its digest; else (events of bakery from
+    before they named it) the newest "ok" event of its seq naming none. An "ok" event naming another
+    digest stands for it too, to be refused: the move was replaced after it was recorded."""
+    at = events.get(move.seq, [])
+    named = [e for e in at if e.move == move.digest]
+    replaced = [e for e in at if e.move and e.move != move.digest and not e.intended]
+    if replaced:
+        return [*named, *replaced]
+    if named:
+        return named
+    legacy = [e for e in at if not e.move and not e.intended]
+    return legacy[-1:]
 
 
 def not_behind(trust: TrustContext, key: str, found: Channel) -> None:

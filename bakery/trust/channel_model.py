@@ -54,9 +54,6 @@ class Channel:
     target: str
     image: str
     moves: tuple[Move, ...] = ()
-    # Said when its newest move has no audit event yet (bakery/trust/channel_log.py): a move by
-    # a process that died before recording it, or one written past `bakery promote`.
-    unaudited: str = ""
 
     @property
     def stack(self) -> tuple[str, ...]:

@@ -8,11 +8,12 @@ fallback), the version it makes the head, the image's provenance digest, the gat
 approvals, any override and the policy, its place in the history (`seq`) and the digest of the
 statement before it (`previous`): the records are signed and chained. Moves are appended with the
 registry's conditional writes (`registry.base.update`), so two promotions at once are both kept,
-one after the other, and neither is lost.
+one after the other, and neither is lost. Each attempt hands its finished move to `before_write`
+first, which records its audit event ahead of the write (bakery/trust/channel_log.py).
 
 What is read back is untrusted: every statement must verify against trust.keys, name its own
-document, follow the one before it, and be in order, or nothing is decided from that document
-(TrustError naming what is wrong).
+document, follow the one before it, and be in order, and every move must be in the signed audit
+log, or nothing is decided from that document (TrustError naming what is wrong).
 
 The head: promotions push onto a stack, a rollback or a fall-back pops back to the version it
 names. A head that is revoked, or no longer verifies, does not stay one: the channel's effective
@@ -30,11 +31,11 @@ from typing import Any
 from bakery.core import documents
 from bakery.core.jcs import jcs_bytes
 from bakery.core.text import shown
-from bakery.errors import TrustError
+from bakery.errors import Conflict, TrustError
 from bakery.registry.base import Blob, update
 from bakery.trust.attestation import payload_digest
 from bakery.trust.audit_facts import channel_key
-from bakery.trust.channel_log import GRACE, behind_gone, held_to_the_log
+from bakery.trust.channel_log import behind_gone, held_to_the_log
 from bakery.trust.channel_model import (
     PREFIX,
     TIME_FORMAT,
@@ -62,6 +63,7 @@ __all__ = [
     "Move",
     "Proposal",
     "Unfit",
+    "facts",
     "key_of",
     "now",
     "parse_stamp",
@@ -79,22 +81,29 @@ class Channels:
 
     def __init__(self, trust: TrustContext) -> None:
         self.trust = trust
-        self._said: set[str] = set()  # the keys whose missing audit event was said
 
     def read(self, channel: str, target: str, image: str) -> Channel:
         """The channel's verified history (empty when it has none). Raises TrustError when its
-        document does not verify."""
+        document does not verify, or the audit log does not record it."""
         key = key_of(channel, target, image)
-        blob = self.trust.store.get(key)
-        found = self._parse(key, blob.data, (channel, target, image)) if blob else Channel(channel, target, image)
-        return self._held(key, found)
+        for _ in range(3):
+            try:
+                return self._held(key, self.trust.store.get(key), (channel, target, image))
+            except Conflict:
+                continue  # it moved while the log was read: read both again
+        return self._held(key, self.trust.store.get(key), (channel, target, image))
 
-    def _held(self, key: str, found: Channel) -> Channel:
-        held = held_to_the_log(self.trust, key, found, now=now())
-        if held.unaudited and key not in self._said:
-            self._said.add(key)
-            self.trust.reporter.note(f"warning: {held.unaudited} (its promotion may still be recording it)")
-        return held
+    def _held(self, key: str, blob: Blob | None, names: tuple[str, str, str]) -> Channel:
+        """The history in `blob` held to the audit log. When the log refuses it and the document
+        has changed since `blob` was read, raises Conflict instead: a log read after the document
+        may count moves written since (a history that looks cut short), it is read again."""
+        try:
+            return held_to_the_log(self.trust, key, self._parse(key, blob.data, names) if blob else Channel(*names))
+        except TrustError:
+            again = self.trust.store.get(key)
+            if (again.version if again else None) != (blob.version if blob else None):
+                raise Conflict(f"{key} in {self.trust.store.where} changed while it was read") from None
+            raise
 
     def every(self) -> list[Channel]:
         """Every channel history in the registry, verified, by channel, target and image."""
@@ -104,39 +113,44 @@ class Channels:
             parts = key.removeprefix(PREFIX).removesuffix(".json").split("/")
             if len(parts) != 3 or not key.endswith(".json"):
                 raise self._unreadable(key, "it is not at channels/CHANNEL/TARGET/IMAGE.json")
-            out.append(self._held(key, self._parse(key, blob.data, (parts[0], parts[1], parts[2]))))
+            try:
+                out.append(self._held(key, blob, (parts[0], parts[1], parts[2])))
+            except Conflict:
+                out.append(self.read(parts[0], parts[1], parts[2]))
         behind_gone(self.trust, {channel_key(c.channel, c.target, c.image) for c in out})  # a history deleted whole
         return out
 
     def append(
-        self, channel: str, target: str, image: str, propose: Callable[[Channel], Proposal | None]
+        self,
+        channel: str,
+        target: str,
+        image: str,
+        propose: Callable[[Channel], Proposal | None],
+        before_write: Callable[[Move], None] | None = None,
     ) -> Move | None:
         """Append the move `propose` makes of the channel as read (None: nothing to move), signed
         by this machine, with a conditional write; read again and asked again after a lost race.
-        Returns the move recorded. Raises what `propose` raises, TrustError for a document that
+        `before_write(move)` is called with each finished move right before its write is tried
+        (once per attempt): it records the move's audit event ahead of it, so no move is ever
+        written that the log does not name; what it raises stops the write. Returns the move
+        recorded. Raises what `propose` or `before_write` raise, TrustError for a document that
         does not verify, Conflict after too many lost races."""
         key = key_of(channel, target, image)
         signer = self.trust.signer()
         made: list[Move] = []
 
         def change(there: Blob | None) -> bytes | None:
-            names = (channel, target, image)
-            current = held_to_the_log(
-                self.trust, key, self._parse(key, there.data, names) if there else Channel(*names), now=now()
-            )
-            if current.unaudited:
-                raise TrustError(
-                    f"{current.unaudited}: another move waits until it is recorded",
-                    hint=f"try again in a minute; past {int(GRACE.total_seconds() // 60)} minutes without one the "
-                    "channel is not trusted",
-                )
+            current = self._held(key, there, (channel, target, image))  # Conflict: the write would lose
             proposal = propose(current)
             if proposal is None:
                 return None
             statement = _statement(current, proposal)
             envelope = sign(jcs_bytes(statement), PAYLOAD_TYPE, [signer])
             entries = [*(_envelopes(there.data) if there else []), envelope]
-            made[:] = [_move(statement, payload_digest(envelope), ())]
+            move = _move(statement, payload_digest(envelope), ())
+            if before_write is not None:
+                before_write(move)
+            made[:] = [move]
             doc = {"channel": channel, "target": target, "image": image, "entries": entries}
             return json.dumps(doc, indent=2, sort_keys=True).encode() + b"\n"
 
@@ -190,6 +204,12 @@ class Channels:
             hint="restore it from a backup; `bakery channels` reads it, and promotions and channel rollouts refuse "
             "until it verifies",
         )
+
+
+def facts(move: Move) -> dict[str, Any]:
+    """What a move's audit events name of it: its place in the history, its statement's digest,
+    the heads before and after it and the provenance it moves to."""
+    return {"from": move.from_, "to": move.version, "seq": move.seq, "move": move.digest, "provenance": move.provenance}
 
 
 def _envelopes(data: bytes) -> list[Any]:

@@ -154,8 +154,8 @@ class TrustContext:
         """The channel moves and gate overrides the audit log records, read once it verified
         (`log()`, whose TrustError it raises)."""
         if self._logged is None:
-            self.log()
-            self._logged = logged(self.audit.events())
+            newest = self.log().newest.seq  # only events the log verified (not ones appended since)
+            self._logged = logged(e for e in self.audit.events() if e.seq <= newest)
         return self._logged
 
     def keep(self, key: str, document: dict[str, Any]) -> None:

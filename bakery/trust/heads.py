@@ -9,7 +9,8 @@ from collections.abc import Callable
 
 from bakery.core.identity import who
 from bakery.errors import TrustError
-from bakery.trust.channels import Channel, Channels, Head, Move, Proposal, Unfit
+from bakery.trust.audit_facts import INTENDED
+from bakery.trust.channels import Channel, Channels, Head, Move, Proposal, Unfit, facts
 from bakery.trust.revocations import Revocation, Revocations, revocation_of
 from bakery.trust.verify import Check, Verifier
 
@@ -78,7 +79,7 @@ class Heads:
     def fall_back(self, target: str) -> list[tuple[Channel, Move]]:
         """Record a `fallback` move on every channel of `target` whose head is unfit now (revoked,
         or no longer verifying), to the newest earlier head that is fit (or to none), each with its
-        audit event."""
+        audit events (its intent before it is written)."""
         self._table, self._lookups, self._fit = None, {}, {}
         moved: list[tuple[Channel, Move]] = []
         for channel in self.channels.every():
@@ -99,23 +100,18 @@ class Heads:
                     reason="fell back past: " + "; ".join(head.skipped),
                 )
 
-            move = self.channels.append(channel.channel, target, channel.image, propose)
+            subject = f"{channel.image} on {target} in channel {channel.channel}"
+
+            def intend(move: Move, subject: str = subject) -> None:
+                details = {**facts(move), "reason": move.reason}
+                self.trust.record(
+                    "channel-fallback", subject, INTENDED, policy=move.policy, details=details, strict=True
+                )
+
+            move = self.channels.append(channel.channel, target, channel.image, propose, intend)
             if move is not None:
                 moved.append((channel, move))
-                self.trust.record(
-                    "channel-fallback",
-                    f"{channel.image} on {target} in channel {channel.channel}",
-                    "ok",
-                    policy=move.policy,
-                    details={
-                        "from": move.from_,
-                        "to": move.version,
-                        "reason": move.reason,
-                        "seq": move.seq,
-                        "move": move.digest,
-                        "provenance": move.provenance,
-                    },
-                )
+                self.trust.record("channel-fallback", subject, "ok", policy=move.policy, details=facts(move))
         return moved
 
     def channel_check(self, channel: str, target: str, image: str, version: str) -> Check:

@@ -5,7 +5,6 @@ is recorded, in one order, each statement chained to the one before; none is los
 
 from __future__ import annotations
 
-import base64
 import functools
 import json
 import multiprocessing
@@ -23,7 +22,7 @@ from bakery.registry import default_clients, gcs
 from bakery.registry.base import Store
 from bakery.registry.s3 import S3Store
 from bakery.trust.audit_facts import Logged, LoggedMove, channel_key
-from bakery.trust.channels import Channels, Proposal, key_of
+from bakery.trust.channels import Channels, Move, Proposal
 from bakery.trust.signing import PublicKey
 from tests.fakes.gcs import serve
 
@@ -34,20 +33,30 @@ EACH = 8
 class _Trust:
     """What Channels needs of a TrustContext: the store, the trusted keys, this machine's signer,
     a project whose channels ask no approvals, and what the verified audit log says of channel
-    moves: these promotions write no audit events, so the log stands in as one that recorded every
-    move in the history as it is now (the log's cross-check is tests/unit/promote/test_held_to_the_log.py;
-    this test is about the conditional writes)."""
+    moves. The log stands in as the intents the promoters' `before_write` hooks leave in the
+    bucket (intents/DIGEST.json), one per attempt, lost races included: every move must match one
+    by its digest (the log's own cross-check is tests/unit/promote/test_held_to_the_log.py; this
+    test is about the conditional writes and the hook that runs ahead of each)."""
 
     def __init__(self, store: Store, keys: list[PublicKey], signer: Any = None) -> None:
         self.store, self.keys, self._signer = store, keys, signer
         self.project = SimpleNamespace(config=SimpleNamespace(channels={}))
 
+    def intend(self, move: Move) -> None:
+        intent = {"seq": move.seq, "version": move.version, "move": move.digest}
+        self.store.create(f"intents/{move.digest.removeprefix('sha256:')}.json", json.dumps(intent).encode())
+
+    def intents(self) -> list[dict[str, Any]]:
+        return [json.loads(blob.data) for blob in self.store.get_many(self.store.keys("intents/")).values()]
+
     def logged(self) -> Logged:
-        blob = self.store.get(key_of("stable", "aws", "web"))
-        entries = json.loads(blob.data)["entries"] if blob else []
-        predicates = [json.loads(base64.b64decode(e["payload"]))["predicate"] for e in entries]
-        moves = {p["seq"]: LoggedMove("promote", p["version"], "", "") for p in predicates}
+        moves: dict[int, list[LoggedMove]] = {}
+        for each in self.intents():
+            moves.setdefault(each["seq"], []).append(LoggedMove("promote", each["version"], each["move"], "", True))
         return Logged({channel_key("stable", "aws", "web"): moves})
+
+    def forget_log(self) -> None:
+        pass  # logged() reads the bucket each time
 
     def signer(self) -> Any:
         return self._signer
@@ -89,7 +98,11 @@ def _promoter(opener: Callable[[], Store], name: str, key_pem: bytes, trusted: l
     for n in range(EACH):
         version = f"{name[-1]}.0.{n}"
         channels.append(
-            "stable", "aws", "web", lambda _now, v=version: Proposal("promote", v, "sha256:" + "0" * 64, "p", name)
+            "stable",
+            "aws",
+            "web",
+            lambda _now, v=version: Proposal("promote", v, "sha256:" + "0" * 64, "p", name),
+            before_write=channels.trust.intend,  # type: ignore[attr-defined]
         )
 
 
@@ -123,3 +136,5 @@ def test_two_processes_promoting_at_once_are_both_recorded_in_order(where: str, 
         assert {m.signed_by for m in moves if m.by == machine} == {(machine,)}
     assert [m.from_ for m in moves[1:]] == [m.version for m in moves[:-1]]  # each knew the head before it
     assert history.head == moves[-1].version
+    intended = {i["move"]: i for i in _Trust(opener(), trusted).intents()}
+    assert all(intended[m.digest]["seq"] == m.seq for m in moves)  # each move's hook ran before it was written

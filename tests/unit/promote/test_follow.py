@@ -112,7 +112,9 @@ def test_a_revoked_head_moves_its_channel_back_and_status_names_the_channel_and_
     assert status.exit_code == 3, status.output
     assert f"  channel:   testing: head {first} (BEHIND); fell back past {second} (revoked since" in status.stdout
     assert f"behind channel testing: its head is {first} (it fell back past {second} (revoked since" in status.stdout
-    [moved] = [e for e in world.audit() if e["action"] == "channel-fallback"]
+    intent, moved = [e for e in world.audit() if e["action"] == "channel-fallback"]  # before the move, after it
+    assert [intent["result"], moved["result"]] == ["intended", "ok"]
+    assert intent["details"]["move"] == moved["details"]["move"]
     assert (moved["subject"], moved["details"]["from"], moved["details"]["to"]) == (
         "web on aws in channel testing",
         second[4:],

@@ -212,6 +212,11 @@ def test_an_overridden_gate_lets_the_version_through_loudly_and_on_the_record(
     assert move["overrides"] == [
         {"gate": "approvals", "saw": "0 of 2 approvals (none)", "reason": "INC-7: approvers away"}
     ]
+    # The override's event, then the move's intent, land before the move is written; "ok" after it.
+    events = [
+        (e["action"], e["result"]) for e in world.audit() if e["subject"].startswith(f"{ref} on aws to channel st")
+    ]
+    assert events[-3:] == [("override-gate", "allowed"), ("promote", "intended"), ("promote", "ok")]
 
 
 def test_rollback_moves_the_head_back_to_the_previous_good_head_and_no_further(world: World) -> None:
@@ -226,7 +231,8 @@ def test_rollback_moves_the_head_back_to_the_previous_good_head_and_no_further(w
     again = world.run("promote", "--rollback", "testing", "web", "--target", "aws")
     assert again.exit_code == 2
     assert "testing has no earlier head of web on aws that is not revoked and verifies to go back to" in again.stderr
-    [event] = audit_of(world, "promote-rollback")
+    event, done = audit_of(world, "promote-rollback")  # its intent (with the reason), then "ok"
+    assert [event["result"], done["result"], done["details"]["move"]] == ["intended", "ok", event["details"]["move"]]
     assert (event["details"]["from"], event["details"]["to"], event["details"]["reason"]) == (
         third[4:],
         first[4:],

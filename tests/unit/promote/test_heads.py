@@ -34,7 +34,8 @@ def test_rollback_skips_a_previous_head_that_no_longer_verifies_and_says_why(wor
     assert back.exit_code == 0, back.output
     assert back.stdout.startswith(f"rolled back: {first} is the head of testing on aws (was {third}; move 4)")
     assert f"note: skipped {second} {CHANGED}" in back.stderr and "changed since it was signed" in back.stderr
-    [event] = audit_of(world, "promote-rollback")
+    event, done = audit_of(world, "promote-rollback")  # its intent (with what it skipped), then "ok"
+    assert [event["result"], done["result"], done["details"]["to"]] == ["intended", "ok", first[4:]]
     assert event["details"]["to"] == first[4:] and event["details"]["skipped"][0].startswith(f"{second} {CHANGED}")
 
 
