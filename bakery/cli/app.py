@@ -65,7 +65,10 @@ def _register(panel: str, commands: tuple[Any, ...]) -> None:
         app.command(rich_help_panel=panel)(command)
 
 
-_register("Images", (*project.COMMANDS, *images.COMMANDS, *imagetests.COMMANDS, *sbom.COMMANDS, *scan.COMMANDS, *prune.COMMANDS))
+_register(
+    "Images",
+    (*project.COMMANDS, *images.COMMANDS, *imagetests.COMMANDS, *sbom.COMMANDS, *scan.COMMANDS, *prune.COMMANDS),
+)
 _register("Groups", groups.COMMANDS)
 _register("Channels", channels.COMMANDS)
 _register("Trust", trust.COMMANDS)

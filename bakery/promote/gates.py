@@ -34,8 +34,8 @@ from typing import Any
 
 from bakery.config.load import Project
 from bakery.config.models import Channel as ChannelConfig
-from bakery.errors import BakeryError
 from bakery.core.catalog import ImageRecord
+from bakery.errors import BakeryError
 from bakery.promote import exclusions
 from bakery.promote.exclusions import Excluded
 from bakery.scan.match import Finding

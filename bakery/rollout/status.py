@@ -1,9 +1,9 @@
 """`bakery status`: per group, the intended image, what its instances run, any rollout under way,
 health, and drift (instances on another image than the intended one, or on images bakery did not
-bake), and images run whose stored scan is over the policy of the channel the group follows.
-Exit 0 in sync, 3 on drift or such findings (act: roll out, finish, or roll forward), 1 when what bakery would vouch for cannot
-be read: a group, the revocations, or the history of the channel a group follows (tampered, a bad
-signature, cut short): no rollout fixes that."""
+bake), and the images it runs whose stored scan is over the policy of the channel it follows
+(bakery/scan/fleet.py). Exit 0 in sync, 3 on drift or such findings (act: roll out, finish, roll
+forward), 1 when what bakery would vouch for cannot be read: a group, the revocations, or the
+history of the channel a group follows (tampered, a bad signature, cut short): no rollout fixes that."""
 
 from __future__ import annotations
 

@@ -171,7 +171,9 @@ def _finding(result: Any) -> Finding:
         raise ValueError("a result without its annotations")
     notes = result["annotations"][0]
     severity = result.get("severity")
-    given = severity[0].get("score") if isinstance(severity, list) and severity and isinstance(severity[0], dict) else ""
+    given = (
+        severity[0].get("score") if isinstance(severity, list) and severity and isinstance(severity[0], dict) else ""
+    )
     if not isinstance(notes, dict):
         raise ValueError("a result's annotations are not an object")
     return Finding(

@@ -157,7 +157,11 @@ def _osv(record: dict[str, Any], ecosystem: str) -> Iterator[Advisory]:
         severity, given = _osv_severity(record, entry)
         ranges = entry.get("ranges")
         for span in ranges if isinstance(ranges, list) else []:
-            if not isinstance(span, dict) or span.get("type") != "ECOSYSTEM" or not isinstance(span.get("events"), list):
+            if (
+                not isinstance(span, dict)
+                or span.get("type") != "ECOSYSTEM"
+                or not isinstance(span.get("events"), list)
+            ):
                 continue
             introduced: str | None = None
             for event in span["events"]:

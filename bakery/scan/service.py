@@ -73,9 +73,12 @@ class Scans:
         """Scan `ref` (IMAGE@VERSION) and store the result; judge it against `channel`'s policy,
         else against every channel with a policy whose head it is. Raises UsageError (no such
         image or channel), TrustError (its provenance or SBOM does not verify), FeedError."""
+        if channel is not None and channel not in self.project.config.channels:
+            known = ", ".join(sorted(self.project.config.channels)) or "none"
+            raise UsageError(f"no channel '{channel}' in {self.project.path}; channels: {known}")
         if channel is not None and self.scanner.policy(channel) is None:
-            known = [n for n, c in sorted(self.project.config.channels.items()) if c.scan is not None]
-            raise UsageError(f"channel {channel!r} has no scan policy; channels with one: {', '.join(known) or 'none'}")
+            having = ", ".join(n for n, c in sorted(self.project.config.channels.items()) if c.scan is not None)
+            raise UsageError(f"channel {channel!r} has no scan policy; channels with one: {having or 'none'}")
         image = self.sboms.provenanced(ref, target)
         scan, key = self._scan(image.record, image.digest, image.statement)
         names = [channel] if channel is not None else self._head_of(image.record)

@@ -45,12 +45,13 @@ def _file(path: Path, max_bytes: int) -> bytes:
     except OSError as exc:
         why = "it is a symlink (not followed)" if path.is_symlink() else exc.strerror or str(exc)
         raise FeedError(f"feed {path}: cannot be read: {why}") from None
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_size > max_bytes:
+        os.close(fd)
         if not stat.S_ISREG(info.st_mode):
             raise FeedError(f"feed {path}: not a regular file")
-        if info.st_size > max_bytes:
-            raise FeedError(f"feed {path}: {info.st_size} bytes, more than the {max_bytes} allowed (scan.max_mib)")
+        raise FeedError(f"feed {path}: {info.st_size} bytes, more than the {max_bytes} allowed (scan.max_mib)")
+    with os.fdopen(fd, "rb") as handle:
         return _bounded(handle.read, str(path), max_bytes)
 
 

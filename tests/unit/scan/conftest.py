@@ -5,8 +5,8 @@ bakes carry the SBOM of tests/fakes/dpkg (openssl 3.0.15-1~deb12u1, glibc 2.36-9
 from pathlib import Path
 from typing import Any
 
-from tests.unit.promote.conftest import clock as clock  # noqa: F401 (the fixtures, by their names)
-from tests.unit.promote.conftest import world as world  # noqa: F401
+from tests.unit.promote.conftest import clock as clock
+from tests.unit.promote.conftest import world as world
 from tests.unit.trust.conftest import world as trust_world  # noqa: F401
 
 FEEDS = Path(__file__).resolve().parents[2] / "fakes" / "feeds"

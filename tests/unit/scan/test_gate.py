@@ -11,9 +11,7 @@ from tests.unit.promote.conftest import Clock, json_of
 from tests.unit.scan.conftest import with_policy
 from tests.unit.trust.conftest import World
 
-OPENSSL = (
-    "CVE-2025-9230 openssl 3.0.15-1~deb12u1 (libssl3:amd64) fixed in 3.0.17-1~deb12u3, severity high"
-)
+OPENSSL = "CVE-2025-9230 openssl 3.0.15-1~deb12u1 (libssl3:amd64) fixed in 3.0.17-1~deb12u3, severity high"
 
 
 def promote(world: World, ref: str) -> Any:
@@ -76,13 +74,14 @@ def test_without_a_feed_the_gate_judges_the_stored_scan_and_fails_when_there_is_
     ref = world.bake()
     none = promote(world, ref)
     assert none.exit_code == 1
-    assert "scan: nothing to judge by: no feed in images.yaml (scan: {feed: ...}) and no scan at scan/aws/web/1.0.0.json" in (
-        none.stderr
+    assert (
+        "scan: nothing to judge by: no feed in images.yaml (scan: {feed: ...}) and no scan at scan/aws/web/1.0.0.json"
+        in (none.stderr)
     )
     assert world.run("scan", ref, "--target", "aws", "--feed", str(TRACKER)).exit_code == 0
     stored = promote(world, ref)
     assert stored.exit_code == 1
-    assert f"scan: its scan of " in stored.stderr and OPENSSL in stored.stderr
+    assert "scan: its scan of " in stored.stderr and OPENSSL in stored.stderr
 
 
 def test_a_scan_policy_is_validated_with_file_and_line(world: World) -> None:
