@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -45,13 +46,28 @@ def scan(
     scans = _scans(file, feed)
     if heads:
         result = scans.rescan_heads()
-        emit("scan-heads", result, as_json=as_json, text=lambda: _heads_text(result))
+        body = dataclasses.asdict(result)
+        for each, head in zip(body["heads"], result.heads, strict=True):
+            each["scan"] = _apart(head.scan)
+        emit("scan-heads", body, as_json=as_json, text=lambda: _heads_text(result))
     else:
         found = scans.image(ref, target, channel)
-        emit("scan", found, as_json=as_json, text=lambda: _image_text(found))
+        emit("scan", {**dataclasses.asdict(found), "scan": _apart(found.scan)}, as_json=as_json,
+             text=lambda: _image_text(found))  # fmt: skip
         result = found
     if result.exit_code:
         raise typer.Exit(result.exit_code)
+
+
+def _apart(scan: Any) -> dict[str, Any] | None:
+    """A scan as JSON, its findings listed apart: `fixed` (upgrade) and `not_yet_fixed`."""
+    if scan is None:
+        return None
+    body = dataclasses.asdict(scan)
+    body.pop("findings")
+    body["fixed"] = [dataclasses.asdict(f) for f in scan.fixed]
+    body["not_yet_fixed"] = [dataclasses.asdict(f) for f in scan.not_yet_fixed]
+    return body
 
 
 def _image_text(found: Any) -> str:

@@ -15,8 +15,8 @@ import pytest
 from playwright.sync_api import ConsoleMessage, Request, Route, expect, sync_playwright
 
 from tests.unit.promote.conftest import json_of
-from tests.unit.scan.conftest import TRACKER
 from tests.unit.promote.conftest import world as promote_world  # noqa: F401 (the fixtures this test builds on)
+from tests.unit.scan.conftest import TRACKER
 from tests.unit.trust.conftest import World
 from tests.unit.trust.conftest import world as trust_world  # noqa: F401
 

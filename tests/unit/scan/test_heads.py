@@ -41,6 +41,9 @@ def test_scan_heads_with_a_newer_feed_makes_status_exit_3_naming_the_group(world
 
     newer = world.run("scan", "--heads", "--feed", str(NEWER))
     assert newer.exit_code == 1, newer.output
+    [head] = json_of(world.run("scan", "--heads", "--feed", str(NEWER), "--json"))["heads"]
+    assert [f["id"] for f in head["scan"]["fixed"]] == ["CVE-2025-23419", "CVE-2025-9230", "CVE-2025-0395"]
+    assert [(f["id"], f["source"]) for f in head["verdict"]["over"]] == [("CVE-2025-23419", "nginx")]
     assert newer.stdout.splitlines() == [
         "testing web on aws: web@1.0.0: 6 finding(s), 3 not yet fixed; policy VIOLATED",
         f"  over: {NGINX}",
@@ -53,7 +56,7 @@ def test_scan_heads_with_a_newer_feed_makes_status_exit_3_naming_the_group(world
     assert groups["web-eu"]["drift"] is True and groups["web-eu"]["vulnerable"] == [line.split("drift:     ")[1]]
     assert groups["app-eu"]["vulnerable"] == []
     assert revocations(world) == {}  # the policy does not say revoke: true: nothing is revoked
-    assert [e["subject"] for e in world.audit() if e["action"] == "scan"] == [f"{ref} on aws"] * 2
+    assert [e["subject"] for e in world.audit() if e["action"] == "scan"] == [f"{ref} on aws"] * 3
 
 
 def test_revoke_true_revokes_a_head_over_its_policy_through_the_revoke_service(world: World) -> None:
@@ -105,10 +108,12 @@ def test_an_osv_feed_finds_the_same_and_an_allowance_by_cve_covers_its_debian_id
     result = world.run("scan", ref, "--target", "aws", "--channel", "testing", "--json")
     assert result.exit_code == 0, result.output
     body = json_of(result)
-    assert [(f["id"], f["source"], f["fixed"]) for f in body["scan"]["findings"]] == [
+    assert [(f["id"], f["source"], f["fixed"]) for f in body["scan"]["fixed"]] == [
         ("DEBIAN-CVE-2025-9230", "openssl", "3.0.17-1~deb12u3"),
         ("DEBIAN-CVE-2025-0395", "glibc", "2.36-9+deb12u10"),
-        ("DEBIAN-CVE-2010-4756", "glibc", ""),
+    ]
+    assert [(f["id"], f["installed"], f["aliases"]) for f in body["scan"]["not_yet_fixed"]] == [
+        ("DEBIAN-CVE-2010-4756", "2.36-9+deb12u7", ["CVE-2010-4756"])
     ]
     [verdict] = body["verdicts"]
     assert verdict["over"] == [] and [a["finding"]["id"] for a in verdict["allowed"]] == ["DEBIAN-CVE-2025-9230"]
