@@ -46,7 +46,7 @@ def test_within_the_policy_the_image_is_promoted_and_the_gate_says_what_it_saw(w
 
 
 def test_an_allowance_with_a_reason_lets_it_through_until_its_date_and_not_after(world: World, clock: Clock) -> None:
-    allow = "[{id: CVE-2025-9230, until: '2030-01-31', reason: 'KEK unwrap unused: no CMS in our services'}]"
+    allow = "[{id: CVE-2025-9230, until: 2030-01-31, reason: 'KEK unwrap unused: no CMS in our services'}]"
     with_policy(world, f"{{max_severity: medium, allow: {allow}}}")
     ref = world.bake()
     second = world.bake(force=True)
