@@ -13,7 +13,7 @@ import typer
 from typer.core import TyperGroup
 
 from bakery import __version__
-from bakery.cli import channels, groups, images, imagetests, project, prune, report, sbom, trust
+from bakery.cli import channels, groups, images, imagetests, project, prune, report, sbom, scan, trust
 
 
 class PanelGroup(TyperGroup):
@@ -65,7 +65,10 @@ def _register(panel: str, commands: tuple[Any, ...]) -> None:
         app.command(rich_help_panel=panel)(command)
 
 
-_register("Images", (*project.COMMANDS, *images.COMMANDS, *imagetests.COMMANDS, *sbom.COMMANDS, *prune.COMMANDS))
+_register(
+    "Images",
+    (*project.COMMANDS, *images.COMMANDS, *imagetests.COMMANDS, *sbom.COMMANDS, *scan.COMMANDS, *prune.COMMANDS),
+)
 _register("Groups", groups.COMMANDS)
 _register("Channels", channels.COMMANDS)
 _register("Trust", trust.COMMANDS)

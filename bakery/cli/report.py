@@ -23,11 +23,13 @@ def report(
     signatures, tests, approvals, SBOM, findings and where it runs; per group its rollout history.
     It reads only: nothing is signed or recorded. What cannot be read is named on the page."""
     from bakery.report.build import build
+    from bakery.report.readers import registry_readers
     from bakery.report.render import write
 
     project = project_of(file)
     reporter = TerminalReporter(verbose=False)
-    written = write(build(project, workspace_of(project), reporter), out)
+    workspace = workspace_of(project)
+    written = write(build(project, workspace, reporter, registry_readers(project, workspace, reporter)), out)
     for problem in written.problems:
         err(f"warning: {problem}")
 

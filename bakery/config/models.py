@@ -29,6 +29,7 @@ from bakery.config import kinds
 from bakery.config.imagetests import TestsBlock
 from bakery.config.kinds import GroupSettings, TargetSpec
 from bakery.config.model_base import Bool, Int, Model, _whole, exactly_one
+from bakery.config.scan_models import ChannelScan, ScanSettings
 from bakery.config.trust_models import LocalRegistry, Registry, Trust
 
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,39}$"
@@ -258,6 +259,8 @@ class Channel(Model):
     tests: Literal["passed"] | None = None  # a signed test-result attestation says PASSED
     # Every tested bake is promoted here by `bakery build` (the promote-after-build hook).
     auto: Bool = False
+    # No finding of the scan feed above its severity, unless allowed (bakery/scan).
+    scan: ChannelScan | None = None
 
     def soak_seconds(self) -> int:
         return duration_seconds(self.soak) if self.soak else 0
@@ -275,6 +278,7 @@ class ConfigBase(Model):
     channels: dict[Name, Channel] = Field(default_factory=dict)
     registry: Registry = Field(default_factory=LocalRegistry)
     trust: Trust = Field(default_factory=Trust)
+    scan: ScanSettings | None = None  # the vulnerability feed `bakery scan` and the scan gate read
 
 
 # --- the models of the whole file, built from the registered kinds ------------------------------

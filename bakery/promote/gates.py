@@ -19,6 +19,11 @@ saying what it saw: every failed one is named in a refusal, never only the first
                 under the version, or a replayed one, does not count); none by a key or a person
                 who built it, moved it into the promote_from channel, or is promoting it
                 (bakery/promote/exclusions.py)
+  scan          no finding of the vulnerability feed above the channel's `scan.max_severity`, unless
+                an allowance that has not expired names it (an expired one is said). The version is
+                scanned afresh, its trusted SBOM against the feed images.yaml names (`scan: {feed:}`),
+                so a newer feed counts at once; with no feed named, the signed scan stored for this
+                provenance (`bakery scan`) is judged; with neither, the gate fails
 """
 
 from __future__ import annotations
@@ -30,8 +35,11 @@ from typing import Any
 from bakery.config.load import Project
 from bakery.config.models import Channel as ChannelConfig
 from bakery.core.catalog import ImageRecord
+from bakery.errors import BakeryError
 from bakery.promote import exclusions
 from bakery.promote.exclusions import Excluded
+from bakery.scan.match import Finding
+from bakery.scan.scanner import Scanner
 from bakery.trust import channels
 from bakery.trust.approvals import Approvals
 from bakery.trust.channels import Channels
@@ -73,6 +81,7 @@ class Gates:
         self.tests = tests
         self.channels = Channels(trust)
         self.approvals = Approvals(trust)
+        self.scanner = Scanner(project, trust)
 
     def check(
         self, channel: str, record: ImageRecord, verification: Verification, *, promoter_key: str, promoter: str
@@ -88,6 +97,8 @@ class Gates:
         if config.tests == "passed":
             found = self.tests.result(record.target, record.name, record.version, verification.digest or "")
             results.append(GateResult("tests", found.result == "PASSED", found.detail + _failed(found.failed)))
+        if config.scan is not None:
+            results.append(self._scan(channel, record, verification.digest or ""))
         counted: list[dict[str, Any]] = []
         if config.approvals:
             others = self.excluded(channel, record, verification, promoter_key=promoter_key, promoter=promoter)
@@ -173,6 +184,29 @@ class Gates:
                 longest[name] = max(longest[name] or timedelta(0), until - started)
         return longest
 
+    def _scan(self, channel: str, record: ImageRecord, provenance: str) -> GateResult:
+        """The version's findings (scanned now with the configured feed, else its stored scan)
+        against `channel`'s policy today, every finding over it named."""
+        findings: tuple[Finding, ...]
+        try:
+            if self.scanner.choice is not None:
+                scan = self.scanner.scan(record, provenance)
+                findings, how = scan.findings, f"scanned now with {scan.feed} ({_short(scan.feed_digest)})"
+            else:
+                stored = self.scanner.stored(record, provenance)
+                if stored.state != "present":
+                    return GateResult(
+                        "scan",
+                        False,
+                        f"nothing to judge by: no feed in images.yaml (scan: {{feed: ...}}) and {stored.detail}",
+                    )
+                findings, how = stored.findings, f"its scan of {stored.scanned} with {stored.feed}"
+        except BakeryError as exc:
+            return GateResult("scan", False, f"cannot be scanned: {exc.message}")
+        verdict = self.scanner.judge(channel, findings)
+        assert verdict is not None  # the gate runs only for a channel with a policy
+        return GateResult("scan", verdict.ok, f"{how}: {verdict.saw()}")
+
     def _approvals(
         self, channel: str, config: ChannelConfig, record: ImageRecord, others: Excluded, provenance: str
     ) -> tuple[GateResult, list[dict[str, Any]]]:
@@ -205,6 +239,7 @@ def declared(config: ChannelConfig) -> tuple[str, ...]:
         ("soak", config.soak is not None and config.promote_from is not None),
         ("tests", config.tests == "passed"),
         ("approvals", bool(config.approvals)),
+        ("scan", config.scan is not None),
     )
     return tuple(name for name, on in gates if on)
 

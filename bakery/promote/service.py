@@ -41,7 +41,7 @@ from bakery.trust.signing import signer_public_key
 from bakery.trust.testresults import RegistryTestResults, TestResults
 from bakery.trust.verify import Verifier
 
-GATES = ("promote_from", "soak", "tests", "approvals")
+GATES = ("promote_from", "soak", "tests", "approvals", "scan")
 
 
 class PromotionRefused(TrustError):

@@ -1,8 +1,9 @@
 """`bakery status`: per group, the intended image, what its instances run, any rollout under way,
 health, and drift (instances on another image than the intended one, or on images bakery did not
-bake). Exit 0 in sync, 3 on drift (act: roll out, finish), 1 when what bakery would vouch for cannot
-be read: a group, the revocations, or the history of the channel a group follows (tampered, a bad
-signature, cut short): no rollout fixes that."""
+bake), and the images it runs whose stored scan is over the policy of the channel it follows
+(bakery/scan/fleet.py). Exit 0 in sync, 3 on drift or such findings (act: roll out, finish, roll
+forward), 1 when what bakery would vouch for cannot be read: a group, the revocations, or the
+history of the channel a group follows (tampered, a bad signature, cut short): no rollout fixes that."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from bakery.core.catalog import ImageRecord
 from bakery.errors import BakeryError
 from bakery.groups.base import ActiveRollout, GroupState, Instance, Release
 from bakery.rollout.service import Rollouts
+from bakery.scan.fleet import over_policy
 from bakery.trust.revocations import Revocation, Revocations, marks_disagree, revocation_of
 
 EXIT_IN_SYNC, EXIT_UNREADABLE, EXIT_DRIFT = 0, 1, 3
@@ -43,6 +45,7 @@ class GroupStatus:
     behind: bool = False  # the group does not intend to run its channel's head
     fell_back: tuple[str, ...] = ()  # the revoked heads the channel fell back past
     channel_error: str | None = None  # why the channel's history cannot be trusted (exit 1)
+    vulnerable: tuple[str, ...] = ()  # an image it runs whose stored scan is over its channel's policy (exit 3)
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,9 @@ def _one(rollouts: Rollouts, name: str, table: dict[tuple[str, str], Revocation]
     if table is None:
         reasons.append("revocations could not be read from the registry")
     head, behind, fell_back, channel_error = _channel(rollouts, name, state, reasons)
+    refs = [*state.counts(), *([state.intended.image] if state.intended and state.intended.image else [])]
+    project, verifier = rollouts.project, rollouts.gate.verifier
+    vulnerable = over_policy(project, rollouts.trust, verifier, group.channel, refs, everything)
     return GroupStatus(
         group=name,
         image=group.image,
@@ -97,14 +103,15 @@ def _one(rollouts: Rollouts, name: str, table: dict[tuple[str, str], Revocation]
         unhealthy=sum(i.health == "unhealthy" for i in state.instances),
         active=active,
         newest=newest.ref if newest else None,
-        drift=bool(reasons or revoked),
-        reasons=tuple(reasons + revoked),
+        drift=bool(reasons or revoked or vulnerable),
+        reasons=tuple(reasons + revoked + vulnerable),
         revoked=tuple(revoked),
         channel=group.channel,
         channel_head=head,
         behind=behind,
         fell_back=fell_back,
         channel_error=channel_error,
+        vulnerable=tuple(vulnerable),
     )
 
 

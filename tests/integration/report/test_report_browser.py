@@ -16,6 +16,7 @@ from playwright.sync_api import ConsoleMessage, Request, Route, expect, sync_pla
 
 from tests.unit.promote.conftest import json_of
 from tests.unit.promote.conftest import world as promote_world  # noqa: F401 (the fixtures this test builds on)
+from tests.unit.scan.conftest import TRACKER
 from tests.unit.trust.conftest import World
 from tests.unit.trust.conftest import world as trust_world  # noqa: F401
 
@@ -29,10 +30,11 @@ def screenshots(tmp_path: Path) -> Path:
 
 
 def estate(world: World) -> dict[str, str]:
-    """web 1.0.0 promoted to testing and rolled out on web-eu (which follows testing) with passed
-    tests; web 1.0.1 baked and revoked; app (built on web) baked and rolled out on app-eu."""
+    """web 1.0.0 promoted to testing, scanned with the fixture feed and rolled out on web-eu (which
+    follows testing); web 1.0.1 baked and revoked; app (built on web) baked and rolled out on app-eu."""
     first = world.bake()
     assert world.run("promote", first, "--to", "testing", "--target", "aws").exit_code == 0
+    assert world.run("scan", first, "--target", "aws", "--feed", str(TRACKER)).exit_code == 0
     assert world.run("rollout", "web-eu", "--yes").exit_code == 0
     second = world.bake(force=True)
     app = world.bake("app")
@@ -91,8 +93,9 @@ def test_the_report_opens_from_disk_with_no_request_out_and_a_group_leads_to_its
             expect(version.locator("h3")).to_contain_text(refs["first"])
             findings = page.locator(f"[id='{anchor}-findings']")
             expect(findings).to_be_visible()
-            expect(findings).to_contain_text("not scanned")
-            expect(version.locator(".sbom")).to_contain_text("no SBOM recorded")
+            expect(findings).to_contain_text("4 findings")
+            expect(findings.locator("tr", has_text="CVE-2025-9230")).to_contain_text("3.0.17-1~deb12u3")
+            expect(version.locator(".sbom")).to_contain_text("8 packages on Debian GNU/Linux 12 (bookworm)")
             expect(version.locator(".tests")).to_contain_text("none")
             expect(version.locator("h3")).to_contain_text("head of testing")
             page.screenshot(path=str(shots / "report-after-click.png"))

@@ -12,7 +12,21 @@ import pytest
 
 from bakery import __version__
 
-COMMANDS = ("validate", "schema", "render", "build", "plan", "images", "show", "boot", "test", "sbom", "diff", "prune")
+COMMANDS = (
+    "validate",
+    "schema",
+    "render",
+    "build",
+    "plan",
+    "images",
+    "show",
+    "boot",
+    "test",
+    "sbom",
+    "diff",
+    "scan",
+    "prune",
+)
 
 
 PANELS = {

@@ -168,7 +168,7 @@ def test_a_revoked_version_is_never_promoted_not_even_with_an_override(world: Wo
     assert audit_of(world, "promote")[-1]["result"] == "refused"
     overridden = promote(world, ref, "testing", "--override-gate", "revocation", "--reason", "hotfix")
     assert overridden.exit_code == 2
-    assert "--override-gate takes promote_from, soak, tests, approvals, not 'revocation'" in overridden.stderr
+    assert "--override-gate takes promote_from, soak, tests, approvals, scan, not 'revocation'" in overridden.stderr
 
 
 def test_failed_tests_refuse_the_promotion_naming_what_failed(

@@ -1,0 +1,196 @@
+"""Signed scan results in the registry, bound to the image's provenance (the machinery of SBOMs
+and test results: bakery/sbom/attest.py, bakery/trust/testresults.py).
+
+Where: `scan/<target>/<image>/<version>.json`; a later scan of the version replaces it. What: a
+DSSE envelope signed with this machine's signer whose payload is an in-toto Statement v1 with the
+vulnerability predicate v0.2 (https://github.com/in-toto/attestation/blob/main/spec/predicates/vulns.md):
+
+    {"_type": "https://in-toto.io/Statement/v1",
+     "subject": [<the provenance subject, annotated with image, version, target, provenance>],
+     "predicateType": "https://in-toto.io/attestation/vulns/v0.2",
+     "predicate": {
+       "scanner": {"uri": "https://bakery.dev/scan", "version": "<bakery's>",
+                   "db": {"uri": "<the feed as named>", "version": "sha256:<of its bytes>",
+                          "lastUpdate": "<RFC 3339: when it was read>"},
+                   "result": [{"id": "CVE-2024-5535",
+                               "severity": [{"method": "<feed format>", "score": "<as the feed says>"}],
+                               "annotations": [{"source": "openssl", "installed": "3.0.13-1~deb12u1",
+                                                "fixed": "3.0.14-1~deb12u1", "severity": "low",
+                                                "packages": ["libssl3:amd64"], "aliases": []}]}]},
+       "metadata": {"scanStartedOn": "<RFC 3339>", "scanFinishedOn": "<RFC 3339>"}}}
+
+A reader trusts it only when a key of trust.keys signed it, the predicateType is the one above and
+its subject names the image, version, target and the provenance digest the image verifies with now.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from bakery import __version__
+from bakery.core import documents
+from bakery.core.jcs import jcs_bytes
+from bakery.core.provenance import STATEMENT_TYPE
+from bakery.errors import TrustError
+from bakery.registry.base import update
+from bakery.scan.match import Finding
+from bakery.trust.context import TrustContext
+from bakery.trust.signing import PAYLOAD_TYPE, sign, verify
+from bakery.trust.testresults import Subject
+
+PREDICATE_TYPE = "https://in-toto.io/attestation/vulns/v0.2"
+SCANNER = "https://bakery.dev/scan"
+MAX_RESULTS = 100_000
+
+State = Literal["present", "none", "invalid"]
+
+
+def key_of(target: str, name: str, version: str) -> str:
+    return f"scan/{target}/{name}/{version}.json"
+
+
+@dataclass(frozen=True)
+class Db:
+    uri: str  # the feed as named
+    digest: str  # sha256 of its bytes
+    format: str
+    read: str  # RFC 3339
+
+
+def statement(subject: Subject, db: Db, findings: tuple[Finding, ...], started: str, finished: str) -> dict[str, Any]:
+    """The in-toto Statement of one scan (pure)."""
+    return {
+        "_type": STATEMENT_TYPE,
+        "subject": [subject.as_dict()],
+        "predicateType": PREDICATE_TYPE,
+        "predicate": {
+            "scanner": {
+                "uri": SCANNER,
+                "version": __version__,
+                "db": {"uri": db.uri, "version": db.digest, "lastUpdate": db.read},
+                "result": [_result(f, db.format) for f in findings],
+            },
+            "metadata": {"scanStartedOn": started, "scanFinishedOn": finished},
+        },
+    }
+
+
+def _result(finding: Finding, method: str) -> dict[str, Any]:
+    return {
+        "id": finding.id,
+        "severity": [{"method": method, "score": finding.given}],
+        "annotations": [
+            {
+                "source": finding.source,
+                "installed": finding.installed,
+                "fixed": finding.fixed,
+                "severity": finding.severity,
+                "packages": list(finding.packages),
+                "aliases": list(finding.aliases),
+            }
+        ],
+    }
+
+
+def store(trust: TrustContext, document: Mapping[str, Any]) -> str:
+    """Sign the scan statement and keep it at its key; returns the key."""
+    envelope = sign(jcs_bytes(dict(document)), PAYLOAD_TYPE, [trust.signer()])
+    annotations = document["subject"][0]["annotations"]
+    key = key_of(annotations["target"], annotations["image"], annotations["version"])
+    data = json.dumps(envelope, indent=2, sort_keys=True).encode() + b"\n"
+    update(trust.store, key, lambda _there: data)
+    return key
+
+
+@dataclass(frozen=True)
+class StoredScan:
+    """A scan as the registry holds it, checked: `present` only when trusted."""
+
+    state: State
+    detail: str
+    key: str
+    feed: str = ""
+    feed_digest: str = ""
+    scanned: str = ""
+    findings: tuple[Finding, ...] = ()
+    signed_by: tuple[str, ...] = ()
+
+
+def read(trust: TrustContext, target: str, name: str, version: str, provenance_digest: str) -> StoredScan:
+    """The stored scan of `name`@`version` on `target`: `invalid` unless it verifies against
+    trust.keys and is about exactly this image and its provenance statement. Raises what the store
+    raises (ProviderError)."""
+    key = key_of(target, name, version)
+    blob = trust.store.get(key)
+    if blob is None:
+        return StoredScan("none", f"no scan at {key} in {trust.store.where}", key)
+    try:
+        envelope = documents.parse_object(blob.data)
+        verified = verify(envelope, trust.keys, 1, payload_type=PAYLOAD_TYPE)
+        document = verified.document
+        problem = _problem(document, (name, version, target), provenance_digest)
+        if problem:
+            return StoredScan("invalid", f"{key}: {problem}", key)
+        scanner = document["predicate"]["scanner"]
+        db = scanner["db"]
+        findings = tuple(_finding(r) for r in _bounded_list(scanner["result"]))
+        feed, digest, scanned = (_str(db, "uri"), _str(db, "version"), _str(db, "lastUpdate"))
+    except (ValueError, KeyError, TypeError, TrustError) as exc:
+        return StoredScan("invalid", f"{key} does not verify: {getattr(exc, 'message', exc)}", key)
+    detail = f"{len(findings)} finding(s) with feed {feed}, scanned {scanned}"
+    return StoredScan("present", detail, key, feed, digest, scanned, findings, verified.signed_by)
+
+
+def _problem(document: Mapping[str, Any], image: tuple[str, str, str], provenance_digest: str) -> str:
+    if document.get("predicateType") != PREDICATE_TYPE:
+        return f"predicateType is {document.get('predicateType')!r}, not {PREDICATE_TYPE}"
+    subjects = document.get("subject")
+    first = subjects[0] if isinstance(subjects, list) and subjects else None
+    annotations = first.get("annotations") if isinstance(first, dict) else None
+    if not isinstance(annotations, dict):
+        return "its subject names no image"
+    said = (annotations.get("image"), annotations.get("version"), annotations.get("target"))
+    if said != image:
+        return f"it is about {said}, not {image}"
+    if annotations.get("provenance") != provenance_digest:
+        return "its subject is not this image's provenance (another provenance statement)"
+    return ""
+
+
+def _bounded_list(value: Any) -> list[Any]:
+    if not isinstance(value, list) or len(value) > MAX_RESULTS:
+        raise ValueError("scanner.result is not a list of results")
+    return value
+
+
+def _finding(result: Any) -> Finding:
+    if not isinstance(result, dict) or not isinstance(result.get("annotations"), list) or not result["annotations"]:
+        raise ValueError("a result without its annotations")
+    notes = result["annotations"][0]
+    severity = result.get("severity")
+    given = (
+        severity[0].get("score") if isinstance(severity, list) and severity and isinstance(severity[0], dict) else ""
+    )
+    if not isinstance(notes, dict):
+        raise ValueError("a result's annotations are not an object")
+    return Finding(
+        _str(result, "id"), _str(notes, "source"), _str(notes, "installed"), _str(notes, "fixed"),
+        _str(notes, "severity"), given if isinstance(given, str) else "",
+        _strs(notes.get("packages")), _strs(notes.get("aliases")),
+    )  # fmt: skip
+
+
+def _str(value: Mapping[str, Any], key: str) -> str:
+    found = value.get(key)
+    if not isinstance(found, str) or len(found) > 2000:
+        raise ValueError(f"{key} is not text")
+    return found
+
+
+def _strs(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and len(v) < 300 for v in value):
+        raise ValueError("a list of names that is not one")
+    return tuple(value)

@@ -1,0 +1,216 @@
+"""Vulnerability feeds, parsed as the untrusted input they are, into advisories per Debian source
+package for one release.
+
+Two shapes are read:
+- a Debian Security Tracker JSON export (https://security-tracker.debian.org/tracker/data/json):
+  `{SOURCE: {CVE-ID: {"description": .., "releases": {"bookworm": {"status": "resolved"|"open"|
+  "undetermined", "fixed_version": "..", "urgency": ".."}}}}}`; `resolved` with a fixed version
+  means fixed there (fixed_version "0": never affected), `open`/`undetermined` means not yet fixed.
+- OSV records for the ecosystem `Debian:12` (one record, a JSON list of them, or a zip of JSON
+  files as osv.dev exports them): `affected[].package{ecosystem, name}` (the source package),
+  `ranges[{type: ECOSYSTEM, events: [{introduced}, {fixed}]}]`; severity from
+  `affected[].ecosystem_specific.urgency`, `database_specific.severity` or a numeric CVSS score.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from bakery.core import documents
+from bakery.scan.source import FeedError, Raw
+
+MAX_ZIP_MEMBERS = 200_000
+MAX_TEXT = 2000  # characters of a description kept
+_ID = re.compile(r"^[A-Z][A-Z0-9]*-[0-9A-Za-z][0-9A-Za-z.:-]{0,80}$")
+_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]{0,200}$")
+_VERSION = re.compile(r"^[0-9A-Za-z.+~:-]{1,200}$")
+_URGENCIES = {"unimportant": "unimportant", "low": "low", "medium": "medium", "high": "high"}
+_WORDS = {"low": "low", "moderate": "medium", "medium": "medium", "high": "high", "important": "high"}
+_WORDS |= {"critical": "critical", "none": "none", "negligible": "unimportant", "unimportant": "unimportant"}
+
+
+@dataclass(frozen=True)
+class Advisory:
+    """One advisory against one source package in one release."""
+
+    id: str
+    source: str
+    fixed: str | None  # the first fixed version; None: not yet fixed
+    introduced: str | None  # the first affected version (OSV); None: every earlier version
+    severity: str  # one of config.scan_models.SEVERITIES
+    given: str  # the severity as the feed says it ("high", "not yet assigned", "CVSS:3.1/…")
+    aliases: tuple[str, ...] = ()
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Feed:
+    where: str
+    digest: str
+    format: str  # debian-security-tracker | osv
+    release: str  # "bookworm" / "Debian:12"
+    advisories: dict[str, tuple[Advisory, ...]]  # by source package
+
+    def count(self) -> int:
+        return sum(len(a) for a in self.advisories.values())
+
+
+def parse(raw: Raw, *, codename: str, number: str) -> Feed:
+    """The advisories of `raw` for Debian `number` (`codename`). Raises FeedError for anything
+    that is not one of the two shapes."""
+    if raw.data[:4] == b"PK\x03\x04":
+        return _collect(raw, "osv", f"Debian:{number}", _osv_all(_zip_records(raw), f"Debian:{number}"))
+    try:
+        document = documents.parse(raw.data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise FeedError(f"feed {raw.where}: not JSON: {exc}") from None
+    if isinstance(document, list) or (isinstance(document, dict) and "affected" in document):
+        records = document if isinstance(document, list) else [document]
+        return _collect(raw, "osv", f"Debian:{number}", _osv_all(records, f"Debian:{number}"))
+    if isinstance(document, dict):
+        return _collect(raw, "debian-security-tracker", codename, _tracker(document, codename, raw.where))
+    raise FeedError(f"feed {raw.where}: neither a Debian Security Tracker export nor OSV records")
+
+
+def _collect(raw: Raw, kind: str, release: str, found: Iterator[Advisory]) -> Feed:
+    by_source: dict[str, list[Advisory]] = {}
+    for advisory in found:
+        by_source.setdefault(advisory.source, []).append(advisory)
+    advisories = {name: tuple(each) for name, each in by_source.items()}
+    return Feed(raw.where, raw.digest, kind, release, advisories)
+
+
+def _tracker(document: dict[str, Any], codename: str, where: str) -> Iterator[Advisory]:
+    for source, entries in document.items():
+        if not isinstance(entries, dict) or not _PACKAGE.match(str(source)):
+            raise FeedError(f"feed {where}: {str(source)[:60]!r} is not a source package with its advisories")
+        for cve, entry in entries.items():
+            if not _ID.match(str(cve)) or not isinstance(entry, dict):
+                continue  # not an advisory id (TEMP-… ids, which the tracker gives unnamed issues, are kept)
+            releases = entry.get("releases")
+            there = releases.get(codename) if isinstance(releases, dict) else None
+            if not isinstance(there, dict):
+                continue
+            status = there.get("status")
+            fixed = _version(there.get("fixed_version"))
+            if status == "resolved" and fixed is None:
+                continue  # resolved with no version: nothing to compare with, it says not affected
+            if status not in ("resolved", "open", "undetermined"):
+                continue
+            urgency = _text(there.get("urgency"), 40).rstrip("*").strip()
+            yield Advisory(
+                id=str(cve),
+                source=str(source),
+                fixed=fixed if status == "resolved" else None,
+                introduced=None,
+                severity=_URGENCIES.get(urgency, "unknown"),
+                given=urgency or "not given",
+                description=_text(entry.get("description"), MAX_TEXT),
+            )
+
+
+def _zip_records(raw: Raw) -> Iterator[Any]:
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(raw.data))
+        members = [m for m in archive.infolist() if m.filename.endswith(".json") and not m.is_dir()]
+        if len(members) > MAX_ZIP_MEMBERS:
+            raise FeedError(f"feed {raw.where}: {len(members)} files, more than {MAX_ZIP_MEMBERS}")
+        budget = 8 * len(raw.data) + (64 << 20)  # what its records may inflate to, all told
+        for member in members:
+            budget -= member.file_size
+            if budget < 0 or member.file_size > (16 << 20):
+                raise FeedError(f"feed {raw.where}: its files inflate beyond what a feed of its size holds")
+            with archive.open(member) as handle:
+                data = handle.read((16 << 20) + 1)
+            yield documents.parse(data)
+    except (zipfile.BadZipFile, ValueError, UnicodeDecodeError, OSError) as exc:
+        raise FeedError(f"feed {raw.where}: not a zip of OSV JSON records: {exc}") from None
+
+
+def _osv_all(records: Any, ecosystem: str) -> Iterator[Advisory]:
+    for record in records:
+        if isinstance(record, dict):
+            yield from _osv(record, ecosystem)
+
+
+def _osv(record: dict[str, Any], ecosystem: str) -> Iterator[Advisory]:
+    ident = _text(record.get("id"), 100)
+    affected = record.get("affected")
+    if not _ID.match(ident) or not isinstance(affected, list):
+        return
+    aliases = tuple(
+        a for a in _strings(record.get("aliases")) + _strings(record.get("upstream")) if _ID.match(a) and a != ident
+    )
+    description = _text(record.get("details") or record.get("summary"), MAX_TEXT)
+    for entry in affected:
+        package = entry.get("package") if isinstance(entry, dict) else None
+        if not isinstance(package, dict) or package.get("ecosystem") != ecosystem:
+            continue
+        name = _text(package.get("name"), 200)
+        if not _PACKAGE.match(name):
+            continue
+        severity, given = _osv_severity(record, entry)
+        ranges = entry.get("ranges")
+        for span in ranges if isinstance(ranges, list) else []:
+            if (
+                not isinstance(span, dict)
+                or span.get("type") != "ECOSYSTEM"
+                or not isinstance(span.get("events"), list)
+            ):
+                continue
+            introduced: str | None = None
+            for event in span["events"]:
+                if not isinstance(event, dict):
+                    continue
+                if "introduced" in event:
+                    introduced = _version(event.get("introduced"))
+                elif "fixed" in event:
+                    yield Advisory(ident, name, _version(event.get("fixed")) or "0", _start(introduced),
+                                   severity, given, aliases, description)  # fmt: skip
+                    introduced = None
+            if introduced is not None:  # introduced and never fixed: not yet fixed
+                yield Advisory(ident, name, None, _start(introduced), severity, given, aliases, description)
+
+
+def _osv_severity(record: dict[str, Any], entry: dict[str, Any]) -> tuple[str, str]:
+    for block in (entry.get("ecosystem_specific"), entry.get("database_specific"), record.get("database_specific")):
+        if isinstance(block, dict):
+            for key in ("urgency", "severity"):
+                word = _text(block.get(key), 40).rstrip("*").strip()
+                if word:
+                    return _WORDS.get(word.lower(), "unknown"), word
+    for each in record.get("severity") or []:
+        score = each.get("score") if isinstance(each, dict) else None
+        if isinstance(score, int | float) or (isinstance(score, str) and re.fullmatch(r"[0-9]{1,2}(\.[0-9])?", score)):
+            return _cvss_rating(float(score)), str(score)
+        if isinstance(score, str) and score:
+            return "unknown", _text(score, 200)  # a CVSS vector: bakery does not compute its score
+    return "unknown", "not given"
+
+
+def _cvss_rating(score: float) -> str:
+    """CVSS v3 qualitative rating of a base score."""
+    if score <= 0:
+        return "none"
+    return "low" if score < 4 else "medium" if score < 7 else "high" if score < 9 else "critical"
+
+
+def _start(introduced: str | None) -> str | None:
+    return None if introduced in (None, "0") else introduced
+
+
+def _version(value: Any) -> str | None:
+    return value if isinstance(value, str) and _VERSION.match(value) else None
+
+
+def _text(value: Any, limit: int) -> str:
+    return value[:limit] if isinstance(value, str) else ""
+
+
+def _strings(value: Any) -> list[str]:
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
