@@ -44,6 +44,8 @@ demo: setup
 # integration tiers (mostly waiting on moto, the fake GCE server and Packer) run beside it, at a
 # lower CPU priority: the e2e tier is the longer, and the others fill its waits; their report
 # follows the e2e one, and the target fails when either process does.
+# The report's browser test keeps its screenshots here (a CI job can upload the directory).
+test: export BAKERY_REPORT_SCREENSHOTS ?= $(CURDIR)/test-artifacts/report
 test: setup
 	@fast_log=$$(mktemp); \
 	nice -n 5 $(BIN)/pytest --ignore=tests/e2e --durations=10 >"$$fast_log" 2>&1 & fast=$$!; \

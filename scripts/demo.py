@@ -7,7 +7,8 @@
 3. bake a broken `web` (its /healthz answers 500, from demo.images.yaml: images.yaml with
    `healthz_status: 500`): its test refuses it, the bake fails naming the check, and promoting it
    is refused, so it never reaches the channel and the group keeps serving the good version;
-4. print the channel's history, the group's status and the audit trail.
+4. `bakery diff` of the two versions: the changed playbook variables, and no package changed;
+5. print the channel's history, the group's status and the audit trail.
 
 The group keeps running afterwards (`bakery down web-local` stops it).
 """
@@ -63,6 +64,17 @@ def ref_of(result: dict[str, object]) -> str:
     return f"{record['name']}@{record['version']}"
 
 
+def diff(before: str, after: str) -> bool:
+    """Show `bakery diff` of two versions; True when it names the changed variable and no package."""
+    bakery("diff", before, after, "--target", "local", config=BROKEN)
+    argv = [BAKERY, "diff", before, after, "--target", "local", "--json", "--file", str(BROKEN)]
+    found = json.loads(subprocess.run(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True, check=True).stdout)
+    packages = found["packages"]
+    names = [change["name"] for change in found["inputs"]]
+    same = not (packages["added"] or packages["removed"] or packages["changed"])
+    return same and "entry.vars.healthz_status" in names
+
+
 def main() -> int:
     started = time.monotonic()
     bakery("validate")
@@ -78,6 +90,7 @@ def main() -> int:
     with Traffic(PORT) as loop:  # the group keeps serving the good version throughout
         code, broken = bake(BROKEN, ok=(1,))
         refused = bakery("promote", ref_of(broken), "--to", "testing", "--target", "local", config=BROKEN, ok=(1,))
+    same_packages = diff(ref_of(good), ref_of(broken))
     bakery("channels", "testing")
     bakery("status", "web-local")
     bakery("audit", "--since", "1h")
@@ -88,7 +101,7 @@ def main() -> int:
     for line in loop.failed[:10]:
         print(f"    {line}")
     print(f"\ndemo took {time.monotonic() - started:.0f}s; `bakery down web-local` stops the group")
-    return 1 if loop.failed or code != 1 or refused != 1 else 0
+    return 1 if loop.failed or code != 1 or refused != 1 or not same_packages else 0
 
 
 if __name__ == "__main__":
