@@ -11,7 +11,9 @@ vulnerability predicate v0.2 (https://github.com/in-toto/attestation/blob/main/s
      "predicate": {
        "scanner": {"uri": "https://bakery.dev/scan", "version": "<bakery's>",
                    "db": {"uri": "<the feed as named>", "version": "sha256:<of its bytes>",
-                          "lastUpdate": "<RFC 3339: when it was read>"},
+                          "lastUpdate": "<RFC 3339: when it was read>",
+                          "advisories": <how many it holds for the image's release>,
+                          "newest": "<RFC 3339: its newest record's `modified` (OSV)>" | null (tracker)},
                    "result": [{"id": "CVE-2024-5535",
                                "severity": [{"method": "<feed format>", "score": "<as the feed says>"}],
                                "annotations": [{"source": "openssl", "installed": "3.0.13-1~deb12u1",
@@ -58,6 +60,8 @@ class Db:
     digest: str  # sha256 of its bytes
     format: str
     read: str  # RFC 3339
+    advisories: int = 0  # how many it holds for the image's release
+    newest: str | None = None  # its newest record's date (OSV `modified`); None: it says none (tracker)
 
 
 def statement(subject: Subject, db: Db, findings: tuple[Finding, ...], started: str, finished: str) -> dict[str, Any]:
@@ -70,7 +74,13 @@ def statement(subject: Subject, db: Db, findings: tuple[Finding, ...], started: 
             "scanner": {
                 "uri": SCANNER,
                 "version": __version__,
-                "db": {"uri": db.uri, "version": db.digest, "lastUpdate": db.read},
+                "db": {
+                    "uri": db.uri,
+                    "version": db.digest,
+                    "lastUpdate": db.read,
+                    "advisories": db.advisories,
+                    "newest": db.newest,
+                },
                 "result": [_result(f, db.format) for f in findings],
             },
             "metadata": {"scanStartedOn": started, "scanFinishedOn": finished},
@@ -117,6 +127,7 @@ class StoredScan:
     scanned: str = ""
     findings: tuple[Finding, ...] = ()
     signed_by: tuple[str, ...] = ()
+    feed_newest: str | None = None  # the feed's newest date, as recorded (None: not said)
 
 
 def read(trust: TrustContext, target: str, name: str, version: str, provenance_digest: str) -> StoredScan:
@@ -138,10 +149,11 @@ def read(trust: TrustContext, target: str, name: str, version: str, provenance_d
         db = scanner["db"]
         findings = tuple(_finding(r) for r in _bounded_list(scanner["result"]))
         feed, digest, scanned = (_str(db, "uri"), _str(db, "version"), _str(db, "lastUpdate"))
+        newest = _str(db, "newest") if db.get("newest") is not None else None
     except (ValueError, KeyError, TypeError, TrustError) as exc:
         return StoredScan("invalid", f"{key} does not verify: {getattr(exc, 'message', exc)}", key)
     detail = f"{len(findings)} finding(s) with feed {feed}, scanned {scanned}"
-    return StoredScan("present", detail, key, feed, digest, scanned, findings, verified.signed_by)
+    return StoredScan("present", detail, key, feed, digest, scanned, findings, verified.signed_by, newest)
 
 
 def _problem(document: Mapping[str, Any], image: tuple[str, str, str], provenance_digest: str) -> str:

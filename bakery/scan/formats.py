@@ -14,10 +14,12 @@ Two shapes are read:
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import re
 import zipfile
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +57,7 @@ class Feed:
     format: str  # debian-security-tracker | osv
     release: str  # "bookworm" / "Debian:12"
     advisories: dict[str, tuple[Advisory, ...]]  # by source package
+    newest: str | None = None  # the newest `modified` of its OSV records (RFC 3339, UTC); tracker: None
 
     def count(self) -> int:
         return sum(len(a) for a in self.advisories.values())
@@ -62,30 +65,58 @@ class Feed:
 
 def parse(raw: Raw, *, codename: str, number: str) -> Feed:
     """The advisories of `raw` for Debian `number` (`codename`). Raises FeedError for anything
-    that is not one of the two shapes."""
+    that is not one of the two shapes, and for a feed with no advisory for that release (an
+    empty or wrong-release feed would otherwise scan clean)."""
+    held: Counter[str] = Counter()  # entries per release (tracker codename, OSV ecosystem)
+    ecosystem = f"Debian:{number}"
     if raw.data[:4] == b"PK\x03\x04":
-        return _collect(raw, "osv", f"Debian:{number}", _osv_all(_zip_records(raw), f"Debian:{number}"))
-    try:
-        document = documents.parse(raw.data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise FeedError(f"feed {raw.where}: not JSON: {exc}") from None
-    if isinstance(document, list) or (isinstance(document, dict) and "affected" in document):
-        records = document if isinstance(document, list) else [document]
-        return _collect(raw, "osv", f"Debian:{number}", _osv_all(records, f"Debian:{number}"))
-    if isinstance(document, dict):
-        return _collect(raw, "debian-security-tracker", codename, _tracker(document, codename, raw.where))
-    raise FeedError(f"feed {raw.where}: neither a Debian Security Tracker export nor OSV records")
+        feed = _collect(raw, "osv", ecosystem, _osv_all(_zip_records(raw), ecosystem, held))
+    else:
+        try:
+            document = documents.parse(raw.data)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise FeedError(f"feed {raw.where}: not JSON: {exc}") from None
+        if isinstance(document, list) or (isinstance(document, dict) and "affected" in document):
+            records = document if isinstance(document, list) else [document]
+            feed = _collect(raw, "osv", ecosystem, _osv_all(records, ecosystem, held))
+        elif isinstance(document, dict):
+            feed = _collect(raw, "debian-security-tracker", codename, _tracker(document, codename, raw.where, held))
+        else:
+            raise FeedError(f"feed {raw.where}: neither a Debian Security Tracker export nor OSV records")
+    if not feed.count():
+        raise FeedError(
+            f"feed {raw.where} has no advisories for Debian {number} ({codename}): {_holding(held)}",
+            hint=f"name a feed for Debian {number}: the Debian Security Tracker's JSON export or osv.dev's",
+        )
+    return feed
 
 
-def _collect(raw: Raw, kind: str, release: str, found: Iterator[Advisory]) -> Feed:
+def _holding(held: Counter[str]) -> str:
+    total = sum(held.values())
+    if not total:
+        return "it holds no entries at all"
+    counts = [f"{count} for {release}" for release, count in held.most_common(5)]
+    more = f", and {len(held) - 5} more releases" if len(held) > 5 else ""
+    if len(held) == 1:
+        return f"it holds {total} entr{'y' if total == 1 else 'ies'} for {next(iter(held))}"
+    return f"it holds {total} entries: {', '.join(counts)}{more}"
+
+
+def _collect(raw: Raw, kind: str, release: str, found: Iterator[Advisory | str]) -> Feed:
+    """The advisories `found` yields by source package; a string it yields is an OSV record's
+    `modified` (RFC 3339, UTC), the newest of them kept."""
     by_source: dict[str, list[Advisory]] = {}
+    newest: str | None = None
     for advisory in found:
+        if isinstance(advisory, str):
+            newest = max(newest or advisory, advisory)
+            continue
         by_source.setdefault(advisory.source, []).append(advisory)
     advisories = {name: tuple(each) for name, each in by_source.items()}
-    return Feed(raw.where, raw.digest, kind, release, advisories)
+    return Feed(raw.where, raw.digest, kind, release, advisories, newest)
 
 
-def _tracker(document: dict[str, Any], codename: str, where: str) -> Iterator[Advisory]:
+def _tracker(document: dict[str, Any], codename: str, where: str, held: Counter[str]) -> Iterator[Advisory]:
     for source, entries in document.items():
         if not isinstance(entries, dict) or not _PACKAGE.match(str(source)):
             raise FeedError(f"feed {where}: {str(source)[:60]!r} is not a source package with its advisories")
@@ -93,6 +124,8 @@ def _tracker(document: dict[str, Any], codename: str, where: str) -> Iterator[Ad
             if not _ID.match(str(cve)) or not isinstance(entry, dict):
                 continue  # not an advisory id (TEMP-… ids, which the tracker gives unnamed issues, are kept)
             releases = entry.get("releases")
+            if isinstance(releases, dict):
+                held.update(str(name)[:40] for name in releases)
             there = releases.get(codename) if isinstance(releases, dict) else None
             if not isinstance(there, dict):
                 continue
@@ -132,10 +165,31 @@ def _zip_records(raw: Raw) -> Iterator[Any]:
         raise FeedError(f"feed {raw.where}: not a zip of OSV JSON records: {exc}") from None
 
 
-def _osv_all(records: Any, ecosystem: str) -> Iterator[Advisory]:
+def _osv_all(records: Iterable[Any], ecosystem: str, held: Counter[str]) -> Iterator[Advisory | str]:
     for record in records:
-        if isinstance(record, dict):
-            yield from _osv(record, ecosystem)
+        if not isinstance(record, dict):
+            continue
+        affected = record.get("affected")
+        for entry in affected if isinstance(affected, list) else []:
+            package = entry.get("package") if isinstance(entry, dict) else None
+            if isinstance(package, dict):
+                held[_text(package.get("ecosystem"), 40) or "no ecosystem"] += 1
+        if (modified := _moment(record.get("modified"))) is not None:
+            yield modified
+        yield from _osv(record, ecosystem)
+
+
+def _moment(value: Any) -> str | None:
+    """An RFC 3339 time as UTC `YYYY-MM-DDTHH:MM:SSZ`; None when it is not one."""
+    if not isinstance(value, str) or len(value) > 40:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        return None
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _osv(record: dict[str, Any], ecosystem: str) -> Iterator[Advisory]:

@@ -45,6 +45,8 @@ class Scan:
     scanned: str  # RFC 3339
     findings: tuple[Finding, ...]
     skipped: tuple[str, ...] = ()  # advisories whose versions do not parse
+    advisories: int = 0  # how many the feed holds for the image's release
+    feed_newest: str | None = None  # the feed's newest record's date (OSV); None: it says none
 
     @property
     def fixed(self) -> tuple[Finding, ...]:
@@ -104,12 +106,12 @@ class Scanner:
         findings, skipped = match(sbom.packages, feed)
         return Scan(
             record.ref, record.target, provenance, sbom.system, feed.where, feed.digest, feed.format,
-            feed.release, started, findings, skipped,
+            feed.release, started, findings, skipped, feed.count(), feed.newest,
         )  # fmt: skip
 
     def store(self, scan: Scan, subject: Subject) -> str:
         """Sign the scan and keep it in the registry; returns its key."""
-        db = attest.Db(scan.feed, scan.feed_digest, scan.format, scan.scanned)
+        db = attest.Db(scan.feed, scan.feed_digest, scan.format, scan.scanned, scan.advisories, scan.feed_newest)
         return attest.store(self.trust, attest.statement(subject, db, scan.findings, scan.scanned, _stamp()))
 
     def stored(self, record: ImageRecord, provenance: str) -> StoredScan:

@@ -183,3 +183,29 @@ def test_a_url_feed_is_fetched_once_within_its_size_and_redirects_only_to_http(s
         source.read(f"{server}/redirect-file", base=tmp_path, timeout=5, max_bytes=1 << 20)
     with pytest.raises(FeedError, match=re.escape("redirected to 'ftp://127.0.0.1/x', which is not http(s)")):
         source.read(f"{server}/redirect-ftp", base=tmp_path, timeout=5, max_bytes=1 << 20)
+
+
+def test_a_feed_with_no_advisory_for_the_images_release_is_refused_naming_what_it_holds() -> None:
+    """An empty or wrong-release feed would scan clean: it is refused, naming what it holds."""
+    old = {"bullseye": {"status": "resolved", "fixed_version": "1"}}
+    bullseye = {
+        "openssl": {"CVE-2025-1": {"releases": {"bullseye": {"status": "open"}}}, "CVE-2025-2": {"releases": old}}
+    }
+    osv11 = {"id": "DSA-1-1", "modified": "2025-01-01T00:00:00Z", "affected": [
+        {"package": {"ecosystem": "Debian:11", "name": "openssl"},
+         "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1"}]}]}]}  # fmt: skip
+    cases = {
+        b"{}": "it holds no entries at all",
+        b"[]": "it holds no entries at all",
+        json.dumps(bullseye).encode(): "it holds 2 entries for bullseye",
+        json.dumps(osv11).encode(): "it holds 1 entry for Debian:11",
+    }
+    for data, held in cases.items():
+        with pytest.raises(FeedError) as caught:
+            formats.parse(raw(data, "wrong.json"), codename="bookworm", number="12")
+        assert caught.value.message == f"feed wrong.json has no advisories for Debian 12 (bookworm): {held}"
+
+
+def test_an_osv_feed_knows_its_newest_record_and_a_tracker_export_has_no_date() -> None:
+    assert parsed(OSV).newest == "2025-10-01T00:00:00Z"
+    assert parsed(TRACKER).newest is None

@@ -92,6 +92,7 @@ def test_scan_lists_fixed_and_not_yet_fixed_apart_and_stores_a_signed_vulns_stat
     assert statement["subject"][0]["annotations"]["provenance"] == verified["digest"]
     db = statement["predicate"]["scanner"]["db"]
     assert db["uri"] == str(TRACKER) and db["version"].startswith("sha256:")
+    assert (db["advisories"], db["newest"]) == (7, None)  # a tracker export dates nothing
     assert [r["id"] for r in statement["predicate"]["scanner"]["result"]] == [
         "CVE-2025-9230", "CVE-2025-0395", "CVE-2010-4756", "TEMP-0000000-7B5E38",
     ]  # fmt: skip
@@ -134,6 +135,19 @@ def test_what_scan_cannot_do_is_said(world: World, tmp_path: Any) -> None:
     linked = world.run("scan", ref, "--target", "aws", "--feed", str(link))
     assert linked.exit_code == 1 and "it is a symlink (not followed)" in linked.stderr
     assert "no channel 'nope'" in world.run("scan", ref, "--feed", str(TRACKER), "--channel", "nope").stderr
+
+
+def test_a_feed_without_the_images_release_fails_the_scan_and_the_promote_gate(world: World, tmp_path: Any) -> None:
+    wrong = tmp_path / "bullseye.json"
+    wrong.write_text('{"openssl": {"CVE-2025-1": {"releases": {"bullseye": {"status": "open"}}}}}')
+    with_policy(world, "{max_severity: high}", feed=wrong)
+    ref = world.bake()
+    said = f"feed {wrong} has no advisories for Debian 12 (bookworm): it holds 1 entry for bullseye"
+    scanned = world.run("scan", ref, "--target", "aws")
+    assert scanned.exit_code == 1 and said in scanned.stderr
+    assert trust_of(world).store.get("scan/aws/web/1.0.0.json") is None  # nothing signed "0 findings"
+    promoted = world.run("promote", ref, "--to", "testing", "--target", "aws")
+    assert promoted.exit_code == 1 and said in promoted.output
 
 
 def trust_of(world: World) -> TrustContext:
