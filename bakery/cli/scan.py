@@ -13,11 +13,11 @@ from bakery.cli.trust import TargetOpt, _trust
 from bakery.errors import UsageError
 
 
-def _scans(file: Path | None, feed: str | None) -> Any:
+def _scans(file: Path | None, feed: str | None, replace_older: bool) -> Any:
     from bakery.scan.service import Scans
 
     project, trust, provider_for = _trust(file, TerminalReporter())
-    return Scans(project, trust, provider_for, feed=feed)
+    return Scans(project, trust, provider_for, feed=feed, replace_older=replace_older)
 
 
 @handled
@@ -28,6 +28,9 @@ def scan(
         None, "--feed", help="A Debian Security Tracker JSON export or OSV export (file or URL); else images.yaml's."
     ),
     channel: str | None = typer.Option(None, "--channel", help="Judge against this channel's policy."),
+    replace_older: bool = typer.Option(
+        False, "--replace-older", help="Store the scan even when the stored one was made with a newer feed."
+    ),
     target: str | None = TargetOpt,
     file: Path | None = FileOpt,
     as_json: bool = JsonOpt,
@@ -38,12 +41,14 @@ def scan(
     The feed is only ever the one named (--feed, or scan: {feed:} in images.yaml). Fixed and
     not-yet-fixed findings are listed apart; each channel's scan policy it is the head of (or
     --channel's) judges them. Exit 0 when scanned, 1 when a policy is violated (or the SBOM,
-    provenance or feed cannot be trusted or read)."""
+    provenance or feed cannot be trusted or read, or holds no advisory for the image's release).
+    A scan made with an older feed than the stored one's is refused (exit 1) unless
+    --replace-older."""
     if heads == (ref is not None):
         raise UsageError("say IMAGE@VERSION or --heads (one of them)")
     if heads and (channel or target):
         raise UsageError("--heads scans every channel's head: --channel and --target do not go with it")
-    scans = _scans(file, feed)
+    scans = _scans(file, feed, replace_older)
     if heads:
         result = scans.rescan_heads()
         body = dataclasses.asdict(result)
@@ -77,6 +82,8 @@ def _image_text(found: Any) -> str:
         f"{len(s.not_yet_fixed)} not yet fixed)",
         f"  feed {s.feed} ({s.format}, {s.release}, {s.feed_digest}); stored at {found.key}",
     ]
+    if found.replaced_newer:
+        lines.append(f"  WARNING: it replaced a scan made with a newer feed (--replace-older): {found.replaced_newer}")
     lines += _findings(s)
     lines += [f"  skipped: {each}" for each in s.skipped]
     lines += _verdict_lines(found.verdicts) or ["no channel policy judged it (it heads no channel with scan:)"]
@@ -114,6 +121,8 @@ def _heads_text(result: Any) -> str:
         counts = f"{len(s.findings)} finding(s), {len(s.not_yet_fixed)} not yet fixed"
         state = "" if h.verdict is None else "; policy ok" if h.verdict.ok else "; policy VIOLATED"
         lines.append(f"{where}: {h.ref}: {counts}{state}{'; REVOKED (revoke: true)' if h.revoked else ''}")
+        if h.replaced_newer:
+            lines.append(f"  WARNING: it replaced a scan made with a newer feed (--replace-older): {h.replaced_newer}")
         if h.verdict is not None:
             lines += [f"  over: {f.line()}" for f in h.verdict.over]
     return "\n".join(lines) or "no channel has a head to scan"

@@ -1,9 +1,10 @@
 """`bakery status`: per group, the intended image, what its instances run, any rollout under way,
 health, and drift (instances on another image than the intended one, or on images bakery did not
-bake), and the images it runs whose stored scan is over the policy of the channel it follows
-(bakery/scan/fleet.py). Exit 0 in sync, 3 on drift or such findings (act: roll out, finish, roll
-forward), 1 when what bakery would vouch for cannot be read: a group, the revocations, or the
-history of the channel a group follows (tampered, a bad signature, cut short): no rollout fixes that."""
+bake), and the images it runs whose stored scan is over the policy of the channel it follows, or
+that have none (bakery/scan/fleet.py). Exit 0 in sync, 3 on drift, such findings or an image not
+scanned (act: roll out, finish, roll forward, scan), 1 when what bakery would vouch for cannot be
+read: a group, the revocations, the history of the channel a group follows or the stored scan of an
+image it runs (tampered, a bad signature, cut short, replayed): no rollout fixes that."""
 
 from __future__ import annotations
 
@@ -46,6 +47,8 @@ class GroupStatus:
     fell_back: tuple[str, ...] = ()  # the revoked heads the channel fell back past
     channel_error: str | None = None  # why the channel's history cannot be trusted (exit 1)
     vulnerable: tuple[str, ...] = ()  # an image it runs whose stored scan is over its channel's policy (exit 3)
+    unscanned: tuple[str, ...] = ()  # an image it runs with no stored scan, its channel having a policy (exit 3)
+    scan_errors: tuple[str, ...] = ()  # an image it runs whose stored scan cannot be trusted (exit 1)
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ def status(rollouts: Rollouts, names: list[str]) -> StatusReport:
         rollouts.reporter.note(f"warning: cannot read revocations from the registry: {exc.message}")
     out = [_one(rollouts, name, table) for name in groups]
     # revocations unread: drift cannot be ruled out; a channel history that does not verify: nor its head
-    unreadable = table is None or any(g.error or g.channel_error for g in out)
+    unreadable = table is None or any(g.error or g.channel_error or g.scan_errors for g in out)
     code = EXIT_UNREADABLE if unreadable else EXIT_DRIFT if any(g.drift for g in out) else EXIT_IN_SYNC
     return StatusReport(tuple(out), code)
 
@@ -88,7 +91,8 @@ def _one(rollouts: Rollouts, name: str, table: dict[tuple[str, str], Revocation]
     head, behind, fell_back, channel_error = _channel(rollouts, name, state, reasons)
     refs = [*state.counts(), *([state.intended.image] if state.intended and state.intended.image else [])]
     project, verifier = rollouts.project, rollouts.gate.verifier
-    vulnerable = over_policy(project, rollouts.trust, verifier, group.channel, refs, everything)
+    scans = over_policy(project, rollouts.trust, verifier, group.channel, refs, everything)
+    vulnerable = [*scans.over, *scans.unscanned, *scans.unreadable]
     return GroupStatus(
         group=name,
         image=group.image,
@@ -111,7 +115,9 @@ def _one(rollouts: Rollouts, name: str, table: dict[tuple[str, str], Revocation]
         behind=behind,
         fell_back=fell_back,
         channel_error=channel_error,
-        vulnerable=tuple(vulnerable),
+        vulnerable=scans.over,
+        unscanned=scans.unscanned,
+        scan_errors=scans.unreadable,
     )
 
 

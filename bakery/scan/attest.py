@@ -1,7 +1,10 @@
 """Signed scan results in the registry, bound to the image's provenance (the machinery of SBOMs
 and test results: bakery/sbom/attest.py, bakery/trust/testresults.py).
 
-Where: `scan/<target>/<image>/<version>.json`; a later scan of the version replaces it. What: a
+Where: `scan/<target>/<image>/<version>.json`; a later scan of the version replaces it (the scan
+service refuses one made with an older feed unless told: service.py). Its audit event `scan` names
+the digest of the statement stored; a reader holds the registry to the newest such event, so an
+older envelope put back, or the scan deleted, reads as `invalid`. What: a
 DSSE envelope signed with this machine's signer whose payload is an in-toto Statement v1 with the
 vulnerability predicate v0.2 (https://github.com/in-toto/attestation/blob/main/spec/predicates/vulns.md):
 
@@ -34,11 +37,12 @@ from typing import Any, Literal
 
 from bakery import __version__
 from bakery.core import documents
-from bakery.core.jcs import jcs_bytes
+from bakery.core.jcs import jcs_bytes, sha256
 from bakery.core.provenance import STATEMENT_TYPE
 from bakery.errors import TrustError
 from bakery.registry.base import update
 from bakery.scan.match import Finding
+from bakery.trust.audit_facts import test_key
 from bakery.trust.context import TrustContext
 from bakery.trust.signing import PAYLOAD_TYPE, sign, verify
 from bakery.trust.testresults import Subject
@@ -105,14 +109,16 @@ def _result(finding: Finding, method: str) -> dict[str, Any]:
     }
 
 
-def store(trust: TrustContext, document: Mapping[str, Any]) -> str:
-    """Sign the scan statement and keep it at its key; returns the key."""
-    envelope = sign(jcs_bytes(dict(document)), PAYLOAD_TYPE, [trust.signer()])
+def store(trust: TrustContext, document: Mapping[str, Any]) -> tuple[str, str]:
+    """Sign the scan statement and keep it at its key; returns the key and the statement's digest
+    (what its audit event names)."""
+    payload = jcs_bytes(dict(document))
+    envelope = sign(payload, PAYLOAD_TYPE, [trust.signer()])
     annotations = document["subject"][0]["annotations"]
     key = key_of(annotations["target"], annotations["image"], annotations["version"])
     data = json.dumps(envelope, indent=2, sort_keys=True).encode() + b"\n"
     update(trust.store, key, lambda _there: data)
-    return key
+    return key, sha256(payload)
 
 
 @dataclass(frozen=True)
@@ -136,6 +142,10 @@ def read(trust: TrustContext, target: str, name: str, version: str, provenance_d
     raises (ProviderError)."""
     key = key_of(target, name, version)
     blob = trust.store.get(key)
+    logged = _logged(trust, target, f"{name}@{version}")
+    if blob is None and logged is not None:
+        problem = f"the signed audit log records a scan (event {logged[0]}), but the registry holds none (deleted?)"
+        return StoredScan("invalid", f"{key} in {trust.store.where}: {problem}", key)
     if blob is None:
         return StoredScan("none", f"no scan at {key} in {trust.store.where}", key)
     try:
@@ -143,6 +153,8 @@ def read(trust: TrustContext, target: str, name: str, version: str, provenance_d
         verified = verify(envelope, trust.keys, 1, payload_type=PAYLOAD_TYPE)
         document = verified.document
         problem = _problem(document, (name, version, target), provenance_digest)
+        if not problem and logged is not None and sha256(jcs_bytes(document)) != logged[1]:
+            problem = f"not the scan the signed audit log records last (event {logged[0]}): an older one put back?"
         if problem:
             return StoredScan("invalid", f"{key}: {problem}", key)
         scanner = document["predicate"]["scanner"]
@@ -154,6 +166,15 @@ def read(trust: TrustContext, target: str, name: str, version: str, provenance_d
         return StoredScan("invalid", f"{key} does not verify: {getattr(exc, 'message', exc)}", key)
     detail = f"{len(findings)} finding(s) with feed {feed}, scanned {scanned}"
     return StoredScan("present", detail, key, feed, digest, scanned, findings, verified.signed_by, newest)
+
+
+def _logged(trust: TrustContext, target: str, ref: str) -> tuple[int, str] | None:
+    """(seq, statement digest) of the newest scan event of `ref` on `target`; None when the log
+    records none that names its statement, or does not verify (what reads the log says so)."""
+    try:
+        return trust.logged().scans.get(test_key(target, ref))
+    except TrustError:
+        return None
 
 
 def _problem(document: Mapping[str, Any], image: tuple[str, str, str], provenance_digest: str) -> str:

@@ -109,8 +109,8 @@ class Scanner:
             feed.release, started, findings, skipped, feed.count(), feed.newest,
         )  # fmt: skip
 
-    def store(self, scan: Scan, subject: Subject) -> str:
-        """Sign the scan and keep it in the registry; returns its key."""
+    def store(self, scan: Scan, subject: Subject) -> tuple[str, str]:
+        """Sign the scan and keep it in the registry; returns its key and its statement's digest."""
         db = attest.Db(scan.feed, scan.feed_digest, scan.format, scan.scanned, scan.advisories, scan.feed_newest)
         return attest.store(self.trust, attest.statement(subject, db, scan.findings, scan.scanned, _stamp()))
 
@@ -138,6 +138,18 @@ def subject_of(statement: dict[str, object], record: ImageRecord, provenance: st
         target=record.target,
         provenance=provenance,
     )
+
+
+def older(scan: Scan, stored: StoredScan) -> str:
+    """Why `scan` is older than the trusted `stored` one ('' when it is not): its feed's newest date
+    is older, or (the dates not telling them apart) it was made earlier."""
+    if scan.feed_newest and stored.feed_newest and scan.feed_newest != stored.feed_newest:
+        if scan.feed_newest < stored.feed_newest:
+            return f"its feed's newest record is of {scan.feed_newest}, the stored scan's of {stored.feed_newest}"
+        return ""
+    if scan.scanned < stored.scanned:
+        return f"it was made at {scan.scanned}, the stored scan at {stored.scanned}"
+    return ""
 
 
 def today() -> dt.date:

@@ -1,7 +1,9 @@
 """What the verified audit log says, kept by the witness as it is followed: the newest revocation
 state of each image, how many moves each channel history has had, and what each image's newest
 test run found. The registry's own documents (revocations/, channels/, tests/) are held to them:
-a document set back, cut short or deleted, while the signed log records more, is a rollback."""
+a document set back, cut short or deleted, while the signed log records more, is a rollback. The
+newest `scan` event of an image names the digest of the scan statement it stored (scan/): another
+one in the registry, or none, is a replay or a deletion."""
 
 from __future__ import annotations
 
@@ -86,6 +88,7 @@ class Logged:
 
     moves: dict[str, dict[int, list[LoggedMove]]] = field(default_factory=dict)  # channel_key -> seq -> events
     overrides: frozenset[tuple[str, str]] = frozenset()  # (promotion subject, gate)
+    scans: dict[str, tuple[int, str]] = field(default_factory=dict)  # test_key -> (seq, statement digest), newest
 
 
 _ACTION_OF = {"promote": "promote", "promote-rollback": "rollback", "channel-fallback": "fallback"}
@@ -96,9 +99,12 @@ def logged(events: Iterable[Event]) -> Logged:
     (events of a log that verified)."""
     moves: dict[str, dict[int, list[LoggedMove]]] = {}
     overrides: set[tuple[str, str]] = set()
+    scans: dict[str, tuple[int, str]] = {}
     for event in events:
         if event.action == "override-gate" and event.result == "allowed":
             overrides.add((event.subject, str(event.details.get("gate", ""))))
+        if (scanned := scan_in(event)) is not None:
+            scans[scanned[0]] = (event.seq, scanned[1])
         found = _channel_event(event) if event.result in ("ok", INTENDED) else None
         if found is None:
             continue
@@ -119,4 +125,14 @@ def logged(events: Iterable[Event]) -> Logged:
                 intended=event.result == INTENDED,
             )
         )
-    return Logged(moves, frozenset(overrides))
+    return Logged(moves, frozenset(overrides), scans)
+
+
+def scan_in(event: Event) -> tuple[str, str] | None:
+    """(test_key, the digest of the scan statement stored) of a scan event ("web@1.0.1 on aws");
+    None for events of bakery before they named it."""
+    statement = event.details.get("statement")
+    if event.action != "scan" or event.result != "ok" or not isinstance(statement, str) or not statement:
+        return None
+    ref, sep, target = event.subject.partition(" on ")
+    return (test_key(target, ref), statement) if sep else None
