@@ -41,7 +41,8 @@ def scan(
     The feed is only ever the one named (--feed, or scan: {feed:} in images.yaml). Fixed and
     not-yet-fixed findings are listed apart; each channel's scan policy it is the head of (or
     --channel's) judges them. Exit 0 when scanned, 1 when a policy is violated (or the SBOM,
-    provenance or feed cannot be trusted or read, or holds no advisory for the image's release).
+    provenance or feed cannot be trusted or read, or holds no advisory for the image's release;
+    with --heads: a head could not be scanned).
     A scan made with an older feed than the stored one's is refused (exit 1) unless
     --replace-older."""
     if heads == (ref is not None):

@@ -97,7 +97,8 @@ class Scans:
 
     def rescan_heads(self) -> HeadsScan:
         """Scan every channel's head now, store each result, judge it against its channel's policy
-        and revoke it where the policy says `revoke: true` and it is over."""
+        and revoke it where the policy says `revoke: true` and it is over. A head that cannot be
+        scanned is said, and makes the exit 1 (a channel with no head does not)."""
         out: list[HeadScan] = []
         done: dict[tuple[str, str], tuple[Scan, str, str]] = {}
         for history in self.heads.channels.every():
@@ -118,7 +119,8 @@ class Scans:
             revoked = self._revoke(name, target, head.ref, verdict)
             out.append(HeadScan(name, target, image, head.ref, scan, key, verdict, revoked, replaced_newer=replaced))
         verdicts = tuple(h.verdict for h in out if h.verdict is not None)
-        return HeadsScan(tuple(out), _exit(verdicts))
+        unscanned = any(h.error and h.ref is not None for h in out)  # a head there, but not scanned
+        return HeadsScan(tuple(out), EXIT_VIOLATION if unscanned else _exit(verdicts))
 
     def _scan(self, record: ImageRecord, digest: str, statement: dict[str, object]) -> tuple[Scan, str, str]:
         """Scan and store; returns the scan, its key and why the scan it replaced was newer ('').

@@ -162,3 +162,15 @@ def stored_statement(world: World) -> dict[str, Any]:
     store = trust_of(world).store
     envelope = json.loads(store.get("scan/aws/web/1.0.0.json").data)
     return dict(json.loads(base64.b64decode(envelope["payload"])))
+
+
+def test_scan_heads_exits_1_when_a_head_could_not_be_scanned(world: World, tmp_path: Any) -> None:
+    ref = running_head(world)
+    wrong = tmp_path / "bullseye.json"
+    wrong.write_text('{"openssl": {"CVE-2025-1": {"releases": {"bullseye": {"status": "open"}}}}}')
+    result = world.run("scan", "--heads", "--feed", str(wrong))
+    assert result.exit_code == 1, result.output
+    assert result.stdout == (
+        f"testing web on aws: {ref}: not scanned: feed {wrong} has no advisories for Debian 12 (bookworm): "
+        "it holds 1 entry for bullseye\n"
+    )
