@@ -25,6 +25,7 @@ from bakery.errors import BakeryError
 
 MAX_STATUS_BYTES = 64 * 1024 * 1024  # a large Debian system's status file is a few MiB
 _SOURCE = re.compile(r"^(?P<name>[^\s(]+)(?:\s*\((?P<version>[^)\s]+)\))?$")
+_FIELD = re.compile(r"^(?P<name>[^\s:#][^:\s]*):")
 
 
 class PackageDbError(BakeryError):
@@ -53,15 +54,18 @@ class OsRelease:
 
 def parse_status(data: bytes) -> tuple[Package, ...]:
     """The packages `dpkg-query -W` lists from this status file, sorted by name and arch.
-    Raises PackageDbError when it is too large, not UTF-8 or an entry has no Package/Status."""
+    Raises PackageDbError when it is too large, not UTF-8, an entry has no Package/Status or
+    repeats a field (two entries without the blank line between them would merge)."""
     if len(data) > MAX_STATUS_BYTES:
         raise PackageDbError(f"the dpkg status file is {len(data)} bytes, more than {MAX_STATUS_BYTES}")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise PackageDbError(f"the dpkg status file is not UTF-8 ({exc})") from None
+    lines = text.splitlines(keepends=True)
+    _refuse_repeated_fields(lines)
     packages = []
-    for number, paragraph in enumerate(Deb822.iter_paragraphs(text.splitlines(keepends=True)), start=1):
+    for number, paragraph in enumerate(Deb822.iter_paragraphs(lines), start=1):
         name, status = paragraph.get("Package", "").strip(), paragraph.get("Status", "").split()
         if not name or len(status) != 3:
             raise PackageDbError(f"entry {number} of the dpkg status file has no Package or no three-word Status")
@@ -72,6 +76,26 @@ def parse_status(data: bytes) -> tuple[Package, ...]:
         arch = paragraph.get("Architecture", "").strip()
         packages.append(Package(name, arch, version, source, source_version, status[2]))
     return tuple(sorted(packages))
+
+
+def _refuse_repeated_fields(lines: list[str]) -> None:
+    """PackageDbError naming the line of a field its entry already has: dpkg refuses such a file,
+    and a parser keeping the last value would merge two entries whose blank line is missing."""
+    seen: dict[str, int] = {}  # field name (case-insensitive, as deb822) -> its line
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            seen = {}
+            continue
+        found = _FIELD.match(line)
+        if found is None:
+            continue  # a continuation line (or one dpkg would refuse for its own reasons)
+        name = found["name"].lower()
+        if name in seen:
+            raise PackageDbError(
+                f"line {number} of the dpkg status file repeats the field {found['name']!r} of line {seen[name]} "
+                "in one entry (dpkg refuses this; a blank line missing between two entries?)"
+            )
+        seen[name] = number
 
 
 def _source(field: str, name: str, version: str) -> tuple[str, str]:

@@ -55,6 +55,15 @@ def test_a_source_with_its_own_version_and_an_entry_without_version() -> None:
             "package a: Source '(x' is not 'NAME' or 'NAME (VERSION)'",
         ),
         (b"Package: \xff\nStatus: install ok installed\n", "the dpkg status file is not UTF-8"),
+        (
+            b"Package: a\nStatus: install ok installed\nVersion: 1\nPackage: b\nStatus: install ok installed\n",
+            "line 4 of the dpkg status file repeats the field 'Package' of line 1 in one entry (dpkg refuses this; "
+            "a blank line missing between two entries?)",
+        ),
+        (
+            b"Package: a\nStatus: install ok installed\n\nPackage: b\nversion: 1\n Description: x\nVersion: 2\n",
+            "line 7 of the dpkg status file repeats the field 'Version' of line 5 in one entry",
+        ),
     ],
 )
 def test_a_status_file_that_is_not_one_is_refused_by_name(status: bytes, message: str) -> None:
