@@ -1,9 +1,11 @@
 """The bytes of a vulnerability feed, from where the user named it and nowhere else: a regular
 file (no symlink followed, its size bounded) or an http(s) URL (fetched once, with a timeout and
-the same size bound; redirects only to http(s)). What comes back is untrusted: formats.py parses it."""
+the same size bound; redirects only to http(s), and from https only to https; a body cut short is
+refused). What comes back is untrusted: formats.py parses it."""
 
 from __future__ import annotations
 
+import http.client
 import os
 import stat
 import urllib.error
@@ -59,6 +61,8 @@ class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
         if not is_url(newurl):
             raise FeedError(f"feed {req.full_url}: redirected to {newurl!r}, which is not http(s)")
+        if req.full_url.startswith("https://") and not newurl.startswith("https://"):
+            raise FeedError(f"feed {req.full_url}: redirected from https to {newurl!r}, which is not https")
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
@@ -70,9 +74,16 @@ def _fetch(url: str, timeout: float, max_bytes: int) -> bytes:
             length = response.headers.get("Content-Length")
             if length is not None and length.isdigit() and int(length) > max_bytes:
                 raise FeedError(f"feed {url}: {length} bytes, more than the {max_bytes} allowed (scan.max_mib)")
-            return _bounded(response.read, url, max_bytes)
+            data = _bounded(response.read, url, max_bytes)
+            if length is not None and length.isdigit() and len(data) != int(length):
+                raise FeedError(f"feed {url}: the connection closed after {len(data)} of its {length} bytes")
+            return data
     except urllib.error.HTTPError as exc:
         raise FeedError(f"feed {url}: the server answered {exc.code} {exc.reason}") from None
+    except http.client.IncompleteRead:
+        raise FeedError(f"feed {url}: the connection closed before the end of its body") from None
+    except http.client.HTTPException as exc:  # a malformed answer (bad status line, headers)
+        raise FeedError(f"feed {url}: not a valid HTTP answer: {exc!r}") from None
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise FeedError(f"feed {url}: cannot be fetched: {reason}") from None

@@ -10,6 +10,7 @@ import io
 import json
 import re
 import threading
+import urllib.request
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -149,6 +150,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Location", "file:///etc/passwd" if self.path == "/redirect-file" else "ftp://127.0.0.1/x")
             self.end_headers()
             return
+        if self.path in ("/cut", "/cut-chunked"):  # the connection closes before the body's end
+            self.send_response(200)
+            chunked = self.path == "/cut-chunked"
+            self.send_header(*(("Transfer-Encoding", "chunked") if chunked else ("Content-Length", "5000")))
+            self.end_headers()
+            self.wfile.write(b"64\r\n" + b"x" * 100 + b"\r\n" if chunked else b"x" * 100)
+            return
         body = TRACKER.read_bytes() if self.path == "/feed.json" else b"x" * 5000
         self.send_response(200 if self.path != "/gone" else 404)
         if self.path != "/unsized":
@@ -209,3 +217,15 @@ def test_a_feed_with_no_advisory_for_the_images_release_is_refused_naming_what_i
 def test_an_osv_feed_knows_its_newest_record_and_a_tracker_export_has_no_date() -> None:
     assert parsed(OSV).newest == "2025-10-01T00:00:00Z"
     assert parsed(TRACKER).newest is None
+
+
+def test_a_url_feed_cut_short_is_refused_and_https_never_redirects_to_http(server: str, tmp_path: Path) -> None:
+    with pytest.raises(FeedError, match="the connection closed after 100 of its 5000 bytes"):
+        source.read(f"{server}/cut", base=tmp_path, timeout=5, max_bytes=1 << 20)
+    with pytest.raises(FeedError, match="the connection closed before the end of its body"):
+        source.read(f"{server}/cut-chunked", base=tmp_path, timeout=5, max_bytes=1 << 20)
+    handler = source._HttpOnlyRedirects()
+    request = urllib.request.Request("https://feeds.example/feed.json")
+    with pytest.raises(FeedError, match=re.escape("redirected from https to 'http://127.0.0.1/feed.json'")):
+        handler.redirect_request(request, None, 302, "Found", {}, "http://127.0.0.1/feed.json")
+    assert handler.redirect_request(request, None, 302, "Found", {}, "https://mirror.example/f.json") is not None
