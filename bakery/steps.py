@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
 
-from bakery import runner
+from bakery import runner, traces
 from bakery.errors import BakeryError, Interrupted
 from bakery.progress import Reporter
 
@@ -174,7 +174,7 @@ def execute(steps: Sequence[Step], journal: Journal, reporter: Reporter, *, phas
         if step.skip is None or not step.skip():
             journal.mark(current=step.name, status=RUNNING)
             reporter.phase(step.name, step.describe() if callable(step.describe) else step.describe)
-            with _recorded(step, journal):
+            with traces.step(step.name, phase=phase), _recorded(step, journal):
                 step.run(journal)
         journal.data["done"].append(step.name)
         journal.mark(current=None)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from bakery import packer, runner, steps
+from bakery import packer, runner, steps, traces
 from bakery.bake import leftovers, render
 from bakery.bake.build import run_packer
 from bakery.bake.stage import Staged, parent_of, render_staged, request_for, stage
@@ -137,7 +137,7 @@ class Baker:
         def waiting(holder: str) -> None:
             self.reporter.note(f"another bake of {name} on {target} is running (pid {holder}); waiting for it")
 
-        with runner.signal_guard(), exclusive(lock, waiting):
+        with runner.signal_guard(), traces.job("bake", image=name, target=target), exclusive(lock, waiting):
             bake = _Bake(
                 eff, provider, invocation, started, log_path, secrets, force, time.monotonic(), allow_revoked_parent
             )
@@ -235,6 +235,7 @@ class Baker:
         workdir.mkdir(parents=True)
         request = self._request(bake, version, workdir, parent)
         staged = stage(self.project, request, provider)
+        traces.annotate(version=version, inputs_digest=staged.digest)
         same = [r for r in existing if r.inputs_digest == staged.digest]
         up_to_date = None
         if same and not bake.force:
@@ -306,6 +307,7 @@ class Baker:
             more=bake.provider.more_subjects(request),
         )
         signed = self.attestations.sign(statement)
+        traces.annotate(provenance=signed.digest)
         leftovers.claim(bake.provider, eff.target, eff.name, resolved.version, bake.invocation)
         return _Verified(artifacts, statement, signed, made)
 

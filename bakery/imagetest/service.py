@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
-from bakery import runner, steps
+from bakery import runner, steps, traces
 from bakery.config.imagetests import ImageTests
 from bakery.config.load import EffectiveImage, Project
 from bakery.core import catalog
@@ -133,6 +133,13 @@ class Tester:
 
     def test_record(self, eff: EffectiveImage, record: ImageRecord, records: list[ImageRecord]) -> TestRun:
         """Test the recorded image `record` (one of `records`, its target's) as `eff` declares."""
+        attributes = {"image": record.name, "version": record.version, "target": record.target}
+        with traces.job("image-test", **attributes, inputs_digest=record.inputs_digest):
+            run = self._test(eff, record, records)
+            traces.annotate(result=run.result, passed=len(run.passed), failed=len(run.failed))
+            return run
+
+    def _test(self, eff: EffectiveImage, record: ImageRecord, records: list[ImageRecord]) -> TestRun:
         subject = self._subject(record, records)
         launcher = self._launcher or get_launcher(eff.kind, self.ws, self.reporter, self.clients)
         run = uuid.uuid4().hex[:10]
@@ -156,12 +163,15 @@ class Tester:
                 try:
                     self._sweep(launcher, request)
                     self.reporter.phase("test", f"{record.ref} on {record.target}: launching a test instance")
-                    launched = launcher.launch(request)
+                    with traces.step("launch"):
+                        launched = launcher.launch(request)
                     where = f"{launched.id} {launched.where}"
                     self.reporter.note(f"test instance {where}")
-                    self._run(eff, request, launcher, launched, found, lambda line: _write(log, line))
+                    with traces.step("run"):
+                        self._run(eff, request, launcher, launched, found, lambda line: _write(log, line))
                 finally:
-                    removed = self._cleanup(launcher, request, where)
+                    with traces.step("cleanup"):
+                        removed = self._cleanup(launcher, request, where)
             finally:
                 shutil.rmtree(workdir, ignore_errors=True)
         document = testresults.statement(

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bakery import steps
+from bakery import steps, traces
 from bakery.config.kinds import TargetSpec
 from bakery.config.load import Project
 from bakery.config.models import Group
@@ -369,9 +369,22 @@ class Rollouts:
 
     @contextmanager
     def _lock(self, rollout: Rollout) -> Iterator[None]:
+        """The group's lock, inside the rollout's span (when traced): all a rollout does is in both."""
         from bakery.rollout.locks import held
 
-        with held(self.ws.locks / f"group-{rollout.group}.lock", rollout.group, rollout.id, rollout.who):
+        record = rollout.to_record
+        with (
+            traces.job(
+                rollout.kind,
+                group=rollout.group,
+                rollout_id=rollout.id,
+                target=rollout.target,
+                image=record.name if record else rollout.to.image,
+                version=record.version if record else None,
+                inputs_digest=record.inputs_digest if record else None,
+            ),
+            held(self.ws.locks / f"group-{rollout.group}.lock", rollout.group, rollout.id, rollout.who),
+        ):
             yield
 
 

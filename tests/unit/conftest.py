@@ -75,3 +75,15 @@ def only_python_starts(stand_in_bin: Path) -> Iterator[None]:
         patch.setenv("PATH", f"{stand_in_bin}{os.pathsep}{os.environ['PATH']}")
         patch.setattr(subprocess.Popen, "_execute_child", _only_python)
         yield
+
+
+@pytest.fixture()
+def collector(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """An OpenTelemetry collector stand-in on 127.0.0.1 that OTEL_EXPORTER_OTLP_ENDPOINT names, and
+    a caller's TRACEPARENT (tests/fakes/collector.py): what bakery traces goes there."""
+    from tests.fakes.collector import CALLER_SPAN, CALLER_TRACE, Collector
+
+    with Collector().serving() as serving:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", serving.endpoint)
+        monkeypatch.setenv("TRACEPARENT", f"00-{CALLER_TRACE}-{CALLER_SPAN}-01")
+        yield serving

@@ -13,59 +13,19 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from bakery.bake import tools
-from bakery.bake.service import Baker, BuildResult
 from bakery.core.debris import Owner, boot_id, iso
 from bakery.errors import BakeryError, BuildError, Interrupted, ProviderError
 from bakery.progress import Recording
-from bakery.workspace import Workspace
-from tests.fakes.provider import FakePacker, FakeProvider
+from tests.fakes.provider import FakeProvider
+from tests.unit.bake.conftest import World
 
 SECRET = "s3cret-value-of-the-db-9f2c"
-
-
-@pytest.fixture()
-def packer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakePacker]:
-    stand_in = FakePacker(tmp_path / "bin")
-    monkeypatch.setenv("PATH", f"{stand_in.bin_dir}{os.pathsep}{os.environ['PATH']}")
-    tools.packer_version.cache_clear()  # the version is read once per process: read the stand-in's
-    yield stand_in
-    tools.packer_version.cache_clear()
-
-
-@dataclass
-class World:
-    project_dir: Any
-    fake: FakeProvider
-    packer: FakePacker
-    reporter: Recording
-
-    @property
-    def ws(self) -> Workspace:
-        return Workspace(self.project_dir.home)
-
-    def bake(self, *, force: bool = False) -> BuildResult:
-        baker = Baker(self.project_dir.load(), self.ws, self.reporter, provider=self.fake)
-        return baker.bake("web", "aws", force=force)
-
-    def work_directories(self) -> list[str]:
-        return [p.name for p in self.ws.builds.iterdir() if p.is_dir()]
-
-    def logs(self) -> list[Path]:
-        return sorted(self.ws.builds.glob("*.log"))
-
-
-@pytest.fixture()
-def world(project_dir: Any, tmp_path: Path, packer: FakePacker) -> World:
-    return World(project_dir, FakeProvider(inbox=tmp_path / "cloud"), packer, Recording())
 
 
 def ago(**delta: float) -> str:
