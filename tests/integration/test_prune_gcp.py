@@ -20,9 +20,9 @@ from bakery.config.load import load
 from bakery.core import provenance
 from bakery.progress import Silent
 from bakery.prune.service import Pruner
-from bakery.trust.channels import Channels, Proposal
 from bakery.trust.context import TrustContext
 from bakery.workspace import Workspace
+from tests.integration.channel_moves import promote
 from tests.integration.gcp_groups import CHECK, PROJECT, ZONE, World, gcp_world, image_name, seed_mig, stamp_labels
 
 runner = CliRunner()
@@ -74,9 +74,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         monkeypatch.chdir(root)
         monkeypatch.setenv("BAKERY_HOME", str(root / ".bakery"))
         project = load(root / "images.yaml")
-        Channels(TrustContext(project, Workspace.for_project(root), Silent())).append(
-            "stable", "gcp", "web", lambda _c: Proposal("promote", "1.0.2", "sha256:" + "0" * 64, "test", "test")
-        )
+        promote(TrustContext(project, Workspace.for_project(root), Silent()), "stable", "gcp", "web", "1.0.2")
         yield w
 
 
