@@ -249,9 +249,7 @@ class Provider(Protocol):
         "removed" is absent. A step sets the journal's value "destroying" before it removes the
         first part of the image: a prune abandoned after that cannot give the image back."""
 
-    def prune_next(
-        self, record: ImageRecord, *, replacement: ImageRecord | None, now: str, policy: Prune
-    ) -> str | None:
+    def prune_next(self, record: ImageRecord, *, replacement: ImageRecord | None, now: str) -> str | None:
         """What a prune would do to `record` next, for the dry run ("deprecate (DEPRECATED,
         replacement web-1-0-9)", "obsolete", "delete" on GCP's ladder); None: remove it whole."""
 
@@ -367,6 +365,9 @@ class CloudProvider(Generic[T]):
         if key not in self._clients:
             self._clients[key] = self._factory(service, where, endpoint)
         return self._clients[key]
+
+    def prune_abandon(self, record: ImageRecord) -> list[str]:
+        return []  # GCP: every rung is whole; a kept image on one is restored to ACTIVE by the prune
 
     def more_subjects(self, request: BakeRequest) -> list[tuple[str, dict[str, str]]]:
         return []  # an AMI or a GCP image is the whole of what boots

@@ -136,9 +136,7 @@ class Pruner:
             replacement = _newest_kept(verdicts, verdict)
             policy = policies[verdict.record.name]
             if not act:
-                rung = self.provider(verdict.target).prune_next(
-                    verdict.record, replacement=replacement, now=iso(now), policy=policy
-                )
+                rung = self.provider(verdict.target).prune_next(verdict.record, replacement=replacement, now=iso(now))
                 if rung is not None:
                     rungs[(verdict.image, verdict.target)] = rung
                 continue

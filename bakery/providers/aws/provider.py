@@ -322,9 +322,7 @@ class AwsProvider(CloudProvider[AwsTarget]):
             for s in aws_prune.prune_steps(self, record, now)
         ]
 
-    def prune_next(
-        self, record: ImageRecord, *, replacement: ImageRecord | None, now: str, policy: Prune
-    ) -> str | None:
+    def prune_next(self, record: ImageRecord, *, replacement: ImageRecord | None, now: str) -> str | None:
         return None
 
     def prune_restore(self, record: ImageRecord, *, act: bool) -> str | None:

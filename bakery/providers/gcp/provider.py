@@ -272,17 +272,12 @@ class GcpProvider(CloudProvider[GcpTarget]):
         return [replace(s, run=_guarded(f"pruning {record.ref}: {s.name}")(s.run)) for s in steps]
 
     @_guarded("reading an image's deprecation")
-    def prune_next(
-        self, record: ImageRecord, *, replacement: ImageRecord | None, now: str, policy: Prune
-    ) -> str | None:
+    def prune_next(self, record: ImageRecord, *, replacement: ImageRecord | None, now: str) -> str | None:
         return gcp_prune.next_rung(self, record, replacement=replacement, now=now)
 
     @_guarded("restoring an image to ACTIVE")
     def prune_restore(self, record: ImageRecord, *, act: bool) -> str | None:
         return gcp_prune.restore(self, record, act=act)
-
-    def prune_abandon(self, record: ImageRecord) -> list[str]:
-        return []  # every rung is whole; a kept image on one is restored to ACTIVE by the prune
 
     # --- what bakes leave behind --------------------------------------------------------------
 

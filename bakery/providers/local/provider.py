@@ -299,9 +299,7 @@ class LocalProvider:
 
         return [Step("remove", remove, f"removing {record.ref} from the local catalog")]
 
-    def prune_next(
-        self, record: ImageRecord, *, replacement: ImageRecord | None, now: str, policy: Prune
-    ) -> str | None:
+    def prune_next(self, record: ImageRecord, *, replacement: ImageRecord | None, now: str) -> str | None:
         return None
 
     def prune_restore(self, record: ImageRecord, *, act: bool) -> str | None:
