@@ -74,6 +74,14 @@ class ProviderError(BakeryError):
     """A cloud or hypervisor API refused or failed a request."""
 
 
+class InUse(BakeryError):
+    """Something uses an image a job was about to remove (`uses`: one line each); nothing was removed."""
+
+    def __init__(self, message: str, *, uses: tuple[str, ...], hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.uses = uses
+
+
 class TrustError(BakeryError):
     """A signature, a subject, a tag or a revocation check failed; `problems` names each thing that
     did not match (the message is the first of them)."""

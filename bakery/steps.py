@@ -48,7 +48,8 @@ class Journal:
         self.data = data
 
     @classmethod
-    def create(cls, path: Path, **fields: Any) -> Journal:
+    def create(cls, path: Path, *, exclusive: bool = False, **fields: Any) -> Journal:
+        """A new journal at `path`; with `exclusive`, FileExistsError if one is there already."""
         journal = cls(
             path,
             {
@@ -63,7 +64,7 @@ class Journal:
                 "error": None,
             },
         )
-        journal.save()
+        journal.save(exclusive=exclusive)
         return journal
 
     @classmethod
@@ -103,7 +104,7 @@ class Journal:
         """Remove the saved state: the run left nothing to resume or to look at."""
         self.path.unlink(missing_ok=True)
 
-    def save(self) -> None:
+    def save(self, *, exclusive: bool = False) -> None:
         self.data["updated"] = now()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
@@ -111,7 +112,13 @@ class Journal:
             json.dump(self.data, out, indent=2, sort_keys=True)
             out.flush()
             os.fsync(out.fileno())
-        os.replace(tmp, self.path)
+        if not exclusive:
+            os.replace(tmp, self.path)
+            return
+        try:
+            os.link(tmp, self.path)  # fails if the path exists: no other writer is overwritten
+        finally:
+            os.unlink(tmp)
 
 
 @dataclass(frozen=True)

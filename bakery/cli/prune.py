@@ -45,7 +45,14 @@ def payload(result: Any) -> dict[str, Any]:
     return {
         "dry_run": not result.acted,
         "verdicts": [
-            {"image": v.image, "target": v.target, "action": v.action, "created": v.created, "reasons": list(v.reasons)}
+            {
+                "image": v.image,
+                "target": v.target,
+                "action": v.action,
+                "created": v.created,
+                "reasons": list(v.reasons),
+                "next": result.next_rungs.get((v.image, v.target)),  # a ladder's next rung (GCP dry run)
+            }
             for v in result.verdicts
         ],
         "removed": [
@@ -60,21 +67,26 @@ def payload(result: Any) -> dict[str, Any]:
             for r in result.removals
         ],
         "unfinished": list(result.unfinished),
+        "notes": list(result.notes),  # abandoned prunes, images restored to ACTIVE (or that would be)
     }
 
 
 def text(result: Any) -> str:
-    if not result.verdicts and not result.removals:
+    if not result.verdicts and not result.removals and not result.notes:
         return "no recorded image versions"
     width = max([len(v.image) for v in result.verdicts] + [5])
     tw = max([len(v.target) for v in result.verdicts] + [6])
-    lines = [f"{'IMAGE':<{width}}  {'TARGET':<{tw}}  {'ACTION':<10}  REASONS"]
     rungs = {(r.image, r.target): r.rung.split()[0] for r in result.removals if r.rung}
+    actions = []
     for v in result.verdicts:
-        action = "keep" if v.action == "keep" else "remove"
+        action = "keep" if v.action == "keep" else result.next_rungs.get((v.image, v.target), "remove")
         if result.acted and v.action == "remove":
             action = rungs.get((v.image, v.target), "removed")
-        lines.append(f"{v.image:<{width}}  {v.target:<{tw}}  {action:<10}  {'; '.join(v.reasons)}")
+        actions.append(action)
+    aw = max([len(a) for a in actions] + [10])
+    lines = [f"{'IMAGE':<{width}}  {'TARGET':<{tw}}  {'ACTION':<{aw}}  REASONS"]
+    for v, action in zip(result.verdicts, actions, strict=True):
+        lines.append(f"{v.image:<{width}}  {v.target:<{tw}}  {action:<{aw}}  {'; '.join(v.reasons)}")
     for r in result.removals:
         if r.rung is not None:
             lines.append(f"{r.image} on {r.target}: {r.rung}; a later prune takes the next step")
@@ -82,6 +94,7 @@ def text(result: Any) -> str:
         head = "finished interrupted prune of" if r.resumed else "removed"
         lines.append(f"{head} {r.image} on {r.target}: {'; '.join(r.removed) or 'already gone'}")
         lines += [f"  {note}" for note in r.notes]
+    lines += list(result.notes)
     for line in result.unfinished:
         lines.append(f"interrupted prune of {line}: `bakery prune --yes` finishes it")
     going = len(result.to_remove)

@@ -246,7 +246,21 @@ class Provider(Protocol):
         Each saves what it found in the journal first, so a rerun after an interruption finishes
         the removal. A provider with a deprecation ladder (GCP) climbs it at the ages of `policy`
         and may stop at a rung: the journal's value "rung" then says where the image stands, and
-        "removed" is absent."""
+        "removed" is absent. A step sets the journal's value "destroying" before it removes the
+        first part of the image: a prune abandoned after that cannot give the image back."""
+
+    def prune_next(self, record: ImageRecord, *, replacement: ImageRecord | None, now: str) -> str | None:
+        """What a prune would do to `record` next, for the dry run ("deprecate (DEPRECATED,
+        replacement web-1-0-9)", "obsolete", "delete" on GCP's ladder); None: remove it whole."""
+
+    def prune_restore(self, record: ImageRecord, *, act: bool) -> str | None:
+        """Put back to ACTIVE an image a prune's ladder deprecated and that is kept now (with `act`
+        False only say it would): the rung it was on ("deprecated image p/web-1-0-5"), or None
+        when the image stands on no rung of a prune (a revocation's deprecation is not one)."""
+
+    def prune_abandon(self, record: ImageRecord) -> list[str]:
+        """Undo what the first steps of a prune marked on `record` (AWS: the `bakery:pruning`
+        tag), for an abandoned prune that removed nothing; what was undone, one line each."""
 
     def package_db(self, request: BakeRequest) -> PackageDb:
         """The package database of what was built (a local disk read without booting it; what a
@@ -351,6 +365,9 @@ class CloudProvider(Generic[T]):
         if key not in self._clients:
             self._clients[key] = self._factory(service, where, endpoint)
         return self._clients[key]
+
+    def prune_abandon(self, record: ImageRecord) -> list[str]:
+        return []  # GCP: every rung is whole; a kept image on one is restored to ACTIVE by the prune
 
     def more_subjects(self, request: BakeRequest) -> list[tuple[str, dict[str, str]]]:
         return []  # an AMI or a GCP image is the whole of what boots

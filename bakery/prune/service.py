@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from pydantic import ValidationError
 
 from bakery import runner
 from bakery.config.load import Project
 from bakery.config.models import Prune
 from bakery.core.catalog import ImageRecord, parse_ref, version_key
 from bakery.core.debris import iso
-from bakery.errors import BakeryError, UsageError
+from bakery.errors import BakeryError, InUse, UsageError
 from bakery.groups.base import GroupDriver, get_driver
 from bakery.progress import Reporter
 from bakery.providers.base import ClientFactory, Provider, get_provider
@@ -49,6 +51,10 @@ class PruneResult:
     acted: bool  # False: a dry run
     removals: tuple[Removal, ...] = ()
     unfinished: tuple[str, ...] = ()  # interrupted removals a dry run found ("web@1.0.0 on aws")
+    # What else was done (or, in a dry run, would be): abandoned prunes, images restored to ACTIVE.
+    notes: tuple[str, ...] = ()
+    # The next rung of each removal on a ladder (GCP), for the dry run: (image, target) -> rung.
+    next_rungs: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
     @property
     def to_remove(self) -> tuple[Verdict, ...]:
@@ -106,40 +112,92 @@ class Pruner:
             raise UsageError(f"no image '{name}' in images.yaml; images: {', '.join(sorted(config.images))}")
         if target is not None and target not in config.targets:
             raise UsageError(f"no target '{target}' in images.yaml; targets: {', '.join(sorted(config.targets))}")
+        policies = {n: self._policy(i.prune, keep, older_than_days) for n, i in config.images.items()}
         if act:  # what signs the audit events of the removals must work before anything is removed
             self.trust.signer()
-        finished = self._finish_interrupted() if act else ()
-        unfinished = () if act else tuple(self._describe(j) for j in self._open_journals())
-        policies = {n: self._policy(i.prune, keep, older_than_days) for n, i in config.images.items()}
+        notes: list[str] = []
+        finished = self._finish_interrupted(notes) if act else []
+        unfinished = () if act else tuple(self._look_at_interrupted(notes))
         now = self.clock()
         verdicts: list[Verdict] = []
         for where in [target] if target else self._targets(name):
             provider = self.provider(where)
             records = provider.images(where)  # every image: a kept child keeps its parent
-
-            def driver(where: str = where) -> GroupDriver:
-                return get_driver(config.targets[where].kind, self.ws, self.reporter, self.clients)
-
-            found = decide(candidates(self.project, self.trust, where, provider, driver, records), policies, now)
+            found = decide(
+                candidates(self.project, self.trust, where, provider, self._driver(where), records), policies, now
+            )
             verdicts += [v for v in found if name is None or v.image.startswith(f"{name}@")]
+        notes += self._restore(verdicts, act=act)
         removals = list(finished)
-        if act:
-            for verdict in verdicts:
-                if verdict.action == REMOVE and verdict.record is not None:
-                    runner.check_interrupted("prune")  # between two removals: each is whole or journaled
-                    replacement = _newest_kept(verdicts, verdict)
-                    policy = policies[verdict.record.name]
-                    removals.append(self._remove(verdict.record, replacement, now, policy))
-        return PruneResult(tuple(verdicts), act, tuple(removals), unfinished)
+        rungs: dict[tuple[str, str], str] = {}
+        for verdict in verdicts:
+            if verdict.action != REMOVE or verdict.record is None:
+                continue
+            replacement = _newest_kept(verdicts, verdict)
+            policy = policies[verdict.record.name]
+            if not act:
+                rung = self.provider(verdict.target).prune_next(verdict.record, replacement=replacement, now=iso(now))
+                if rung is not None:
+                    rungs[(verdict.image, verdict.target)] = rung
+                continue
+            runner.check_interrupted("prune")  # between two removals: each is whole or journaled
+            removal = self._remove(verdict.record, replacement, now, policy, notes)
+            if removal is not None:
+                removals.append(removal)
+        return PruneResult(tuple(verdicts), act, tuple(removals), unfinished, tuple(notes), rungs)
+
+    def _driver(self, where: str) -> Callable[[], GroupDriver]:
+        def driver() -> GroupDriver:
+            return get_driver(self.project.config.targets[where].kind, self.ws, self.reporter, self.clients)
+
+        return driver
+
+    def _in_use_now(self, record: ImageRecord) -> tuple[str, ...]:
+        """What uses `record` now (as a prune's verdict names it), read live again."""
+        provider = self.provider(record.target)
+        found = candidates(self.project, self.trust, record.target, provider, self._driver(record.target), [record])
+        return tuple(f"in use: {use}" for use in found[0].uses) + found[0].heads
+
+    def _restore(self, verdicts: list[Verdict], *, act: bool) -> list[str]:
+        """Put back to ACTIVE each kept image a prune's ladder had deprecated (GCP)."""
+        lines = []
+        for verdict in verdicts:
+            record = verdict.record
+            if verdict.action != KEEP or record is None or not record.revoked_marks:
+                continue  # an image with no deprecation of any kind stands on no rung
+            was = self.provider(record.target).prune_restore(record, act=act)
+            if was is None:
+                continue
+            why = "; ".join(verdict.reasons)
+            if not act:
+                lines.append(f"{record.ref} on {record.target} would be restored to ACTIVE (now {was}): {why}")
+                continue
+            self.trust.record(
+                "prune",
+                f"{record.ref} on {record.target}",
+                "restored",
+                details={"was": was, "reasons": list(verdict.reasons), "inputs_digest": record.inputs_digest},
+                strict=True,
+            )
+            lines.append(f"restored {record.ref} on {record.target} to ACTIVE (was {was}): {why}")
+        return lines
 
     @staticmethod
     def _policy(policy: Prune, keep: int | None, older_than_days: int | None) -> Prune:
+        """`policy` with the command line's values over it, validated as images.yaml's are."""
         changes: dict[str, Any] = {}
         if keep is not None:
             changes["keep"] = keep
         if older_than_days is not None:
             changes["older_than_days"] = older_than_days
-        return policy.model_copy(update=changes) if changes else policy
+        if not changes:
+            return policy
+        try:
+            return Prune.model_validate({**policy.model_dump(), **changes})
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            option = {"keep": "--keep", "older_than_days": "--older-than"}.get(str(error["loc"][0]), str(error["loc"]))
+            raise UsageError(f"{option} {error.get('input')}: {error['msg']}") from None
 
     def _targets(self, name: str | None) -> list[str]:
         names = [name] if name else list(self.project.config.images)
@@ -150,20 +208,44 @@ class Pruner:
     def _path(self, record: ImageRecord) -> Path:
         return self.journals / f"{record.target}--{record.name}@{record.version}.json"
 
-    def _remove(self, record: ImageRecord, replacement: ImageRecord | None, now: datetime, policy: Prune) -> Removal:
-        journal = Journal.create(
-            self._path(record), record=record.as_dict(), now=iso(now), policy=policy.model_dump(mode="json")
-        )
-        return self._carry_out(journal, record, replacement, resumed=False)
+    def _remove(
+        self, record: ImageRecord, replacement: ImageRecord | None, now: datetime, policy: Prune, notes: list[str]
+    ) -> Removal | None:
+        try:
+            journal = Journal.create(
+                self._path(record),
+                exclusive=True,
+                record=record.as_dict(),
+                replacement=replacement.as_dict() if replacement else None,
+                now=iso(now),
+                policy=policy.model_dump(mode="json"),
+            )
+        except FileExistsError:
+            raise BakeryError(
+                f"another prune of {record.ref} on {record.target} is under way: its journal "
+                f"{self._path(record)} exists",
+                hint="wait for it; an interrupted one is finished by the next `bakery prune --yes`",
+            ) from None
+        return self._carry_out(journal, record, replacement, resumed=False, said=notes)
 
     def _carry_out(
-        self, journal: Journal, record: ImageRecord, replacement: ImageRecord | None, *, resumed: bool
-    ) -> Removal:
+        self,
+        journal: Journal,
+        record: ImageRecord,
+        replacement: ImageRecord | None,
+        *,
+        resumed: bool,
+        said: list[str],
+    ) -> Removal | None:
         policy = Prune.model_validate(journal.data.get("policy") or {})
         steps = self.provider(record.target).prune_steps(
             record, replacement=replacement, now=journal.data["now"], policy=policy
         )
-        execute(steps, journal, self.reporter)
+        try:
+            execute(steps, journal, self.reporter)
+        except InUse as exc:  # read again right before the first destructive call
+            self._abandon(journal, record, tuple(f"in use: {use}" for use in exc.uses), said)
+            return None
         journal.mark(status=SUCCEEDED)
         removed = tuple(str(line) for line in journal.get("removed", []))
         notes = tuple(str(line) for line in journal.get("deprecation", []))
@@ -194,23 +276,88 @@ class Pruner:
                 found.append(journal)
         return found
 
-    def _finish_interrupted(self) -> list[Removal]:
+    def _finish_interrupted(self, notes: list[str]) -> list[Removal]:
+        """Finish each interrupted removal whose image nothing uses now; abandon the others that
+        removed nothing yet (their image is kept), refuse to go on for one that did."""
         done = []
         for journal in self._open_journals():
             record = _record_of(journal)
+            uses = self._in_use_now(record)
+            if uses:
+                self._abandon(journal, record, uses, notes)
+                continue
             self.reporter.note(f"finishing the interrupted prune of {record.ref} on {record.target}")
-            done.append(self._carry_out(journal, record, None, resumed=True))
+            removal = self._carry_out(journal, record, self._replacement(journal, record), resumed=True, said=notes)
+            if removal is not None:
+                done.append(removal)
         return done
 
-    @staticmethod
-    def _describe(journal: Journal) -> str:
-        record = _record_of(journal)
-        return f"{record.ref} on {record.target} (interrupted during {journal.data.get('current') or 'its record'})"
+    def _abandon(self, journal: Journal, record: ImageRecord, uses: tuple[str, ...], notes: list[str]) -> None:
+        what = f"{record.ref} on {record.target}"
+        if _destroying(journal):
+            raise BakeryError(
+                f"the interrupted prune of {what} removed part of it already, and the rest is {'; '.join(uses)}",
+                hint=f"stop that use, then `bakery prune --yes` finishes it; or move {journal.path} away",
+            )
+        undone = self.provider(record.target).prune_abandon(record)
+        self.trust.record(
+            "prune",
+            what,
+            "abandoned",
+            details={
+                "why": f"prune abandoned: {'; '.join(uses)}",
+                "undone": undone,
+                "inputs_digest": record.inputs_digest,
+            },
+            strict=True,
+        )
+        journal.discard()
+        notes.append(f"abandoned the prune of {what}, kept: {'; '.join(uses)}")
+
+    def _replacement(self, journal: Journal, record: ImageRecord) -> ImageRecord | None:
+        """What the interrupted removal named as the image's replacement (GCP's deprecation names
+        it); for a journal that did not save it, the image's newest other version."""
+        saved = journal.data.get("replacement")
+        if isinstance(saved, dict):
+            return _record_from(saved, journal)
+        others = [
+            r for r in self.provider(record.target).images(record.target, record.name) if r.version != record.version
+        ]
+        return max(others, key=lambda r: version_key(r.version)) if others else None
+
+    def _look_at_interrupted(self, notes: list[str]) -> list[str]:
+        """For the dry run: the interrupted removals a `--yes` would finish; those it would
+        abandon (or refuse to finish) go to `notes`."""
+        unfinished = []
+        for journal in self._open_journals():
+            record = _record_of(journal)
+            line = f"{record.ref} on {record.target} (interrupted during {journal.data.get('current') or 'its record'})"
+            uses = self._in_use_now(record)
+            if not uses:
+                unfinished.append(line)
+            elif _destroying(journal):
+                notes.append(
+                    f"interrupted prune of {line} would be refused: part of it is gone, the rest is {'; '.join(uses)}"
+                )
+            else:
+                notes.append(f"interrupted prune of {line} would be abandoned: {'; '.join(uses)}")
+        return unfinished
+
+
+_DESTRUCTIVE = {"deregister", "snapshots", "remove"}  # steps that remove part of an image
+
+
+def _destroying(journal: Journal) -> bool:
+    """Whether an interrupted removal removed anything already (or may have)."""
+    return bool(journal.get("destroying")) or bool(_DESTRUCTIVE & set(journal.done))
 
 
 def _record_of(journal: Journal) -> ImageRecord:
     """The record a journal was written for; BakeryError if the file does not hold one."""
-    data = journal.data.get("record")
+    return _record_from(journal.data.get("record"), journal)
+
+
+def _record_from(data: Any, journal: Journal) -> ImageRecord:
     if not isinstance(data, dict) or not set(data) <= _RECORD_FIELDS or not isinstance(data.get("version"), str):
         raise BakeryError(f"the prune journal {journal.path} does not hold an image record", hint="move it away")
     if not re.fullmatch(r"\d+\.\d+\.\d+", data["version"]):

@@ -15,10 +15,10 @@ from bakery.config.load import load
 from bakery.core import provenance
 from bakery.core.debris import iso
 from bakery.progress import Silent
-from bakery.trust.channels import Channels, Proposal
 from bakery.trust.context import TrustContext
 from bakery.workspace import Workspace
 from tests.integration.aws_groups import BASE_AMI, REGION, TARGET, World
+from tests.integration.channel_moves import promote
 
 COPY = "eu-central-1"
 OLD = "2026-01-01T00:00:00Z"
@@ -115,12 +115,7 @@ def build(world: World) -> PruneWorld:
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     # 1.0.5 is the head of channel stable, 1.0.4 the head before it (its kept history)
     project = load(path)
-    channels = Channels(TrustContext(project, Workspace.for_project(project.root), Silent()))
+    trust = TrustContext(project, Workspace.for_project(project.root), Silent())
     for version in ("1.0.4", "1.0.5"):
-        channels.append(
-            "stable",
-            TARGET,
-            "web",
-            lambda _c, v=version: Proposal("promote", v, "sha256:" + "0" * 64, "test", "test"),  # type: ignore[misc]
-        )
+        promote(trust, "stable", TARGET, "web", version)
     return pw

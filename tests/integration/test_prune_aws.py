@@ -134,11 +134,135 @@ def test_an_interrupted_prune_leaves_a_journal_that_the_next_prune_finishes(pw: 
     assert journal["values"]["amis"][REGION]["snapshots"] == [pw.snapshots["web@1.0.8"][REGION]]
 
     dry = bakery("prune", "web")
-    assert "interrupted prune of web@1.0.8 on aws (interrupted during snapshots)" in dry.stdout, dry.stdout
+    assert "interrupted prune of web@1.0.8 on aws (interrupted during snapshots)" in dry.stdout, (
+        dry.output,
+        dry.exception,
+    )
+    # a launch template made since names the deregistered AMI: its snapshots are what is left of it
+    template = pw.ec2().create_launch_template(
+        LaunchTemplateName="stale-lt", LaunchTemplateData={"ImageId": first[REGION]}
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    refused = bakery("prune", "web", "--yes")
+    assert refused.exit_code == 1, refused.output
+    assert (
+        "the interrupted prune of web@1.0.8 on aws removed part of it already, and the rest is "
+        f"in use: launch template stale-lt version 1 in {REGION}"
+    ) in refused.output
+    assert pw.snapshot_exists(REGION, pw.snapshots["web@1.0.8"][REGION])
+    pw.ec2().delete_launch_template(LaunchTemplateId=template)
     done = bakery("prune", "web", "--yes")
     assert done.exit_code == 0, done.output
     assert "finished interrupted prune of web@1.0.8 on aws" in done.stdout
     assert not pw.snapshot_exists(REGION, pw.snapshots["web@1.0.8"][REGION])
     assert not pw.snapshot_exists(COPY, pw.snapshots["web@1.0.8"][COPY])
     assert not pw.exists(REGION, pw.amis["web@1.0.9"][REGION])
+    assert not (ws.root / "prune" / "aws--web@1.0.8.json").exists()
+
+
+class StopsAtDeprecation:
+    """An EC2 client that is interrupted (as by Ctrl-C) at its first deprecation."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "enable_image_deprecation":
+            raise Interrupted("prune: interrupted", exit_code=130)
+        return getattr(self._client, name)
+
+
+def pruning_tags(pw: PruneWorld, ref: str) -> list[str]:
+    found = []
+    for region, ami in pw.amis[ref].items():
+        for tag in pw.ec2(region).describe_images(ImageIds=[ami])["Images"][0].get("Tags", []):
+            if tag["Key"] == "bakery:pruning":
+                found.append(f"{ami} in {region}")
+    return found
+
+
+def test_an_interrupted_prune_of_an_image_used_since_is_abandoned_and_the_image_kept(pw: PruneWorld) -> None:
+    project = load(pw.world.root / "images.yaml")
+    ws = Workspace.for_project(project.root)
+
+    def clients(service: str, region: str, endpoint: str | None) -> Any:
+        made = default_clients(service, region, endpoint)
+        return StopsAtDeprecation(made) if service == "ec2" else made
+
+    with pytest.raises(Interrupted):
+        Pruner(project, ws, Silent(), clients=clients).run("web", act=True)
+    ami = pw.amis["web@1.0.8"][REGION]
+    assert pruning_tags(pw, "web@1.0.8")  # noted, not yet deprecated
+    # meanwhile someone launches from it
+    pw.ec2().create_launch_template(
+        LaunchTemplateName="hotfix-lt", LaunchTemplateData={"ImageId": ami, "InstanceType": "t3.micro"}
+    )
+    instance = pw.ec2().run_instances(ImageId=ami, MinCount=1, MaxCount=1, InstanceType="t3.micro")
+    instance_id = instance["Instances"][0]["InstanceId"]
+
+    dry = bakery("prune", "web")
+    assert dry.exit_code == 0, dry.output
+    assert (
+        "interrupted prune of web@1.0.8 on aws (interrupted during deprecate) would be abandoned: "
+        f"in use: launch template hotfix-lt version 1 in {REGION}; in use: instance {instance_id} (running) in {REGION}"
+    ) in dry.stdout, dry.stdout
+    assert "web@1.0.8 on aws (interrupted during deprecate): `bakery prune --yes` finishes it" not in dry.stdout
+
+    done = bakery("prune", "web", "--yes")
+    assert done.exit_code == 0, done.output
+    assert (
+        f"abandoned the prune of web@1.0.8 on aws, kept: in use: launch template hotfix-lt version 1 in {REGION}"
+    ) in done.stdout, done.stdout
+    for region in (REGION, COPY):
+        assert pw.exists(region, pw.amis["web@1.0.8"][region])
+        assert pw.snapshot_exists(region, pw.snapshots["web@1.0.8"][region])
+        assert not pw.exists(region, pw.amis["web@1.0.9"][region])  # the rest of the prune went on
+    assert pruning_tags(pw, "web@1.0.8") == []
+    assert not (ws.root / "prune" / "aws--web@1.0.8.json").exists()
+    events = json.loads(bakery("audit", "--json").stdout)["events"]
+    abandoned = [e for e in events if e["action"] == "prune" and e["result"] == "abandoned"]
+    assert [e["subject"] for e in abandoned] == ["web@1.0.8 on aws"]
+    assert abandoned[0]["details"]["why"].startswith("prune abandoned: in use: launch template hotfix-lt")
+
+
+class UsedWhileDeprecating:
+    """An EC2 client with which, as web@1.0.8 is deprecated, someone launches from it: the use
+    starts after the prune decided, before it deregisters."""
+
+    def __init__(self, client: Any, pw: PruneWorld, used: list[str]) -> None:
+        self._client, self._pw, self._used = client, pw, used
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self._client, name)
+        if name != "enable_image_deprecation":
+            return found
+
+        def deprecate(**kwargs: Any) -> Any:
+            if kwargs["ImageId"] == self._pw.amis["web@1.0.8"][REGION] and not self._used:
+                self._used.append(kwargs["ImageId"])
+                self._pw.ec2().create_launch_template(
+                    LaunchTemplateName="late-lt", LaunchTemplateData={"ImageId": kwargs["ImageId"]}
+                )
+            return found(**kwargs)
+
+        return deprecate
+
+
+def test_a_use_that_starts_during_the_prune_stops_the_deregistration(pw: PruneWorld) -> None:
+    project = load(pw.world.root / "images.yaml")
+    ws = Workspace.for_project(project.root)
+
+    used: list[str] = []
+
+    def clients(service: str, region: str, endpoint: str | None) -> Any:
+        made = default_clients(service, region, endpoint)
+        return UsedWhileDeprecating(made, pw, used) if service == "ec2" else made
+
+    result = Pruner(project, ws, Silent(), clients=clients).run("web", act=True)
+    assert [r.image for r in result.removals] == ["web@1.0.9"]
+    assert result.notes == (
+        f"abandoned the prune of web@1.0.8 on aws, kept: in use: launch template late-lt version 1 in {REGION}",
+    )
+    for region in (REGION, COPY):
+        assert pw.exists(region, pw.amis["web@1.0.8"][region])
+    assert pruning_tags(pw, "web@1.0.8") == []
     assert not (ws.root / "prune" / "aws--web@1.0.8.json").exists()

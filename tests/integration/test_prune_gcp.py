@@ -18,11 +18,13 @@ from typer.testing import CliRunner
 from bakery.cli.app import app
 from bakery.config.load import load
 from bakery.core import provenance
+from bakery.errors import Interrupted
 from bakery.progress import Silent
+from bakery.providers.gcp.api import Compute
 from bakery.prune.service import Pruner
-from bakery.trust.channels import Channels, Proposal
 from bakery.trust.context import TrustContext
 from bakery.workspace import Workspace
+from tests.integration.channel_moves import promote
 from tests.integration.gcp_groups import CHECK, PROJECT, ZONE, World, gcp_world, image_name, seed_mig, stamp_labels
 
 runner = CliRunner()
@@ -74,9 +76,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         monkeypatch.chdir(root)
         monkeypatch.setenv("BAKERY_HOME", str(root / ".bakery"))
         project = load(root / "images.yaml")
-        Channels(TrustContext(project, Workspace.for_project(root), Silent())).append(
-            "stable", "gcp", "web", lambda _c: Proposal("promote", "1.0.2", "sha256:" + "0" * 64, "test", "test")
-        )
+        promote(TrustContext(project, Workspace.for_project(root), Silent()), "stable", "gcp", "web", "1.0.2")
         yield w
 
 
@@ -100,6 +100,8 @@ def test_the_dry_run_names_what_uses_each_image(world: World) -> None:
     assert got["web@1.0.6"][0] == "remove"
     assert got["web@1.0.7"] == ("keep", ["among the newest 1"])
     assert all(not deprecation(world, f"1.0.{n}") for n in range(8))
+    text = bakery("prune", "web").stdout
+    assert "web@1.0.5  gcp     deprecate (DEPRECATED, replacement web-1-0-7)  older than 30 days" in text, text
 
 
 def test_unused_images_climb_the_deprecation_ladder_at_the_policy_ages(world: World) -> None:
@@ -148,3 +150,57 @@ def test_unused_images_climb_the_deprecation_ladder_at_the_policy_ages(world: Wo
         ("web@1.0.5 on gcp", "pruned"),
         ("web@1.0.6 on gcp", "pruned"),
     ]  # a prune that moved nothing (day 1) wrote no event
+
+
+def test_a_deprecated_image_kept_again_is_restored_to_active(world: World) -> None:
+    assert bakery("prune", "--yes").exit_code == 0
+    assert deprecation(world, "1.0.5")["state"] == "DEPRECATED"
+    obsolete = deprecation(world, "1.0.6")["obsolete"]
+    world.gce.groups.templates.add(PROJECT, "hotfix-tmpl", image=f"{PROJECT}/web-1-0-5")  # a rollback to it
+
+    dry = bakery("prune", "web")
+    assert dry.exit_code == 0, dry.output
+    assert (
+        f"web@1.0.5 on gcp would be restored to ACTIVE (now deprecated image {PROJECT}/web-1-0-5): "
+        "in use: instance template hotfix-tmpl"
+    ) in dry.stdout, dry.stdout
+    assert f"web@1.0.6  gcp     wait (obsolete from {obsolete})" in dry.stdout
+    assert deprecation(world, "1.0.5")["state"] == "DEPRECATED"
+
+    done = bakery("prune", "web", "--yes", "--json")
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["notes"] == [
+        f"restored web@1.0.5 on gcp to ACTIVE (was deprecated image {PROJECT}/web-1-0-5): "
+        "in use: instance template hotfix-tmpl"
+    ]
+    assert not deprecation(world, "1.0.5")
+    assert deprecation(world, "1.0.6")["state"] == "DEPRECATED"
+    events = json.loads(bakery("audit", "--json").stdout)["events"]
+    assert [e["subject"] for e in events if e["action"] == "prune" and e["result"] == "restored"] == [
+        "web@1.0.5 on gcp"
+    ]
+    again = bakery("prune", "web", "--yes", "--json")
+    assert json.loads(again.stdout)["notes"] == []
+
+
+def test_an_interrupted_first_rung_is_finished_with_its_replacement(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = Compute.deprecate
+    calls: list[str] = []
+
+    def once(self: Compute, project: str, name: str, status: dict[str, str]) -> Any:
+        calls.append(name)
+        if len(calls) == 1:
+            raise Interrupted("prune: interrupted", exit_code=130)
+        return real(self, project, name, status)
+
+    monkeypatch.setattr(Compute, "deprecate", once)
+    project = load(Path("images.yaml"))
+    with pytest.raises(Interrupted):
+        Pruner(project, Workspace.for_project(project.root), Silent()).run(act=True)
+    assert not deprecation(world, "1.0.5")
+    done = bakery("prune", "--yes")
+    assert done.exit_code == 0, done.output
+    assert "web@1.0.5 on gcp: deprecated" in done.stdout
+    assert deprecation(world, "1.0.5")["replacement"].endswith(f"projects/{PROJECT}/global/images/web-1-0-7")

@@ -322,6 +322,16 @@ class AwsProvider(CloudProvider[AwsTarget]):
             for s in aws_prune.prune_steps(self, record, now)
         ]
 
+    def prune_next(self, record: ImageRecord, *, replacement: ImageRecord | None, now: str) -> str | None:
+        return None
+
+    def prune_restore(self, record: ImageRecord, *, act: bool) -> str | None:
+        return None  # no ladder: an AMI a prune left stands whole and undeprecated only if abandoned
+
+    @guarded("untagging AMIs")
+    def prune_abandon(self, record: ImageRecord) -> list[str]:
+        return aws_prune.abandon(self, record)
+
     # --- helpers ------------------------------------------------------------------------------
 
     def _baked(self, spec: AwsTarget, artifacts: list[str]) -> dict[str, str]:

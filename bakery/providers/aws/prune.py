@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bakery.core.catalog import ImageRecord
+from bakery.errors import InUse
 from bakery.providers.aws.access import AwsAccess
 from bakery.providers.aws.bakes import snapshots
 from bakery.providers.aws.errors import GONE, unless_gone
@@ -58,6 +59,8 @@ def usage(provider: AwsAccess, record: ImageRecord) -> Usage:
         for reservation in _pages(ec2, "describe_instances", "Reservations", Filters=filters):
             for instance in reservation.get("Instances", []):
                 uses.append(f"instance {instance['InstanceId']} ({instance['State']['Name']}) in {region}")
+        if _describe(ec2, ami) is None:
+            continue  # deregistered (an interrupted prune's): shared with no one
         with unless_gone():
             found = ec2.describe_image_attribute(ImageId=ami, Attribute="launchPermission")
             for grant in found.get("LaunchPermissions", []):
@@ -97,6 +100,12 @@ def prune_steps(provider: AwsAccess, record: ImageRecord, now: str) -> Sequence[
         journal.put("deprecation", done)
 
     def deregister(journal: Journal) -> None:
+        # Read again right before the first copy goes: a long `--yes` run decided minutes ago.
+        if not journal.get("destroying"):
+            now_used = usage(provider, record).uses
+            if now_used:
+                raise InUse(f"{record.ref} on {record.target} is in use now: nothing deregistered", uses=now_used)
+            journal.put("destroying", True)
         for region, copy in sorted(journal.get("amis").items()):
             with unless_gone():
                 provider.ec2(spec, region).deregister_image(ImageId=copy["ami"])
@@ -132,6 +141,17 @@ def prune_steps(provider: AwsAccess, record: ImageRecord, now: str) -> Sequence[
         Step("deregister", deregister, "deregistering its AMIs"),
         Step("snapshots", delete_snapshots, "deleting their snapshots"),
     )
+
+
+def abandon(provider: AwsAccess, record: ImageRecord) -> list[str]:
+    """Take the `bakery:pruning` tag off every copy of an image whose prune is abandoned."""
+    spec = provider.specs[record.target]
+    out = []
+    for region, ami in sorted(amis_of(record).items()):
+        with unless_gone():
+            provider.ec2(spec, region).delete_tags(Resources=[ami], Tags=[{"Key": PRUNING_TAG}])
+            out.append(f"untagged {ami} in {region}")
+    return out
 
 
 def _describe(ec2: Any, ami: str) -> dict[str, Any] | None:

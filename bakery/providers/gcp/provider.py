@@ -271,6 +271,14 @@ class GcpProvider(CloudProvider[GcpTarget]):
         steps = gcp_prune.prune_steps(self, record, replacement=replacement, now=now, policy=policy)
         return [replace(s, run=_guarded(f"pruning {record.ref}: {s.name}")(s.run)) for s in steps]
 
+    @_guarded("reading an image's deprecation")
+    def prune_next(self, record: ImageRecord, *, replacement: ImageRecord | None, now: str) -> str | None:
+        return gcp_prune.next_rung(self, record, replacement=replacement, now=now)
+
+    @_guarded("restoring an image to ACTIVE")
+    def prune_restore(self, record: ImageRecord, *, act: bool) -> str | None:
+        return gcp_prune.restore(self, record, act=act)
+
     # --- what bakes leave behind --------------------------------------------------------------
 
     @_guarded("looking for images of bakes")

@@ -287,6 +287,7 @@ class LocalProvider:
         directory, whose path the journal holds for a rerun."""
 
         def remove(journal: Journal) -> None:
+            journal.put("destroying", True)
             if journal.get("directory") is None:
                 journal.put("directory", str(self.store.directory(record.target, record.name, record.version)))
             self.store.forget(record)
@@ -297,6 +298,15 @@ class LocalProvider:
             journal.put("removed", [f"catalog entry {record.ref} on {record.target} and {directory}"])
 
         return [Step("remove", remove, f"removing {record.ref} from the local catalog")]
+
+    def prune_next(self, record: ImageRecord, *, replacement: ImageRecord | None, now: str) -> str | None:
+        return None
+
+    def prune_restore(self, record: ImageRecord, *, act: bool) -> str | None:
+        return None
+
+    def prune_abandon(self, record: ImageRecord) -> list[str]:
+        return []
 
     def unmark_revoked(self, record: ImageRecord) -> str:
         self.store.revoke(record, None)

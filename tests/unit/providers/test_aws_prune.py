@@ -42,6 +42,16 @@ class Ec2:
     def delete_snapshot(self, SnapshotId: str) -> None:
         self.snapshots.discard(SnapshotId)
 
+    # what uses an AMI (read again before the deregistration): nothing here
+    def get_paginator(self, _operation: str) -> Any:
+        return self
+
+    def paginate(self, **_kwargs: Any) -> list[dict[str, Any]]:
+        return []
+
+    def describe_image_attribute(self, **_kwargs: Any) -> dict[str, Any]:
+        return {"LaunchPermissions": []}
+
 
 class Provider:
     def __init__(self, regions: dict[str, Ec2]) -> None:
@@ -53,6 +63,12 @@ class Provider:
 
     def paginate(self, ec2: Ec2, **_kwargs: Any) -> list[dict[str, Any]]:
         return [ec2._image(a) for a in ec2.images]
+
+    def endpoint(self, _spec: AwsTarget) -> None:
+        return None
+
+    def client(self, _service: str, region: str, _endpoint: str | None) -> Ec2:
+        return self.regions_[region]  # the Auto Scaling client: it lists nothing either
 
 
 def test_a_snapshot_another_ami_uses_stays_and_the_rest_go(tmp_path: Path) -> None:

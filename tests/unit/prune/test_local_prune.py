@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from bakery.config.load import load
 from bakery.core.catalog import ImageRecord
-from bakery.errors import Interrupted
+from bakery.errors import BakeryError, Interrupted, UsageError
+from bakery.progress import Silent
 from bakery.providers.local import provider as local_provider
 from bakery.providers.local.store import LocalStore
+from bakery.prune import service
+from bakery.prune.service import Pruner
+from bakery.workspace import Workspace
 
 CONFIG = """\
 targets:
@@ -112,3 +118,38 @@ def test_prune_refuses_a_version_and_an_unknown_image(project_dir, bakery_cli, s
     unknown = bakery_cli("prune", "db")
     assert unknown.exit_code == 2 and "no image 'db' in images.yaml; images: web" in unknown.stderr
     assert all(p.exists() for p in seeded.values())
+
+
+def pruner(project_dir) -> Pruner:
+    project = load(project_dir.root / "images.yaml")
+    return Pruner(project, Workspace.for_project(project.root), Silent())
+
+
+def test_the_service_refuses_overrides_images_yaml_would_refuse(project_dir, seeded) -> None:
+    with pytest.raises(UsageError) as keep:
+        pruner(project_dir).run(keep=0, act=True)
+    assert keep.value.exit_code == 2 and "--keep 0: Input should be greater than or equal to 1" in keep.value.message
+    with pytest.raises(UsageError) as older:
+        pruner(project_dir).run(older_than_days=-1)
+    assert older.value.exit_code == 2
+    assert "--older-than -1: Input should be greater than or equal to 0" in older.value.message
+    assert all(p.exists() for p in seeded.values())
+
+
+def test_a_prune_never_overwrites_the_journal_of_another_under_way(project_dir, seeded, monkeypatch) -> None:
+    real = service.candidates
+    other = Workspace.for_project(project_dir.root).root / "prune" / "local--web@1.0.0.json"
+
+    def another_prune_starts(*args: Any) -> Any:
+        found = real(*args)  # after this prune finished what was interrupted, before it removes
+        other.parent.mkdir(parents=True, exist_ok=True)
+        other.write_text('{"theirs": true}')
+        return found
+
+    monkeypatch.setattr(service, "candidates", another_prune_starts)
+    with pytest.raises(BakeryError) as refused:
+        pruner(project_dir).run(target="local", act=True)
+    assert refused.value.exit_code == 1
+    assert f"another prune of web@1.0.0 on local is under way: its journal {other} exists" in refused.value.message
+    assert json.loads(other.read_text()) == {"theirs": True}
+    assert seeded["1.0.0"].exists()
