@@ -133,7 +133,9 @@ def test_every_command_fails_in_one_line(
 
 @pytest.mark.parametrize("target", ["aws", "gcp"])
 def test_ctrl_c_stops_a_bake_waiting_on_an_endpoint_that_never_answers(project_dir: Path, target: str) -> None:
-    """The installed script, a real SIGINT, the default request timeout (20 s): out within 10 s."""
+    """The installed script, a real SIGINT, while a request hangs: bakery stops without waiting for
+    the request to time out (the timeout is set to 600 s here; the test gives it a minute: a bakery
+    that waited on the request would still be waiting)."""
     import os
     import signal
     import subprocess
@@ -142,7 +144,7 @@ def test_ctrl_c_stops_a_bake_waiting_on_an_endpoint_that_never_answers(project_d
 
     hang = BadEndpoint("hang")
     env = {**os.environ, "AWS_ENDPOINT_URL": hang.url, "BAKERY_GCP_ENDPOINT": hang.url}
-    env.pop("BAKERY_REQUEST_TIMEOUT", None)
+    env["BAKERY_REQUEST_TIMEOUT"] = "600"
     bake = subprocess.Popen(
         [str(Path(sys.executable).parent / "bakery"), "build", "web", "--target", target],
         cwd=project_dir,
@@ -159,13 +161,10 @@ def test_ctrl_c_stops_a_bake_waiting_on_an_endpoint_that_never_answers(project_d
         assert hang.held, "bakery never reached the endpoint"
         time.sleep(1)
         bake.send_signal(signal.SIGINT)
-        stopped = time.monotonic()
-        _out, err = bake.communicate(timeout=30)
-        took = time.monotonic() - stopped
+        _out, err = bake.communicate(timeout=60)
     finally:
         if bake.poll() is None:
             bake.kill()
         hang.stop()
     assert bake.returncode == 130, err
-    assert took < 10, f"stopping took {took:.1f}s"
     assert "interrupted" in err and "Traceback" not in err

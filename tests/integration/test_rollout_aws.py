@@ -357,7 +357,7 @@ def test_watching_a_refresh_makes_at_most_12_calls_in_any_minute_at_productions_
 ) -> None:
     from tests.integration.aws_groups import bench_watch_calls
 
-    measured = bench_watch_calls(moto, tmp_path / "bench", size=20, batch_seconds=0.1, strategy=strategy)
+    measured = bench_watch_calls(moto, tmp_path / "bench", size=20, batch_seconds=0.3, strategy=strategy)
     assert measured["rounds"] >= 5, measured  # the watch saw the refresh move, round after round
     assert measured["minutes_watched_in_production"] >= 1, measured
     assert measured["calls_by_operation"]["DescribeTargetHealth"] >= 5, measured  # the gate ran, poll after poll
