@@ -14,10 +14,8 @@ from bakery.core.catalog import ImageRecord
 from bakery.errors import InUse
 from bakery.providers.aws.access import AwsAccess
 from bakery.providers.aws.bakes import snapshots
-from bakery.providers.aws.errors import GONE, unless_gone
-from bakery.providers.aws.trust import _deprecation_time as deprecation_time
-from bakery.providers.aws.trust import _supported as supported
-from bakery.providers.aws.trust import amis_of
+from bakery.providers.aws.errors import unless_gone
+from bakery.providers.aws.trust import amis_of, deprecation_time, describe_image, supported
 from bakery.providers.base import Usage
 from bakery.steps import Journal, Step
 
@@ -59,7 +57,7 @@ def usage(provider: AwsAccess, record: ImageRecord) -> Usage:
         for reservation in _pages(ec2, "describe_instances", "Reservations", Filters=filters):
             for instance in reservation.get("Instances", []):
                 uses.append(f"instance {instance['InstanceId']} ({instance['State']['Name']}) in {region}")
-        if _describe(ec2, ami) is None:
+        if describe_image(ec2, ami) is None:
             continue  # deregistered (an interrupted prune's): shared with no one
         with unless_gone():
             found = ec2.describe_image_attribute(ImageId=ami, Attribute="launchPermission")
@@ -77,7 +75,7 @@ def prune_steps(provider: AwsAccess, record: ImageRecord, now: str) -> Sequence[
         if journal.get("amis") is None:  # a rerun keeps what the first run saw
             seen: dict[str, dict[str, Any]] = {}
             for region, ami in sorted(copies.items()):
-                image = _describe(provider.ec2(spec, region), ami)
+                image = describe_image(provider.ec2(spec, region), ami)
                 seen[region] = {"ami": ami, "snapshots": snapshots(image) if image else []}
             journal.put("amis", seen)
         for region, copy in sorted(journal.get("amis").items()):
@@ -90,7 +88,7 @@ def prune_steps(provider: AwsAccess, record: ImageRecord, now: str) -> Sequence[
         done = []
         for region, copy in sorted(journal.get("amis").items()):
             ec2 = provider.ec2(spec, region)
-            if _describe(ec2, copy["ami"]) is None:
+            if describe_image(ec2, copy["ami"]) is None:
                 continue
             with unless_gone():
                 if supported(ec2.enable_image_deprecation, ImageId=copy["ami"], DeprecateAt=deprecation_time(now)):
@@ -152,19 +150,6 @@ def abandon(provider: AwsAccess, record: ImageRecord) -> list[str]:
             provider.ec2(spec, region).delete_tags(Resources=[ami], Tags=[{"Key": PRUNING_TAG}])
             out.append(f"untagged {ami} in {region}")
     return out
-
-
-def _describe(ec2: Any, ami: str) -> dict[str, Any] | None:
-    from botocore.exceptions import ClientError
-
-    try:
-        found = ec2.describe_images(ImageIds=[ami]).get("Images", [])
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in GONE:
-            return None
-        raise
-    image: dict[str, Any] | None = found[0] if found else None
-    return image
 
 
 def _pages(client: Any, operation: str, key: str, **kwargs: Any) -> list[Any]:

@@ -63,7 +63,7 @@ def read(provider: AwsAccess, spec: AwsTarget, amis: Mapping[str, str], *, ref: 
     copies = []
     for region, ami in sorted(amis.items()):
         ec2 = provider.ec2(spec, region)
-        image = _describe(ec2, ami)
+        image = describe_image(ec2, ami)
         if image is None:
             raise ProviderError(f"{ref}: AMI {ami} in {region} is gone (deregistered, or not visible to this account)")
         if image.get("State") != "available":
@@ -137,7 +137,7 @@ def mark_revoked(provider: AwsAccess, record: ImageRecord, *, at: str, reason: s
     past); where the endpoint has no AMI deprecation, tag the AMIs and their snapshots with the
     time and the reason instead. What is already gone is skipped. Returns what was done."""
     spec = provider.specs[record.target]
-    when = _deprecation_time(at)
+    when = deprecation_time(at)
     tags = [
         {"Key": provenance.AWS_REVOKED_TAG, "Value": at},
         {"Key": provenance.AWS_REVOKED_REASON_TAG, "Value": tag_value(reason, limit=provenance.AWS_MAX_VALUE)},
@@ -145,10 +145,10 @@ def mark_revoked(provider: AwsAccess, record: ImageRecord, *, at: str, reason: s
     deprecated, tagged, gone = [], [], []
     for region, ami in sorted(amis_of(record).items()):
         ec2 = provider.ec2(spec, region)
-        image = _describe(ec2, ami)
+        image = describe_image(ec2, ami)
         if image is None:
             gone.append(f"{ami} in {region}")
-        elif _supported(ec2.enable_image_deprecation, ImageId=ami, DeprecateAt=when):
+        elif supported(ec2.enable_image_deprecation, ImageId=ami, DeprecateAt=when):
             deprecated.append(f"{ami} in {region}")
         else:
             ec2.create_tags(Resources=[ami, *snapshots(image)], Tags=tags)
@@ -170,11 +170,11 @@ def unmark_revoked(provider: AwsAccess, record: ImageRecord) -> str:
     cancelled, cleared, gone = [], [], []
     for region, ami in sorted(amis_of(record).items()):
         ec2 = provider.ec2(spec, region)
-        image = _describe(ec2, ami)
+        image = describe_image(ec2, ami)
         if image is None:
             gone.append(f"{ami} in {region}")
             continue
-        if _supported(ec2.disable_image_deprecation, ImageId=ami):
+        if supported(ec2.disable_image_deprecation, ImageId=ami):
             cancelled.append(f"{ami} in {region}")
         ec2.delete_tags(Resources=[ami, *snapshots(image)], Tags=[{"Key": key} for key in REVOCATION_TAGS])
         cleared.append(f"{ami} in {region}")
@@ -185,7 +185,8 @@ def unmark_revoked(provider: AwsAccess, record: ImageRecord) -> str:
     )
 
 
-def _describe(ec2: Any, ami: str) -> dict[str, Any] | None:
+def describe_image(ec2: Any, ami: str) -> dict[str, Any] | None:
+    """The AMI as EC2 describes it now; None when it is gone."""
     from botocore.exceptions import ClientError
 
     try:
@@ -222,14 +223,14 @@ def _unsupported(exc: Any) -> bool:
     return exc.response.get("Error", {}).get("Code") in UNSUPPORTED or status == 501
 
 
-def _deprecation_time(at: str) -> datetime:
+def deprecation_time(at: str) -> datetime:
     moment = utc(at)
     if moment is None:
         raise UsageError(f"revocation time {at!r} is not an ISO 8601 time such as 2026-03-01T10:00:00Z")
     return max(moment, datetime.now(UTC) + SOONEST)
 
 
-def _supported(call: Any, **kwargs: Any) -> bool:
+def supported(call: Any, **kwargs: Any) -> bool:
     """Make `call`; False if the endpoint does not have that action."""
     from botocore.exceptions import ClientError
 
