@@ -97,7 +97,7 @@ def e2e_env(e2e_project: Path) -> dict[str, str]:
     """The environment a user's shell gives `bakery` (its home: .bakery beside images.yaml)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BAKERY_")}
     env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
-    env["BAKERY_E2E_TOKEN"] = SECRET
+    env["BAKERY_E2E_TOKEN"] = f"{SECRET}-{os.urandom(8).hex()}"  # a value of this session alone
     return env
 
 
@@ -134,10 +134,14 @@ def base_disk(e2e_project: Path, e2e_env: dict[str, str], tmp_path_factory: pyte
 
 @dataclass(frozen=True)
 class Baked:
-    """The outcome of `bakery build web --target local --json` (one real bake per session)."""
+    """The outcome of `bakery build web --target local --json` (one real bake per session), and
+    every command line seen on this machine while it ran (web's play uses secret `api_token`)."""
 
     process: subprocess.CompletedProcess[str]
     built: dict[str, Any]
+    started: float
+    seen: frozenset[bytes]
+    rounds: int
 
     @property
     def record(self) -> dict[str, Any]:
@@ -157,10 +161,16 @@ class Baked:
 def web_image(e2e_project: Path, e2e_env: dict[str, str], base_disk: None, lane: Lane) -> Baked:
     """The web image, baked once for the session; any test that needs a baked image requests it."""
     with fulfilling(lane, "web_image") as promised:
-        # --no-test: the session's bake boots no test instance (test_image_tests.py boots one for it).
-        result = run_bakery(e2e_project, e2e_env, "build", "web", "--target", "local", "--no-test", "--json")
+        started = time.time()
+        sampler = CommandLines()
+        sampler.start()
+        try:
+            # --no-test: the session's bake boots no test instance (test_image_tests.py boots one for it).
+            result = run_bakery(e2e_project, e2e_env, "build", "web", "--target", "local", "--no-test", "--json")
+        finally:
+            sampler.stop()
         assert result.returncode == 0, result.stderr[-3000:]
-        promised.set_result(Baked(result, json.loads(result.stdout)))
+        promised.set_result(Baked(result, json.loads(result.stdout), started, frozenset(sampler.seen), sampler.rounds))
     baked: Baked = promised.result()
     return baked
 
@@ -206,7 +216,7 @@ def web_rebake(e2e_project: Path, e2e_env: dict[str, str], web_image: Baked, lan
             monkeypatch.chdir(e2e_project)
             monkeypatch.delenv("BAKERY_HOME", raising=False)
             monkeypatch.setenv("PATH", e2e_env["PATH"])
-            monkeypatch.setenv("BAKERY_E2E_TOKEN", SECRET)
+            monkeypatch.setenv("BAKERY_E2E_TOKEN", e2e_env["BAKERY_E2E_TOKEN"])
             result = CliRunner().invoke(app, ["build", "web", "--target", "local", "--force", "--no-test"])
         assert result.exit_code == 0, result.output[-3000:]
         (record,) = [r for r in catalog(e2e_project, e2e_env, "web") if r["version"] not in listed_before]
@@ -391,11 +401,6 @@ def secret_bake(e2e_project: Path, tmp: pytest.TempPathFactory, image: str, task
     return SecretBake(project, env, home, result, started, frozenset(sampler.seen), sampler.rounds)
 
 
-VAULT_TASKS = (
-    "    - name: The token arrived\n      ansible.builtin.assert: {that: api_token | length > 0}\n"
-    "    - name: Keep its hash, never the token\n      ansible.builtin.copy:\n"
-    "        dest: /etc/bakery-token.sha256\n        content: \"{{ api_token | hash('sha256') }}\"\n"
-)
 LEAKY_TASKS = (
     "    - name: Write the token into the image\n      ansible.builtin.copy:\n"
     "        dest: /etc/leaked-token\n        content: \"{{ api_token }}\"\n        mode: '0600'\n"
@@ -413,7 +418,6 @@ def lane(
     tmp = tmp_path_factory
     jobs: dict[str, Callable[[], Any]] = {}  # in the order they start
     jobs["plain_build"] = lambda: build_plain_render(e2e_project, e2e_env, tmp)
-    jobs["vault_bake"] = lambda: secret_bake(e2e_project, tmp, "vault", VAULT_TASKS, "--json")
     jobs["leaky_bake"] = lambda: secret_bake(e2e_project, tmp, "leaky", LEAKY_TASKS)
     jobs["rollout_images"] = lambda: make_rollout_images(
         tmp, e2e_project, e2e_env, lane.promise("web_image"), lane.promise("web_rebake"), lane
@@ -430,12 +434,6 @@ def lane(
 @pytest.fixture(scope="session")
 def plain_build(lane: Lane) -> PlainBuild:
     result: PlainBuild = lane.result("plain_build")
-    return result
-
-
-@pytest.fixture(scope="session")
-def vault_bake(lane: Lane) -> SecretBake:
-    result: SecretBake = lane.result("vault_bake")
     return result
 
 
