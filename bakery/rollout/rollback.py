@@ -9,7 +9,6 @@ import dataclasses
 from bakery.config.kinds import TargetSpec
 from bakery.config.models import Group
 from bakery.core.identity import who
-from bakery.errors import TrustError
 from bakery.groups.base import GroupDriver, Rollout
 from bakery.rollout import planning
 from bakery.rollout.engine import RecordOf
@@ -47,11 +46,8 @@ class Rollbacks:
         record = self.record_of(group, before)
         if record is not None:
             self.gate.check(name, group, record, operation="rollback", allow_unverified=allow_unverified, reason=reason)
-        elif self.gate.required(group) and not allow_unverified:
-            raise TrustError(
-                f"refusing to roll {name} back onto {shown(before)}: bakery did not bake it, so it cannot verify",
-                hint="--allow-unverified deploys it anyway (recorded in the audit log)",
-            )
+        else:
+            self.gate.check_unbaked(name, group, shown(before), allow_unverified=allow_unverified, reason=reason)
         if group.channel is not None:
             self.following.rollback_off_channel(name, group, record, before.describe(), allowed=allow_off_channel)
         rollout = planning.new(name, group, spec, "rollback", before, record, state, None)

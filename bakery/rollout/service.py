@@ -86,7 +86,7 @@ class Rollouts:
         self.history = History(reporter, self.trust, self.gate)
         self.heads = Heads(self.gate.verifier)
         self.following = Following(self.heads, self.trust, self.gate, reporter)
-        self.resume = Resume(self.heads, self.gate, reporter)
+        self.resume = Resume(self.heads, self.gate, self.following, reporter, self._record_of)
         self.rollbacks = Rollbacks(self.gate, self.following, self._record_of)
 
     # --- what the commands share -------------------------------------------------------------
@@ -146,8 +146,16 @@ class Rollouts:
         journal = self.unfinished(name)
         if journal is not None:
             rollout = self._from_journal(name, group, journal)
-            if journal.data.get("phase") != "rollback":
-                self.resume.rollout(name, group, rollout, journal, allow_unverified, reason, audit=not dry_run)
+            self.resume.check(
+                name,
+                group,
+                rollout,
+                journal,
+                command="rollout",
+                allow_unverified=allow_unverified,
+                reason=reason,
+                audit=not dry_run,
+            )
             if image is not None and image != rollout.to.image:
                 raise UsageError(
                     f"{rollout.kind} {rollout.id} of {name} to {rollout.to.describe()} is unfinished "
@@ -248,8 +256,9 @@ class Rollouts:
         self, name: str, *, reason: str | None = None, allow_unverified: bool = False, allow_off_channel: bool = False
     ) -> tuple[Rollout, bool]:
         """(the rollback to run, whether it undoes an unfinished rollout with its rollback steps).
-        An unfinished rollback (interrupted, killed) is resumed (resume.py); else it is a new one
-        (rollback.py)."""
+        An unfinished rollback (interrupted, killed) is resumed, each check that ran when it started
+        run again and an override counting only when given again (resume.py); else it is a new
+        one (rollback.py). Raises what their checks raise (TrustError, UsageError)."""
         if reason is not None:
             clean(reason, what="--reason")
         _overriding(allow_unverified, reason)
@@ -258,7 +267,17 @@ class Rollouts:
         journal = self.unfinished(name)
         if journal is not None:
             rollout = self._from_journal(name, group, journal)
-            return rollout, self.resume.rollback(name, group, rollout, journal)
+            undo = self.resume.check(
+                name,
+                group,
+                rollout,
+                journal,
+                command="rollback",
+                allow_unverified=allow_unverified,
+                reason=reason,
+                allow_off_channel=allow_off_channel,
+            )
+            return rollout, undo
         rollout = self.rollbacks.new(
             name,
             group,
