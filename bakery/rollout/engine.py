@@ -119,8 +119,9 @@ class Engine:
                     f"{reason}; not rolled back onto a revoked image",
                     f"{rollout.kind} {rollout.id} of {rollout.group} failed ({reason}) and is paused: the image to "
                     f"roll back to, {previous.ref}, is {revocation.describe()}",
-                    hint=f"move it forward with `bakery rollout {rollout.group} --image NAME@VERSION`, or back "
-                    f"anyway with `bakery rollback {rollout.group}`",
+                    hint=f"`bakery rollout {rollout.group}` resumes it onto {shown(rollout.to)}; `bakery rollback "
+                    f'{rollout.group} --allow-unverified --reason "WHY"` goes back onto {previous.ref} anyway '
+                    "(recorded in the audit log)",
                 ) from None
         if chosen is Outcome.STOP:
             if self._recorded:

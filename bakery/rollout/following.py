@@ -72,10 +72,18 @@ class Following:
             )
 
     def rollback_off_channel(
-        self, name: str, group: Group, record: ImageRecord | None, before: str, *, allowed: bool
+        self,
+        name: str,
+        group: Group,
+        record: ImageRecord | None,
+        before: str,
+        *,
+        allowed: bool,
+        hint: str | None = None,
     ) -> None:
         """Refuse (UsageError) a rollback of `name` onto an image that was never a head of the
-        channel it follows, unless `allowed`: then it is said and recorded (rollout-off-channel)."""
+        channel it follows, unless `allowed`: then it is said and recorded (rollout-off-channel).
+        `hint` (how to proceed) replaces the refusal's own, which suits a new rollback."""
         channel = str(group.channel)
         history = self.heads.channels.read(channel, group.target, group.image)
         if record is not None and record.name == group.image and history.was_head(record.version):
@@ -84,7 +92,8 @@ class Following:
             raise UsageError(
                 f"refusing to roll {name} back onto {record.ref if record else before}: {name} follows channel "
                 f"{channel}, and that image was never a head of {channel} on {group.target}",
-                hint=f"`bakery rollout {name}` rolls the head of {channel}; --allow-off-channel rolls it back "
+                hint=hint
+                or f"`bakery rollout {name}` rolls the head of {channel}; --allow-off-channel rolls it back "
                 "anyway, off its channel (recorded in the audit log, as `rollout --image` is)",
             )
         if record is None:

@@ -7,8 +7,10 @@ unfinished (interrupted, or its process killed), `bakery rollout GROUP` resumes 
 rollout of the same group from starting on this machine; a cloud group's engine (an active refresh,
 a MIG on the move) refuses one from any other machine.
 
-The rooms: planning.py picks the image and plans; engine.py runs the steps and, after a failure,
-does what decide.py picks; record.py writes the result, the journal's form and the history.
+The rooms: planning.py picks the image and plans; rollback.py plans a rollback after a completed
+rollout; resume.py checks again what an unfinished rollout or rollback is taken up onto; engine.py
+runs the steps and, after a failure, does what decide.py picks; record.py writes the result, the
+journal's form and the history.
 """
 
 from __future__ import annotations
@@ -28,14 +30,16 @@ from bakery.core import catalog
 from bakery.core.catalog import ImageRecord
 from bakery.core.identity import who
 from bakery.core.text import clean
-from bakery.errors import BakeryError, RolloutRefused, TrustError, UsageError
+from bakery.errors import BakeryError, RolloutRefused, UsageError
 from bakery.groups.base import GroupDriver, GroupState, Release, Rollout, get_driver
 from bakery.progress import Reporter
 from bakery.providers.base import ClientFactory, Provider, get_provider
 from bakery.rollout import planning
 from bakery.rollout.engine import Engine
 from bakery.rollout.following import Following
-from bakery.rollout.record import History, RolloutResult, saved, shown
+from bakery.rollout.record import History, RolloutResult, saved
+from bakery.rollout.resume import Resume
+from bakery.rollout.rollback import Rollbacks
 from bakery.runner import signal_guard
 from bakery.steps import Journal
 from bakery.trust.context import TrustContext
@@ -82,6 +86,8 @@ class Rollouts:
         self.history = History(reporter, self.trust, self.gate)
         self.heads = Heads(self.gate.verifier)
         self.following = Following(self.heads, self.trust, self.gate, reporter)
+        self.resume = Resume(self.heads, self.gate, self.following, reporter, self._record_of)
+        self.rollbacks = Rollbacks(self.gate, self.following, self._record_of)
 
     # --- what the commands share -------------------------------------------------------------
 
@@ -140,8 +146,16 @@ class Rollouts:
         journal = self.unfinished(name)
         if journal is not None:
             rollout = self._from_journal(name, group, journal)
-            if journal.data.get("phase") != "rollback":
-                self._resumable(name, group, rollout, journal, allow_unverified, reason, audit=not dry_run)
+            self.resume.check(
+                name,
+                group,
+                rollout,
+                journal,
+                command="rollout",
+                allow_unverified=allow_unverified,
+                reason=reason,
+                audit=not dry_run,
+            )
             if image is not None and image != rollout.to.image:
                 raise UsageError(
                     f"{rollout.kind} {rollout.id} of {name} to {rollout.to.describe()} is unfinished "
@@ -202,49 +216,6 @@ class Rollouts:
                 roll.append(name)
         return Behind(tuple(roll), stopped, headless)
 
-    def _resumable(
-        self,
-        name: str,
-        group: Group,
-        rollout: Rollout,
-        journal: Journal,
-        allow_unverified: bool,
-        reason: str | None,
-        *,
-        audit: bool,
-    ) -> None:
-        """Before an interrupted rollout is resumed: say so when the head of the channel the group
-        follows moved since it started (a promotion, a rollback, a fall-back), and run the trust
-        gate on its image again: one revoked, or no longer verifying, since is refused (TrustError),
-        pointing at `bakery rollback` (undo it) and `bakery rollout` (then roll the head)."""
-        stopped = journal.data.get("current") or "its start"
-        after = f"`bakery rollback {name}` undoes {rollout.id}"
-        if group.channel is not None:
-            head = self.heads.head(group.channel, group.target, group.image)
-            was = journal.data.get("channel_head", rollout.to.image)
-            after += f"; then `bakery rollout {name}` rolls the head of {group.channel}"
-            if head.ref != was:
-                moved = f" (it fell back past {'; '.join(head.moved_past)})" if head.moved_past else ""
-                self.reporter.note(
-                    f"channel {group.channel} moved since {rollout.id} of {name} started: its head is "
-                    f"{head.ref or 'none'}{moved}, was {was or 'none'}; resuming rolls {rollout.to.describe()} "
-                    f"still ({after})"
-                )
-        if rollout.to_record is None:
-            return
-        then = f"{rollout.kind} {rollout.id} of {name} is unfinished (stopped at {stopped}); {after}"
-        self.gate.refuse_revoked(name, group, rollout.to_record, hint=then)
-        self.gate.check(
-            name,
-            group,
-            rollout.to_record,
-            operation="rollout",
-            allow_unverified=allow_unverified,
-            reason=reason,
-            audit=audit,
-            hint=then,
-        )
-
     def in_sync(self, rollout: Rollout) -> bool:
         """Whether the group already runs `rollout.to` on every instance (a rollout would be a no-op)."""
         state = self.read(rollout.group)
@@ -285,9 +256,9 @@ class Rollouts:
         self, name: str, *, reason: str | None = None, allow_unverified: bool = False, allow_off_channel: bool = False
     ) -> tuple[Rollout, bool]:
         """(the rollback to run, whether it undoes an unfinished rollout with its rollback steps).
-        An unfinished rollback (interrupted, killed) is resumed. A group following a channel goes
-        back only onto an image that was a head of that channel, unless `allow_off_channel`
-        (then recorded, as `rollout --image` is): UsageError naming the image and the channel."""
+        An unfinished rollback (interrupted, killed) is resumed, each check that ran when it started
+        run again and an override counting only when given again (resume.py); else it is a new
+        one (rollback.py). Raises what their checks raise (TrustError, UsageError)."""
         if reason is not None:
             clean(reason, what="--reason")
         _overriding(allow_unverified, reason)
@@ -296,27 +267,27 @@ class Rollouts:
         journal = self.unfinished(name)
         if journal is not None:
             rollout = self._from_journal(name, group, journal)
-            undo = rollout.kind == "rollout"
-            if not undo and rollout.to_record is not None and journal.data.get("phase") != "rollback":
-                self.gate.refuse_revoked(name, group, rollout.to_record)  # a rollback resumed onto a revoked image
-            return rollout, undo
-        spec = self.target_spec(group)
-        driver = self.driver(group)
-        state = driver.read(name, group, spec)
-        planning.refuse_active(name, state)
-        last, before = planning.last_move(name, driver.history(name, group, spec), state)
-        record = self._record_of(group, before)
-        if record is not None:
-            self.gate.check(name, group, record, operation="rollback", allow_unverified=allow_unverified, reason=reason)
-        elif self.gate.required(group) and not allow_unverified:
-            raise TrustError(
-                f"refusing to roll {name} back onto {shown(before)}: bakery did not bake it, so it cannot verify",
-                hint="--allow-unverified deploys it anyway (recorded in the audit log)",
+            undo = self.resume.check(
+                name,
+                group,
+                rollout,
+                journal,
+                command="rollback",
+                allow_unverified=allow_unverified,
+                reason=reason,
+                allow_off_channel=allow_off_channel,
             )
-        if group.channel is not None:
-            self.following.rollback_off_channel(name, group, record, before.describe(), allowed=allow_off_channel)
-        rollout = planning.new(name, group, spec, "rollback", before, record, state, None)
-        return dataclasses.replace(rollout, reason=reason or f"rollback of {last.id} requested by {who()}"), False
+            return rollout, undo
+        rollout = self.rollbacks.new(
+            name,
+            group,
+            self.target_spec(group),
+            self.driver(group),
+            reason=reason,
+            allow_unverified=allow_unverified,
+            allow_off_channel=allow_off_channel,
+        )
+        return rollout, False
 
     def rollback(
         self, rollout: Rollout, *, undo: bool, confirm: Callable[[Rollout], bool] | None = None

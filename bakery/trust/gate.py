@@ -100,6 +100,107 @@ class TrustGate:
             hint=f"`bakery rollback {group_name}` returns the group to what it ran before",
         )
 
+    def check_unbaked(
+        self,
+        group_name: str,
+        group: Group,
+        image: str,
+        *,
+        allow_unverified: bool,
+        reason: str | None,
+        audit: bool = True,
+        hint: str | None = None,
+    ) -> None:
+        """Before a rollback moves `group_name` onto `image` (as shown), one bakery has no record of
+        (it did not bake it): it cannot verify, so where the group's policy requires signatures it
+        is refused (TrustError, exit 1; `hint` leads its hint) unless `allow_unverified`, an
+        override said and recorded in the audit log with its `reason` (without `audit`, a dry
+        run, nothing is recorded)."""
+        if not self.required(group):
+            return
+        policy = self.trust.policy(required=True)
+        subject = f"{image} for group {group_name}"
+        problems = ["bakery did not bake it, so it cannot verify"]
+        if not allow_unverified:
+            if audit:
+                self.trust.record("verify-failed", subject, "refused", policy=policy, details={"problems": problems})
+            raise TrustError(
+                f"refusing to roll {group_name} back onto {image}: {problems[0]}",
+                hint=(f"{hint}; " if hint else "")
+                + '--allow-unverified --reason "WHY" deploys it anyway (recorded in the audit log)',
+            )
+        self.reporter.note(
+            f"WARNING: {image} was not baked by bakery and --allow-unverified deploys it anyway; this override "
+            "is recorded in the audit log with its reason"
+        )
+        if audit:
+            self.trust.record(
+                "override",
+                subject,
+                "allowed-unverified",
+                policy=policy,
+                details={"problems": problems, "reason": reason or ""},
+                strict=True,
+            )
+
+    def check_restore(
+        self,
+        group_name: str,
+        group: Group,
+        record: ImageRecord,
+        *,
+        allow_unverified: bool,
+        reason: str | None,
+        audit: bool = True,
+        hint: str,
+    ) -> None:
+        """Before an unfinished rollout is undone, back onto `record`: the image the group ran
+        before it, which its instances not yet replaced still run. Only a revocation (its own or an
+        ancestor's, or one that cannot be read) stops it: TrustError (exit 1) after `hint` (how
+        to proceed), unless `allow_unverified` with its `reason`, an override said and recorded
+        in the audit log. Any other failure to verify is said as a warning: going back restores
+        what ran (see bakery.rollout.resume)."""
+        required = self.required(group)
+        policy = self.trust.policy(required=required)
+        subject = f"{record.ref} on {record.target} for group {group_name}"
+        result = self.verifier.verify_record(record, self.provider_for(group.target).images(group.target))
+        if result.ok:
+            self.reporter.note(f"verified {record.ref}: signed by {', '.join(result.signed_by)}")
+            return
+        if not (result.revoked or result.revocation_unknown):
+            self.reporter.note(
+                f"warning: {record.ref} does not verify now ({'; '.join(result.problems)}); going back to it "
+                f"anyway: undoing an unfinished rollout restores what {group_name} ran before"
+            )
+            return
+        what = (
+            f"it is {result.revocation.describe()}"
+            if result.revocation is not None and result.revoked
+            else "its revocation " + "; ".join(result.revocation_unknown)
+        )
+        details: dict[str, object] = {"problems": result.problems, "operation": "undo"}
+        if not allow_unverified:
+            if audit:
+                self.trust.record("rollback", subject, "refused", policy=policy, details=details)
+            raise TrustError(
+                f"refusing to roll {group_name} back onto {record.ref}: {what}",
+                problems=tuple(result.problems),
+                hint=f'{hint}; --allow-unverified --reason "WHY" goes back onto it anyway (recorded in the audit log)',
+            )
+        self.reporter.note(
+            f"WARNING: {group_name} goes back onto {record.ref} although {what}: --allow-unverified undoes the "
+            "unfinished rollout anyway; this override is recorded in the audit log with its reason"
+        )
+        if audit:
+            self.trust.record(
+                "override",
+                subject,
+                "allowed-revoked",
+                policy=policy,
+                details={**details, "reason": reason or ""},
+                strict=True,
+            )
+
     def check(
         self,
         group_name: str,

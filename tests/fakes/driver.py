@@ -2,7 +2,7 @@
 
 The group is a list of instances, each on an image ref. Rollout steps replace `wave.count`
 instances per wave and run the gate on them; an image listed in `bad` fails its gate; `interrupt_at`
-raises Interrupted inside a step once, as Ctrl-C would.
+(a wave, or "restore": the rollback step) raises Interrupted inside that step once, as Ctrl-C would.
 """
 
 from __future__ import annotations
@@ -97,6 +97,9 @@ class FakeDriver:
         name, back = rollout.group, rollout.previous
 
         def restore(journal: Journal) -> None:
+            if self.interrupt_at == "restore":
+                self.interrupt_at = None
+                raise Interrupted("interrupted by signal SIGINT", exit_code=130)
             g = self.group(name)
             g.intended = back
             if back is not None:

@@ -231,6 +231,16 @@ def test_a_failed_rollout_is_paused_rather_than_rolled_back_onto_a_revoked_image
     status = world.run("status", "web-eu")
     assert status.exit_code == 3
     assert "(interrupted)" in status.stdout and f"runs revoked image {first}" in status.stdout
+    hint = " ".join(failed.stderr.split("hint: ", 1)[1].split())
+    assert hint == (
+        f'`bakery rollout web-eu` resumes it onto {second}; `bakery rollback web-eu --allow-unverified --reason "WHY"` '
+        f"goes back onto {first} anyway (recorded in the audit log)"
+    )
+    refused = world.run("rollback", "web-eu", "--yes")  # a person decides: not without the override
+    assert refused.exit_code == 1 and f"refusing to roll web-eu back onto {first}: it is revoked" in refused.stderr
+    back = world.run("rollback", "web-eu", "--yes", "--allow-unverified", "--reason", f"{second} fails its gate")
+    assert back.exit_code == 0, back.output
+    assert world.driver.runs("web-eu") == {first: 2}
 
 
 def test_a_rollout_stops_before_its_next_wave_when_its_image_is_revoked_meanwhile(
