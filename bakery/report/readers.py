@@ -50,20 +50,14 @@ class RegistryReaders:
         return self._digests[key]
 
     def sbom(self, record: ImageRecord) -> model.Sbom | model.Untrusted | None:
-        try:
-            found = sbom_attest.read(self.trust, record.target, record.name, record.version, self._bound(record))
-        except BakeryError as exc:
-            return model.Untrusted(f"the registry could not be read: {exc.message}")
+        found = sbom_attest.read(self.trust, record.target, record.name, record.version, self._bound(record))
         if found.state != "present":
             return self._untrusted(record, found.state, found.detail, found.key)
         top = tuple(model.Package(p.name, p.version) for p in found.packages[:TOP])
         return model.Sbom(len(found.packages), found.system, top)
 
     def findings(self, record: ImageRecord) -> model.Findings | model.Untrusted | None:
-        try:
-            stored = scan_attest.read(self.trust, record.target, record.name, record.version, self._bound(record))
-        except BakeryError as exc:
-            return model.Untrusted(f"the registry could not be read: {exc.message}")
+        stored = scan_attest.read(self.trust, record.target, record.name, record.version, self._bound(record))
         if stored.state != "present":
             return self._untrusted(record, stored.state, stored.detail, stored.key)
         allowed: dict[str, str] = {}
