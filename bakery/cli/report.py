@@ -19,7 +19,8 @@ def report(
     """Write the estate as a static HTML page that opens from disk: lineage, versions, groups.
 
     The lineage graph (images and parents per target, channel heads, the groups running each
-    version; revoked, vulnerable, untested and drifting marked), and per version its provenance,
+    version; revoked, untrusted (a stored scan or SBOM that cannot be trusted), vulnerable, untested
+    and drifting marked), and per version its provenance,
     signatures, tests, approvals, SBOM, findings and where it runs; per group its rollout history.
     It reads only: nothing is signed or recorded. What cannot be read is named on the page."""
     from bakery.report.build import build
@@ -36,8 +37,9 @@ def report(
     def text() -> str:
         c = written.counts
         return (
-            f"wrote {written.index}: {c['versions']} versions ({c['revoked']} revoked, {c['vulnerable']} vulnerable, "
-            f"{c['untested']} untested), {c['drifting']} groups drifting"
+            f"wrote {written.index}: {c['versions']} versions ({c['revoked']} revoked, {c['untrusted']} with a scan or "
+            f"SBOM that cannot be trusted, {c['vulnerable']} vulnerable, {c['untested']} untested), "
+            f"{c['drifting']} groups drifting"
         )
 
     emit("report", dataclasses.asdict(written), as_json=as_json, text=text)

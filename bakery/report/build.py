@@ -33,14 +33,15 @@ from bakery.trust.signing import PAYLOAD_TYPE, verify
 from bakery.trust.verify import Verification, Verifier
 from bakery.workspace import Workspace
 
-SbomReader = Callable[[ImageRecord], model.Sbom | None]
-FindingsReader = Callable[[ImageRecord], model.Findings | None]
+SbomReader = Callable[[ImageRecord], model.Sbom | model.Untrusted | None]
+FindingsReader = Callable[[ImageRecord], model.Findings | model.Untrusted | None]
 
 
 @dataclass(frozen=True)
 class Readers:
     """Where the SBOM and scan sections come from: each takes a catalog record and returns its
-    summary, or None when there is none. The defaults read nothing."""
+    summary, model.Untrusted (why) when the one stored cannot be trusted, or None when there is
+    none. The defaults read nothing."""
 
     sbom: SbomReader | None = None
     findings: FindingsReader | None = None

@@ -14,6 +14,7 @@ from bakery.report.model import Estate, Group, Head, Version
 
 # (fill, border) per state, the first that applies: the same colours as the page's legend
 REVOKED = ("#f8d7da", "#b02a37")
+UNTRUSTED = ("#ede7f6", "#5e35b1")  # a stored scan or SBOM that cannot be trusted: status exits 1 for it
 VULNERABLE = ("#ffe0b2", "#e65100")
 UNTESTED = ("#eeeeee", "#757575")
 FINE = ("#e8f5e9", "#2e7d32")
@@ -33,12 +34,24 @@ def _marks(v: Version) -> tuple[list[str], tuple[str, str], str]:
     words = []
     if v.revoked:
         words.append("REVOKED")
+    if v.scan_untrusted:
+        words.append("SCAN UNTRUSTED")
+    if v.sbom_untrusted:
+        words.append("SBOM UNTRUSTED")
     if v.vulnerable:
         words.append("VULNERABLE")
     if v.untested:
         words.append("untested")
-    colours = REVOKED if v.revoked else VULNERABLE if v.vulnerable else UNTESTED if v.untested else FINE
-    style = "rounded,filled" + (",dashed" if v.untested and not v.revoked else "") + (",bold" if v.revoked else "")
+    # What status treats as worse comes first: a record it cannot vouch for (exit 1) before findings (exit 3).
+    colours = (
+        REVOKED if v.revoked
+        else UNTRUSTED if v.untrusted
+        else VULNERABLE if v.vulnerable
+        else UNTESTED if v.untested
+        else FINE
+    )  # fmt: skip
+    style = "rounded,filled" + (",dashed" if v.untested and not (v.revoked or v.untrusted) else "")
+    style += ",bold" if v.revoked or v.untrusted else ""
     return words, colours, style
 
 
@@ -78,6 +91,7 @@ def _version(v: Version) -> str:
         fillcolor=fill,
         color=border,
         style=style,
+        peripheries="2" if v.untrusted and not v.revoked else "1",  # told apart without its colour
     )
     return f"{quoted(v.anchor)} {attrs};"
 

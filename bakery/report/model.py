@@ -2,7 +2,8 @@
 bakery's services and the renderer (report/render.py) shows. Nothing here reads or writes.
 
 The SBOM and scan sections are plug points: `Sbom` and `Findings` stay None ("no SBOM recorded",
-"not scanned") until a reader for them is handed to the builder (build.Readers)."""
+"not scanned") until a reader for them is handed to the builder (build.Readers). A reader says
+`Untrusted` for one the registry holds that cannot be trusted: that is not "none recorded"."""
 
 from __future__ import annotations
 
@@ -56,6 +57,14 @@ class Package:
 
 
 @dataclass(frozen=True)
+class Untrusted:
+    """An SBOM or scan the registry holds (or the signed audit log says it held) for a version that
+    cannot be trusted: a signature that fails, another image's, one put back or deleted."""
+
+    why: str
+
+
+@dataclass(frozen=True)
 class Sbom:
     """What an image's SBOM says, in short (bakery/sbom plugs in here through build.Readers.sbom)."""
 
@@ -72,6 +81,7 @@ class Finding:
     severity: str
     fixed_in: str = ""  # '' when not yet fixed
     allowed: str = ""  # the allowance's reason, when one lets it through
+    unreadable: str = ""  # why the severity the feed gave could not be read (then `unknown`)
 
 
 @dataclass(frozen=True)
@@ -126,8 +136,8 @@ class Version:
     approvals: tuple[Approval, ...] = ()
     heads: tuple[str, ...] = ()  # the channels whose head it is
     runs_on: tuple[Runner, ...] = ()
-    sbom: Sbom | None = None
-    findings: Findings | None = None
+    sbom: Sbom | Untrusted | None = None
+    findings: Findings | Untrusted | None = None
 
     @property
     def ref(self) -> str:
@@ -139,7 +149,23 @@ class Version:
 
     @property
     def vulnerable(self) -> bool:
-        return self.findings is not None and self.findings.over_policy
+        return isinstance(self.findings, Findings) and self.findings.over_policy
+
+    @property
+    def scan_untrusted(self) -> str:
+        """Why its stored scan cannot be trusted ('' when it can, or there is none)."""
+        return self.findings.why if isinstance(self.findings, Untrusted) else ""
+
+    @property
+    def sbom_untrusted(self) -> str:
+        """Why its stored SBOM cannot be trusted ('' when it can, or there is none)."""
+        return self.sbom.why if isinstance(self.sbom, Untrusted) else ""
+
+    @property
+    def untrusted(self) -> bool:
+        """A stored scan or SBOM that cannot be trusted: what `bakery status` exits 1 for (a scan)
+        and `bakery scan` refuses (an SBOM), never "none recorded"."""
+        return bool(self.scan_untrusted or self.sbom_untrusted)
 
 
 @dataclass(frozen=True)
@@ -211,5 +237,6 @@ class Estate:
             "revoked": sum(bool(v.revoked) for v in self.versions),
             "untested": sum(v.untested for v in self.versions),
             "vulnerable": sum(v.vulnerable for v in self.versions),
+            "untrusted": sum(v.untrusted for v in self.versions),
             "drifting": sum(g.drifting for g in self.groups),
         }

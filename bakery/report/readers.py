@@ -1,7 +1,9 @@
 """The report's SBOM and findings sections, read from the registry: an image's signed SBOM and its
 stored, signed scan, each trusted only when a trusted key signed it and it is bound to the image's
 provenance statement as signed now (whether the image itself is unchanged, the version's own
-checks on the page say).
+checks on the page say). One the registry holds that cannot be trusted (a signature that fails,
+another image's, or a scan the signed audit log says is not the newest: put back or deleted) is
+shown as untrusted, with why, as `bakery status` and `bakery scan` refuse it; never as "none".
 A version is marked over policy when its findings are over the scan policy of a channel it is,
 or was, the head of, or of a channel a group declared to run its image follows. Nothing is
 scanned here: the findings are those `bakery scan` and `bakery scan --heads` stored."""
@@ -47,23 +49,17 @@ class RegistryReaders:
                 self._digests[key] = None  # no trusted provenance: nothing is bound to it
         return self._digests[key]
 
-    def sbom(self, record: ImageRecord) -> model.Sbom | None:
-        digest = self._digest(record)
-        if digest is None:
-            return None
-        found = sbom_attest.read(self.trust, record.target, record.name, record.version, digest)
+    def sbom(self, record: ImageRecord) -> model.Sbom | model.Untrusted | None:
+        found = sbom_attest.read(self.trust, record.target, record.name, record.version, self._bound(record))
         if found.state != "present":
-            return None
+            return self._untrusted(record, found.state, found.detail, found.key)
         top = tuple(model.Package(p.name, p.version) for p in found.packages[:TOP])
         return model.Sbom(len(found.packages), found.system, top)
 
-    def findings(self, record: ImageRecord) -> model.Findings | None:
-        digest = self._digest(record)
-        if digest is None:
-            return None
-        stored = scan_attest.read(self.trust, record.target, record.name, record.version, digest)
+    def findings(self, record: ImageRecord) -> model.Findings | model.Untrusted | None:
+        stored = scan_attest.read(self.trust, record.target, record.name, record.version, self._bound(record))
         if stored.state != "present":
-            return None
+            return self._untrusted(record, stored.state, stored.detail, stored.key)
         allowed: dict[str, str] = {}
         over = False
         for name in self._channels(record):
@@ -73,10 +69,25 @@ class RegistryReaders:
             over = over or not verdict.ok
             allowed.update({a.finding.id: f"{name}: until {a.until} ({a.reason})" for a in verdict.allowed})
         findings = tuple(
-            model.Finding(f.id, f.source, f.installed, f.severity, f.fixed, allowed.get(f.id, ""))
+            model.Finding(f.id, f.source, f.installed, f.severity, f.fixed, allowed.get(f.id, ""), f.unreadable)
             for f in stored.findings
         )
         return model.Findings(stored.feed, stored.scanned, findings, over)
+
+    def _bound(self, record: ImageRecord) -> str:
+        """The provenance digest a stored SBOM or scan must name; '' (which none names) when the
+        image has no trusted provenance."""
+        return self._digest(record) or ""
+
+    def _untrusted(self, record: ImageRecord, state: str, detail: str, key: str) -> model.Untrusted | None:
+        """None for nothing stored; else why what is stored cannot be trusted."""
+        if state == "none":
+            return None
+        if self._digest(record) is None:
+            return model.Untrusted(
+                f"{key}: nothing binds it to the image, which has no provenance statement that verifies"
+            )
+        return model.Untrusted(detail)
 
     def _channels(self, record: ImageRecord) -> list[str]:
         """The channels with a scan policy that govern `record` (see the module's docstring)."""

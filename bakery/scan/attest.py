@@ -21,7 +21,9 @@ vulnerability predicate v0.2 (https://github.com/in-toto/attestation/blob/main/s
                                "severity": [{"method": "<feed format>", "score": "<as the feed says>"}],
                                "annotations": [{"source": "openssl", "installed": "3.0.13-1~deb12u1",
                                                 "fixed": "3.0.14-1~deb12u1", "severity": "low",
-                                                "packages": ["libssl3:amd64"], "aliases": []}]}]},
+                                                "packages": ["libssl3:amd64"], "aliases": [],
+                                                "unreadable": "<why its CVSS vector could not be read>"
+                                                (only when one could not be)}]}]},
        "metadata": {"scanStartedOn": "<RFC 3339>", "scanFinishedOn": "<RFC 3339>"}}}
 
 A reader trusts it only when a key of trust.keys signed it, the predicateType is the one above and
@@ -93,20 +95,17 @@ def statement(subject: Subject, db: Db, findings: tuple[Finding, ...], started: 
 
 
 def _result(finding: Finding, method: str) -> dict[str, Any]:
-    return {
-        "id": finding.id,
-        "severity": [{"method": method, "score": finding.given}],
-        "annotations": [
-            {
-                "source": finding.source,
-                "installed": finding.installed,
-                "fixed": finding.fixed,
-                "severity": finding.severity,
-                "packages": list(finding.packages),
-                "aliases": list(finding.aliases),
-            }
-        ],
+    notes: dict[str, Any] = {
+        "source": finding.source,
+        "installed": finding.installed,
+        "fixed": finding.fixed,
+        "severity": finding.severity,
+        "packages": list(finding.packages),
+        "aliases": list(finding.aliases),
     }
+    if finding.unreadable:  # kept only when said, so that other scans' statements stay as they were
+        notes["unreadable"] = finding.unreadable
+    return {"id": finding.id, "severity": [{"method": method, "score": finding.given}], "annotations": [notes]}
 
 
 def store(trust: TrustContext, document: Mapping[str, Any]) -> tuple[str, str]:
@@ -213,6 +212,7 @@ def _finding(result: Any) -> Finding:
         _str(result, "id"), _str(notes, "source"), _str(notes, "installed"), _str(notes, "fixed"),
         _str(notes, "severity"), given if isinstance(given, str) else "",
         _strs(notes.get("packages")), _strs(notes.get("aliases")),
+        _str(notes, "unreadable") if "unreadable" in notes else "",
     )  # fmt: skip
 
 

@@ -9,7 +9,8 @@ Two shapes are read:
 - OSV records for the ecosystem `Debian:12` (one record, a JSON list of them, or a zip of JSON
   files as osv.dev exports them): `affected[].package{ecosystem, name}` (the source package),
   `ranges[{type: ECOSYSTEM, events: [{introduced}, {fixed}]}]`; severity from
-  `affected[].ecosystem_specific.urgency`, `database_specific.severity` or a numeric CVSS score.
+  `affected[].ecosystem_specific.urgency`, `database_specific.severity`, else the highest of
+  `severity[]` that can be read: a CVSS score or a CVSS v2/v3/v4 vector (severity.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bakery.core import documents
+from bakery.scan.severity import osv as osv_severity
 from bakery.scan.source import FeedError, Raw
 
 MAX_ZIP_MEMBERS = 200_000
@@ -32,8 +34,6 @@ _ID = re.compile(r"^[A-Z][A-Z0-9]*-[0-9A-Za-z][0-9A-Za-z.:-]{0,80}$")
 _PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]{0,200}$")
 _VERSION = re.compile(r"^[0-9A-Za-z.+~:-]{1,200}$")
 _URGENCIES = {"unimportant": "unimportant", "low": "low", "medium": "medium", "high": "high"}
-_WORDS = {"low": "low", "moderate": "medium", "medium": "medium", "high": "high", "important": "high"}
-_WORDS |= {"critical": "critical", "none": "none", "negligible": "unimportant", "unimportant": "unimportant"}
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,7 @@ class Advisory:
     given: str  # the severity as the feed says it ("high", "not yet assigned", "CVSS:3.1/…")
     aliases: tuple[str, ...] = ()
     description: str = ""
+    unreadable: str = ""  # why the severity it gave could not be read (a CVSS vector that is not one)
 
 
 @dataclass(frozen=True)
@@ -208,7 +209,7 @@ def _osv(record: dict[str, Any], ecosystem: str) -> Iterator[Advisory]:
         name = _text(package.get("name"), 200)
         if not _PACKAGE.match(name):
             continue
-        severity, given = _osv_severity(record, entry)
+        rated = osv_severity(record, entry)
         ranges = entry.get("ranges")
         for span in ranges if isinstance(ranges, list) else []:
             if (
@@ -224,34 +225,13 @@ def _osv(record: dict[str, Any], ecosystem: str) -> Iterator[Advisory]:
                 if "introduced" in event:
                     introduced = _version(event.get("introduced"))
                 elif "fixed" in event:
-                    yield Advisory(ident, name, _version(event.get("fixed")) or "0", _start(introduced),
-                                   severity, given, aliases, description)  # fmt: skip
+                    fixed = _version(event.get("fixed")) or "0"
+                    yield Advisory(ident, name, fixed, _start(introduced), rated.severity, rated.given, aliases,
+                                   description, rated.unreadable)  # fmt: skip
                     introduced = None
             if introduced is not None:  # introduced and never fixed: not yet fixed
-                yield Advisory(ident, name, None, _start(introduced), severity, given, aliases, description)
-
-
-def _osv_severity(record: dict[str, Any], entry: dict[str, Any]) -> tuple[str, str]:
-    for block in (entry.get("ecosystem_specific"), entry.get("database_specific"), record.get("database_specific")):
-        if isinstance(block, dict):
-            for key in ("urgency", "severity"):
-                word = _text(block.get(key), 40).rstrip("*").strip()
-                if word:
-                    return _WORDS.get(word.lower(), "unknown"), word
-    for each in record.get("severity") or []:
-        score = each.get("score") if isinstance(each, dict) else None
-        if isinstance(score, int | float) or (isinstance(score, str) and re.fullmatch(r"[0-9]{1,2}(\.[0-9])?", score)):
-            return _cvss_rating(float(score)), str(score)
-        if isinstance(score, str) and score:
-            return "unknown", _text(score, 200)  # a CVSS vector: bakery does not compute its score
-    return "unknown", "not given"
-
-
-def _cvss_rating(score: float) -> str:
-    """CVSS v3 qualitative rating of a base score."""
-    if score <= 0:
-        return "none"
-    return "low" if score < 4 else "medium" if score < 7 else "high" if score < 9 else "critical"
+                yield Advisory(ident, name, None, _start(introduced), rated.severity, rated.given, aliases,
+                               description, rated.unreadable)  # fmt: skip
 
 
 def _start(introduced: str | None) -> str | None:

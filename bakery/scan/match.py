@@ -25,6 +25,7 @@ class Finding:
     given: str  # as the feed says it
     packages: tuple[str, ...] = ()  # the binary packages built from that source (name:arch)
     aliases: tuple[str, ...] = ()
+    unreadable: str = ""  # why the severity the feed gave could not be read (then `unknown`)
 
     @property
     def not_yet_fixed(self) -> bool:
@@ -37,7 +38,8 @@ class Finding:
         """'CVE-2024-5535 openssl 3.0.13-1~deb12u1 (libssl3) fixed in 3.0.14-1~deb12u1, severity low'."""
         shown = f" ({', '.join(self.packages)})" if self.packages and self.packages != (self.source,) else ""
         fix = f"fixed in {self.fixed}" if self.fixed else "not yet fixed"
-        given = "" if self.given == self.severity else f" ({self.given})"
+        said = self.given + (f"; {self.unreadable}" if self.unreadable else "")
+        given = "" if said == self.severity else f" ({said})"
         also = f" ({', '.join(self.aliases)})" if self.aliases else ""
         return f"{self.id}{also} {self.source} {self.installed}{shown} {fix}, severity {self.severity}{given}"
 
@@ -78,7 +80,7 @@ def match(packages: Iterable[Package], feed: Feed) -> tuple[tuple[Finding, ...],
                 continue
             found[key] = Finding(
                 advisory.id, source, version, advisory.fixed or "", advisory.severity, advisory.given,
-                tuple(sorted(set(binaries))), advisory.aliases,
+                tuple(sorted(set(binaries))), advisory.aliases, advisory.unreadable,
             )  # fmt: skip
     ordered = sorted(found.values(), key=lambda f: (-rank(f.severity), f.source, f.id))
     return tuple(ordered), tuple(skipped)

@@ -1,8 +1,9 @@
 """`bakery report --out DIR` opened from disk in a real headless Chromium (Debian's, driven by
 Playwright over its pipe: no browser download, no port): the page loads with no console error and
 no request that is not file://, a click from a group to the version it runs lands on that
-version's findings, and screenshots are kept: under $BAKERY_REPORT_SCREENSHOTS when set, else in
-the test's tmp dir (pytest's basetemp, test_..._group0/screenshots/)."""
+version's findings, a stored scan that cannot be trusted is shown so (not "not scanned") in its own
+colour and marked in the graph, and screenshots are kept: under $BAKERY_REPORT_SCREENSHOTS when
+set, else in the test's tmp dir (pytest's basetemp, test_..._group0/screenshots/)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import ConsoleMessage, Request, Route, expect, sync_playwright
 
+from bakery.registry.base import update
 from tests.unit.promote.conftest import json_of
 from tests.unit.promote.conftest import world as promote_world  # noqa: F401 (the fixtures this test builds on)
 from tests.unit.scan.conftest import TRACKER
+from tests.unit.scan.test_heads import trust_of
 from tests.unit.trust.conftest import World
 from tests.unit.trust.conftest import world as trust_world  # noqa: F401
 
@@ -31,13 +34,17 @@ def screenshots(tmp_path: Path) -> Path:
 
 def estate(world: World) -> dict[str, str]:
     """web 1.0.0 promoted to testing, scanned with the fixture feed and rolled out on web-eu (which
-    follows testing); web 1.0.1 baked and revoked; app (built on web) baked and rolled out on app-eu."""
+    follows testing); web 1.0.1 baked and revoked; app (built on web) baked, scanned, its stored
+    scan then broken, and rolled out on app-eu."""
     first = world.bake()
     assert world.run("promote", first, "--to", "testing", "--target", "aws").exit_code == 0
     assert world.run("scan", first, "--target", "aws", "--feed", str(TRACKER)).exit_code == 0
     assert world.run("rollout", "web-eu", "--yes").exit_code == 0
     second = world.bake(force=True)
     app = world.bake("app")
+    assert world.run("scan", app, "--target", "aws", "--feed", str(TRACKER)).exit_code == 0
+    key = "scan/aws/" + app.replace("@", "/") + ".json"
+    update(trust_of(world).store, key, lambda _there: b"{}")  # broken: its signature cannot be checked
     assert world.run("rollout", "app-eu", "--image", app, "--yes").exit_code == 0
     revoked = world.run("revoke", second, "--reason", "CVE-2026-1 <script>alert(1)</script>", "--target", "aws")
     assert revoked.exit_code == 0, revoked.output
@@ -56,7 +63,14 @@ def test_the_report_opens_from_disk_with_no_request_out_and_a_group_leads_to_its
     assert result.exit_code == 0, result.output
     written = json_of(result)
     assert written["index"] == str(out / "index.html")
-    assert written["counts"] == {"versions": 3, "revoked": 2, "vulnerable": 0, "untested": 3, "drifting": 1}, written
+    assert written["counts"] == {
+        "versions": 3,
+        "revoked": 2,
+        "vulnerable": 0,
+        "untested": 3,
+        "untrusted": 1,
+        "drifting": 1,
+    }, written
     html = (out / "index.html").read_text()
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
@@ -102,6 +116,23 @@ def test_the_report_opens_from_disk_with_no_request_out_and_a_group_leads_to_its
 
             revoked = page.locator("article.version.revoked h3")
             expect(revoked.first).to_contain_text("REVOKED")
+
+            app = page.locator("[id='version-aws-" + refs["app"].replace("@", "-") + "']")
+            untrusted = app.locator(".findings p.untrusted")
+            expect(untrusted).to_have_text(
+                "a scan is stored, but it cannot be trusted: scan/aws/"
+                + refs["app"].replace("@", "/")
+                + ".json does not verify: the envelope is not DSSE JSON: no payload, payloadType, signatures"
+            )
+            expect(app.locator(".findings")).not_to_contain_text("not scanned")
+            expect(app.locator("h3 .badge.untrusted")).to_have_text("SCAN UNTRUSTED")
+            shown = untrusted.evaluate("e => [getComputedStyle(e).color, getComputedStyle(e).backgroundColor]")
+            none = page.locator("p.none").first.evaluate("e => getComputedStyle(e).color")
+            assert shown == ["rgb(69, 39, 160)", "rgb(237, 231, 246)"] and none != shown[0], (shown, none)
+            node = page.locator("#lineage svg [id='node-version-aws-" + refs["app"].replace("@", "-") + "']")
+            expect(node).to_contain_text("SCAN UNTRUSTED")
+            untrusted.scroll_into_view_if_needed()
+            page.screenshot(path=str(shots / "report-untrusted-scan.png"))
         finally:
             browser.close()
     assert errors == []

@@ -63,7 +63,14 @@ def test_the_estate_names_heads_tests_approvals_runners_history_and_revocations(
         ("app-eu", ("the group is not running (bakery rollout brings it up)",)),
         ("web-eu", ()),
     ]
-    assert estate.counts() == {"versions": 2, "revoked": 1, "untested": 1, "vulnerable": 0, "drifting": 1}
+    assert estate.counts() == {
+        "versions": 2,
+        "revoked": 1,
+        "untested": 1,
+        "vulnerable": 0,
+        "untrusted": 0,
+        "drifting": 1,
+    }
 
 
 def test_sbom_and_findings_come_from_the_readers_handed_in(promote_world: World) -> None:  # noqa: F811

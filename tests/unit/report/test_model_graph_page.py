@@ -87,3 +87,35 @@ def test_sbom_and_findings_show_once_a_reader_hands_them_in_and_mark_the_version
     assert "no SBOM recorded" not in html and "not scanned" not in html
     assert v.vulnerable and estate(v).counts()["vulnerable"] == 1
     assert 'label="web@1.0.0 (VULNERABLE)"' in graph.dot_source(estate(v))
+
+
+def test_a_stored_scan_or_sbom_that_cannot_be_trusted_is_shown_so_and_why_not_as_none_and_marked() -> None:
+    scan = model.Untrusted(f"scan/aws/web/1.0.0.json does not verify: {HOSTILE}")
+    v = version(
+        findings=scan, sbom=model.Untrusted("sbom/aws/web/1.0.0.json: its subject is not this image's provenance")
+    )
+    html = render.page(estate(v), "<svg></svg>")
+    assert "not scanned" not in html and "no SBOM recorded" not in html
+    assert (
+        '<p class="untrusted">a scan is stored, but it cannot be trusted: scan/aws/web/1.0.0.json does not verify: '
+        "1.0.0&#34;]; evil [label=&#34;x&#34;] &lt;script&gt;alert(1)&lt;/script&gt;</p>"
+    ) in html
+    assert (
+        '<p class="untrusted">an SBOM is stored, but it cannot be trusted: sbom/aws/web/1.0.0.json: its subject is '
+        "not this image&#39;s provenance</p>"
+    ) in html
+    assert '<span class="badge untrusted">SCAN UNTRUSTED</span>' in html and 'class="version untrusted"' in html
+    assert (v.untrusted, v.vulnerable) == (True, False) and estate(v).counts()["untrusted"] == 1
+    assert "1 with a scan or SBOM that cannot be trusted" in html
+    [node] = [line for line in graph.dot_source(estate(v)).splitlines() if 'label="web@1.0.0' in line]
+    assert 'label="web@1.0.0 (SCAN UNTRUSTED, SBOM UNTRUSTED)"' in node
+    assert f'fillcolor="{graph.UNTRUSTED[0]}"' in node and 'peripheries="2"' in node
+    fine = [line for line in graph.dot_source(estate(version())).splitlines() if 'label="web@1.0.0' in line]
+    assert f'fillcolor="{graph.FINE[0]}"' in fine[0] and 'peripheries="1"' in fine[0]
+
+
+def test_a_finding_whose_severity_could_not_be_read_says_why_on_the_page() -> None:
+    why = 'its CVSS_V3 vector could not be read: Unknown value "Q" in field "AV:Q"'
+    finding = model.Finding("CVE-2026-8", "zlib", "1.2", "unknown", unreadable=why)
+    html = render.page(estate(version(findings=model.Findings("osv.json", "2026-12-05", (finding,)))), "<svg></svg>")
+    assert '<td>unknown <span class="problem">(its CVSS_V3 vector could not be read: Unknown value &#34;Q&#34;' in html
