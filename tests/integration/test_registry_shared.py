@@ -26,6 +26,7 @@ from tests.conftest import VALID_YAML
 from tests.fakes.driver import FakeDriver
 from tests.fakes.gcs import FakeGcs
 from tests.fakes.packer import FakePacker
+from tests.fakes.patching import everywhere
 from tests.fakes.provider import FakeProvider
 from tests.integration.aws_world import moto_endpoint  # noqa: F401 (fixture)
 
@@ -95,12 +96,11 @@ def machines(
     monkeypatch.setenv("PATH", f"{packer.bin_dir}{os.pathsep}{os.environ['PATH']}")
     tools.packer_version.cache_clear()
     cloud, driver = FakeProvider(inbox=tmp_path / "cloud"), FakeDriver()  # one cloud both machines see
-    import bakery.rollout.service  # noqa: F401 - its own get_provider is the real one: restored as such after the test
-
-    for where in ("bakery.providers.base.get_provider", "bakery.rollout.service.get_provider"):
-        monkeypatch.setattr(where, lambda *a, **k: cloud)
-    monkeypatch.setattr("bakery.rollout.service.get_driver", lambda *a, **k: driver)
-    yield pair[0], pair[1], cloud, driver
+    with (
+        everywhere(monkeypatch, "bakery.providers.base", "get_provider", lambda *a, **k: cloud),
+        everywhere(monkeypatch, "bakery.groups.base", "get_driver", lambda *a, **k: driver),
+    ):
+        yield pair[0], pair[1], cloud, driver
     tools.packer_version.cache_clear()
 
 

@@ -21,6 +21,7 @@ from bakery.workspace import Workspace
 from tests.conftest import VALID_YAML
 from tests.fakes.driver import FakeDriver
 from tests.fakes.packer import FakePacker
+from tests.fakes.patching import everywhere
 from tests.fakes.provider import FakeProvider
 
 TRUST = """\
@@ -90,17 +91,9 @@ def world(project_dir: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bak
     monkeypatch.setenv("PATH", f"{packer.bin_dir}{os.pathsep}{os.environ['PATH']}")
     tools.packer_version.cache_clear()
     fake, driver = FakeProvider(inbox=tmp_path / "cloud"), FakeDriver()
-    # Imported before bakery.providers.base is patched: their own get_provider is the real one,
-    # restored as such after the test.
-    import bakery.bake.service
-    import bakery.rollout.service  # noqa: F401
-
-    for where in (
-        "bakery.providers.base.get_provider",
-        "bakery.rollout.service.get_provider",
-        "bakery.bake.service.get_provider",
+    with (
+        everywhere(monkeypatch, "bakery.providers.base", "get_provider", lambda *a, **k: fake),
+        everywhere(monkeypatch, "bakery.groups.base", "get_driver", lambda *a, **k: driver),
     ):
-        monkeypatch.setattr(where, lambda *a, **k: fake)
-    monkeypatch.setattr("bakery.rollout.service.get_driver", lambda *a, **k: driver)
-    yield World(project_dir, fake, driver, bakery_cli)
+        yield World(project_dir, fake, driver, bakery_cli)
     tools.packer_version.cache_clear()
