@@ -24,11 +24,13 @@ def prune(
 ) -> None:
     """List every recorded version with why it would go or stay; with --yes remove those that go.
 
-    Never removed: what a launch template, launch configuration, instance, instance template or
-    group (or its kept rollout history) uses; a channel's head or a head in its kept history; a
-    parent of a kept image; an image shared with other accounts (unless prune.shared); the newest
-    prune.keep; anything younger than prune.older_than_days. An interrupted prune is finished by
-    the next `bakery prune --yes`. Attestations and the audit log keep every pruned version."""
+    Never removed: what a launch template (also through an SSM parameter), launch configuration,
+    EC2 or Spot Fleet, instance, instance template or group (or its kept rollout history) uses,
+    or may use when that cannot be read; a channel's head or a head in its kept history; a
+    parent of a kept image; an image (or snapshot) shared with other accounts (unless
+    prune.shared); the newest prune.keep; anything younger than prune.older_than_days. One
+    --yes runs at a time; an interrupted prune is finished by the next `bakery prune --yes`.
+    Attestations and the audit log keep every pruned version."""
     from bakery.prune.service import Pruner
     from bakery.runner import signal_guard
 

@@ -131,9 +131,10 @@ class Claim:
 
 @dataclass(frozen=True)
 class Usage:
-    """What refers to one image in its cloud, read live: launch template versions, Auto Scaling
-    groups' launch configurations, instances, instance templates (one line each), and the accounts
-    or projects it is shared with."""
+    """What refers to one image in its cloud, read live: launch template versions (an AMI id or an
+    SSM parameter), launch configurations, EC2 and Spot Fleets, instances, instance templates (one
+    line each; "could not tell ..." for a kind that cannot be read), and the accounts or projects
+    it (or a snapshot of it) is shared with."""
 
     uses: tuple[str, ...] = ()
     shared_with: tuple[str, ...] = ()
@@ -235,8 +236,10 @@ class Provider(Protocol):
     def unmark_revoked(self, record: ImageRecord) -> str:
         """Undo mark_revoked; what was done, one line. Idempotent."""
 
-    def usage(self, record: ImageRecord) -> Usage:
-        """What uses `record` now, in every region or project it lives in (bakery prune keeps it)."""
+    def usage(self, records: Sequence[ImageRecord]) -> list[Usage]:
+        """What uses each of `records` now, in every region or project it lives in (bakery prune
+        keeps it), in their order; what they share is read once. A kind of use that cannot be
+        read is a use that says so ("could not tell ..."), never none."""
 
     def prune_steps(
         self, record: ImageRecord, *, replacement: ImageRecord | None, now: str, policy: Prune

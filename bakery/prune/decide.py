@@ -2,10 +2,13 @@
 candidates (every recorded version on a target), what uses them, and each image's policy.
 
 An image stays if anything below holds, and every reason that holds is listed:
-- something uses it: a launch template version, an Auto Scaling group, a running instance, an
-  instance template, a MIG version, a group's rollout history (the `uses` of its Candidate);
+- something uses it: a launch template version (directly or through an SSM parameter), an Auto
+  Scaling group, an EC2 or Spot Fleet, an instance (booted from it, in a group or not), an
+  instance template, a MIG version, a group's rollout history (the `uses` of its Candidate); or
+  a kind of use could not be read ("could not tell ..."), which keeps it too;
 - it is a channel's head, or a head within the channel's kept history (what a rollback returns to);
-- it is shared with other accounts or projects (unless its policy says `shared: true`);
+- it (or one of its snapshots) is shared with other accounts or projects (unless its policy
+  says `shared: true`);
 - it is one of the newest `keep` versions of its image on its target;
 - it is younger than `older_than_days`;
 - it is the parent of an image that stays (and so on up the ancestry).

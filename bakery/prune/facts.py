@@ -1,5 +1,5 @@
 """What uses each recorded version on a target, read live: the provider's references (launch
-templates, launch configurations, instances, instance templates; sharing), the groups of
+templates, launch configurations, fleets, instances, instance templates; sharing), the groups of
 images.yaml on the target (what they run and their last `keep` rollouts), and the channels' kept
 heads in the registry."""
 
@@ -30,8 +30,7 @@ def candidates(
     group_uses, members = _group_uses(project, target, driver) if _groups_on(project, target) else ({}, set())
     heads = _channel_heads(trust, target)
     out = []
-    for record in records:
-        usage = provider.usage(record)
+    for record, usage in zip(records, provider.usage(records), strict=True):
         theirs = group_uses.get(record.ref, [])
         # An instance a group's line names already is not named again by the provider's.
         own = [u for u in usage.uses if not any(u.startswith(f"instance {m} ") for m in members)]

@@ -7,8 +7,6 @@ event is appended: a prune interrupted at any point is finished (not started aga
 
 from __future__ import annotations
 
-import dataclasses
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,19 +18,20 @@ from pydantic import ValidationError
 from bakery import runner
 from bakery.config.load import Project
 from bakery.config.models import Prune
+from bakery.core import locks
 from bakery.core.catalog import ImageRecord, parse_ref, version_key
 from bakery.core.debris import iso
+from bakery.core.identity import who
 from bakery.errors import BakeryError, InUse, UsageError
 from bakery.groups.base import GroupDriver, get_driver
 from bakery.progress import Reporter
 from bakery.providers.base import ClientFactory, Provider, get_provider
 from bakery.prune.decide import KEEP, REMOVE, Verdict, decide
 from bakery.prune.facts import candidates
+from bakery.prune.journals import destroying, record_from, record_of
 from bakery.steps import SUCCEEDED, Journal, execute
 from bakery.trust.context import TrustContext
 from bakery.workspace import Workspace
-
-_RECORD_FIELDS = {f.name for f in dataclasses.fields(ImageRecord)}
 
 
 @dataclass(frozen=True)
@@ -113,9 +112,24 @@ class Pruner:
         if target is not None and target not in config.targets:
             raise UsageError(f"no target '{target}' in images.yaml; targets: {', '.join(sorted(config.targets))}")
         policies = {n: self._policy(i.prune, keep, older_than_days) for n, i in config.images.items()}
+        if not act:
+            return self._run(name, target, policies, act=False)
+        what = "bakery prune --yes" + (f" {name}" if name else "") + (f" --target {target}" if target else "")
+        with locks.held(self.lock, what, who(), _refuse):
+            return self._run(name, target, policies, act=True)
+
+    @property
+    def lock(self) -> Path:
+        """Held by a `prune --yes` for its whole run: one at a time on this machine."""
+        return self.ws.locks / "prune.lock"
+
+    def _run(self, name: str | None, target: str | None, policies: dict[str, Prune], *, act: bool) -> PruneResult:
         if act:  # what signs the audit events of the removals must work before anything is removed
             self.trust.signer()
         notes: list[str] = []
+        running = None if act else locks.holder(self.lock)
+        if running is not None:
+            notes.append(f"a `bakery prune --yes` is running ({running}): what it removes may not be gone yet")
         finished = self._finish_interrupted(notes) if act else []
         unfinished = () if act else tuple(self._look_at_interrupted(notes))
         now = self.clock()
@@ -281,7 +295,7 @@ class Pruner:
         removed nothing yet (their image is kept), refuse to go on for one that did."""
         done = []
         for journal in self._open_journals():
-            record = _record_of(journal)
+            record = record_of(journal)
             uses = self._in_use_now(record)
             if uses:
                 self._abandon(journal, record, uses, notes)
@@ -294,7 +308,7 @@ class Pruner:
 
     def _abandon(self, journal: Journal, record: ImageRecord, uses: tuple[str, ...], notes: list[str]) -> None:
         what = f"{record.ref} on {record.target}"
-        if _destroying(journal):
+        if destroying(journal):
             raise BakeryError(
                 f"the interrupted prune of {what} removed part of it already, and the rest is {'; '.join(uses)}",
                 hint=f"stop that use, then `bakery prune --yes` finishes it; or move {journal.path} away",
@@ -319,7 +333,7 @@ class Pruner:
         it); for a journal that did not save it, the image's newest other version."""
         saved = journal.data.get("replacement")
         if isinstance(saved, dict):
-            return _record_from(saved, journal)
+            return record_from(saved, journal)
         others = [
             r for r in self.provider(record.target).images(record.target, record.name) if r.version != record.version
         ]
@@ -330,12 +344,12 @@ class Pruner:
         abandon (or refuse to finish) go to `notes`."""
         unfinished = []
         for journal in self._open_journals():
-            record = _record_of(journal)
+            record = record_of(journal)
             line = f"{record.ref} on {record.target} (interrupted during {journal.data.get('current') or 'its record'})"
             uses = self._in_use_now(record)
             if not uses:
                 unfinished.append(line)
-            elif _destroying(journal):
+            elif destroying(journal):
                 notes.append(
                     f"interrupted prune of {line} would be refused: part of it is gone, the rest is {'; '.join(uses)}"
                 )
@@ -344,30 +358,11 @@ class Pruner:
         return unfinished
 
 
-_DESTRUCTIVE = {"deregister", "snapshots", "remove"}  # steps that remove part of an image
-
-
-def _destroying(journal: Journal) -> bool:
-    """Whether an interrupted removal removed anything already (or may have)."""
-    return bool(journal.get("destroying")) or bool(_DESTRUCTIVE & set(journal.done))
-
-
-def _record_of(journal: Journal) -> ImageRecord:
-    """The record a journal was written for; BakeryError if the file does not hold one."""
-    return _record_from(journal.data.get("record"), journal)
-
-
-def _record_from(data: Any, journal: Journal) -> ImageRecord:
-    if not isinstance(data, dict) or not set(data) <= _RECORD_FIELDS or not isinstance(data.get("version"), str):
-        raise BakeryError(f"the prune journal {journal.path} does not hold an image record", hint="move it away")
-    if not re.fullmatch(r"\d+\.\d+\.\d+", data["version"]):
-        raise BakeryError(f"the prune journal {journal.path} names version {data['version']!r}", hint="move it away")
-    fields = {
-        **data,
-        "locations": tuple(data.get("locations", ())),
-        "revoked_marks": tuple(data.get("revoked_marks", ())),
-    }
-    return ImageRecord(**fields)
+def _refuse(holder: str) -> BakeryError:
+    return BakeryError(
+        f"another `bakery prune --yes` is running: {holder}",
+        hint="wait for it to finish: two prunes at once would each remove what the other is deciding on",
+    )
 
 
 def _newest_kept(verdicts: list[Verdict], gone: Verdict) -> ImageRecord | None:

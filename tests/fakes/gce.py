@@ -842,6 +842,8 @@ class FakeGce:
             project, scope, collection, rest = parts[0], "global", parts[2], parts[3:]
         elif len(parts) >= 4 and parts[1] in ("zones", "regions"):
             project, scope, collection, rest = parts[0], f"{parts[1]}/{parts[2]}", parts[3], parts[4:]
+        elif len(parts) == 3 and parts[1] == "aggregated":
+            project, scope, collection, rest = parts[0], "aggregated", parts[2], []
         else:
             raise GceError(404, f"Not Found: {path}")
         body: JsonDict = {}

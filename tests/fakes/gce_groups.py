@@ -11,7 +11,8 @@ Paths served, as the google-cloud-compute REST transports call them::
     POST             .../instanceGroupManagers/{name}/resize?size=N
     POST             .../instanceGroupManagers/{name}/listManagedInstances
     GET|PATCH        /projects/{p}/global/backendServices/{name}               get, patch (fingerprint)
-    GET|POST|DELETE  /projects/{p}/zones/{z}/instances[/{name}]                (test instances: gce_instances.py)
+    GET|POST|DELETE  /projects/{p}/zones/{z}/instances[/{name}]                (instances: gce_instances.py)
+    GET              /projects/{p}/zones/{z}/disks[/{name}], /projects/{p}/aggregated/{instances|disks}
     POST             /projects/{p}/global/backendServices/{name}/getHealth
 
 Every change answers with a RUNNING operation in the resource's scope (zone, region or global)
@@ -122,6 +123,10 @@ class FakeGroups:
             answer = self.backends.route(method, project, rest, body)
         elif collection == "instances" and scope.startswith("zones/"):
             answer = self.instances.route(method, project, scope, rest, query, body)
+        elif collection == "disks" and scope.startswith("zones/"):
+            answer = self.instances.route_disks(method, project, scope, rest, query)
+        elif scope == "aggregated" and method == "GET":
+            answer = self.instances.aggregated(project, collection, query)
         if answer is None:
             raise error(404, f"Not Found: {method} projects/{project}/{scope}/{collection}/{'/'.join(rest)}")
         return answer

@@ -76,8 +76,8 @@ def bake(pw: PruneWorld, name: str, version: str, *, created: str = OLD, parent:
 def build(world: World) -> PruneWorld:
     """The versions of web and what uses each (see the test for the list)."""
     pw = PruneWorld(world)
-    for version in ("1.0.2", "1.0.3", "1.0.4", "1.0.5", "1.0.6", "1.0.7", "1.0.8", "1.0.9", "1.0.11"):
-        bake(pw, "web", version)
+    for patch in (*range(2, 10), *range(11, 15), 20):
+        bake(pw, "web", f"1.0.{patch}")
     bake(pw, "web", "1.0.10", created=iso(datetime.now(UTC)))
     bake(pw, "app", "1.0.0", parent="web@1.0.6")
     ec2, asg = pw.ec2(), world.client("autoscaling")
@@ -105,6 +105,39 @@ def build(world: World) -> PruneWorld:
     # 1.0.7: shared with another account
     ec2.modify_image_attribute(
         ImageId=pw.amis["web@1.0.7"][REGION], LaunchPermission={"Add": [{"UserId": OTHER_ACCOUNT}]}
+    )
+    # 1.0.11: a launch template that takes its AMI from an SSM parameter (resolve:ssm:)
+    ssm = boto3.client("ssm", region_name=REGION, endpoint_url=world.endpoint)
+    ssm.put_parameter(Name="/golden/web", Value=pw.amis["web@1.0.11"][REGION], Type="String", DataType="aws:ec2:image")
+    ec2.create_launch_template(
+        LaunchTemplateName="golden-lt", LaunchTemplateData={"ImageId": "resolve:ssm:/golden/web:1"}
+    )
+    # 1.0.12: an EC2 Fleet whose override names it, scaled to zero (no instance runs it now)
+    ec2.create_fleet(
+        Type="maintain",
+        LaunchTemplateConfigs=[
+            {
+                "LaunchTemplateSpecification": {"LaunchTemplateId": template, "Version": "1"},
+                "Overrides": [{"ImageId": pw.amis["web@1.0.12"][REGION]}],
+            }
+        ],
+        TargetCapacitySpecification={"TotalTargetCapacity": 0, "DefaultTargetCapacityType": "on-demand"},
+    )
+    # 1.0.13: a Spot Fleet request that launches it, scaled to zero
+    ec2.request_spot_fleet(
+        SpotFleetRequestConfig={
+            "TargetCapacity": 0,
+            "IamFleetRole": "arn:aws:iam::123456789012:role/spot-fleet",
+            "AllocationStrategy": "lowestPrice",
+            "LaunchSpecifications": [{"ImageId": pw.amis["web@1.0.13"][REGION], "InstanceType": "t3.micro"}],
+        }
+    )
+    # 1.0.14: its snapshot shared with another account (who may make volumes of it)
+    ec2.modify_snapshot_attribute(
+        SnapshotId=pw.snapshots["web@1.0.14"][REGION],
+        Attribute="createVolumePermission",
+        OperationType="add",
+        UserIds=[OTHER_ACCOUNT],
     )
     path = world.root / "images.yaml"
     config = yaml.safe_load(path.read_text())

@@ -90,7 +90,7 @@ def test_get_unknown_image_is_404_with_google_error(client: compute_v1.ImagesCli
 
 def test_unknown_path_is_404(gce: FakeGce) -> None:
     with pytest.raises(urllib.error.HTTPError) as info:
-        urllib.request.urlopen(f"{gce.endpoint}/compute/v1/projects/{PROJECT}/zones/z/disks", timeout=5)
+        urllib.request.urlopen(f"{gce.endpoint}/compute/v1/projects/{PROJECT}/zones/z/reservations", timeout=5)
     assert info.value.code == 404
     assert json.loads(info.value.read())["error"]["code"] == 404
 

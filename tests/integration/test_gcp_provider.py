@@ -446,5 +446,5 @@ def test_client_factory_builds_the_client_the_service_names(gce: FakeGce) -> Non
     assert images._transport._host == operations._transport._host == gce.endpoint
     groups = default_clients("regionInstanceGroupManagers", PROJECT, gce.endpoint)  # the group driver's
     assert isinstance(groups, compute_v1.RegionInstanceGroupManagersClient)
-    with pytest.raises(LookupError, match="no GCP client for service 'disks'"):
-        default_clients("disks", PROJECT, gce.endpoint)
+    with pytest.raises(LookupError, match="no GCP client for service 'snapshots'"):
+        default_clients("snapshots", PROJECT, gce.endpoint)

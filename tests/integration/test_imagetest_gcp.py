@@ -81,7 +81,8 @@ def seen(
 
     def connect(launched: Launched) -> Reach:
         (instance,) = [i for i in gce.groups.instances.all() if i["name"] == launched.id]
-        found.append({"instance": instance, "reach": launched.reach})
+        boot = gce.groups.instances.disk(instance["disks"][0]["source"])
+        found.append({"instance": instance, "boot_disk": boot, "reach": launched.reach})
         if stand_in.get("signal"):
             os.kill(os.getpid(), stand_in["signal"])
         return Reach("127.0.0.1", ports={8080: stand_in["port"]}, local=True)
@@ -112,7 +113,7 @@ def test_a_bake_is_tested_on_an_instance_in_the_targets_network(
     assert metadata["block-project-ssh-keys"] == "true"
     user, key = metadata["ssh-keys"].split(":", 1)
     assert user == "packer" and key.startswith("ssh-ed25519 ") and key.endswith(instance["labels"]["bakery-test-run"])
-    assert instance["disks"][0]["initializeParams"]["sourceImage"].startswith(f"projects/{PROJECT}/global/images/base-")
+    assert f"/projects/{PROJECT}/global/images/base-" in during["boot_disk"]["sourceImage"]
     assert during["reach"].host.startswith("203.0.113.")  # where GCE said it is: never connected to
     assert gce.groups.instances.all() == [] and gce.groups.instances.deleted == [instance["name"]]
 

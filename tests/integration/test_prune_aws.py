@@ -5,9 +5,12 @@ prune interrupted halfway is finished by the next one."""
 from __future__ import annotations
 
 import json
+import re
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from typer.testing import CliRunner
 
 from bakery.cli.app import app
@@ -60,7 +63,17 @@ def test_the_dry_run_gives_every_version_its_reason_and_touches_nothing(pw: Prun
     assert got["web@1.0.8"] == ("remove", ["older than 30 days, not among the newest 1, unused"])
     assert got["web@1.0.9"][0] == "remove"
     assert got["web@1.0.10"][1][0].startswith("younger than 30 days")
-    assert got["web@1.0.11"] == ("keep", ["among the newest 1"])
+    assert got["web@1.0.11"] == (
+        "keep",
+        [f"in use: launch template golden-lt version 1 in {REGION} (through SSM parameter /golden/web:1)"],
+    )
+    assert got["web@1.0.12"][0] == "keep" and len(got["web@1.0.12"][1]) == 1
+    assert re.fullmatch(rf"in use: EC2 Fleet fleet-[0-9a-f-]+ \(active\) in {REGION}", got["web@1.0.12"][1][0])
+    assert got["web@1.0.13"][0] == "keep" and len(got["web@1.0.13"][1]) == 1
+    assert re.fullmatch(rf"in use: Spot Fleet request sfr-[0-9a-f-]+ \(active\) in {REGION}", got["web@1.0.13"][1][0])
+    snapshot, ami = pw.snapshots["web@1.0.14"][REGION], pw.amis["web@1.0.14"][REGION]
+    assert got["web@1.0.14"] == ("keep", [f"shared with {OTHER_ACCOUNT} (snapshot {snapshot} of {ami} in {REGION})"])
+    assert got["web@1.0.20"] == ("keep", ["among the newest 1"])
     assert got["app@1.0.0"] == ("keep", ["among the newest 3"])  # the default policy
     text = bakery("prune", "web")
     assert "web@1.0.8   aws     remove      older than 30 days, not among the newest 1, unused" in text.stdout, (
@@ -266,3 +279,57 @@ def test_a_use_that_starts_during_the_prune_stops_the_deregistration(pw: PruneWo
         assert pw.exists(region, pw.amis["web@1.0.8"][region])
     assert pruning_tags(pw, "web@1.0.8") == []
     assert not (ws.root / "prune" / "aws--web@1.0.8.json").exists()
+
+
+class Denies:
+    """A client on which IAM denies some operations (called directly or through a paginator)."""
+
+    def __init__(self, client: Any, denied: dict[str, str]) -> None:
+        self._client, self._denied = client, denied  # operation -> error code
+
+    def _refuse(self, operation: str) -> Any:
+        def refused(**_kwargs: Any) -> Any:
+            error = {"Code": self._denied[operation], "Message": f"not authorized to perform {operation}"}
+            raise ClientError({"Error": error}, operation)
+
+        return refused
+
+    def get_paginator(self, operation: str) -> Any:
+        if operation in self._denied:
+            return SimpleNamespace(paginate=self._refuse(operation))
+        return self._client.get_paginator(operation)
+
+    def __getattr__(self, name: str) -> Any:
+        return self._refuse(name) if name in self._denied else getattr(self._client, name)
+
+
+def test_what_cannot_be_read_keeps_every_image_it_could_be_and_says_why(pw: PruneWorld) -> None:
+    project = load(pw.world.root / "images.yaml")
+    ws = Workspace.for_project(project.root)
+    pw.ec2().create_launch_template(
+        LaunchTemplateName="team-lt", LaunchTemplateData={"ImageId": "resolve:ssm:/team/web"}
+    )
+    denied = {"ssm": {"get_parameter": "AccessDeniedException"}, "ec2": {"describe_fleets": "UnauthorizedOperation"}}
+
+    def clients(service: str, region: str, endpoint: str | None) -> Any:
+        made = default_clients(service, region, endpoint)
+        return Denies(made, denied[service]) if service in denied else made
+
+    dry = Pruner(project, ws, Silent(), clients=clients).run("web")
+    reasons = {v.image: v.reasons for v in dry.verdicts}
+    assert not dry.to_remove
+    for ref in ("web@1.0.8", "web@1.0.9"):  # what an unhindered look removes
+        assert reasons[ref] == (
+            f"in use: could not tell: reading the EC2 Fleets in {COPY} was refused "
+            "(UnauthorizedOperation: not authorized to perform describe_fleets)",
+            f"in use: launch template golden-lt version 1 in {REGION} may use it: could not tell, SSM parameter "
+            "/golden/web:1 could not be read (AccessDeniedException: not authorized to perform get_parameter)",
+            f"in use: launch template team-lt version 1 in {REGION} may use it: could not tell, SSM parameter "
+            "/team/web could not be read (AccessDeniedException: not authorized to perform get_parameter)",
+            f"in use: could not tell: reading the EC2 Fleets in {REGION} was refused "
+            "(UnauthorizedOperation: not authorized to perform describe_fleets)",
+        ), reasons[ref]
+    done = Pruner(project, ws, Silent(), clients=clients).run("web", act=True)
+    assert done.removals == ()
+    for region in (REGION, COPY):
+        assert pw.exists(region, pw.amis["web@1.0.8"][region]) and pw.exists(region, pw.amis["web@1.0.9"][region])

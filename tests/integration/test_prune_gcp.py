@@ -24,6 +24,7 @@ from bakery.providers.gcp.api import Compute
 from bakery.prune.service import Pruner
 from bakery.trust.context import TrustContext
 from bakery.workspace import Workspace
+from tests.fakes.gce_migs import API_ROOT
 from tests.integration.channel_moves import promote
 from tests.integration.gcp_groups import CHECK, PROJECT, ZONE, World, gcp_world, image_name, seed_mig, stamp_labels
 
@@ -92,6 +93,7 @@ def test_the_dry_run_names_what_uses_each_image(world: World) -> None:
     assert "in use: instance template web-tmpl" in got["web@1.0.0"][1], got
     assert any(r.startswith("in use: group web-gcp's template") for r in got["web@1.0.0"][1])
     assert any(r.startswith("in use: group web-gcp's instances ") for r in got["web@1.0.0"][1])
+    assert not any(r.startswith("in use: instance web-mig-") for r in got["web@1.0.0"][1])  # named once, by its group
     assert got["web@1.0.1"] == ("keep", ["in use: instance template batch-tmpl"])
     assert got["web@1.0.2"] == ("keep", ["head of channel stable"])
     assert got["web@1.0.3"] == ("keep", ["shared with user:partner@example.com (roles/compute.imageUser)"])
@@ -204,3 +206,40 @@ def test_an_interrupted_first_rung_is_finished_with_its_replacement(
     assert done.exit_code == 0, done.output
     assert "web@1.0.5 on gcp: deprecated" in done.stdout
     assert deprecation(world, "1.0.5")["replacement"].endswith(f"projects/{PROJECT}/global/images/web-1-0-7")
+
+
+def test_an_instance_booted_from_an_image_keeps_it_and_what_cannot_be_read_keeps_every_image(world: World) -> None:
+    other_zone = "us-central1-a"
+    world.gce.groups.instances.add(
+        PROJECT, ZONE, "adhoc-vm", created="2026-01-02T00:00:00Z", image=f"projects/{PROJECT}/global/images/web-1-0-5"
+    )
+    world.gce.groups.instances.add(  # stopped, in a zone of another region: it starts again from its disk
+        PROJECT,
+        other_zone,
+        "old-vm",
+        created="2026-01-02T00:00:00Z",
+        image=f"{API_ROOT}/projects/{PROJECT}/global/images/web-1-0-6",
+        status="TERMINATED",
+    )
+    dry = bakery("prune", "--json")
+    assert dry.exit_code == 0, dry.output
+    got = {v["image"]: (v["action"], v["reasons"]) for v in json.loads(dry.stdout)["verdicts"]}
+    assert got["web@1.0.5"] == ("keep", [f"in use: instance adhoc-vm (RUNNING) in {ZONE}"])
+    assert got["web@1.0.6"] == ("keep", [f"in use: instance old-vm (TERMINATED) in {other_zone}"])
+
+    done = bakery("prune", "--yes", "--json")
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["removed"] == []
+    assert not deprecation(world, "1.0.5") and not deprecation(world, "1.0.6")
+
+    world.gce.groups.instances.stored.clear()  # nothing uses 1.0.5 or 1.0.6 now, but the look is refused
+    world.gce.fail_next(403, path_contains="/aggregated/disks", message="Required 'compute.disks.list' permission")
+    refused = bakery("prune", "--yes", "--json")
+    assert refused.exit_code == 0, refused.output
+    payload = json.loads(refused.stdout)
+    reasons = {v["image"]: v["reasons"] for v in payload["verdicts"]}
+    assert reasons["web@1.0.5"] == [
+        "in use: could not tell: reading the instances and their disks was refused "
+        "(403 Required 'compute.disks.list' permission)"
+    ], reasons["web@1.0.5"]
+    assert payload["removed"] == [] and not deprecation(world, "1.0.5")

@@ -32,6 +32,7 @@ from bakery.providers.aws import bakes as aws_bakes
 from bakery.providers.aws import listing
 from bakery.providers.aws import prune as aws_prune
 from bakery.providers.aws import trust as aws_trust
+from bakery.providers.aws import usage as aws_usage
 from bakery.providers.aws.bakes import snapshots
 from bakery.providers.aws.errors import guarded, unless_gone
 from bakery.providers.aws.variables import AwsMarks, AwsPrepared
@@ -310,8 +311,8 @@ class AwsProvider(CloudProvider[AwsTarget]):
     # --- prune (aws_prune.py) ------------------------------------------------------------------
 
     @guarded("reading what uses the AMIs")
-    def usage(self, record: ImageRecord) -> Usage:
-        return aws_prune.usage(self, record)
+    def usage(self, records: Sequence[ImageRecord]) -> list[Usage]:
+        return aws_usage.usage(self, records)
 
     def prune_steps(
         self, record: ImageRecord, *, replacement: ImageRecord | None, now: str, policy: Prune

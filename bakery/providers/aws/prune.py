@@ -1,4 +1,4 @@
-"""What uses an AMI, and its removal by `bakery prune`: deprecate, deregister every regional
+"""An AMI's removal by `bakery prune` (what uses it: usage.py): deprecate, deregister every regional
 copy, delete their snapshots (unless another AMI uses one).
 
 The first step writes what will go (every copy and its snapshots) into the prune's journal and
@@ -16,55 +16,10 @@ from bakery.providers.aws.access import AwsAccess
 from bakery.providers.aws.bakes import snapshots
 from bakery.providers.aws.errors import unless_gone
 from bakery.providers.aws.trust import amis_of, deprecation_time, describe_image, supported
-from bakery.providers.base import Usage
+from bakery.providers.aws.usage import usage
 from bakery.steps import Journal, Step
 
 PRUNING_TAG = "bakery:pruning"
-LIVE_STATES = ["pending", "running", "stopping", "stopped"]
-
-
-def usage(provider: AwsAccess, record: ImageRecord) -> Usage:
-    """Launch template versions, launch configurations (and their Auto Scaling groups) and
-    instances that use any copy of `record`, and the accounts its copies are shared with."""
-    spec = provider.specs[record.target]
-    uses: list[str] = []
-    shared: list[str] = []
-    for region, ami in sorted(amis_of(record).items()):
-        ec2 = provider.ec2(spec, region)
-        for template in _pages(ec2, "describe_launch_templates", "LaunchTemplates"):
-            versions = _pages(
-                ec2,
-                "describe_launch_template_versions",
-                "LaunchTemplateVersions",
-                LaunchTemplateId=template["LaunchTemplateId"],
-            )
-            for v in versions:
-                if v.get("LaunchTemplateData", {}).get("ImageId") == ami:
-                    uses.append(
-                        f"launch template {template['LaunchTemplateName']} version {v['VersionNumber']} in {region}"
-                    )
-        asg = provider.client("autoscaling", region, provider.endpoint(spec))
-        configs = [
-            c["LaunchConfigurationName"]
-            for c in _pages(asg, "describe_launch_configurations", "LaunchConfigurations")
-            if c.get("ImageId") == ami
-        ]
-        uses += [f"launch configuration {name} in {region}" for name in configs]
-        for group in _pages(asg, "describe_auto_scaling_groups", "AutoScalingGroups"):
-            if group.get("LaunchConfigurationName") in configs:
-                uses.append(f"Auto Scaling group {group['AutoScalingGroupName']} in {region}")
-        filters = [{"Name": "image-id", "Values": [ami]}, {"Name": "instance-state-name", "Values": LIVE_STATES}]
-        for reservation in _pages(ec2, "describe_instances", "Reservations", Filters=filters):
-            for instance in reservation.get("Instances", []):
-                uses.append(f"instance {instance['InstanceId']} ({instance['State']['Name']}) in {region}")
-        if describe_image(ec2, ami) is None:
-            continue  # deregistered (an interrupted prune's): shared with no one
-        with unless_gone():
-            found = ec2.describe_image_attribute(ImageId=ami, Attribute="launchPermission")
-            for grant in found.get("LaunchPermissions", []):
-                who = grant.get("UserId") or grant.get("OrganizationArn") or grant.get("OrganizationalUnitArn")
-                shared.append(f"{who or 'everyone (public)'} ({ami} in {region})")
-    return Usage(uses=tuple(uses), shared_with=tuple(shared))
 
 
 def prune_steps(provider: AwsAccess, record: ImageRecord, now: str) -> Sequence[Step]:
@@ -100,7 +55,7 @@ def prune_steps(provider: AwsAccess, record: ImageRecord, now: str) -> Sequence[
     def deregister(journal: Journal) -> None:
         # Read again right before the first copy goes: a long `--yes` run decided minutes ago.
         if not journal.get("destroying"):
-            now_used = usage(provider, record).uses
+            now_used = usage(provider, [record])[0].uses
             if now_used:
                 raise InUse(f"{record.ref} on {record.target} is in use now: nothing deregistered", uses=now_used)
             journal.put("destroying", True)
@@ -149,11 +104,4 @@ def abandon(provider: AwsAccess, record: ImageRecord) -> list[str]:
         with unless_gone():
             provider.ec2(spec, region).delete_tags(Resources=[ami], Tags=[{"Key": PRUNING_TAG}])
             out.append(f"untagged {ami} in {region}")
-    return out
-
-
-def _pages(client: Any, operation: str, key: str, **kwargs: Any) -> list[Any]:
-    out: list[Any] = []
-    for page in client.get_paginator(operation).paginate(**kwargs):
-        out += page.get(key, [])
     return out

@@ -36,7 +36,8 @@ _CLIENTS = {
     "instanceGroupManagers": "InstanceGroupManagersClient",
     "regionInstanceGroupManagers": "RegionInstanceGroupManagersClient",
     "backendServices": "BackendServicesClient",
-    "instances": "InstancesClient",  # image tests' instances (bakery.imagetest.gcp)
+    "instances": "InstancesClient",  # image tests' instances (bakery.imagetest.gcp), prune's look at use
+    "disks": "DisksClient",  # the image each instance's disks were made from (prune)
 }
 
 

@@ -36,6 +36,7 @@ from bakery.progress import Reporter
 from bakery.providers.base import BakeRequest, Claim, ClientFactory, CloudProvider, Prepared, Usage, guarded_by
 from bakery.providers.gcp import prune as gcp_prune
 from bakery.providers.gcp import trust as gcp_trust
+from bakery.providers.gcp import usage as gcp_usage
 from bakery.providers.gcp.api import Compute, gcp_errors
 from bakery.providers.gcp.api import default_clients as default_clients  # where the group driver and tests get it
 from bakery.providers.gcp.labels import (
@@ -260,10 +261,9 @@ class GcpProvider(CloudProvider[GcpTarget]):
 
     # --- prune (gcp_prune.py) ------------------------------------------------------------------
 
-    @_guarded("reading the instance templates that use an image")
-    def usage(self, record: ImageRecord) -> Usage:
-        spec = self.specs[record.target]
-        return gcp_prune.usage(self, record, lambda service: self.client(service, spec.project, self.endpoint(spec)))
+    @_guarded("reading what uses the images")
+    def usage(self, records: Sequence[ImageRecord]) -> list[Usage]:
+        return gcp_usage.usage(self, records)
 
     def prune_steps(
         self, record: ImageRecord, *, replacement: ImageRecord | None, now: str, policy: Prune

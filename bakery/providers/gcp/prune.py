@@ -1,11 +1,10 @@
-"""What uses a GCP image, and its deprecation ladder for `bakery prune`: DEPRECATED (with its
+"""A GCP image's deprecation ladder for `bakery prune` (what uses it: usage.py): DEPRECATED (with its
 replacement, and the times of the next rungs written on the image itself), OBSOLETE once
 `obsolete_after_days` have passed, deleted `delete_after_days` after that. Each prune climbs
 the rungs that are due; every rung is one call, so an interruption leaves a whole image."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,35 +13,9 @@ from bakery.config.models import Prune
 from bakery.core.catalog import ImageRecord
 from bakery.core.debris import iso, utc
 from bakery.errors import ProviderError
-from bakery.providers.base import Usage
 from bakery.providers.gcp.access import GcpAccess
 from bakery.providers.gcp.trust import located
 from bakery.steps import Journal, Step
-
-
-def usage(provider: GcpAccess, record: ImageRecord, clients: Any) -> Usage:
-    """The instance templates (global, and regional in the target's region) that boot `record`,
-    and who its own IAM policy grants a role on it (anyone so named may use it from elsewhere).
-    `clients(service)`: the images, instanceTemplates and regionInstanceTemplates clients."""
-    spec = provider.specs[record.target]
-    project, name = located(record)
-    wanted = re.compile(rf"(^|/)projects/{re.escape(project)}/global/images/{re.escape(name)}$")
-    uses = []
-    for template in clients("instanceTemplates").list(project=spec.project):
-        if _boots(template, wanted):
-            uses.append(f"instance template {template.name}")
-    region = spec.zone.rsplit("-", 1)[0]
-    for template in clients("regionInstanceTemplates").list(project=spec.project, region=region):
-        if _boots(template, wanted):
-            uses.append(f"instance template {template.name} in {region}")
-    policy = clients("images").get_iam_policy(project=project, resource=name)
-    shared = sorted({f"{m} ({b.role})" for b in policy.bindings for m in b.members})
-    return Usage(uses=tuple(uses), shared_with=tuple(shared))
-
-
-def _boots(template: Any, wanted: re.Pattern[str]) -> bool:
-    disks = template.properties.disks if template.properties else []
-    return any(wanted.search(d.initialize_params.source_image or "") for d in disks if d.initialize_params)
 
 
 def prune_steps(

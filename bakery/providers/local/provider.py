@@ -277,8 +277,8 @@ class LocalProvider:
 
     # --- prune --------------------------------------------------------------------------------
 
-    def usage(self, record: ImageRecord) -> Usage:
-        return Usage()  # only local groups run local images: the prune service reads those
+    def usage(self, records: Sequence[ImageRecord]) -> list[Usage]:
+        return [Usage() for _ in records]  # only local groups run local images: the prune service reads those
 
     def prune_steps(
         self, record: ImageRecord, *, replacement: ImageRecord | None, now: str, policy: Prune

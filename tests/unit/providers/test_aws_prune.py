@@ -52,6 +52,9 @@ class Ec2:
     def describe_image_attribute(self, **_kwargs: Any) -> dict[str, Any]:
         return {"LaunchPermissions": []}
 
+    def describe_snapshot_attribute(self, **_kwargs: Any) -> dict[str, Any]:
+        return {"CreateVolumePermissions": []}
+
 
 class Provider:
     def __init__(self, regions: dict[str, Ec2]) -> None:

@@ -4,6 +4,9 @@ so, and a removal interrupted between the two is finished by the next prune."""
 from __future__ import annotations
 
 import json
+import os
+import socket
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +14,7 @@ import pytest
 
 from bakery.config.load import load
 from bakery.core.catalog import ImageRecord
+from bakery.core.identity import who
 from bakery.errors import BakeryError, Interrupted, UsageError
 from bakery.progress import Silent
 from bakery.providers.local import provider as local_provider
@@ -153,3 +157,50 @@ def test_a_prune_never_overwrites_the_journal_of_another_under_way(project_dir, 
     assert f"another prune of web@1.0.0 on local is under way: its journal {other} exists" in refused.value.message
     assert json.loads(other.read_text()) == {"theirs": True}
     assert seeded["1.0.0"].exists()
+
+
+def test_a_second_prune_yes_is_refused_naming_the_first_and_the_lock_is_released_on_every_exit(
+    project_dir, bakery_cli, seeded, monkeypatch
+) -> None:
+    real = local_provider.remove_tree
+    inside, go_on = threading.Event(), threading.Event()
+    failures: list[str] = []
+
+    def waits(path: Path) -> None:
+        if failures:
+            raise BakeryError(failures.pop())
+        inside.set()  # the first prune is removing web@1.0.0
+        assert go_on.wait(30)
+        real(path)
+
+    monkeypatch.setattr(local_provider, "remove_tree", waits)
+    first: list[Any] = []
+    thread = threading.Thread(target=lambda: first.append(pruner(project_dir).run(target="local", act=True)))
+    thread.start()
+    try:
+        assert inside.wait(30)
+        second = bakery_cli("prune", "--yes")
+        dry = bakery_cli("prune", "--target", "local")
+    finally:
+        go_on.set()
+        thread.join(30)
+    assert second.exit_code == 1, second.output
+    assert (
+        f"another `bakery prune --yes` is running: bakery prune --yes --target local by {who()} on "
+        f"{socket.gethostname()} (pid {os.getpid()}) since "
+    ) in second.stderr
+    assert dry.exit_code == 0
+    assert "a `bakery prune --yes` is running (bakery prune --yes --target local by " in dry.stdout
+    assert [r.image for r in first[0].removals] == ["web@1.0.0", "web@1.0.1"]  # the first went on, alone
+    assert listed(bakery_cli) == ["1.0.2"]
+
+    # released after a run that failed, and after one that finished
+    seed(project_dir.home, "1.0.3")
+    seed(project_dir.home, "1.0.4")
+    failures.append("the disk is busy")
+    failed = bakery_cli("prune", "--yes")
+    assert failed.exit_code == 1 and "the disk is busy" in failed.stderr
+    after = bakery_cli("prune", "--yes")
+    assert after.exit_code == 0, after.output
+    assert "another `bakery prune --yes` is running" not in after.output
+    assert listed(bakery_cli) == ["1.0.4"]
