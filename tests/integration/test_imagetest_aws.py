@@ -11,9 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,7 @@ from bakery.imagetest.base import Launched, Reach
 from bakery.imagetest.service import Tester
 from bakery.progress import Recording
 from bakery.workspace import Workspace
+from tests.fakes.http_stand_in import serving
 from tests.integration.aws_world import ec2
 
 PLAYBOOK = """\
@@ -48,22 +47,9 @@ PLAYBOOK = """\
 def stand_in() -> Iterator[dict[str, Any]]:
     """An HTTP server on 127.0.0.1 answering /healthz with the status a test sets."""
     state: dict[str, Any] = {"status": 200}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(state["status"] if self.path == "/healthz" else 404)
-            self.end_headers()
-            self.wfile.write(b"ok app\n")
-
-        def log_message(self, *_args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    state["port"] = server.server_address[1]
-    yield state
-    server.shutdown()
-    server.server_close()
+    with serving(lambda path: (state["status"] if path == "/healthz" else 404, "ok app\n")) as port:
+        state["port"] = port
+        yield state
 
 
 @pytest.fixture()
