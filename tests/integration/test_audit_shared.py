@@ -20,7 +20,8 @@ from bakery.trust.audit import AuditLog
 from bakery.trust.audit_chain import event_key
 from bakery.trust.signing import PublicKey
 from tests.fakes.gcs import serve
-from tests.unit.trust.test_audit import append_at_once, edit_payload, problems
+from tests.unit.trust.conftest import edit_payload, problems
+from tests.unit.trust.test_audit import append_at_once
 
 PREFIX = "team/bakery/"
 
