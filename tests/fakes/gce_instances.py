@@ -15,22 +15,21 @@ from __future__ import annotations
 
 import copy
 import itertools
-import re
 from typing import TYPE_CHECKING
 
-from tests.fakes.gce_common import checked_name, error, insert_once, not_found, page
+from tests.fakes.gce_common import Collection, boot_image
 from tests.fakes.gce_migs import API_ROOT, JsonDict
 
 if TYPE_CHECKING:
     from tests.fakes.gce import FakeGce
 
-_IMAGE_PATH = re.compile(r"projects/([^/]+)/global/images/([^/]+)$")
 
+class FakeInstances(Collection):
+    PATH = "instances"
+    LIST_KIND = "compute#instanceList"
 
-class FakeInstances:
     def __init__(self, gce: FakeGce) -> None:
-        self.gce = gce
-        self.stored: dict[tuple[str, str], dict[str, JsonDict]] = {}  # (project, zone scope) -> name -> JSON
+        super().__init__(gce)  # stored: (project, zone scope) -> name -> JSON
         self.deleted: list[str] = []  # names, in the order their deletion was DONE
         self.appear_when_done = False
         self._addresses = itertools.count(2)
@@ -57,42 +56,11 @@ class FakeInstances:
                 "selfLink": f"{API_ROOT}/projects/{project}/{scope}/instances/{name}",
             }
 
-    # --- handlers --------------------------------------------------------------------------------
-
-    def route(
-        self, method: str, project: str, scope: str, rest: list[str], query: dict[str, str], body: JsonDict
-    ) -> JsonDict | None:
-        match (method, rest):
-            case ("GET", []):
-                items = list(self.stored.get((project, scope), {}).values())
-                return page(items, query, "compute#instanceList", f"projects/{project}/{scope}/instances")
-            case ("POST", []):
-                return insert_once(self.gce, query, lambda: self._insert(project, scope, body))
-            case ("GET", [name]):
-                return copy.deepcopy(self._instance(project, scope, name))
-            case ("DELETE", [name]):
-                return self._delete(project, scope, name)
-        return None
-
-    def _instance(self, project: str, scope: str, name: str) -> JsonDict:
-        found = self.stored.get((project, scope), {}).get(name)
-        if found is None:
-            raise not_found(f"projects/{project}/{scope}/instances/{name}")
-        return found
+    # --- handlers (route: Collection's) ----------------------------------------------------------
 
     def _insert(self, project: str, scope: str, body: JsonDict) -> JsonDict:
-        name = checked_name(body.get("name"))
-        if name in self.stored.get((project, scope), {}):
-            raise error(409, f"The resource 'projects/{project}/{scope}/instances/{name}' already exists")
-        boot = [d for d in body.get("disks", []) if d.get("boot")]
-        if len(boot) != 1:
-            raise error(400, "Invalid value for field 'resource.disks': exactly one boot disk is required.")
-        source = (boot[0].get("initializeParams") or {}).get("sourceImage", "")
-        image = _IMAGE_PATH.search(source)
-        if image is None:
-            raise error(400, f"Invalid value for field 'resource.disks[0].initializeParams.sourceImage': '{source}'.")
-        if image.group(2) not in self.gce._images.get(image.group(1), {}):
-            raise not_found(f"projects/{image.group(1)}/global/images/{image.group(2)}")
+        name = self._new_name(project, scope, body)
+        boot_image(self.gce, body.get("disks", []), "resource.disks")
         instance: JsonDict = {
             **copy.deepcopy(body),
             "kind": "compute#instance",
@@ -122,7 +90,7 @@ class FakeInstances:
         return self.gce._operation(project, "insert", instance, running, scope=scope, undo=forget)
 
     def _delete(self, project: str, scope: str, name: str) -> JsonDict:
-        instance = self._instance(project, scope, name)
+        instance = self._found(project, scope, name)
         instance["status"] = "STOPPING"
 
         def gone() -> None:
