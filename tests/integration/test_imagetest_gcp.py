@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 from bakery.cli.app import app
 from bakery.imagetest.base import Launched, Reach
 from tests.fakes.gce import FakeGce
 from tests.fakes.http_stand_in import serving
+from tests.integration.image_tests import declare_tests
 from tests.integration.test_gcp_fake import PROJECT, StandIn, gce, gcp_project, packer_stand_in  # noqa: F401
 
 PLAYBOOK = """\
@@ -55,15 +55,15 @@ def seen(
 ) -> list[dict[str, Any]]:
     """The project's gcp target with a network and tags, `base` with tests; every instance the
     tests connect to, as the fake holds it at that moment."""
-    (gcp_project / "playbooks" / "tests").mkdir(exist_ok=True)
-    (gcp_project / "playbooks" / "tests" / "base.yml").write_text(PLAYBOOK)
-    config = yaml.safe_load((gcp_project / "images.yaml").read_text())
-    config["targets"]["gcp"].update(network="global/networks/build", network_tags=["bakery-tests"])
-    config["images"]["base"]["tests"] = {
-        "playbooks": ["playbooks/tests/base.yml"],
-        "http": [{"path": "/", "port": 8080, "status": 200, "body": "^ok base"}],
-    }
-    (gcp_project / "images.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    declare_tests(
+        gcp_project,
+        "base",
+        "gcp",
+        playbook=PLAYBOOK,
+        http=[{"path": "/", "port": 8080, "status": 200, "body": "^ok base"}],
+        network="global/networks/build",
+        network_tags=["bakery-tests"],
+    )
     found: list[dict[str, Any]] = []
 
     def connect(launched: Launched) -> Reach:
