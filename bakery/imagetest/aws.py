@@ -9,8 +9,8 @@ ClientToken: a retried launch never makes a second one), and the cleanup termina
 or not launch() returned, and waits until EC2 says terminated: by its id when RunInstances
 answered (a search right after a launch may not see it yet: DescribeInstances is eventually
 consistent), else by its tag and its client token; when RunInstances was sent but no answer came
-back (a signal, a lost answer), the search is repeated for LEFTOVER_GRACE_SECONDS before the
-cleanup concludes that EC2 made nothing.
+back (a signal, a lost answer), the search is repeated for cloud.LEFTOVER_GRACE_SECONDS before
+the cleanup concludes that EC2 made nothing.
 
 Its life is bounded (bakery.imagetest.lifetime): its user data powers it off after the bound,
 which terminates it, and it carries its deadline in the tag `bakery:test-expires`; sweep() removes
@@ -32,7 +32,8 @@ from bakery.config import kinds
 from bakery.config.targets.aws import AwsTarget
 from bakery.errors import ProviderError, UsageError
 from bakery.imagetest import lifetime
-from bakery.imagetest.base import Launched, LaunchRequest, Reach, stand_in_endpoint
+from bakery.imagetest.base import Launched, LaunchRequest, Reach
+from bakery.imagetest.cloud import CloudLauncher, stand_in
 from bakery.progress import Reporter
 from bakery.providers.aws.errors import aws_errors
 from bakery.providers.aws.provider import AwsProvider, default_clients
@@ -43,9 +44,6 @@ RUN_TAG = "bakery:test-run"
 EXPIRES_TAG = "bakery:test-expires"
 LIVE_STATES = ("pending", "running", "stopping", "stopped", "shutting-down")
 STATE_DEADLINE_SECONDS = 600.0
-POLL_SECONDS = 2.0
-# How long the cleanup keeps looking for an instance whose RunInstances got no answer.
-LEFTOVER_GRACE_SECONDS = 60.0
 NOT_FOUND = "InvalidInstanceID.NotFound"
 # How each ssh_interface names the address a test connects to.
 ADDRESSES = {
@@ -126,19 +124,9 @@ def run_instances_params(request: LaunchRequest, spec: AwsTarget, ami: str, *, n
     return params
 
 
-class AwsLauncher:
-    def __init__(
-        self,
-        reporter: Reporter,
-        clients: ClientFactory,
-        *,
-        grace_seconds: float = LEFTOVER_GRACE_SECONDS,
-        poll_seconds: float = POLL_SECONDS,
-    ) -> None:
-        self.reporter = reporter
-        self.clients = clients
-        self.grace_seconds = grace_seconds
-        self.poll_seconds = poll_seconds
+class AwsLauncher(CloudLauncher):
+    def __init__(self, reporter: Reporter, clients: ClientFactory, **timing: float) -> None:
+        super().__init__(reporter, clients, **timing)
         # run -> the instance id RunInstances answered, or _SENT while it has not answered
         self._launched: dict[str, str] = {}
 
@@ -175,8 +163,7 @@ class AwsLauncher:
                 hint="give the target a subnet that assigns one, or set ssh_interface: private_ip",
             )
         network = ", ".join([spec.subnet_id or "default subnet", *spec.security_group_ids])
-        endpoint = AwsProvider.endpoint(spec)
-        nowhere = f"its EC2 endpoint {endpoint} is on this machine: a stand-in" if stand_in_endpoint(endpoint) else None
+        nowhere = stand_in("EC2", AwsProvider.endpoint(spec))
         reach = Reach(str(address), 22, spec.ssh_username)
         return Launched(instance_id, f"in {spec.region} ({network})", reach, spec, nowhere)
 
@@ -197,7 +184,8 @@ class AwsLauncher:
         else:
             ids = self._search(ec2, request)
             if launched == _SENT and not ids:
-                ids = self._look_again(ec2, request, spec)
+                note = f"the launch in {spec.region} got no answer: looking for its instance"
+                ids = self._look_again(note, lambda: self._search(ec2, request))
         if ids:
             with aws_errors("terminate the test instance"):
                 ec2.terminate_instances(InstanceIds=ids)
@@ -252,20 +240,6 @@ class AwsLauncher:
             ):
                 found.update(str(i["InstanceId"]) for i in self._described(ec2, [by]))
         return sorted(found)
-
-    def _look_again(self, ec2: Any, request: LaunchRequest, spec: AwsTarget) -> list[str]:
-        """The run's instances, searched for up to grace_seconds: RunInstances was sent, and EC2
-        may have made the instance without a search seeing it yet. Not interruptible (a cleanup)."""
-        self.reporter.note(
-            f"the launch in {spec.region} got no answer: looking for its instance for up to {self.grace_seconds:g}s"
-        )
-        deadline = time.monotonic() + self.grace_seconds
-        while time.monotonic() + self.poll_seconds <= deadline:
-            time.sleep(self.poll_seconds)
-            found = self._search(ec2, request)
-            if found:
-                return found
-        return []
 
     def _until(self, ec2: Any, instance_id: str, wanted: Any, what: str) -> dict[str, Any]:
         """The instance once `wanted(state)`; ProviderError when it ends up elsewhere or takes too long.

@@ -122,13 +122,6 @@ class Launcher(Protocol):
         """The last lines of the instance's console, when the kind can read them ('' otherwise)."""
 
 
-def stand_in_endpoint(endpoint: str | None) -> bool:
-    """Whether a cloud endpoint is on this machine (moto, the fake GCE): its instances run nowhere."""
-    from urllib.parse import urlsplit
-
-    return endpoint is not None and urlsplit(endpoint).hostname in ("127.0.0.1", "localhost", "::1")
-
-
 def get_launcher(kind: str, workspace: Workspace, reporter: Reporter, clients: Any = None) -> Launcher:
     """The launcher of a target kind. UsageError for a kind that has none."""
     if not kinds.known(kind):

@@ -12,7 +12,7 @@ GCE says it is gone. An insert may be accepted after bakery gave up on it (a sig
 connection, a timeout while it was in flight): so the launcher remembers each insert it sent;
 when its operation is known the cleanup first waits for it to finish, and when it is not, and the
 delete finds nothing, the cleanup looks again (by name and by the run's label) for
-LEFTOVER_GRACE_SECONDS and deletes what appears.
+cloud.LEFTOVER_GRACE_SECONDS and deletes what appears.
 
 Its life is bounded (bakery.imagetest.lifetime): scheduling.maxRunDuration, with
 instanceTerminationAction DELETE, makes GCE delete it when its time is up, whatever becomes of
@@ -37,7 +37,8 @@ from bakery.config.targets.gcp import GcpTarget
 from bakery.core.retry import GCP_DEADLINE_SECONDS, gcp_retry, request_timeout
 from bakery.errors import ProviderError
 from bakery.imagetest import lifetime
-from bakery.imagetest.base import Launched, LaunchRequest, Reach, stand_in_endpoint
+from bakery.imagetest.base import Launched, LaunchRequest, Reach
+from bakery.imagetest.cloud import CloudLauncher, stand_in
 from bakery.progress import Reporter
 from bakery.providers.base import ClientFactory
 from bakery.providers.gcp.api import default_clients, gcp_errors
@@ -46,9 +47,6 @@ from bakery.workspace import Workspace
 
 RUN_LABEL = "bakery-test-run"
 OPERATION_DEADLINE_SECONDS = 600.0
-POLL_SECONDS = 2.0
-# How long the cleanup keeps looking for an instance whose insert got no answer.
-LEFTOVER_GRACE_SECONDS = 60.0
 
 
 def make(workspace: Workspace, reporter: Reporter, clients: ClientFactory | None = None) -> GcpLauncher:
@@ -96,19 +94,9 @@ class _Insert:
     done: bool = False  # its operation finished: the instance exists, or never will
 
 
-class GcpLauncher:
-    def __init__(
-        self,
-        reporter: Reporter,
-        clients: ClientFactory,
-        *,
-        grace_seconds: float = LEFTOVER_GRACE_SECONDS,
-        poll_seconds: float = POLL_SECONDS,
-    ) -> None:
-        self.reporter = reporter
-        self.clients = clients
-        self.grace_seconds = grace_seconds
-        self.poll_seconds = poll_seconds
+class GcpLauncher(CloudLauncher):
+    def __init__(self, reporter: Reporter, clients: ClientFactory, **timing: float) -> None:
+        super().__init__(reporter, clients, **timing)
         self.timeout = request_timeout()
         self.retry = gcp_retry(deadline=min(GCP_DEADLINE_SECONDS, 3 * self.timeout))
         self._inserts: dict[str, _Insert] = {}  # run -> the insert sent for it
@@ -149,10 +137,7 @@ class GcpLauncher:
             )
         tags = f", tags {', '.join(spec.network_tags)}" if spec.network_tags else ""
         where = f"in {spec.project}/{spec.zone} ({spec.network or 'default network'}{tags})"
-        endpoint = GcpProvider.endpoint(spec)
-        nowhere = (
-            f"its Compute endpoint {endpoint} is on this machine: a stand-in" if stand_in_endpoint(endpoint) else None
-        )
+        nowhere = stand_in("Compute", GcpProvider.endpoint(spec))
         return Launched(request.name, where, Reach(host, 22, spec.ssh_username), spec, nowhere)
 
     def alive(self, launched: Launched) -> bool:
@@ -176,7 +161,7 @@ class GcpLauncher:
             return [f"test instance {request.name} in {spec.project}/{spec.zone} (deleted, with its key)"]
         if sent is None or sent.done:
             return []  # never made, or gone already
-        return self._look_again(spec, request)
+        return self._delete_when_it_appears(spec, request)
 
     def sweep(self, request: LaunchRequest) -> list[str]:
         from google.cloud import compute_v1
@@ -230,22 +215,18 @@ class GcpLauncher:
         _raise_failed(done, "delete the test instance")
         return True
 
-    def _look_again(self, spec: GcpTarget, request: LaunchRequest) -> list[str]:
+    def _delete_when_it_appears(self, spec: GcpTarget, request: LaunchRequest) -> list[str]:
         """Delete the run's instance should it appear within grace_seconds (by its name or its
         label): the insert was sent, and GCE may accept it after the delete found nothing."""
         from google.api_core.exceptions import NotFound
         from google.cloud import compute_v1
 
-        self.reporter.note(
-            f"the test instance's insert got no answer: looking for {request.name} for up to {self.grace_seconds:g}s"
-        )
         instances = self._client("instances", spec)
         listing = compute_v1.ListInstancesRequest(
             project=spec.project, zone=spec.zone, filter=f'labels.{RUN_LABEL} = "{request.run}"'
         )
-        deadline = time.monotonic() + self.grace_seconds
-        while time.monotonic() + self.poll_seconds <= deadline:
-            time.sleep(self.poll_seconds)
+
+        def find_and_delete() -> list[str]:
             found: set[str] = set()
             with gcp_errors("look for the test instance"):
                 try:
@@ -260,14 +241,14 @@ class GcpLauncher:
                 except NotFound:
                     pass
                 found.update(i.name for i in instances.list(request=listing, retry=self.retry, timeout=self.timeout))
-            removed = [
+            return [
                 f"test instance {_shown(name)} in {spec.project}/{spec.zone} (deleted, with its key)"
                 for name in sorted(found)
                 if self._delete(spec, name, interruptible=False)
             ]
-            if removed:
-                return removed
-        return []
+
+        note = f"the test instance's insert got no answer: looking for {request.name}"
+        return self._look_again(note, find_and_delete)
 
     def _wait(self, spec: GcpTarget, operation: Any, what: str, *, interruptible: bool) -> Any:
         """The zone operation (an Operation, or its name) once DONE; ProviderError when it takes

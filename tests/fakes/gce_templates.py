@@ -11,22 +11,23 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from tests.fakes.gce_common import checked_name, error, insert_once, not_found, page
+from tests.fakes.gce_common import Collection, boot_image, error
 from tests.fakes.gce_migs import API_ROOT, JsonDict
 
 if TYPE_CHECKING:
     from tests.fakes.gce import FakeGce
 
 TEMPLATE_PATH = re.compile(r"projects/([^/]+)/(global|regions/[^/]+)/instanceTemplates/([^/]+)$")
-_IMAGE_PATH = re.compile(r"projects/([^/]+)/global/images/(?:family/)?([^/]+)$")
 
 
-class FakeTemplates:
+class FakeTemplates(Collection):
+    PATH = "instanceTemplates"
+    LIST_KIND = "compute#instanceTemplateList"
+
     def __init__(self, gce: FakeGce, user_of: Callable[[str], str | None]) -> None:
         """`user_of(template URL)` names the managed instance group that uses it, if any."""
-        self.gce = gce
+        super().__init__(gce)
         self.user_of = user_of
-        self.stored: dict[tuple[str, str], dict[str, JsonDict]] = {}  # (project, scope) -> name -> JSON
 
     # --- test API --------------------------------------------------------------------------------
 
@@ -59,60 +60,25 @@ class FakeTemplates:
     def get(self, project: str, name: str, *, region: str | None = None) -> JsonDict:
         with self.gce._lock:
             self.gce.settle()
-            return copy.deepcopy(self._template(project, _scope(region), name))
+            return copy.deepcopy(self._found(project, _scope(region), name))
 
     def names(self, project: str, *, region: str | None = None) -> list[str]:
         with self.gce._lock:
             self.gce.settle()
             return sorted(self.stored.get((project, _scope(region)), {}))
 
-    # --- handlers --------------------------------------------------------------------------------
-
-    def route(
-        self, method: str, project: str, scope: str, rest: list[str], query: dict[str, str], body: JsonDict
-    ) -> JsonDict | None:
-        match (method, rest):
-            case ("GET", []):
-                items = list(self.stored.get((project, scope), {}).values())
-                return page(
-                    items, query, "compute#instanceTemplateList", f"projects/{project}/{scope}/instanceTemplates"
-                )
-            case ("POST", []):
-                return insert_once(self.gce, query, lambda: self._insert(project, scope, body))
-            case ("GET", [name]):
-                return copy.deepcopy(self._template(project, scope, name))
-            case ("DELETE", [name]):
-                return self._delete(project, scope, name)
-        return None
-
-    def _template(self, project: str, scope: str, name: str) -> JsonDict:
-        found = self.stored.get((project, scope), {}).get(name)
-        if found is None:
-            raise not_found(f"projects/{project}/{scope}/instanceTemplates/{name}")
-        return found
+    # --- handlers (route: Collection's) ----------------------------------------------------------
 
     def by_url(self, url: str) -> JsonDict:
         found = TEMPLATE_PATH.search(url or "")
         if found is None:
             raise error(400, f"Invalid value for field 'instanceTemplate': '{url}'. The URL is malformed.")
-        return self._template(found.group(1), found.group(2), found.group(3))
+        return self._found(found.group(1), found.group(2), found.group(3))
 
     def make(self, project: str, scope: str, body: JsonDict) -> JsonDict:
-        name = checked_name(body.get("name"))
-        if name in self.stored.get((project, scope), {}):
-            raise error(409, f"The resource 'projects/{project}/{scope}/instanceTemplates/{name}' already exists")
+        name = self._new_name(project, scope, body)
         properties = copy.deepcopy(body.get("properties") or {})
-        boot = [d for d in properties.get("disks", []) if d.get("boot")]
-        if len(boot) != 1:
-            raise error(400, "Invalid value for field 'resource.properties.disks': exactly one boot disk is required.")
-        source = (boot[0].get("initializeParams") or {}).get("sourceImage", "")
-        image = _IMAGE_PATH.search(source)
-        if image is None:
-            raise error(
-                400, f"Invalid value for field 'resource.properties.disks[0].initializeParams.sourceImage': '{source}'."
-            )
-        if "/family/" not in source and image.group(2) not in self.gce._images.get(image.group(1), {}):
-            raise not_found(f"projects/{image.group(1)}/global/images/{image.group(2)}")
+        boot_image(self.gce, properties.get("disks", []), "resource.properties.disks", families=True)
         template: JsonDict = {
             "kind": "compute#instanceTemplate",
             "id": self.gce._next_id(),
@@ -133,7 +99,7 @@ class FakeTemplates:
         return self.gce._operation(project, "insert", template, None, scope=scope, undo=forget)
 
     def _delete(self, project: str, scope: str, name: str) -> JsonDict:
-        template = self._template(project, scope, name)
+        template = self._found(project, scope, name)
         user = self.user_of(template["selfLink"])
         if user is not None:
             raise error(

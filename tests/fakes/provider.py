@@ -57,6 +57,18 @@ from tests.fakes.packer import FakePacker as FakePacker  # where service tests i
 
 REGIONS = ("region-a", "region-b")
 DPKG = Path(__file__).parent / "dpkg"  # a real-shaped dpkg status file and os-release
+# What `dpkg-query -W -f '${Package} ${Version}\n'` prints on a system with DPKG's status file
+# (sorted by name, then arch): nano, purged, is left out; libc6 is there twice (amd64, i386).
+DPKG_QUERY = [
+    "base-files 12.4+deb12u5",
+    "libc6 2.36-9+deb12u7",
+    "libc6 2.36-9+deb12u7",
+    "libpython3.11-minimal 3.11.2-6+deb12u4",
+    "libssl3 3.0.15-1~deb12u1",
+    "nginx-common 1.22.1-9+deb12u1",
+    "tzdata 2024a-0+deb12u1",
+    "vim-tiny 2:9.0.1378-2",
+]
 
 
 def fixture_db(status: bytes | None = None) -> PackageDb:

@@ -5,45 +5,18 @@ verifies, and an event edited in the bucket afterwards is named."""
 
 from __future__ import annotations
 
-import functools
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-import boto3
 import pytest
 from securesystemslib.signer import CryptoSigner
 
-from bakery.registry import default_clients, gcs
 from bakery.registry.base import Store
-from bakery.registry.s3 import S3Store
 from bakery.trust.audit import AuditLog
 from bakery.trust.audit_chain import event_key
 from bakery.trust.signing import PublicKey
-from tests.fakes.gcs import serve
-from tests.unit.trust.test_audit import append_at_once, edit_payload, problems
-
-PREFIX = "team/bakery/"
-
-
-def s3_store(endpoint: str, bucket: str) -> Store:
-    return S3Store(default_clients("s3", "us-east-1", endpoint), bucket=bucket, prefix=PREFIX, endpoint=endpoint)
-
-
-def gcs_store(endpoint: str) -> Store:
-    return gcs.connect(default_clients, bucket="registry", prefix=PREFIX, project=None, endpoint=endpoint)
-
-
-@pytest.fixture
-def in_s3(moto_endpoint: str) -> Callable[[], Store]:
-    bucket = f"audit-{uuid.uuid4().hex[:12]}"  # the moto server lives for the session: a bucket of our own
-    boto3.client("s3", region_name="us-east-1", endpoint_url=moto_endpoint).create_bucket(Bucket=bucket)
-    return functools.partial(s3_store, moto_endpoint, bucket)
-
-
-@pytest.fixture
-def in_gcs() -> Iterator[Callable[[], Store]]:
-    with serve("registry") as endpoint:
-        yield functools.partial(gcs_store, endpoint)
+from tests.integration.shared_buckets import in_gcs, in_s3  # noqa: F401 (fixtures)
+from tests.unit.trust.conftest import edit_payload, problems
+from tests.unit.trust.test_audit import append_at_once
 
 
 @pytest.mark.parametrize("where", ["in_s3", "in_gcs"])

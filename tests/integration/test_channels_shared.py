@@ -5,28 +5,22 @@ is recorded, in one order, each statement chained to the one before; none is los
 
 from __future__ import annotations
 
-import functools
 import json
 import multiprocessing
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
-import boto3
 import pytest
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from securesystemslib.signer import CryptoSigner
 
-from bakery.registry import default_clients, gcs
 from bakery.registry.base import Store
-from bakery.registry.s3 import S3Store
 from bakery.trust.audit_facts import Logged, LoggedMove, channel_key
 from bakery.trust.channels import Channels, Move, Proposal
 from bakery.trust.signing import PublicKey
-from tests.fakes.gcs import serve
+from tests.integration.shared_buckets import in_gcs, in_s3  # noqa: F401 (fixtures)
 
-PREFIX = "team/bakery/"
 EACH = 8
 
 
@@ -67,27 +61,6 @@ class _Trust:
         from bakery.trust.witness import Mark
 
         return Followed(AuditReport(0, 0, ()), {}, Mark(0, ""), 1)
-
-
-def s3_store(endpoint: str, bucket: str) -> Store:
-    return S3Store(default_clients("s3", "us-east-1", endpoint), bucket=bucket, prefix=PREFIX, endpoint=endpoint)
-
-
-def gcs_store(endpoint: str) -> Store:
-    return gcs.connect(default_clients, bucket="registry", prefix=PREFIX, project=None, endpoint=endpoint)
-
-
-@pytest.fixture
-def in_s3(moto_endpoint: str) -> Callable[[], Store]:
-    bucket = f"channels-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3", region_name="us-east-1", endpoint_url=moto_endpoint).create_bucket(Bucket=bucket)
-    return functools.partial(s3_store, moto_endpoint, bucket)
-
-
-@pytest.fixture
-def in_gcs() -> Iterator[Callable[[], Store]]:
-    with serve("registry") as endpoint:
-        yield functools.partial(gcs_store, endpoint)
 
 
 def _promoter(opener: Callable[[], Store], name: str, key_pem: bytes, trusted: list[PublicKey], start: Any) -> None:

@@ -4,11 +4,11 @@ tests/unit/groups/local/test_haproxy.py."""
 
 from __future__ import annotations
 
-import http.server
 import socket
 import threading
 import time
 import urllib.request
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,7 @@ from bakery.errors import ProviderError
 from bakery.groups.local import haproxy
 from bakery.groups.local.haproxy import Runtime, Server
 from bakery.providers.local.boot import free_port
+from tests.fakes.http_stand_in import serve
 
 HEALTH = Health(path="/healthz", port=80, interval_seconds=2, healthy_threshold=3)
 
@@ -33,20 +34,8 @@ def test_config_is_accepted_by_haproxy(tmp_path: Path) -> None:
     assert runner.run(haproxy.check_argv(config), what="haproxy -c").returncode == 0
 
 
-def backend(name: str) -> tuple[http.server.ThreadingHTTPServer, int]:
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = name.encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+def backend(name: str) -> tuple[ThreadingHTTPServer, int]:
+    httpd = serve(lambda _path: (200, name))
     return httpd, httpd.server_address[1]
 
 

@@ -11,14 +11,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 from bakery.cli.app import app
@@ -28,7 +25,9 @@ from bakery.imagetest.base import Launched, Reach
 from bakery.imagetest.service import Tester
 from bakery.progress import Recording
 from bakery.workspace import Workspace
+from tests.fakes.http_stand_in import serving
 from tests.integration.aws_world import ec2
+from tests.integration.image_tests import declare_tests, images_yaml
 
 PLAYBOOK = """\
 - name: The stand-in of the test instance
@@ -48,22 +47,9 @@ PLAYBOOK = """\
 def stand_in() -> Iterator[dict[str, Any]]:
     """An HTTP server on 127.0.0.1 answering /healthz with the status a test sets."""
     state: dict[str, Any] = {"status": 200}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(state["status"] if self.path == "/healthz" else 404)
-            self.end_headers()
-            self.wfile.write(b"ok app\n")
-
-        def log_message(self, *_args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    state["port"] = server.server_address[1]
-    yield state
-    server.shutdown()
-    server.server_close()
+    with serving(lambda path: (state["status"] if path == "/healthz" else 404, "ok app\n")) as port:
+        state["port"] = port
+        yield state
 
 
 @pytest.fixture()
@@ -74,15 +60,16 @@ def tested(aws_project: Path, moto: str) -> dict[str, Any]:
     vpc = client.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
     subnet = client.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24")["Subnet"]["SubnetId"]
     group = client.create_security_group(GroupName="bakery-tests", Description="t", VpcId=vpc)["GroupId"]
-    (aws_project / "playbooks" / "tests").mkdir(exist_ok=True)
-    (aws_project / "playbooks" / "tests" / "app.yml").write_text(PLAYBOOK)
-    config = yaml.safe_load((aws_project / "images.yaml").read_text())
-    config["targets"]["aws"].update(subnet_id=subnet, security_group_ids=[group], copy_to=[])
-    config["images"]["app"]["tests"] = {
-        "playbooks": ["playbooks/tests/app.yml"],
-        "http": [{"path": "/healthz", "port": 80, "status": 200, "body": "^ok app"}],
-    }
-    (aws_project / "images.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    declare_tests(
+        aws_project,
+        "app",
+        "aws",
+        playbook=PLAYBOOK,
+        http=[{"path": "/healthz", "port": 80, "status": 200, "body": "^ok app"}],
+        subnet_id=subnet,
+        security_group_ids=[group],
+        copy_to=[],
+    )
     baked = CliRunner().invoke(app, ["build", "app", "--target", "aws", "--no-test", "--json"])
     assert baked.exit_code == 0, baked.output
     assert json.loads(baked.stdout)["untested"] == "--no-test"
@@ -135,9 +122,8 @@ def test_a_test_instance_in_the_targets_network_passes_and_is_terminated(tested,
 
 
 def test_a_failing_task_is_named_with_its_host_and_the_instance_terminated(tested, stand_in) -> None:
-    config = yaml.safe_load((tested["root"] / "images.yaml").read_text())
-    config["images"]["app"]["vars"] = {"broken": True}
-    (tested["root"] / "images.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    with images_yaml(tested["root"]) as config:
+        config["images"]["app"]["vars"] = {"broken": True}
     stand_in["status"] = 500
     run = make_tester(tested, stand_in, []).test(tested["ref"], "aws")
     assert not run.ok
@@ -191,9 +177,8 @@ def test_a_signal_during_the_launch_terminates_what_the_launch_made(tested, stan
 
 
 def test_a_launch_the_cloud_refuses_leaves_no_key_pair(tested, stand_in) -> None:
-    config = yaml.safe_load((tested["root"] / "images.yaml").read_text())
-    config["targets"]["aws"]["subnet_id"] = "subnet-00000000000000000"  # there is none such
-    (tested["root"] / "images.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    with images_yaml(tested["root"]) as config:
+        config["targets"]["aws"]["subnet_id"] = "subnet-00000000000000000"  # there is none such
     with pytest.raises(ProviderError, match="AWS: launch the test instance"):
         make_tester(tested, stand_in, []).test(tested["ref"], "aws")
     assert instances(tested["ec2"]) == [] and tested["ec2"].describe_key_pairs()["KeyPairs"] == []

@@ -12,19 +12,18 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 from bakery.cli.app import app
 from bakery.imagetest.base import Launched, Reach
 from tests.fakes.gce import FakeGce
+from tests.fakes.http_stand_in import serving
+from tests.integration.image_tests import declare_tests
 from tests.integration.test_gcp_fake import PROJECT, StandIn, gce, gcp_project, packer_stand_in  # noqa: F401
 
 PLAYBOOK = """\
@@ -40,23 +39,11 @@ PLAYBOOK = """\
 
 @pytest.fixture()
 def stand_in() -> Iterator[dict[str, Any]]:
+    """An HTTP server on 127.0.0.1 answering every path with the status a test sets."""
     state: dict[str, Any] = {"status": 200}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(state["status"])
-            self.end_headers()
-            self.wfile.write(b"ok base\n")
-
-        def log_message(self, *_args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    state["port"] = server.server_address[1]
-    yield state
-    server.shutdown()
-    server.server_close()
+    with serving(lambda _path: (state["status"], "ok base\n")) as port:
+        state["port"] = port
+        yield state
 
 
 @pytest.fixture()
@@ -68,15 +55,15 @@ def seen(
 ) -> list[dict[str, Any]]:
     """The project's gcp target with a network and tags, `base` with tests; every instance the
     tests connect to, as the fake holds it at that moment."""
-    (gcp_project / "playbooks" / "tests").mkdir(exist_ok=True)
-    (gcp_project / "playbooks" / "tests" / "base.yml").write_text(PLAYBOOK)
-    config = yaml.safe_load((gcp_project / "images.yaml").read_text())
-    config["targets"]["gcp"].update(network="global/networks/build", network_tags=["bakery-tests"])
-    config["images"]["base"]["tests"] = {
-        "playbooks": ["playbooks/tests/base.yml"],
-        "http": [{"path": "/", "port": 8080, "status": 200, "body": "^ok base"}],
-    }
-    (gcp_project / "images.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    declare_tests(
+        gcp_project,
+        "base",
+        "gcp",
+        playbook=PLAYBOOK,
+        http=[{"path": "/", "port": 8080, "status": 200, "body": "^ok base"}],
+        network="global/networks/build",
+        network_tags=["bakery-tests"],
+    )
     found: list[dict[str, Any]] = []
 
     def connect(launched: Launched) -> Reach:

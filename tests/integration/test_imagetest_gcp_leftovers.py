@@ -18,6 +18,7 @@ import json
 import os
 import signal
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,22 +42,36 @@ ZONE = "europe-west1-b"
 INSTANCES = f"/projects/{PROJECT}/zones/{ZONE}/instances"
 
 
+@dataclass(frozen=True)
+class Baked:
+    """`base` baked without its tests on the fake, its project and the stand-in its tests reach."""
+
+    ref: str
+    root: Path
+    gce: FakeGce
+    stand_in: dict[str, Any]
+
+
 @pytest.fixture()
 def baked(
     seen: list[dict[str, Any]],  # noqa: F811 - the project's tests and network
     gcp_project: Path,  # noqa: F811
+    gce: FakeGce,  # noqa: F811
+    stand_in: dict[str, Any],  # noqa: F811
     packer_stand_in: StandIn,  # noqa: F811
-) -> str:
+) -> Baked:
     built = CliRunner().invoke(app, ["build", "base", "-t", "gcp", "--no-test", "--json"])
     assert built.exit_code == 0, built.output
-    return f"base@{json.loads(built.stdout[built.stdout.index('{') :])['record']['version']}"
+    ref = f"base@{json.loads(built.stdout[built.stdout.index('{') :])['record']['version']}"
+    return Baked(ref, gcp_project, gce, stand_in)
 
 
-def make_tester(root: Path, stand_in: dict[str, Any], reporter: Recording) -> Tester:  # noqa: F811
+def make_tester(baked: Baked, reporter: Recording) -> Tester:
     def connect(launched: Launched) -> Reach:
-        return Reach("127.0.0.1", ports={8080: stand_in["port"]}, local=True)
+        return Reach("127.0.0.1", ports={8080: baked.stand_in["port"]}, local=True)
 
     launcher = gcp.GcpLauncher(reporter, default_clients, grace_seconds=30, poll_seconds=0.05)
+    root = baked.root
     return Tester(
         load.load(root / "images.yaml"), Workspace.for_project(root), reporter, launcher=launcher, connect=connect
     )
@@ -75,90 +90,69 @@ def release_on_first_delete_not_found(gce: FakeGce) -> threading.Event:  # noqa:
 
 
 @pytest.mark.parametrize("how", ["SIGTERM in flight", "dropped after accepted"])
-def test_an_insert_accepted_after_bakery_gave_up_is_found_and_deleted(
-    baked: str,
-    gcp_project: Path,  # noqa: F811
-    gce: FakeGce,  # noqa: F811
-    stand_in: dict[str, Any],  # noqa: F811
-    how: str,
-) -> None:
-    released = release_on_first_delete_not_found(gce)
+def test_an_insert_accepted_after_bakery_gave_up_is_found_and_deleted(baked: Baked, how: str) -> None:
+    released = release_on_first_delete_not_found(baked.gce)
     if how == "SIGTERM in flight":
-        accepted = gce.hang_next(
+        accepted = baked.gce.hang_next(
             method="POST",
             path_contains=INSTANCES,
             until=released,
             on_arrival=lambda: os.kill(os.getpid(), signal.SIGTERM),
         )
     else:
-        accepted = gce.drop_next(method="POST", path_contains=INSTANCES, accept_when=released)
+        accepted = baked.gce.drop_next(method="POST", path_contains=INSTANCES, accept_when=released)
     reporter = Recording()
     with pytest.raises(Interrupted if how == "SIGTERM in flight" else ProviderError) as failed:
-        make_tester(gcp_project, stand_in, reporter).test(baked, "gcp")
+        make_tester(baked, reporter).test(baked.ref, "gcp")
     if how == "SIGTERM in flight":
         assert failed.value.exit_code == 143
     else:
         assert "GCP: launch the test instance: " in failed.value.message
         assert "closed the connection without answering" in failed.value.message
     assert released.is_set() and accepted.wait(10)  # the insert was made, after the delete's 404
-    (name,) = gce.groups.instances.deleted
-    assert gce.groups.instances.all() == []
+    (name,) = baked.gce.groups.instances.deleted
+    assert baked.gce.groups.instances.all() == []
     assert f"the test instance's insert got no answer: looking for {name} for up to 30s" in reporter.notes
     assert f"removed test instance {name} in {PROJECT}/{ZONE} (deleted, with its key)" in reporter.notes
 
 
-def test_an_insert_under_way_is_waited_for_before_the_delete(
-    baked: str,
-    gcp_project: Path,  # noqa: F811
-    gce: FakeGce,  # noqa: F811
-    stand_in: dict[str, Any],  # noqa: F811
-) -> None:
+def test_an_insert_under_way_is_waited_for_before_the_delete(baked: Baked) -> None:
     """SIGTERM while bakery waits for the insert's operation; the instance shows only once the
     operation is DONE (4 s on, longer than a launch's poll): a delete sent at once finds nothing."""
-    gce.groups.instances.appear_when_done = True
-    gce.operation_delay = 4.0
-    gce.hang_next(
+    baked.gce.groups.instances.appear_when_done = True
+    baked.gce.operation_delay = 4.0
+    baked.gce.hang_next(
         seconds=0,
         method="GET",
         path_contains=f"/projects/{PROJECT}/zones/{ZONE}/operations/",
         on_arrival=lambda: os.kill(os.getpid(), signal.SIGTERM),
     )
-    released = release_on_first_delete_not_found(gce)
+    released = release_on_first_delete_not_found(baked.gce)
     with pytest.raises(Interrupted):
-        make_tester(gcp_project, stand_in, Recording()).test(baked, "gcp")
-    gce.finish_operations()
+        make_tester(baked, Recording()).test(baked.ref, "gcp")
+    baked.gce.finish_operations()
     assert not released.is_set()  # its delete found it
-    assert gce.groups.instances.all() == [] and len(gce.groups.instances.deleted) == 1
+    assert baked.gce.groups.instances.all() == [] and len(baked.gce.groups.instances.deleted) == 1
 
 
-def test_the_instance_carries_the_bound_on_its_life(
-    baked: str,
-    gcp_project: Path,  # noqa: F811
-    gce: FakeGce,  # noqa: F811
-    stand_in: dict[str, Any],  # noqa: F811
-) -> None:
+def test_the_instance_carries_the_bound_on_its_life(baked: Baked) -> None:
     found: list[dict[str, Any]] = []
-    gce.answered.append(
+    baked.gce.answered.append(
         lambda method, target, status: (
-            found.extend(gce.groups.instances.stored.get((PROJECT, f"zones/{ZONE}"), {}).values())
+            found.extend(baked.gce.groups.instances.stored.get((PROJECT, f"zones/{ZONE}"), {}).values())
             if method == "POST" and target.startswith(f"/compute/v1{INSTANCES}?") and status == 200
             else None
         )
     )
-    assert make_tester(gcp_project, stand_in, Recording()).test(baked, "gcp").ok
+    assert make_tester(baked, Recording()).test(baked.ref, "gcp").ok
     (instance,) = found
     assert instance["scheduling"] == {"maxRunDuration": {"seconds": "4500"}, "instanceTerminationAction": "DELETE"}
 
 
-def test_instances_of_killed_runs_whose_time_is_up_are_deleted_before_the_launch(
-    baked: str,
-    gcp_project: Path,  # noqa: F811
-    gce: FakeGce,  # noqa: F811
-    stand_in: dict[str, Any],  # noqa: F811
-) -> None:
+def test_instances_of_killed_runs_whose_time_is_up_are_deleted_before_the_launch(baked: Baked) -> None:
     bound = {"maxRunDuration": {"seconds": "4500"}, "instanceTerminationAction": "DELETE"}
     old, now = "2026-01-01T00:00:00.000-08:00", "2999-01-01T00:00:00.000-00:00"
-    add = gce.groups.instances.add
+    add = baked.gce.groups.instances.add
     add(PROJECT, ZONE, "bakery-test-base-deadbeef01", created=old, labels={"bakery-test-run": "deadbeef01"})
     add(
         PROJECT,
@@ -180,8 +174,8 @@ def test_instances_of_killed_runs_whose_time_is_up_are_deleted_before_the_launch
     # labelled as a test run by mistake, but not named as bakery names its test instances
     add(PROJECT, ZONE, "prod-db-1", created=old, labels={"bakery-test-run": "deadbeef03"}, scheduling=bound)
     reporter = Recording()
-    assert make_tester(gcp_project, stand_in, reporter).test(baked, "gcp").ok
-    left = sorted(i["name"] for i in gce.groups.instances.all())
+    assert make_tester(baked, reporter).test(baked.ref, "gcp").ok
+    left = sorted(i["name"] for i in baked.gce.groups.instances.all())
     assert left == ["bakery-test-base-0123456789", "prod-db-1", "someone-elses"]
     swept = [n for n in reporter.notes if "left by an earlier run" in n]
     assert swept == [

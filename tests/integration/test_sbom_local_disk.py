@@ -19,7 +19,7 @@ from bakery.providers.local.packages import read_package_db
 from bakery.providers.local.provider import LocalProvider
 from bakery.sbom.dpkg import parse_os_release, parse_status
 from bakery.workspace import Workspace
-from tests.fakes.provider import DPKG
+from tests.fakes.provider import DPKG, DPKG_QUERY
 
 
 def make_disk(rootfs: Path, qcow2: Path) -> Path:
@@ -52,10 +52,7 @@ def test_the_package_database_of_a_finished_disk_is_read_without_booting_it(tmp_
     assert db.status == (DPKG / "status").read_bytes()
     assert db.os_release == (DPKG / "os-release").read_bytes()  # through the symlink's target
     assert db.read_from == f"{workdir / 'output' / 'disk.qcow2'} (debugfs)"
-    assert [f"{p.name} {p.version}" for p in parse_status(db.status)][:2] == [
-        "base-files 12.4+deb12u5",
-        "libc6 2.36-9+deb12u7",
-    ]
+    assert [f"{p.name} {p.version}" for p in parse_status(db.status)] == DPKG_QUERY
     assert parse_os_release(db.os_release).pretty_name == "Debian GNU/Linux 12 (bookworm)"
     assert sorted(p.name for p in (workdir / "sbom").iterdir()) == []  # the raw copy is gone
     assert '$ debugfs -R \'dump "/var/lib/dpkg/status"' in (tmp_path / "bake.log").read_text()

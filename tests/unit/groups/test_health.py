@@ -4,8 +4,6 @@ Time is a fake clock that each sleep moves on: the probes are real HTTP, the wai
 
 from __future__ import annotations
 
-import http.server
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -15,6 +13,7 @@ from bakery.config.models import Health
 from bakery.errors import GateFailed
 from bakery.groups.health import Answer, Target, gate, hold, probe
 from bakery.providers.local.boot import free_port
+from tests.fakes.http_stand_in import serving
 
 
 @dataclass
@@ -32,25 +31,8 @@ class Script:
 @pytest.fixture
 def server() -> Iterator[tuple[int, Script]]:
     script = Script([(200, "ok")])
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            status, body = script.next(self.path)
-            data = body.encode()
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield httpd.server_address[1], script
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(script.next) as port:
+        yield port, script
 
 
 class FakeTime:

@@ -3,15 +3,14 @@ and a stand-in for its test instance: an HTTP server on 127.0.0.1 whose answers 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
 from bakery.imagetest.base import Reach
+from tests.fakes.http_stand_in import serving
 from tests.fakes.launcher import FakeLauncher
 from tests.unit.trust.conftest import world  # noqa: F401 - the fixture, used by these tests
 
@@ -34,24 +33,9 @@ class Page:
 @pytest.fixture()
 def page() -> Iterator[Page]:
     found = Page()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            status, body = found.answers.get(self.path, (404, "not found"))
-            self.send_response(status)
-            self.end_headers()
-            self.wfile.write(body.encode())
-
-        def log_message(self, *_args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    found.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield found
-    server.shutdown()
-    server.server_close()
+    with serving(lambda path: found.answers.get(path, (404, "not found"))) as port:
+        found.port = port
+        yield found
 
 
 @pytest.fixture()

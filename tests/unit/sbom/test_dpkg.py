@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bakery.sbom.dpkg import OsRelease, Package, PackageDbError, parse_os_release, parse_status
-from tests.fakes.provider import DPKG
+from tests.fakes.provider import DPKG, DPKG_QUERY
 
 
 def test_the_fixture_lists_what_dpkg_query_W_lists_and_no_purged_package() -> None:
@@ -13,16 +13,7 @@ def test_the_fixture_lists_what_dpkg_query_W_lists_and_no_purged_package() -> No
     these lines (sorted by name, then arch): nano, purged (`not-installed`), is the one left out;
     vim-tiny (`config-files`) and tzdata (`deinstall ok installed`) stay, with their versions."""
     packages = parse_status((DPKG / "status").read_bytes())
-    assert [f"{p.name} {p.version}" for p in packages] == [
-        "base-files 12.4+deb12u5",
-        "libc6 2.36-9+deb12u7",
-        "libc6 2.36-9+deb12u7",
-        "libpython3.11-minimal 3.11.2-6+deb12u4",
-        "libssl3 3.0.15-1~deb12u1",
-        "nginx-common 1.22.1-9+deb12u1",
-        "tzdata 2024a-0+deb12u1",
-        "vim-tiny 2:9.0.1378-2",
-    ]
+    assert [f"{p.name} {p.version}" for p in packages] == DPKG_QUERY
     by_key = {(p.name, p.arch): p for p in packages}
     assert {arch for name, arch in by_key if name == "libc6"} == {"amd64", "i386"}  # Multi-Arch: same, twice
     assert by_key[("libc6", "amd64")] == Package(

@@ -16,19 +16,8 @@ from bakery.providers.base import PackageDb
 from bakery.trust.attestation import Attestations
 from bakery.trust.context import TrustContext
 from bakery.workspace import Workspace
-from tests.fakes.provider import DPKG, fixture_db
+from tests.fakes.provider import DPKG, DPKG_QUERY, fixture_db
 from tests.unit.trust.conftest import World
-
-DPKG_QUERY = [  # dpkg-query -W -f '${Package} ${Version}\n' on the fake build VM
-    "base-files 12.4+deb12u5",
-    "libc6 2.36-9+deb12u7",
-    "libc6 2.36-9+deb12u7",
-    "libpython3.11-minimal 3.11.2-6+deb12u4",
-    "libssl3 3.0.15-1~deb12u1",
-    "nginx-common 1.22.1-9+deb12u1",
-    "tzdata 2024a-0+deb12u1",
-    "vim-tiny 2:9.0.1378-2",
-]
 
 
 def store(world: World) -> Any:

@@ -8,7 +8,7 @@ import functools
 import json
 import multiprocessing
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,59 +21,13 @@ from bakery.errors import BakeryError, Conflict, UsageError
 from bakery.registry.base import Store
 from bakery.registry.local import LocalStore
 from bakery.trust.audit import AuditLog, Event, parse_since
-from bakery.trust.signing import AUDIT_PAYLOAD_TYPE, PublicKey, sign
-
-START = datetime(2026, 11, 27, 5, 0, tzinfo=UTC)
-
-
-def trusted(signer: CryptoSigner, name: str = "ops-2026") -> PublicKey:
-    return PublicKey(name, signer.public_key.keyid, signer.public_key)
-
-
-def ticking(start: datetime = START) -> Callable[[], datetime]:
-    """A clock one minute later at each call."""
-    ticks = iter(range(10**6))
-    return lambda: start + timedelta(minutes=next(ticks))
-
-
-@pytest.fixture(scope="module")
-def ops() -> CryptoSigner:
-    return CryptoSigner.generate_ed25519()
-
-
-@pytest.fixture
-def registry(tmp_path: Path) -> Path:
-    return tmp_path / "registry"
-
-
-@pytest.fixture
-def log(registry: Path, ops: CryptoSigner) -> AuditLog:
-    return AuditLog(LocalStore(registry), signer=lambda: ops, keys=[trusted(ops)], clock=ticking())
-
-
-def build(log: AuditLog, version: str, who: str = "alice@host") -> Event:
-    return log.append(action="build", subject=f"web@{version} on local", result="ok", who=who)
+from bakery.trust.signing import AUDIT_PAYLOAD_TYPE, sign
+from tests.unit.trust.conftest import START, build, edit_payload, event_file, problems, ticking, trusted
 
 
 @pytest.fixture
 def three(log: AuditLog) -> list[Event]:
     return [build(log, f"1.0.{n}") for n in (1, 2, 3)]
-
-
-def event_file(registry: Path, seq: int) -> Path:
-    return registry / "audit" / "events" / f"{seq:012d}.json"
-
-
-def edit_payload(data: bytes, **changes: Any) -> bytes:
-    """A stored envelope with fields of its payload changed, still valid JSON and DSSE."""
-    envelope = json.loads(data)
-    document = json.loads(base64.b64decode(envelope["payload"]))
-    envelope["payload"] = base64.b64encode(jcs_bytes({**document, **changes})).decode()
-    return json.dumps(envelope).encode()
-
-
-def problems(log: AuditLog) -> list[tuple[int, str]]:
-    return [(p.seq, p.what) for p in log.verify().problems]
 
 
 def test_appends_form_a_contiguous_signed_chain(log: AuditLog, registry: Path, three: list[Event]) -> None:

@@ -41,11 +41,6 @@ def document(seq: int, prev: str, action: str = "build") -> dict[str, Any]:
     }
 
 
-@pytest.fixture(scope="module")
-def ops() -> CryptoSigner:
-    return CryptoSigner.generate_ed25519()
-
-
 def chain(count: int, signer: CryptoSigner) -> tuple[dict[str, Blob], Blob]:
     """`count` events linked by digest, signed by `signer`, and the head naming the newest."""
     blobs: dict[str, Blob] = {}

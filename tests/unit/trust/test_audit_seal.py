@@ -18,22 +18,7 @@ from bakery.trust.audit_chain import HEAD, HEAD_PAYLOAD_TYPE
 from bakery.trust.audit_seal import MAX_SEAL_KEYS, Seal, head_payload, read_seal
 from bakery.trust.signing import sign
 from bakery.trust.witness import Witness
-from tests.unit.trust.test_audit import build, edit_payload, event_file, problems, ticking, trusted
-
-
-@pytest.fixture(scope="module")
-def ops() -> CryptoSigner:
-    return CryptoSigner.generate_ed25519()
-
-
-@pytest.fixture
-def registry(tmp_path: Path) -> Path:
-    return tmp_path / "registry"
-
-
-@pytest.fixture
-def log(registry: Path, ops: CryptoSigner) -> AuditLog:
-    return AuditLog(LocalStore(registry), signer=lambda: ops, keys=[trusted(ops)], clock=ticking())
+from tests.unit.trust.conftest import build, edit_payload, event_file, problems, ticking, trusted
 
 
 def head_document(registry: Path) -> dict[str, object]:

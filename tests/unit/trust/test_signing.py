@@ -34,11 +34,6 @@ def trusted(name: str, signer: CryptoSigner) -> PublicKey:
 
 
 @pytest.fixture(scope="module")
-def ops() -> CryptoSigner:
-    return CryptoSigner.generate_ed25519()
-
-
-@pytest.fixture(scope="module")
 def ci() -> CryptoSigner:
     return CryptoSigner.generate_ecdsa()  # what an AWS or GCP KMS key looks like: ECDSA P-256
 
