@@ -204,11 +204,16 @@ class Rollouts:
                 if rollout.to.image == head.ref:
                     roll.append(name)
                 else:
+                    way = (
+                        f"`bakery rollback {name}` resumes it by hand (an unfinished rollback is resumed, never "
+                        f"undone), after which --behind rolls the head again"
+                        if rollout.kind == "rollback"
+                        else f"`bakery rollback {name}` undoes it, or `bakery rollout {name}` resumes it by hand"
+                    )
                     stopped[name] = (
                         f"{rollout.kind} {rollout.id} of {name} to {rollout.to.describe()} is unfinished, and "
                         f"{rollout.to.image or 'its image'} is not the head of channel {group.channel} "
-                        f"({head.ref}): `bakery rollback {name}` undoes it, or `bakery rollout {name}` resumes it "
-                        "by hand"
+                        f"({head.ref}): {way}"
                     )
                 continue
             state = self.read(name)
