@@ -71,3 +71,13 @@ def holder(path: Path) -> str | None:
         return None
     finally:
         os.close(fd)
+
+
+def refuse_held(path: Path, group: str) -> None:
+    """RolloutRefused naming who holds `path`, the lock of `group`, when anyone does."""
+    held_by = holder(path)
+    if held_by is not None:
+        raise RolloutRefused(
+            f"another rollout of {group} is running: {held_by}",
+            hint=f"wait for it to finish (bakery status {group}); one group never runs two rollouts",
+        )

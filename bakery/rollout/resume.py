@@ -154,6 +154,10 @@ class Resume:
             f"rollback {rollout.id} of {name} to {rollout.to.describe()} is unfinished (stopped at {stopped}) "
             "and stays so"
         )
+        way_out = (  # a rollback has no undo, and a new rollout waits for it: see rollout.replace
+            f"`bakery rollout {name} --image NAME@VERSION` replaces it with a rollout of an image that passes the "
+            "gate (the rollback is closed as abandoned, on the record)"
+        )
         if rollout.to_record is not None:
             self.gate.check(
                 name,
@@ -164,6 +168,7 @@ class Resume:
                 reason=reason,
                 audit=audit,
                 hint=unfinished,
+                way_out=way_out,
             )
         else:
             self.gate.check_unrecorded(
@@ -175,6 +180,7 @@ class Resume:
                 reason=reason,
                 audit=audit,
                 hint=unfinished,
+                way_out=way_out,
             )
         if group.channel is not None:
             self.following.rollback_off_channel(

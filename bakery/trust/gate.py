@@ -118,6 +118,7 @@ class TrustGate:
         reason: str | None,
         audit: bool = True,
         hint: str | None = None,
+        way_out: str | None = None,
     ) -> None:
         """Before `operation` ("rollout", "rollback", "undo") moves `group_name` onto `image` (as
         shown), one the catalog has no record of, so nothing about it can be verified:
@@ -128,7 +129,8 @@ class TrustGate:
           the registry revokes `ref` by name, it is refused as revoked, an override taking it
           only for an undo (as check_restore).
         A refusal is TrustError (exit 1; `hint` leads its hint), recorded in the audit log with
-        `audit`; `allow_unverified` (with its `reason`) deploys it anyway, said and recorded."""
+        `audit`; `allow_unverified` (with its `reason`) deploys it anyway, said and recorded.
+        `way_out` ends the hint of a refusal as revoked."""
         required = self.required(group)
         if ref is None and not required:
             return
@@ -154,7 +156,7 @@ class TrustGate:
                 f"refusing to {verb} {image}: {problems[0]}",
                 hint=lead
                 + (
-                    "a revoked image never rolls out"
+                    "a revoked image never rolls out" + (f"; {way_out}" if way_out else "")
                     if never
                     else '--allow-unverified --reason "WHY" goes back onto it anyway (recorded in the audit log)'
                 ),
@@ -250,12 +252,13 @@ class TrustGate:
         reason: str | None = None,
         audit: bool = True,
         hint: str | None = None,
+        way_out: str | None = None,
     ) -> Verification:
         """Verify `record` before `operation` ("rollout", "rollback") moves `group_name` onto it.
         Raises TrustError (exit 1) for a revoked image, and for one that does not verify when
         the policy requires signatures and no override was given; `hint` (what to do instead)
-        leads its hint. Without `audit` (a dry run: nothing is deployed) no decision is written
-        to the audit log."""
+        leads its hint, and `way_out` ends it for a revoked image. Without `audit` (a dry run:
+        nothing is deployed) no decision is written to the audit log."""
         lead = f"{hint}; " if hint else ""
         required = self.required(group)
         policy = self.trust.policy(required=required)
@@ -271,7 +274,8 @@ class TrustGate:
                 problems=tuple(result.problems),
                 hint=lead
                 + "a revoked image never rolls out"
-                + ("" if hint else f"; `bakery rollout {group_name}` picks the newest version that is not revoked"),
+                + ("" if hint else f"; `bakery rollout {group_name}` picks the newest version that is not revoked")
+                + (f"; {way_out}" if way_out else ""),
             )
         if result.revocation_unknown:  # fail closed: no override deploys what may be revoked
             if audit:
