@@ -53,13 +53,24 @@ def _gates(rollout: Any) -> str:
 
 
 def plan_text(rollout: Any, resumed: bool) -> str:
+    from bakery.groups.base import REPLACES
     from bakery.groups.strategy import describe
+    from bakery.rollout.replace import BECAUSE
 
     previous = rollout.previous.describe() if rollout.previous else "nothing (the group is empty or down)"
     head = "resume" if resumed else rollout.kind
+    replaces = rollout.options.get(REPLACES) if not resumed else None
     lines = [
         f"{head} {rollout.id} of {rollout.group} ({rollout.target}, {rollout.plan.size} instances): "
         f"{rollout.plan.strategy}",
+        *(
+            [
+                f"  replaces: the unfinished rollback {replaces} ({rollout.options.get(BECAUSE)}), closed in its "
+                "history as abandoned"
+            ]
+            if replaces
+            else []
+        ),
         f"  now:      {previous}",
         f"  new:      {rollout.to.describe()}",
         *(f"  {line}" for line in describe(rollout.plan)),
@@ -143,8 +154,9 @@ def rollout(
         reason=reason,
         dry_run=dry_run,
     )
-    resumed = service.unfinished(group) is not None
-    if not resumed and service.in_sync(planned):
+    resumed = service.resumes(planned)
+    # a rollout replacing a stuck rollback (rollout.replace) runs even onto what the group runs
+    if service.unfinished(group) is None and service.in_sync(planned):
         emit(
             "rollout",
             {"group": group, "result": "up-to-date", "to": jsonable(planned.to)},
@@ -190,7 +202,7 @@ def _roll_behind(file: Path | None, strategy: str | None, *, yes: bool, as_json:
             )
         err(f"==> {name}: behind its channel ({len(done) + 1} of {len(names)})")
         planned = service.prepare(name, strategy_type=strategy)
-        err(plan_text(planned, service.unfinished(name) is not None))
+        err(plan_text(planned, service.resumes(planned)))
         try:
             result = service.run(planned, confirm=_confirm(as_json, yes, reporter))
         except BakeryError as exc:

@@ -28,6 +28,10 @@ from bakery.workspace import Workspace
 # so that logs and metrics tie back to the exact image. GCP encodes keys and values to its rules.
 INSTANCE_TAGS = ("bakery:image", "bakery:version", "bakery:inputs-digest", "bakery:rollout")
 
+# Rollout.options: the id of the unfinished rollback a rollout replaces (bakery.rollout.replace),
+# whose leftovers the rollout's rollback removes too.
+REPLACES = "replaces"
+
 
 @dataclass(frozen=True)
 class Release:
@@ -170,6 +174,12 @@ class GroupDriver(Protocol):
         steps got (the journal's values the forward steps saved say how far; `done` is cleared
         when the phase becomes rollback): AWS RollbackInstanceRefresh, GCP
         versions patched back, local new VMs removed and the old ones serving again."""
+
+    def refuse_takeover(self, name: str, group: Group, target_spec: TargetSpec, state: GroupState, stuck: str) -> None:
+        """Before a new rollout replaces `stuck`, an unfinished rollback that can never be taken up
+        (its image revoked), starting from the group as it is (`state`, read just now; its
+        `active` move, if any, is `stuck`'s): raise RolloutRefused, saying exactly what to do by
+        hand, when this kind of group cannot be moved on safely from where `stuck` left it."""
 
     def record(self, name: str, group: Group, target_spec: TargetSpec, entry: HistoryEntry) -> None:
         """Keep `entry` where the group lives (launch template, instance template, local store),

@@ -134,8 +134,13 @@ class Engine:
                 reason,
                 f"{rollout.kind} {rollout.id} of {rollout.group} is paused at "
                 f"{journal.data.get('current') or 'its start'}: {reason}",
-                hint=f"`bakery rollout {rollout.group}` resumes it, `bakery rollback {rollout.group}` undoes it; "
-                f"`bakery status {rollout.group}` shows where the group stands",
+                hint=(
+                    f"`bakery rollout {rollout.group}` resumes it, `bakery rollback {rollout.group}` undoes it"
+                    if rollout.kind == "rollout"
+                    else f"`bakery rollback {rollout.group}` resumes it (a rollback is resumed, never undone); once "
+                    f"its image is revoked, `bakery rollout {rollout.group} --image NAME@VERSION` replaces it"
+                )
+                + f"; `bakery status {rollout.group}` shows where the group stands",
             ) from None
         if chosen is Outcome.FAIL:
             self.history.record(self.driver, rollout, steps.FAILED, reason=reason)

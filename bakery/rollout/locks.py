@@ -16,12 +16,19 @@ from bakery.errors import RolloutRefused
 @contextmanager
 def held(path: Path, group: str, rollout_id: str, who: str) -> Iterator[None]:
     """Hold `path` for the block, or raise RolloutRefused naming the holder."""
-
-    def refuse(by: str) -> RolloutRefused:
-        return RolloutRefused(
-            f"another rollout of {group} is running: {by}",
-            hint=f"wait for it to finish (bakery status {group}); one group never runs two rollouts",
-        )
-
-    with locks.held(path, rollout_id, who, refuse):
+    with locks.held(path, rollout_id, who, lambda by: _refused(group, by)):
         yield
+
+
+def refuse_held(path: Path, group: str) -> None:
+    """RolloutRefused naming who holds `path`, the lock of `group`, when anyone does."""
+    held_by = holder(path)
+    if held_by is not None:
+        raise _refused(group, held_by)
+
+
+def _refused(group: str, by: str) -> RolloutRefused:
+    return RolloutRefused(
+        f"another rollout of {group} is running: {by}",
+        hint=f"wait for it to finish (bakery status {group}); one group never runs two rollouts",
+    )

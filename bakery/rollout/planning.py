@@ -14,7 +14,7 @@ from bakery.core.catalog import ImageRecord
 from bakery.core.identity import who
 from bakery.errors import BakeryError, RolloutRefused, UsageError
 from bakery.groups import strategy
-from bakery.groups.base import GroupState, HistoryEntry, Release, Rollout
+from bakery.groups.base import REPLACES, GroupState, HistoryEntry, Release, Rollout
 from bakery.groups.strategy import RolloutPlan
 from bakery.rollout.record import release_of, shown
 from bakery.trust.gate import TrustGate
@@ -140,6 +140,7 @@ def from_saved(name: str, group: Group, target_spec: TargetSpec, data: dict[str,
         who=data.get("who", "?"),
         started=data.get("started", ""),
         reason=data.get("reason"),
+        options={REPLACES: data[REPLACES]} if data.get(REPLACES) else {},
     )
 
 

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from bakery import steps
 from bakery.errors import BakeryError
-from bakery.groups.base import GroupDriver, HistoryEntry, Release, Rollout
+from bakery.groups.base import REPLACES, GroupDriver, HistoryEntry, Release, Rollout
 from bakery.groups.strategy import RolloutPlan
 from bakery.progress import Reporter
 from bakery.trust.context import TrustContext
@@ -58,6 +58,7 @@ def saved(rollout: Rollout) -> dict[str, Any]:
         "who": rollout.who,
         "started": rollout.started,
         "reason": rollout.reason,
+        **({REPLACES: rollout.options[REPLACES]} if rollout.options.get(REPLACES) else {}),  # see rollout.replace
         "host": socket.gethostname(),
         "pid": os.getpid(),
     }

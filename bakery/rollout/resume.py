@@ -12,6 +12,10 @@ What is taken up, and what is checked:
   that channel (`Resume.rollback`);
 - an unfinished rollout undone (`bakery rollback GROUP`), or any journal whose rollback steps
   already started (either command): only the revocation of the image it restores (`Resume.back`).
+
+An image whose catalog record is gone (pruned, deregistered) cannot be verified at all: each of
+these refuses it (TrustError, exit 1) unless `--allow-unverified --reason` is given, on the record
+(gate.check_unrecorded); one the registry revokes by name is refused as revoked.
 """
 
 from __future__ import annotations
@@ -101,9 +105,20 @@ class Resume:
                     f"{head.ref or 'none'}{moved}, was {was or 'none'}; resuming rolls {rollout.to.describe()} "
                     f"still ({after})"
                 )
-        if rollout.to_record is None:
-            return
         then = f"{rollout.kind} {rollout.id} of {name} is unfinished (stopped at {stopped}); {after}"
+        if rollout.to_record is None:  # pruned or deregistered since: nothing to verify it by
+            self.gate.check_unrecorded(
+                name,
+                group,
+                shown(rollout.to),
+                ref=rollout.to.image,
+                operation="rollout",
+                allow_unverified=allow_unverified,
+                reason=reason,
+                audit=audit,
+                hint=then,
+            )
+            return
         self.gate.refuse_revoked(name, group, rollout.to_record, hint=then)
         self.gate.check(
             name,
@@ -139,6 +154,10 @@ class Resume:
             f"rollback {rollout.id} of {name} to {rollout.to.describe()} is unfinished (stopped at {stopped}) "
             "and stays so"
         )
+        way_out = (  # a rollback has no undo, and a new rollout waits for it: see rollout.replace
+            f"`bakery rollout {name} --image NAME@VERSION` replaces it with a rollout of an image that passes the "
+            "gate (the rollback is closed as abandoned, on the record)"
+        )
         if rollout.to_record is not None:
             self.gate.check(
                 name,
@@ -149,16 +168,19 @@ class Resume:
                 reason=reason,
                 audit=audit,
                 hint=unfinished,
+                way_out=way_out,
             )
         else:
-            self.gate.check_unbaked(
+            self.gate.check_unrecorded(
                 name,
                 group,
                 shown(rollout.to),
+                ref=rollout.to.image,
                 allow_unverified=allow_unverified,
                 reason=reason,
                 audit=audit,
                 hint=unfinished,
+                way_out=way_out,
             )
         if group.channel is not None:
             self.following.rollback_off_channel(
@@ -190,9 +212,16 @@ class Resume:
         Why not the full gate: that image passed the gate when it was rolled out, and a refusal
         leaves the group half on a new image that may be failing its health gate, with no way
         forward while the rollout is unfinished. A signature, a tag or a test result that no longer
-        verifies is said (a warning) and the group goes back; an image bakery has no record of
-        (hand-made, or pruned since) is said too. No off-channel rule either: it is what the group
+        verifies is said (a warning) and the group goes back; so is an image bakery did not bake
+        (hand-made: no revocation can name it). No off-channel rule either: it is what the group
         ran, not a choice of image.
+
+        An image bakery baked whose record is gone (pruned, deregistered) is refused unless
+        `--allow-unverified --reason` (then recorded in the audit log): its revocation cannot be
+        ruled out (the registry is read for one by its name, which refuses it as revoked; its
+        ancestors cannot be known), and refusing costs an operator one flag and a reason, while
+        `bakery rollout` still resumes the rollout. An image deregistered where the group runs
+        cannot launch instances either: stopping before the undo beats one that fails half-way.
 
         Why the revocation still stops it: going back would put every instance on an image declared
         bad (by itself or an ancestor; or whose revocation cannot be read: fail closed), where
@@ -205,16 +234,17 @@ class Resume:
         if rollout.previous is None:
             return  # nothing ran before: going back brings nothing up
         record = self.record_of(group, rollout.previous)
-        if record is None:
+        if record is None and rollout.previous.image is None:
             self.reporter.note(
-                f"bakery has no record of {shown(rollout.previous)} (not baked by bakery, or pruned since), so it "
-                f"cannot verify it; going back to it, as {name} ran it before {rollout.id}"
+                f"bakery did not bake {shown(rollout.previous)}, so it cannot verify it; going back to it, as "
+                f"{name} ran it before {rollout.id}"
             )
             return
         stopped = journal.data.get("current") or "its start"
+        back_to = record.ref if record is not None else shown(rollout.previous)
         if journal.data.get("phase") == "rollback":
             hint = (
-                f"{rollout.kind} {rollout.id} of {name} stopped while going back to {record.ref} (at {stopped}), "
+                f"{rollout.kind} {rollout.id} of {name} stopped while going back to {back_to} (at {stopped}), "
                 "and stays so: going on back is the only way on"
             )
         else:
@@ -222,6 +252,19 @@ class Resume:
                 f"{rollout.kind} {rollout.id} of {name} to {rollout.to.describe()} is unfinished (stopped at "
                 f"{stopped}) and stays so; `bakery rollout {name}` resumes it onto {rollout.to.describe()} instead"
             )
+        if record is None:  # baked by bakery, but pruned or deregistered since: fail closed
+            self.gate.check_unrecorded(
+                name,
+                group,
+                shown(rollout.previous),
+                ref=rollout.previous.image,
+                operation="undo",
+                allow_unverified=allow_unverified,
+                reason=reason,
+                audit=audit,
+                hint=hint,
+            )
+            return
         self.gate.check_restore(
             name, group, record, allow_unverified=allow_unverified, reason=reason, audit=audit, hint=hint
         )

@@ -47,7 +47,9 @@ class Rollbacks:
         if record is not None:
             self.gate.check(name, group, record, operation="rollback", allow_unverified=allow_unverified, reason=reason)
         else:
-            self.gate.check_unbaked(name, group, shown(before), allow_unverified=allow_unverified, reason=reason)
+            self.gate.check_unrecorded(
+                name, group, shown(before), ref=before.image, allow_unverified=allow_unverified, reason=reason
+            )
         if group.channel is not None:
             self.following.rollback_off_channel(name, group, record, before.describe(), allowed=allow_off_channel)
         rollout = planning.new(name, group, spec, "rollback", before, record, state, None)

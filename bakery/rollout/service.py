@@ -8,7 +8,8 @@ rollout of the same group from starting on this machine; a cloud group's engine 
 a MIG on the move) refuses one from any other machine.
 
 The rooms: planning.py picks the image and plans; rollback.py plans a rollback after a completed
-rollout; resume.py checks again what an unfinished rollout or rollback is taken up onto; engine.py
+rollout; resume.py checks again what an unfinished rollout or rollback is taken up onto;
+replace.py lets `rollout --image` replace an unfinished rollback whose image was revoked; engine.py
 runs the steps and, after a failure, does what decide.py picks; record.py writes the result, the
 journal's form and the history.
 """
@@ -21,6 +22,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bakery import steps, traces
 from bakery.config.kinds import TargetSpec
@@ -30,7 +32,7 @@ from bakery.core import catalog
 from bakery.core.catalog import ImageRecord
 from bakery.core.identity import who
 from bakery.core.text import clean
-from bakery.errors import BakeryError, RolloutRefused, UsageError
+from bakery.errors import BakeryError, UsageError
 from bakery.groups.base import GroupDriver, GroupState, Release, Rollout, get_driver
 from bakery.progress import Reporter
 from bakery.providers.base import ClientFactory, Provider, get_provider
@@ -38,6 +40,7 @@ from bakery.rollout import planning
 from bakery.rollout.engine import Engine
 from bakery.rollout.following import Following
 from bakery.rollout.record import History, RolloutResult, saved
+from bakery.rollout.replace import Replacing, refuse_other
 from bakery.rollout.resume import Resume
 from bakery.rollout.rollback import Rollbacks
 from bakery.runner import signal_guard
@@ -88,6 +91,7 @@ class Rollouts:
         self.following = Following(self.heads, self.trust, self.gate, reporter)
         self.resume = Resume(self.heads, self.gate, self.following, reporter, self._record_of)
         self.rollbacks = Rollbacks(self.gate, self.following, self._record_of)
+        self.replacing = Replacing(self.gate, self.trust, self.history)
 
     # --- what the commands share -------------------------------------------------------------
 
@@ -121,6 +125,11 @@ class Rollouts:
         journal = self.journal(name)
         return journal if journal is not None and journal.status in UNFINISHED else None
 
+    def resumes(self, rollout: Rollout) -> bool:
+        """Whether `run(rollout)` takes up an unfinished journal (rather than start a new one)."""
+        journal = self.unfinished(rollout.group)
+        return journal is not None and journal.data.get("rollout", {}).get("id") == rollout.id
+
     def read(self, name: str) -> GroupState:
         group = self.group(name)
         return self.driver(group).read(name, group, self.target_spec(group))
@@ -144,29 +153,30 @@ class Rollouts:
         group = self.group(name)
         self._not_held(name)
         journal = self.unfinished(name)
+        options: dict[str, Any] = {}
         if journal is not None:
             rollout = self._from_journal(name, group, journal)
-            self.resume.check(
-                name,
-                group,
-                rollout,
-                journal,
-                command="rollout",
-                allow_unverified=allow_unverified,
-                reason=reason,
-                audit=not dry_run,
-            )
-            if image is not None and image != rollout.to.image:
-                raise UsageError(
-                    f"{rollout.kind} {rollout.id} of {name} to {rollout.to.describe()} is unfinished "
-                    f"(stopped at {journal.data.get('current') or 'its start'})",
-                    hint=f"run `bakery rollout {name}` to resume it, or `bakery rollback {name}` to undo it",
+            if image is not None and image != rollout.to.image:  # replacing a stuck rollback (replace.py)
+                options = self.replacing.check(
+                    name, group, rollout, journal, image, allow_unverified=allow_unverified, reason=reason
                 )
-            return rollout
+            else:
+                self.resume.check(
+                    name,
+                    group,
+                    rollout,
+                    journal,
+                    command="rollout",
+                    allow_unverified=allow_unverified,
+                    reason=reason,
+                    audit=not dry_run,
+                )
+                return rollout
         spec = self.target_spec(group)
         driver = self.driver(group)
         state = driver.read(name, group, spec)
-        planning.refuse_active(name, state)
+        if not options:
+            planning.refuse_active(name, state)
         wanted = self.following.head(name, group) if image is None and group.channel is not None else image
         record = planning.pick(self.gate, group, self.provider(group).images(group.target, group.image), wanted)
         audit = not dry_run
@@ -176,7 +186,11 @@ class Rollouts:
         if image is not None and group.channel is not None:
             self.following.off_channel(name, group, record, audit=audit)
         to = driver.release_of(record, spec)
-        return planning.new(name, group, spec, "rollout", to, record, state, strategy_type)
+        rollout = planning.new(name, group, spec, "rollout", to, record, state, strategy_type)
+        if options:  # the driver must be able to take the group over from the rollback it replaces
+            rollout = dataclasses.replace(rollout, options=options)
+            self.replacing.at_rest(driver, rollout, state)
+        return rollout
 
     def behind(self) -> Behind:
         """The groups that follow a channel and do not run its head, in name order: those to roll,
@@ -204,11 +218,16 @@ class Rollouts:
                 if rollout.to.image == head.ref:
                     roll.append(name)
                 else:
+                    way = (
+                        f"`bakery rollback {name}` resumes it by hand (an unfinished rollback is resumed, never "
+                        f"undone), after which --behind rolls the head again"
+                        if rollout.kind == "rollback"
+                        else f"`bakery rollback {name}` undoes it, or `bakery rollout {name}` resumes it by hand"
+                    )
                     stopped[name] = (
                         f"{rollout.kind} {rollout.id} of {name} to {rollout.to.describe()} is unfinished, and "
                         f"{rollout.to.image or 'its image'} is not the head of channel {group.channel} "
-                        f"({head.ref}): `bakery rollback {name}` undoes it, or `bakery rollout {name}` resumes it "
-                        "by hand"
+                        f"({head.ref}): {way}"
                     )
                 continue
             state = self.read(name)
@@ -238,10 +257,19 @@ class Rollouts:
                     raise BakeryError(f"not confirmed; {rollout.id} stays unfinished at {resumed_at}")
                 self.reporter.note(f"resuming {rollout.kind} {rollout.id} of {rollout.group} at {resumed_at}")
             else:
+                if journal is not None:
+                    refuse_other(rollout.group, journal, rollout)
                 if confirm is not None and not confirm(rollout):
                     raise BakeryError("not confirmed; the group was not touched")
                 # another machine may have moved it meanwhile
-                planning.unchanged_since_plan(driver.read(rollout.group, rollout.spec, rollout.target_spec), rollout)
+                state = driver.read(rollout.group, rollout.spec, rollout.target_spec)
+                if journal is not None:  # the rollback it replaces is closed only now: nothing refuses after
+                    state = self.replacing.at_rest(driver, rollout, state)
+                planning.unchanged_since_plan(state, rollout)
+                if journal is not None:
+                    self.replacing.abandon(
+                        driver, self._from_journal(rollout.group, rollout.spec, journal), journal, rollout
+                    )
                 journal = Journal.create(
                     self.journal_path(rollout.group),
                     rollout=saved(rollout),
@@ -329,14 +357,9 @@ class Rollouts:
         return dataclasses.replace(rollout, to_record=self._record_of(group, rollout.to))
 
     def _not_held(self, name: str) -> None:
-        from bakery.rollout.locks import holder
+        from bakery.rollout.locks import refuse_held
 
-        held_by = holder(self.ws.locks / f"group-{name}.lock")
-        if held_by is not None:
-            raise RolloutRefused(
-                f"another rollout of {name} is running: {held_by}",
-                hint=f"wait for it to finish (bakery status {name}); one group never runs two rollouts",
-            )
+        refuse_held(self.ws.locks / f"group-{name}.lock", name)
 
     @contextmanager
     def _lock(self, rollout: Rollout) -> Iterator[None]:

@@ -100,46 +100,86 @@ class TrustGate:
             hint=f"`bakery rollback {group_name}` returns the group to what it ran before",
         )
 
-    def check_unbaked(
+    def revoked_by_name(self, group: Group, ref: str) -> Revocation | None:
+        """The revocation in effect of `ref` itself (by name; no ancestor followed: for an image
+        whose record is gone, its parents cannot be known), else None."""
+        found = Revocations(self.trust).table().get((group.target, ref))
+        return found if found is not None and found.effective() else None
+
+    def check_unrecorded(
         self,
         group_name: str,
         group: Group,
         image: str,
         *,
+        ref: str | None = None,
+        operation: str = "rollback",
         allow_unverified: bool,
         reason: str | None,
         audit: bool = True,
         hint: str | None = None,
+        way_out: str | None = None,
     ) -> None:
-        """Before a rollback moves `group_name` onto `image` (as shown), one bakery has no record of
-        (it did not bake it): it cannot verify, so where the group's policy requires signatures it
-        is refused (TrustError, exit 1; `hint` leads its hint) unless `allow_unverified`, an
-        override said and recorded in the audit log with its `reason` (without `audit`, a dry
-        run, nothing is recorded)."""
-        if not self.required(group):
+        """Before `operation` ("rollout", "rollback", "undo") moves `group_name` onto `image` (as
+        shown), one the catalog has no record of, so nothing about it can be verified:
+        - `ref` None: bakery did not bake it. Refused where the group's policy requires signatures.
+        - `ref` set: bakery baked it, but it can no longer be found on its target (pruned,
+          deregistered, or its record unreadable): neither its signature nor its ancestors'
+          revocations can be read, so it is refused whatever the policy (fail closed); and when
+          the registry revokes `ref` by name, it is refused as revoked, an override taking it
+          only for an undo (as check_restore).
+        A refusal is TrustError (exit 1; `hint` leads its hint), recorded in the audit log with
+        `audit`; `allow_unverified` (with its `reason`) deploys it anyway, said and recorded.
+        `way_out` ends the hint of a refusal as revoked."""
+        required = self.required(group)
+        if ref is None and not required:
             return
-        policy = self.trust.policy(required=True)
+        policy = self.trust.policy(required=required)
         subject = f"{image} for group {group_name}"
-        problems = ["bakery did not bake it, so it cannot verify"]
+        verb = f"{operation} {group_name} onto" if operation == "rollout" else f"roll {group_name} back onto"
+        lead = f"{hint}; " if hint else ""
+        revocation = self.revoked_by_name(group, ref) if ref is not None else None
+        if ref is None:
+            problems = ["bakery did not bake it, so it cannot verify"]
+        elif revocation is not None:
+            problems = [f"it is {revocation.describe()}", f"it can no longer be found on {group.target}"]
+        else:
+            problems = [f"it can no longer be found on {group.target} to verify (pruned or deregistered since)"]
+        details: dict[str, object] = (
+            {"problems": problems} if ref is None else {"problems": problems, "operation": operation}
+        )
+        if revocation is not None and (operation != "undo" or not allow_unverified):
+            if audit:
+                self.trust.record(operation, subject, "refused", policy=policy, details=details)
+            never = operation != "undo"
+            raise TrustError(
+                f"refusing to {verb} {image}: {problems[0]}",
+                hint=lead
+                + (
+                    "a revoked image never rolls out" + (f"; {way_out}" if way_out else "")
+                    if never
+                    else '--allow-unverified --reason "WHY" goes back onto it anyway (recorded in the audit log)'
+                ),
+            )
         if not allow_unverified:
             if audit:
-                self.trust.record("verify-failed", subject, "refused", policy=policy, details={"problems": problems})
+                self.trust.record("verify-failed", subject, "refused", policy=policy, details=details)
             raise TrustError(
-                f"refusing to roll {group_name} back onto {image}: {problems[0]}",
-                hint=(f"{hint}; " if hint else "")
-                + '--allow-unverified --reason "WHY" deploys it anyway (recorded in the audit log)',
+                f"refusing to {verb} {image}: {problems[0]}",
+                hint=lead + '--allow-unverified --reason "WHY" deploys it anyway (recorded in the audit log)',
             )
         self.reporter.note(
-            f"WARNING: {image} was not baked by bakery and --allow-unverified deploys it anyway; this override "
-            "is recorded in the audit log with its reason"
+            f"WARNING: {image} "
+            + ("was not baked by bakery" if ref is None else f"cannot be verified ({'; '.join(problems)})")
+            + " and --allow-unverified deploys it anyway; this override is recorded in the audit log with its reason"
         )
         if audit:
             self.trust.record(
                 "override",
                 subject,
-                "allowed-unverified",
+                "allowed-revoked" if revocation is not None else "allowed-unverified",
                 policy=policy,
-                details={"problems": problems, "reason": reason or ""},
+                details={**details, "reason": reason or ""},
                 strict=True,
             )
 
@@ -212,12 +252,13 @@ class TrustGate:
         reason: str | None = None,
         audit: bool = True,
         hint: str | None = None,
+        way_out: str | None = None,
     ) -> Verification:
         """Verify `record` before `operation` ("rollout", "rollback") moves `group_name` onto it.
         Raises TrustError (exit 1) for a revoked image, and for one that does not verify when
         the policy requires signatures and no override was given; `hint` (what to do instead)
-        leads its hint. Without `audit` (a dry run: nothing is deployed) no decision is written
-        to the audit log."""
+        leads its hint, and `way_out` ends it for a revoked image. Without `audit` (a dry run:
+        nothing is deployed) no decision is written to the audit log."""
         lead = f"{hint}; " if hint else ""
         required = self.required(group)
         policy = self.trust.policy(required=required)
@@ -233,7 +274,8 @@ class TrustGate:
                 problems=tuple(result.problems),
                 hint=lead
                 + "a revoked image never rolls out"
-                + ("" if hint else f"; `bakery rollout {group_name}` picks the newest version that is not revoked"),
+                + ("" if hint else f"; `bakery rollout {group_name}` picks the newest version that is not revoked")
+                + (f"; {way_out}" if way_out else ""),
             )
         if result.revocation_unknown:  # fail closed: no override deploys what may be revoked
             if audit:

@@ -13,8 +13,8 @@ from typing import Any
 
 from bakery.config.models import Group
 from bakery.core.catalog import ImageRecord
-from bakery.errors import BakeryError, GateFailed, Interrupted, UsageError
-from bakery.groups.base import GroupState, HistoryEntry, Instance, Release, Rollout
+from bakery.errors import BakeryError, GateFailed, Interrupted, RolloutRefused, UsageError
+from bakery.groups.base import ActiveRollout, GroupState, HistoryEntry, Instance, Release, Rollout
 from bakery.steps import Journal, Step
 
 
@@ -36,13 +36,24 @@ class FakeDriver:
         self.fail_at: dict[str, BakeryError] = {}  # step name (template, wave-N) -> the error it raises once
         self.calls: list[str] = []
         self.serial = 0
+        self.active: dict[str, ActiveRollout] = {}  # group -> a move its engine carries on with
 
     def group(self, name: str) -> FakeGroup:
         return self.groups.setdefault(name, FakeGroup())
 
     def read(self, name: str, group: Group, target_spec: Any) -> GroupState:
         g = self.group(name)
-        return GroupState(name, self.kind, bool(g.instances), g.intended, tuple(g.instances), None, g.size)
+        active = self.active.get(name)
+        return GroupState(name, self.kind, bool(g.instances), g.intended, tuple(g.instances), active, g.size)
+
+    def refuse_takeover(self, name: str, group: Group, target_spec: Any, state: GroupState, stuck: str) -> None:
+        """As a cloud whose engine goes on without bakery: refused while `stuck` still moves the group."""
+        self.calls.append(f"refuse_takeover {stuck}")
+        if state.active is not None:
+            raise RolloutRefused(
+                f"group {name}: rollback {stuck} still moves it ({state.active.describe()})",
+                hint="stop it by hand: fake-cloud cancel; then run this command again",
+            )
 
     def release_of(self, record: ImageRecord, target_spec: Any) -> Release:
         return Release(record.ref, f"/catalog/{record.name}/{record.version}", None, record.inputs_digest)

@@ -25,7 +25,7 @@ from bakery import runner, steps
 from bakery.config.models import Group, Health, LocalGroup, LocalTarget, Strategy
 from bakery.errors import GateFailed, Interrupted
 from bakery.groups import health, strategy
-from bakery.groups.base import Release, Rollout
+from bakery.groups.base import REPLACES, Release, Rollout
 from bakery.groups.local import engine as local_engine
 from bakery.groups.local import haproxy
 from bakery.groups.local.driver import LocalDriver
@@ -273,6 +273,31 @@ def test_a_rollout_killed_half_way_resumes_with_what_it_booted(world: World, tmp
     saved = world.files.load()
     assert sorted(m.id for m in saved.members) == sorted(m.id for m in half.members if m.image == "web@1.0.1")
     assert world.served() == Counter({"1.0.1": 6})
+    assert len(world.processes()) == 3
+
+
+def test_the_rollback_of_a_rollout_replacing_an_abandoned_rollback_removes_that_rollback_s_vms_too(
+    world: World, tmp_path: Path
+) -> None:
+    one, two, bad = image(tmp_path, "1.0.0"), image(tmp_path, "1.0.1"), image(tmp_path, "1.0.2", health=500)
+    world.up(one)
+    world.forward(world.rollout(two, one))
+    stuck = world.rollout(one, two, kind="rollback")  # its image revoked meanwhile: abandoned (rollout.replace)
+    with gate_of_wave_raises(1, Killed()), pytest.raises(Killed):
+        world.forward(stuck)
+    half = world.files.load()
+    assert sorted((m.image, m.status) for m in half.members) == [
+        ("web@1.0.0", "booting"),
+        ("web@1.0.0", "serving"),
+        ("web@1.0.1", "serving"),
+    ]
+    replacing = dataclasses.replace(world.rollout(bad, two), options={REPLACES: stuck.id})
+    with pytest.raises(GateFailed):
+        world.forward(replacing)
+    world.backward(replacing)
+    assert world.driver().read("web-local", world.spec, TARGET).counts() == {"web@1.0.1": 2}
+    assert world.served() == Counter({"1.0.1": 6})
+    assert world.files.load().release == two
     assert len(world.processes()) == 3
 
 

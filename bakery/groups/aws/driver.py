@@ -17,7 +17,7 @@ from bakery.config.kinds import TargetSpec, typed
 from bakery.config.models import Group
 from bakery.config.targets.aws import AwsGroup, AwsTarget
 from bakery.core.catalog import ImageRecord
-from bakery.errors import ConfigError, UsageError
+from bakery.errors import ConfigError, RolloutRefused, UsageError
 from bakery.groups.aws.api import AsgApi
 from bakery.groups.aws.bluegreen import BlueGreenMover
 from bakery.groups.aws.history import history, prune, record
@@ -131,6 +131,37 @@ class AwsGroupDriver:
         raise UsageError(
             f"{record.ref} has no AMI in {region}",
             hint=f"add {region} to copy_to of target '{record.target}' and bake it again",
+        )
+
+    def refuse_takeover(self, name: str, group: Group, target_spec: TargetSpec, state: GroupState, stuck: str) -> None:
+        """A new rollout starts over what rollback `stuck` left, once nothing moves the group: a
+        new launch template version from the one the group runs (AWS points the group at a
+        refresh's version only when it succeeds), whose refresh replaces every instance not on it,
+        whichever image it runs; its rollback returns every one to that version. While the
+        rollback's refresh still runs (its process was killed) or its blue-green swap is half
+        done, RolloutRefused says what to do by hand."""
+        active = state.active
+        if active is None:
+            return
+        api = self.api(group, target_spec)
+        asg, region = settings_of(group).asg, api.region
+        if active.step.startswith("instance refresh"):
+            raise RolloutRefused(
+                f"group {name}: the instance refresh of rollback {stuck} still runs ({active.describe()}): bakery "
+                "starts no rollout over it",
+                hint=f"stop it by hand: `aws autoscaling cancel-instance-refresh --auto-scaling-group-name "
+                f"{asg} --region {region}`; once `bakery status {name}` shows no rollout under way, run this "
+                "command again",
+            )
+        template = api.template()["LaunchTemplateId"]
+        raise RolloutRefused(
+            f"group {name}: the blue-green swap of rollback {stuck} is half done ({active.describe()}): bakery "
+            "starts no rollout over two Auto Scaling groups",
+            hint=f"by hand, of the Auto Scaling groups tagged bakery:group={name}, keep the one attached to the "
+            "target groups that runs the image to keep; detach every other one from the target groups and "
+            "delete it (`aws autoscaling delete-auto-scaling-group --auto-scaling-group-name OTHER "
+            f"--force-delete --region {region}`); then remove bakery's mark (`aws ec2 delete-tags --resources "
+            f"{template} --tags Key={ACTIVE_TAG} --region {region}`) and run this command again",
         )
 
     # --- moving -------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from bakery.config.models import Group
 from bakery.config.targets.gcp import GcpGroup, GcpTarget
 from bakery.core.catalog import ImageRecord
 from bakery.core.retry import GCP_DEADLINE_SECONDS, gcp_retry, request_timeout
-from bakery.errors import ConfigError, UsageError
+from bakery.errors import ConfigError, RolloutRefused, UsageError
 from bakery.groups.base import GroupState, HistoryEntry, Release, Rollout
 from bakery.groups.budget import Clock
 from bakery.groups.gcp.api import GroupApi
@@ -150,6 +150,28 @@ class GcpDriver:
 
     def rollback_steps(self, rollout: Rollout) -> Sequence[Step]:
         return [_guard(step) for step in self._mover(rollout).rollback_steps()]
+
+    def refuse_takeover(self, name: str, group: Group, target_spec: TargetSpec, state: GroupState, stuck: str) -> None:
+        """A new rollout starts over what rollback `stuck` left: its check takes the MIG as it is
+        (moving for `stuck`, or stopped by its interruption: `stuck` is recorded as over first), its
+        patch of the versions retargets every instance, whichever template it runs, and its
+        rollback patches them back to the MIG's base version. A half-done blue-green swap (a second
+        MIG serving beside the first) is not taken over: RolloutRefused says what to do by hand."""
+        active = state.active
+        if active is None or not active.step.startswith("blue-green"):
+            return
+        site = self.site(name, group, target_spec)
+        where = f"--zone {site.where.zone}" if site.where.zone else f"--region {site.where.region}"
+        service = site.gcp.backend_service or "BACKEND_SERVICE"
+        raise RolloutRefused(
+            f"group {name}: the blue-green swap of rollback {stuck} is half done ({active.describe()}): bakery "
+            "starts no rollout over two serving MIGs",
+            hint=f"by hand, keep the MIG that runs the image to keep in backend service {service}; take the other "
+            f"out of it (`gcloud compute backend-services remove-backend {service} --instance-group OTHER "
+            f"--instance-group-{where[2:]} --global --project {site.where.project}`) and resize it to 0 "
+            f"(`gcloud compute instance-groups managed resize OTHER --size 0 {where} --project "
+            f"{site.where.project}`); then run this command again",
+        )
 
     # --- history ------------------------------------------------------------------------------
 

@@ -92,6 +92,13 @@ class LocalDriver:
         engine = self._engine(rollout.group, rollout.spec, rollout.target_spec)
         return steps_of(engine, rollout, backward=True)
 
+    def refuse_takeover(self, name: str, group: Group, target_spec: TargetSpec, state: GroupState, stuck: str) -> None:
+        """Nothing to refuse: only bakery moves a local group, and the group's lock keeps out a
+        process still running `stuck`. A new rollout's first step stops the VMs `stuck` booted
+        that never served (and kept ones of another release); its waves retire every VM in
+        rotation that is not its own, whichever release it runs; its rollback retires `stuck`'s
+        VMs too (see local_steps)."""
+
     def record(self, name: str, group: Group, target_spec: TargetSpec, entry: HistoryEntry) -> None:
         group_files(self.ws, name).record(entry)
 

@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from bakery.errors import GateFailed
 from bakery.groups import health
-from bakery.groups.base import Release, Rollout, instance_tags
+from bakery.groups.base import REPLACES, Release, Rollout, instance_tags
 from bakery.groups.local.engine import Engine, is_past
 from bakery.groups.local.state import BOOTING, DRAINING, READY, RETAINED, SERVING, Member
 from bakery.groups.strategy import Wave
@@ -163,8 +163,11 @@ class LocalMoves:
         self._fill(self.restoring, BRING_UP_WAVE, self.size - len(kept), previous, tags)
 
     def _remove_new(self, journal: Journal) -> None:
-        for member in self.engine.load().of(self.rollout.id):
-            self.engine.retire(member)
+        """The rollout's VMs out, and those of the rollback it replaced (rollout.replace): the group
+        runs only the previous release again."""
+        for owner in {self.rollout.id, str(self.rollout.options.get(REPLACES) or self.rollout.id)}:
+            for member in self.engine.load().of(owner):
+                self.engine.retire(member)
 
     def _finish_back(self, journal: Journal) -> None:
         if self.rollout.previous is None:

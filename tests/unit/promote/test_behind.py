@@ -68,3 +68,30 @@ def test_behind_fails_while_a_group_s_channel_has_no_head_left_as_status_does(wo
     ) in behind.stderr
     assert "promote a good version to testing, or `bakery rollback web-eu`" in behind.stderr
     assert "no group is behind" not in behind.output
+
+
+def test_behind_stops_at_an_interrupted_rollback_saying_that_rollback_resumes_it(world: World) -> None:
+    v1 = world.bake()
+    promote(world, v1)
+    assert world.run("rollout", "web-eu", "--yes").exit_code == 0
+    v2 = world.bake(force=True)
+    promote(world, v2)
+    assert world.run("rollout", "web-eu", "--yes").exit_code == 0
+    world.driver.interrupt_at = "wave-2"
+    assert world.run("rollback", "web-eu", "--yes").exit_code == 130  # back to v1, a head it had
+    runs = world.driver.runs("web-eu")
+
+    behind = world.run("rollout", "--behind", "--yes")
+    assert behind.exit_code == 1, behind.output
+    said = " ".join(behind.stderr.split())
+    assert f"is unfinished, and {v1} is not the head of channel testing ({v2}): `bakery rollback web-eu` " in said
+    assert (
+        "`bakery rollback web-eu` resumes it by hand (an unfinished rollback is resumed, never undone), after "
+        "which --behind rolls the head again (stopped there: groups not rolled: none)"
+    ) in said
+    assert "undoes it" not in said
+    assert world.driver.runs("web-eu") == runs
+    resumed = world.run("rollback", "web-eu", "--yes")  # what it says to do works
+    assert resumed.exit_code == 0, resumed.output
+    assert "resuming rollback" in resumed.stderr
+    assert world.driver.runs("web-eu") == {v1: 2}
