@@ -28,8 +28,8 @@ from bakery.workspace import Workspace
 # so that logs and metrics tie back to the exact image. GCP encodes keys and values to its rules.
 INSTANCE_TAGS = ("bakery:image", "bakery:version", "bakery:inputs-digest", "bakery:rollout")
 
-# Rollout.options: the id of the unfinished rollback a rollout replaces (bakery.rollout.replace),
-# whose leftovers the rollout's rollback removes too.
+# Rollout.options: the id of the unfinished rollback (or rollout) a rollout replaces
+# (bakery.rollout.replace), whose leftovers the rollout's rollback removes too.
 REPLACES = "replaces"
 
 
@@ -176,8 +176,9 @@ class GroupDriver(Protocol):
         versions patched back, local new VMs removed and the old ones serving again."""
 
     def refuse_takeover(self, name: str, group: Group, target_spec: TargetSpec, state: GroupState, stuck: str) -> None:
-        """Before a new rollout replaces `stuck`, an unfinished rollback that can never be taken up
-        (its image revoked), starting from the group as it is (`state`, read just now; its
+        """Before a new rollout replaces `stuck`, an unfinished rollback or rollout whose way on is
+        barred (its image, or the one it would go back to, revoked or gone: bakery.rollout.replace),
+        starting from the group as it is (`state`, read just now; its
         `active` move, if any, is `stuck`'s): raise RolloutRefused, saying exactly what to do by
         hand, when this kind of group cannot be moved on safely from where `stuck` left it."""
 

@@ -134,12 +134,12 @@ class AwsGroupDriver:
         )
 
     def refuse_takeover(self, name: str, group: Group, target_spec: TargetSpec, state: GroupState, stuck: str) -> None:
-        """A new rollout starts over what rollback `stuck` left, once nothing moves the group: a
-        new launch template version from the one the group runs (AWS points the group at a
-        refresh's version only when it succeeds), whose refresh replaces every instance not on it,
-        whichever image it runs; its rollback returns every one to that version. While the
-        rollback's refresh still runs (its process was killed) or its blue-green swap is half
-        done, RolloutRefused says what to do by hand."""
+        """A new rollout starts over what `stuck` (the unfinished rollback or rollout it replaces)
+        left, once nothing moves the group: a new launch template version from the one the group
+        runs (AWS points the group at a refresh's version only when it succeeds), whose refresh
+        replaces every instance not on it, whichever image it runs; its rollback returns every one
+        to that version. While the refresh of `stuck` still runs (its process was killed) or its
+        blue-green swap is half done, RolloutRefused says what to do by hand."""
         active = state.active
         if active is None:
             return
@@ -147,7 +147,7 @@ class AwsGroupDriver:
         asg, region = settings_of(group).asg, api.region
         if active.step.startswith("instance refresh"):
             raise RolloutRefused(
-                f"group {name}: the instance refresh of rollback {stuck} still runs ({active.describe()}): bakery "
+                f"group {name}: the instance refresh of {stuck} still runs ({active.describe()}): bakery "
                 "starts no rollout over it",
                 hint=f"stop it by hand: `aws autoscaling cancel-instance-refresh --auto-scaling-group-name "
                 f"{asg} --region {region}`; once `bakery status {name}` shows no rollout under way, run this "
@@ -155,7 +155,7 @@ class AwsGroupDriver:
             )
         template = api.template()["LaunchTemplateId"]
         raise RolloutRefused(
-            f"group {name}: the blue-green swap of rollback {stuck} is half done ({active.describe()}): bakery "
+            f"group {name}: the blue-green swap of {stuck} is half done ({active.describe()}): bakery "
             "starts no rollout over two Auto Scaling groups",
             hint=f"by hand, of the Auto Scaling groups tagged bakery:group={name}, keep the one attached to the "
             "target groups that runs the image to keep; detach every other one from the target groups and "

@@ -32,7 +32,7 @@ from bakery.groups.gcp.api import GroupApi
 from bakery.groups.gcp.bluegreen import BlueGreen
 from bakery.groups.gcp.history import History
 from bakery.groups.gcp.read import Site
-from bakery.groups.gcp.requests import Where
+from bakery.groups.gcp.requests import Where, name_of, versions_of
 from bakery.groups.gcp.steps import Mover
 from bakery.progress import Reporter
 from bakery.providers.base import ClientFactory, guarded_by
@@ -151,26 +151,45 @@ class GcpDriver:
     def rollback_steps(self, rollout: Rollout) -> Sequence[Step]:
         return [_guard(step) for step in self._mover(rollout).rollback_steps()]
 
+    @_guarded("reading the managed instance groups")
     def refuse_takeover(self, name: str, group: Group, target_spec: TargetSpec, state: GroupState, stuck: str) -> None:
-        """A new rollout starts over what rollback `stuck` left: its check takes the MIG as it is
-        (moving for `stuck`, or stopped by its interruption: `stuck` is recorded as over first), its
-        patch of the versions retargets every instance, whichever template it runs, and its
-        rollback patches them back to the MIG's base version. A half-done blue-green swap (a second
-        MIG serving beside the first) is not taken over: RolloutRefused says what to do by hand."""
+        """A new rollout starts over what `stuck` (the unfinished rollback or rollout it replaces)
+        left: its check takes the MIG as it is (moving for `stuck`, or stopped by its interruption:
+        `stuck` is recorded as over first), its patch of the versions retargets every instance,
+        whichever template it runs, and its rollback patches them back to the MIG's base version.
+        A half-done blue-green swap (a second MIG serving beside the first) is not taken over:
+        RolloutRefused says what to do by hand, naming the MIG bakery reads the group from (the
+        live one), what each serving MIG runs, and the backend service where it is (global or
+        regional, as read)."""
         active = state.active
         if active is None or not active.step.startswith("blue-green"):
             return
         site = self.site(name, group, target_spec)
+        service = str(site.gcp.backend_service)  # a blue-green group has one
+        region = site.backends().get("region")
+        scope = f"--region {name_of(str(region))}" if region else "--global"
+        live_mig = site.live()
+        live = str(live_mig["name"])
+        serving = [m for m in site.family() if int(m.get("target_size", 0)) > 0]
+
+        def runs(mig: dict[str, Any]) -> str:
+            versions = versions_of(mig)
+            return site.release(versions[-1][0]).describe() if versions else "no template"
+
+        others = [m for m in serving if m["name"] != live]
+        other = str(others[0]["name"]) if len(others) == 1 else "OTHER"
+        beside = "; ".join(f"{m['name']} runs {runs(m)}" for m in others) or "none"
         where = f"--zone {site.where.zone}" if site.where.zone else f"--region {site.where.region}"
-        service = site.gcp.backend_service or "BACKEND_SERVICE"
         raise RolloutRefused(
-            f"group {name}: the blue-green swap of rollback {stuck} is half done ({active.describe()}): bakery "
-            "starts no rollout over two serving MIGs",
-            hint=f"by hand, keep the MIG that runs the image to keep in backend service {service}; take the other "
-            f"out of it (`gcloud compute backend-services remove-backend {service} --instance-group OTHER "
-            f"--instance-group-{where[2:]} --global --project {site.where.project}`) and resize it to 0 "
-            f"(`gcloud compute instance-groups managed resize OTHER --size 0 {where} --project "
-            f"{site.where.project}`); then run this command again",
+            f"group {name}: the blue-green swap of {stuck} is half done ({active.describe()}): bakery starts no "
+            "rollout over two serving MIGs",
+            hint=f"MIG {live} is live (the first of backend service {service}'s backends with instances, what bakery "
+            f"reads the group from) and runs {runs(live_mig)}; beside it, {beside}. By hand, keep the MIG that "
+            f"runs the image to keep and take the other out of {service}, then resize it to 0; to keep {live}: "
+            f"`gcloud compute backend-services remove-backend {service} --instance-group {other} "
+            f"--instance-group-{where[2:]} {scope} --project {site.where.project}` and `gcloud compute "
+            f"instance-groups managed resize {other} --size 0 {where} --project {site.where.project}`; then run "
+            "this command again",
         )
 
     # --- history ------------------------------------------------------------------------------
