@@ -55,7 +55,7 @@ def _gates(rollout: Any) -> str:
 def plan_text(rollout: Any, resumed: bool) -> str:
     from bakery.groups.base import REPLACES
     from bakery.groups.strategy import describe
-    from bakery.rollout.replace import BECAUSE
+    from bakery.rollout.replace import BECAUSE, KIND
 
     previous = rollout.previous.describe() if rollout.previous else "nothing (the group is empty or down)"
     head = "resume" if resumed else rollout.kind
@@ -65,7 +65,8 @@ def plan_text(rollout: Any, resumed: bool) -> str:
         f"{rollout.plan.strategy}",
         *(
             [
-                f"  replaces: the unfinished rollback {replaces} ({rollout.options.get(BECAUSE)}), closed in its "
+                f"  replaces: the unfinished {rollout.options.get(KIND, 'rollback')} {replaces} "
+                f"({rollout.options.get(BECAUSE)}), closed in its "
                 "history as abandoned"
             ]
             if replaces

@@ -1,7 +1,8 @@
 """What a rollout does after one of its forward steps failed: a pure decision over plain values.
 
 The rollout engine (engine.py) classifies the error, says whether anything moved and whether the
-image to roll back to is revoked; `decide` picks the outcome and the engine carries it out.
+image to roll back to is barred (revoked, or bakery's but no longer found to verify); `decide`
+picks the outcome and the engine carries it out.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ class Outcome(enum.Enum):
 
     STOP = "stop"  # nothing moved: recorded as failed, the error raised as it is
     PAUSE = "pause"  # left as it is, resumable (`bakery rollout`) or undone (`bakery rollback`)
-    PAUSE_REVOKED = "pause-revoked"  # would roll back, but onto a revoked image: paused instead
+    PAUSE_BARRED = "pause-barred"  # would roll back, but onto an image revoked or unverifiable: paused instead
     FAIL = "fail"  # no rollback wanted (or a rollback failed forward): recorded as failed
     ROLL_BACK = "roll-back"  # the group's rollback steps run
 
@@ -48,19 +49,20 @@ def decide(
     moved: bool,
     rollback: bool,
     kind: Literal["rollout", "rollback"],
-    previous_revoked: bool,
+    previous_barred: bool,
 ) -> Outcome:
     """The outcome of a failed forward step of a `kind` whose group has `rollback` on or off.
 
     `moved`: the journal recorded any step done or any fact saved (the group may have changed).
-    `previous_revoked`: the image a rollback would restore is revoked (it is only looked up, and
-    only matters, when the outcome would otherwise be ROLL_BACK)."""
+    `previous_barred`: the image a rollback would restore is revoked, or bakery baked it but its
+    record is gone so nothing can verify it (it is only looked up, and only matters, when the
+    outcome would otherwise be ROLL_BACK): never rolled back onto without a person's override."""
     if failure is Failure.REFUSED and not moved:
         return Outcome.STOP
     if failure in (Failure.UNREACHABLE, Failure.REFUSED):
         return Outcome.PAUSE  # the cloud could not be asked, or said no halfway: nothing to undo blindly
     if not rollback or kind == "rollback":
         return Outcome.FAIL
-    if previous_revoked:
-        return Outcome.PAUSE_REVOKED
+    if previous_barred:
+        return Outcome.PAUSE_BARRED
     return Outcome.ROLL_BACK

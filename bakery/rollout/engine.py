@@ -18,7 +18,6 @@ from bakery.rollout.decide import Failure, Outcome, classify, decide
 from bakery.rollout.record import History, RolloutResult, details, result_of, shown
 from bakery.steps import Journal, Step
 from bakery.trust.gate import TrustGate
-from bakery.trust.revocations import Revocation
 
 RecordOf = Callable[[Group, Release], ImageRecord | None]
 
@@ -102,26 +101,28 @@ class Engine:
         reason = exc.message
         failure = classify(exc)
 
-        def outcome(*, previous_revoked: bool) -> Outcome:
+        def outcome(*, previous_barred: bool) -> Outcome:
             # A refusal is the driver's word that its step changed nothing: only steps done count then.
             refused_cleanly = isinstance(exc, RolloutRefused)
             moved = bool(journal.done) or (bool(journal.values) and not refused_cleanly)
             kind, rollback = rollout.kind, rollout.spec.rollback
-            return decide(failure, moved=moved, rollback=rollback, kind=kind, previous_revoked=previous_revoked)
+            return decide(failure, moved=moved, rollback=rollback, kind=kind, previous_barred=previous_barred)
 
-        chosen = outcome(previous_revoked=False)
+        chosen = outcome(previous_barred=False)
         # The previous image's revocation only matters to a rollback onto it: looked up then only.
-        if chosen is Outcome.ROLL_BACK and (held := self._revoked_previous()) is not None:
-            chosen = outcome(previous_revoked=True)
-            previous, revocation = held
-            if chosen is Outcome.PAUSE_REVOKED:
+        if chosen is Outcome.ROLL_BACK and (barred := self._barred_previous()) is not None:
+            chosen = outcome(previous_barred=True)
+            previous, why = barred
+            if chosen is Outcome.PAUSE_BARRED:
+                what = "a revoked image" if why.startswith("is ") else "an image nothing can verify"
                 raise self._paused(
-                    f"{reason}; not rolled back onto a revoked image",
+                    f"{reason}; not rolled back onto {what}",
                     f"{rollout.kind} {rollout.id} of {rollout.group} failed ({reason}) and is paused: the image to "
-                    f"roll back to, {previous.ref}, is {revocation.describe()}",
-                    hint=f"`bakery rollout {rollout.group}` resumes it onto {shown(rollout.to)}; `bakery rollback "
-                    f'{rollout.group} --allow-unverified --reason "WHY"` goes back onto {previous.ref} anyway '
-                    "(recorded in the audit log)",
+                    f"roll back to, {previous}, {why}",
+                    hint=f"`bakery rollout {rollout.group}` resumes it onto {shown(rollout.to)}; `bakery rollout "
+                    f"{rollout.group} --image NAME@VERSION` replaces it with a rollout of an image that passes the "
+                    f"gate (it is closed as abandoned, on the record); `bakery rollback {rollout.group} "
+                    f'--allow-unverified --reason "WHY"` goes back onto {previous} anyway (recorded in the audit log)',
                 ) from None
         if chosen is Outcome.STOP:
             if self._recorded:
@@ -138,7 +139,7 @@ class Engine:
                     f"`bakery rollout {rollout.group}` resumes it, `bakery rollback {rollout.group}` undoes it"
                     if rollout.kind == "rollout"
                     else f"`bakery rollback {rollout.group}` resumes it (a rollback is resumed, never undone); once "
-                    f"its image is revoked, `bakery rollout {rollout.group} --image NAME@VERSION` replaces it"
+                    f"its image is revoked or gone, `bakery rollout {rollout.group} --image NAME@VERSION` replaces it"
                 )
                 + f"; `bakery status {rollout.group}` shows where the group stands",
             ) from None
@@ -150,12 +151,14 @@ class Engine:
         self.reporter.note(f"{what}: {reason}; rolling back to {shown(rollout.previous)}")
         return self.roll_back(reason, started)
 
-    def _revoked_previous(self) -> tuple[ImageRecord, Revocation] | None:
-        """The image a rollback would restore, with its revocation, when it is revoked."""
-        rollout = self.rollout
-        previous = self.record_of(rollout.spec, rollout.previous) if rollout.previous else None
-        revocation = self.gate.revoked(rollout.spec, previous) if previous is not None else None
-        return (previous, revocation) if previous is not None and revocation is not None else None
+    def _barred_previous(self) -> tuple[str, str] | None:
+        """(the image a rollback would restore, why it is barred) when it is revoked, or baked by
+        bakery but no longer found to verify (gate.barred): never rolled back onto unchecked."""
+        previous = self.rollout.previous
+        if previous is None:
+            return None
+        why = self.gate.barred(self.rollout.spec, previous.image, self.record_of(self.rollout.spec, previous))
+        return (previous.image or shown(previous), why) if why is not None else None
 
     def _paused(self, why: str, message: str, *, hint: str) -> BakeryError:
         """Leave the rollout paused (its journal interrupted, its history saying `why`): resumable

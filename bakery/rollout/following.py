@@ -1,8 +1,8 @@
 """What following a channel means for a group's rollouts: the head a rollout takes (refused while
-the channel has none), and the rollouts and
-rollbacks that take a group off its channel: said, and recorded as `rollout-off-channel` events
-(`rollout --image`; `rollback --allow-off-channel`, without which a rollback onto an image that was
-never the channel's head is refused)."""
+the channel has none), and the rollouts and rollbacks that take a group off its channel: said, and
+recorded as `rollout-off-channel` events (`rollout --image`; `rollback --allow-off-channel`,
+without which a rollback onto an image that was never the channel's head is refused). The check
+and the record are apart: every check that can refuse runs before anything allowing is recorded."""
 
 from __future__ import annotations
 
@@ -80,14 +80,15 @@ class Following:
         *,
         allowed: bool,
         hint: str | None = None,
-    ) -> None:
+    ) -> bool:
         """Refuse (UsageError) a rollback of `name` onto an image that was never a head of the
-        channel it follows, unless `allowed`: then it is said and recorded (rollout-off-channel).
+        channel it follows, unless `allowed`. Returns whether the rollback goes off its channel:
+        then, once every other check passed, `rolled_back_off_channel` says and records it.
         `hint` (how to proceed) replaces the refusal's own, which suits a new rollback."""
         channel = str(group.channel)
         history = self.heads.channels.read(channel, group.target, group.image)
         if record is not None and record.name == group.image and history.was_head(record.version):
-            return
+            return False
         if not allowed:
             raise UsageError(
                 f"refusing to roll {name} back onto {record.ref if record else before}: {name} follows channel "
@@ -96,7 +97,16 @@ class Following:
                 or f"`bakery rollout {name}` rolls the head of {channel}; --allow-off-channel rolls it back "
                 "anyway, off its channel (recorded in the audit log, as `rollout --image` is)",
             )
+        return True
+
+    def rolled_back_off_channel(
+        self, name: str, group: Group, record: ImageRecord | None, before: str, *, audit: bool = True
+    ) -> None:
+        """Say, and record (rollout-off-channel) with `audit`, a rollback of `name` off the channel
+        it follows, allowed by `rollback_off_channel`."""
         if record is None:
-            self.reporter.note(f"{name} follows channel {channel}; rollback --allow-off-channel moves it to {before}")
+            self.reporter.note(
+                f"{name} follows channel {group.channel}; rollback --allow-off-channel moves it to {before}"
+            )
             return
-        self.off_channel(name, group, record, audit=True, operation="rollback")
+        self.off_channel(name, group, record, audit=audit, operation="rollback")

@@ -158,6 +158,16 @@ class Resume:
             f"`bakery rollout {name} --image NAME@VERSION` replaces it with a rollout of an image that passes the "
             "gate (the rollback is closed as abandoned, on the record)"
         )
+        off = group.channel is not None and self.following.rollback_off_channel(
+            name,
+            group,
+            rollout.to_record,
+            rollout.to.describe(),
+            allowed=allow_off_channel,
+            hint=f"{unfinished}; `bakery rollback {name} --allow-off-channel` resumes it anyway, off its "
+            "channel (recorded in the audit log, as `rollout --image` is)",
+        )
+        # The gate is the last check that can refuse (its refusal recorded as one): then what allows it.
         if rollout.to_record is not None:
             self.gate.check(
                 name,
@@ -182,16 +192,8 @@ class Resume:
                 hint=unfinished,
                 way_out=way_out,
             )
-        if group.channel is not None:
-            self.following.rollback_off_channel(
-                name,
-                group,
-                rollout.to_record,
-                rollout.to.describe(),
-                allowed=allow_off_channel,
-                hint=f"{unfinished}; `bakery rollback {name} --allow-off-channel` resumes it anyway, off its "
-                "channel (recorded in the audit log, as `rollout --image` is)",
-            )
+        if off:
+            self.following.rolled_back_off_channel(name, group, rollout.to_record, rollout.to.describe(), audit=audit)
 
     def back(
         self,

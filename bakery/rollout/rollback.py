@@ -44,13 +44,17 @@ class Rollbacks:
         planning.refuse_active(name, state)
         last, before = planning.last_move(name, driver.history(name, group, spec), state)
         record = self.record_of(group, before)
+        off = group.channel is not None and self.following.rollback_off_channel(
+            name, group, record, before.describe(), allowed=allow_off_channel
+        )
+        rollout = planning.new(name, group, spec, "rollback", before, record, state, None)
+        # The gate is the last check that can refuse (its refusal recorded as one): then what allows it.
         if record is not None:
             self.gate.check(name, group, record, operation="rollback", allow_unverified=allow_unverified, reason=reason)
         else:
             self.gate.check_unrecorded(
                 name, group, shown(before), ref=before.image, allow_unverified=allow_unverified, reason=reason
             )
-        if group.channel is not None:
-            self.following.rollback_off_channel(name, group, record, before.describe(), allowed=allow_off_channel)
-        rollout = planning.new(name, group, spec, "rollback", before, record, state, None)
+        if off:
+            self.following.rolled_back_off_channel(name, group, record, before.describe())
         return dataclasses.replace(rollout, reason=reason or f"rollback of {last.id} requested by {who()}")

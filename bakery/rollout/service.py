@@ -9,18 +9,18 @@ a MIG on the move) refuses one from any other machine.
 
 The rooms: planning.py picks the image and plans; rollback.py plans a rollback after a completed
 rollout; resume.py checks again what an unfinished rollout or rollback is taken up onto;
-replace.py lets `rollout --image` replace an unfinished rollback whose image was revoked; engine.py
+replace.py lets `rollout --image` replace an unfinished rollback (or rollout) whose way on is
+barred (its image, or the one it would go back to, revoked or gone); engine.py
 runs the steps and, after a failure, does what decide.py picks; record.py writes the result, the
-journal's form and the history.
+journal's form and the history; behind.py finds the groups behind their channel (`--behind`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from bakery.groups.base import GroupDriver, GroupState, Release, Rollout, get_dr
 from bakery.progress import Reporter
 from bakery.providers.base import ClientFactory, Provider, get_provider
 from bakery.rollout import planning
+from bakery.rollout.behind import Behind, behind
 from bakery.rollout.engine import Engine
 from bakery.rollout.following import Following
 from bakery.rollout.record import History, RolloutResult, saved
@@ -53,20 +54,6 @@ from bakery.workspace import Workspace
 UNFINISHED = (steps.RUNNING, steps.INTERRUPTED)
 
 __all__ = ["UNFINISHED", "Behind", "RolloutResult", "Rollouts"]
-
-
-@dataclass(frozen=True)
-class Behind:
-    """The groups behind their channel (`Rollouts.behind`), in name order."""
-
-    roll: tuple[str, ...]  # to roll onto the head (an unfinished rollout to the head resumes)
-    stopped: Mapping[str, str]  # group -> its unfinished rollout goes elsewhere, and what to do
-    headless: Mapping[str, str]  # group -> its channel has no head left, and what to do
-
-    @property
-    def groups(self) -> list[str]:
-        """The groups --behind takes one at a time, in name order (it stops at a stopped one)."""
-        return sorted([*self.roll, *self.stopped])
 
 
 class Rollouts:
@@ -91,7 +78,7 @@ class Rollouts:
         self.following = Following(self.heads, self.trust, self.gate, reporter)
         self.resume = Resume(self.heads, self.gate, self.following, reporter, self._record_of)
         self.rollbacks = Rollbacks(self.gate, self.following, self._record_of)
-        self.replacing = Replacing(self.gate, self.trust, self.history)
+        self.replacing = Replacing(self.gate, self.trust, self.history, self._record_of)
 
     # --- what the commands share -------------------------------------------------------------
 
@@ -156,7 +143,7 @@ class Rollouts:
         options: dict[str, Any] = {}
         if journal is not None:
             rollout = self._from_journal(name, group, journal)
-            if image is not None and image != rollout.to.image:  # replacing a stuck rollback (replace.py)
+            if image is not None and image != rollout.to.image:  # replacing a stuck one (replace.py)
                 options = self.replacing.check(
                     name, group, rollout, journal, image, allow_unverified=allow_unverified, reason=reason
                 )
@@ -179,61 +166,29 @@ class Rollouts:
             planning.refuse_active(name, state)
         wanted = self.following.head(name, group) if image is None and group.channel is not None else image
         record = planning.pick(self.gate, group, self.provider(group).images(group.target, group.image), wanted)
+        rollout = planning.new(
+            name, group, spec, "rollout", driver.release_of(record, spec), record, state, strategy_type
+        )
+        if options:  # the driver must be able to take the group over from the one it replaces
+            rollout = dataclasses.replace(rollout, options=options)
+            self.replacing.at_rest(driver, rollout, state)
+        # Every check that can refuse ran (the gate's refusal is recorded as one): now what allows it.
         audit = not dry_run
         self.gate.check(
             name, group, record, operation="rollout", allow_unverified=allow_unverified, reason=reason, audit=audit
         )
         if image is not None and group.channel is not None:
             self.following.off_channel(name, group, record, audit=audit)
-        to = driver.release_of(record, spec)
-        rollout = planning.new(name, group, spec, "rollout", to, record, state, strategy_type)
-        if options:  # the driver must be able to take the group over from the rollback it replaces
-            rollout = dataclasses.replace(rollout, options=options)
-            self.replacing.at_rest(driver, rollout, state)
         return rollout
 
     def behind(self) -> Behind:
-        """The groups that follow a channel and do not run its head, in name order: those to roll,
-        those whose unfinished rollout goes elsewhere than the head (resuming it would finish an
-        off-channel rollout), and those whose channel has no head left (every head revoked or no
-        longer verifying), each with what to do."""
-        roll: list[str] = []
-        stopped: dict[str, str] = {}
-        headless: dict[str, str] = {}
-        for name, group in sorted(self.project.config.groups.items()):
-            if group.channel is None:
-                continue
-            head = self.heads.head(group.channel, group.target, group.image)
-            if head.ref is None:
-                if head.moved_past:
-                    headless[name] = (
-                        f"channel {group.channel} has no head left for {group.image} on {group.target}: every head "
-                        f"is revoked or no longer verifies ({'; '.join(head.moved_past)}); promote a good version to "
-                        f"{group.channel}, or `bakery rollback {name}`"
-                    )
-                continue
+        """The groups that follow a channel and do not run its head (see behind.py)."""
+
+        def unfinished(name: str, group: Group) -> Rollout | None:
             journal = self.unfinished(name)
-            if journal is not None:
-                rollout = self._from_journal(name, group, journal)
-                if rollout.to.image == head.ref:
-                    roll.append(name)
-                else:
-                    way = (
-                        f"`bakery rollback {name}` resumes it by hand (an unfinished rollback is resumed, never "
-                        f"undone), after which --behind rolls the head again"
-                        if rollout.kind == "rollback"
-                        else f"`bakery rollback {name}` undoes it, or `bakery rollout {name}` resumes it by hand"
-                    )
-                    stopped[name] = (
-                        f"{rollout.kind} {rollout.id} of {name} to {rollout.to.describe()} is unfinished, and "
-                        f"{rollout.to.image or 'its image'} is not the head of channel {group.channel} "
-                        f"({head.ref}): {way}"
-                    )
-                continue
-            state = self.read(name)
-            if state.intended is None or state.intended.image != head.ref:
-                roll.append(name)
-        return Behind(tuple(roll), stopped, headless)
+            return self._from_journal(name, group, journal) if journal is not None else None
+
+        return behind(self.project.config.groups, self.heads, unfinished, lambda name: self.read(name).intended)
 
     def in_sync(self, rollout: Rollout) -> bool:
         """Whether the group already runs `rollout.to` on every instance (a rollout would be a no-op)."""
@@ -263,7 +218,7 @@ class Rollouts:
                     raise BakeryError("not confirmed; the group was not touched")
                 # another machine may have moved it meanwhile
                 state = driver.read(rollout.group, rollout.spec, rollout.target_spec)
-                if journal is not None:  # the rollback it replaces is closed only now: nothing refuses after
+                if journal is not None:  # the one it replaces is closed only now: nothing refuses after
                     state = self.replacing.at_rest(driver, rollout, state)
                 planning.unchanged_since_plan(state, rollout)
                 if journal is not None:

@@ -106,6 +106,22 @@ class TrustGate:
         found = Revocations(self.trust).table().get((group.target, ref))
         return found if found is not None and found.effective() else None
 
+    def barred(self, group: Group, ref: str | None, record: ImageRecord | None) -> str | None:
+        """Why nothing goes onto the image `ref` (`record`: its catalog record, None when gone)
+        without an override, said after its name: "is <its revocation>" when it is revoked (its own
+        or an ancestor's; by name only when its record is gone), "can no longer be found on TARGET
+        to verify ..." when bakery baked it but its record is gone. None when neither, or when
+        bakery did not bake it (`ref` None: no revocation can name it)."""
+        if record is not None:
+            revocation = self.revoked(group, record)
+            return f"is {revocation.describe()}" if revocation is not None else None
+        if ref is None:
+            return None
+        revocation = self.revoked_by_name(group, ref)
+        if revocation is not None:
+            return f"is {revocation.describe()}"
+        return f"can no longer be found on {group.target} to verify (pruned or deregistered since)"
+
     def check_unrecorded(
         self,
         group_name: str,
@@ -129,8 +145,9 @@ class TrustGate:
           the registry revokes `ref` by name, it is refused as revoked, an override taking it
           only for an undo (as check_restore).
         A refusal is TrustError (exit 1; `hint` leads its hint), recorded in the audit log with
-        `audit`; `allow_unverified` (with its `reason`) deploys it anyway, said and recorded.
-        `way_out` ends the hint of a refusal as revoked."""
+        `audit` (an undo's refusal as revoked under the action "rollback", its details saying
+        "undo", as check_restore's); `allow_unverified` (with its `reason`) deploys it anyway, said
+        and recorded. `way_out` ends the hint of a refusal of an image bakery baked."""
         required = self.required(group)
         if ref is None and not required:
             return
@@ -149,8 +166,9 @@ class TrustGate:
             {"problems": problems} if ref is None else {"problems": problems, "operation": operation}
         )
         if revocation is not None and (operation != "undo" or not allow_unverified):
-            if audit:
-                self.trust.record(operation, subject, "refused", policy=policy, details=details)
+            if audit:  # an undo is a rollback (as check_restore records it), told apart by its details
+                action = "rollback" if operation == "undo" else operation
+                self.trust.record(action, subject, "refused", policy=policy, details=details)
             never = operation != "undo"
             raise TrustError(
                 f"refusing to {verb} {image}: {problems[0]}",
@@ -166,7 +184,9 @@ class TrustGate:
                 self.trust.record("verify-failed", subject, "refused", policy=policy, details=details)
             raise TrustError(
                 f"refusing to {verb} {image}: {problems[0]}",
-                hint=lead + '--allow-unverified --reason "WHY" deploys it anyway (recorded in the audit log)',
+                hint=lead
+                + '--allow-unverified --reason "WHY" deploys it anyway (recorded in the audit log)'
+                + (f"; {way_out}" if way_out and ref is not None else ""),
             )
         self.reporter.note(
             f"WARNING: {image} "

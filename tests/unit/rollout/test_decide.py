@@ -21,10 +21,10 @@ from bakery.rollout.decide import Failure, Outcome, classify, decide
 
 ANY = object()
 REFUSED, UNREACHABLE, GATE, STEP = Failure.REFUSED, Failure.UNREACHABLE, Failure.GATE, Failure.STEP
-STOP, PAUSE, PAUSE_REVOKED = Outcome.STOP, Outcome.PAUSE, Outcome.PAUSE_REVOKED
+STOP, PAUSE, PAUSE_BARRED = Outcome.STOP, Outcome.PAUSE, Outcome.PAUSE_BARRED
 FAIL, ROLL_BACK = Outcome.FAIL, Outcome.ROLL_BACK
 
-# failure, moved, rollback (the group's policy), kind, previous_revoked -> outcome. ANY: every value.
+# failure, moved, rollback (the group's policy), kind, previous_barred -> outcome. ANY: every value.
 TABLE: list[tuple[Any, Any, Any, Any, Any, Outcome]] = [
     # refused before anything moved: nothing to undo, nothing to resume
     (REFUSED, False, ANY, ANY, ANY, STOP),
@@ -35,8 +35,8 @@ TABLE: list[tuple[Any, Any, Any, Any, Any, Outcome]] = [
     # a gate or a step failed: rolled back when the group wants it, onto an image still trusted
     (GATE, ANY, True, "rollout", False, ROLL_BACK),
     (STEP, ANY, True, "rollout", False, ROLL_BACK),
-    (GATE, ANY, True, "rollout", True, PAUSE_REVOKED),
-    (STEP, ANY, True, "rollout", True, PAUSE_REVOKED),
+    (GATE, ANY, True, "rollout", True, PAUSE_BARRED),
+    (STEP, ANY, True, "rollout", True, PAUSE_BARRED),
     # no rollback wanted, or a rollback that failed forward: failed, as it stands
     (GATE, ANY, False, ANY, ANY, FAIL),
     (STEP, ANY, False, ANY, ANY, FAIL),
@@ -63,8 +63,8 @@ def test_the_table_names_every_case_once() -> None:
     ("case", "expected"), expanded(), ids=lambda v: "-".join(map(str, v)) if isinstance(v, tuple) else v.value
 )
 def test_decide(case: tuple[Any, ...], expected: Outcome) -> None:
-    failure, moved, rollback, kind, previous_revoked = case
-    assert decide(failure, moved=moved, rollback=rollback, kind=kind, previous_revoked=previous_revoked) == expected
+    failure, moved, rollback, kind, previous_barred = case
+    assert decide(failure, moved=moved, rollback=rollback, kind=kind, previous_barred=previous_barred) == expected
 
 
 @pytest.mark.parametrize(

@@ -109,8 +109,9 @@ def test_a_rollback_whose_image_is_not_revoked_is_not_replaced(world: World) -> 
     assert refused.exit_code == 2, refused.output
     assert re.search(rf"rollback r-\S+ of web-eu to {first} is unfinished \(stopped at wave-2\)", refused.stderr)
     assert hint_of(refused) == (
-        "`bakery rollback web-eu` resumes it (a rollback is resumed, never undone); `bakery rollout web-eu --image "
-        "NAME@VERSION` replaces an unfinished rollback only once its image is revoked"
+        "`bakery rollback web-eu` resumes it (a rollback is resumed, never undone; with `--allow-unverified --reason "
+        '"WHY"` if its image no longer verifies); `bakery rollout web-eu --image NAME@VERSION` replaces an unfinished '
+        "rollback only once its image is revoked or gone"
     )
     assert kept(world) == before
     assert abandoned(world) == []

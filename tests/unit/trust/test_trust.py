@@ -233,8 +233,9 @@ def test_a_failed_rollout_is_paused_rather_than_rolled_back_onto_a_revoked_image
     assert "(interrupted)" in status.stdout and f"runs revoked image {first}" in status.stdout
     hint = " ".join(failed.stderr.split("hint: ", 1)[1].split())
     assert hint == (
-        f'`bakery rollout web-eu` resumes it onto {second}; `bakery rollback web-eu --allow-unverified --reason "WHY"` '
-        f"goes back onto {first} anyway (recorded in the audit log)"
+        f"`bakery rollout web-eu` resumes it onto {second}; `bakery rollout web-eu --image NAME@VERSION` replaces it "
+        "with a rollout of an image that passes the gate (it is closed as abandoned, on the record); `bakery rollback "
+        f'web-eu --allow-unverified --reason "WHY"` goes back onto {first} anyway (recorded in the audit log)'
     )
     refused = world.run("rollback", "web-eu", "--yes")  # a person decides: not without the override
     assert refused.exit_code == 1 and f"refusing to roll web-eu back onto {first}: it is revoked" in refused.stderr

@@ -170,6 +170,9 @@ def test_undoing_a_rollout_back_onto_an_image_no_longer_found_and_revoked_by_nam
     assert f"refusing to roll web-eu back onto {first}: it is revoked since" in said(refused)
     assert "goes back onto it anyway (recorded in the audit log)" in hint_of(refused)
     assert kept(world) == before
+    # recorded as check_restore records the refused undo of an image it found: a rollback, told apart by its details
+    (refusal,) = [e for e in world.audit() if e["result"] == "refused"]
+    assert (refusal["action"], refusal["details"]["operation"]) == ("rollback", "undo")
     undone = world.run("rollback", "web-eu", "--yes", *OVERRIDE)
     assert undone.exit_code == 0, undone.output
     assert world.driver.runs("web-eu") == {first: 2}
