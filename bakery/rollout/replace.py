@@ -68,16 +68,23 @@ class Replacing:
             clean(reason, what="--reason")
         stopped = journal.data.get("current") or "its start"
         unfinished = f"{stuck.kind} {stuck.id} of {name} to {stuck.to.describe()} is unfinished (stopped at {stopped})"
-        if journal.data.get("phase") == "rollback":
+        going_back = journal.data.get("phase") == "rollback"  # its rollback steps restore `previous`
+        held = stuck.to if stuck.kind == "rollback" and not going_back else stuck.previous
+        why = None
+        if held is not None:  # nothing ran before: going back brings nothing up, barred by nothing
+            record = stuck.to_record if held is stuck.to else self._record_of(group, held)
+            why = self.gate.barred(group, held.image, record)
+        if going_back:  # the only way on, even onto a barred image: a person's override then
             raise UsageError(
                 unfinished + ", on its way back",
-                hint=f"`bakery rollback {name}` goes on back; then `bakery rollout {name} --image {image}`",
+                hint=(
+                    f"`bakery rollback {name}` goes on back"
+                    if why is None or held is None
+                    else f'`bakery rollback {name} --allow-unverified --reason "WHY"` goes on back onto {held.image}, '
+                    f"which {why} (recorded in the audit log)"
+                )
+                + f"; then `bakery rollout {name} --image {image}`",
             )
-        held = stuck.to if stuck.kind == "rollback" else stuck.previous
-        why = None
-        if held is not None:  # nothing ran before a rollout: its undo brings nothing up, barred by nothing
-            record = stuck.to_record if stuck.kind == "rollback" else self._record_of(group, held)
-            why = self.gate.barred(group, held.image, record)
         if why is None or held is None:
             raise UsageError(
                 unfinished,

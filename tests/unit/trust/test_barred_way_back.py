@@ -190,3 +190,34 @@ def test_a_rollback_whose_image_is_gone_names_the_way_out_and_is_replaced_by_rol
     assert closed.result == "failed" and str(closed.reason).startswith(f"abandoned: {first} {GONE}; replaced by")
     (event,) = abandoned(world)
     assert (event["details"]["operation"], event["details"]["why"]) == ("rollback", f"{first} {GONE}")
+
+
+def test_a_rollout_stopped_on_its_way_back_onto_a_barred_image_names_the_override_that_goes_on(world: World) -> None:
+    first = world.bake()
+    second = world.bake(force=True)
+    world.driver.seed("web-eu", Release(first, world.image_id(first), None, "a"))
+    world.driver.bad.add(second)
+    world.driver.interrupt_at = "restore"  # the automatic rollback after the failed gate is interrupted
+    assert world.run("rollout", "web-eu", "--image", second, "--yes").exit_code == 130
+    assert world.run("revoke", first, "--reason", "CVE-2026-0008").exit_code == 0
+    third = world.bake(force=True)
+    before = kept(world)
+
+    refused = world.run("rollout", "web-eu", "--image", third, "--yes")
+    assert refused.exit_code == 2, refused.output
+    assert re.search(
+        rf"rollout r-\S+ of web-eu to {second} is unfinished \(stopped at \S+\), on its way back", said(refused)
+    )
+    assert re.fullmatch(
+        rf'`bakery rollback web-eu --allow-unverified --reason "WHY"` goes on back onto {first}, which is revoked '
+        rf"since \S+: CVE-2026-0008 \(by \S+\) \(recorded in the audit log\); then `bakery rollout web-eu --image "
+        rf"{third}`",
+        hint_of(refused),
+    ), hint_of(refused)
+    assert kept(world) == before
+    assert abandoned(world) == []
+
+    # each command the hint names works, in its order
+    assert world.run("rollback", "web-eu", "--yes", *OVERRIDE).exit_code == 0
+    assert world.run("rollout", "web-eu", "--image", third, "--yes").exit_code == 0
+    assert world.driver.runs("web-eu") == {third: 2}
