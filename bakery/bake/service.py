@@ -319,7 +319,7 @@ class Baker:
         recorded = lambda: any(r.version == version for r in provider.images(eff.target, eff.name))  # noqa: E731
         self.attestations.put(eff.target, eff.name, version, signed.envelope, recorded=recorded)
         journal.put("attested", True)  # removed again if the image is not recorded
-        sbom.store(self.trust, verified.statement, signed.digest, verified.packages)  # removed with the attestation
+        kept = sbom.store(self.trust, verified.statement, signed.digest, verified.packages)  # goes with the attestation
         record = provider.publish(
             resolved.request,
             staged.prepared,
@@ -331,7 +331,7 @@ class Baker:
         journal.put("attested", False)  # recorded: the envelope stays whatever happens next
         subject = f"{record.ref} on {record.target}"
         details = {"inputs_digest": staged.digest, "invocation": bake.invocation, "statement": signed.digest}
-        self.trust.record("build", subject, "ok", details=details)
+        self.trust.record("build", subject, "ok", details=details | ({"sbom": kept} if kept else {}))
         self.trust.record(
             "sign", subject, "ok", policy=self.trust.policy(), details={"keyid": signed.keyid, "key": signed.key_name}
         )

@@ -27,13 +27,15 @@ def candidates(
 ) -> list[Candidate]:
     """Every record with what uses it. Raises BakeryError when a fact cannot be read: a prune
     never decides blind."""
-    group_uses, members = _group_uses(project, target, driver) if _groups_on(project, target) else ({}, set())
+    group_uses, members = _group_uses(project, target, driver) if _groups_on(project, target) else ({}, {})
     heads = _channel_heads(trust, target)
     out = []
     for record, usage in zip(records, provider.usage(records), strict=True):
         theirs = group_uses.get(record.ref, [])
-        # An instance a group's line names already is not named again by the provider's.
-        own = [u for u in usage.uses if not any(u.startswith(f"instance {m} ") for m in members)]
+        # An instance a group's line credits to this version is not named again by the provider's;
+        # one the group could not tie to it (its launch template version deleted...) still is.
+        credited = members.get(record.ref, set())
+        own = [u for u in usage.uses if not any(u.startswith(f"instance {m} ") for m in credited)]
         out.append(
             Candidate(
                 record=record,
@@ -51,10 +53,11 @@ def _groups_on(project: Project, target: str) -> list[str]:
 
 def _group_uses(
     project: Project, target: str, make: Callable[[], GroupDriver]
-) -> tuple[dict[str, list[str]], set[str]]:
-    """What each ref is used by in the groups on `target`, and the ids of the groups' instances."""
+) -> tuple[dict[str, list[str]], dict[str, set[str]]]:
+    """What each ref is used by in the groups on `target`, and the ids of the groups' instances
+    each ref's lines name."""
     driver = make()
-    members: set[str] = set()
+    members: dict[str, set[str]] = defaultdict(set)
     spec = project.config.targets[target]
     uses: dict[str, list[str]] = defaultdict(list)
 
@@ -69,9 +72,9 @@ def _group_uses(
             add(state.intended.image, f"group {name}'s template {_template(state.intended)}")
         running: dict[str, list[str]] = defaultdict(list)
         for instance in state.instances + state.kept:
-            members.add(instance.id)
             if instance.image:
                 running[instance.image].append(instance.id)
+                members[instance.image].add(instance.id)
         for ref, ids in running.items():
             add(ref, f"group {name}'s instance{'s' if len(ids) > 1 else ''} {', '.join(sorted(ids))}")
         for entry in driver.history(name, group, spec)[-group.keep :]:

@@ -14,7 +14,10 @@ Where: `sbom/<target>/<image>/<version>.json` in the registry. What: a DSSE enve
 
 A reader trusts it only when a key of trust.keys signed it, the predicateType is CycloneDX's, and
 its subject names the same image, version, target and provenance statement digest as the image
-carries now (the digest its verified attestation has).
+carries now (the digest its verified attestation has). The image's newest `build` audit event names
+the digest of the SBOM statement the bake stored (as a `scan` event names its scan's: scan/attest.py):
+another one in the registry (an older one put back), or none (deleted), reads as `invalid`; so does
+any, or none, while the audit log does not verify.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from bakery.errors import TrustError
 from bakery.registry.base import update
 from bakery.sbom.bom import packages_of
 from bakery.sbom.dpkg import Package, PackageDbError
+from bakery.trust.audit_facts import test_key
 from bakery.trust.context import TrustContext
 from bakery.trust.signing import PAYLOAD_TYPE, sign, signer_public_key, verify
 from bakery.trust.testresults import Subject
@@ -95,6 +99,14 @@ def read(trust: TrustContext, target: str, name: str, version: str, provenance_d
     (`provenance_digest`). Raises what the store raises (ProviderError)."""
     key = key_of(target, name, version)
     blob = trust.store.get(key)
+    try:
+        logged = trust.logged().sboms.get(test_key(target, f"{name}@{version}"))
+    except TrustError as exc:  # what it records cannot be known: neither "none" nor "present"
+        why = f"cannot be held to the signed audit log: {exc.message}"
+        return SbomStatus("invalid", f"{key} in {trust.store.where}: {why}", key)
+    if blob is None and logged is not None:
+        problem = f"the signed audit log records an SBOM (event {logged[0]}), but the registry holds none (deleted?)"
+        return SbomStatus("invalid", f"{key} in {trust.store.where}: {problem}", key)
     if blob is None:
         return SbomStatus("none", f"no SBOM at {key} in {trust.store.where}", key)
     try:
@@ -104,6 +116,8 @@ def read(trust: TrustContext, target: str, name: str, version: str, provenance_d
         return SbomStatus("invalid", f"{key} does not verify: {getattr(exc, 'message', exc)}", key)
     document = verified.document
     problems = _problems(document, (name, version, target), provenance_digest)
+    if not problems and logged is not None and sha256(jcs_bytes(document)) != logged[1]:
+        problems = [f"not the SBOM the signed audit log records last (event {logged[0]}): an older one put back?"]
     if problems:
         return SbomStatus("invalid", f"{key}: " + "; ".join(problems), key)
     try:

@@ -39,14 +39,16 @@ def make(db: PackageDb, image: str, version: str, target: str, finished: str) ->
     return Made(bom, len(packages), db.read_from)
 
 
-def store(trust: TrustContext, statement: dict[str, Any], provenance_digest: str, made: Made) -> None:
+def store(trust: TrustContext, statement: dict[str, Any], provenance_digest: str, made: Made) -> str | None:
     """Sign and keep the SBOM of the image whose signed provenance is `statement` (its digest
     `provenance_digest`): its subject is the provenance's subject, annotated with that digest.
-    Without one, whatever an earlier, killed bake of that version left there goes."""
+    Returns the digest of the SBOM statement stored (what the build's audit event names, and a
+    reader holds the registry to). Without one, whatever an earlier, killed bake of that version
+    left there goes, and None."""
     params = statement["predicate"]["buildDefinition"]["externalParameters"]
     if made.bom is None:
         remove(trust, params["target"], params["image"], params["version"])
-        return
+        return None
     first = statement["subject"][0]
     subject = Subject(
         name=first["name"],
@@ -56,7 +58,7 @@ def store(trust: TrustContext, statement: dict[str, Any], provenance_digest: str
         target=params["target"],
         provenance=provenance_digest,
     )
-    attest.store(trust, subject, made.bom)
+    return attest.store(trust, subject, made.bom).digest
 
 
 def remove(trust: TrustContext, target: str, name: str, version: str) -> None:

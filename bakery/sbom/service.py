@@ -85,7 +85,8 @@ class Sboms:
                 f"{record.ref} on {record.target}: {status.detail}",
                 hint="an SBOM is made by the bake; bake again to have one"
                 if status.state == "none"
-                else "its SBOM is not one a trusted key made for this image: bake again",
+                else "it is not the SBOM a trusted key made for this image, as the audit log records it: restore "
+                "the registry from a backup, or bake again (`bakery audit verify` checks the log)",
             )
         return ImageSbom(
             record.ref,

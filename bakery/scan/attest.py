@@ -4,9 +4,9 @@ and test results: bakery/sbom/attest.py, bakery/trust/testresults.py).
 Where: `scan/<target>/<image>/<version>.json`; a later scan of the version replaces it (the scan
 service refuses one made with an older feed unless told: service.py). Its audit event `scan` names
 the digest of the statement stored; a reader holds the registry to the newest such event, so an
-older envelope put back, or the scan deleted, reads as `invalid`. What: a
-DSSE envelope signed with this machine's signer whose payload is an in-toto Statement v1 with the
-vulnerability predicate v0.2 (https://github.com/in-toto/attestation/blob/main/spec/predicates/vulns.md):
+older envelope put back, or the scan deleted, reads as `invalid`; so does any, or none, while the
+log does not verify. What: a DSSE envelope signed with this machine's signer whose payload is an
+in-toto Statement v1 with the vulnerability predicate v0.2 (https://github.com/in-toto/attestation/blob/main/spec/predicates/vulns.md):
 
     {"_type": "https://in-toto.io/Statement/v1",
      "subject": [<the provenance subject, annotated with image, version, target, provenance>],
@@ -141,7 +141,11 @@ def read(trust: TrustContext, target: str, name: str, version: str, provenance_d
     raises (ProviderError)."""
     key = key_of(target, name, version)
     blob = trust.store.get(key)
-    logged = _logged(trust, target, f"{name}@{version}")
+    try:
+        logged = trust.logged().scans.get(test_key(target, f"{name}@{version}"))
+    except TrustError as exc:  # what it records cannot be known: neither "none" nor "present"
+        why = f"cannot be held to the signed audit log: {exc.message}"
+        return StoredScan("invalid", f"{key} in {trust.store.where}: {why}", key)
     if blob is None and logged is not None:
         problem = f"the signed audit log records a scan (event {logged[0]}), but the registry holds none (deleted?)"
         return StoredScan("invalid", f"{key} in {trust.store.where}: {problem}", key)
@@ -165,15 +169,6 @@ def read(trust: TrustContext, target: str, name: str, version: str, provenance_d
         return StoredScan("invalid", f"{key} does not verify: {getattr(exc, 'message', exc)}", key)
     detail = f"{len(findings)} finding(s) with feed {feed}, scanned {scanned}"
     return StoredScan("present", detail, key, feed, digest, scanned, findings, verified.signed_by, newest)
-
-
-def _logged(trust: TrustContext, target: str, ref: str) -> tuple[int, str] | None:
-    """(seq, statement digest) of the newest scan event of `ref` on `target`; None when the log
-    records none that names its statement, or does not verify (what reads the log says so)."""
-    try:
-        return trust.logged().scans.get(test_key(target, ref))
-    except TrustError:
-        return None
 
 
 def _problem(document: Mapping[str, Any], image: tuple[str, str, str], provenance_digest: str) -> str:

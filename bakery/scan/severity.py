@@ -5,8 +5,9 @@ base score, or as a CVSS vector (OSV `severity: [{type: CVSS_V2 | CVSS_V3 | CVSS
 "CVSS:3.1/AV:N/..."}]`). A vector's base score is computed by the `cvss` library and rated with
 its version's qualitative scale: v3 and v4 as their specifications rate them (none, low, medium,
 high, critical), v2 as NVD does (low below 4.0, medium below 7.0, else high). A feed is untrusted
-input: a vector that cannot be read stays `unknown`, and says why in a line of bounded, printable
-text.
+input: a vector that cannot be read, or a score that is not a base score (a finite number from 0
+to 10: JSON readers take NaN and Infinity), stays `unknown`, and says why in a line of bounded,
+printable text.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ MAX_VECTOR = 300  # characters: a CVSS v4 vector with every metric set is about 
 MAX_SEVERITIES = 16  # entries of one record's `severity` list read; OSV gives one per scoring system
 _WORDS = {"low": "low", "moderate": "medium", "medium": "medium", "high": "high", "important": "high"}
 _WORDS |= {"critical": "critical", "none": "none", "negligible": "unimportant", "unimportant": "unimportant"}
-_NUMBER = re.compile(r"[0-9]{1,2}(\.[0-9])?")  # a base score given as text ("9.8")
+# A score given as text ("9.8"), or text a reader might take for a number ("99", "-1", "1e3", "NaN")
+_NUMBER = re.compile(r"[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?|[-+]?(nan|inf|infinity)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -97,19 +99,33 @@ def osv(record: Mapping[str, Any], entry: Mapping[str, Any]) -> Rated:
 def _one(each: Mapping[str, Any]) -> Rated:
     kind, score = _text(each.get("type"), 40), each.get("score")
     if isinstance(score, int | float) and not isinstance(score, bool):
-        return Rated(score_rating(float(score)), str(score))
+        return _scored(kind, score, _number(score))
     if not isinstance(score, str) or not score:
         return Rated("unknown", "not given")
     given = shown(score[:MAX_VECTOR])
     if kind == "Ubuntu":
         return Rated(word(score[:40]), given)
-    if _NUMBER.fullmatch(score):
-        return Rated(score_rating(float(score)), score)
+    if len(score) <= 40 and _NUMBER.fullmatch(score):
+        return _scored(kind, float(score), given)
     try:
         return Rated(vector_rating(kind, score), given)
     except ValueError as exc:
         why = shown(str(exc)[:200])
         return Rated("unknown", given, f"its {shown(kind) or 'severity'} vector could not be read: {why}")
+
+
+def _scored(kind: str, score: float, given: str) -> Rated:
+    """A base score rated; one outside 0..10 (NaN and infinities included) is `unknown`, saying why."""
+    if 0 <= score <= 10:  # false for NaN
+        return Rated(score_rating(float(score)), given)
+    return Rated("unknown", given, f"its {shown(kind) or 'severity'} score {given} is not a base score from 0 to 10")
+
+
+def _number(score: float) -> str:
+    """A number as shown: an integer of more digits than a score may have is not written out."""
+    if isinstance(score, int) and not -(10**12) < score < 10**12:
+        return "(an integer of more than 12 digits)"
+    return str(score)
 
 
 def _rank(rated: Rated) -> int:

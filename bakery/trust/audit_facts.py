@@ -2,8 +2,9 @@
 state of each image, how many moves each channel history has had, and what each image's newest
 test run found. The registry's own documents (revocations/, channels/, tests/) are held to them:
 a document set back, cut short or deleted, while the signed log records more, is a rollback. The
-newest `scan` event of an image names the digest of the scan statement it stored (scan/): another
-one in the registry, or none, is a replay or a deletion."""
+newest `scan` event of an image names the digest of the scan statement it stored (scan/), and its
+newest `build` event the digest of the SBOM statement the bake stored (sbom/): another one in the
+registry, or none, is a replay or a deletion."""
 
 from __future__ import annotations
 
@@ -89,6 +90,7 @@ class Logged:
     moves: dict[str, dict[int, list[LoggedMove]]] = field(default_factory=dict)  # channel_key -> seq -> events
     overrides: frozenset[tuple[str, str]] = frozenset()  # (promotion subject, gate)
     scans: dict[str, tuple[int, str]] = field(default_factory=dict)  # test_key -> (seq, statement digest), newest
+    sboms: dict[str, tuple[int, str]] = field(default_factory=dict)  # test_key -> (seq, SBOM statement digest)
 
 
 _ACTION_OF = {"promote": "promote", "promote-rollback": "rollback", "channel-fallback": "fallback"}
@@ -100,11 +102,16 @@ def logged(events: Iterable[Event]) -> Logged:
     moves: dict[str, dict[int, list[LoggedMove]]] = {}
     overrides: set[tuple[str, str]] = set()
     scans: dict[str, tuple[int, str]] = {}
+    sboms: dict[str, tuple[int, str]] = {}
     for event in events:
         if event.action == "override-gate" and event.result == "allowed":
             overrides.add((event.subject, str(event.details.get("gate", ""))))
         if (scanned := scan_in(event)) is not None:
             scans[scanned[0]] = (event.seq, scanned[1])
+        if (built := sbom_in(event)) is not None and built[1] is not None:
+            sboms[built[0]] = (event.seq, built[1])
+        elif built is not None:  # a rebuild that stored no SBOM: none is recorded since
+            sboms.pop(built[0], None)
         found = _channel_event(event) if event.result in ("ok", INTENDED) else None
         if found is None:
             continue
@@ -125,7 +132,7 @@ def logged(events: Iterable[Event]) -> Logged:
                 intended=event.result == INTENDED,
             )
         )
-    return Logged(moves, frozenset(overrides), scans)
+    return Logged(moves, frozenset(overrides), scans, sboms)
 
 
 def scan_in(event: Event) -> tuple[str, str] | None:
@@ -136,3 +143,13 @@ def scan_in(event: Event) -> tuple[str, str] | None:
         return None
     ref, sep, target = event.subject.partition(" on ")
     return (test_key(target, ref), statement) if sep else None
+
+
+def sbom_in(event: Event) -> tuple[str, str | None] | None:
+    """(test_key, the digest of the SBOM statement it stored, None when it stored none) of a build
+    event ("web@1.0.1 on aws")."""
+    if event.action != "build" or event.result != "ok":
+        return None
+    ref, sep, target = event.subject.partition(" on ")
+    statement = event.details.get("sbom")
+    return (test_key(target, ref), statement if isinstance(statement, str) and statement else None) if sep else None

@@ -6,6 +6,11 @@ what uses an image) needs them.
     GET         /projects/{p}/zones/{z}/disks[/{name}]      list, get
     GET         /projects/{p}/aggregated/{instances|disks}  every zone's, by zone
 
+An aggregated list names every zone, as GCE's does: one with nothing in it carries the warning
+NO_RESULTS_ON_PAGE, and one a test made unreachable (`unreachable()`) either carries the warning
+UNREACHABLE instead of its items, or is left out of the items and named in the list's
+`unreachables` (what GCE answers a caller that opts in to partial results).
+
 An insert is checked as GCE checks it (a name, one boot disk from an image that exists) and
 answers a zone operation; the instance exists, STAGING, from the insert on (its name is taken),
 and is RUNNING, with an internal and (given an access config) an external address, once the
@@ -34,6 +39,8 @@ if TYPE_CHECKING:
     from tests.fakes.gce import FakeGce
 
 _IMAGE_PATH = re.compile(r"projects/([^/]+)/global/images/([^/]+)$")  # group(0): the path from projects/ on
+# The zones every aggregated list names (with what a test put elsewhere), as GCE names all of its own.
+ZONES = ("europe-west1-b", "europe-west1-c", "europe-west1-d", "us-central1-a", "us-central1-b", "us-central1-f")
 
 
 class FakeInstances:
@@ -43,6 +50,7 @@ class FakeInstances:
         self.disks: dict[tuple[str, str], dict[str, JsonDict]] = {}  # (project, zone scope) -> name -> JSON
         self.deleted: list[str] = []  # names, in the order their deletion was DONE
         self.appear_when_done = False
+        self.unreachables: dict[tuple[str, str], str] = {}  # (project, zone scope) -> how aggregated lists say so
         self._addresses = itertools.count(2)
 
     # --- test API --------------------------------------------------------------------------------
@@ -59,6 +67,14 @@ class FakeInstances:
             raise ValueError(f"not a disk URL: {url}")
         with self.gce._lock:
             return copy.deepcopy(self.disks[(found.group(1), found.group(2))][found.group(3)])
+
+    def unreachable(self, project: str, zone: str, *, listed: str = "warning") -> None:
+        """From now on, aggregated lists of `project` cannot read `zone`: its scope carries the
+        warning UNREACHABLE (`listed="warning"`), or it is named in `unreachables` ("unreachables")."""
+        if listed not in ("warning", "unreachables"):
+            raise ValueError(f"listed is 'warning' or 'unreachables', not {listed!r}")
+        with self.gce._lock:
+            self.unreachables[(project, f"zones/{zone}")] = listed
 
     def add(
         self, project: str, zone: str, name: str, *, created: str, image: str | None = None, **fields: object
@@ -117,13 +133,25 @@ class FakeInstances:
         if collection not in ("instances", "disks") or query.get("filter") or query.get("pageToken"):
             raise error(400, f"the fake answers aggregated/{collection} unfiltered, in one page")
         kind = {"instances": "compute#instanceAggregatedList", "disks": "compute#diskAggregatedList"}[collection]
-        by_zone = {
-            scope: {collection: sorted(copy.deepcopy(items), key=lambda i: i["name"])}
-            for scope, items in sorted(self._listed(project, collection).items())
-            if items
-        }
+        listed = self._listed(project, collection)
+        scopes = {*listed, *(f"zones/{zone}" for zone in ZONES), *(s for p, s in self.unreachables if p == project)}
+        by_zone: JsonDict = {}
+        unreachables: list[str] = []
+        for scope in sorted(scopes):
+            items = listed.get(scope, [])
+            how = self.unreachables.get((project, scope))
+            if how == "unreachables":
+                unreachables.append(scope)
+            elif how == "warning":
+                by_zone[scope] = {"warning": _warning("UNREACHABLE", f"Scope '{scope}' is unreachable.", scope)}
+            elif items:
+                by_zone[scope] = {collection: sorted(copy.deepcopy(items), key=lambda i: i["name"])}
+            else:
+                message = f"There are no results for scope '{scope}' on this page."
+                by_zone[scope] = {"warning": _warning("NO_RESULTS_ON_PAGE", message, scope)}
         path = f"projects/{project}/aggregated/{collection}"
-        return {"kind": kind, "id": path, "items": by_zone, "selfLink": f"{API_ROOT}/{path}"}
+        answer: JsonDict = {"kind": kind, "id": path, "items": by_zone, "selfLink": f"{API_ROOT}/{path}"}
+        return answer | ({"unreachables": unreachables} if unreachables else {})
 
     def _listed(self, project: str, collection: str) -> dict[str, list[JsonDict]]:
         """The instances (or disks) of `project` by zone scope, the managed groups' VMs among them."""
@@ -237,6 +265,10 @@ class FakeInstances:
                 self.deleted.append(name)
 
         return self.gce._operation(project, "delete", instance, gone, scope=scope)
+
+
+def _warning(code: str, message: str, scope: str) -> JsonDict:
+    return {"code": code, "message": message, "data": [{"key": "scope", "value": scope}]}
 
 
 def _vm_view(mig: Mig, vm: Vm) -> tuple[JsonDict, JsonDict]:

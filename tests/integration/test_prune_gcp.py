@@ -243,3 +243,41 @@ def test_an_instance_booted_from_an_image_keeps_it_and_what_cannot_be_read_keeps
         "(403 Required 'compute.disks.list' permission)"
     ], reasons["web@1.0.5"]
     assert payload["removed"] == [] and not deprecation(world, "1.0.5")
+
+
+@pytest.mark.parametrize("listed", ["warning", "unreachables"])
+def test_a_zone_the_aggregated_lists_could_not_read_keeps_every_image_and_is_named(world: World, listed: str) -> None:
+    world.gce.groups.instances.add(
+        PROJECT, ZONE, "adhoc-vm", created="2026-01-02T00:00:00Z", image=f"projects/{PROJECT}/global/images/web-1-0-5"
+    )
+    world.gce.groups.instances.unreachable(PROJECT, "us-central1-b", listed=listed)  # 1.0.6 may run there
+    said = "Scope 'zones/us-central1-b' is unreachable." if listed == "warning" else ""
+    why = f"(UNREACHABLE: {said})" if listed == "warning" else "(unreachable)"
+    blind = [f"in use: could not tell: the {what} in zones/us-central1-b could not be read {why}" for what in
+             ("disks", "instances")]  # fmt: skip
+    dry = bakery("prune", "--json")
+    assert dry.exit_code == 0, dry.output
+    got = {v["image"]: (v["action"], v["reasons"]) for v in json.loads(dry.stdout)["verdicts"]}
+    assert got["web@1.0.6"] == ("keep", blind)
+    assert got["web@1.0.5"] == ("keep", [*blind, f"in use: instance adhoc-vm (RUNNING) in {ZONE}"])
+    text = bakery("prune")
+    assert f"could not tell: the instances in zones/us-central1-b could not be read {why}" in text.stdout
+
+    done = bakery("prune", "--yes", "--json")
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["removed"] == []
+    assert not deprecation(world, "1.0.5") and not deprecation(world, "1.0.6")
+
+
+def test_zones_with_nothing_in_them_are_read_as_empty_and_an_unused_image_climbs_the_ladder(world: World) -> None:
+    listed = world.gce.groups.instances.aggregated(PROJECT, "instances", {})
+    assert listed["items"]["zones/us-central1-b"] == {
+        "warning": {
+            "code": "NO_RESULTS_ON_PAGE",
+            "message": "There are no results for scope 'zones/us-central1-b' on this page.",
+            "data": [{"key": "scope", "value": "zones/us-central1-b"}],
+        }
+    }
+    done = bakery("prune", "--yes", "--json")
+    assert done.exit_code == 0, done.output
+    assert deprecation(world, "1.0.6")

@@ -5,8 +5,9 @@ managed group or not) with a disk created from it, and who its own IAM policy gr
 An instance names its disks, and each disk the image it was created from (`sourceImage`): the
 instances and disks of the project are read in one aggregated list each, for every image asked
 about at once. Fail safe: a kind of use that the API refuses to list (403 and the like) is a use of
-its own, "could not tell ...", that keeps the image and says why. What comes back is untrusted:
-what is shown is one printable line of bounded length."""
+its own, "could not tell ...", that keeps the image and says why; so is a zone the aggregated list
+could not read (its scope's warning, other than NO_RESULTS_ON_PAGE, or named in `unreachables`).
+What comes back is untrusted: what is shown is one printable line of bounded length."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from bakery.providers.gcp.trust import located
 
 Found = list[tuple[str | None, str]]  # (the image a use boots, None when it may be any; its line)
 _IMAGE = re.compile(r"(?:^|/)projects/([^/]+)/global/images/([^/]+)$")
+_EMPTY = "NO_RESULTS_ON_PAGE"  # the one warning of a scope that says all: it has nothing
 
 
 def usage(provider: GcpAccess, records: Sequence[ImageRecord]) -> list[Usage]:
@@ -83,21 +85,37 @@ def _templates(templates: Any, where: str) -> Found:
 
 
 def _instances(clients: Callable[[str], Any], project: str) -> Found:
-    """Each instance with a disk made from an image (its boot disk, or another)."""
+    """Each instance with a disk made from an image (its boot disk, or another), after the zones
+    that could not be read."""
+    blind: Found = []
     made_from: dict[str, str] = {}  # disk URL -> "project/image" it was created from
-    for _zone, scoped in clients("disks").aggregated_list(project=project):
+    for _zone, scoped in _zones(clients("disks").aggregated_list(project=project), "disks", blind):
         for disk in scoped.disks:
             image = _image(disk.source_image)
             if image is not None:
                 made_from[_path(disk.self_link)] = image
     found: Found = []
-    for zone, scoped in clients("instances").aggregated_list(project=project):
+    for zone, scoped in _zones(clients("instances").aggregated_list(project=project), "instances", blind):
         for instance in scoped.instances:
             line = f"instance {_shown(instance.name)} ({_shown(instance.status)}) in {_shown(zone.split('/')[-1])}"
             for image in dict.fromkeys(made_from.get(_path(d.source), "") for d in instance.disks):
                 if image:
                     found.append((image, line))
-    return found
+    return blind + found
+
+
+def _zones(pager: Any, what: str, blind: Found) -> Iterator[tuple[str, Any]]:
+    """Each scope of an aggregated list, page by page, with its list; a scope it could not read
+    (its warning says other than that it is empty, or the page names it unreachable) is a use of
+    any image, added to `blind`: what is in it is not known."""
+    for page in pager.pages:
+        for scope in page.unreachables:
+            blind.append((None, f"could not tell: the {what} in {_shown(scope)} could not be read (unreachable)"))
+        for scope, scoped in sorted(page.items.items(), key=lambda item: str(item[0])):  # a map has no order
+            if "warning" in scoped and scoped.warning.code != _EMPTY:
+                warning = f"{_shown(scoped.warning.code or '?', 40)}: {_shown(scoped.warning.message, 160)}"
+                blind.append((None, f"could not tell: the {what} in {_shown(scope)} could not be read ({warning})"))
+            yield scope, scoped
 
 
 def _image(url: object) -> str | None:

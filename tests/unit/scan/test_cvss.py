@@ -69,6 +69,26 @@ def test_a_vector_that_cannot_be_read_stays_unknown_and_says_why_in_bounded_prin
     assert hostile.given.startswith("CVSS:3.1/AV:N\\n\\x1b[31m/AC:L") and len(hostile.given) <= 310
 
 
+def test_a_score_that_is_not_a_base_score_stays_unknown_and_says_why() -> None:
+    for score, given in [(float("nan"), "nan"), (float("inf"), "inf"), (99, "99"), (-1, "-1"), (10.01, "10.01")]:
+        assert rated({"type": "CVSS_V3", "score": score}) == severity.Rated(
+            "unknown", given, f"its CVSS_V3 score {given} is not a base score from 0 to 10"
+        )
+    for text in ("99", "NaN", "-Infinity", "1e3", "-0.5"):
+        assert rated({"type": "CVSS_V3", "score": text}) == severity.Rated(
+            "unknown", text, f"its CVSS_V3 score {text} is not a base score from 0 to 10"
+        )
+    assert rated({"type": "CVSS_V3\x1b", "score": 10**400}).unreadable == (
+        "its CVSS_V3\\x1b score (an integer of more than 12 digits) is not a base score from 0 to 10"
+    )
+    # the scale's ends are scores, and a readable score beside an unreadable one counts
+    assert rated({"type": "CVSS_V3", "score": 0}) == severity.Rated("none", "0")
+    assert rated({"type": "CVSS_V3", "score": "10.0"}) == severity.Rated("critical", "10.0")
+    assert rated({"type": "CVSS_V3", "score": float("nan")}, {"type": "CVSS_V3", "score": 5.0}) == (
+        severity.Rated("medium", "5.0")
+    )
+
+
 def osv_record(ident: str, source: str, fixed: str, *severities: tuple[str, str]) -> dict[str, Any]:
     return {
         "id": ident,
@@ -128,6 +148,17 @@ def test_scan_rates_vectors_so_a_medium_one_passes_a_high_policy_and_a_broken_on
         f"  over: {broken}",
     ]
     assert "Traceback" not in result.output
+    # a score out of range, as JSON readers take it (NaN), does not rate critical
+    nan = tmp_path / "osv-nan.json"
+    nan.write_text(json.dumps([osv_record("DEBIAN-CVE-2099-0006", "nginx", "1.22.1-9+deb12u9", ("CVSS_V3", "X"))]))
+    nan.write_text(nan.read_text().replace('"score": "X"', '"score": NaN'))
+    result = world.run("scan", ref, "--target", "aws", "--feed", str(nan), "--channel", "testing")
+    assert result.exit_code == 1, result.output
+    assert [line for line in result.stdout.splitlines() if line.startswith("  over: ")] == [
+        "  over: DEBIAN-CVE-2099-0006 nginx 1.22.1-9+deb12u1 (nginx-common:all) fixed in 1.22.1-9+deb12u9, "
+        "severity unknown (nan; its CVSS_V3 score nan is not a base score from 0 to 10)"
+    ]
+    assert world.run("scan", ref, "--target", "aws", "--feed", over, "--channel", "testing").exit_code == 1
     # the stored, signed scan keeps why, and reads back with it
     [noted] = [r for r in stored_statement(world)["predicate"]["scanner"]["result"] if r["id"].endswith("0004")]
     assert noted["severity"] == [{"method": "osv", "score": BROKEN}]

@@ -10,6 +10,7 @@ from pathlib import Path
 from bakery.registry.base import update
 from bakery.scan import attest
 from bakery.scan.scanner import Scan, older
+from bakery.trust.audit import AuditLog
 from tests.unit.promote.conftest import json_of
 from tests.unit.scan.conftest import NEWER, OSV, with_policy
 from tests.unit.scan.test_heads import running_head, stored_statement, trust_of
@@ -103,3 +104,22 @@ def test_without_dates_to_compare_the_earlier_scan_is_the_older() -> None:
         )
         == ""
     )
+
+
+def test_while_the_audit_log_does_not_verify_a_deleted_scan_is_untrusted_not_unscanned(world: World) -> None:
+    ref = running_head(world)
+    assert world.run("scan", "--heads").exit_code == 0
+    put(world, None)
+    AuditLog(trust_of(world).store, signer=None, keys=[]).append(  # an event no key signed
+        action="scan", subject=f"{ref} on aws", result="ok", who="someone@else"
+    )
+    where = trust_of(world).store.where
+    result = world.run("status", "web-eu")
+    assert result.exit_code == 1, result.output  # the channel is not to be trusted either
+    assert "not scanned" not in result.stdout
+    group = json_of(world.run("status", "web-eu", "--json"))["groups"][0]
+    assert group["unscanned"] == [] and len(group["scan_errors"]) == 1
+    assert (
+        f"whose stored scan cannot be trusted: {KEY} in {where}: cannot be held to the signed audit log: "
+        f"the audit log in {where} does not verify"
+    ) in result.stdout
