@@ -165,13 +165,16 @@ def test_rollback_after_a_completed_rollout_refreshes_back_to_the_previous_numbe
     assert "pages are slow" in json.dumps(entries)
 
 
-def test_a_group_on_default_is_refused_before_anything_changes(moto: str, world: World) -> None:
+@pytest.mark.parametrize("symbolic", ["$Default", "$Latest"])
+def test_a_group_on_a_symbolic_version_is_refused_before_anything_changes(
+    moto: str, world: World, symbolic: str
+) -> None:
     world.client("autoscaling").update_auto_scaling_group(
-        AutoScalingGroupName=ASG, LaunchTemplate={"LaunchTemplateId": world.template_id, "Version": "$Default"}
+        AutoScalingGroupName=ASG, LaunchTemplate={"LaunchTemplateId": world.template_id, "Version": symbolic}
     )
     result = bakery("rollout", GROUP, "--image", "web@1.0.1", "--yes")
     assert result.exit_code == 1, result.output
-    assert "$Default" in result.output and "pin a numbered version" in result.output
+    assert symbolic in result.output and "pin a numbered version" in result.output
     assert world.refreshes() == [] and sorted(world.versions()) == [1]
     assert_no_trace_of_a_refusal(world)
 
